@@ -1,0 +1,10 @@
+"""refaudit: referential-integrity and domain auditing for PostgreSQL."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("refaudit")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0.0.0+source"
+
+__all__ = ["__version__"]

@@ -1,0 +1,189 @@
+"""Schema checks answered from `pg_catalog`: expected constraints exist, point at the right
+table and are validated; expected indexes and triggers exist.
+
+The catalog is read once per table into plain facts (`CatalogFacts`), so the same checks can
+be answered from a live database or from a snapshot's manifest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from pipeline.suite import ConstraintCheck, IndexCheck, TriggerCheck
+
+_CONTYPES = {"f": "foreign_key", "c": "check", "u": "unique", "p": "primary_key"}
+_ON_DELETE = {
+    "a": "no_action",
+    "r": "restrict",
+    "c": "cascade",
+    "n": "set_null",
+    "d": "set_default",
+}
+
+_CONSTRAINTS_SQL = sa.text("""
+SELECT c.conname, c.contype::text, c.convalidated,
+       coalesce(c.confrelid::regclass::text, '') AS target,
+       pg_get_constraintdef(c.oid) AS definition,
+       coalesce((SELECT array_agg(a.attname::text ORDER BY k.ord)
+                 FROM unnest(c.conkey) WITH ORDINALITY k(attnum, ord)
+                 JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.attnum),
+                '{}') AS columns,
+       coalesce((SELECT array_agg(a.attname::text ORDER BY k.ord)
+                 FROM unnest(c.confkey) WITH ORDINALITY k(attnum, ord)
+                 JOIN pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.attnum),
+                '{}') AS target_columns,
+       c.confdeltype::text AS on_delete
+FROM pg_constraint c
+WHERE c.conrelid = to_regclass(:table)
+ORDER BY c.conname
+""")
+
+_INDEXES_SQL = sa.text("""
+SELECT ic.relname AS name, i.indisvalid AS valid,
+       coalesce((SELECT array_agg(a.attname::text ORDER BY k.ord)
+                 FROM unnest(i.indkey::int2[]) WITH ORDINALITY k(attnum, ord)
+                 JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum),
+                '{}') AS columns,
+       pg_get_indexdef(i.indexrelid) AS definition
+FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
+WHERE i.indrelid = to_regclass(:table)
+ORDER BY ic.relname
+""")
+
+_TRIGGERS_SQL = sa.text("""
+SELECT t.tgname AS name, t.tgenabled <> 'D' AS enabled
+FROM pg_trigger t
+WHERE t.tgrelid = to_regclass(:table) AND NOT t.tgisinternal
+ORDER BY t.tgname
+""")
+
+
+@dataclass
+class CatalogFacts:
+    """What the catalog says about one table."""
+
+    exists: bool
+    constraints: list[dict[str, Any]] = field(default_factory=list)
+    indexes: list[dict[str, Any]] = field(default_factory=list)
+    triggers: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def read_catalog(conn: Connection, table: str) -> CatalogFacts:
+    exists = conn.execute(sa.text("SELECT to_regclass(:t) IS NOT NULL"), {"t": table}).scalar()
+    if not exists:
+        return CatalogFacts(exists=False)
+    cons = [dict(r._mapping) for r in conn.execute(_CONSTRAINTS_SQL, {"table": table})]
+    for c in cons:
+        c["type"] = _CONTYPES.get(c.pop("contype"), "other")
+        c["on_delete"] = _ON_DELETE.get(c["on_delete"] or "")
+        c["columns"] = list(c["columns"])
+        c["target_columns"] = list(c["target_columns"])
+    idx = [dict(r._mapping) for r in conn.execute(_INDEXES_SQL, {"table": table})]
+    for i in idx:
+        i["columns"] = list(i["columns"])
+    trg = [dict(r._mapping) for r in conn.execute(_TRIGGERS_SQL, {"table": table})]
+    return CatalogFacts(exists=True, constraints=cons, indexes=idx, triggers=trg)
+
+
+@dataclass(frozen=True)
+class CatalogFinding:
+    key: str
+    column: str
+    value: str
+    problem: str
+
+
+def _bare(name: str) -> str:
+    return name.rpartition(".")[2].strip('"')
+
+
+def check_constraint(check: ConstraintCheck, facts: CatalogFacts) -> list[CatalogFinding]:
+    cols = ",".join(check.columns)
+    expected = check.name or f"{check.type} on {check.table}({cols})"
+    if not facts.exists:
+        return [CatalogFinding(expected, cols, "missing", f"table {check.table} does not exist")]
+    same_type = [c for c in facts.constraints if c["type"] == check.type]
+    found = None
+    if check.name is not None:
+        found = next((c for c in facts.constraints if c["conname"] == check.name), None)
+    if found is None:
+        found = next((c for c in same_type if c["columns"] == check.columns), None)
+    if found is None:
+        return [
+            CatalogFinding(
+                expected,
+                cols,
+                "missing",
+                f"no {check.type.replace('_', ' ')} constraint on {check.table}({cols})",
+            )
+        ]
+    key = found["conname"]
+    problems: list[str] = []
+    if found["type"] != check.type:
+        problems.append(f"is a {found['type']} constraint, expected {check.type}")
+    if found["columns"] != check.columns:
+        problems.append(f"covers ({','.join(found['columns'])}), expected ({cols})")
+    if check.references is not None and found["type"] == "foreign_key":
+        want = f"{check.references.table}({','.join(check.references.columns)})"
+        got = f"{_bare(found['target'])}({','.join(found['target_columns'])})"
+        if (
+            _bare(found["target"]) != _bare(check.references.table)
+            or found["target_columns"] != check.references.columns
+        ):
+            problems.append(f"references {got}, expected {want}")
+    if (
+        check.on_delete is not None
+        and found["type"] == "foreign_key"
+        and found["on_delete"] != check.on_delete
+    ):
+        problems.append(f"ON DELETE {found['on_delete']}, expected {check.on_delete}")
+    if check.validated and not found["convalidated"]:
+        problems.append("is NOT VALID (never validated)")
+    return _one_finding(key, cols, found["definition"], problems)
+
+
+def _one_finding(key: str, cols: str, definition: str, problems: list[str]) -> list[CatalogFinding]:
+    """All problems of one catalog object make one violation line."""
+    return [CatalogFinding(key, cols, definition, "; ".join(problems))] if problems else []
+
+
+def check_index(check: IndexCheck, facts: CatalogFacts) -> list[CatalogFinding]:
+    cols = ",".join(check.columns or [])
+    if not facts.exists:
+        return [CatalogFinding(check.name, cols, "missing", f"table {check.table} does not exist")]
+    found = next((i for i in facts.indexes if i["name"] == check.name), None)
+    if found is None:
+        return [CatalogFinding(check.name, cols, "missing", f"index {check.name} does not exist")]
+    problems = []
+    if check.columns is not None and found["columns"] != check.columns:
+        problems.append(f"covers ({','.join(found['columns'])}), expected ({cols})")
+    if not found["valid"]:
+        problems.append("is INVALID (a failed concurrent build)")
+    return _one_finding(check.name, cols, found["definition"], problems)
+
+
+def check_trigger(check: TriggerCheck, facts: CatalogFacts) -> list[CatalogFinding]:
+    if facts.exists:
+        found = next((t for t in facts.triggers if t["name"] == check.name), None)
+        if found is not None and found["enabled"]:
+            return []
+        if found is not None:
+            return [CatalogFinding(check.name, "", "disabled", f"trigger {check.name} is disabled")]
+    return [CatalogFinding(check.name, "", "missing", f"no trigger {check.name} on {check.table}")]
+
+
+def catalog_findings(check: Any, facts: CatalogFacts) -> list[CatalogFinding]:
+    if isinstance(check, ConstraintCheck):
+        return check_constraint(check, facts)
+    if isinstance(check, IndexCheck):
+        return check_index(check, facts)
+    if isinstance(check, TriggerCheck):
+        return check_trigger(check, facts)
+    raise TypeError(f"not a catalog check: {check!r}")

@@ -1,0 +1,39 @@
+"""Uniqueness over a (filtered) set of rows: one pending request per tutor, requester and
+package; one profile per user and role.
+
+NULLs compare equal here (two pending requests without a package are duplicates), as in
+`GROUP BY`. The first row of a group (lowest key) is kept; every later row is a violation.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from pipeline.checks.base import table_clause
+from pipeline.checks.domain import compile_condition
+from pipeline.suite import UniqueCheck
+
+
+def unique_query(check: UniqueCheck, key: str) -> sa.Select[tuple[object, ...]]:
+    cols = list(
+        dict.fromkeys([key, *check.columns, *(check.where.columns() if check.where else [])])
+    )
+    t = table_clause(check.table, cols).alias("t")
+    group = [t.c[c] for c in check.columns]
+    order = t.c[key]
+    ranked = sa.select(
+        t.c[key].label("key"),
+        sa.func.concat_ws(
+            ",",
+            *(
+                sa.func.coalesce(sa.cast(t.c[c], sa.Text), sa.literal("NULL"))
+                for c in check.columns
+            ),
+        ).label("value"),
+        sa.func.row_number().over(partition_by=group, order_by=order).label("rn"),
+        sa.func.first_value(t.c[key]).over(partition_by=group, order_by=order).label("kept"),
+    )
+    if check.where is not None:
+        ranked = ranked.where(compile_condition(check.where, lambda c: t.c[c]))
+    sub = ranked.subquery("ranked")
+    return sa.select(sub.c.key, sub.c.value, sub.c.kept).where(sub.c.rn > 1).order_by(sub.c.key)

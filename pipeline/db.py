@@ -1,0 +1,134 @@
+"""Connections to the audited database: where the URL comes from, how it is shown, and the
+read-only snapshot every check runs in."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import URL, Connection, Engine, make_url
+
+from pipeline.errors import DatabaseError, UsageError
+
+DRIVER = "postgresql+psycopg2"
+DEFAULT_STATEMENT_TIMEOUT_S = 600.0
+DEFAULT_LOCK_TIMEOUT_S = 5.0
+
+
+def resolve_url(db: str | None) -> URL:
+    """`--db`, else `DATABASE_URL`, else an empty URL that lets libpq read the `PG*` variables."""
+    raw = db or os.environ.get("DATABASE_URL") or f"{DRIVER}://"
+    try:
+        url = make_url(raw)
+    except sa_exc.ArgumentError:
+        raise UsageError(
+            "--db is not a database URL; write it as postgresql://USER:PASSWORD@HOST:PORT/DBNAME"
+        ) from None
+    if url.get_backend_name() not in {"postgresql", "postgres"}:
+        raise UsageError(
+            f"--db names a {url.get_backend_name()} database; refaudit audits PostgreSQL "
+            "(postgresql://...)"
+        )
+    return url.set(drivername=DRIVER)
+
+
+def describe(url: URL) -> str:
+    """The URL as it may be shown anywhere: the password replaced by `***`."""
+    if not url.host and not url.database and not url.query:
+        parts = [
+            f"{k}={os.environ[k]}"
+            for k in ("PGHOST", "PGPORT", "PGUSER", "PGDATABASE")
+            if os.environ.get(k)
+        ]
+        return "libpq environment" + (f" ({', '.join(parts)})" if parts else "")
+    return url.set(drivername="postgresql").render_as_string(hide_password=True)
+
+
+def scrub(text: str, url: URL | None) -> str:
+    """Remove any trace of the password from a message."""
+    secrets = [url.password] if url is not None and url.password else []
+    if os.environ.get("PGPASSWORD"):
+        secrets.append(os.environ["PGPASSWORD"])
+    for secret in secrets:
+        if secret:
+            text = text.replace(str(secret), "***")
+    return text
+
+
+def create_engine(
+    url: URL,
+    *,
+    statement_timeout_s: float = DEFAULT_STATEMENT_TIMEOUT_S,
+    lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S,
+) -> Engine:
+    options = (
+        f"-c statement_timeout={int(statement_timeout_s * 1000)} "
+        f"-c lock_timeout={int(lock_timeout_s * 1000)} "
+        "-c idle_in_transaction_session_timeout=0"
+    )
+    return sa.create_engine(
+        url,
+        poolclass=sa.pool.NullPool,
+        connect_args={"options": options, "application_name": "refaudit", "connect_timeout": 10},
+    )
+
+
+@dataclass(frozen=True)
+class SnapshotInfo:
+    taken_at: str
+    server_version: str
+    database: str
+    user: str
+
+
+def database_error(exc: BaseException, url: URL | None, *, doing: str) -> DatabaseError:
+    """One clear line for a failed database operation."""
+    orig = getattr(exc, "orig", None) or exc
+    first = next((ln.strip() for ln in str(orig).splitlines() if ln.strip()), type(orig).__name__)
+    first = first.removeprefix("FATAL:").removeprefix("ERROR:").strip()
+    where = describe(url) if url is not None else "the database"
+    hint = _hint(first)
+    return DatabaseError(scrub(f"{doing} failed on {where}: {first}{hint}", url))
+
+
+def _hint(message: str) -> str:
+    m = message.lower()
+    if "password authentication failed" in m or "no password supplied" in m:
+        return " - check the user and password in --db or DATABASE_URL"
+    if "connection refused" in m or "could not translate host name" in m or "no such file" in m:
+        return " - is the server running and the host/port right?"
+    if "statement timeout" in m:
+        return " - raise --statement-timeout or audit off-peak"
+    if "lock timeout" in m:
+        return " - another session holds a lock; retry or raise --lock-timeout"
+    if "permission denied" in m:
+        return " - grant SELECT on the audited tables to this role"
+    if "does not exist" in m:
+        return " - check the suite against the database schema"
+    if "terminat" in m or "server closed the connection" in m:
+        return " - the connection was lost mid-run; nothing was concluded, run again"
+    return ""
+
+
+@contextmanager
+def read_only_snapshot(engine: Engine) -> Iterator[tuple[Connection, SnapshotInfo]]:
+    """One REPEATABLE READ READ ONLY transaction: every check sees the same snapshot and none
+    can write."""
+    with engine.connect() as conn:
+        conn = conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+        with conn.begin():
+            row = conn.execute(
+                sa.text(
+                    "SELECT to_char(transaction_timestamp() AT TIME ZONE 'UTC', "
+                    "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), current_setting('server_version'), "
+                    "current_database(), current_user"
+                )
+            ).one()
+            yield (
+                conn,
+                SnapshotInfo(taken_at=row[0], server_version=row[1], database=row[2], user=row[3]),
+            )

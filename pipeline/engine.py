@@ -1,0 +1,280 @@
+"""The audit engine: every check of a suite, pushed down into PostgreSQL, inside one read-only
+snapshot.
+
+Per audited table the engine issues one statement that evaluates every row rule of that table
+in a single scan (LEFT JOINs shared between rules) and returns only violating rows, streamed
+through a server-side cursor; plus one `count(*)`, one windowed query per uniqueness check and
+a few catalog queries. Memory holds one batch of violating rows at a time.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from pipeline.checks import ROW_FAMILIES
+from pipeline.checks.base import VIOLATION_FIELDS, RowRule, TableScan, Violation, table_clause
+from pipeline.checks.catalog import CatalogFacts, catalog_findings, read_catalog
+from pipeline.checks.unique import unique_query
+from pipeline.errors import DatabaseError
+from pipeline.results import CheckResult
+from pipeline.suite import CATALOG_KINDS, ROW_KINDS, Suite, UniqueCheck
+
+SAMPLE_SIZE = 20
+BATCH_ROWS = 10_000
+
+Progress = Callable[[str], None]
+
+
+class ViolationSink:
+    """Streams violations to violations.csv, counting per rule and keeping a small sample."""
+
+    def __init__(self, handle: TextIO) -> None:
+        self._writer = csv.writer(handle, lineterminator="\n")
+        self._writer.writerow(VIOLATION_FIELDS)
+        self.counts: dict[str, int] = defaultdict(int)
+        self.samples: dict[str, list[dict[str, str]]] = defaultdict(list)
+
+    def add(self, v: Violation) -> None:
+        self._writer.writerow(
+            (
+                v.check,
+                v.table,
+                v.key,
+                v.column,
+                v.value,
+                v.diagnosis,
+                v.proposed_value,
+                v.confidence,
+                v.evidence,
+            )
+        )
+        self.counts[v.check] += 1
+        sample = self.samples[v.check]
+        if len(sample) < SAMPLE_SIZE:
+            sample.append({f: getattr(v, f) for f in VIOLATION_FIELDS})
+
+
+@dataclass
+class TablePlan:
+    """Everything the engine will run against one table."""
+
+    table: str
+    key: str
+    rules: list[RowRule] = field(default_factory=list)
+    scan: TableScan | None = None
+
+    def statement(self) -> sa.Select[Any]:
+        assert self.scan is not None
+        scan = self.scan
+        cols: list[Any] = [scan.col(self.key).label("__key")]
+        for i, rule in enumerate(self.rules):
+            cols.append(rule.flag.is_(sa.true()).label(f"f{i}"))
+            cols.append(rule.value.label(f"v{i}"))
+        where = sa.or_(*(r.flag.is_(sa.true()) for r in self.rules))
+        return sa.select(*cols).select_from(scan.from_clause()).where(where)
+
+
+def plan_tables(suite: Suite, unique: set[tuple[str, str]] | None = None) -> list[TablePlan]:
+    """Group the suite's row rules by table; each table becomes one scan. `unique` lists
+    the (table, column) pairs known to be unique, which are joined directly."""
+    by_table: dict[str, list[Any]] = defaultdict(list)
+    for check in suite.checks:
+        if check.kind in ROW_KINDS:
+            by_table[check.table].append(check)
+    plans = []
+    columns = required_columns(suite)
+    for table, checks in by_table.items():
+        key = suite.key_of(table)
+        scan = TableScan(table, columns, unique or set())
+        plan = TablePlan(table, key, scan=scan)
+        for check in checks:
+            plan.rules.extend(ROW_FAMILIES[check.kind](check, scan))
+        plans.append(plan)
+    return plans
+
+
+def _evidence_columns(check: Any) -> list[str]:
+    mis_key = getattr(check, "mis_key", None)
+    if mis_key is None:
+        return []
+    cols = []
+    for ev in mis_key.evidence:
+        cols.append(ev.attribute.column if ev.attribute else ev.via.column)
+    return cols
+
+
+def required_columns(suite: Suite) -> dict[str, set[str]]:
+    """Every column the row and set checks read, per table (catalog checks need none)."""
+    need: dict[str, set[str]] = defaultdict(set)
+    for check in suite.checks:
+        if check.kind in CATALOG_KINDS:
+            continue
+        need[check.table] |= {
+            suite.key_of(check.table),
+            *check.column_list(),
+            *_evidence_columns(check),
+        }
+        for attr in ("target",):
+            ref = getattr(check, attr, None)
+            if ref is not None:
+                need[ref.table].add(ref.column)
+        for ref in (getattr(check, "targets", None) or {}).values():
+            need[ref.table].add(ref.column)
+        for m in getattr(check, "match", None) or []:
+            need[check.target.table].add(m.target_column)  # type: ignore[union-attr]
+        where = getattr(check, "where", None)
+        if where is not None:
+            need[check.table] |= set(where.columns())
+    return need
+
+
+def verify_schema(conn: Connection, suite: Suite) -> None:
+    """Fail with one clear line when the suite names a table or column the database lacks."""
+    for table, cols in sorted(required_columns(suite).items()):
+        regclass = conn.execute(sa.text("SELECT to_regclass(:t)::text"), {"t": table}).scalar()
+        if regclass is None:
+            raise DatabaseError(
+                f"table {table} named by suite {suite.suite} does not exist in the database "
+                "- check --db and --suite"
+            )
+        present = set(
+            conn.execute(
+                sa.text(
+                    "SELECT attname::text FROM pg_attribute WHERE attrelid = to_regclass(:t) "
+                    "AND attnum > 0 AND NOT attisdropped"
+                ),
+                {"t": table},
+            ).scalars()
+        )
+        missing = sorted(cols - present)
+        if missing:
+            raise DatabaseError(
+                f"column {table}.{missing[0]} named by suite {suite.suite} does not exist in the "
+                "database - check the suite against the schema"
+            )
+
+
+_UNIQUE_SQL = sa.text("""
+SELECT a.attname::text
+FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+WHERE i.indrelid = to_regclass(:t) AND i.indisunique AND i.indnatts = 1
+  AND i.indpred IS NULL AND i.indexprs IS NULL
+""")
+
+
+def unique_columns(conn: Connection, tables: Iterable[str]) -> set[tuple[str, str]]:
+    """(table, column) pairs that a single-column unique index guarantees to be unique."""
+    return {(t, c) for t in tables for c in conn.execute(_UNIQUE_SQL, {"t": t}).scalars()}
+
+
+def _stream(conn: Connection, stmt: Any) -> Iterator[Any]:
+    result = conn.execution_options(stream_results=True, max_row_buffer=BATCH_ROWS).execute(stmt)
+    yield from result
+
+
+def run_checks(
+    conn: Connection,
+    suite: Suite,
+    sink: ViolationSink,
+    *,
+    progress: Progress | None = None,
+    catalog: dict[str, CatalogFacts] | None = None,
+) -> list[CheckResult]:
+    """Run every check of `suite` on `conn` (already inside the snapshot)."""
+    say = progress or (lambda _msg: None)
+    rows: dict[str, int] = {}
+
+    def count(table: str) -> int:
+        if table not in rows:
+            rows[table] = conn.execute(
+                sa.select(sa.func.count()).select_from(table_clause(table))
+            ).scalar_one()
+        return rows[table]
+
+    rule_meta: dict[str, tuple[Any, list[str]]] = {}
+    for plan in plan_tables(suite, unique_columns(conn, suite.tables)):
+        say(f"scanning {plan.table} ({len(plan.rules)} rules)")
+        count(plan.table)
+        for rule in plan.rules:
+            cols = rule_meta.setdefault(rule.rule_id, (rule.check, []))[1]
+            if rule.column not in cols:
+                cols.append(rule.column)
+        for row in _stream(conn, plan.statement()):
+            key = str(row[0])
+            for i, rule in enumerate(plan.rules):
+                if row[1 + 2 * i]:
+                    value = row[2 + 2 * i]
+                    sink.add(
+                        Violation(
+                            rule.rule_id,
+                            plan.table,
+                            key,
+                            rule.column,
+                            "" if value is None else str(value),
+                        )
+                    )
+
+    for check in suite.checks:
+        if isinstance(check, UniqueCheck):
+            say(f"checking {check.id}")
+            count(check.table)
+            rule_meta[check.id] = (check, check.column_list())
+            column = ",".join(check.column_list())
+            for row in _stream(conn, unique_query(check, suite.key_of(check.table))):
+                sink.add(
+                    Violation(
+                        check.id,
+                        check.table,
+                        str(row.key),
+                        column,
+                        row.value,
+                        evidence=f"duplicate of {check.table} {row.kept}",
+                    )
+                )
+
+    facts = catalog if catalog is not None else {}
+    for check in suite.checks:
+        if check.kind in CATALOG_KINDS:
+            if check.table not in facts:
+                say(f"reading catalog of {check.table}")
+                facts[check.table] = read_catalog(conn, check.table)
+            rule_meta[check.id] = (check, check.column_list())
+            for f in catalog_findings(check, facts[check.table]):
+                sink.add(
+                    Violation(
+                        check.id,
+                        check.table,
+                        f.key,
+                        f.column,
+                        f.value,
+                        diagnosis="catalog",
+                        evidence=f.problem,
+                    )
+                )
+
+    results = []
+    for rule_id, (check, cols) in rule_meta.items():
+        is_catalog = check.kind in CATALOG_KINDS
+        result = CheckResult(
+            id=rule_id,
+            family=check.kind,
+            table=check.table,
+            columns=cols,
+            severity=check.severity,
+            description=check.description or "",
+            rows_checked=1 if is_catalog else rows.get(check.table, 0),
+            violations=sink.counts.get(rule_id, 0),
+            max_count=check.threshold.max_count,
+            max_rate=check.threshold.max_rate,
+            sample=sink.samples.get(rule_id, []),
+        )
+        result.settle()
+        results.append(result)
+    return results

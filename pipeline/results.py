@@ -1,0 +1,107 @@
+"""What an audit produced: per-check results, the run's metadata, and the verdict."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pipeline.errors import ExitCode
+
+Status = Literal["passed", "failed", "warned"]
+FailOn = Literal["error", "warn"]
+
+
+@dataclass
+class CheckResult:
+    id: str
+    family: str
+    table: str
+    columns: list[str]
+    severity: str
+    description: str
+    rows_checked: int
+    violations: int
+    max_count: int | None = None
+    max_rate: float | None = None
+    status: Status = "passed"
+    sample: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        return self.violations / self.rows_checked if self.rows_checked else 0.0
+
+    @property
+    def over_threshold(self) -> bool:
+        if self.max_count is None and self.max_rate is None:
+            return self.violations > 0
+        over_count = self.max_count is not None and self.violations > self.max_count
+        over_rate = self.max_rate is not None and self.rate > self.max_rate
+        return over_count or over_rate
+
+    @property
+    def threshold(self) -> str:
+        parts = []
+        if self.max_count is not None:
+            parts.append(f"<= {self.max_count}")
+        if self.max_rate is not None:
+            parts.append(f"<= {self.max_rate:.2%}")
+        return " and ".join(parts) or "0"
+
+    def settle(self) -> None:
+        if not self.over_threshold:
+            self.status = "passed"
+        else:
+            self.status = "failed" if self.severity == "error" else "warned"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("sample")
+        d["kind"] = d.pop("family")
+        d["rate"] = round(self.rate, 6)
+        d["threshold"] = {"max_count": self.max_count, "max_rate": self.max_rate}
+        d.pop("max_count")
+        d.pop("max_rate")
+        return d
+
+
+@dataclass
+class RunInfo:
+    run_id: str
+    database: str
+    suite: str
+    suite_path: str
+    refaudit_version: str
+    started_at: str
+    finished_at: str = ""
+    duration_s: float = 0.0
+    snapshot_taken_at: str = ""
+    server_version: str = ""
+    source: str = "database"
+
+
+@dataclass
+class AuditResult:
+    run: RunInfo
+    checks: list[CheckResult]
+    out_dir: Path
+    files: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def failing(self, fail_on: FailOn = "error") -> list[CheckResult]:
+        severities = {"error"} if fail_on == "error" else {"error", "warn"}
+        return [c for c in self.checks if c.over_threshold and c.severity in severities]
+
+    def exit_code(self, fail_on: FailOn = "error") -> ExitCode:
+        return ExitCode.VIOLATIONS if self.failing(fail_on) else ExitCode.PASSED
+
+    @property
+    def total_violations(self) -> int:
+        return sum(c.violations for c in self.checks)
+
+    def verdict(self, fail_on: FailOn = "error") -> str:
+        failing = self.failing(fail_on)
+        if failing:
+            return f"FAILED: {len(failing)} of {len(self.checks)} checks over threshold"
+        warned = sum(1 for c in self.checks if c.status == "warned")
+        return "PASSED" + (f" with {warned} warnings" if warned else "")

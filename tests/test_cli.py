@@ -1,0 +1,93 @@
+"""The command line as a user meets it: exit codes, one-line errors, no secrets."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline.errors import ExitCode
+from tests.conftest import FIXTURES, execute
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def refaudit(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    import os
+
+    full_env = {**os.environ, **(env or {})}
+    full_env.pop("DATABASE_URL", None) if env is None or "DATABASE_URL" not in env else None
+    return subprocess.run([sys.executable, "-m", "pipeline", *args], capture_output=True,
+                          text=True, cwd=ROOT, env=full_env, timeout=120)
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess[str], code: ExitCode) -> str:
+    assert proc.returncode == code, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def clean_db(new_database) -> str:  # type: ignore[no-untyped-def]
+    uri = new_database("cli")
+    execute(uri, (FIXTURES / "astegni_bare.sql").read_text())
+    return uri
+
+
+def test_unreachable_database_is_exit_3_without_password(tmp_path: Path) -> None:
+    proc = refaudit("run", "--db", "postgresql://auditor:s3cret-pw@127.0.0.1:1/x",
+                    "--out", str(tmp_path / "o"))
+    line = assert_one_line_error(proc, ExitCode.RUNTIME)
+    assert "s3cret-pw" not in proc.stderr + proc.stdout
+    assert "127.0.0.1" in line and "is the server running" in line
+
+
+def test_not_a_postgres_url_is_usage_error(tmp_path: Path) -> None:
+    proc = refaudit("run", "--db", "mysql://u:p@h/d", "--out", str(tmp_path / "o"))
+    assert "refaudit audits PostgreSQL" in assert_one_line_error(proc, ExitCode.USAGE)
+
+
+def test_broken_suite_is_exit_2(tmp_path: Path, clean_db: str) -> None:
+    bad = tmp_path / "s.yml"
+    bad.write_text("suite: x\ntables: {}\nchecks: []\n")
+    proc = refaudit("run", "--db", clean_db, "--suite", str(bad), "--out", str(tmp_path / "o"))
+    assert str(bad) in assert_one_line_error(proc, ExitCode.USAGE)
+
+
+def test_bad_option_is_exit_2() -> None:
+    proc = refaudit("run", "--fail-on", "sometimes")
+    assert proc.returncode == ExitCode.USAGE
+    assert "Traceback" not in proc.stderr
+
+
+def test_database_url_from_environment(tmp_path: Path, clean_db: str) -> None:
+    out = tmp_path / "o"
+    proc = refaudit("run", "--out", str(out), "--quiet", env={"DATABASE_URL": clean_db})
+    # an empty Astegni database without constraints: only catalog findings, which fail
+    assert proc.returncode == ExitCode.VIOLATIONS, proc.stderr
+    doc = json.loads((out / "results.json").read_text())
+    failed = {c["id"] for c in doc["checks"] if c["status"] == "failed"}
+    assert failed == {"catalog.fk_session_requests_tutor", "catalog.fk_session_requests_package",
+                      "catalog.idx_session_requests_tutor",
+                      "catalog.idx_session_requests_requester"}
+
+
+def test_missing_table_is_exit_3(tmp_path: Path, new_database) -> None:  # type: ignore[no-untyped-def]
+    empty = new_database("empty")
+    proc = refaudit("run", "--db", empty, "--out", str(tmp_path / "o"))
+    line = assert_one_line_error(proc, ExitCode.RUNTIME)
+    assert "does not exist" in line
+
+
+def test_missing_column_is_exit_3(tmp_path: Path, new_database) -> None:  # type: ignore[no-untyped-def]
+    uri = new_database("nocol")
+    execute(uri, (FIXTURES / "astegni_bare.sql").read_text()
+            + "ALTER TABLE session_requests DROP COLUMN contact_phone;")
+    proc = refaudit("run", "--db", uri, "--out", str(tmp_path / "o"))
+    line = assert_one_line_error(proc, ExitCode.RUNTIME)
+    assert "session_requests.contact_phone" in line
