@@ -1,0 +1,339 @@
+"""The suite as Great Expectations 1.x expectation suites, and a runner that validates them.
+
+GX validates one suite against one batch (here: one table), so the export is one expectation
+suite per audited table (`<suite>.<table>.json`) plus `manifest.json`, which names the table
+each suite belongs to and lists the checks that were not exported.
+
+- References, conditional references (and their `<id>.discriminator` finding), consistency,
+  uniqueness and row rules become `UnexpectedRowsExpectation`s. Their SQL is the engine's
+  own: the same `RowRule` flags and `unique_query` that `refaudit run` executes, compiled
+  for PostgreSQL with the values inlined, so the two cannot drift apart.
+- `not_null`, `in_set` and `pattern` become GX's built-in column expectations (one
+  `ExpectColumnValuesToNotBeNull` per column); GX's PostgreSQL regex is `~`, like refaudit's.
+- Catalog checks (constraints, indexes, triggers) have no GX counterpart and are not exported.
+
+Every expectation's `meta` carries `refaudit_check` (the check id whose violations it
+counts), so GX's failing counts can be compared with refaudit's. Thresholds are copied into
+`meta` but not translated: a GX expectation fails on any unexpected row.
+
+Writing the export needs nothing but the suite; Great Expectations is imported only by
+`run_with_gx`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+from pipeline.checks import ROW_FAMILIES
+from pipeline.checks.base import RowRule, TableScan, table_clause
+from pipeline.checks.unique import unique_query
+from pipeline.engine import required_columns
+from pipeline.errors import RefauditError, UsageError
+from pipeline.suite import CATALOG_KINDS, Suite, UniqueCheck
+
+MANIFEST = "manifest.json"
+_SEVERITY = {"error": "critical", "warn": "warning"}
+_DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]
+# what sqlalchemy's text() would read as a bind parameter (GX runs the query through text())
+_BIND_LIKE = re.compile(r"(?<![:\w\\]):(?=\w)")
+_BUILT_IN = {"not_null", "in_set", "pattern"}
+
+
+@dataclass
+class GxSuite:
+    """One GX expectation suite: the expectations that run against one table."""
+
+    table: str
+    name: str
+    expectations: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def file(self) -> str:
+        return f"{self.name}.json"
+
+    def document(self) -> dict[str, Any]:
+        return {"name": self.name, "expectations": self.expectations, "meta": {}}
+
+
+@dataclass
+class GxExport:
+    suite: str
+    suites: list[GxSuite]
+    not_exported: list[dict[str, str]]
+
+    def manifest(self) -> dict[str, Any]:
+        return {
+            "suite": self.suite,
+            "format": "great_expectations 1.x expectation suites, one per table",
+            "suites": [
+                {
+                    "file": s.file,
+                    "name": s.name,
+                    "table": s.table,
+                    "expectations": len(s.expectations),
+                }
+                for s in self.suites
+            ],
+            "not_exported": self.not_exported,
+        }
+
+
+def _meta(check: Any, check_id: str, **extra: Any) -> dict[str, Any]:
+    meta = {
+        "refaudit_check": check_id,
+        "refaudit_kind": check.kind,
+        "refaudit_table": check.table,
+        **extra,
+    }
+    threshold = check.threshold.model_dump(exclude_none=True)
+    if threshold:
+        meta["refaudit_threshold"] = threshold
+    return meta
+
+
+def _expectation(
+    type_: str, kwargs: dict[str, Any], check: Any, check_id: str, **meta: Any
+) -> dict[str, Any]:
+    return {
+        "type": type_,
+        "kwargs": kwargs,
+        "meta": _meta(check, check_id, **meta),
+        "description": check.description or f"refaudit check {check_id}",
+        "severity": _SEVERITY[check.severity],
+    }
+
+
+def batch_query(stmt: sa.Select[Any], table: str) -> str:
+    """`stmt` (which reads `table AS t`) as an `unexpected_rows_query` over GX's `{batch}`.
+
+    GX substitutes `{batch}` with `str.format` and runs the result through `sqlalchemy.text`,
+    so braces are doubled and bind-like colons escaped. It renders `{batch}` as an unaliased
+    subquery when the query has a JOIN and as `(...) AS subselect` when it has none; either
+    way the scan keeps its alias `t`.
+    """
+    sql = str(stmt.compile(dialect=_DIALECT, compile_kwargs={"literal_binds": True}))
+    sql = _BIND_LIKE.sub(r"\\:", sql.replace("{", "{{").replace("}", "}}"))
+    source = _DIALECT.identifier_preparer.format_table(table_clause(table)) + " AS t"
+    pattern = re.compile(r"(?<![\w.\"])" + re.escape(source) + r"\b")
+    if len(pattern.findall(sql)) != 1:  # pragma: no cover - the engine's shape changed
+        raise RefauditError(f"cannot place GX's batch in the query for {table}: {sql}")
+    has_join = re.search(r"\bJOIN\b", sql) is not None
+    batch = "{batch} AS t" if has_join else "(SELECT * FROM {batch}) AS t"
+    return pattern.sub(lambda _m: batch, sql)
+
+
+def _rule_query(scan: TableScan, key: str, rule: RowRule) -> str:
+    """The violating rows of one row rule, exactly as the engine flags them."""
+    stmt = (
+        sa.select(scan.col(key).label("key"), rule.value.label("value"))
+        .select_from(scan.from_clause())
+        .where(rule.flag.is_(sa.true()))
+    )
+    return batch_query(stmt, scan.table)
+
+
+def _row_expectations(
+    check: Any, suite: Suite, columns: dict[str, set[str]], unique: set[tuple[str, str]]
+) -> list[dict[str, Any]]:
+    if check.kind == "not_null":
+        return [
+            _expectation(
+                "expect_column_values_to_not_be_null", {"column": c}, check, check.id, column=c
+            )
+            for c in check.columns
+        ]
+    if check.kind == "in_set":
+        return [
+            _expectation(
+                "expect_column_values_to_be_in_set",
+                {"column": check.column, "value_set": list(check.values)},
+                check,
+                check.id,
+                column=check.column,
+            )
+        ]
+    if check.kind == "pattern":
+        return [
+            _expectation(
+                "expect_column_values_to_match_regex",
+                {"column": check.column, "regex": check.regex},
+                check,
+                check.id,
+                column=check.column,
+            )
+        ]
+    out = []
+    key = suite.key_of(check.table)
+    # one scan per check: it carries only the joins this check asks for
+    scan = TableScan(check.table, columns, unique)
+    for rule in ROW_FAMILIES[check.kind](check, scan):
+        out.append(
+            _expectation(
+                "unexpected_rows_expectation",
+                {"unexpected_rows_query": _rule_query(scan, key, rule)},
+                check,
+                rule.rule_id,
+                column=rule.column,
+            )
+        )
+    return out
+
+
+def export_suite(suite: Suite, unique: Iterable[tuple[str, str]] = ()) -> GxExport:
+    """Translate `suite` into GX expectation suites (no database, no GX import needed).
+
+    `unique` lists (table, column) pairs known to be unique (primary keys): joins on them
+    skip the `DISTINCT ON` guard, as in the engine.
+    """
+    columns = required_columns(suite)
+    uniq = set(unique)
+    by_table: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    skipped = []
+    for check in suite.checks:
+        if check.kind in CATALOG_KINDS:
+            skipped.append(
+                {
+                    "check": check.id,
+                    "kind": check.kind,
+                    "reason": "catalog check: GX has no expectation on constraints, indexes "
+                    "or triggers; refaudit run answers it",
+                }
+            )
+        elif isinstance(check, UniqueCheck):
+            query = batch_query(unique_query(check, suite.key_of(check.table)), check.table)
+            by_table[check.table].append(
+                _expectation(
+                    "unexpected_rows_expectation",
+                    {"unexpected_rows_query": query},
+                    check,
+                    check.id,
+                    column=",".join(check.columns),
+                )
+            )
+        elif check.kind in ROW_FAMILIES:
+            by_table[check.table].extend(_row_expectations(check, suite, columns, uniq))
+        else:  # pragma: no cover - a new family without an export
+            skipped.append({"check": check.id, "kind": check.kind, "reason": "no GX export"})
+    suites = [
+        GxSuite(table=table, name=f"{suite.suite}.{table}", expectations=exps)
+        for table, exps in by_table.items()
+    ]
+    return GxExport(suite=suite.suite, suites=suites, not_exported=skipped)
+
+
+def write_export(export: GxExport, out: Path) -> list[Path]:
+    """Write one JSON file per GX suite and `manifest.json` into `out`."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        written = []
+        for s in export.suites:
+            path = out / s.file
+            path.write_text(json.dumps(s.document(), indent=2) + "\n", encoding="utf-8")
+            written.append(path)
+        (out / MANIFEST).write_text(json.dumps(export.manifest(), indent=2) + "\n", "utf-8")
+    except OSError as exc:
+        raise UsageError(
+            f"cannot write the GX export into {out}: {exc.strerror}; pass --out to a writable "
+            "directory"
+        ) from None
+    return [*written, out / MANIFEST]
+
+
+# ---------------------------------------------------------------------- running with GX
+@dataclass
+class GxOutcome:
+    """What GX found, per refaudit check id."""
+
+    counts: dict[str, int]
+    broken: dict[str, str]
+    expectations: int
+
+
+def _raised(info: Any) -> str | None:
+    """The message of an exception GX caught while computing an expectation, if any."""
+    if isinstance(info, dict):
+        if info.get("raised_exception"):
+            return str(info.get("exception_message") or "raised an exception")
+        for value in info.values():
+            found = _raised(value)
+            if found:
+                return found
+    return None
+
+
+def _unexpected(result: Any) -> int:
+    """Failing rows of one expectation result: UnexpectedRowsExpectation reports them as
+    `observed_value`, column expectations as `unexpected_count`."""
+    data = result.result or {}
+    if "unexpected_count" in data:
+        return int(data["unexpected_count"] or 0)
+    return int(data.get("observed_value") or 0)
+
+
+def run_with_gx(
+    url: str, directory: Path, *, result_format: str = "COMPLETE"
+) -> GxOutcome:  # pragma: no cover - exercised by the GX tests and the benchmark
+    """Validate every suite of an export with Great Expectations (one checkpoint, an
+    ephemeral context, progress bars off) against the PostgreSQL database at `url`."""
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    manifest = json.loads((directory / MANIFEST).read_text(encoding="utf-8"))
+    ctx = gx.get_context(mode="ephemeral")
+    ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
+    source = _datasource(ctx, url)
+    definitions = []
+    for entry in manifest["suites"]:
+        schema, _, table = entry["table"].rpartition(".")
+        asset = source.add_table_asset(
+            name=entry["table"], table_name=table, schema_name=schema or None
+        )
+        batch = asset.add_batch_definition_whole_table(name=f"{entry['table']} (whole table)")
+        doc = json.loads((directory / entry["file"]).read_text(encoding="utf-8"))
+        gx_suite = ctx.suites.add(gx.ExpectationSuite(**doc))
+        definitions.append(
+            ctx.validation_definitions.add(
+                gx.ValidationDefinition(name=entry["name"], data=batch, suite=gx_suite)
+            )
+        )
+    checkpoint = ctx.checkpoints.add(
+        gx.Checkpoint(
+            name=f"refaudit.{manifest['suite']}",
+            validation_definitions=definitions,
+            result_format={"result_format": result_format},
+        )
+    )
+    outcome = checkpoint.run()
+    counts: dict[str, int] = defaultdict(int)
+    broken: dict[str, str] = {}
+    total = 0
+    for validation in outcome.run_results.values():
+        for r in validation.results:
+            total += 1
+            check_id = r.expectation_config.meta["refaudit_check"]
+            error = _raised(r.exception_info)
+            if error:
+                broken[check_id] = error
+            counts[check_id] += _unexpected(r)
+    return GxOutcome(counts=dict(counts), broken=broken, expectations=total)
+
+
+def _datasource(ctx: Any, url: str) -> Any:  # pragma: no cover - needs GX
+    """GX's PostgreSQL datasource; its URL check wants a host, so a socket-only URL
+    (`postgresql://user@/db?host=/run/postgresql`) goes through the generic SQL datasource,
+    which runs the same PostgreSQL dialect."""
+    import pydantic.v1 as pydantic_v1
+
+    try:
+        return ctx.data_sources.add_postgres(name="refaudit", connection_string=url)
+    except pydantic_v1.ValidationError:
+        return ctx.data_sources.add_sql(name="refaudit", connection_string=url)
