@@ -187,7 +187,8 @@ def export_gx(
 
     export = _guarded(debug, go)
     for s in export.suites:
-        typer.echo(f"  {out / s.file}: {len(s.expectations)} expectations on table {s.table}")
+        n = len(s.expectations)
+        typer.echo(f"  {out / s.file}: {n} expectation{'s' * (n != 1)} on table {s.table}")
     typer.echo(f"  {out / 'manifest.json'}: which table each suite validates")
     if export.not_exported:
         ids = ", ".join(n["check"] for n in export.not_exported)

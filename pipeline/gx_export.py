@@ -42,7 +42,8 @@ from pipeline.suite import CATALOG_KINDS, Suite, UniqueCheck
 
 MANIFEST = "manifest.json"
 _SEVERITY = {"error": "critical", "warn": "warning"}
-_DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]
+# the named paramstyle renders `%` as is; text() doubles it for psycopg2 itself
+_DIALECT = postgresql.dialect(paramstyle="named")
 # what sqlalchemy's text() would read as a bind parameter (GX runs the query through text())
 _BIND_LIKE = re.compile(r"(?<![:\w\\]):(?=\w)")
 _BUILT_IN = {"not_null", "in_set", "pattern"}
@@ -294,9 +295,8 @@ def run_with_gx(
     definitions = []
     for entry in manifest["suites"]:
         schema, _, table = entry["table"].rpartition(".")
-        asset = source.add_table_asset(
-            name=entry["table"], table_name=table, schema_name=schema or None
-        )
+        where = {"schema_name": schema} if schema else {}
+        asset = source.add_table_asset(name=entry["table"], table_name=table, **where)
         batch = asset.add_batch_definition_whole_table(name=f"{entry['table']} (whole table)")
         doc = json.loads((directory / entry["file"]).read_text(encoding="utf-8"))
         gx_suite = ctx.suites.add(gx.ExpectationSuite(**doc))
@@ -319,7 +319,9 @@ def run_with_gx(
     for validation in outcome.run_results.values():
         for r in validation.results:
             total += 1
-            check_id = r.expectation_config.meta["refaudit_check"]
+            config = r.expectation_config
+            assert config is not None
+            check_id = config.meta["refaudit_check"]
             error = _raised(r.exception_info)
             if error:
                 broken[check_id] = error
@@ -331,9 +333,13 @@ def _datasource(ctx: Any, url: str) -> Any:  # pragma: no cover - needs GX
     """GX's PostgreSQL datasource; its URL check wants a host, so a socket-only URL
     (`postgresql://user@/db?host=/run/postgresql`) goes through the generic SQL datasource,
     which runs the same PostgreSQL dialect."""
+    import warnings
+
     import pydantic.v1 as pydantic_v1
 
     try:
         return ctx.data_sources.add_postgres(name="refaudit", connection_string=url)
     except pydantic_v1.ValidationError:
-        return ctx.data_sources.add_sql(name="refaudit", connection_string=url)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*more specific PostgresDatasource")
+            return ctx.data_sources.add_sql(name="refaudit", connection_string=url)
