@@ -22,6 +22,7 @@ from pipeline.checks import ROW_FAMILIES
 from pipeline.checks.base import VIOLATION_FIELDS, RowRule, TableScan, Violation, table_clause
 from pipeline.checks.catalog import CatalogFacts, catalog_findings, read_catalog
 from pipeline.checks.unique import unique_query
+from pipeline.copy_stream import copy_rows
 from pipeline.errors import DatabaseError
 from pipeline.results import CheckResult
 from pipeline.suite import CATALOG_KINDS, ROW_KINDS, Suite, UniqueCheck
@@ -77,7 +78,7 @@ class TablePlan:
         for i, rule in enumerate(self.rules):
             cols.append(rule.flag.is_(sa.true()).label(f"f{i}"))
             cols.append(rule.value.label(f"v{i}"))
-        where = sa.or_(*(r.flag.is_(sa.true()) for r in self.rules))
+        where = sa.or_(*(r.flag for r in self.rules))
         return sa.select(*cols).select_from(scan.from_clause()).where(where)
 
 
@@ -174,9 +175,32 @@ def unique_columns(conn: Connection, tables: Iterable[str]) -> set[tuple[str, st
     return {(t, c) for t in tables for c in conn.execute(_UNIQUE_SQL, {"t": t}).scalars()}
 
 
+# Transaction-local settings for the audit's statements. A table's statement returns only its
+# violating rows, but the planner cannot estimate rules across columns and expects most rows
+# back, which makes a parallel plan look expensive; and the joins' hash tables and the
+# uniqueness sorts should not spill to disk for want of a few MB. Never lowers the server's own.
+PLANNER_SETTINGS = (("parallel_tuple_cost", "0.01"), ("work_mem", "64MB"))
+_RAISE_WORK_MEM = sa.text(
+    "SELECT set_config('work_mem', :value, true) "
+    "WHERE pg_size_bytes(current_setting('work_mem')) < pg_size_bytes(:value)"
+)
+_LOWER_COST = sa.text(
+    "SELECT set_config(:name, :value, true) WHERE CAST(current_setting(:name) AS float8) > CAST(:value AS float8)"
+)
+
+
+def tune_session(conn: Connection) -> None:
+    """Apply PLANNER_SETTINGS to the current transaction (SET LOCAL semantics)."""
+    for name, value in PLANNER_SETTINGS:
+        if name == "work_mem":
+            conn.execute(_RAISE_WORK_MEM, {"value": value})
+        else:
+            conn.execute(_LOWER_COST, {"name": name, "value": value})
+
+
 def _stream(conn: Connection, stmt: Any) -> Iterator[Any]:
-    result = conn.execution_options(stream_results=True, max_row_buffer=BATCH_ROWS).execute(stmt)
-    yield from result
+    # COPY rather than a server-side cursor: a cursor's query never runs in parallel
+    return copy_rows(conn, stmt)
 
 
 def run_checks(
@@ -189,6 +213,7 @@ def run_checks(
 ) -> list[CheckResult]:
     """Run every check of `suite` on `conn` (already inside the snapshot)."""
     say = progress or (lambda _msg: None)
+    tune_session(conn)
     rows: dict[str, int] = {}
 
     def count(table: str) -> int:

