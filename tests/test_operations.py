@@ -401,3 +401,9 @@ def test_bad_options_are_exit_2(tmp_path: Path, args: tuple[str, ...]) -> None:
     assert "Traceback" not in proc.stderr
     assert_no_secret(proc.stdout, proc.stderr)
     assert not (tmp_path / "o").exists()
+
+
+def test_unwritable_out_is_exit_2(tmp_path: Path) -> None:
+    (tmp_path / "taken").write_text("a file, not a directory")
+    proc = refaudit("run", "--db", "postgresql://u@127.0.0.1:1/x", "--out", str(tmp_path / "taken"))
+    assert "pass --out to a writable directory" in assert_one_line_error(proc, ExitCode.USAGE)
