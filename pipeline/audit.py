@@ -24,9 +24,11 @@ from pipeline.db import (
     describe,
     read_only_snapshot,
 )
-from pipeline.engine import Progress, ViolationSink, run_checks, verify_schema
+from pipeline.engine import ViolationSink, run_checks, verify_schema
 from pipeline.errors import UsageError
+from pipeline.history import HistoryStore, default_history_path
 from pipeline.outputs import write_junit, write_report, write_results_json
+from pipeline.progress import ProgressLike, as_progress
 from pipeline.results import AuditResult, FailOn, RunInfo
 from pipeline.suite import Suite
 
@@ -38,6 +40,9 @@ class AuditOptions:
     fail_on: FailOn = "error"
     statement_timeout_s: float = DEFAULT_STATEMENT_TIMEOUT_S
     lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S
+    history: Path | None = None
+    """The run-history file; None: `history.db` beside the run directories."""
+    record_history: bool = True
 
 
 def utc_stamp(now: datetime) -> str:
@@ -65,12 +70,16 @@ def run_audit(
     out: Path | None = None,
     *,
     options: AuditOptions | None = None,
-    progress: Progress | None = None,
+    progress: ProgressLike = None,
 ) -> AuditResult:
     """Audit the database at `url` against `suite` and write the run's files into `out`."""
     opts = options or AuditOptions()
+    prog = as_progress(progress)
     now = datetime.now(UTC)
     out_dir = prepare_out_dir(out or default_out_dir(now))
+    history = None
+    if opts.record_history:
+        history = HistoryStore(opts.history or default_history_path(out, DEFAULT_REPORTS))
     run = RunInfo(
         run_id=f"{utc_stamp(now)}-{uuid.uuid4().hex[:6]}",
         database=describe(url),
@@ -88,13 +97,23 @@ def run_audit(
     try:
         with violations_path.open("w", encoding="utf-8", newline="") as handle:
             sink = ViolationSink(handle)
+            prog.stage("snapshot", 2)
+            prog.step(f"connecting to {run.database}")
             with read_only_snapshot(engine) as (conn, snap):
                 run.snapshot_taken_at = snap.taken_at
                 run.server_version = snap.server_version
                 doing = "checking the schema"
+                prog.step("checking the schema")
                 verify_schema(conn, suite)
                 doing = "auditing"
-                checks = run_checks(conn, suite, sink, progress=progress)
+                checks = run_checks(conn, suite, sink, progress=prog)
+        run.finished_at = datetime.now(UTC).isoformat(timespec="seconds")
+        run.duration_s = round(time.perf_counter() - started, 3)
+        result = AuditResult(run=run, checks=checks, out_dir=out_dir)
+        if history is not None:
+            prog.stage("history", 1)
+            prog.step(f"comparing with the last run ({history.path})")
+            result.extra["history"] = history.record(result, violations_path)
     except sa_exc.SQLAlchemyError as exc:
         violations_path.unlink(missing_ok=True)
         raise database_error(exc, url, doing=doing) from None
@@ -103,10 +122,12 @@ def run_audit(
         raise
     finally:
         engine.dispose()
-    run.finished_at = datetime.now(UTC).isoformat(timespec="seconds")
-    run.duration_s = round(time.perf_counter() - started, 3)
-    result = AuditResult(run=run, checks=checks, out_dir=out_dir)
+        if history is not None:
+            history.close()
+    prog.stage("writing files", 1)
+    prog.step(f"writing {out_dir}")
     write_outputs(result, opts.fail_on)
+    prog.done()
     return result
 
 
@@ -120,6 +141,8 @@ def write_outputs(result: AuditResult, fail_on: FailOn) -> None:
             "report": "report.html",
         }
     )
+    if "history" in result.extra:
+        result.files["history"] = result.extra["history"]["store"]
     write_results_json(result, out / "results.json", fail_on)
     write_junit(result, out / "junit.xml", fail_on)
     write_report(result, out / "report.html", fail_on)

@@ -13,6 +13,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from pipeline import report
 from pipeline.results import AuditResult, FailOn
 
 
@@ -92,9 +93,23 @@ _env = Environment(
 )
 
 
-def write_report(result: AuditResult, path: Path, fail_on: FailOn) -> None:
+_env.globals.update(
+    fmt_int=report.fmt_int,
+    fmt_rate=report.fmt_rate,
+    fmt_time=report.fmt_time,
+    fmt_duration=report.fmt_duration,
+)
+_env.filters["breakable"] = report.breakable
+
+
+def render_report(result: AuditResult, fail_on: FailOn) -> str:
+    """report.html as a string: one self-contained page (see `pipeline/report.py`)."""
+    doc = results_document(result, fail_on)
     template = _env.get_template("report.html.j2")
-    path.write_text(
-        template.render(r=result, doc=results_document(result, fail_on), fail_on=fail_on),
-        encoding="utf-8",
+    return template.render(
+        r=result, doc=doc, fail_on=fail_on, v=report.build_view(result, doc, fail_on)
     )
+
+
+def write_report(result: AuditResult, path: Path, fail_on: FailOn) -> None:
+    path.write_text(render_report(result, fail_on), encoding="utf-8")
