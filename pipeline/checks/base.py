@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import TableClause
 
@@ -69,7 +70,7 @@ class TableScan:
             else:
                 alias = (
                     sa.select(*target.c)
-                    .distinct(target.c[by])
+                    .ext(distinct_on(target.c[by]))
                     .order_by(target.c[by])
                     .subquery(name)
                 )
