@@ -87,7 +87,7 @@ def write_junit(result: AuditResult, path: Path, fail_on: FailOn) -> None:
 
 _env = Environment(
     loader=PackageLoader("pipeline", "templates"),
-    autoescape=select_autoescape(["html"]),
+    autoescape=select_autoescape(["html", "html.j2"]),
     trim_blocks=True,
     lstrip_blocks=True,
 )

@@ -56,6 +56,8 @@ def fmt_time(stamp: str) -> str:
 
 
 def fmt_duration(seconds: float) -> str:
+    if seconds < 1:
+        return f"{seconds:.2f} s"
     if seconds < 60:
         return f"{seconds:.1f} s"
     minutes, secs = divmod(int(seconds), 60)
@@ -125,7 +127,7 @@ def bar_chart(bars: list[Bar], *, width: int = 600, unit: str = "rows") -> Marku
     return Markup("".join(parts))
 
 
-def sparkline(values: list[int | None], color: str, *, width: int = 96, height: int = 22) -> Markup:
+def sparkline(values: list[int | None], color: str, *, width: int = 72, height: int = 20) -> Markup:
     """A check's violations over recent runs; the last point is this run."""
     points = [(i, v) for i, v in enumerate(values) if v is not None]
     if not points:

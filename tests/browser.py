@@ -9,6 +9,7 @@ a script in it and take a screenshot; no driver, no browser download.
 from __future__ import annotations
 
 import base64
+import contextlib
 import fcntl
 import json
 import os
@@ -125,20 +126,16 @@ class Chromium:
         self.close()
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(Exception):
             self.call("Browser.close", browser=True, timeout=5)
-        except Exception:
-            pass
         try:
             self._proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self._proc.kill()
             self._proc.wait()
         for fd in (self._to_browser, self._from_browser):
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass
         shutil.rmtree(self._profile, ignore_errors=True)
 
     # ------------------------------------------------------------------ protocol
@@ -207,7 +204,9 @@ class Chromium:
     # ------------------------------------------------------------------ page
 
     def open(self, url: str) -> None:
+        """Navigate to `url` and wait for its load event; `log` then holds this page only."""
         self._events.clear()
+        self.log = PageLog()
         self.call("Page.navigate", {"url": url})
         self.wait_for("Page.loadEventFired")
         self.evaluate("new Promise(r => requestAnimationFrame(() => setTimeout(r, 50)))")
