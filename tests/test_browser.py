@@ -100,6 +100,9 @@ def test_report_in_chromium(
 
     assert browser.log.errors == []
     assert browser.log.requests == [url], "the report fetched something besides itself"
+    shots = screenshot_dir(tmp_path)
+    first = browser.screenshot(shots / f"report-{which}.png")
+    assert png_size(first) == VIEWPORT
 
     # every check of results.json is a row of the table, all visible at first
     assert sorted(browser.evaluate(VISIBLE_ROWS)) == sorted(checks)
@@ -139,10 +142,6 @@ def test_report_in_chromium(
         counts = [checks[r]["violations"] for r in rows]
         assert counts == sorted(counts, reverse=order == "desc"), order
 
-    browser.evaluate("window.scrollTo(0, 0)")
-    shots = screenshot_dir(tmp_path)
-    first = browser.screenshot(shots / f"report-{which}.png")
-    assert png_size(first) == VIEWPORT
     whole = browser.screenshot(shots / f"report-{which}-full.png", full_page=True)
     assert png_size(whole)[1] > VIEWPORT[1]
     assert browser.log.errors == []
