@@ -79,7 +79,8 @@ class HistoryStore:
         self.path = path
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(path, timeout=30)
+            # transactions are explicit (see `record`)
+            self._db = sqlite3.connect(path, timeout=30, isolation_level=None)
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
             tables = self._db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
             if version == 0 and tables == 0:
@@ -108,8 +109,15 @@ class HistoryStore:
         """Compare this run with the previous run of the same database and suite, append it,
         and return the comparison (it goes into results.json as `history`)."""
         try:
-            with self._db:
-                return self._record(result, violations_csv)
+            # the write lock first: two runs of one database read and append one after another
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                doc = self._record(result, violations_csv)
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+            return doc
         except sqlite3.DatabaseError as exc:
             raise UsageError(
                 f"cannot write run history {self.path}: {exc}; pass --history to a writable "

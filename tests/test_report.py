@@ -232,3 +232,23 @@ def test_unusable_history_fails_before_the_audit(suite: Suite, tmp_path: Path) -
         # the URL is never reached: the history file is checked first
         run_audit(as_url("postgresql://nobody@127.0.0.1:1/none"), suite, tmp_path / "run")
     assert not (tmp_path / "run" / "results.json").exists()
+
+
+def test_cli_history_options(dirty_small: str, tmp_path: Path) -> None:
+    from tests.test_cli import refaudit
+
+    store = tmp_path / "cache" / "history.db"
+    for out in ("a", "b"):
+        proc = refaudit("run", "--db", dirty_small, "--out", str(tmp_path / out),
+                        "--history", str(store), "--quiet")
+        assert proc.returncode == 1, proc.stderr
+    history = json.loads((tmp_path / "b" / "results.json").read_text())["history"]
+    assert history["store"] == str(store) and history["runs"] == 2
+    proc = refaudit("run", "--db", dirty_small, "--out", str(tmp_path / "c"), "--no-history")
+    assert proc.returncode == 1, proc.stderr
+    assert "history" not in json.loads((tmp_path / "c" / "results.json").read_text())
+    assert not (tmp_path / "history.db").exists()
+    (tmp_path / "junk.db").write_text("junk")
+    proc = refaudit("run", "--db", dirty_small, "--out", str(tmp_path / "d"),
+                    "--history", str(tmp_path / "junk.db"))
+    assert proc.returncode == 2 and "junk.db" in proc.stderr and "Traceback" not in proc.stderr
