@@ -1,10 +1,7 @@
 """refaudit: referential-integrity and domain auditing for PostgreSQL."""
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("refaudit")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0.0.0+source"
+# The one source of the version (pyproject.toml reads it). A literal, not
+# importlib.metadata: that import alone costs tens of milliseconds on every run.
+__version__ = "0.1.0"
 
 __all__ = ["__version__"]

@@ -10,6 +10,7 @@ a few catalog queries. Memory holds one batch of violating rows at a time.
 from __future__ import annotations
 
 import csv
+import operator
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -34,6 +35,9 @@ BATCH_ROWS = 10_000
 NOTE_EVERY = 10_000  # violating rows between two progress notes of a long scan
 
 
+_violation_fields = operator.attrgetter(*VIOLATION_FIELDS)  # one C call per violation
+
+
 class ViolationSink:
     """Streams violations to violations.csv, counting per rule and keeping a small sample.
 
@@ -52,7 +56,7 @@ class ViolationSink:
         self._known_samples: dict[str, list[dict[str, str]]] = defaultdict(list)
 
     def add(self, v: Violation) -> None:
-        row = tuple(getattr(v, f) for f in VIOLATION_FIELDS)
+        row: tuple[str, ...] = _violation_fields(v)
         sample = self._samples[v.check]
         if self.baseline is not None:
             known = self.baseline.is_known(v)
@@ -95,7 +99,8 @@ class TablePlan:
             cols.append(rule.flag.is_(sa.true()).label(f"f{i}"))
             cols.append(rule.value.label(f"v{i}"))
         where = sa.or_(*(r.flag for r in self.rules))
-        return sa.select(*cols).select_from(scan.from_clause()).where(where)
+        # ordered by key: violations.csv, samples and reports are the same on every run
+        return sa.select(*cols).select_from(scan.from_clause()).where(where).order_by(cols[0])
 
 
 def plan_tables(suite: Suite, unique: set[tuple[str, str]] | None = None) -> list[TablePlan]:
