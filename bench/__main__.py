@@ -145,11 +145,12 @@ def time_floor(uri: str) -> tuple[float, dict[str, int]]:
 
 
 def time_refaudit(uri: str, out: Path) -> tuple[float, int, dict[str, int]]:
+    log = out.with_suffix(".log")
     elapsed, code, rss = run_child(
-        ["-m", "pipeline", "run", "--db", uri, "--out", str(out), "--quiet"], out.with_suffix(".log")
+        ["-m", "pipeline", "run", "--db", uri, "--out", str(out), "--quiet"], log
     )
     if code not in (0, 1):
-        raise SystemExit(f"refaudit run failed (exit {code}): {out.with_suffix('.log').read_text()}")
+        raise SystemExit(f"refaudit run failed (exit {code}): {log.read_text()}")
     doc = json.loads((out / "results.json").read_text())
     return elapsed, rss, {c["id"]: c["violations"] for c in doc["checks"]}
 
@@ -203,7 +204,10 @@ def main() -> None:
                         help="GX result_format (SUMMARY: counts and a 20-row sample)")
     args = parser.parse_args()
 
-    with embedded(args.pgdata) as server, tempfile.TemporaryDirectory(prefix="refaudit-bench-") as tmp:
+    with (
+        embedded(args.pgdata) as server,
+        tempfile.TemporaryDirectory(prefix="refaudit-bench-") as tmp,
+    ):
         work = Path(tmp)
         small_uri, _ = cached_database(server, 0, args.seed)
         uri, how = cached_database(server, args.rows, args.seed)
@@ -247,8 +251,8 @@ def main() -> None:
             if m.times:
                 print(f"{m.name:<34}{m.median:>8.2f}s{min(m.times):>8.2f}s{max(m.times):>8.2f}s"
                       + (f"   peak RSS {max(m.rss_kb) / 1024:.0f} MB" if m.rss_kb else ""))
-        print(f"\nrefaudit found {violations:,} violations (violations.csv lines, catalog included: "
-              f"{sum(ours.values()):,})")
+        print(f"\nrefaudit found {violations:,} violations (violations.csv lines, catalog "
+              f"included: {sum(ours.values()):,})")
         print(agreement("floor", floor_counts, ours))
         if gx_counts:
             print(agreement("GX", gx_counts, ours))

@@ -273,7 +273,7 @@ def export_gx(
         write_export(export, out)
         return export
 
-    export = _guarded(debug, go)
+    export = _guarded(debug, go, _secrets(None))
     for s in export.suites:
         n = len(s.expectations)
         typer.echo(f"  {out / s.file}: {n} expectation{'s' * (n != 1)} on table {s.table}")

@@ -8,24 +8,26 @@ when stderr is not a terminal, so logs and CI output get only the final summary.
 from __future__ import annotations
 
 import sys
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
+if TYPE_CHECKING:  # rich is imported only when a display is shown (it costs ~40 ms to load)
+    from rich.console import Console
+    from rich.progress import TaskID
 
 
 class RichProgress:
     """Implements `pipeline.progress.Progress` with a rich live display."""
 
     def __init__(self, console: Console) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            SpinnerColumn,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
         self._bars = Progress(
             SpinnerColumn(finished_text="[green]✓[/]"),
             TextColumn("[bold]{task.fields[stage]:<13}[/]"),
@@ -80,4 +82,6 @@ def stderr_progress(quiet: bool, stream: TextIO | None = None) -> RichProgress |
     stream = stream or sys.stderr
     if quiet or not stream.isatty():
         return None
+    from rich.console import Console
+
     return RichProgress(Console(file=stream, stderr=True))

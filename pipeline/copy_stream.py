@@ -4,69 +4,88 @@ Why: PostgreSQL never runs a cursor's query (`DECLARE ... CURSOR`) in parallel, 
 `COPY (query) TO` may use parallel workers; an audit statement reads a whole table and returns
 only its violating rows, which is what parallel scans are for.
 
-How: a helper thread runs the COPY (psycopg2 releases the GIL while it waits on the server)
-and hands rows over in chunks through a small bounded queue, so memory stays flat whatever the
-number of violations and the caller sees rows while the scan is still running. Rows keep the
-types the statement declares (booleans, integers, numbers; everything else as text, NULL as
-None), so callers see the same values as from a cursor.
+How: the COPY output goes to a spooled temporary file as it arrives (in memory up to
+`SPOOL_IN_MEMORY` bytes, then on disk), so memory stays flat whatever the number of violations;
+then rows are read back one at a time. Each value gets the Python type a cursor would give
+for its PostgreSQL type (booleans, integers, floats, numerics; everything else as text; NULL
+as None), and rows are named tuples with `_mapping`, like SQLAlchemy's.
 """
 
 from __future__ import annotations
 
 import io
-import queue
 import re
-import threading
+import tempfile
 from collections import namedtuple
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from decimal import Decimal
 from typing import Any
 
 import psycopg2
 import sqlalchemy as sa
+from psycopg2.extensions import encodings
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection
 
-CHUNK_ROWS = 2_000  # rows handed over at once
-QUEUE_CHUNKS = 8  # chunks in flight: at most CHUNK_ROWS * QUEUE_CHUNKS rows in memory
+SPOOL_IN_MEMORY = 4 << 20  # bytes of COPY output kept in memory before spilling to disk
+NOTE_EVERY = 10_000  # rows between two `note` calls while the COPY runs
 
 _NULL = "\\N"
-_ESCAPES = {"\\\\": "\\", "\\b": "\b", "\\f": "\f", "\\n": "\n", "\\r": "\r", "\\t": "\t",
-            "\\v": "\v"}
+_ESCAPES = {
+    "\\\\": "\\", "\\b": "\b", "\\f": "\f", "\\n": "\n", "\\r": "\r", "\\t": "\t", "\\v": "\v",
+}
 _ESCAPED = re.compile(r"\\[\\bfnrtv]")
-_DONE = object()
+_BOOL_OID = 16
+# other PostgreSQL types whose values are not text: int8, int2, int4, oid, float4, float8, numeric
+_CONVERTERS: dict[int, Callable[[str], Any]] = {
+    20: int, 21: int, 23: int, 26: int, 700: float, 701: float, 1700: Decimal,
+}
 
 
 def _unescape(field: str) -> str:
     return _ESCAPED.sub(lambda m: _ESCAPES[m.group()], field)
 
 
-def _bool(field: str) -> bool:
-    return field == "t"
+class _RowMapping(Mapping[str, Any]):
+    """`row._mapping`, as SQLAlchemy's rows have it: values by column name."""
+
+    __slots__ = ("_index", "_row")
+
+    def __init__(self, row: tuple[Any, ...], index: dict[str, int]) -> None:
+        self._row = row
+        self._index = index
+
+    def __getitem__(self, name: str) -> Any:
+        return self._row[self._index[name]]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._index)
+
+    def __len__(self) -> int:
+        return len(self._index)
 
 
-def _converter(type_: Any) -> Callable[[str], Any] | None:
-    """How a column's text becomes its Python value (None: it stays text)."""
-    if isinstance(type_, sa.Boolean):
-        return _bool
-    if isinstance(type_, sa.Integer):
-        return int
-    if isinstance(type_, sa.Float):
-        return float
-    if isinstance(type_, sa.Numeric):
-        return Decimal
-    return None
+def _row_type(names: list[str]) -> Any:
+    """A named tuple class for the statement's columns, with `_mapping` like SQLAlchemy's."""
+    index = {name: i for i, name in enumerate(names)}
+    base: Any = namedtuple("Row", names, rename=True)  # type: ignore[misc]
+
+    class Row(base):
+        __slots__ = ()
+
+        @property
+        def _mapping(self) -> Mapping[str, Any]:
+            return _RowMapping(self, index)
+
+    return Row
 
 
-def _parser(columns: list[Any]) -> Callable[[str], Any]:
+def _parser(names: list[str], oids: list[int]) -> Callable[[str], Any]:
     """A function from one line of COPY text output to a named tuple of typed values."""
-    make = namedtuple(  # type: ignore[misc]  # noqa: PYI024
-        "Row", [c.key or f"c{i}" for i, c in enumerate(columns)], rename=True
-    )._make
-    converters = [_converter(c.type) for c in columns]
-    text = [i for i, conv in enumerate(converters) if conv is None]
-    bools = [i for i, conv in enumerate(converters) if conv is _bool]
-    typed = [(i, conv) for i, conv in enumerate(converters) if conv not in (None, _bool)]
+    make = _row_type(names)._make
+    bools = [i for i, oid in enumerate(oids) if oid == _BOOL_OID]
+    typed = [(i, _CONVERTERS[oid]) for i, oid in enumerate(oids) if oid in _CONVERTERS]
+    text = [i for i, oid in enumerate(oids) if oid != _BOOL_OID and oid not in _CONVERTERS]
 
     def parse(line: str) -> Any:
         fields: list[Any] = line[:-1].split("\t")
@@ -89,68 +108,51 @@ def _parser(columns: list[Any]) -> Callable[[str], Any]:
     return parse
 
 
-class _Chunks(io.TextIOBase):
-    """The file COPY writes into (one call per row): rows go to the queue in chunks."""
+class _Spool(io.RawIOBase):
+    """Where COPY writes (one call per row): a spooled file, and a note every NOTE_EVERY rows."""
 
-    def __init__(self, chunks: queue.Queue[Any]) -> None:
-        self._chunks = chunks
-        self._rows: list[str] = []
+    def __init__(self, note: Callable[[int], None] | None) -> None:
+        self.file = tempfile.SpooledTemporaryFile(SPOOL_IN_MEMORY, "w+b")  # noqa: SIM115
+        self._write = self.file.write
+        self._note = note
+        self.rows = 0
 
-    def write(self, row: str) -> int:
-        self._rows.append(row)
-        if len(self._rows) >= CHUNK_ROWS:
-            self._chunks.put(self._rows)
-            self._rows = []
+    def writable(self) -> bool:
+        return True
+
+    def write(self, row: Any) -> int:
+        self._write(row)
+        self.rows += 1
+        if self._note is not None and self.rows % NOTE_EVERY == 0:
+            self._note(self.rows)
         return len(row)
 
-    def flush_rows(self) -> None:
-        if self._rows:
-            self._chunks.put(self._rows)
-            self._rows = []
 
-
-def copy_rows(conn: Connection, stmt: sa.Select[Any]) -> Iterator[Any]:
-    """The rows of `stmt`, as named tuples (`row[0]`, `row.key`), via COPY TO STDOUT.
+def copy_rows(
+    conn: Connection, stmt: sa.Select[Any], note: Callable[[int], None] | None = None
+) -> Iterator[Any]:
+    """The rows of `stmt`, as named tuples (`row[0]`, `row.key`, `row._mapping["key"]`).
 
     `conn` must be inside its transaction already: the COPY runs in the same snapshot.
-    Database errors are raised as SQLAlchemy's `DBAPIError`s, as from `conn.execute`."""
+    `note(n)` is called every NOTE_EVERY rows while the COPY runs. Database errors are raised
+    as SQLAlchemy's `DBAPIError`s, as from `conn.execute`."""
     compiled = stmt.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
-    parse = _parser(list(stmt.selected_columns))
     raw: Any = conn.connection.dbapi_connection
+    codec = encodings[raw.encoding]
     with raw.cursor() as cur:
-        sql = b"COPY (" + cur.mogrify(compiled.string, compiled.params) + b") TO STDOUT"
-    chunks: queue.Queue[Any] = queue.Queue(QUEUE_CHUNKS)
-
-    def produce() -> None:
+        query = cur.mogrify(compiled.string, compiled.params)
         try:
-            sink = _Chunks(chunks)
-            with raw.cursor() as cur:
-                cur.copy_expert(sql, sink)
-            sink.flush_rows()
-            chunks.put(_DONE)
-        except BaseException as exc:  # handed to the reading side, raised there
-            chunks.put(exc)
-
-    producer = threading.Thread(target=produce, name="refaudit-copy", daemon=True)
-    producer.start()
-    finished = False
-    try:
-        while (chunk := chunks.get()) is not _DONE:
-            if isinstance(chunk, BaseException):
-                finished = True
-                if isinstance(chunk, psycopg2.Error):
-                    raise sa_exc.DBAPIError.instance(
-                        sql.decode(errors="replace"), None, chunk, psycopg2.Error
-                    ) from chunk
-                raise chunk
-            for line in chunk:
-                yield parse(line)
-        finished = True
-    finally:
-        if not finished:  # the reader stopped early: stop the query and let the thread end
-            raw.cancel()
-            while True:
-                item = chunks.get()
-                if item is _DONE or isinstance(item, BaseException):
-                    break
-        producer.join()
+            # the result's column names and PostgreSQL types, without running the query
+            cur.execute(b"SELECT * FROM (" + query + b") AS q LIMIT 0")
+            described = cur.description
+            parse = _parser([d.name for d in described], [d.type_code for d in described])
+            spool = _Spool(note)
+            cur.copy_expert(b"COPY (" + query + b") TO STDOUT", spool)
+        except psycopg2.Error as exc:
+            raise sa_exc.DBAPIError.instance(
+                query.decode(codec, errors="replace"), None, exc, psycopg2.Error
+            ) from exc
+    with spool.file:
+        spool.file.seek(0)
+        for line in io.TextIOWrapper(spool.file, encoding=codec, newline="\n"):
+            yield parse(line)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import operator
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -31,8 +31,6 @@ from pipeline.results import CheckResult
 from pipeline.suite import CATALOG_KINDS, ROW_KINDS, Suite, UniqueCheck
 
 SAMPLE_SIZE = 20
-BATCH_ROWS = 10_000
-NOTE_EVERY = 10_000  # violating rows between two progress notes of a long scan
 
 
 _violation_fields = operator.attrgetter(*VIOLATION_FIELDS)  # one C call per violation
@@ -206,7 +204,8 @@ _RAISE_WORK_MEM = sa.text(
     "WHERE pg_size_bytes(current_setting('work_mem')) < pg_size_bytes(:value)"
 )
 _LOWER_COST = sa.text(
-    "SELECT set_config(:name, :value, true) WHERE CAST(current_setting(:name) AS float8) > CAST(:value AS float8)"
+    "SELECT set_config(:name, :value, true) "
+    "WHERE CAST(current_setting(:name) AS float8) > CAST(:value AS float8)"
 )
 
 
@@ -219,9 +218,11 @@ def tune_session(conn: Connection) -> None:
             conn.execute(_LOWER_COST, {"name": name, "value": value})
 
 
-def _stream(conn: Connection, stmt: Any) -> Iterator[Any]:
+def _stream(
+    conn: Connection, stmt: Any, note: Callable[[int], None] | None = None
+) -> Iterator[Any]:
     # COPY rather than a server-side cursor: a cursor's query never runs in parallel
-    return copy_rows(conn, stmt)
+    return copy_rows(conn, stmt, note)
 
 
 def run_checks(
@@ -254,9 +255,10 @@ def run_checks(
             cols = rule_meta.setdefault(rule.rule_id, (rule.check, []))[1]
             if rule.column not in cols:
                 cols.append(rule.column)
-        for found, row in enumerate(_stream(conn, plan.statement()), start=1):
-            if found % NOTE_EVERY == 0:
-                prog.note(f"{found:,} violating rows so far")
+        def found(n: int) -> None:
+            prog.note(f"{n:,} violating rows so far")
+
+        for row in _stream(conn, plan.statement(), found):
             key = str(row[0])
             for i, rule in enumerate(plan.rules):
                 if row[1 + 2 * i]:
