@@ -156,3 +156,42 @@ def copy_rows(
         spool.file.seek(0)
         for line in io.TextIOWrapper(spool.file, encoding=codec, newline="\n"):
             yield parse(line)
+
+
+class _Lines(io.TextIOBase):
+    """Where COPY ... (FORMAT csv) writes (one call per line): each line goes to `take`."""
+
+    def __init__(self, take: Callable[[str], Any], note: Callable[[int], None] | None) -> None:
+        self._take = take
+        self._note = note
+        self.lines = 0
+
+    def write(self, line: str) -> int:
+        self._take(line)
+        self.lines += 1
+        if self._note is not None and self.lines % NOTE_EVERY == 0:
+            self._note(self.lines)
+        return len(line)
+
+
+def copy_lines(
+    conn: Connection,
+    stmt: sa.Select[Any],
+    take: Callable[[str], Any],
+    note: Callable[[int], None] | None = None,
+) -> int:
+    """Run `stmt` as `COPY (...) TO STDOUT (FORMAT csv)` and hand each CSV line (with its
+    newline) to `take` as it arrives; returns the number of lines. No Python object per
+    column: for statements whose rows already are the output's lines."""
+    compiled = stmt.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+    raw: Any = conn.connection.dbapi_connection
+    lines = _Lines(take, note)
+    with raw.cursor() as cur:
+        query = cur.mogrify(compiled.string, compiled.params)
+        try:
+            cur.copy_expert(b"COPY (" + query + b") TO STDOUT (FORMAT csv)", lines)
+        except psycopg2.Error as exc:
+            raise sa_exc.DBAPIError.instance(
+                query.decode(encodings[raw.encoding], errors="replace"), None, exc, psycopg2.Error
+            ) from exc
+    return lines.lines

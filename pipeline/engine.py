@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
 from pipeline.baseline import BASELINE_COLUMN, KNOWN, NEW, Baseline
@@ -24,7 +25,7 @@ from pipeline.checks import ROW_FAMILIES
 from pipeline.checks.base import VIOLATION_FIELDS, RowRule, TableScan, Violation, table_clause
 from pipeline.checks.catalog import CatalogFacts, catalog_findings, read_catalog
 from pipeline.checks.unique import unique_query
-from pipeline.copy_stream import copy_rows
+from pipeline.copy_stream import copy_lines, copy_rows
 from pipeline.errors import DatabaseError
 from pipeline.progress import ProgressLike, as_progress
 from pipeline.results import CheckResult
@@ -45,6 +46,7 @@ class ViolationSink:
     """
 
     def __init__(self, handle: TextIO, baseline: Baseline | None = None) -> None:
+        self._handle = handle
         self._writer = csv.writer(handle, lineterminator="\n")
         self.baseline = baseline
         self._writer.writerow(VIOLATION_FIELDS + ((BASELINE_COLUMN,) if baseline else ()))
@@ -52,6 +54,22 @@ class ViolationSink:
         self.known: dict[str, int] = defaultdict(int)
         self._samples: dict[str, list[dict[str, str]]] = defaultdict(list)
         self._known_samples: dict[str, list[dict[str, str]]] = defaultdict(list)
+
+    @property
+    def takes_lines(self) -> bool:
+        """Whether violations may come as ready-made violations.csv lines (`add_line`), i.e.
+        nothing here needs each one as a `Violation` (a baseline does)."""
+        return self.baseline is None
+
+    def add_line(self, line: str) -> None:
+        """One violation as its violations.csv line, written by PostgreSQL (COPY ... csv):
+        the same line `add` writes, without building it in Python."""
+        self._handle.write(line)
+        check = line[: line.index(",")]  # check ids never need CSV quoting
+        self.counts[check] += 1
+        sample = self._samples[check]
+        if len(sample) < SAMPLE_SIZE:
+            sample.append(dict(zip(VIOLATION_FIELDS, next(csv.reader([line])), strict=True)))
 
     def add(self, v: Violation) -> None:
         row: tuple[str, ...] = _violation_fields(v)
@@ -99,6 +117,43 @@ class TablePlan:
         where = sa.or_(*(r.flag for r in self.rules))
         # ordered by key: violations.csv, samples and reports are the same on every run
         return sa.select(*cols).select_from(scan.from_clause()).where(where).order_by(cols[0])
+
+    def lines_statement(self) -> sa.Select[Any]:
+        """The table's violations as violations.csv lines, one row per (row, rule), in the
+        order the per-row loop of `run_checks` writes them (key, then rule).
+
+        `statement()`'s wide rows are unpivoted in PostgreSQL with a multi-array `unnest`,
+        so that COPY can write the lines and Python handles no value at all.
+        """
+        w = self.statement().order_by(None).subquery("w")
+        n = len(self.rules)
+        x = (
+            sa.func.unnest(
+                postgresql.array([w.c[f"f{i}"] for i in range(n)]),
+                postgresql.array([sa.cast(w.c[f"v{i}"], sa.Text) for i in range(n)]),
+                postgresql.array([sa.literal(r.rule_id, sa.Text) for r in self.rules]),
+                postgresql.array([sa.literal(r.column, sa.Text) for r in self.rules]),
+            )
+            .table_valued("flag", "value", "check", "column", with_ordinality="ord")
+            .render_derived(name="x")
+        )
+        none = sa.null()
+        return (
+            sa.select(
+                x.c.check,
+                sa.literal(self.table, sa.Text).label("table"),
+                sa.cast(w.c["__key"], sa.Text).label("key"),
+                x.c.column,
+                sa.func.nullif(x.c.value, "").label("value"),  # written empty either way
+                none.label("diagnosis"),
+                none.label("proposed_value"),
+                none.label("confidence"),
+                none.label("evidence"),
+            )
+            .select_from(w.join(x, sa.true()))
+            .where(x.c.flag)
+            .order_by(w.c["__key"], x.c.ord)
+        )
 
 
 def plan_tables(suite: Suite, unique: set[tuple[str, str]] | None = None) -> list[TablePlan]:
@@ -255,9 +310,13 @@ def run_checks(
             cols = rule_meta.setdefault(rule.rule_id, (rule.check, []))[1]
             if rule.column not in cols:
                 cols.append(rule.column)
-        def found(n: int) -> None:
-            prog.note(f"{n:,} violating rows so far")
 
+        def found(n: int) -> None:
+            prog.note(f"{n:,} violations so far")
+
+        if sink.takes_lines:  # PostgreSQL writes the lines: no Python object per violation
+            copy_lines(conn, plan.lines_statement(), sink.add_line, found)
+            continue
         for row in _stream(conn, plan.statement(), found):
             key = str(row[0])
             for i, rule in enumerate(plan.rules):

@@ -30,7 +30,8 @@ def test_values_types_and_nulls_match_a_cursor(engine: sa.Engine) -> None:
         values.c.i.label("key"),
         values.c.s.label("value"),
         (values.c.i % 2 == 0).label("even"),
-        sa.case((values.c.i == 1, sa.null()), else_=sa.cast(values.c.i, sa.Float) / 2).label("half"),
+        sa.case((values.c.i == 1, sa.null()), else_=sa.cast(values.c.i, sa.Float) / 2)
+        .label("half"),
         sa.cast(sa.null(), sa.Boolean).label("unknown"),
     ).order_by(values.c.i)
     with read_only_snapshot(engine) as (conn, _):
