@@ -79,6 +79,16 @@ FROM {t} p LEFT JOIN users u ON u.id = p.user_id
 
 PROFILE_TABLES = ("tutor_profiles", "student_profiles", "parent_profiles")
 
+# what the catalog checks read: constraints (with validation state), indexes, triggers
+CATALOG = """
+SELECT (SELECT count(*) FROM pg_constraint WHERE conrelid = 'session_requests'::regclass
+          AND convalidated) AS "catalog.constraints",
+       (SELECT count(*) FROM pg_index WHERE indrelid = 'session_requests'::regclass
+          AND indisvalid) AS "catalog.indexes",
+       (SELECT count(*) FROM pg_trigger WHERE tgrelid = 'session_requests'::regclass
+          AND NOT tgisinternal) AS "catalog.triggers"
+"""
+
 
 def statements() -> list[str]:
     return [
@@ -86,14 +96,18 @@ def statements() -> list[str]:
         PENDING_DUPLICATES,
         PACKAGES,
         *(PROFILE.format(t=t) for t in PROFILE_TABLES),
+        CATALOG,
     ]
 
 
-def run_floor(conn: Any) -> dict[str, int]:
-    """Run the floor on a psycopg2 connection; return violations per refaudit check id."""
+def run_floor(conn: Any, settings: tuple[tuple[str, str], ...] = ()) -> dict[str, int]:
+    """Run the floor on a psycopg2 connection, with the same transaction-local `settings` as
+    refaudit's engine; return violations per refaudit check id (catalog facts dropped)."""
     counts: dict[str, int] = {}
     conn.set_session(isolation_level="REPEATABLE READ", readonly=True)
     with conn.cursor() as cur:
+        for name, value in settings:
+            cur.execute("SELECT set_config(%s, %s, true)", (name, value))
         for sql in statements():
             cur.execute(sql, {"email": EMAIL, "phone": PHONE})
             row = cur.fetchone()
@@ -101,4 +115,4 @@ def run_floor(conn: Any) -> dict[str, int]:
                 counts[col.name] = int(value)
     conn.commit()
     counts.pop("rows")
-    return counts
+    return {k: v for k, v in counts.items() if not k.startswith("catalog.")}
