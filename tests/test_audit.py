@@ -62,6 +62,9 @@ def test_seed_before_exits_1_with_all_six_requests_flagged(seed_before_db, tmp_p
     fk = got[got["check"] == "catalog.fk_session_requests_tutor"]
     assert len(fk) == 1
     assert "references users(id), expected tutor_profiles(id)" in fk.iloc[0]["evidence"]
+    requester_fk = got[got["check"] == "catalog.no_fk_session_requests_requester"]
+    assert list(requester_fk["key"]) == ["fk_session_requests_requester"]
+    assert "REFERENCES users(id)" in requester_fk.iloc[0]["value"]
 
 
 def test_seed_before_student_and_parent_requesters(seed_before_db, generator, tmp_path) -> None:  # type: ignore[no-untyped-def]
