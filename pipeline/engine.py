@@ -10,6 +10,7 @@ a few catalog queries. Memory holds one batch of violating rows at a time.
 from __future__ import annotations
 
 import csv
+import functools
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -19,7 +20,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from pipeline.checks import ROW_FAMILIES
-from pipeline.checks.base import VIOLATION_FIELDS, RowRule, TableScan, Violation, table_clause
+from pipeline.checks.base import (
+    VIOLATION_FIELDS,
+    DiagnosisScope,
+    RowRule,
+    TableScan,
+    Violation,
+    table_clause,
+)
 from pipeline.checks.catalog import CatalogFacts, catalog_findings, read_catalog
 from pipeline.checks.unique import unique_query
 from pipeline.errors import DatabaseError
@@ -33,13 +41,16 @@ Progress = Callable[[str], None]
 
 
 class ViolationSink:
-    """Streams violations to violations.csv, counting per rule and keeping a small sample."""
+    """Streams violations to violations.csv, counting per rule and per diagnosis and keeping a
+    small sample; `tap`, when given, sees every violation too (the repair planner)."""
 
-    def __init__(self, handle: TextIO) -> None:
+    def __init__(self, handle: TextIO, tap: Callable[[Violation], None] | None = None) -> None:
         self._writer = csv.writer(handle, lineterminator="\n")
         self._writer.writerow(VIOLATION_FIELDS)
+        self._tap = tap
         self.counts: dict[str, int] = defaultdict(int)
         self.samples: dict[str, list[dict[str, str]]] = defaultdict(list)
+        self.diagnoses: dict[tuple[str, str, str], int] = defaultdict(int)
 
     def add(self, v: Violation) -> None:
         self._writer.writerow(
@@ -56,9 +67,20 @@ class ViolationSink:
             )
         )
         self.counts[v.check] += 1
+        if v.diagnosis and v.diagnosis != "catalog":
+            self.diagnoses[(v.check, v.diagnosis, v.confidence)] += 1
         sample = self.samples[v.check]
         if len(sample) < SAMPLE_SIZE:
             sample.append({f: getattr(v, f) for f in VIOLATION_FIELDS})
+        if self._tap is not None:
+            self._tap(v)
+
+    def diagnosis_summary(self) -> list[dict[str, Any]]:
+        """[{check, diagnosis, confidence, rows}], for results.json and the report."""
+        return [
+            {"check": check, "diagnosis": diagnosis, "confidence": confidence, "rows": n}
+            for (check, diagnosis, confidence), n in sorted(self.diagnoses.items())
+        ]
 
 
 @dataclass
@@ -71,14 +93,85 @@ class TablePlan:
     scan: TableScan | None = None
 
     def statement(self) -> sa.Select[Any]:
+        """One statement for the whole table.
+
+        Stage 1 scans the table once and keeps the rows some rule flags. When a rule explains
+        its violations (a `Diagnoser`), those rows become a MATERIALIZED CTE `v`; stage 2
+        LEFT JOINs what the diagnosis needs to `v` only, stage 3 concludes with CASE
+        expressions. Every row of the result has, per rule i, `f{i}` (violates) and `v{i}`
+        (value) and, for diagnosing rules, `d{i}`, `p{i}`, `c{i}`, `e{i}` (diagnosis,
+        proposed value, confidence, evidence) and `rc{i}`, `ro{i}` (repair column and old
+        value).
+        """
         assert self.scan is not None
         scan = self.scan
         cols: list[Any] = [scan.col(self.key).label("__key")]
+        carried_columns: dict[str, None] = {}
         for i, rule in enumerate(self.rules):
             cols.append(rule.flag.is_(sa.true()).label(f"f{i}"))
             cols.append(rule.value.label(f"v{i}"))
+            for name, expr in rule.carry.items():
+                cols.append(expr.label(f"r{i}_{name}"))
+            carried_columns.update(dict.fromkeys(rule.columns))
+        cols.extend(scan.col(c).label(f"c_{c}") for c in carried_columns)
         where = sa.or_(*(r.flag.is_(sa.true()) for r in self.rules))
-        return sa.select(*cols).select_from(scan.from_clause()).where(where)
+        scanned = sa.select(*cols).select_from(scan.from_clause()).where(where)
+        if not any(r.diagnoser for r in self.rules):
+            return scanned
+
+        v = scanned.cte("v").prefix_with("MATERIALIZED")
+        scope = DiagnosisScope(v, scan)
+        fact_cols: list[Any] = []
+        for i, rule in enumerate(self.rules):
+            if rule.diagnoser is None:
+                continue
+            carried = {name: v.c[f"r{i}_{name}"] for name in rule.carry}
+            carried.update(flag=v.c[f"f{i}"], value=v.c[f"v{i}"])
+            for name, expr in rule.diagnoser.facts(scope, carried).items():
+                assert name not in carried, f"fact {name} of {rule.rule_id} shadows a carried one"
+                fact_cols.append(expr.label(f"r{i}_{name}"))
+        d = sa.select(*v.c, *fact_cols).select_from(scope.from_clause()).subquery("d")
+
+        def facts_of(sub: Any, i: int) -> dict[str, Any]:
+            prefix = f"r{i}_"
+            facts = {c.name[len(prefix) :]: c for c in sub.c if c.name.startswith(prefix)}
+            facts.update(flag=sub.c[f"f{i}"], value=sub.c[f"v{i}"])
+            return facts
+
+        diagnosing = [(i, r.diagnoser) for i, r in enumerate(self.rules) if r.diagnoser]
+        levels = max(len(dg.steps()) for _, dg in diagnosing)
+        for level in range(levels):
+            step_cols: list[Any] = []
+            for i, dg in diagnosing:
+                steps = dg.steps()
+                if level < len(steps):
+                    cols_of = functools.partial(_carried, d)
+                    for name, expr in steps[level](facts_of(d, i), cols_of).items():
+                        step_cols.append(expr.label(f"r{i}_{name}"))
+            d = sa.select(*d.c, *step_cols).subquery(f"d{level + 1}")
+
+        out: list[Any] = [d.c["__key"]]
+        flags = []
+        for i, rule in enumerate(self.rules):
+            flag: Any = d.c[f"f{i}"]
+            if rule.diagnoser is not None:
+                diag = rule.diagnoser.conclude(facts_of(d, i), functools.partial(_carried, d))
+                if diag.flag is not None:
+                    flag = diag.flag.is_(sa.true())
+                none = sa.null()
+                out += [
+                    diag.diagnosis.label(f"d{i}"),
+                    diag.proposed.label(f"p{i}"),
+                    diag.confidence.label(f"c{i}"),
+                    diag.evidence.label(f"e{i}"),
+                    (diag.repair_column if diag.repair_column is not None else none).label(
+                        f"rc{i}"
+                    ),
+                    (diag.repair_old if diag.repair_old is not None else none).label(f"ro{i}"),
+                ]
+            out += [flag.label(f"f{i}"), d.c[f"v{i}"].label(f"v{i}")]
+            flags.append(flag)
+        return sa.select(*out).where(sa.or_(*flags))
 
 
 def plan_tables(suite: Suite, unique: set[tuple[str, str]] | None = None) -> list[TablePlan]:
@@ -92,7 +185,7 @@ def plan_tables(suite: Suite, unique: set[tuple[str, str]] | None = None) -> lis
     columns = required_columns(suite)
     for table, checks in by_table.items():
         key = suite.key_of(table)
-        scan = TableScan(table, columns, unique or set())
+        scan = TableScan(table, columns, unique or set(), suite.key_spaces)
         plan = TablePlan(table, key, scan=scan)
         for check in checks:
             plan.rules.extend(ROW_FAMILIES[check.kind](check, scan))
@@ -110,6 +203,24 @@ def _evidence_columns(check: Any) -> list[str]:
     return cols
 
 
+def _mis_key_columns(suite: Suite, check: Any) -> dict[str, set[str]]:
+    """What diagnosing a mis-keyed reference reads beyond the row: the targets' `through`
+    column, the key space's key and attributes, the `via` tables."""
+    mis_key = getattr(check, "mis_key", None)
+    need: dict[str, set[str]] = defaultdict(set)
+    if mis_key is None:
+        return need
+    targets = [check.target] if hasattr(check, "target") else list(check.targets.values())
+    for ref in targets:
+        need[ref.table] |= {ref.column, mis_key.through}
+    space = suite.key_spaces[mis_key.key_space]
+    need[space.table] |= {space.key, *space.attributes}
+    for ev in mis_key.evidence:
+        if ev.via is not None:
+            need[ev.via.table] |= {ev.via.key, ev.via.target_column}
+    return need
+
+
 def required_columns(suite: Suite) -> dict[str, set[str]]:
     """Every column the row and set checks read, per table (catalog checks need none)."""
     need: dict[str, set[str]] = defaultdict(set)
@@ -121,6 +232,8 @@ def required_columns(suite: Suite) -> dict[str, set[str]]:
             *check.column_list(),
             *_evidence_columns(check),
         }
+        for table, cols in _mis_key_columns(suite, check).items():
+            need[table] |= cols
         for attr in ("target",):
             ref = getattr(check, attr, None)
             if ref is not None:
@@ -174,6 +287,15 @@ def unique_columns(conn: Connection, tables: Iterable[str]) -> set[tuple[str, st
     return {(t, c) for t in tables for c in conn.execute(_UNIQUE_SQL, {"t": t}).scalars()}
 
 
+def _carried(sub: Any, name: str) -> Any:
+    """The audited row's column `name`, as carried through the diagnosis stages."""
+    return sub.c[f"c_{name}"]
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
 def _stream(conn: Connection, stmt: Any) -> Iterator[Any]:
     result = conn.execution_options(stream_results=True, max_row_buffer=BATCH_ROWS).execute(stmt)
     yield from result
@@ -207,19 +329,31 @@ def run_checks(
             if rule.column not in cols:
                 cols.append(rule.column)
         for row in _stream(conn, plan.statement()):
-            key = str(row[0])
+            m = row._mapping
+            key = str(m["__key"])
             for i, rule in enumerate(plan.rules):
-                if row[1 + 2 * i]:
-                    value = row[2 + 2 * i]
-                    sink.add(
-                        Violation(
-                            rule.rule_id,
-                            plan.table,
-                            key,
-                            rule.column,
-                            "" if value is None else str(value),
-                        )
+                if not m[f"f{i}"]:
+                    continue
+                value = m[f"v{i}"]
+                if rule.diagnoser is None:
+                    sink.add(Violation(rule.rule_id, plan.table, key, rule.column, _text(value)))
+                    continue
+                old = m[f"ro{i}"]
+                sink.add(
+                    Violation(
+                        rule.rule_id,
+                        plan.table,
+                        key,
+                        rule.column,
+                        _text(value),
+                        diagnosis=_text(m[f"d{i}"]),
+                        proposed_value=_text(m[f"p{i}"]),
+                        confidence=_text(m[f"c{i}"]),
+                        evidence=_text(m[f"e{i}"]),
+                        repair_column=_text(m[f"rc{i}"]),
+                        repair_old=None if old is None else str(old),
                     )
+                )
 
     for check in suite.checks:
         if isinstance(check, UniqueCheck):
