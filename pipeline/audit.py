@@ -11,11 +11,14 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL
 
 from pipeline import __version__
+from pipeline.checks.catalog import CatalogFacts
+from pipeline.constraints import plan_catalog, render_constraints
 from pipeline.db import (
     DEFAULT_LOCK_TIMEOUT_S,
     DEFAULT_STATEMENT_TIMEOUT_S,
@@ -27,6 +30,13 @@ from pipeline.db import (
 from pipeline.engine import Progress, ViolationSink, run_checks, verify_schema
 from pipeline.errors import UsageError
 from pipeline.outputs import write_junit, write_report, write_results_json
+from pipeline.repair import (
+    RepairContext,
+    RepairPlan,
+    read_repair_context,
+    write_repair_sql,
+    write_rollback_sql,
+)
 from pipeline.results import AuditResult, FailOn, RunInfo
 from pipeline.suite import Suite
 
@@ -38,6 +48,7 @@ class AuditOptions:
     fail_on: FailOn = "error"
     statement_timeout_s: float = DEFAULT_STATEMENT_TIMEOUT_S
     lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S
+    repair: bool = False  # also write repair.sql, rollback.sql and constraints.sql
 
 
 def utc_stamp(now: datetime) -> str:
@@ -84,30 +95,75 @@ def run_audit(
         url, statement_timeout_s=opts.statement_timeout_s, lock_timeout_s=opts.lock_timeout_s
     )
     violations_path = out_dir / "violations.csv"
+    plan = RepairPlan(suite, run.run_id, out_dir) if opts.repair else None
     doing = "connecting"
     try:
         with violations_path.open("w", encoding="utf-8", newline="") as handle:
-            sink = ViolationSink(handle)
+            sink = ViolationSink(handle, tap=plan.add if plan is not None else None)
             with read_only_snapshot(engine) as (conn, snap):
                 run.snapshot_taken_at = snap.taken_at
                 run.server_version = snap.server_version
                 doing = "checking the schema"
                 verify_schema(conn, suite)
                 doing = "auditing"
-                checks = run_checks(conn, suite, sink, progress=progress)
+                catalog: dict[str, CatalogFacts] = {}
+                checks = run_checks(conn, suite, sink, progress=progress, catalog=catalog)
+                if plan is not None:
+                    doing = "reading what the repair needs"
+                    context = read_repair_context(conn, suite, plan, catalog)
     except sa_exc.SQLAlchemyError as exc:
         violations_path.unlink(missing_ok=True)
+        if plan is not None:
+            plan.cleanup()
         raise database_error(exc, url, doing=doing) from None
     except BaseException:
         violations_path.unlink(missing_ok=True)
+        if plan is not None:
+            plan.cleanup()
         raise
     finally:
         engine.dispose()
+    result = AuditResult(run=run, checks=checks, out_dir=out_dir)
+    result.extra["diagnoses"] = sink.diagnosis_summary()
+    if plan is not None:
+        try:
+            result.extra["repair"] = write_repair_files(plan, context, opts, result)
+        finally:
+            plan.cleanup()
     run.finished_at = datetime.now(UTC).isoformat(timespec="seconds")
     run.duration_s = round(time.perf_counter() - started, 3)
-    result = AuditResult(run=run, checks=checks, out_dir=out_dir)
     write_outputs(result, opts.fail_on)
     return result
+
+
+def write_repair_files(
+    plan: RepairPlan, context: RepairContext, opts: AuditOptions, result: AuditResult
+) -> dict[str, Any]:
+    """repair.sql, rollback.sql and constraints.sql into the run's directory."""
+    out, run = result.out_dir, result.run
+    catalog = plan_catalog(plan.suite, context.facts)
+    timeouts = {
+        "lock_timeout_s": opts.lock_timeout_s,
+        "statement_timeout_s": opts.statement_timeout_s,
+    }
+    summary = write_repair_sql(
+        plan,
+        context,
+        catalog,
+        out / "repair.sql",
+        database=run.database,
+        snapshot=run.snapshot_taken_at,
+        **timeouts,
+    )
+    write_rollback_sql(
+        plan, context, catalog, out / "rollback.sql", database=run.database, **timeouts
+    )
+    (out / "constraints.sql").write_text(
+        render_constraints(catalog, run_id=run.run_id, database=run.database, **timeouts),
+        encoding="utf-8",
+    )
+    result.files.update(summary.to_dict()["files"])
+    return summary.to_dict()
 
 
 def write_outputs(result: AuditResult, fail_on: FailOn) -> None:

@@ -108,6 +108,13 @@ def run(
     lock_timeout: Annotated[
         float, typer.Option("--lock-timeout", help="Seconds to wait for a lock.", min=0.001)
     ] = 5.0,
+    repair: Annotated[
+        bool,
+        typer.Option(
+            "--repair",
+            help="Also write repair.sql, rollback.sql and constraints.sql into --out.",
+        ),
+    ] = False,
     quiet: QuietOption = False,
     debug: DebugOption = False,
 ) -> None:
@@ -123,12 +130,45 @@ def run(
             fail_on=fail_on.value,
             statement_timeout_s=statement_timeout,
             lock_timeout_s=lock_timeout,
+            repair=repair,
         )
         return run_audit(url, loaded, out, options=opts)
 
     result = _guarded(debug, go)
     _print_summary(result, fail_on.value, quiet)
+    plan = result.extra.get("repair")
+    if plan is not None:
+        typer.echo(
+            f"repair plan: {plan['updates']} updates, {plan['set_null']} set to NULL, "
+            f"{plan['quarantined']} to quarantine, {plan['ambiguous']} for review; "
+            f"review {result.out_dir / 'repair.sql'}"
+        )
     raise typer.Exit(int(result.exit_code(fail_on.value)))
+
+
+@app.command()
+def apply(
+    plan: Annotated[
+        Path, typer.Argument(help="A plan file: repair.sql, rollback.sql or constraints.sql.")
+    ],
+    db: DbOption = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Run the plan, report, then roll everything back."),
+    ] = False,
+    quiet: QuietOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """Run a plan written by `refaudit run --repair` and report what it changed."""
+    from pipeline.apply import apply_plan
+    from pipeline.db import resolve_url
+
+    def go() -> Any:
+        url = resolve_url(db)
+        return apply_plan(url, plan, dry_run=dry_run, echo=None if quiet else typer.echo)
+
+    result = _guarded(debug, go)
+    typer.echo(result.summary())
 
 
 @app.command()
