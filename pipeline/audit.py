@@ -17,19 +17,25 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL
 
 from pipeline import __version__
+from pipeline.baseline import IDENTITY_FIELDS, Baseline, load_baseline
 from pipeline.checks.catalog import CatalogFacts
 from pipeline.constraints import plan_catalog, render_constraints
 from pipeline.db import (
-    DEFAULT_LOCK_TIMEOUT_S,
-    DEFAULT_STATEMENT_TIMEOUT_S,
     create_engine,
     database_error,
     describe,
     read_only_snapshot,
+    scrub,
 )
 from pipeline.engine import Progress, ViolationSink, run_checks, verify_schema
-from pipeline.errors import UsageError
-from pipeline.outputs import write_junit, write_report, write_results_json
+from pipeline.errors import ExitCode, RefauditError, UsageError
+from pipeline.limits import DEFAULT_LOCK_TIMEOUT_S, DEFAULT_STATEMENT_TIMEOUT_S
+from pipeline.outputs import (
+    write_error_outputs,
+    write_junit,
+    write_report,
+    write_results_json,
+)
 from pipeline.repair import (
     RepairContext,
     RepairPlan,
@@ -37,10 +43,16 @@ from pipeline.repair import (
     write_repair_sql,
     write_rollback_sql,
 )
-from pipeline.results import AuditResult, FailOn, RunInfo
+from pipeline.results import AuditResult, CheckResult, FailOn, RunInfo
 from pipeline.suite import Suite
 
 DEFAULT_REPORTS = Path("reports")
+REPAIR_FILES = ("repair.sql", "rollback.sql", "constraints.sql")
+"""Written with --repair; an earlier run's plan never survives next to a newer audit."""
+RUN_FILES = ("results.json", "junit.xml", "report.html", "violations.csv", *REPAIR_FILES)
+"""The files a run writes into its output directory; an earlier run's are removed first."""
+PARTIAL_VIOLATIONS = "violations.csv.partial"
+"""violations.csv while it is being streamed; renamed only when every check has run."""
 
 
 @dataclass(frozen=True)
@@ -48,7 +60,10 @@ class AuditOptions:
     fail_on: FailOn = "error"
     statement_timeout_s: float = DEFAULT_STATEMENT_TIMEOUT_S
     lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S
-    repair: bool = False  # also write repair.sql, rollback.sql and constraints.sql
+    baseline: Path | None = None
+    """An earlier run's violations.csv (or its directory): its violations do not fail the run."""
+    repair: bool = False
+    """Also write repair.sql, rollback.sql and constraints.sql (see pipeline/repair.py)."""
 
 
 def utc_stamp(now: datetime) -> str:
@@ -62,12 +77,22 @@ def default_out_dir(now: datetime) -> Path:
 def prepare_out_dir(out: Path) -> Path:
     try:
         out.mkdir(parents=True, exist_ok=True)
+        for name in (*RUN_FILES, PARTIAL_VIOLATIONS):
+            (out / name).unlink(missing_ok=True)
     except OSError as exc:
         raise UsageError(
-            f"cannot create output directory {out}: {exc.strerror}; "
+            f"cannot write to output directory {out}: {exc.strerror}; "
             "pass --out to a writable directory"
         ) from None
     return out
+
+
+def _check_baseline_location(baseline: Baseline, out_dir: Path) -> None:
+    if baseline.path.resolve() == (out_dir / "violations.csv").resolve():
+        raise UsageError(
+            f"--baseline {baseline.path} is inside --out {out_dir}, which this run overwrites; "
+            "keep the baseline in its own place (e.g. copy it to audit-baseline.csv)"
+        )
 
 
 def run_audit(
@@ -78,10 +103,19 @@ def run_audit(
     options: AuditOptions | None = None,
     progress: Progress | None = None,
 ) -> AuditResult:
-    """Audit the database at `url` against `suite` and write the run's files into `out`."""
+    """Audit the database at `url` against `suite` and write the run's files into `out`.
+
+    When the run fails (database unreachable, a timeout, the connection lost), `out` holds
+    only a results.json and a junit.xml that record the error; no violations.csv or report
+    of a partial run is left behind, and the error is raised.
+    """
     opts = options or AuditOptions()
     now = datetime.now(UTC)
-    out_dir = prepare_out_dir(out or default_out_dir(now))
+    baseline = load_baseline(opts.baseline) if opts.baseline is not None else None
+    out_dir = out or default_out_dir(now)
+    if baseline is not None:
+        _check_baseline_location(baseline, out_dir)
+    out_dir = prepare_out_dir(out_dir)
     run = RunInfo(
         run_id=f"{utc_stamp(now)}-{uuid.uuid4().hex[:6]}",
         database=describe(url),
@@ -91,48 +125,57 @@ def run_audit(
         started_at=now.isoformat(timespec="seconds"),
     )
     started = time.perf_counter()
-    engine = create_engine(
-        url, statement_timeout_s=opts.statement_timeout_s, lock_timeout_s=opts.lock_timeout_s
-    )
-    violations_path = out_dir / "violations.csv"
+    partial = out_dir / PARTIAL_VIOLATIONS
     plan = RepairPlan(suite, run.run_id, out_dir) if opts.repair else None
     doing = "connecting"
     try:
-        with violations_path.open("w", encoding="utf-8", newline="") as handle:
-            sink = ViolationSink(handle, tap=plan.add if plan is not None else None)
-            with read_only_snapshot(engine) as (conn, snap):
-                run.snapshot_taken_at = snap.taken_at
-                run.server_version = snap.server_version
-                doing = "checking the schema"
-                verify_schema(conn, suite)
-                doing = "auditing"
-                catalog: dict[str, CatalogFacts] = {}
-                checks = run_checks(conn, suite, sink, progress=progress, catalog=catalog)
-                if plan is not None:
-                    doing = "reading what the repair needs"
-                    context = read_repair_context(conn, suite, plan, catalog)
-    except sa_exc.SQLAlchemyError as exc:
-        violations_path.unlink(missing_ok=True)
-        if plan is not None:
-            plan.cleanup()
-        raise database_error(exc, url, doing=doing) from None
-    except BaseException:
-        violations_path.unlink(missing_ok=True)
-        if plan is not None:
-            plan.cleanup()
-        raise
-    finally:
-        engine.dispose()
-    result = AuditResult(run=run, checks=checks, out_dir=out_dir)
-    result.extra["diagnoses"] = sink.diagnosis_summary()
-    if plan is not None:
+        engine = create_engine(
+            url, statement_timeout_s=opts.statement_timeout_s, lock_timeout_s=opts.lock_timeout_s
+        )
         try:
-            result.extra["repair"] = write_repair_files(plan, context, opts, result)
+            with partial.open("w", encoding="utf-8", newline="") as handle:
+                sink = ViolationSink(handle, baseline, tap=plan.add if plan else None)
+                with read_only_snapshot(engine) as (conn, snap):
+                    run.snapshot_taken_at = snap.taken_at
+                    run.server_version = snap.server_version
+                    doing = "checking the schema"
+                    verify_schema(conn, suite)
+                    doing = "auditing"
+                    catalog: dict[str, CatalogFacts] = {}
+                    checks = run_checks(conn, suite, sink, progress=progress, catalog=catalog)
+                    if plan is not None:
+                        doing = "reading what the repair needs"
+                        context = read_repair_context(conn, suite, plan, catalog)
         finally:
+            engine.dispose()
+        partial.replace(out_dir / "violations.csv")
+    except BaseException as exc:
+        partial.unlink(missing_ok=True)
+        if plan is not None:
             plan.cleanup()
+        error: BaseException = exc
+        if isinstance(exc, sa_exc.SQLAlchemyError):
+            error = database_error(exc, url, doing=doing)
+        _record_failure(run, out_dir, error, url, started)
+        if error is exc:
+            raise
+        raise error from exc
     run.finished_at = datetime.now(UTC).isoformat(timespec="seconds")
     run.duration_s = round(time.perf_counter() - started, 3)
-    write_outputs(result, opts.fail_on)
+    result = AuditResult(run=run, checks=checks, out_dir=out_dir)
+    result.extra["diagnoses"] = sink.diagnosis_summary()
+    if baseline is not None:
+        result.extra["baseline"] = baseline_summary(baseline, checks)
+    try:
+        if plan is not None:
+            try:
+                result.extra["repair"] = write_repair_files(plan, context, opts, result)
+            finally:
+                plan.cleanup()
+        write_outputs(result, opts.fail_on)
+    except BaseException as exc:
+        _record_failure(run, out_dir, exc, url, started)
+        raise
     return result
 
 
@@ -162,11 +205,57 @@ def write_repair_files(
         render_constraints(catalog, run_id=run.run_id, database=run.database, **timeouts),
         encoding="utf-8",
     )
-    result.files.update(summary.to_dict()["files"])
+    files = summary.to_dict()["files"]
+    result.files.update(files)
     return summary.to_dict()
 
 
+def baseline_summary(baseline: Baseline, checks: list[CheckResult]) -> dict[str, Any]:
+    """What results.json, JUnit and the report say about the baseline."""
+    per_check: dict[str, dict[str, int]] = {}
+    for c in checks:
+        known = c.known or 0
+        per_check[c.id] = {
+            "known": known,
+            "new": c.new or 0,
+            "resolved": max(baseline.count(c.id) - known, 0),
+        }
+    ran = {c.id for c in checks}
+    return {
+        "path": str(baseline.path),
+        "matched_on": list(IDENTITY_FIELDS) + (["value"] if baseline.match_value else []),
+        "baseline_violations": baseline.lines,
+        "known": sum(v["known"] for v in per_check.values()),
+        "new": sum(v["new"] for v in per_check.values()),
+        "resolved": sum(v["resolved"] for v in per_check.values()),
+        "checks_not_in_suite": sorted(baseline.checks() - ran),
+        "per_check": per_check,
+    }
+
+
+def _record_failure(
+    run: RunInfo, out_dir: Path, error: BaseException, url: URL, started: float
+) -> None:
+    """Leave a results.json and junit.xml that say the run failed (never a partial pass)."""
+    if isinstance(error, KeyboardInterrupt):
+        message = "interrupted; nothing was concluded"
+    elif isinstance(error, RefauditError):
+        message = str(error)
+    else:
+        message = scrub(f"unexpected {type(error).__name__}: {error}", url).splitlines()[0]
+    run.finished_at = datetime.now(UTC).isoformat(timespec="seconds")
+    run.duration_s = round(time.perf_counter() - started, 3)
+    code = error.exit_code if isinstance(error, RefauditError) else ExitCode.RUNTIME
+    try:
+        for name in RUN_FILES:
+            (out_dir / name).unlink(missing_ok=True)
+        write_error_outputs(run, out_dir, message, int(code), type(error).__name__)
+    except OSError:
+        pass  # the error itself is what the caller must see
+
+
 def write_outputs(result: AuditResult, fail_on: FailOn) -> None:
+    """Write the run's files; results.json last, so its presence means the run is complete."""
     out = result.out_dir
     result.files.update(
         {
@@ -176,6 +265,6 @@ def write_outputs(result: AuditResult, fail_on: FailOn) -> None:
             "report": "report.html",
         }
     )
-    write_results_json(result, out / "results.json", fail_on)
     write_junit(result, out / "junit.xml", fail_on)
     write_report(result, out / "report.html", fail_on)
+    write_results_json(result, out / "results.json", fail_on)

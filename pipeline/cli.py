@@ -15,6 +15,11 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from pipeline.errors import ExitCode, RefauditError
+from pipeline.limits import (
+    DEFAULT_LOCK_TIMEOUT_S,
+    DEFAULT_STATEMENT_TIMEOUT_S,
+    MAX_TIMEOUT_S,
+)
 
 T = TypeVar("T")
 
@@ -37,30 +42,48 @@ def _fail(message: str, code: ExitCode) -> None:
     raise typer.Exit(int(code))
 
 
-def _guarded(debug: bool, fn: Callable[[], T]) -> T:
-    """Run `fn`; turn every failure into one line and an exit code."""
+def _guarded(debug: bool, fn: Callable[[], T], secrets: Callable[[], list[str]]) -> T:
+    """Run `fn`; turn every failure into one line and an exit code (after a traceback with
+    --debug; the exit code stays the documented one)."""
     try:
         return fn()
     except typer.Exit:
         raise
     except RefauditError as exc:
-        if debug:
-            raise
+        _traceback(debug, secrets())
         _fail(str(exc), exc.exit_code)
     except KeyboardInterrupt:
+        _traceback(debug, secrets())
         _fail("interrupted; nothing was concluded", ExitCode.RUNTIME)
     except Exception as exc:  # a bug or an unforeseen environment problem
-        if debug:
-            raise
-        from pipeline.db import scrub
-
-        _fail(
-            scrub(
-                f"unexpected {type(exc).__name__}: {exc} (run with --debug for details)", None
-            ).splitlines()[0],
-            ExitCode.RUNTIME,
-        )
+        _traceback(debug, secrets())
+        message = _scrub(f"unexpected {type(exc).__name__}: {exc}", secrets()).splitlines()
+        _fail(f"{message[0] if message else ''} (run with --debug for details)", ExitCode.RUNTIME)
     raise AssertionError("unreachable")
+
+
+def _scrub(text: str, secrets: list[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text
+
+
+def _traceback(debug: bool, secrets: list[str]) -> None:
+    if debug:
+        import traceback
+
+        typer.echo(_scrub(traceback.format_exc(), secrets).rstrip(), err=True)
+
+
+def _secrets(db: str | None) -> Callable[[], list[str]]:
+    """The passwords a message must never show (from --db, DATABASE_URL and PGPASSWORD)."""
+
+    def find() -> list[str]:
+        from pipeline.db import secrets
+
+        return secrets(db)
+
+    return find
 
 
 DbOption = Annotated[
@@ -84,9 +107,14 @@ def _print_summary(result: Any, fail_on: str, quiet: bool) -> None:
         for c in result.checks:
             if c.violations:
                 mark = {"failed": "FAIL", "warned": "warn", "passed": "ok  "}[c.status]
-                typer.echo(f"  {mark} {c.id}: {c.violations} of {c.rows_checked} rows")
+                known = f" ({c.new} new, {c.known} known)" if c.new is not None else ""
+                typer.echo(f"  {mark} {c.id}: {c.violations} of {c.rows_checked} rows{known}")
+    baseline = result.extra.get("baseline")
+    known = (
+        f" ({baseline['new']} new, {baseline['known']} known in the baseline)" if baseline else ""
+    )
     typer.echo(
-        f"{result.verdict(fail_on)}: {result.total_violations} violations, "
+        f"{result.verdict(fail_on)}: {result.total_violations} violations{known}, "
         f"{len(failing)} failing checks; report {result.out_dir / 'report.html'}"
     )
 
@@ -103,11 +131,31 @@ def run(
         FailOnChoice, typer.Option("--fail-on", help="Lowest severity that fails the run.")
     ] = FailOnChoice.error,
     statement_timeout: Annotated[
-        float, typer.Option("--statement-timeout", help="Seconds one statement may run.", min=0.001)
-    ] = 600.0,
+        float,
+        typer.Option(
+            "--statement-timeout",
+            help="Seconds one statement may run before the audit stops with exit 3.",
+            min=0.001,
+            max=MAX_TIMEOUT_S,
+        ),
+    ] = DEFAULT_STATEMENT_TIMEOUT_S,
     lock_timeout: Annotated[
-        float, typer.Option("--lock-timeout", help="Seconds to wait for a lock.", min=0.001)
-    ] = 5.0,
+        float,
+        typer.Option(
+            "--lock-timeout",
+            help="Seconds to wait for a table lock held by another session before exit 3.",
+            min=0.001,
+            max=MAX_TIMEOUT_S,
+        ),
+    ] = DEFAULT_LOCK_TIMEOUT_S,
+    baseline: Annotated[
+        Path | None,
+        typer.Option(
+            "--baseline",
+            help="An earlier run's violations.csv (or its directory): violations already in it "
+            "do not fail the run; thresholds apply to new ones.",
+        ),
+    ] = None,
     repair: Annotated[
         bool,
         typer.Option(
@@ -130,11 +178,12 @@ def run(
             fail_on=fail_on.value,
             statement_timeout_s=statement_timeout,
             lock_timeout_s=lock_timeout,
+            baseline=baseline,
             repair=repair,
         )
         return run_audit(url, loaded, out, options=opts)
 
-    result = _guarded(debug, go)
+    result = _guarded(debug, go, _secrets(db))
     _print_summary(result, fail_on.value, quiet)
     plan = result.extra.get("repair")
     if plan is not None:
@@ -167,7 +216,7 @@ def apply(
         url = resolve_url(db)
         return apply_plan(url, plan, dry_run=dry_run, echo=None if quiet else typer.echo)
 
-    result = _guarded(debug, go)
+    result = _guarded(debug, go, _secrets(db))
     typer.echo(result.summary())
 
 
@@ -202,7 +251,7 @@ def demo(
             typer.echo("auditing ...", err=True)
             return run_audit(make_url(uri).set(drivername=DRIVER), loaded, out)
 
-    result = _guarded(debug, go)
+    result = _guarded(debug, go, _secrets(None))
     _print_summary(result, "error", False)
     typer.echo(
         f"open {result.out_dir / 'report.html'} to read the audit; "

@@ -19,6 +19,7 @@ from typing import Any, TextIO
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from pipeline.baseline import BASELINE_COLUMN, KNOWN, NEW, Baseline
 from pipeline.checks import ROW_FAMILIES
 from pipeline.checks.base import (
     VIOLATION_FIELDS,
@@ -42,36 +43,47 @@ Progress = Callable[[str], None]
 
 class ViolationSink:
     """Streams violations to violations.csv, counting per rule and per diagnosis and keeping a
-    small sample; `tap`, when given, sees every violation too (the repair planner)."""
+    small sample; `tap`, when given, sees every violation too (the repair planner).
 
-    def __init__(self, handle: TextIO, tap: Callable[[Violation], None] | None = None) -> None:
+    With a baseline, every line gets a `baseline` column (known|new, after the standard
+    columns), counts are kept per rule for known and new violations, and the sample shows new
+    violations first.
+    """
+
+    def __init__(
+        self,
+        handle: TextIO,
+        baseline: Baseline | None = None,
+        tap: Callable[[Violation], None] | None = None,
+    ) -> None:
         self._writer = csv.writer(handle, lineterminator="\n")
-        self._writer.writerow(VIOLATION_FIELDS)
+        self.baseline = baseline
         self._tap = tap
+        self._writer.writerow(VIOLATION_FIELDS + ((BASELINE_COLUMN,) if baseline else ()))
         self.counts: dict[str, int] = defaultdict(int)
-        self.samples: dict[str, list[dict[str, str]]] = defaultdict(list)
+        self.known: dict[str, int] = defaultdict(int)
         self.diagnoses: dict[tuple[str, str, str], int] = defaultdict(int)
+        self._samples: dict[str, list[dict[str, str]]] = defaultdict(list)
+        self._known_samples: dict[str, list[dict[str, str]]] = defaultdict(list)
 
     def add(self, v: Violation) -> None:
-        self._writer.writerow(
-            (
-                v.check,
-                v.table,
-                v.key,
-                v.column,
-                v.value,
-                v.diagnosis,
-                v.proposed_value,
-                v.confidence,
-                v.evidence,
-            )
-        )
+        row = tuple(getattr(v, f) for f in VIOLATION_FIELDS)
+        sample = self._samples[v.check]
+        if self.baseline is not None:
+            known = self.baseline.is_known(v)
+            row += (KNOWN if known else NEW,)
+            if known:
+                self.known[v.check] += 1
+                sample = self._known_samples[v.check]
+        self._writer.writerow(row)
         self.counts[v.check] += 1
         if v.diagnosis and v.diagnosis != "catalog":
             self.diagnoses[(v.check, v.diagnosis, v.confidence)] += 1
-        sample = self.samples[v.check]
         if len(sample) < SAMPLE_SIZE:
-            sample.append({f: getattr(v, f) for f in VIOLATION_FIELDS})
+            item = {f: getattr(v, f) for f in VIOLATION_FIELDS}
+            if self.baseline is not None:
+                item[BASELINE_COLUMN] = row[-1]
+            sample.append(item)
         if self._tap is not None:
             self._tap(v)
 
@@ -81,6 +93,15 @@ class ViolationSink:
             {"check": check, "diagnosis": diagnosis, "confidence": confidence, "rows": n}
             for (check, diagnosis, confidence), n in sorted(self.diagnoses.items())
         ]
+
+    @property
+    def samples(self) -> dict[str, list[dict[str, str]]]:
+        """Up to SAMPLE_SIZE violations per rule, new ones first."""
+        rules = set(self._samples) | set(self._known_samples)
+        return {
+            r: (self._samples.get(r, []) + self._known_samples.get(r, []))[:SAMPLE_SIZE]
+            for r in rules
+        }
 
 
 @dataclass
@@ -394,6 +415,7 @@ def run_checks(
                 )
 
     results = []
+    samples = sink.samples
     for rule_id, (check, cols) in rule_meta.items():
         is_catalog = check.kind in CATALOG_KINDS
         result = CheckResult(
@@ -407,8 +429,11 @@ def run_checks(
             violations=sink.counts.get(rule_id, 0),
             max_count=check.threshold.max_count,
             max_rate=check.threshold.max_rate,
-            sample=sink.samples.get(rule_id, []),
+            sample=samples.get(rule_id, []),
         )
+        if sink.baseline is not None:
+            result.known = sink.known.get(rule_id, 0)
+            result.new = result.violations - result.known
         result.settle()
         results.append(result)
     return results
