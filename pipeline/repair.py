@@ -307,12 +307,17 @@ def write_repair_sql(
 ) -> RepairSummary:
     plan.close()
     summary = RepairSummary()
-    steps = plan.steps
-    # A row that goes to quarantine needs no other repair; one quarantine per row.
+    # A row that goes to quarantine needs no other repair, and one quarantine per row.
     quarantined: dict[str, set[str]] = {}
-    for step in steps:
+    for step in plan.steps:
         if step.kind.action == "quarantine":
-            quarantined.setdefault(step.kind.table, set())
+            keys = quarantined.setdefault(step.kind.table, set())
+            keys.update(key for key, *_ in step.items())
+    steps = []
+    for step in plan.steps:
+        step.rows = sum(1 for _ in _kept_items(step, quarantined, {}))
+        if step.rows:
+            steps.append(step)
     drops = blocking_fks(plan, catalog)
     summary.dropped_constraints = [w.name for w in drops]
     summary.backup_tables = [plan.backup_table(t) for t in plan.tables()]
@@ -349,26 +354,22 @@ def write_repair_sql(
                 "-- dropped here (only if still as audited). constraints.sql adds the right\n"
                 "-- enforcement; rollback.sql re-creates this one.\n" + guarded_drop(w) + "\n\n"
             )
-        # quarantine keys first (they win over other repairs of the same row)
-        for step in steps:
-            if step.kind.action == "quarantine":
-                keys = quarantined[step.kind.table]
-                for key, *_ in step.items():
-                    keys.add(key)
-        seen_quarantine: dict[str, set[str]] = {t: set() for t in quarantined}
+        seen: dict[str, set[str]] = {}
         for number, step in enumerate(steps, start=1):
-            n = _write_step(out, plan, step, number, len(steps), quarantined, seen_quarantine)
-            entry = {
-                "step": number,
-                "table": step.kind.table,
-                "column": step.kind.column,
-                "action": step.kind.action,
-                "check": step.kind.check,
-                "diagnosis": step.kind.diagnosis,
-                "confidence": step.kind.confidence,
-                "rows": n,
-            }
-            summary.steps.append(entry)
+            _write_step(out, plan, step, number, len(steps), _kept_items(step, quarantined, seen))
+            n = step.rows
+            summary.steps.append(
+                {
+                    "step": number,
+                    "table": step.kind.table,
+                    "column": step.kind.column,
+                    "action": step.kind.action,
+                    "check": step.kind.check,
+                    "diagnosis": step.kind.diagnosis,
+                    "confidence": step.kind.confidence,
+                    "rows": n,
+                }
+            )
             if step.kind.action == "update":
                 summary.updates += n
             elif step.kind.action == "set_null":
@@ -380,6 +381,23 @@ def write_repair_sql(
             out.write(_totals(len(steps)))
         out.write("COMMIT;\n")
     return summary
+
+
+def _kept_items(
+    step: Step, quarantined: dict[str, set[str]], seen: dict[str, set[str]]
+) -> Iterator[tuple[str, str | None, str | None, str]]:
+    """The step's rows minus those a quarantine step covers (`seen` tracks the quarantined
+    keys already rendered, so that a row is quarantined once)."""
+    k = step.kind
+    for item in step.items():
+        if k.action == "quarantine":
+            done = seen.setdefault(k.table, set())
+            if item[0] in done:
+                continue
+            done.add(item[0])
+        elif item[0] in quarantined.get(k.table, ()):
+            continue
+        yield item
 
 
 def _write_header(
@@ -420,9 +438,8 @@ def _write_step(
     step: Step,
     number: int,
     total: int,
-    quarantined: dict[str, set[str]],
-    seen_quarantine: dict[str, set[str]],
-) -> int:
+    items: Iterator[tuple[str, str | None, str | None, str]],
+) -> None:
     k = step.kind
     check = plan.check_of(step)
     tbl = table(k.table)
@@ -438,7 +455,6 @@ def _write_step(
     )
     rows = 0
     batch: list[str] = []
-    dropped = 0
 
     def flush() -> None:
         if batch:
@@ -449,23 +465,12 @@ def _write_step(
             )
             batch.clear()
 
-    for row_key, old, new, note in step.items():
-        if k.action == "quarantine":
-            seen = seen_quarantine[k.table]
-            if row_key in seen:
-                dropped += 1
-                continue
-            seen.add(row_key)
-        elif row_key in quarantined.get(k.table, ()):
-            dropped += 1
-            continue
+    for row_key, old, new, note in items:
         batch.append(f"({literal(row_key)}, {literal(old)}, {literal(new)}, {literal(note)})")
         rows += 1
         if len(batch) >= BATCH_ROWS:
             flush()
     flush()
-    if dropped:
-        out.write(f"-- ({dropped} rows of this step are already covered by a quarantine step)\n")
 
     guard = f"t.{col} IS NOT DISTINCT FROM s.old_value"
     if k.action in ("set_null", "quarantine"):
@@ -550,7 +555,6 @@ def _write_step(
         "  END IF;\n"
         "END $refaudit$;\n\n"
     )
-    return rows
 
 
 def _write_review(out: TextIO, plan: RepairPlan) -> int:
