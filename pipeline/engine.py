@@ -10,7 +10,6 @@ a few catalog queries. Memory holds one batch of violating rows at a time.
 from __future__ import annotations
 
 import csv
-import functools
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -113,16 +112,19 @@ class TablePlan:
     rules: list[RowRule] = field(default_factory=list)
     scan: TableScan | None = None
 
-    def statement(self) -> sa.Select[Any]:
+    def statement(self) -> Any:
         """One statement for the whole table.
 
-        Stage 1 scans the table once and keeps the rows some rule flags. When a rule explains
-        its violations (a `Diagnoser`), those rows become a MATERIALIZED CTE `v`; stage 2
-        LEFT JOINs what the diagnosis needs to `v` only, stage 3 concludes with CASE
-        expressions. Every row of the result has, per rule i, `f{i}` (violates) and `v{i}`
-        (value) and, for diagnosing rules, `d{i}`, `p{i}`, `c{i}`, `e{i}` (diagnosis,
-        proposed value, confidence, evidence) and `rc{i}`, `ro{i}` (repair column and old
-        value).
+        The table is scanned once; only rows some rule flags come back. When rules explain
+        their violations (a `Diagnoser`), the flagged rows become a MATERIALIZED CTE `v` and
+        the result is a UNION ALL of one branch with the plain rules' findings and, per
+        diagnosing rule, one branch over the rows *that rule* flags: its facts are LEFT JOINed
+        to those rows only, its steps are subquery levels, and its conclusion fills the
+        violations.csv columns. So diagnosis costs grow with the rule's violations, not with
+        the table. Every result row has, per rule i, `f{i}` (violates) and `v{i}` (value) and,
+        for diagnosing rules, `d{i}`, `p{i}`, `c{i}`, `e{i}` (diagnosis, proposed value,
+        confidence, evidence) and `rc{i}`, `ro{i}` (repair column and audited value); a
+        branch leaves the other rules' columns FALSE or NULL.
         """
         assert self.scan is not None
         scan = self.scan
@@ -141,58 +143,77 @@ class TablePlan:
             return scanned
 
         v = scanned.cte("v").prefix_with("MATERIALIZED")
-        scope = DiagnosisScope(v, scan)
-        fact_cols: list[Any] = []
+        plain = [i for i, r in enumerate(self.rules) if r.diagnoser is None]
+        branches = []
+        if plain:
+            columns = {f"f{i}": v.c[f"f{i}"] for i in plain} | {
+                f"v{i}": v.c[f"v{i}"] for i in plain
+            }
+            branches.append(
+                sa.select(*self._row(v.c["__key"], columns)).where(
+                    sa.or_(*(v.c[f"f{i}"] for i in plain))
+                )
+            )
         for i, rule in enumerate(self.rules):
-            if rule.diagnoser is None:
-                continue
-            carried = {name: v.c[f"r{i}_{name}"] for name in rule.carry}
-            carried.update(flag=v.c[f"f{i}"], value=v.c[f"v{i}"])
-            for name, expr in rule.diagnoser.facts(scope, carried).items():
-                assert name not in carried, f"fact {name} of {rule.rule_id} shadows a carried one"
-                fact_cols.append(expr.label(f"r{i}_{name}"))
-        d = sa.select(*v.c, *fact_cols).select_from(scope.from_clause()).subquery("d")
-
-        def facts_of(sub: Any, i: int) -> dict[str, Any]:
-            prefix = f"r{i}_"
-            facts = {c.name[len(prefix) :]: c for c in sub.c if c.name.startswith(prefix)}
-            facts.update(flag=sub.c[f"f{i}"], value=sub.c[f"v{i}"])
-            return facts
-
-        diagnosing = [(i, r.diagnoser) for i, r in enumerate(self.rules) if r.diagnoser]
-        levels = max(len(dg.steps()) for _, dg in diagnosing)
-        for level in range(levels):
-            step_cols: list[Any] = []
-            for i, dg in diagnosing:
-                steps = dg.steps()
-                if level < len(steps):
-                    cols_of = functools.partial(_carried, d)
-                    for name, expr in steps[level](facts_of(d, i), cols_of).items():
-                        step_cols.append(expr.label(f"r{i}_{name}"))
-            d = sa.select(*d.c, *step_cols).subquery(f"d{level + 1}")
-
-        out: list[Any] = [d.c["__key"]]
-        flags = []
-        for i, rule in enumerate(self.rules):
-            flag: Any = d.c[f"f{i}"]
             if rule.diagnoser is not None:
-                diag = rule.diagnoser.conclude(facts_of(d, i), functools.partial(_carried, d))
-                if diag.flag is not None:
-                    flag = diag.flag.is_(sa.true())
-                none = sa.null()
-                out += [
-                    diag.diagnosis.label(f"d{i}"),
-                    diag.proposed.label(f"p{i}"),
-                    diag.confidence.label(f"c{i}"),
-                    diag.evidence.label(f"e{i}"),
-                    (diag.repair_column if diag.repair_column is not None else none).label(
-                        f"rc{i}"
-                    ),
-                    (diag.repair_old if diag.repair_old is not None else none).label(f"ro{i}"),
-                ]
-            out += [flag.label(f"f{i}"), d.c[f"v{i}"].label(f"v{i}")]
-            flags.append(flag)
-        return sa.select(*out).where(sa.or_(*flags))
+                branches.append(self._diagnosis_branch(v, scan, i, rule))
+        return sa.union_all(*branches) if len(branches) > 1 else branches[0]
+
+    def _row(self, key: Any, given: dict[str, Any]) -> list[Any]:
+        """The result columns of one branch: `given`, the rest FALSE or NULL."""
+        out = [key.label("__key")]
+        for i, rule in enumerate(self.rules):
+            names = ["f", "v"] + (["d", "p", "c", "e", "rc", "ro"] if rule.diagnoser else [])
+            for n in names:
+                expr = given.get(f"{n}{i}")
+                if expr is None:
+                    expr = sa.false() if n == "f" else sa.cast(sa.null(), sa.Text)
+                out.append(expr.label(f"{n}{i}"))
+        return out
+
+    def _diagnosis_branch(self, v: Any, scan: TableScan, i: int, rule: RowRule) -> Any:
+        """The rows rule i flags, with its diagnosis (see `Diagnoser`)."""
+        dg = rule.diagnoser
+        assert dg is not None
+        scope = DiagnosisScope(v, scan, rows=v.c[f"f{i}"])
+        carried = {name: v.c[f"r{i}_{name}"] for name in rule.carry}
+        carried.update(flag=v.c[f"f{i}"], value=v.c[f"v{i}"])
+        facts = dg.facts(scope, carried)
+        for name in facts:
+            assert name not in carried, f"fact {name} of {rule.rule_id} shadows a carried one"
+        keep = [v.c["__key"], v.c[f"v{i}"], *(c for c in v.c if c.name.startswith("c_"))]
+        d = (
+            sa.select(*keep, *(e.label(f"x_{n}") for n, e in {**carried, **facts}.items()))
+            .select_from(scope.from_clause())
+            .where(v.c[f"f{i}"])
+            .subquery(f"d{i}_0")
+        )
+
+        def named(sub: Any) -> dict[str, Any]:
+            return {c.name[2:]: c for c in sub.c if c.name.startswith("x_")}
+
+        def column(sub: Any) -> Callable[[str], Any]:
+            return lambda name: sub.c[f"c_{name}"]
+
+        for level, step in enumerate(dg.steps(), start=1):
+            more = step(named(d), column(d))
+            d = sa.select(*d.c, *(e.label(f"x_{n}") for n, e in more.items())).subquery(
+                f"d{i}_{level}"
+            )
+        diag = dg.conclude(named(d), column(d))
+        flag = diag.flag.is_(sa.true()) if diag.flag is not None else sa.true()
+        given = {
+            f"f{i}": flag,
+            f"v{i}": d.c[f"v{i}"],
+            f"d{i}": diag.diagnosis,
+            f"p{i}": diag.proposed,
+            f"c{i}": diag.confidence,
+            f"e{i}": diag.evidence,
+            f"rc{i}": diag.repair_column if diag.repair_column is not None else None,
+            f"ro{i}": diag.repair_old if diag.repair_old is not None else None,
+        }
+        given = {k: e for k, e in given.items() if e is not None}
+        return sa.select(*self._row(d.c["__key"], given)).where(flag)
 
 
 def plan_tables(suite: Suite, unique: set[tuple[str, str]] | None = None) -> list[TablePlan]:
@@ -306,11 +327,6 @@ WHERE i.indrelid = to_regclass(:t) AND i.indisunique AND i.indnatts = 1
 def unique_columns(conn: Connection, tables: Iterable[str]) -> set[tuple[str, str]]:
     """(table, column) pairs that a single-column unique index guarantees to be unique."""
     return {(t, c) for t in tables for c in conn.execute(_UNIQUE_SQL, {"t": t}).scalars()}
-
-
-def _carried(sub: Any, name: str) -> Any:
-    """The audited row's column `name`, as carried through the diagnosis stages."""
-    return sub.c[f"c_{name}"]
 
 
 def _text(value: Any) -> str:

@@ -91,15 +91,16 @@ def lookup(
 
 
 class DiagnosisScope:
-    """The second stage of a table's statement, where rules explain their violations.
+    """The second stage of a table's statement, where a rule explains its violations.
 
     `v` holds the violating rows of the table's scan (a MATERIALIZED CTE: the scan runs
-    once, and every join made here touches violating rows only, never the whole table).
-    Joins are shared by `key` between the rules of the table, as in `TableScan`.
+    once); `rows` says which of them the rule flags. Every join made here touches those
+    rows only, never the whole table. Joins are shared by `key`, as in `TableScan`.
     """
 
-    def __init__(self, v: Any, scan: TableScan) -> None:
+    def __init__(self, v: Any, scan: TableScan, rows: Any = None) -> None:
         self.v = v
+        self.rows = rows if rows is not None else sa.true()  # which rows of `v` are diagnosed
         self.key_spaces = scan.key_spaces
         self._unique = scan._unique
         self._joins: dict[tuple[Any, ...], tuple[Any, ColumnElement[bool]]] = {}

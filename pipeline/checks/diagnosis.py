@@ -275,7 +275,7 @@ class ReferenceDiagnoser(_Common):
         assert self.mis_key is not None
         through, key = self.mis_key.through, target.ref.column
         tbl = table_clause(target.ref.table, [key, through])
-        wanted = sa.select(value).where(value.is_not(None))
+        wanted = sa.select(value).where(value.is_not(None), scope.rows)
 
         def make(name: str) -> Any:
             return (
