@@ -124,7 +124,7 @@ class TablePlan:
         the table. Every result row has, per rule i, `f{i}` (violates) and `v{i}` (value) and,
         for diagnosing rules, `d{i}`, `p{i}`, `c{i}`, `e{i}` (diagnosis, proposed value,
         confidence, evidence) and `rc{i}`, `ro{i}` (repair column and audited value); a
-        branch leaves the other rules' columns FALSE or NULL.
+        branch leaves the other rules' columns FALSE or NULL. Rows come in key order.
         """
         assert self.scan is not None
         scan = self.scan
@@ -157,7 +157,10 @@ class TablePlan:
         for i, rule in enumerate(self.rules):
             if rule.diagnoser is not None:
                 branches.append(self._diagnosis_branch(v, scan, i, rule))
-        return sa.union_all(*branches) if len(branches) > 1 else branches[0]
+        # in key order: the run's output does not depend on join strategies or branch order
+        if len(branches) == 1:
+            return branches[0].order_by(sa.literal_column("__key"))
+        return sa.union_all(*branches).order_by(sa.literal_column("__key"))
 
     def _row(self, key: Any, given: dict[str, Any]) -> list[Any]:
         """The result columns of one branch: `given`, the rest FALSE or NULL."""
