@@ -27,8 +27,9 @@ from pipeline.db import (
     read_only_snapshot,
     scrub,
 )
-from pipeline.engine import Progress, ViolationSink, run_checks, verify_schema
+from pipeline.engine import ViolationSink, run_checks, verify_schema
 from pipeline.errors import ExitCode, RefauditError, UsageError
+from pipeline.history import HistoryStore, default_history_path
 from pipeline.limits import DEFAULT_LOCK_TIMEOUT_S, DEFAULT_STATEMENT_TIMEOUT_S
 from pipeline.outputs import (
     write_error_outputs,
@@ -36,6 +37,7 @@ from pipeline.outputs import (
     write_report,
     write_results_json,
 )
+from pipeline.progress import ProgressLike, as_progress
 from pipeline.repair import (
     RepairContext,
     RepairPlan,
@@ -64,6 +66,9 @@ class AuditOptions:
     """An earlier run's violations.csv (or its directory): its violations do not fail the run."""
     repair: bool = False
     """Also write repair.sql, rollback.sql and constraints.sql (see pipeline/repair.py)."""
+    history: Path | None = None
+    """The run-history file; None: `history.db` beside the run directories."""
+    record_history: bool = True
 
 
 def utc_stamp(now: datetime) -> str:
@@ -101,7 +106,7 @@ def run_audit(
     out: Path | None = None,
     *,
     options: AuditOptions | None = None,
-    progress: Progress | None = None,
+    progress: ProgressLike = None,
 ) -> AuditResult:
     """Audit the database at `url` against `suite` and write the run's files into `out`.
 
@@ -110,12 +115,16 @@ def run_audit(
     of a partial run is left behind, and the error is raised.
     """
     opts = options or AuditOptions()
+    prog = as_progress(progress)
     now = datetime.now(UTC)
     baseline = load_baseline(opts.baseline) if opts.baseline is not None else None
     out_dir = out or default_out_dir(now)
     if baseline is not None:
         _check_baseline_location(baseline, out_dir)
     out_dir = prepare_out_dir(out_dir)
+    history = None
+    if opts.record_history:
+        history = HistoryStore(opts.history or default_history_path(out, DEFAULT_REPORTS))
     run = RunInfo(
         run_id=f"{utc_stamp(now)}-{uuid.uuid4().hex[:6]}",
         database=describe(url),
@@ -135,14 +144,17 @@ def run_audit(
         try:
             with partial.open("w", encoding="utf-8", newline="") as handle:
                 sink = ViolationSink(handle, baseline, tap=plan.add if plan else None)
+                prog.stage("snapshot", 2)
+                prog.step(f"connecting to {run.database}")
                 with read_only_snapshot(engine) as (conn, snap):
                     run.snapshot_taken_at = snap.taken_at
                     run.server_version = snap.server_version
                     doing = "checking the schema"
+                    prog.step("checking the schema")
                     verify_schema(conn, suite)
                     doing = "auditing"
                     catalog: dict[str, CatalogFacts] = {}
-                    checks = run_checks(conn, suite, sink, progress=progress, catalog=catalog)
+                    checks = run_checks(conn, suite, sink, progress=prog, catalog=catalog)
                     if plan is not None:
                         doing = "reading what the repair needs"
                         context = read_repair_context(conn, suite, plan, catalog)
@@ -153,6 +165,8 @@ def run_audit(
         partial.unlink(missing_ok=True)
         if plan is not None:
             plan.cleanup()
+        if history is not None:
+            history.close()
         error: BaseException = exc
         if isinstance(exc, sa_exc.SQLAlchemyError):
             error = database_error(exc, url, doing=doing)
@@ -168,14 +182,26 @@ def run_audit(
         result.extra["baseline"] = baseline_summary(baseline, checks)
     try:
         if plan is not None:
+            prog.stage("repair plan", 1)
+            prog.step("writing repair.sql, rollback.sql and constraints.sql")
             try:
                 result.extra["repair"] = write_repair_files(plan, context, opts, result)
             finally:
                 plan.cleanup()
+        if history is not None:
+            prog.stage("history", 1)
+            prog.step(f"comparing with the last run ({history.path})")
+            result.extra["history"] = history.record(result, out_dir / "violations.csv")
+        prog.stage("writing files", 1)
+        prog.step(f"writing {out_dir}")
         write_outputs(result, opts.fail_on)
     except BaseException as exc:
         _record_failure(run, out_dir, exc, url, started)
         raise
+    finally:
+        if history is not None:
+            history.close()
+    prog.done()
     return result
 
 
@@ -265,6 +291,8 @@ def write_outputs(result: AuditResult, fail_on: FailOn) -> None:
             "report": "report.html",
         }
     )
+    if "history" in result.extra:
+        result.files["history"] = result.extra["history"]["store"]
     write_junit(result, out / "junit.xml", fail_on)
     write_report(result, out / "report.html", fail_on)
     write_results_json(result, out / "results.json", fail_on)

@@ -98,7 +98,21 @@ SuiteOption = Annotated[
     Path | None, typer.Option("--suite", help="Suite YAML (default: the Astegni suite).")
 ]
 DebugOption = Annotated[bool, typer.Option("--debug", help="Show tracebacks.")]
-QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Print only the verdict.")]
+QuietOption = Annotated[
+    bool, typer.Option("--quiet", "-q", help="Print only the verdict; no progress display.")
+]
+HistoryOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--history",
+        help="Run-history file (default: history.db beside the run directories, i.e. "
+        "reports/history.db, or in the parent of --out).",
+        show_default=False,
+    ),
+]
+NoHistoryOption = Annotated[
+    bool, typer.Option("--no-history", help="Do not read or append the run history.")
+]
 
 
 def _print_summary(result: Any, fail_on: str, quiet: bool) -> None:
@@ -113,10 +127,26 @@ def _print_summary(result: Any, fail_on: str, quiet: bool) -> None:
     known = (
         f" ({baseline['new']} new, {baseline['known']} known in the baseline)" if baseline else ""
     )
+    history = result.extra.get("history") or {}
+    change = ""
+    if history.get("previous"):
+        change = f" ({history['new']} new, {history['fixed']} fixed since the last run)"
     typer.echo(
-        f"{result.verdict(fail_on)}: {result.total_violations} violations{known}, "
+        f"{result.verdict(fail_on)}: {result.total_violations} violations{known}{change}, "
         f"{len(failing)} failing checks; report {result.out_dir / 'report.html'}"
     )
+
+
+def _with_progress(quiet: bool, fn: Callable[[Any], T]) -> T:
+    """Run `fn(progress)` with a progress display on stderr when it is a terminal."""
+    from pipeline.console import stderr_progress
+
+    bars = stderr_progress(quiet)
+    try:
+        return fn(bars)
+    finally:
+        if bars is not None:
+            bars.done()
 
 
 @app.command()
@@ -156,6 +186,8 @@ def run(
             "do not fail the run; thresholds apply to new ones.",
         ),
     ] = None,
+    history: HistoryOption = None,
+    no_history: NoHistoryOption = False,
     repair: Annotated[
         bool,
         typer.Option(
@@ -180,8 +212,12 @@ def run(
             lock_timeout_s=lock_timeout,
             baseline=baseline,
             repair=repair,
+            history=history,
+            record_history=not no_history,
         )
-        return run_audit(url, loaded, out, options=opts)
+        return _with_progress(
+            quiet, lambda bars: run_audit(url, loaded, out, options=opts, progress=bars)
+        )
 
     result = _guarded(debug, go, _secrets(db))
     _print_summary(result, fail_on.value, quiet)
@@ -249,7 +285,8 @@ def demo(
             )
             build_sample(uri, loaded, requests=requests, seed=seed)
             typer.echo("auditing ...", err=True)
-            return run_audit(make_url(uri).set(drivername=DRIVER), loaded, out)
+            url = make_url(uri).set(drivername=DRIVER)
+            return _with_progress(False, lambda bars: run_audit(url, loaded, out, progress=bars))
 
     result = _guarded(debug, go, _secrets(None))
     _print_summary(result, "error", False)

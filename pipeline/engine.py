@@ -31,13 +31,13 @@ from pipeline.checks.base import (
 from pipeline.checks.catalog import CatalogFacts, catalog_findings, read_catalog
 from pipeline.checks.unique import unique_query
 from pipeline.errors import DatabaseError
+from pipeline.progress import ProgressLike, as_progress
 from pipeline.results import CheckResult
 from pipeline.suite import CATALOG_KINDS, ROW_KINDS, Suite, UniqueCheck
 
 SAMPLE_SIZE = 20
 BATCH_ROWS = 10_000
-
-Progress = Callable[[str], None]
+NOTE_EVERY = 10_000  # violating rows between two progress notes of a long scan
 
 
 class ViolationSink:
@@ -346,11 +346,11 @@ def run_checks(
     suite: Suite,
     sink: ViolationSink,
     *,
-    progress: Progress | None = None,
+    progress: ProgressLike = None,
     catalog: dict[str, CatalogFacts] | None = None,
 ) -> list[CheckResult]:
     """Run every check of `suite` on `conn` (already inside the snapshot)."""
-    say = progress or (lambda _msg: None)
+    prog = as_progress(progress)
     rows: dict[str, int] = {}
 
     def count(table: str) -> int:
@@ -361,14 +361,18 @@ def run_checks(
         return rows[table]
 
     rule_meta: dict[str, tuple[Any, list[str]]] = {}
-    for plan in plan_tables(suite, unique_columns(conn, suite.tables)):
-        say(f"scanning {plan.table} ({len(plan.rules)} rules)")
+    plans = plan_tables(suite, unique_columns(conn, suite.tables))
+    prog.stage("row checks", len(plans))
+    for plan in plans:
+        prog.step(f"scanning {plan.table} ({len(plan.rules)} rules)")
         count(plan.table)
         for rule in plan.rules:
             cols = rule_meta.setdefault(rule.rule_id, (rule.check, []))[1]
             if rule.column not in cols:
                 cols.append(rule.column)
-        for row in _stream(conn, plan.statement()):
+        for found, row in enumerate(_stream(conn, plan.statement()), start=1):
+            if found % NOTE_EVERY == 0:
+                prog.note(f"{found:,} violating rows so far")
             m = row._mapping
             key = str(m["__key"])
             for i, rule in enumerate(plan.rules):
@@ -395,9 +399,10 @@ def run_checks(
                     )
                 )
 
+    prog.stage("uniqueness", sum(isinstance(c, UniqueCheck) for c in suite.checks))
     for check in suite.checks:
         if isinstance(check, UniqueCheck):
-            say(f"checking {check.id}")
+            prog.step(f"checking {check.id}")
             count(check.table)
             rule_meta[check.id] = (check, check.column_list())
             column = ",".join(check.column_list())
@@ -414,10 +419,11 @@ def run_checks(
                 )
 
     facts = catalog if catalog is not None else {}
+    prog.stage("catalog", len({c.table for c in suite.checks if c.kind in CATALOG_KINDS}))
     for check in suite.checks:
         if check.kind in CATALOG_KINDS:
             if check.table not in facts:
-                say(f"reading catalog of {check.table}")
+                prog.step(f"reading catalog of {check.table}")
                 facts[check.table] = read_catalog(conn, check.table)
             rule_meta[check.id] = (check, check.column_list())
             for f in catalog_findings(check, facts[check.table]):

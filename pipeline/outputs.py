@@ -14,6 +14,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from pipeline import report
 from pipeline.results import AuditResult, CheckResult, FailOn, RunInfo
 
 
@@ -179,14 +180,29 @@ def write_error_outputs(run: RunInfo, out: Path, message: str, exit_code: int, k
 
 _env = Environment(
     loader=PackageLoader("pipeline", "templates"),
-    autoescape=select_autoescape(["html"]),
+    autoescape=select_autoescape(["html", "html.j2"]),
     trim_blocks=True,
     lstrip_blocks=True,
 )
 
 
-def write_report(result: AuditResult, path: Path, fail_on: FailOn) -> None:
+_env.globals.update(
+    fmt_int=report.fmt_int,
+    fmt_rate=report.fmt_rate,
+    fmt_time=report.fmt_time,
+    fmt_duration=report.fmt_duration,
+)
+_env.filters["breakable"] = report.breakable
+
+
+def render_report(result: AuditResult, fail_on: FailOn) -> str:
+    """report.html as a string: one self-contained page (see `pipeline/report.py`)."""
+    doc = results_document(result, fail_on)
     template = _env.get_template("report.html.j2")
-    _write_atomically(
-        path, template.render(r=result, doc=results_document(result, fail_on), fail_on=fail_on)
+    return template.render(
+        r=result, doc=doc, fail_on=fail_on, v=report.build_view(result, doc, fail_on)
     )
+
+
+def write_report(result: AuditResult, path: Path, fail_on: FailOn) -> None:
+    _write_atomically(path, render_report(result, fail_on))
