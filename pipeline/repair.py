@@ -222,7 +222,7 @@ def read_repair_context(
     for tbl in plan.tables():
         ctx.columns[tbl] = [
             ColumnInfo(r.name, r.generated, r.identity)
-            for r in conn.execute(_COLUMNS_SQL, {"t": tbl})
+            for r in conn.execute(_COLUMNS_SQL, {"t": table(tbl)})
         ]
     for check in suite.checks:
         if (
@@ -653,7 +653,8 @@ def _restore(plan: RepairPlan, ctx: RepairContext, tbl: str) -> str:
     key_name = plan.suite.key_of(tbl)
     key = ident(key_name)
     cols = [c for c in ctx.columns[tbl] if not c.generated]
-    settable = [c for c in cols if c.name != key_name]
+    # an identity GENERATED ALWAYS column cannot be set; the repair never changes one
+    settable = [c for c in cols if c.name != key_name and not c.identity_always]
     backup = ident(plan.backup_table(tbl))
     names = ", ".join(ident(c.name) for c in cols)
     overriding = " OVERRIDING SYSTEM VALUE" if any(c.identity_always for c in cols) else ""

@@ -52,9 +52,10 @@ def query(uri: str, sql: str) -> list[tuple[Any, ...]]:
         conn.close()
 
 
-def dump(uri: str, tbl: str = "session_requests") -> str:
+def dump(uri: str, tbl: str = "session_requests", key: str = "id") -> str:
     """The table as text, in key order: equal dumps mean equal tables."""
-    return "\n".join(repr(r) for r in query(uri, f"SELECT t::text FROM {tbl} t ORDER BY id"))
+    rows = query(uri, f"SELECT t::text FROM {tbl} t ORDER BY {key}")
+    return "\n".join(repr(r) for r in rows)
 
 
 def requests(uri: str) -> dict[int, tuple[Any, ...]]:
