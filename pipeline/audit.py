@@ -135,7 +135,7 @@ def run_audit(
     )
     started = time.perf_counter()
     partial = out_dir / PARTIAL_VIOLATIONS
-    plan = RepairPlan(suite, run.run_id, out_dir) if opts.repair else None
+    plan = RepairPlan(suite, run.run_id) if opts.repair else None
     doing = "connecting"
     try:
         engine = create_engine(

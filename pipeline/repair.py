@@ -13,6 +13,7 @@ What a diagnosis leads to:
 | orphan, `on_orphan: set_null` | UPDATE the column to NULL |
 | orphan, `on_orphan: quarantine` | copy the row to `refaudit_quarantine`, then DELETE it |
 | ambiguous (low), orphan with `on_orphan: report` | a comment listing the row, no statement |
+| the type proposed for a NULL or unknown discriminator | a comment, for review |
 
 repair.sql is one transaction. Each step loads its rows (key, audited value, new value,
 evidence) into a temporary table, locks the rows, and classifies each: *repair* (the row
@@ -119,7 +120,14 @@ class RepairPlan:
         if check is None:
             return
         column = v.repair_column or v.column
-        if v.diagnosis in REPAIRABLE and v.confidence in APPLIED_CONFIDENCE and v.proposed_value:
+        # a NULL or unknown discriminator is its own finding: its proposed type is for review
+        own_finding = v.check.endswith(DISCRIMINATOR_SUFFIX)
+        if (
+            v.diagnosis in REPAIRABLE
+            and v.confidence in APPLIED_CONFIDENCE
+            and v.proposed_value
+            and not own_finding
+        ):
             self._plan(v, check, column, "update", v.proposed_value)
         elif v.diagnosis == "orphan" and check.on_orphan == "set_null":
             self._plan(v, check, column, "set_null", None)

@@ -96,7 +96,7 @@ REPAIRED = {
     4: (85, 1, "parent", None),  # wrong type
     6: (85, 27, "student", None),  # dangling package set to NULL
     7: (85, 27, "student", 3),  # clean
-    9: (85, 2, "parent", None),  # mis-keyed without evidence; unknown type
+    9: (85, 2, None, None),  # mis-keyed without evidence; the NULL type is only listed
 }
 
 
@@ -105,12 +105,8 @@ def test_repair_rollback_round_trip_with_psql(world: str, suite: Suite, tmp_path
     before = dump(world)
     result = audit(world, suite, tmp_path / "run")
     plan = result.extra["repair"]
-    assert (plan["updates"], plan["set_null"], plan["quarantined"], plan["ambiguous"]) == (
-        7,
-        1,
-        2,
-        1,
-    )
+    counts = (plan["updates"], plan["set_null"], plan["quarantined"], plan["ambiguous"])
+    assert counts == (6, 1, 2, 2)
     assert sorted(plan["dropped_constraints"]) == [
         "fk_session_requests_tutor",
         "session_requests_requester_id_fkey",
@@ -118,12 +114,13 @@ def test_repair_rollback_round_trip_with_psql(world: str, suite: Suite, tmp_path
     repair_sql = tmp_path / "run" / "repair.sql"
     text = repair_sql.read_text()
     assert "session_requests 3: tutor_id = 40" in text  # the ambiguous row is only listed
+    assert "session_requests 9: requester_type = NULL" in text  # a proposed type, for review
     assert text.count("BEGIN;") == 1 and text.rstrip().endswith("COMMIT;")
 
     first = psql(world, repair_sql)
     assert first.returncode == 0, first.stderr
     assert requests(world) == REPAIRED
-    assert "refaudit: total changed=10 already=0 skipped=0" in first.stderr
+    assert "refaudit: total changed=9 already=0 skipped=0" in first.stderr
     quarantined = query(
         world,
         "SELECT row_key, row_data->>'tutor_id', reason FROM refaudit_quarantine "
@@ -137,7 +134,7 @@ def test_repair_rollback_round_trip_with_psql(world: str, suite: Suite, tmp_path
     after_first = dump(world)
     second = psql(world, repair_sql)
     assert second.returncode == 0, second.stderr
-    assert "refaudit: total changed=0 already=10 skipped=0" in second.stderr
+    assert "refaudit: total changed=0 already=9 skipped=0" in second.stderr
     assert dump(world) == after_first
 
     back = psql(world, tmp_path / "run" / "rollback.sql")
@@ -165,14 +162,15 @@ def test_repaired_database_takes_the_constraints_and_passes_a_new_audit(
     run1 = audit(world, suite, tmp_path / "run1")
     applied = apply_plan(as_url(world), tmp_path / "run1" / "repair.sql")
     assert applied.totals == {
-        "updated": 7,
+        "updated": 6,
         "set_null": 1,
         "quarantine": 2,
         "already": 0,
         "skipped": 0,
     }
-    # the ambiguous row, decided by a person
+    # the rows listed for review, decided by a person
     execute(world, "UPDATE session_requests SET tutor_id = 90 WHERE id = 3")
+    execute(world, "UPDATE session_requests SET requester_type = 'parent' WHERE id = 9")
     done = psql(world, tmp_path / "run1" / "constraints.sql")
     assert done.returncode == 0, done.stderr
     assert psql(world, tmp_path / "run1" / "constraints.sql").returncode == 0  # idempotent
@@ -214,8 +212,8 @@ def test_repaired_database_takes_the_constraints_and_passes_a_new_audit(
     # rollback still works with the constraints in place: it drops what rejects old rows
     back = psql(world, tmp_path / "run1" / "rollback.sql")
     assert back.returncode == 0, back.stderr
-    assert {k: v for k, v in requests(world).items() if k not in (3, 100)} == {
-        k: v for k, v in AUDITED.items() if k != 3
+    assert {k: v for k, v in requests(world).items() if k not in (3, 9, 100)} == {
+        k: v for k, v in AUDITED.items() if k not in (3, 9)
     }
     del run1
 
@@ -291,18 +289,18 @@ def test_cli_run_repair_and_apply(world: str, tmp_path: Path) -> None:
     out = tmp_path / "run"
     proc = refaudit("run", "--db", world, "--out", str(out), "--repair", "--quiet")
     assert proc.returncode == 1, proc.stderr
-    assert "repair plan: 7 updates, 1 set to NULL, 2 to quarantine, 1 for review" in proc.stdout
+    assert "repair plan: 6 updates, 1 set to NULL, 2 to quarantine, 2 for review" in proc.stdout
     before = dump(world)
 
     dry = refaudit("apply", str(out / "repair.sql"), "--db", world, "--dry-run")
     assert dry.returncode == 0, dry.stderr
-    assert "dry run of repair.sql: 7 updated, 1 set to NULL, 2 quarantined" in dry.stdout
+    assert "dry run of repair.sql: 6 updated, 1 set to NULL, 2 quarantined" in dry.stdout
     assert "rolled back, nothing changed" in dry.stdout
     assert dump(world) == before
 
     real = refaudit("apply", str(out / "repair.sql"), "--db", world, "--quiet")
     assert real.returncode == 0, real.stderr
-    assert real.stdout.strip().startswith("applied repair.sql: 7 updated")
+    assert real.stdout.strip().startswith("applied repair.sql: 6 updated")
     assert requests(world) == REPAIRED
 
     no_dry = refaudit("apply", str(out / "constraints.sql"), "--db", world, "--dry-run")
