@@ -200,7 +200,12 @@ def plan_catalog(suite: Suite, facts: dict[str, CatalogFacts]) -> CatalogPlan:
     expected_names: set[tuple[str, str]] = set()
     for check in suite.checks:
         table_facts = facts.get(check.table, CatalogFacts(exists=False))
-        if isinstance(check, ConstraintCheck):
+        if isinstance(check, ConstraintCheck) and check.absent:
+            section = _unwanted(check, table_facts, plan)
+            expected_names |= {
+                (check.table, c["conname"]) for c in _unwanted_found(check, table_facts)
+            }
+        elif isinstance(check, ConstraintCheck):
             section = _constraint(suite, check, table_facts, plan)
             found = find_constraint(check, table_facts) if table_facts.exists else None
             expected_names.add((check.table, found["conname"] if found else check.name or ""))
@@ -264,6 +269,34 @@ def _constraint(
         f"ALTER TABLE {table(check.table)} DROP CONSTRAINT IF EXISTS {ident(name)};"
     )
     if audited is not None:
+        plan.undo_after.extend(_readd(audited))
+    return "\n".join(lines)
+
+
+def _unwanted_found(check: ConstraintCheck, facts: CatalogFacts) -> list[dict[str, Any]]:
+    """The catalog's constraints that an `absent: true` check says must not exist."""
+    if not facts.exists:
+        return []
+    return [
+        c
+        for c in facts.constraints
+        if c["type"] == check.type and (c["conname"] == check.name or c["columns"] == check.columns)
+    ]
+
+
+def _unwanted(check: ConstraintCheck, facts: CatalogFacts, plan: CatalogPlan) -> str:
+    kind = check.type.replace("_", " ")
+    head = f"-- {check.id}: no {kind} on {check.table}({','.join(check.columns)})"
+    found = _unwanted_found(check, facts)
+    if not found:
+        return f"{head}\n--   absent at the audit: nothing to do"
+    lines = [head]
+    if check.description:
+        lines.append(f"--   {comment(check.description)}")
+    for c in found:
+        audited = AuditedConstraint(check.table, c["conname"], c["definition"], tuple(c["columns"]))
+        lines.append(f"--   at the audit: {c['conname']} {comment(c['definition'])}")
+        lines.append(guarded_drop(audited))
         plan.undo_after.extend(_readd(audited))
     return "\n".join(lines)
 

@@ -126,6 +126,20 @@ def check_constraint(check: ConstraintCheck, facts: CatalogFacts) -> list[Catalo
     expected = check.name or f"{check.type} on {check.table}({cols})"
     if not facts.exists:
         return [CatalogFinding(expected, cols, "missing", f"table {check.table} does not exist")]
+    same_type = [c for c in facts.constraints if c["type"] == check.type]
+    if check.absent:
+        unwanted = [
+            c for c in same_type if c["conname"] == check.name or c["columns"] == check.columns
+        ]
+        return [
+            CatalogFinding(
+                c["conname"],
+                cols,
+                c["definition"],
+                f"should not exist: {check.description or 'unwanted constraint'}",
+            )
+            for c in unwanted
+        ]
     found = find_constraint(check, facts)
     if found is None:
         return [
