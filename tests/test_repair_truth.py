@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import psycopg2
 import pytest
 
 from pipeline.audit import AuditOptions, run_audit
@@ -80,10 +81,17 @@ def test_seed_before_is_repaired_into_the_seed_after(
     assert constraints(uri) == before_constraints
 
 
-@pytest.fixture
-def dirty(new_database, generator):  # type: ignore[no-untyped-def]
+@pytest.fixture(params=[(3000, 7), (5000, 2026)], ids=["3000-seed7", "5000-seed2026"])
+def dirty(request, new_database, generator):  # type: ignore[no-untyped-def]
+    requests, seed = request.param
     uri = new_database("dirtyfix")
-    return uri, build_state(uri, generator, "dirty")
+    conn = psycopg2.connect(uri)
+    try:
+        truth = generator.build(conn, requests=requests, seed=seed, truth=True)
+        conn.commit()
+    finally:
+        conn.close()
+    return uri, truth
 
 
 def test_dirty_database_repairs_follow_the_ground_truth(
