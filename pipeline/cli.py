@@ -269,7 +269,7 @@ def demo(
     """Start an embedded PostgreSQL, build a sample database with defects, and audit it."""
     from sqlalchemy.engine import make_url
 
-    from pipeline.audit import run_audit
+    from pipeline.audit import AuditOptions, run_audit
     from pipeline.db import DRIVER
     from pipeline.demo import build_sample
     from pipeline.embedded import create_database, embedded_server
@@ -286,13 +286,17 @@ def demo(
             build_sample(uri, loaded, requests=requests, seed=seed)
             typer.echo("auditing ...", err=True)
             url = make_url(uri).set(drivername=DRIVER)
-            return _with_progress(False, lambda bars: run_audit(url, loaded, out, progress=bars))
+            opts = AuditOptions(repair=True)  # the demo shows the repair plan too
+            return _with_progress(
+                False, lambda bars: run_audit(url, loaded, out, options=opts, progress=bars)
+            )
 
     result = _guarded(debug, go, _secrets(None))
     _print_summary(result, "error", False)
     typer.echo(
         f"open {result.out_dir / 'report.html'} to read the audit; "
-        f"every violating row is in {result.out_dir / 'violations.csv'}"
+        f"every violating row is in {result.out_dir / 'violations.csv'}, "
+        f"the proposed repair in {result.out_dir / 'repair.sql'}"
     )
 
 

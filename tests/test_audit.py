@@ -105,6 +105,7 @@ def test_demo_runs_with_nothing_but_the_package(tmp_path: Path) -> None:
     doc = json.loads((out / "results.json").read_text())
     assert doc["summary"]["violations"] > 0
     assert (out / "report.html").stat().st_size > 1000
+    assert doc["repair"]["updates"] > 0 and "COMMIT;" in (out / "repair.sql").read_text()
 
 
 @pytest.mark.parametrize("requests", [0, 50])
