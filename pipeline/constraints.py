@@ -157,7 +157,7 @@ def add_unless_exists(tbl: str, name: str, definition: str, not_valid: bool) -> 
     )
 
 
-def _readd(audited: AuditedConstraint) -> list[str]:
+def readd(audited: AuditedConstraint) -> list[str]:
     """rollback.sql: the constraint exactly as the audit saw it."""
     return [
         f"ALTER TABLE {table(audited.table)} DROP CONSTRAINT IF EXISTS {ident(audited.name)};",
@@ -222,7 +222,7 @@ def plan_catalog(suite: Suite, facts: dict[str, CatalogFacts]) -> CatalogPlan:
             f"-- {w.table}.{','.join(w.columns)}: {w.name} ({comment(w.definition)}) points at "
             "the wrong table; it goes\n" + guarded_drop(w)
         )
-        plan.undo_after.extend(_readd(w))
+        plan.undo_after.extend(readd(w))
     return plan
 
 
@@ -269,7 +269,7 @@ def _constraint(
         f"ALTER TABLE {table(check.table)} DROP CONSTRAINT IF EXISTS {ident(name)};"
     )
     if audited is not None:
-        plan.undo_after.extend(_readd(audited))
+        plan.undo_after.extend(readd(audited))
     return "\n".join(lines)
 
 
@@ -297,7 +297,7 @@ def _unwanted(check: ConstraintCheck, facts: CatalogFacts, plan: CatalogPlan) ->
         audited = AuditedConstraint(check.table, c["conname"], c["definition"], tuple(c["columns"]))
         lines.append(f"--   at the audit: {c['conname']} {comment(c['definition'])}")
         lines.append(guarded_drop(audited))
-        plan.undo_after.extend(_readd(audited))
+        plan.undo_after.extend(readd(audited))
     return "\n".join(lines)
 
 

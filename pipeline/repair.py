@@ -40,7 +40,7 @@ from sqlalchemy.engine import Connection
 from pipeline.checks.base import Violation
 from pipeline.checks.catalog import CatalogFacts, read_catalog
 from pipeline.checks.reference import DISCRIMINATOR_SUFFIX
-from pipeline.constraints import CatalogPlan, guarded_drop
+from pipeline.constraints import AuditedConstraint, CatalogPlan, guarded_drop, readd
 from pipeline.sqltext import comment, ident, literal, object_name, table
 from pipeline.suite import ConditionalReferenceCheck, ReferenceCheck, Suite
 
@@ -296,7 +296,7 @@ def _still_missing(check: Reference, col: str) -> str:
     )
 
 
-def blocking_fks(plan: RepairPlan, catalog: CatalogPlan) -> list[Any]:
+def blocking_fks(plan: RepairPlan, catalog: CatalogPlan) -> list[AuditedConstraint]:
     """Wrong-target foreign keys on a column the plan changes: they would reject the
     repaired values, so repair.sql drops them (constraints.sql adds the right ones)."""
     return [w for w in catalog.wrong_fks if set(w.columns) & plan.changed_columns(w.table)]
@@ -639,18 +639,11 @@ def write_rollback_sql(
         lines += ["-- 1. what would reject the restored rows", *before, ""]
     for tbl in tables:
         lines.append(_restore(plan, ctx, tbl))
-    after = _unique([s for w in drops for s in _readd_sql(w)] + catalog.undo_after)
+    after = _unique([s for w in drops for s in readd(w)] + catalog.undo_after)
     if after:
         lines += ["-- 3. constraints as the audit saw them", *after, ""]
     lines.append("COMMIT;")
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-
-
-def _readd_sql(w: Any) -> list[str]:
-    return [
-        f"ALTER TABLE {table(w.table)} DROP CONSTRAINT IF EXISTS {ident(w.name)};",
-        f"ALTER TABLE {table(w.table)} ADD CONSTRAINT {ident(w.name)} {w.definition};",
-    ]
 
 
 def _unique(statements: list[str]) -> list[str]:
