@@ -17,7 +17,7 @@ import io
 import re
 import tempfile
 from collections import namedtuple
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -46,36 +46,16 @@ def _unescape(field: str) -> str:
     return _ESCAPED.sub(lambda m: _ESCAPES[m.group()], field)
 
 
-class _RowMapping(Mapping[str, Any]):
-    """`row._mapping`, as SQLAlchemy's rows have it: values by column name."""
-
-    __slots__ = ("_index", "_row")
-
-    def __init__(self, row: tuple[Any, ...], index: dict[str, int]) -> None:
-        self._row = row
-        self._index = index
-
-    def __getitem__(self, name: str) -> Any:
-        return self._row[self._index[name]]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._index)
-
-    def __len__(self) -> int:
-        return len(self._index)
-
-
 def _row_type(names: list[str]) -> Any:
     """A named tuple class for the statement's columns, with `_mapping` like SQLAlchemy's."""
-    index = {name: i for i, name in enumerate(names)}
     base: Any = namedtuple("Row", names, rename=True)  # type: ignore[misc]
 
     class Row(base):
         __slots__ = ()
 
         @property
-        def _mapping(self) -> Mapping[str, Any]:
-            return _RowMapping(self, index)
+        def _mapping(self) -> dict[str, Any]:
+            return dict(zip(names, self, strict=True))
 
     return Row
 

@@ -6,8 +6,10 @@ each suite belongs to and lists the checks that were not exported.
 
 - References, conditional references (and their `<id>.discriminator` finding), consistency,
   uniqueness and row rules become `UnexpectedRowsExpectation`s. Their SQL is the engine's
-  own: the same `RowRule` flags and `unique_query` that `refaudit run` executes, compiled
-  for PostgreSQL with the values inlined, so the two cannot drift apart.
+  own: the statement `refaudit run` executes for the check's table (scan, joins, diagnosis
+  stage that confirms hidden mis-keys), built for that check alone and narrowed to one rule,
+  and the same `unique_query`; compiled for PostgreSQL with the values inlined, so the two
+  cannot drift apart.
 - `not_null`, `in_set` and `pattern` become GX's built-in column expectations (one
   `ExpectColumnValuesToNotBeNull` per column); GX's PostgreSQL regex is `~`, like refaudit's.
 - Catalog checks (constraints, indexes, triggers) have no GX counterpart and are not exported.
@@ -34,9 +36,9 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from pipeline.checks import ROW_FAMILIES
-from pipeline.checks.base import RowRule, TableScan, table_clause
+from pipeline.checks.base import TableScan, table_clause
 from pipeline.checks.unique import unique_query
-from pipeline.engine import required_columns
+from pipeline.engine import TablePlan, required_columns
 from pipeline.errors import RefauditError, UsageError
 from pipeline.suite import CATALOG_KINDS, Suite, UniqueCheck
 
@@ -132,14 +134,23 @@ def batch_query(stmt: sa.Select[Any], table: str) -> str:
     return pattern.sub(lambda _m: batch, sql)
 
 
-def _rule_query(scan: TableScan, key: str, rule: RowRule) -> str:
-    """The violating rows of one row rule, exactly as the engine flags them."""
-    stmt = (
-        sa.select(scan.col(key).label("key"), rule.value.label("value"))
-        .select_from(scan.from_clause())
-        .where(rule.flag.is_(sa.true()))
+def _rule_queries(suite: Suite, check: Any, columns: Any, unique: set[Any]) -> list[Any]:
+    """(rule, query) per rule of a row check: the violating rows exactly as `refaudit run`
+    finds them, i.e. the engine's whole statement for that check (with its diagnosis stage,
+    which confirms hidden mis-keys) narrowed to the rule."""
+    scan = TableScan(check.table, columns, unique, suite.key_spaces)
+    plan = TablePlan(
+        check.table, suite.key_of(check.table), rules=ROW_FAMILIES[check.kind](check, scan),
+        scan=scan,
     )
-    return batch_query(stmt, scan.table)
+    w = plan.statement().order_by(None).subquery("w")
+    out = []
+    for i, rule in enumerate(plan.rules):
+        stmt = sa.select(w.c["__key"].label("key"), w.c[f"v{i}"].label("value")).where(
+            w.c[f"f{i}"]
+        )
+        out.append((rule, batch_query(stmt, check.table)))
+    return out
 
 
 def _row_expectations(
@@ -172,21 +183,17 @@ def _row_expectations(
                 column=check.column,
             )
         ]
-    out = []
-    key = suite.key_of(check.table)
-    # one scan per check: it carries only the joins this check asks for
-    scan = TableScan(check.table, columns, unique)
-    for rule in ROW_FAMILIES[check.kind](check, scan):
-        out.append(
-            _expectation(
-                "unexpected_rows_expectation",
-                {"unexpected_rows_query": _rule_query(scan, key, rule)},
-                check,
-                rule.rule_id,
-                column=rule.column,
-            )
+    # one statement per check: it carries only the joins this check asks for
+    return [
+        _expectation(
+            "unexpected_rows_expectation",
+            {"unexpected_rows_query": query},
+            check,
+            rule.rule_id,
+            column=rule.column,
         )
-    return out
+        for rule, query in _rule_queries(suite, check, columns, unique)
+    ]
 
 
 def export_suite(suite: Suite, unique: Iterable[tuple[str, str]] = ()) -> GxExport:
