@@ -1,11 +1,14 @@
 """The hand-written floor: the fewest statements a person would write by hand to count what the
 Astegni suite's data checks count.
 
-One pass over session_requests with LEFT JOINs to the profile and package tables, every count
-a `count(*) FILTER (...)`; one GROUP BY for duplicate pending requests; one small statement
-per profile-table check. It returns counts only (no rows, no files), in one REPEATABLE READ
-READ ONLY transaction, like refaudit. The keys of the result are refaudit's check ids, so the
-benchmark can require the floor and refaudit to agree before comparing their times.
+One pass over session_requests with LEFT JOINs to the profile and package tables (and to
+what the hidden mis-key evidence needs for every row: the package's tutor profile and the
+referenced profile's user; the rest is looked up only for the rows whose evidence already
+disagrees), every count a `count(*) FILTER (...)`; one GROUP BY for duplicate pending
+requests; one small statement per profile-table check; the catalog reads. It returns counts
+only (no rows, no files), in one REPEATABLE READ READ ONLY transaction, like refaudit. The
+keys of the result are refaudit's check ids, so the benchmark can require the floor and
+refaudit to agree before comparing their times.
 """
 
 from __future__ import annotations
@@ -18,11 +21,27 @@ PHONE = r"^\+2519[0-9]{8}$"
 REQUESTS_PASS = """
 SELECT
   count(*) AS "rows",
-  count(*) FILTER (WHERE r.tutor_id IS NOT NULL AND tp.id IS NULL)
+  count(*) FILTER (WHERE r.tutor_id IS NOT NULL AND (
+      tp.id IS NULL
+      -- hidden mis-key: the request's package belongs to the tutor profile of the user
+      -- whose users.id is tutor_id
+      OR (pk.tutor_id <> r.tutor_id AND ptp.user_id = r.tutor_id)))
     AS "session_requests.tutor_id.reference",
-  count(*) FILTER (WHERE r.requester_id IS NOT NULL
-                   AND ((r.requester_type = 'student' AND sp.id IS NULL)
-                        OR (r.requester_type = 'parent' AND pp.id IS NULL)))
+  count(*) FILTER (WHERE r.requester_id IS NOT NULL AND (
+      (r.requester_type = 'student' AND sp.id IS NULL)
+      OR (r.requester_type = 'parent' AND pp.id IS NULL)
+      -- hidden mis-key: the contact details are those of the user whose users.id is
+      -- requester_id, not of the referenced profile's user, and that user has a profile
+      -- (cheap tests first: the lookups run for the few rows that get that far)
+      OR ((sp.id IS NOT NULL OR pp.id IS NOT NULL)
+          AND ((r.contact_email IS DISTINCT FROM ur.email
+                AND r.contact_email = (SELECT email FROM users WHERE id = r.requester_id))
+               OR (r.contact_phone IS DISTINCT FROM ur.phone
+                   AND r.contact_phone = (SELECT phone FROM users WHERE id = r.requester_id)))
+          AND ((r.requester_type = 'student'
+                AND r.requester_id IN (SELECT user_id FROM student_profiles))
+               OR (r.requester_type = 'parent'
+                   AND r.requester_id IN (SELECT user_id FROM parent_profiles))))))
     AS "session_requests.requester_id.reference",
   count(*) FILTER (WHERE r.requester_type IS NULL
                    OR r.requester_type NOT IN ('student', 'parent'))
@@ -55,6 +74,9 @@ LEFT JOIN tutor_profiles tp ON tp.id = r.tutor_id
 LEFT JOIN student_profiles sp ON r.requester_type = 'student' AND sp.id = r.requester_id
 LEFT JOIN parent_profiles pp ON r.requester_type = 'parent' AND pp.id = r.requester_id
 LEFT JOIN tutor_packages pk ON pk.id = r.package_id
+-- evidence of hidden mis-keys: the package's tutor profile, the referenced profile's user
+LEFT JOIN tutor_profiles ptp ON ptp.id = pk.tutor_id
+LEFT JOIN users ur ON ur.id = coalesce(sp.user_id, pp.user_id)
 """
 
 PENDING_DUPLICATES = """
