@@ -248,57 +248,54 @@ class TablePlan:
         """The table's violations as violations.csv lines: one row per (row, rule), ordered
         by key and then rule.
 
-        `statement()`'s rows are unpivoted in PostgreSQL with a multi-array `unnest`, so COPY
-        can write the lines and Python handles no value at all. Same lines as the per-row
-        loop of `run_checks`; within one key that loop follows the statement's branches.
+        `statement()`'s rows are unpivoted in PostgreSQL (`unnest(array_positions(flags,
+        true))`), so COPY can write the lines and Python handles no value at all. Same lines
+        as the per-row loop of `run_checks`; within one key that loop follows the statement's
+        branches.
         """
         w = self.statement().order_by(None).subquery("w")
-
-        def text(name: str) -> Any:
-            return sa.cast(w.c[name], sa.Text) if name in w.c else sa.cast(sa.null(), sa.Text)
-
-        n = range(len(self.rules))
-        x = (
+        # the positions (1-based) of the rule flags that are TRUE: one row per violation,
+        # and only the violations (not one row per rule and row, filtered)
+        flagged = (
             sa.func.unnest(
-                postgresql.array([w.c[f"f{i}"] for i in n]),
-                postgresql.array([text(f"v{i}") for i in n]),
-                postgresql.array([text(f"d{i}") for i in n]),
-                postgresql.array([text(f"p{i}") for i in n]),
-                postgresql.array([text(f"c{i}") for i in n]),
-                postgresql.array([text(f"e{i}") for i in n]),
-                postgresql.array([sa.literal(r.rule_id, sa.Text) for r in self.rules]),
-                postgresql.array([sa.literal(r.column, sa.Text) for r in self.rules]),
+                sa.func.array_positions(
+                    postgresql.array([w.c[f"f{i}"] for i in range(len(self.rules))]), sa.true()
+                )
             )
-            .table_valued(
-                "flag", "value", "diagnosis", "proposed", "confidence", "evidence", "check",
-                "column", with_ordinality="ord",
-            )
+            .table_valued("ord")
             .render_derived(name="x")
         )
-        # NULL, not '', for an empty field: COPY writes NULL as nothing, as the csv module
-        # writes an empty string
+        ord_ = flagged.c.ord
+
+        def pick(prefix: str) -> Any:
+            """`{prefix}{i}` of the flagged rule as text, NULL (written empty) for '' or none."""
+            cases = {
+                i + 1: sa.cast(w.c[f"{prefix}{i}"], sa.Text)
+                for i in range(len(self.rules))
+                if f"{prefix}{i}" in w.c
+            }
+            if not cases:
+                return sa.cast(sa.null(), sa.Text)
+            return sa.func.nullif(sa.case(cases, value=ord_, else_=sa.null()), "")
+
+        def constant(values: list[str]) -> Any:
+            return postgresql.array([sa.literal(v, sa.Text) for v in values])[ord_]
+
         return (
             sa.select(
-                x.c.check,
+                constant([r.rule_id for r in self.rules]).label("check"),
                 sa.literal(self.table, sa.Text).label("table"),
                 sa.cast(w.c["__key"], sa.Text).label("key"),
-                x.c.column,
-                *(
-                    sa.func.nullif(x.c[name], "").label(label)
-                    for name, label in (
-                        ("value", "value"),
-                        ("diagnosis", "diagnosis"),
-                        ("proposed", "proposed_value"),
-                        ("confidence", "confidence"),
-                        ("evidence", "evidence"),
-                    )
-                ),
+                constant([r.column for r in self.rules]).label("column"),
+                pick("v").label("value"),
+                pick("d").label("diagnosis"),
+                pick("p").label("proposed_value"),
+                pick("c").label("confidence"),
+                pick("e").label("evidence"),
             )
-            .select_from(w.join(x, sa.true()))
-            .where(x.c.flag)
-            .order_by(w.c["__key"], x.c.ord)
+            .select_from(w.join(flagged, sa.true()))
+            .order_by(w.c["__key"], ord_)
         )
-
 
 def plan_tables(suite: Suite, unique: set[tuple[str, str]] | None = None) -> list[TablePlan]:
     """Group the suite's row rules by table; each table becomes one scan. `unique` lists
