@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL
 
 from pipeline import __version__
+from pipeline.checks.catalog import CatalogFacts
 from pipeline.db import (
     DEFAULT_LOCK_TIMEOUT_S,
     DEFAULT_STATEMENT_TIMEOUT_S,
@@ -38,6 +41,21 @@ class AuditOptions:
     fail_on: FailOn = "error"
     statement_timeout_s: float = DEFAULT_STATEMENT_TIMEOUT_S
     lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S
+
+
+@dataclass(frozen=True)
+class AuditSource:
+    """Where the rows come from when the database at `url` is not the original one (a
+    snapshot loaded into a scratch server): the run reports the original database and
+    snapshot time, and the catalog checks are answered from `catalog`."""
+
+    kind: str
+    database: str
+    snapshot_taken_at: str
+    server_version: str
+    catalog: Mapping[str, CatalogFacts]
+    details: Mapping[str, Any] = field(default_factory=dict)
+    """Written to results.json under the key `kind`."""
 
 
 def utc_stamp(now: datetime) -> str:
@@ -66,14 +84,17 @@ def run_audit(
     *,
     options: AuditOptions | None = None,
     progress: Progress | None = None,
+    source: AuditSource | None = None,
 ) -> AuditResult:
-    """Audit the database at `url` against `suite` and write the run's files into `out`."""
+    """Audit the database at `url` against `suite` and write the run's files into `out`.
+
+    With `source`, the rows at `url` stand for another database (see `AuditSource`)."""
     opts = options or AuditOptions()
     now = datetime.now(UTC)
     out_dir = prepare_out_dir(out or default_out_dir(now))
     run = RunInfo(
         run_id=f"{utc_stamp(now)}-{uuid.uuid4().hex[:6]}",
-        database=describe(url),
+        database=source.database if source else describe(url),
         suite=suite.suite,
         suite_path=str(suite.path or ""),
         refaudit_version=__version__,
@@ -91,10 +112,15 @@ def run_audit(
             with read_only_snapshot(engine) as (conn, snap):
                 run.snapshot_taken_at = snap.taken_at
                 run.server_version = snap.server_version
+                if source is not None:
+                    run.source = source.kind
+                    run.snapshot_taken_at = source.snapshot_taken_at
+                    run.server_version = source.server_version
                 doing = "checking the schema"
                 verify_schema(conn, suite)
                 doing = "auditing"
-                checks = run_checks(conn, suite, sink, progress=progress)
+                catalog = dict(source.catalog) if source is not None else None
+                checks = run_checks(conn, suite, sink, progress=progress, catalog=catalog)
     except sa_exc.SQLAlchemyError as exc:
         violations_path.unlink(missing_ok=True)
         raise database_error(exc, url, doing=doing) from None
@@ -106,6 +132,8 @@ def run_audit(
     run.finished_at = datetime.now(UTC).isoformat(timespec="seconds")
     run.duration_s = round(time.perf_counter() - started, 3)
     result = AuditResult(run=run, checks=checks, out_dir=out_dir)
+    if source is not None:
+        result.extra[source.kind] = dict(source.details)
     write_outputs(result, opts.fail_on)
     return result
 

@@ -74,6 +74,14 @@ DbOption = Annotated[
 SuiteOption = Annotated[
     Path | None, typer.Option("--suite", help="Suite YAML (default: the Astegni suite).")
 ]
+SnapshotOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--snapshot",
+        help="Audit this snapshot directory (from refaudit extract) instead of a database.",
+        show_default=False,
+    ),
+]
 DebugOption = Annotated[bool, typer.Option("--debug", help="Show tracebacks.")]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Print only the verdict.")]
 
@@ -108,27 +116,89 @@ def run(
     lock_timeout: Annotated[
         float, typer.Option("--lock-timeout", help="Seconds to wait for a lock.", min=0.001)
     ] = 5.0,
+    snapshot: SnapshotOption = None,
     quiet: QuietOption = False,
     debug: DebugOption = False,
 ) -> None:
-    """Audit a database against a suite and write the report into --out."""
+    """Audit a database (or a snapshot of one) against a suite and write the report into --out."""
     from pipeline.audit import AuditOptions, run_audit
     from pipeline.db import resolve_url
+    from pipeline.errors import UsageError
     from pipeline.suite import load_suite
 
     def go() -> Any:
+        if snapshot is not None and db is not None:
+            raise UsageError("--db and --snapshot exclude each other; audit one or the other")
         loaded = load_suite(suite)
-        url = resolve_url(db)
         opts = AuditOptions(
             fail_on=fail_on.value,
             statement_timeout_s=statement_timeout,
             lock_timeout_s=lock_timeout,
         )
-        return run_audit(url, loaded, out, options=opts)
+        if snapshot is not None:
+            from pipeline.replay import audit_snapshot
+
+            say = None if quiet else (lambda msg: typer.echo(msg, err=True))
+            return audit_snapshot(snapshot, loaded, out, options=opts, progress=say)
+        return run_audit(resolve_url(db), loaded, out, options=opts)
 
     result = _guarded(debug, go)
     _print_summary(result, fail_on.value, quiet)
     raise typer.Exit(int(result.exit_code(fail_on.value)))
+
+
+@app.command()
+def extract(
+    out: Annotated[Path, typer.Option("--out", help="New or empty directory for the snapshot.")],
+    db: DbOption = None,
+    suite: SuiteOption = None,
+    statement_timeout: Annotated[
+        float, typer.Option("--statement-timeout", help="Seconds one statement may run.", min=0.001)
+    ] = 600.0,
+    lock_timeout: Annotated[
+        float, typer.Option("--lock-timeout", help="Seconds to wait for a lock.", min=0.001)
+    ] = 5.0,
+    quiet: QuietOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """Snapshot what the suite reads (Parquet per table + manifest.json) from one consistent
+    read-only transaction; audit it later with `refaudit run --snapshot DIR`."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from pipeline.db import resolve_url
+    from pipeline.extract import ExtractOptions, extract_snapshot
+    from pipeline.suite import load_suite
+
+    def go() -> Any:
+        loaded = load_suite(suite)
+        url = resolve_url(db)
+        opts = ExtractOptions(statement_timeout_s=statement_timeout, lock_timeout_s=lock_timeout)
+        bars = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("rows"),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+            disable=quiet,
+        )
+        tasks: dict[str, Any] = {}
+
+        def on_progress(table: str, done: int, total: int) -> None:
+            if table not in tasks:
+                tasks[table] = bars.add_task(table, total=total)
+            bars.update(tasks[table], completed=done, total=total)
+
+        with bars:
+            return extract_snapshot(url, loaded, out, options=opts, progress=on_progress)
+
+    manifest = _guarded(debug, go)
+    typer.echo(
+        f"snapshot of {manifest.database} taken at {manifest.snapshot_taken_at}: "
+        f"{len(manifest.tables)} tables, {manifest.total_rows} rows in {out} "
+        f"(audit it with: refaudit run --snapshot {out})"
+    )
 
 
 @app.command()
