@@ -101,8 +101,9 @@ FROM pg_database d WHERE d.datname = current_database()
 class ExtractOptions:
     statement_timeout_s: float = DEFAULT_STATEMENT_TIMEOUT_S
     lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S
-    block_bytes: int = 8 << 20
-    """CSV bytes per Arrow batch, i.e. per Parquet row group: what bounds memory."""
+    block_bytes: int = 2 << 20
+    """CSV bytes per Arrow batch, i.e. per Parquet row group: what bounds memory (a few
+    times this, whatever the table size)."""
 
 
 def prepare_snapshot_dir(out: Path) -> Path:

@@ -226,7 +226,9 @@ def _copy_in(cur: Any, table: str, path: Path) -> None:
     """COPY the Parquet file into `table`, one CSV batch of `LOAD_BATCH_ROWS` at a time."""
     parquet = pq.ParquetFile(path)
     names = parquet.schema_arrow.names
-    statement = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(
+    # FREEZE: the table is new in this transaction, so rows go in frozen (no hint-bit writes
+    # on the first scan)
+    statement = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv, FREEZE)").format(
         _table_ident(table), sql.SQL(", ").join(map(sql.Identifier, names))
     )
     # every non-NULL value quoted: PostgreSQL reads an unquoted empty field as NULL and ""
