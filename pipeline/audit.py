@@ -18,22 +18,34 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL
 
 from pipeline import __version__
+from pipeline.baseline import IDENTITY_FIELDS, Baseline, load_baseline
 from pipeline.checks.catalog import CatalogFacts
 from pipeline.db import (
-    DEFAULT_LOCK_TIMEOUT_S,
-    DEFAULT_STATEMENT_TIMEOUT_S,
     create_engine,
     database_error,
     describe,
     read_only_snapshot,
+    scrub,
 )
-from pipeline.engine import Progress, ViolationSink, run_checks, verify_schema
-from pipeline.errors import UsageError
-from pipeline.outputs import write_junit, write_report, write_results_json
-from pipeline.results import AuditResult, FailOn, RunInfo
+from pipeline.engine import ViolationSink, run_checks, verify_schema
+from pipeline.errors import ExitCode, RefauditError, UsageError
+from pipeline.history import HistoryStore, default_history_path
+from pipeline.limits import DEFAULT_LOCK_TIMEOUT_S, DEFAULT_STATEMENT_TIMEOUT_S
+from pipeline.outputs import (
+    write_error_outputs,
+    write_junit,
+    write_report,
+    write_results_json,
+)
+from pipeline.progress import ProgressLike, as_progress
+from pipeline.results import AuditResult, CheckResult, FailOn, RunInfo
 from pipeline.suite import Suite
 
 DEFAULT_REPORTS = Path("reports")
+RUN_FILES = ("results.json", "junit.xml", "report.html", "violations.csv")
+"""The files a run writes into its output directory; an earlier run's are removed first."""
+PARTIAL_VIOLATIONS = "violations.csv.partial"
+"""violations.csv while it is being streamed; renamed only when every check has run."""
 
 
 @dataclass(frozen=True)
@@ -41,6 +53,11 @@ class AuditOptions:
     fail_on: FailOn = "error"
     statement_timeout_s: float = DEFAULT_STATEMENT_TIMEOUT_S
     lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S
+    baseline: Path | None = None
+    """An earlier run's violations.csv (or its directory): its violations do not fail the run."""
+    history: Path | None = None
+    """The run-history file; None: `history.db` beside the run directories."""
+    record_history: bool = True
 
 
 @dataclass(frozen=True)
@@ -69,12 +86,22 @@ def default_out_dir(now: datetime) -> Path:
 def prepare_out_dir(out: Path) -> Path:
     try:
         out.mkdir(parents=True, exist_ok=True)
+        for name in (*RUN_FILES, PARTIAL_VIOLATIONS):
+            (out / name).unlink(missing_ok=True)
     except OSError as exc:
         raise UsageError(
-            f"cannot create output directory {out}: {exc.strerror}; "
+            f"cannot write to output directory {out}: {exc.strerror}; "
             "pass --out to a writable directory"
         ) from None
     return out
+
+
+def _check_baseline_location(baseline: Baseline, out_dir: Path) -> None:
+    if baseline.path.resolve() == (out_dir / "violations.csv").resolve():
+        raise UsageError(
+            f"--baseline {baseline.path} is inside --out {out_dir}, which this run overwrites; "
+            "keep the baseline in its own place (e.g. copy it to audit-baseline.csv)"
+        )
 
 
 def run_audit(
@@ -83,15 +110,27 @@ def run_audit(
     out: Path | None = None,
     *,
     options: AuditOptions | None = None,
-    progress: Progress | None = None,
+    progress: ProgressLike = None,
     source: AuditSource | None = None,
 ) -> AuditResult:
     """Audit the database at `url` against `suite` and write the run's files into `out`.
+    With `source`, the rows at `url` stand for another database (see `AuditSource`).
 
-    With `source`, the rows at `url` stand for another database (see `AuditSource`)."""
+    When the run fails (database unreachable, a timeout, the connection lost), `out` holds
+    only a results.json and a junit.xml that record the error; no violations.csv or report
+    of a partial run is left behind, and the error is raised.
+    """
     opts = options or AuditOptions()
+    prog = as_progress(progress)
     now = datetime.now(UTC)
-    out_dir = prepare_out_dir(out or default_out_dir(now))
+    baseline = load_baseline(opts.baseline) if opts.baseline is not None else None
+    out_dir = out or default_out_dir(now)
+    if baseline is not None:
+        _check_baseline_location(baseline, out_dir)
+    out_dir = prepare_out_dir(out_dir)
+    history = None
+    if opts.record_history:
+        history = HistoryStore(opts.history or default_history_path(out, DEFAULT_REPORTS))
     run = RunInfo(
         run_id=f"{utc_stamp(now)}-{uuid.uuid4().hex[:6]}",
         database=source.database if source else describe(url),
@@ -101,44 +140,115 @@ def run_audit(
         started_at=now.isoformat(timespec="seconds"),
     )
     started = time.perf_counter()
-    engine = create_engine(
-        url, statement_timeout_s=opts.statement_timeout_s, lock_timeout_s=opts.lock_timeout_s
-    )
-    violations_path = out_dir / "violations.csv"
+    partial = out_dir / PARTIAL_VIOLATIONS
     doing = "connecting"
     try:
-        with violations_path.open("w", encoding="utf-8", newline="") as handle:
-            sink = ViolationSink(handle)
-            with read_only_snapshot(engine) as (conn, snap):
-                run.snapshot_taken_at = snap.taken_at
-                run.server_version = snap.server_version
-                if source is not None:
-                    run.source = source.kind
-                    run.snapshot_taken_at = source.snapshot_taken_at
-                    run.server_version = source.server_version
-                doing = "checking the schema"
-                verify_schema(conn, suite)
-                doing = "auditing"
-                catalog = dict(source.catalog) if source is not None else None
-                checks = run_checks(conn, suite, sink, progress=progress, catalog=catalog)
-    except sa_exc.SQLAlchemyError as exc:
-        violations_path.unlink(missing_ok=True)
-        raise database_error(exc, url, doing=doing) from None
-    except BaseException:
-        violations_path.unlink(missing_ok=True)
-        raise
-    finally:
-        engine.dispose()
+        engine = create_engine(
+            url, statement_timeout_s=opts.statement_timeout_s, lock_timeout_s=opts.lock_timeout_s
+        )
+        try:
+            with partial.open("w", encoding="utf-8", newline="") as handle:
+                sink = ViolationSink(handle, baseline)
+                prog.stage("snapshot", 2)
+                prog.step(f"connecting to {run.database}")
+                with read_only_snapshot(engine) as (conn, snap):
+                    run.snapshot_taken_at = snap.taken_at
+                    run.server_version = snap.server_version
+                    if source is not None:
+                        run.source = source.kind
+                        run.snapshot_taken_at = source.snapshot_taken_at
+                        run.server_version = source.server_version
+                    doing = "checking the schema"
+                    prog.step("checking the schema")
+                    verify_schema(conn, suite)
+                    doing = "auditing"
+                    catalog = dict(source.catalog) if source is not None else None
+                    checks = run_checks(conn, suite, sink, progress=prog, catalog=catalog)
+        finally:
+            engine.dispose()
+        partial.replace(out_dir / "violations.csv")
+    except BaseException as exc:
+        partial.unlink(missing_ok=True)
+        if history is not None:
+            history.close()
+        error: BaseException = exc
+        if isinstance(exc, sa_exc.SQLAlchemyError):
+            error = database_error(exc, url, doing=doing)
+        _record_failure(run, out_dir, error, url, started)
+        if error is exc:
+            raise
+        raise error from exc
     run.finished_at = datetime.now(UTC).isoformat(timespec="seconds")
     run.duration_s = round(time.perf_counter() - started, 3)
     result = AuditResult(run=run, checks=checks, out_dir=out_dir)
     if source is not None:
         result.extra[source.kind] = dict(source.details)
-    write_outputs(result, opts.fail_on)
+    if baseline is not None:
+        result.extra["baseline"] = baseline_summary(baseline, checks)
+    try:
+        if history is not None:
+            prog.stage("history", 1)
+            prog.step(f"comparing with the last run ({history.path})")
+            result.extra["history"] = history.record(result, out_dir / "violations.csv")
+        prog.stage("writing files", 1)
+        prog.step(f"writing {out_dir}")
+        write_outputs(result, opts.fail_on)
+    except BaseException as exc:
+        _record_failure(run, out_dir, exc, url, started)
+        raise
+    finally:
+        if history is not None:
+            history.close()
+    prog.done()
     return result
 
 
+def baseline_summary(baseline: Baseline, checks: list[CheckResult]) -> dict[str, Any]:
+    """What results.json, JUnit and the report say about the baseline."""
+    per_check: dict[str, dict[str, int]] = {}
+    for c in checks:
+        known = c.known or 0
+        per_check[c.id] = {
+            "known": known,
+            "new": c.new or 0,
+            "resolved": max(baseline.count(c.id) - known, 0),
+        }
+    ran = {c.id for c in checks}
+    return {
+        "path": str(baseline.path),
+        "matched_on": list(IDENTITY_FIELDS) + (["value"] if baseline.match_value else []),
+        "baseline_violations": baseline.lines,
+        "known": sum(v["known"] for v in per_check.values()),
+        "new": sum(v["new"] for v in per_check.values()),
+        "resolved": sum(v["resolved"] for v in per_check.values()),
+        "checks_not_in_suite": sorted(baseline.checks() - ran),
+        "per_check": per_check,
+    }
+
+
+def _record_failure(
+    run: RunInfo, out_dir: Path, error: BaseException, url: URL, started: float
+) -> None:
+    """Leave a results.json and junit.xml that say the run failed (never a partial pass)."""
+    if isinstance(error, KeyboardInterrupt):
+        message = "interrupted; nothing was concluded"
+    elif isinstance(error, RefauditError):
+        message = str(error)
+    else:
+        message = scrub(f"unexpected {type(error).__name__}: {error}", url).splitlines()[0]
+    run.finished_at = datetime.now(UTC).isoformat(timespec="seconds")
+    run.duration_s = round(time.perf_counter() - started, 3)
+    code = error.exit_code if isinstance(error, RefauditError) else ExitCode.RUNTIME
+    try:
+        for name in RUN_FILES:
+            (out_dir / name).unlink(missing_ok=True)
+        write_error_outputs(run, out_dir, message, int(code), type(error).__name__)
+    except OSError:
+        pass  # the error itself is what the caller must see
+
+
 def write_outputs(result: AuditResult, fail_on: FailOn) -> None:
+    """Write the run's files; results.json last, so its presence means the run is complete."""
     out = result.out_dir
     result.files.update(
         {
@@ -148,6 +258,8 @@ def write_outputs(result: AuditResult, fail_on: FailOn) -> None:
             "report": "report.html",
         }
     )
-    write_results_json(result, out / "results.json", fail_on)
+    if "history" in result.extra:
+        result.files["history"] = result.extra["history"]["store"]
     write_junit(result, out / "junit.xml", fail_on)
     write_report(result, out / "report.html", fail_on)
+    write_results_json(result, out / "results.json", fail_on)

@@ -7,7 +7,8 @@ code (see `ExitCode`); tracebacks only with `--debug`.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -15,6 +16,11 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from pipeline.errors import ExitCode, RefauditError
+from pipeline.limits import (
+    DEFAULT_LOCK_TIMEOUT_S,
+    DEFAULT_STATEMENT_TIMEOUT_S,
+    MAX_TIMEOUT_S,
+)
 
 T = TypeVar("T")
 
@@ -37,30 +43,48 @@ def _fail(message: str, code: ExitCode) -> None:
     raise typer.Exit(int(code))
 
 
-def _guarded(debug: bool, fn: Callable[[], T]) -> T:
-    """Run `fn`; turn every failure into one line and an exit code."""
+def _guarded(debug: bool, fn: Callable[[], T], secrets: Callable[[], list[str]]) -> T:
+    """Run `fn`; turn every failure into one line and an exit code (after a traceback with
+    --debug; the exit code stays the documented one)."""
     try:
         return fn()
     except typer.Exit:
         raise
     except RefauditError as exc:
-        if debug:
-            raise
+        _traceback(debug, secrets())
         _fail(str(exc), exc.exit_code)
     except KeyboardInterrupt:
+        _traceback(debug, secrets())
         _fail("interrupted; nothing was concluded", ExitCode.RUNTIME)
     except Exception as exc:  # a bug or an unforeseen environment problem
-        if debug:
-            raise
-        from pipeline.db import scrub
-
-        _fail(
-            scrub(
-                f"unexpected {type(exc).__name__}: {exc} (run with --debug for details)", None
-            ).splitlines()[0],
-            ExitCode.RUNTIME,
-        )
+        _traceback(debug, secrets())
+        message = _scrub(f"unexpected {type(exc).__name__}: {exc}", secrets()).splitlines()
+        _fail(f"{message[0] if message else ''} (run with --debug for details)", ExitCode.RUNTIME)
     raise AssertionError("unreachable")
+
+
+def _scrub(text: str, secrets: list[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text
+
+
+def _traceback(debug: bool, secrets: list[str]) -> None:
+    if debug:
+        import traceback
+
+        typer.echo(_scrub(traceback.format_exc(), secrets).rstrip(), err=True)
+
+
+def _secrets(db: str | None) -> Callable[[], list[str]]:
+    """The passwords a message must never show (from --db, DATABASE_URL and PGPASSWORD)."""
+
+    def find() -> list[str]:
+        from pipeline.db import secrets
+
+        return secrets(db)
+
+    return find
 
 
 DbOption = Annotated[
@@ -83,7 +107,21 @@ SnapshotOption = Annotated[
     ),
 ]
 DebugOption = Annotated[bool, typer.Option("--debug", help="Show tracebacks.")]
-QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Print only the verdict.")]
+QuietOption = Annotated[
+    bool, typer.Option("--quiet", "-q", help="Print only the verdict; no progress display.")
+]
+HistoryOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--history",
+        help="Run-history file (default: history.db beside the run directories, i.e. "
+        "reports/history.db, or in the parent of --out).",
+        show_default=False,
+    ),
+]
+NoHistoryOption = Annotated[
+    bool, typer.Option("--no-history", help="Do not read or append the run history.")
+]
 
 
 def _print_summary(result: Any, fail_on: str, quiet: bool) -> None:
@@ -92,11 +130,32 @@ def _print_summary(result: Any, fail_on: str, quiet: bool) -> None:
         for c in result.checks:
             if c.violations:
                 mark = {"failed": "FAIL", "warned": "warn", "passed": "ok  "}[c.status]
-                typer.echo(f"  {mark} {c.id}: {c.violations} of {c.rows_checked} rows")
+                known = f" ({c.new} new, {c.known} known)" if c.new is not None else ""
+                typer.echo(f"  {mark} {c.id}: {c.violations} of {c.rows_checked} rows{known}")
+    baseline = result.extra.get("baseline")
+    known = (
+        f" ({baseline['new']} new, {baseline['known']} known in the baseline)" if baseline else ""
+    )
+    history = result.extra.get("history") or {}
+    change = ""
+    if history.get("previous"):
+        change = f" ({history['new']} new, {history['fixed']} fixed since the last run)"
     typer.echo(
-        f"{result.verdict(fail_on)}: {result.total_violations} violations, "
+        f"{result.verdict(fail_on)}: {result.total_violations} violations{known}{change}, "
         f"{len(failing)} failing checks; report {result.out_dir / 'report.html'}"
     )
+
+
+def _with_progress(quiet: bool, fn: Callable[[Any], T]) -> T:
+    """Run `fn(progress)` with a progress display on stderr when it is a terminal."""
+    from pipeline.console import stderr_progress
+
+    bars = stderr_progress(quiet)
+    try:
+        return fn(bars)
+    finally:
+        if bars is not None:
+            bars.done()
 
 
 @app.command()
@@ -111,11 +170,33 @@ def run(
         FailOnChoice, typer.Option("--fail-on", help="Lowest severity that fails the run.")
     ] = FailOnChoice.error,
     statement_timeout: Annotated[
-        float, typer.Option("--statement-timeout", help="Seconds one statement may run.", min=0.001)
-    ] = 600.0,
+        float,
+        typer.Option(
+            "--statement-timeout",
+            help="Seconds one statement may run before the audit stops with exit 3.",
+            min=0.001,
+            max=MAX_TIMEOUT_S,
+        ),
+    ] = DEFAULT_STATEMENT_TIMEOUT_S,
     lock_timeout: Annotated[
-        float, typer.Option("--lock-timeout", help="Seconds to wait for a lock.", min=0.001)
-    ] = 5.0,
+        float,
+        typer.Option(
+            "--lock-timeout",
+            help="Seconds to wait for a table lock held by another session before exit 3.",
+            min=0.001,
+            max=MAX_TIMEOUT_S,
+        ),
+    ] = DEFAULT_LOCK_TIMEOUT_S,
+    baseline: Annotated[
+        Path | None,
+        typer.Option(
+            "--baseline",
+            help="An earlier run's violations.csv (or its directory): violations already in it "
+            "do not fail the run; thresholds apply to new ones.",
+        ),
+    ] = None,
+    history: HistoryOption = None,
+    no_history: NoHistoryOption = False,
     snapshot: SnapshotOption = None,
     quiet: QuietOption = False,
     debug: DebugOption = False,
@@ -134,15 +215,26 @@ def run(
             fail_on=fail_on.value,
             statement_timeout_s=statement_timeout,
             lock_timeout_s=lock_timeout,
+            baseline=baseline,
+            history=history,
+            record_history=not no_history,
         )
         if snapshot is not None:
             from pipeline.replay import audit_snapshot
 
-            say = None if quiet else (lambda msg: typer.echo(msg, err=True))
-            return audit_snapshot(snapshot, loaded, out, options=opts, progress=say)
-        return run_audit(resolve_url(db), loaded, out, options=opts)
+            result = _with_progress(
+                quiet,
+                lambda bars: audit_snapshot(snapshot, loaded, out, options=opts, progress=bars),
+            )
+            for note in result.extra["snapshot"]["notes"]:
+                typer.echo(f"refaudit: note: {note}", err=True)
+            return result
+        url = resolve_url(db)
+        return _with_progress(
+            quiet, lambda bars: run_audit(url, loaded, out, options=opts, progress=bars)
+        )
 
-    result = _guarded(debug, go)
+    result = _guarded(debug, go, _secrets(db))
     _print_summary(result, fail_on.value, quiet)
     raise typer.Exit(int(result.exit_code(fail_on.value)))
 
@@ -153,19 +245,28 @@ def extract(
     db: DbOption = None,
     suite: SuiteOption = None,
     statement_timeout: Annotated[
-        float, typer.Option("--statement-timeout", help="Seconds one statement may run.", min=0.001)
-    ] = 600.0,
+        float,
+        typer.Option(
+            "--statement-timeout",
+            help="Seconds one statement may run before the extract stops with exit 3.",
+            min=0.001,
+            max=MAX_TIMEOUT_S,
+        ),
+    ] = DEFAULT_STATEMENT_TIMEOUT_S,
     lock_timeout: Annotated[
-        float, typer.Option("--lock-timeout", help="Seconds to wait for a lock.", min=0.001)
-    ] = 5.0,
+        float,
+        typer.Option(
+            "--lock-timeout",
+            help="Seconds to wait for a table lock held by another session before exit 3.",
+            min=0.001,
+            max=MAX_TIMEOUT_S,
+        ),
+    ] = DEFAULT_LOCK_TIMEOUT_S,
     quiet: QuietOption = False,
     debug: DebugOption = False,
 ) -> None:
-    """Snapshot what the suite reads (Parquet per table + manifest.json) from one consistent
-    read-only transaction; audit it later with `refaudit run --snapshot DIR`."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
+    """Snapshot what the suite reads (one Parquet file per table and manifest.json) from one
+    consistent read-only transaction; audit it later with `refaudit run --snapshot DIR`."""
     from pipeline.db import resolve_url
     from pipeline.extract import ExtractOptions, extract_snapshot
     from pipeline.suite import load_suite
@@ -174,31 +275,44 @@ def extract(
         loaded = load_suite(suite)
         url = resolve_url(db)
         opts = ExtractOptions(statement_timeout_s=statement_timeout, lock_timeout_s=lock_timeout)
-        bars = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("rows"),
-            TimeElapsedColumn(),
-            console=Console(stderr=True),
-            disable=quiet,
-        )
-        tasks: dict[str, Any] = {}
-
-        def on_progress(table: str, done: int, total: int) -> None:
-            if table not in tasks:
-                tasks[table] = bars.add_task(table, total=total)
-            bars.update(tasks[table], completed=done, total=total)
-
-        with bars:
+        with _table_bars(quiet) as on_progress:
             return extract_snapshot(url, loaded, out, options=opts, progress=on_progress)
 
-    manifest = _guarded(debug, go)
+    manifest = _guarded(debug, go, _secrets(db))
     typer.echo(
         f"snapshot of {manifest.database} taken at {manifest.snapshot_taken_at}: "
         f"{len(manifest.tables)} tables, {manifest.total_rows} rows in {out} "
         f"(audit it with: refaudit run --snapshot {out})"
     )
+
+
+@contextmanager
+def _table_bars(quiet: bool) -> Iterator[Callable[[str, int, int], None] | None]:
+    """One rich progress bar per table (rows done of rows in the snapshot) on stderr, when it
+    is a terminal and not --quiet."""
+    if quiet or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    bars = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("rows"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+    )
+    tasks: dict[str, Any] = {}
+
+    def on_progress(table: str, done: int, total: int) -> None:
+        if table not in tasks:
+            tasks[table] = bars.add_task(table, total=total)
+        bars.update(tasks[table], completed=done, total=total)
+
+    with bars:
+        yield on_progress
 
 
 @app.command()
@@ -230,9 +344,12 @@ def demo(
             )
             build_sample(uri, loaded, requests=requests, seed=seed)
             typer.echo("auditing ...", err=True)
-            return run_audit(make_url(uri).set(drivername=DRIVER), loaded, out)
+            url = make_url(uri).set(drivername=DRIVER)
+            return _with_progress(
+                False, lambda bars: run_audit(url, loaded, out, progress=bars)
+            )
 
-    result = _guarded(debug, go)
+    result = _guarded(debug, go, _secrets(None))
     _print_summary(result, "error", False)
     typer.echo(
         f"open {result.out_dir / 'report.html'} to read the audit; "

@@ -7,16 +7,16 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from urllib.parse import quote
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 
 from pipeline.errors import DatabaseError, UsageError
+from pipeline.limits import CONNECT_TIMEOUT_S, DEFAULT_LOCK_TIMEOUT_S, DEFAULT_STATEMENT_TIMEOUT_S
 
 DRIVER = "postgresql+psycopg2"
-DEFAULT_STATEMENT_TIMEOUT_S = 600.0
-DEFAULT_LOCK_TIMEOUT_S = 5.0
 
 
 def resolve_url(db: str | None) -> URL:
@@ -48,14 +48,26 @@ def describe(url: URL) -> str:
     return url.set(drivername="postgresql").render_as_string(hide_password=True)
 
 
-def scrub(text: str, url: URL | None) -> str:
+def secrets(*urls: URL | str | None) -> list[str]:
+    """Every password a message must never show: those of `urls`, of DATABASE_URL and
+    PGPASSWORD, as written and as percent-encoded in a URL; longest first."""
+    found = {os.environ.get("PGPASSWORD", "")}
+    for raw in (*urls, os.environ.get("DATABASE_URL")):
+        try:
+            url = make_url(raw) if isinstance(raw, str) and raw else raw
+        except sa_exc.ArgumentError:
+            continue
+        if isinstance(url, URL) and url.password:
+            found.add(str(url.password))
+    for secret in list(found):
+        found |= {quote(secret, safe=""), quote(secret)}
+    return sorted((s for s in found if s), key=len, reverse=True)
+
+
+def scrub(text: str, url: URL | str | None) -> str:
     """Remove any trace of the password from a message."""
-    secrets = [url.password] if url is not None and url.password else []
-    if os.environ.get("PGPASSWORD"):
-        secrets.append(os.environ["PGPASSWORD"])
-    for secret in secrets:
-        if secret:
-            text = text.replace(str(secret), "***")
+    for secret in secrets(url):
+        text = text.replace(secret, "***")
     return text
 
 
@@ -73,7 +85,11 @@ def create_engine(
     return sa.create_engine(
         url,
         poolclass=sa.pool.NullPool,
-        connect_args={"options": options, "application_name": "refaudit", "connect_timeout": 10},
+        connect_args={
+            "options": options,
+            "application_name": "refaudit",
+            "connect_timeout": CONNECT_TIMEOUT_S,
+        },
     )
 
 
@@ -89,7 +105,7 @@ def database_error(exc: BaseException, url: URL | None, *, doing: str) -> Databa
     """One clear line for a failed database operation."""
     orig = getattr(exc, "orig", None) or exc
     first = next((ln.strip() for ln in str(orig).splitlines() if ln.strip()), type(orig).__name__)
-    first = first.removeprefix("FATAL:").removeprefix("ERROR:").strip()
+    first = " ".join(first.replace("FATAL:", "").replace("ERROR:", "").split())
     where = describe(url) if url is not None else "the database"
     hint = _hint(first)
     return DatabaseError(scrub(f"{doing} failed on {where}: {first}{hint}", url))
@@ -105,8 +121,14 @@ def _hint(message: str) -> str:
         return " - raise --statement-timeout or audit off-peak"
     if "lock timeout" in m:
         return " - another session holds a lock; retry or raise --lock-timeout"
+    if "permission denied for database" in m:
+        return " - grant CONNECT on the database to this role"
     if "permission denied" in m:
         return " - grant SELECT on the audited tables to this role"
+    if 'database "' in m and "does not exist" in m:
+        return " - check the database name in --db or DATABASE_URL"
+    if 'role "' in m and "does not exist" in m:
+        return " - check the user name in --db or DATABASE_URL"
     if "does not exist" in m:
         return " - check the suite against the database schema"
     if "terminat" in m or "server closed the connection" in m:

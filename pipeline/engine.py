@@ -11,54 +11,70 @@ from __future__ import annotations
 
 import csv
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from pipeline.baseline import BASELINE_COLUMN, KNOWN, NEW, Baseline
 from pipeline.checks import ROW_FAMILIES
 from pipeline.checks.base import VIOLATION_FIELDS, RowRule, TableScan, Violation, table_clause
 from pipeline.checks.catalog import CatalogFacts, catalog_findings, read_catalog
 from pipeline.checks.unique import unique_query
 from pipeline.errors import DatabaseError
+from pipeline.progress import ProgressLike, as_progress
 from pipeline.results import CheckResult
 from pipeline.suite import CATALOG_KINDS, ROW_KINDS, Suite, UniqueCheck
 
 SAMPLE_SIZE = 20
 BATCH_ROWS = 10_000
-
-Progress = Callable[[str], None]
+NOTE_EVERY = 10_000  # violating rows between two progress notes of a long scan
 
 
 class ViolationSink:
-    """Streams violations to violations.csv, counting per rule and keeping a small sample."""
+    """Streams violations to violations.csv, counting per rule and keeping a small sample.
 
-    def __init__(self, handle: TextIO) -> None:
+    With a baseline, every line gets a `baseline` column (known|new, after the standard
+    columns), counts are kept per rule for known and new violations, and the sample shows new
+    violations first.
+    """
+
+    def __init__(self, handle: TextIO, baseline: Baseline | None = None) -> None:
         self._writer = csv.writer(handle, lineterminator="\n")
-        self._writer.writerow(VIOLATION_FIELDS)
+        self.baseline = baseline
+        self._writer.writerow(VIOLATION_FIELDS + ((BASELINE_COLUMN,) if baseline else ()))
         self.counts: dict[str, int] = defaultdict(int)
-        self.samples: dict[str, list[dict[str, str]]] = defaultdict(list)
+        self.known: dict[str, int] = defaultdict(int)
+        self._samples: dict[str, list[dict[str, str]]] = defaultdict(list)
+        self._known_samples: dict[str, list[dict[str, str]]] = defaultdict(list)
 
     def add(self, v: Violation) -> None:
-        self._writer.writerow(
-            (
-                v.check,
-                v.table,
-                v.key,
-                v.column,
-                v.value,
-                v.diagnosis,
-                v.proposed_value,
-                v.confidence,
-                v.evidence,
-            )
-        )
+        row = tuple(getattr(v, f) for f in VIOLATION_FIELDS)
+        sample = self._samples[v.check]
+        if self.baseline is not None:
+            known = self.baseline.is_known(v)
+            row += (KNOWN if known else NEW,)
+            if known:
+                self.known[v.check] += 1
+                sample = self._known_samples[v.check]
+        self._writer.writerow(row)
         self.counts[v.check] += 1
-        sample = self.samples[v.check]
         if len(sample) < SAMPLE_SIZE:
-            sample.append({f: getattr(v, f) for f in VIOLATION_FIELDS})
+            item = {f: getattr(v, f) for f in VIOLATION_FIELDS}
+            if self.baseline is not None:
+                item[BASELINE_COLUMN] = row[-1]
+            sample.append(item)
+
+    @property
+    def samples(self) -> dict[str, list[dict[str, str]]]:
+        """Up to SAMPLE_SIZE violations per rule, new ones first."""
+        rules = set(self._samples) | set(self._known_samples)
+        return {
+            r: (self._samples.get(r, []) + self._known_samples.get(r, []))[:SAMPLE_SIZE]
+            for r in rules
+        }
 
 
 @dataclass
@@ -184,11 +200,11 @@ def run_checks(
     suite: Suite,
     sink: ViolationSink,
     *,
-    progress: Progress | None = None,
+    progress: ProgressLike = None,
     catalog: dict[str, CatalogFacts] | None = None,
 ) -> list[CheckResult]:
     """Run every check of `suite` on `conn` (already inside the snapshot)."""
-    say = progress or (lambda _msg: None)
+    prog = as_progress(progress)
     rows: dict[str, int] = {}
 
     def count(table: str) -> int:
@@ -199,14 +215,18 @@ def run_checks(
         return rows[table]
 
     rule_meta: dict[str, tuple[Any, list[str]]] = {}
-    for plan in plan_tables(suite, unique_columns(conn, suite.tables)):
-        say(f"scanning {plan.table} ({len(plan.rules)} rules)")
+    plans = plan_tables(suite, unique_columns(conn, suite.tables))
+    prog.stage("row checks", len(plans))
+    for plan in plans:
+        prog.step(f"scanning {plan.table} ({len(plan.rules)} rules)")
         count(plan.table)
         for rule in plan.rules:
             cols = rule_meta.setdefault(rule.rule_id, (rule.check, []))[1]
             if rule.column not in cols:
                 cols.append(rule.column)
-        for row in _stream(conn, plan.statement()):
+        for found, row in enumerate(_stream(conn, plan.statement()), start=1):
+            if found % NOTE_EVERY == 0:
+                prog.note(f"{found:,} violating rows so far")
             key = str(row[0])
             for i, rule in enumerate(plan.rules):
                 if row[1 + 2 * i]:
@@ -221,9 +241,10 @@ def run_checks(
                         )
                     )
 
+    prog.stage("uniqueness", sum(isinstance(c, UniqueCheck) for c in suite.checks))
     for check in suite.checks:
         if isinstance(check, UniqueCheck):
-            say(f"checking {check.id}")
+            prog.step(f"checking {check.id}")
             count(check.table)
             rule_meta[check.id] = (check, check.column_list())
             column = ",".join(check.column_list())
@@ -240,10 +261,11 @@ def run_checks(
                 )
 
     facts = catalog if catalog is not None else {}
+    prog.stage("catalog", len({c.table for c in suite.checks if c.kind in CATALOG_KINDS}))
     for check in suite.checks:
         if check.kind in CATALOG_KINDS:
             if check.table not in facts:
-                say(f"reading catalog of {check.table}")
+                prog.step(f"reading catalog of {check.table}")
                 facts[check.table] = read_catalog(conn, check.table)
             rule_meta[check.id] = (check, check.column_list())
             for f in catalog_findings(check, facts[check.table]):
@@ -260,6 +282,7 @@ def run_checks(
                 )
 
     results = []
+    samples = sink.samples
     for rule_id, (check, cols) in rule_meta.items():
         is_catalog = check.kind in CATALOG_KINDS
         result = CheckResult(
@@ -273,8 +296,11 @@ def run_checks(
             violations=sink.counts.get(rule_id, 0),
             max_count=check.threshold.max_count,
             max_rate=check.threshold.max_rate,
-            sample=sink.samples.get(rule_id, []),
+            sample=samples.get(rule_id, []),
         )
+        if sink.baseline is not None:
+            result.known = sink.known.get(rule_id, 0)
+            result.new = result.violations - result.known
         result.settle()
         results.append(result)
     return results

@@ -31,16 +31,10 @@ from sqlalchemy.engine import URL, Connection
 
 from pipeline import __version__
 from pipeline.checks.catalog import read_catalog
-from pipeline.db import (
-    DEFAULT_LOCK_TIMEOUT_S,
-    DEFAULT_STATEMENT_TIMEOUT_S,
-    create_engine,
-    database_error,
-    describe,
-    read_only_snapshot,
-)
+from pipeline.db import create_engine, database_error, describe, read_only_snapshot
 from pipeline.engine import required_columns, verify_schema
 from pipeline.errors import RefauditError, UsageError
+from pipeline.limits import DEFAULT_LOCK_TIMEOUT_S, DEFAULT_STATEMENT_TIMEOUT_S
 from pipeline.snapshot import (
     Manifest,
     SnapshotColumn,

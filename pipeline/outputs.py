@@ -5,6 +5,7 @@ violations.csv is streamed by the engine while the checks run (see `ViolationSin
 
 from __future__ import annotations
 
+import io
 import json
 import xml.etree.ElementTree as ET
 from dataclasses import asdict
@@ -13,39 +14,111 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from pipeline.results import AuditResult, FailOn
+from pipeline import report
+from pipeline.results import AuditResult, CheckResult, FailOn, RunInfo
 
 
 def results_document(result: AuditResult, fail_on: FailOn) -> dict[str, Any]:
+    summary: dict[str, Any] = {
+        "checks": len(result.checks),
+        "failed": sum(1 for c in result.checks if c.status == "failed"),
+        "warned": sum(1 for c in result.checks if c.status == "warned"),
+        "passed": sum(1 for c in result.checks if c.status == "passed"),
+        "violations": result.total_violations,
+    }
+    if "baseline" in result.extra:
+        summary["known"] = result.extra["baseline"]["known"]
+        summary["new"] = result.extra["baseline"]["new"]
     return {
         "run": asdict(result.run),
         "verdict": result.verdict(fail_on),
         "exit_code": int(result.exit_code(fail_on)),
         "fail_on": fail_on,
-        "summary": {
-            "checks": len(result.checks),
-            "failed": sum(1 for c in result.checks if c.status == "failed"),
-            "warned": sum(1 for c in result.checks if c.status == "warned"),
-            "passed": sum(1 for c in result.checks if c.status == "passed"),
-            "violations": result.total_violations,
-        },
+        "summary": summary,
         "checks": [c.to_dict() for c in result.checks],
         "files": result.files,
         **result.extra,
     }
 
 
+def _write_atomically(path: Path, text: str | bytes) -> None:
+    """Write next to `path`, then rename: a reader never sees half a file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    if isinstance(text, bytes):
+        tmp.write_bytes(text)
+    else:
+        tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
 def write_results_json(result: AuditResult, path: Path, fail_on: FailOn) -> None:
-    path.write_text(
-        json.dumps(results_document(result, fail_on), indent=2, default=str) + "\n",
-        encoding="utf-8",
+    _write_atomically(
+        path, json.dumps(results_document(result, fail_on), indent=2, default=str) + "\n"
     )
 
 
+SAMPLE_KEYS = 5
+"""How many keys a JUnit failure message names."""
+
+
+def junit_message(c: CheckResult) -> str:
+    """One line for CI: counts, known/new against the baseline, threshold and a few keys."""
+    counts = f"{c.violations} violations in {c.rows_checked} rows ({c.rate:.2%})"
+    if c.new is not None:
+        counts += f": {c.new} new, {c.known} known in the baseline"
+    wanted = "new" if c.new is not None else None
+    keys = [s["key"] for s in c.sample if wanted is None or s.get("baseline") == wanted]
+    shown = ", ".join(keys[:SAMPLE_KEYS])
+    more = f" (+{c.gated - SAMPLE_KEYS} more)" if c.gated > SAMPLE_KEYS and shown else ""
+    label = "new keys" if wanted else "keys"
+    return (
+        f"{c.id}: {counts}; threshold {c.threshold}"
+        + (f"; {label} {shown}{more}" if shown else "")
+    )
+
+
+def _sample_lines(c: CheckResult, limit: int = 10) -> str:
+    lines = []
+    for s in c.sample[:limit]:
+        tag = f"[{s['baseline']}] " if s.get("baseline") else ""
+        line = f"{tag}{s['table']} {s['key']}: {s['column']}={s['value']}"
+        if s.get("diagnosis"):
+            line += f" ({s['diagnosis']})"
+        lines.append(line)
+    if c.violations > limit:
+        lines.append(f"... {c.violations - limit} more in violations.csv")
+    return "\n".join(lines)
+
+
+def _testsuites(name: str, tests: int, failures: int, errors: int, time_s: float) -> ET.Element:
+    return ET.Element(
+        "testsuites",
+        name=name,
+        tests=str(tests),
+        failures=str(failures),
+        errors=str(errors),
+        time=f"{time_s:.3f}",
+    )
+
+
+def _write_xml(root: ET.Element, path: Path) -> None:
+    tree = ET.ElementTree(root)
+    ET.indent(tree)
+    buffer = io.BytesIO()
+    tree.write(buffer, encoding="utf-8", xml_declaration=True)
+    _write_atomically(path, buffer.getvalue())
+
+
 def write_junit(result: AuditResult, path: Path, fail_on: FailOn) -> None:
-    """One <testcase> per check; failing checks carry a <failure> with counts and sample keys."""
+    """One <testcase> per check; failing checks carry a <failure> with counts and sample keys.
+
+    The layout (testsuites > testsuite > testcase > failure | system-out) is the one JUnit,
+    Jenkins, GitLab, GitHub test-report actions and Azure DevOps read.
+    """
     failing = {c.id for c in result.failing(fail_on)}
-    suite = ET.Element(
+    root = _testsuites("refaudit", len(result.checks), len(failing), 0, result.run.duration_s)
+    suite = ET.SubElement(
+        root,
         "testsuite",
         name=f"refaudit.{result.run.suite}",
         tests=str(len(result.checks)),
@@ -58,43 +131,79 @@ def write_junit(result: AuditResult, path: Path, fail_on: FailOn) -> None:
     props = ET.SubElement(suite, "properties")
     for name in ("run_id", "database", "snapshot_taken_at", "refaudit_version"):
         ET.SubElement(props, "property", name=name, value=str(getattr(result.run, name)))
+    baseline = result.extra.get("baseline")
+    if baseline:
+        for name in ("path", "known", "new", "resolved"):
+            ET.SubElement(props, "property", name=f"baseline.{name}", value=str(baseline[name]))
     for c in result.checks:
         case = ET.SubElement(
             suite, "testcase", classname=f"{c.family}.{c.table}", name=c.id, time="0"
         )
-        keys = ", ".join(s["key"] for s in c.sample[:5])
-        message = (
-            f"{c.violations} violations in {c.rows_checked} rows ({c.rate:.2%}), "
-            f"threshold {c.threshold}" + (f"; keys {keys}" if keys else "")
-        )
+        message = junit_message(c)
         if c.id in failing:
             fail = ET.SubElement(case, "failure", message=message, type=c.severity)
-            fail.text = "\n".join(
-                f"{s['table']} {s['key']}: {s['column']}={s['value']}"
-                + (f" ({s['diagnosis']})" if s.get("diagnosis") else "")
-                for s in c.sample[:10]
-            )
+            fail.text = _sample_lines(c)
         elif c.violations:
             out = ET.SubElement(case, "system-out")
             out.text = f"{c.status}: {message}"
-    root = ET.Element("testsuites", name="refaudit")
-    root.append(suite)
-    tree = ET.ElementTree(root)
-    ET.indent(tree)
-    tree.write(path, encoding="utf-8", xml_declaration=True)
+    _write_xml(root, path)
+
+
+def write_error_outputs(run: RunInfo, out: Path, message: str, exit_code: int, kind: str) -> None:
+    """The files of a run that failed: results.json with verdict ERROR and a JUnit <error>."""
+    doc = {
+        "run": asdict(run),
+        "verdict": "ERROR",
+        "exit_code": exit_code,
+        "error": message,
+        "summary": None,
+        "checks": [],
+        "files": {"results": "results.json", "junit": "junit.xml"},
+    }
+    root = _testsuites("refaudit", 1, 0, 1, run.duration_s)
+    suite = ET.SubElement(
+        root,
+        "testsuite",
+        name=f"refaudit.{run.suite}",
+        tests="1",
+        failures="0",
+        errors="1",
+        skipped="0",
+        time=f"{run.duration_s:.3f}",
+        timestamp=run.started_at,
+    )
+    case = ET.SubElement(suite, "testcase", classname="refaudit", name="audit run", time="0")
+    err = ET.SubElement(case, "error", message=message, type=kind)
+    err.text = "The audit did not complete; no check result was concluded."
+    _write_xml(root, out / "junit.xml")
+    _write_atomically(out / "results.json", json.dumps(doc, indent=2, default=str) + "\n")
 
 
 _env = Environment(
     loader=PackageLoader("pipeline", "templates"),
-    autoescape=select_autoescape(["html"]),
+    autoescape=select_autoescape(["html", "html.j2"]),
     trim_blocks=True,
     lstrip_blocks=True,
 )
 
 
-def write_report(result: AuditResult, path: Path, fail_on: FailOn) -> None:
+_env.globals.update(
+    fmt_int=report.fmt_int,
+    fmt_rate=report.fmt_rate,
+    fmt_time=report.fmt_time,
+    fmt_duration=report.fmt_duration,
+)
+_env.filters["breakable"] = report.breakable
+
+
+def render_report(result: AuditResult, fail_on: FailOn) -> str:
+    """report.html as a string: one self-contained page (see `pipeline/report.py`)."""
+    doc = results_document(result, fail_on)
     template = _env.get_template("report.html.j2")
-    path.write_text(
-        template.render(r=result, doc=results_document(result, fail_on), fail_on=fail_on),
-        encoding="utf-8",
+    return template.render(
+        r=result, doc=doc, fail_on=fail_on, v=report.build_view(result, doc, fail_on)
     )
+
+
+def write_report(result: AuditResult, path: Path, fail_on: FailOn) -> None:
+    _write_atomically(path, render_report(result, fail_on))

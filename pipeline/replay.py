@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
@@ -27,13 +27,12 @@ from pipeline.audit import AuditOptions, AuditSource, run_audit
 from pipeline.db import DRIVER
 from pipeline.embedded import embedded_server
 from pipeline.errors import RefauditError, UsageError
+from pipeline.progress import ProgressLike, as_progress
 from pipeline.results import AuditResult
 from pipeline.snapshot import Manifest, SnapshotColumn, check_coverage, verify_snapshot
 from pipeline.suite import Suite
 
 LOAD_BATCH_ROWS = 50_000
-
-Say = Callable[[str], None]
 
 
 def audit_snapshot(
@@ -42,22 +41,21 @@ def audit_snapshot(
     out: Path | None = None,
     *,
     options: AuditOptions | None = None,
-    progress: Say | None = None,
+    progress: ProgressLike = None,
     server: str | None = None,
 ) -> AuditResult:
     """Verify the snapshot in `directory`, load it into a scratch database on `server` (an
     embedded PostgreSQL when None) and audit it against `suite`."""
     manifest = verify_snapshot(directory)
     check_coverage(manifest, suite, directory)
-    say = progress or (lambda _msg: None)
+    prog = as_progress(progress)
+    prog.stage("loading", 1 + len(manifest.tables))
     with ExitStack() as stack:
+        prog.step("starting a scratch PostgreSQL")
         if server is None:
-            say("starting an embedded PostgreSQL")
             server = stack.enter_context(embedded_server())
         uri, notes = stack.enter_context(scratch_database(server, manifest))
-        load_snapshot(uri, directory, manifest, progress=say)
-        for note in notes:
-            say(f"note: {note}")
+        load_snapshot(uri, directory, manifest, progress=prog)
         source = AuditSource(
             kind="snapshot",
             database=manifest.database,
@@ -72,9 +70,13 @@ def audit_snapshot(
                 "notes": notes,
             },
         )
-        say("auditing the snapshot")
         return run_audit(
-            make_url(uri).set(drivername=DRIVER), suite, out, options=options, source=source
+            make_url(uri).set(drivername=DRIVER),
+            suite,
+            out,
+            options=options,
+            progress=prog,
+            source=source,
         )
     raise AssertionError("unreachable")  # pragma: no cover - ExitStack does not swallow
 
@@ -150,16 +152,16 @@ def _column_type(col: SnapshotColumn) -> sql.Composable:
 
 
 def load_snapshot(
-    uri: str, directory: Path, manifest: Manifest, *, progress: Say | None = None
+    uri: str, directory: Path, manifest: Manifest, *, progress: ProgressLike = None
 ) -> None:
     """Create the snapshot's tables in the (empty) database at `uri` and COPY the rows in."""
-    say = progress or (lambda _msg: None)
+    prog = as_progress(progress)
     conn = psycopg2.connect(uri)
     try:
         with conn.cursor() as cur:
             _create_types(cur, manifest)
             for table in manifest.tables:
-                say(f"loading {table.name} ({table.rows} rows)")
+                prog.step(f"loading {table.name} ({table.rows} rows)")
                 _create_table(cur, table.name, table.columns)
                 _copy_in(cur, table.name, directory / table.file)
                 if table.primary_key:

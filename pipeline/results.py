@@ -26,17 +26,28 @@ class CheckResult:
     max_rate: float | None = None
     status: Status = "passed"
     sample: list[dict[str, str]] = field(default_factory=list)
+    known: int | None = None
+    """Violations also in the baseline (None: the run had no baseline)."""
+    new: int | None = None
+    """Violations not in the baseline (None: the run had no baseline)."""
 
     @property
     def rate(self) -> float:
         return self.violations / self.rows_checked if self.rows_checked else 0.0
 
     @property
+    def gated(self) -> int:
+        """The violations the threshold is applied to: the new ones when there is a baseline."""
+        return self.violations if self.new is None else self.new
+
+    @property
     def over_threshold(self) -> bool:
+        gated = self.gated
         if self.max_count is None and self.max_rate is None:
-            return self.violations > 0
-        over_count = self.max_count is not None and self.violations > self.max_count
-        over_rate = self.max_rate is not None and self.rate > self.max_rate
+            return gated > 0
+        gated_rate = gated / self.rows_checked if self.rows_checked else 0.0
+        over_count = self.max_count is not None and gated > self.max_count
+        over_rate = self.max_rate is not None and gated_rate > self.max_rate
         return over_count or over_rate
 
     @property

@@ -1,0 +1,298 @@
+"""Run history: every run of a database and suite, for trends and "what changed since last run".
+
+The store is one SQLite file beside the reports (`reports/history.db` by default; with `--out
+DIR` it is `history.db` in DIR's parent, so dated run directories under one root share it;
+`--history PATH` puts it anywhere). Runs are scoped by the database as shown (password
+redacted) and the suite name, so two databases never mix.
+
+What it keeps:
+- `runs` and `run_checks`: per run, the verdict and per check the status and violation count
+  (small: one row per check per run), which draws the trends;
+- `last_keys`: the violating (check, key, column) triples of the *latest* run of each scope
+  only, so "new since last run" and "fixed since last run" are exact while the file stays the
+  size of one run's violations, however many runs it has seen.
+
+The comparison runs inside SQLite on disk: memory does not grow with the number of violations.
+"""
+
+from __future__ import annotations
+
+import csv
+import sqlite3
+from collections.abc import Iterator
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import UsageError
+from pipeline.results import AuditResult
+
+HISTORY_FILE = "history.db"
+TREND_RUNS = 20
+SAMPLE_KEYS = 5
+_SCHEMA_VERSION = 1
+_BATCH = 5_000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id TEXT NOT NULL UNIQUE,
+    database TEXT NOT NULL,
+    suite TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    snapshot_taken_at TEXT NOT NULL,
+    verdict TEXT NOT NULL,
+    failed INTEGER NOT NULL,
+    violations INTEGER NOT NULL,
+    out_dir TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS runs_scope ON runs (database, suite, seq);
+CREATE TABLE IF NOT EXISTS run_checks (
+    run_seq INTEGER NOT NULL REFERENCES runs (seq) ON DELETE CASCADE,
+    check_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    violations INTEGER NOT NULL,
+    PRIMARY KEY (run_seq, check_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS last_keys (
+    database TEXT NOT NULL,
+    suite TEXT NOT NULL,
+    check_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    col TEXT NOT NULL,
+    PRIMARY KEY (database, suite, check_id, key, col)
+) WITHOUT ROWID;
+"""
+
+
+def default_history_path(out: Path | None, reports_root: Path) -> Path:
+    """`reports/history.db`; with `--out DIR`, `history.db` in DIR's parent directory."""
+    if out is None:
+        return reports_root / HISTORY_FILE
+    return out.absolute().parent / HISTORY_FILE
+
+
+class HistoryStore:
+    """One history file. Open it before the audit so a bad path fails before any work."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # transactions are explicit (see `record`)
+            self._db = sqlite3.connect(path, timeout=30, isolation_level=None)
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            tables = self._db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+            if version == 0 and tables == 0:
+                self._db.executescript(_SCHEMA + f"PRAGMA user_version = {_SCHEMA_VERSION};")
+            elif version != _SCHEMA_VERSION:
+                raise UsageError(
+                    f"{path} is not a refaudit history file (or one of another version); "
+                    "pass --history to another path or --no-history"
+                )
+            self._db.execute("PRAGMA foreign_keys = ON")
+        except sqlite3.DatabaseError as exc:
+            raise UsageError(
+                f"cannot use run history {path}: {exc}; pass --history to a writable file "
+                "or --no-history"
+            ) from None
+        except OSError as exc:
+            raise UsageError(
+                f"cannot create run history {path}: {exc.strerror}; pass --history to a "
+                "writable file or --no-history"
+            ) from None
+
+    def close(self) -> None:
+        self._db.close()
+
+    def record(self, result: AuditResult, violations_csv: Path) -> dict[str, Any]:
+        """Compare this run with the previous run of the same database and suite, append it,
+        and return the comparison (it goes into results.json as `history`)."""
+        try:
+            # the write lock first: two runs of one database read and append one after another
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                doc = self._record(result, violations_csv)
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+            return doc
+        except sqlite3.DatabaseError as exc:
+            raise UsageError(
+                f"cannot write run history {self.path}: {exc}; pass --history to a writable "
+                "file or --no-history"
+            ) from None
+
+    def _record(self, result: AuditResult, violations_csv: Path) -> dict[str, Any]:
+        db = self._db
+        run = result.run
+        scope = (run.database, run.suite)
+        previous = db.execute(
+            "SELECT seq, run_id, started_at, snapshot_taken_at, verdict, violations, out_dir "
+            "FROM runs WHERE database = ? AND suite = ? ORDER BY seq DESC LIMIT 1",
+            scope,
+        ).fetchone()
+        prev_counts: dict[str, int] = {}
+        if previous is not None:
+            prev_counts = dict(
+                db.execute(
+                    "SELECT check_id, violations FROM run_checks WHERE run_seq = ?",
+                    (previous[0],),
+                ).fetchall()
+            )
+
+        db.execute("DROP TABLE IF EXISTS temp.cur")
+        db.execute(
+            "CREATE TEMP TABLE cur (check_id TEXT, key TEXT, col TEXT, "
+            "PRIMARY KEY (check_id, key, col)) WITHOUT ROWID"
+        )
+        rows = _violation_keys(violations_csv)
+        while batch := [r for _, r in zip(range(_BATCH), rows, strict=False)]:
+            db.executemany("INSERT OR IGNORE INTO temp.cur VALUES (?, ?, ?)", batch)
+
+        current = [c.id for c in result.checks]
+        compared = [c for c in current if c in prev_counts]
+        new = self._difference("temp.cur", "last_keys", scope, compared, new_side=True)
+        fixed = self._difference("last_keys", "temp.cur", scope, compared, new_side=False)
+
+        db.execute("DELETE FROM last_keys WHERE database = ? AND suite = ?", scope)
+        db.execute(
+            "INSERT INTO last_keys SELECT ?, ?, check_id, key, col FROM temp.cur", scope
+        )
+        db.execute("DROP TABLE temp.cur")
+        failed = sum(1 for c in result.checks if c.status == "failed")
+        cursor = db.execute(
+            "INSERT INTO runs (run_id, database, suite, started_at, snapshot_taken_at, verdict,"
+            " failed, violations, out_dir) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                run.run_id,
+                *scope,
+                run.started_at,
+                run.snapshot_taken_at,
+                "failed" if failed else "passed",
+                failed,
+                result.total_violations,
+                str(result.out_dir),
+            ),
+        )
+        db.executemany(
+            "INSERT INTO run_checks VALUES (?, ?, ?, ?)",
+            [(cursor.lastrowid, c.id, c.status, c.violations) for c in result.checks],
+        )
+        return self._document(scope, previous, prev_counts, current, new, fixed)
+
+    def _difference(
+        self,
+        left: str,
+        right: str,
+        scope: tuple[str, str],
+        checks: list[str],
+        *,
+        new_side: bool,
+    ) -> dict[str, tuple[int, list[str]]]:
+        """Per check: how many (key, column) of `left` are not in `right`, and a few keys."""
+        if not checks:
+            return {}
+        left_scope = "" if new_side else "AND l.database = ? AND l.suite = ?"
+        right_scope = "AND r.database = ? AND r.suite = ?" if new_side else ""
+        marks = ",".join("?" * len(checks))
+        # count over all differing rows, keys only for the first few
+        sql = f"""
+            SELECT check_id, total, key, col FROM (
+                SELECT l.check_id, l.key, l.col,
+                       count(*) OVER (PARTITION BY l.check_id) AS total,
+                       row_number() OVER (
+                           PARTITION BY l.check_id ORDER BY length(l.key), l.key, l.col) AS n
+                FROM {left} l
+                WHERE l.check_id IN ({marks}) {left_scope}
+                  AND NOT EXISTS (
+                    SELECT 1 FROM {right} r
+                    WHERE r.check_id = l.check_id AND r.key = l.key AND r.col = l.col
+                    {right_scope})
+            ) WHERE n <= {SAMPLE_KEYS}
+        """
+        params: list[Any] = [*checks, *scope]
+        out: dict[str, tuple[int, list[str]]] = {}
+        for check_id, total, key, _col in self._db.execute(sql, params):
+            keys = out.setdefault(check_id, (total, []))[1]
+            if key not in keys:
+                keys.append(key)
+        return out
+
+    def _document(
+        self,
+        scope: tuple[str, str],
+        previous: Any,
+        prev_counts: dict[str, int],
+        current: list[str],
+        new: dict[str, tuple[int, list[str]]],
+        fixed: dict[str, tuple[int, list[str]]],
+    ) -> dict[str, Any]:
+        runs = self._db.execute(
+            "SELECT seq, run_id, started_at, violations, failed FROM runs "
+            "WHERE database = ? AND suite = ? ORDER BY seq DESC LIMIT ?",
+            (*scope, TREND_RUNS),
+        ).fetchall()[::-1]
+        seqs = [r[0] for r in runs]
+        counts: dict[str, dict[int, int]] = {}
+        marks = ",".join("?" * len(seqs))
+        for seq, check_id, violations in self._db.execute(
+            f"SELECT run_seq, check_id, violations FROM run_checks WHERE run_seq IN ({marks})",
+            seqs,
+        ):
+            counts.setdefault(check_id, {})[seq] = violations
+        total_runs = self._db.execute(
+            "SELECT count(*) FROM runs WHERE database = ? AND suite = ?", scope
+        ).fetchone()[0]
+        checks: dict[str, Any] = {}
+        for check_id in current:
+            compared = check_id in prev_counts
+            n_new, new_keys = new.get(check_id, (0, []))
+            n_fixed, fixed_keys = fixed.get(check_id, (0, []))
+            checks[check_id] = {
+                "previous": prev_counts.get(check_id),
+                "new": n_new if compared else None,
+                "fixed": n_fixed if compared else None,
+                "new_keys": new_keys,
+                "fixed_keys": fixed_keys,
+                "trend": [counts.get(check_id, {}).get(s) for s in seqs],
+            }
+        return {
+            "store": str(self.path),
+            "runs": total_runs,
+            "previous": None
+            if previous is None
+            else {
+                "run_id": previous[1],
+                "started_at": previous[2],
+                "snapshot_taken_at": previous[3],
+                "verdict": previous[4],
+                "violations": previous[5],
+                "out_dir": previous[6],
+            },
+            "new": sum(n for n, _ in new.values()) if previous is not None else None,
+            "fixed": sum(n for n, _ in fixed.values()) if previous is not None else None,
+            "trend": [
+                {"run_id": r[1], "started_at": r[2], "violations": r[3], "failed": r[4]}
+                for r in runs
+            ],
+            "checks": checks,
+        }
+
+
+def _violation_keys(path: Path) -> Iterator[tuple[str, str, str]]:
+    with path.open(encoding="utf-8", newline="") as handle:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        if header is None:
+            return
+        i_check, i_key, i_col = (header.index(n) for n in ("check", "key", "column"))
+        for row in reader:
+            yield row[i_check], row[i_key], row[i_col]
+
+
+def record_run(path: Path, result: AuditResult, violations_csv: Path) -> dict[str, Any]:
+    """Open the store at `path`, record `result`, close it."""
+    with closing(HistoryStore(path)) as store:
+        return store.record(result, violations_csv)
