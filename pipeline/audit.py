@@ -150,7 +150,8 @@ def run_audit(
             with partial.open("w", encoding="utf-8", newline="") as handle:
                 sink = ViolationSink(handle, baseline)
                 prog.stage("snapshot", 2)
-                prog.step(f"connecting to {run.database}")
+                where = run.database if source is None else f"the {source.kind} of {run.database}"
+                prog.step(f"connecting to {where}")
                 with read_only_snapshot(engine) as (conn, snap):
                     run.snapshot_taken_at = snap.taken_at
                     run.server_version = snap.server_version

@@ -195,6 +195,15 @@ def test_rows_written_during_the_extract_are_not_in_the_snapshot(
     assert finals["session_requests"] == (500, 500)
 
 
+def test_the_manifest_never_holds_the_password(
+    source_db: str, suite: Suite, tmp_path: Path
+) -> None:
+    url = as_url(source_db).set(password="s3cret-pw")  # the test server trusts local users
+    manifest = extract_snapshot(url, suite, tmp_path / "s")
+    text = (tmp_path / "s" / MANIFEST).read_text()
+    assert "s3cret-pw" not in text and "***" in manifest.database
+
+
 def test_a_table_streams_in_batches(source_db: str, suite: Suite, tmp_path: Path) -> None:
     extract_snapshot(
         as_url(source_db), suite, tmp_path / "s", options=ExtractOptions(block_bytes=4096)
