@@ -310,6 +310,7 @@ def _copy_batches(
 
     producer = threading.Thread(target=produce, name="refaudit-copy", daemon=True)
     producer.start()
+    finished = False
     try:
         reader = pa_csv.open_csv(
             reader_end,
@@ -325,13 +326,16 @@ def _copy_batches(
             ),
         )
         yield from reader
+        finished = True
     except pa.ArrowException:
-        reader_end.close()
-        producer.join()
-        if failure:
+        if failure:  # the COPY failed first: its input was cut short
             raise failure[0] from None
         raise
     finally:
+        if not finished and producer.is_alive():
+            # stopped early: cancel the server's COPY rather than drain the rest of the table
+            with contextlib.suppress(psycopg2.Error):
+                raw.cancel()
         reader_end.close()
         producer.join()
     if failure:

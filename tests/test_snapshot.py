@@ -324,9 +324,10 @@ def test_a_value_arrow_cannot_hold_fails_the_extract_cleanly(
     execute(
         uri,
         (FIXTURES / "astegni_bare.sql").read_text()
-        + "INSERT INTO session_requests (created_at) SELECT timestamp '2024-01-01' + "
-        "g * interval '1 minute' FROM generate_series(1, 20000) g;"
-        "INSERT INTO session_requests (created_at) VALUES ('infinity');",
+        # first, so the copy is cut short while the server is still sending the table
+        + "INSERT INTO session_requests (created_at) VALUES ('infinity');"
+        "INSERT INTO session_requests (created_at, contact_email) SELECT timestamp '2024-01-01' + "
+        "g * interval '1 minute', repeat('m', 50) FROM generate_series(1, 100000) g;",
     )
     proc = refaudit("extract", "--db", uri, "--out", str(tmp_path / "s"), "--quiet")
     line = assert_one_line_error(proc, ExitCode.RUNTIME)
