@@ -2,7 +2,7 @@
 
 Builds the suite's sample database with its generator in an embedded PostgreSQL, once per
 size, then runs `refaudit extract` on it in a child process and prints rows/s and the
-child's peak resident memory (its own `wait4` rusage, so nothing else is counted). Several
+child's peak resident memory (its own `wait4` rusage, through a small launcher). Several
 sizes show whether memory stays flat as the tables grow. `--audit` also times a direct
 `refaudit run` and a `refaudit run --snapshot` of the same database.
 
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -28,17 +27,30 @@ from pipeline.demo import build_sample  # noqa: E402
 from pipeline.embedded import create_database, embedded_server  # noqa: E402
 from pipeline.suite import load_suite  # noqa: E402
 
+# A process's peak RSS counts the memory of the process it was forked from (the kernel keeps
+# the forked copy's high-water mark across exec), and this one holds the generator's data.
+# So a small launcher forks the measured command and reports that child's own rusage.
+_LAUNCHER = """
+import json, os, subprocess, sys
+child = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL)
+_, status, usage = os.wait4(child.pid, 0)
+print(json.dumps({"maxrss_kib": usage.ru_maxrss, "code": os.waitstatus_to_exitcode(status)}))
+"""
+
 
 def measure(*args: str) -> tuple[float, float, int]:
     """Run `python -m pipeline ARGS`; return (wall seconds, peak RSS in MiB, exit code)."""
     started = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pipeline", *args], cwd=ROOT, stdout=subprocess.DEVNULL
+    out = subprocess.run(
+        [sys.executable, "-c", _LAUNCHER, sys.executable, "-m", "pipeline", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     )
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
     wall = time.perf_counter() - started
-    return wall, usage.ru_maxrss / 1024, proc.returncode  # ru_maxrss is KiB on Linux
+    report = json.loads(out.stdout)
+    return wall, report["maxrss_kib"] / 1024, report["code"]  # ru_maxrss is KiB on Linux
 
 
 def bench(server: str, suite_path: Path | None, requests: int, audit: bool) -> None:

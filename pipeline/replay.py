@@ -17,7 +17,6 @@ from typing import Any
 
 import psycopg2
 import psycopg2.errors
-import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 from psycopg2 import sql
@@ -31,8 +30,6 @@ from pipeline.progress import ProgressLike, as_progress
 from pipeline.results import AuditResult
 from pipeline.snapshot import Manifest, SnapshotColumn, check_coverage, verify_snapshot
 from pipeline.suite import Suite
-
-LOAD_BATCH_ROWS = 50_000
 
 
 def audit_snapshot(
@@ -225,7 +222,7 @@ def _create_table(cur: Any, table: str, columns: list[SnapshotColumn]) -> None:
 
 
 def _copy_in(cur: Any, table: str, path: Path) -> None:
-    """COPY the Parquet file into `table`, one CSV batch of `LOAD_BATCH_ROWS` at a time."""
+    """COPY the Parquet file into `table`, one row group at a time."""
     parquet = pq.ParquetFile(path)
     names = parquet.schema_arrow.names
     # FREEZE: the table is new in this transaction, so rows go in frozen (no hint-bit writes
@@ -236,8 +233,8 @@ def _copy_in(cur: Any, table: str, path: Path) -> None:
     # every non-NULL value quoted: PostgreSQL reads an unquoted empty field as NULL and ""
     # as the empty string
     write_options = pa_csv.WriteOptions(include_header=False, quoting_style="all_valid")
-    for batch in parquet.iter_batches(batch_size=LOAD_BATCH_ROWS):
+    for group in range(parquet.num_row_groups):  # one extract block each: bounded memory
         buf = io.BytesIO()
-        pa_csv.write_csv(pa.Table.from_batches([batch]), buf, write_options)
+        pa_csv.write_csv(parquet.read_row_group(group), buf, write_options)
         buf.seek(0)
         cur.copy_expert(statement, buf)
