@@ -19,7 +19,7 @@ import psycopg2
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.audit import run_audit
+from pipeline.audit import AuditOptions, run_audit
 from pipeline.errors import ExitCode
 from pipeline.extract import ExtractOptions, extract_snapshot
 from pipeline.replay import audit_snapshot, load_snapshot, scratch_database
@@ -117,6 +117,33 @@ def test_snapshot_run_gives_the_violations_of_a_direct_run(source_db: str, tmp_p
     assert run["server_version"] == manifest["server_version"]
     assert doc_replay["snapshot"]["path"] == str(tmp_path / "snap")
     assert doc_replay["snapshot"]["rows"]["session_requests"] == 500
+
+
+@pytest.fixture(scope="module")
+def generated_dirty_db(suite: Suite, request: pytest.FixtureRequest) -> str:
+    if suite.demo_path is None or not suite.demo_path.is_file():
+        pytest.skip(f"the suite's generator {suite.demo_path} is not in this checkout")
+    uri: str = request.getfixturevalue("dirty_db")[0]
+    return uri
+
+
+def test_snapshot_run_of_the_generated_dirty_database_matches_a_direct_run(
+    generated_dirty_db: str, suite: Suite, pg_server: str, tmp_path: Path
+) -> None:
+    url = as_url(generated_dirty_db)
+    direct = run_audit(url, suite, tmp_path / "direct", options=AuditOptions(record_history=False))
+    extract_snapshot(url, suite, tmp_path / "snap")
+    replay = audit_snapshot(
+        tmp_path / "snap",
+        suite,
+        tmp_path / "re",
+        options=AuditOptions(record_history=False),
+        server=pg_server,
+    )
+    want = sorted_violations(tmp_path / "direct" / "violations.csv")
+    assert len(want) > 50
+    assert sorted_violations(tmp_path / "re" / "violations.csv") == want
+    assert [c.to_dict() for c in replay.checks] == [c.to_dict() for c in direct.checks]
 
 
 def test_extract_writes_only_the_columns_the_suite_reads(snapshot_dir: Path) -> None:
@@ -379,6 +406,13 @@ ODD_SUITE = {
             "regex": "^[ -~]*$",
         },
         {"id": "odd.v.in_set", "kind": "in_set", "table": "odd", "column": "v", "values": [""]},
+        {  # shows timestamptz values as text, i.e. in the session's TimeZone
+            "id": "odd.tstz.early",
+            "kind": "row_rule",
+            "table": "odd",
+            "columns": ["tstz"],
+            "require": {"column": "tstz", "lt": "2000-01-01T00:00:00Z"},
+        },
     ],
 }
 
@@ -406,7 +440,13 @@ def _as_text(uri: str) -> tuple[list[tuple[Any, ...]], list[tuple[str, str]]]:
 @pytest.fixture(scope="module")
 def odd_db(new_database: Any) -> str:
     uri = new_database("odd")
-    execute(uri, ODD_SCHEMA)
+    # a TimeZone other than the server's: a snapshot run must show timestamptz values as the
+    # source's sessions do
+    execute(
+        uri,
+        ODD_SCHEMA + "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET TimeZone TO %L', "
+        "current_database(), 'Asia/Kolkata'); END $$;",
+    )
     return uri
 
 
@@ -452,5 +492,8 @@ def test_snapshot_audit_of_odd_values_matches_direct(
     want = sorted_violations(tmp_path / "direct" / "violations.csv")
     assert sorted_violations(tmp_path / "re" / "violations.csv") == want
     assert any(r[0] == "odd.t.ascii" and "中文" in r[4] for r in want)
+    assert any(
+        r[0] == "odd.tstz.early" and r[4] == "2024-01-02 05:34:05.654321+05:30" for r in want
+    )
     assert [c.violations for c in replay.checks] == [c.violations for c in direct.checks]
     assert replay.run.source == "snapshot"
