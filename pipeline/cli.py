@@ -345,9 +345,7 @@ def demo(
             build_sample(uri, loaded, requests=requests, seed=seed)
             typer.echo("auditing ...", err=True)
             url = make_url(uri).set(drivername=DRIVER)
-            return _with_progress(
-                False, lambda bars: run_audit(url, loaded, out, progress=bars)
-            )
+            return _with_progress(False, lambda bars: run_audit(url, loaded, out, progress=bars))
 
     result = _guarded(debug, go, _secrets(None))
     _print_summary(result, "error", False)

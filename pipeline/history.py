@@ -157,9 +157,7 @@ class HistoryStore:
         fixed = self._difference("last_keys", "temp.cur", scope, compared, new_side=False)
 
         db.execute("DELETE FROM last_keys WHERE database = ? AND suite = ?", scope)
-        db.execute(
-            "INSERT INTO last_keys SELECT ?, ?, check_id, key, col FROM temp.cur", scope
-        )
+        db.execute("INSERT INTO last_keys SELECT ?, ?, check_id, key, col FROM temp.cur", scope)
         db.execute("DROP TABLE temp.cur")
         failed = sum(1 for c in result.checks if c.status == "failed")
         cursor = db.execute(

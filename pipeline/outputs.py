@@ -71,9 +71,8 @@ def junit_message(c: CheckResult) -> str:
     shown = ", ".join(keys[:SAMPLE_KEYS])
     more = f" (+{c.gated - SAMPLE_KEYS} more)" if c.gated > SAMPLE_KEYS and shown else ""
     label = "new keys" if wanted else "keys"
-    return (
-        f"{c.id}: {counts}; threshold {c.threshold}"
-        + (f"; {label} {shown}{more}" if shown else "")
+    return f"{c.id}: {counts}; threshold {c.threshold}" + (
+        f"; {label} {shown}{more}" if shown else ""
     )
 
 

@@ -185,8 +185,11 @@ def trend_chart(runs: list[dict[str, Any]], *, width: int = 560, height: int = 1
             f'height="{h:.1f}" fill="{color}" opacity="{1 if last else 0.55}"/>'
         )
         if last or len(runs) <= 12:
-            parts.append(_text(x + bar / 2, y - 4, f"{r['violations']:,}", text_anchor="middle",
-                               class_="val"))
+            parts.append(
+                _text(
+                    x + bar / 2, y - 4, f"{r['violations']:,}", text_anchor="middle", class_="val"
+                )
+            )
         parts.append("</g>")
     for i in {0, len(runs) - 1}:
         stamp = fmt_time(runs[i]["started_at"])[5:16]
@@ -194,8 +197,15 @@ def trend_chart(runs: list[dict[str, Any]], *, width: int = 560, height: int = 1
         anchor_at = "start" if i == 0 and len(runs) > 1 else "end" if i else "middle"
         if len(runs) == 1:
             anchor_at = "middle"
-        parts.append(_text(x, height - 6, stamp + (" (this run)" if i else ""),
-                           text_anchor=anchor_at, class_="axis"))
+        parts.append(
+            _text(
+                x,
+                height - 6,
+                stamp + (" (this run)" if i else ""),
+                text_anchor=anchor_at,
+                class_="axis",
+            )
+        )
     parts.append("</svg>")
     return Markup("".join(parts))
 
@@ -231,8 +241,9 @@ class CheckView:
     @property
     def search_text(self) -> str:
         c = self.c
-        return " ".join([c.id, c.family, c.table, *c.columns, c.severity, c.status,
-                         c.description]).lower()
+        return " ".join(
+            [c.id, c.family, c.table, *c.columns, c.severity, c.status, c.description]
+        ).lower()
 
 
 def _sample_fields(c: CheckResult) -> list[tuple[str, str]]:
@@ -320,9 +331,7 @@ def build_view(result: AuditResult, doc: dict[str, Any], fail_on: FailOn) -> dic
     if not detail and " with " in verdict:
         word, _, rest = verdict.partition(" with ")
         detail = "with " + rest
-    status = "failed" if doc["exit_code"] else (
-        "warned" if doc["summary"]["warned"] else "passed"
-    )
+    status = "failed" if doc["exit_code"] else ("warned" if doc["summary"]["warned"] else "passed")
     tables_hit = sorted({v.c.table for v in with_violations if v.c.status != "passed"})
     return {
         "status": status,

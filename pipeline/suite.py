@@ -258,11 +258,14 @@ class ConstraintCheck(_Check):
     references: ConstraintRefSpec | None = None
     on_delete: Literal["cascade", "set_null", "restrict", "no_action", "set_default"] | None = None
     validated: bool = True
+    absent: bool = False
+    """True: the constraint must NOT exist (a foreign key no longer wanted, e.g. one to the
+    wrong key space); any constraint of this type on these columns is a finding."""
     for_check: str | None = None
 
     @model_validator(mode="after")
     def _fk_needs_target(self) -> ConstraintCheck:
-        if self.type == "foreign_key" and self.references is None:
+        if self.type == "foreign_key" and self.references is None and not self.absent:
             raise ValueError("a foreign_key constraint needs `references: {table, columns}`")
         return self
 

@@ -51,29 +51,93 @@ def fabricated_result(out: Path, *, extras: bool = True) -> AuditResult:
     tutor = "session_requests.tutor_id.reference"
     requester = "session_requests.requester_id.reference"
     checks = [
-        CheckResult(tutor, "reference", "session_requests", ["tutor_id"], "error",
-                    "tutor_id must exist in tutor_profiles.id", 3000, 412,
-                    sample=_sample(tutor, "tutor_id", 20, "mis-keyed")),
-        CheckResult(requester, "conditional_reference", "session_requests", ["requester_id"],
-                    "error", "", 3000, 97,
-                    sample=_sample(requester, "requester_id", 20, "wrong type")),
-        CheckResult("session_requests.status.in_set", "in_set", "session_requests", ["status"],
-                    "error", "", 3000, 12,
-                    sample=_sample("session_requests.status.in_set", "status", 12)),
-        CheckResult("session_requests.contact_phone.pattern", "pattern", "session_requests",
-                    ["contact_phone"], "warn", "", 3000, 55,
-                    sample=_sample("session_requests.contact_phone.pattern", "contact_phone", 20)),
-        CheckResult("tutor_profiles.user_id.reference", "reference", "tutor_profiles",
-                    ["user_id"], "error", "", 300, 0),
-        CheckResult("catalog.fk_session_requests_tutor", "constraint", "session_requests",
-                    ["tutor_id"], "error", "", 1, 1,
-                    sample=[{"check": "catalog.fk_session_requests_tutor",
-                             "table": "session_requests", "key": "fk_session_requests_tutor",
-                             "column": "tutor_id", "value": "", "diagnosis": "catalog",
-                             "proposed_value": "", "confidence": "",
-                             "evidence": "references users(id), expected tutor_profiles(id)"}]),
-        CheckResult("catalog.idx_session_requests_tutor", "index", "session_requests",
-                    ["tutor_id"], "warn", "", 1, 0),
+        CheckResult(
+            tutor,
+            "reference",
+            "session_requests",
+            ["tutor_id"],
+            "error",
+            "tutor_id must exist in tutor_profiles.id",
+            3000,
+            412,
+            sample=_sample(tutor, "tutor_id", 20, "mis-keyed"),
+        ),
+        CheckResult(
+            requester,
+            "conditional_reference",
+            "session_requests",
+            ["requester_id"],
+            "error",
+            "",
+            3000,
+            97,
+            sample=_sample(requester, "requester_id", 20, "wrong type"),
+        ),
+        CheckResult(
+            "session_requests.status.in_set",
+            "in_set",
+            "session_requests",
+            ["status"],
+            "error",
+            "",
+            3000,
+            12,
+            sample=_sample("session_requests.status.in_set", "status", 12),
+        ),
+        CheckResult(
+            "session_requests.contact_phone.pattern",
+            "pattern",
+            "session_requests",
+            ["contact_phone"],
+            "warn",
+            "",
+            3000,
+            55,
+            sample=_sample("session_requests.contact_phone.pattern", "contact_phone", 20),
+        ),
+        CheckResult(
+            "tutor_profiles.user_id.reference",
+            "reference",
+            "tutor_profiles",
+            ["user_id"],
+            "error",
+            "",
+            300,
+            0,
+        ),
+        CheckResult(
+            "catalog.fk_session_requests_tutor",
+            "constraint",
+            "session_requests",
+            ["tutor_id"],
+            "error",
+            "",
+            1,
+            1,
+            sample=[
+                {
+                    "check": "catalog.fk_session_requests_tutor",
+                    "table": "session_requests",
+                    "key": "fk_session_requests_tutor",
+                    "column": "tutor_id",
+                    "value": "",
+                    "diagnosis": "catalog",
+                    "proposed_value": "",
+                    "confidence": "",
+                    "evidence": "references users(id), expected tutor_profiles(id)",
+                }
+            ],
+        ),
+        CheckResult(
+            "catalog.idx_session_requests_tutor",
+            "index",
+            "session_requests",
+            ["tutor_id"],
+            "warn",
+            "",
+            1,
+            0,
+        ),
     ]
     for c in checks:
         c.settle()
@@ -90,8 +154,12 @@ def fabricated_result(out: Path, *, extras: bool = True) -> AuditResult:
         server_version="16.2",
     )
     result = AuditResult(run, checks, out)
-    result.files = {"violations": "violations.csv", "results": "results.json",
-                    "junit": "junit.xml", "report": "report.html"}
+    result.files = {
+        "violations": "violations.csv",
+        "results": "results.json",
+        "junit": "junit.xml",
+        "report": "report.html",
+    }
     if not extras:
         return result
     result.extra["diagnoses"] = [
@@ -101,35 +169,55 @@ def fabricated_result(out: Path, *, extras: bool = True) -> AuditResult:
         {"check": requester, "diagnosis": "wrong type", "confidence": "medium", "rows": 97},
     ]
     result.extra["repair"] = {
-        "files": {"repair": "repair.sql", "rollback": "rollback.sql",
-                  "constraints": "constraints.sql"},
-        "updates": 477, "set_null": 3, "quarantined": 20, "ambiguous": 12,
+        "files": {
+            "repair": "repair.sql",
+            "rollback": "rollback.sql",
+            "constraints": "constraints.sql",
+        },
+        "updates": 477,
+        "set_null": 3,
+        "quarantined": 20,
+        "ambiguous": 12,
         "dropped_constraints": ["fk_session_requests_requester"],
     }
     result.extra["baseline"] = {
-        "path": "baseline.json", "known": 500, "new": 76,
+        "path": "baseline.json",
+        "known": 500,
+        "new": 76,
         "per_check": {tutor: {"known": 400, "new": 12}},
     }
     trend = [
-        {"run_id": f"r{i}", "started_at": f"2024-04-{10 + i:02d}T02:00:00+00:00",
-         "violations": v, "failed": 3}
+        {
+            "run_id": f"r{i}",
+            "started_at": f"2024-04-{10 + i:02d}T02:00:00+00:00",
+            "violations": v,
+            "failed": 3,
+        }
         for i, v in enumerate([800, 760, 700, 690, 620, 577])
     ]
     result.extra["history"] = {
         "store": "reports/history.db",
         "runs": 6,
-        "previous": {"run_id": "r4", "started_at": "2024-04-14T02:00:00+00:00",
-                     "snapshot_taken_at": "", "verdict": "failed", "violations": 620,
-                     "out_dir": "reports/r4"},
+        "previous": {
+            "run_id": "r4",
+            "started_at": "2024-04-14T02:00:00+00:00",
+            "snapshot_taken_at": "",
+            "verdict": "failed",
+            "violations": 620,
+            "out_dir": "reports/r4",
+        },
         "new": 14,
         "fixed": 57,
         "trend": trend,
         "checks": {
-            c.id: {"previous": c.violations + 5, "new": 3 if c.violations else 0,
-                   "fixed": 8 if c.violations else 0,
-                   "new_keys": ["101", "102", "103"] if c.violations else [],
-                   "fixed_keys": ["5", "6"] if c.violations else [],
-                   "trend": [c.violations + 40, c.violations + 20, c.violations]}
+            c.id: {
+                "previous": c.violations + 5,
+                "new": 3 if c.violations else 0,
+                "fixed": 8 if c.violations else 0,
+                "new_keys": ["101", "102", "103"] if c.violations else [],
+                "fixed_keys": ["5", "6"] if c.violations else [],
+                "trend": [c.violations + 40, c.violations + 20, c.violations],
+            }
             for c in checks
         },
     }
@@ -168,6 +256,4 @@ class Page(HTMLParser):
         return [a for t, a in self.tags if t == tag]
 
     def count(self, tag: str, **match: Any) -> int:
-        return sum(
-            1 for a in self.attrs(tag) if all(a.get(k) == v for k, v in match.items())
-        )
+        return sum(1 for a in self.attrs(tag) if all(a.get(k) == v for k, v in match.items()))

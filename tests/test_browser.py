@@ -45,8 +45,11 @@ def real_report(new_database, suite: Suite, tmp_path_factory: pytest.TempPathFac
     load_dirty_small(uri)
     root = tmp_path_factory.mktemp("browser")
     run_audit(as_url(uri), suite, root / "run1")
-    execute(uri, "UPDATE session_requests SET tutor_id = tutor_id + 100 WHERE id IN (1, 2);"
-                 "UPDATE session_requests SET status = 'done' WHERE id = 70;")
+    execute(
+        uri,
+        "UPDATE session_requests SET tutor_id = tutor_id + 100 WHERE id IN (1, 2);"
+        "UPDATE session_requests SET status = 'done' WHERE id = 70;",
+    )
     run_audit(as_url(uri), suite, root / "run2")
     return root / "run2" / "report.html"
 
@@ -55,9 +58,7 @@ def real_report(new_database, suite: Suite, tmp_path_factory: pytest.TempPathFac
 def fabricated_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("fabricated")
     result = fabricated_result(out)
-    (out / "results.json").write_text(
-        json.dumps({"checks": [c.to_dict() for c in result.checks]})
-    )
+    (out / "results.json").write_text(json.dumps({"checks": [c.to_dict() for c in result.checks]}))
     write_report(result, out / "report.html", "error")
     return out / "report.html"
 

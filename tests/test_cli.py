@@ -20,8 +20,14 @@ def refaudit(*args: str, env: dict[str, str] | None = None) -> subprocess.Comple
 
     full_env = {**os.environ, **(env or {})}
     full_env.pop("DATABASE_URL", None) if env is None or "DATABASE_URL" not in env else None
-    return subprocess.run([sys.executable, "-m", "pipeline", *args], capture_output=True,
-                          text=True, cwd=ROOT, env=full_env, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=full_env,
+        timeout=120,
+    )
 
 
 def assert_one_line_error(proc: subprocess.CompletedProcess[str], code: ExitCode) -> str:
@@ -40,8 +46,9 @@ def clean_db(new_database) -> str:  # type: ignore[no-untyped-def]
 
 
 def test_unreachable_database_is_exit_3_without_password(tmp_path: Path) -> None:
-    proc = refaudit("run", "--db", "postgresql://auditor:s3cret-pw@127.0.0.1:1/x",
-                    "--out", str(tmp_path / "o"))
+    proc = refaudit(
+        "run", "--db", "postgresql://auditor:s3cret-pw@127.0.0.1:1/x", "--out", str(tmp_path / "o")
+    )
     line = assert_one_line_error(proc, ExitCode.RUNTIME)
     assert "s3cret-pw" not in proc.stderr + proc.stdout
     assert "127.0.0.1" in line and "is the server running" in line
@@ -72,9 +79,12 @@ def test_database_url_from_environment(tmp_path: Path, clean_db: str) -> None:
     assert proc.returncode == ExitCode.VIOLATIONS, proc.stderr
     doc = json.loads((out / "results.json").read_text())
     failed = {c["id"] for c in doc["checks"] if c["status"] == "failed"}
-    assert failed == {"catalog.fk_session_requests_tutor", "catalog.fk_session_requests_package",
-                      "catalog.idx_session_requests_tutor",
-                      "catalog.idx_session_requests_requester"}
+    assert failed == {
+        "catalog.fk_session_requests_tutor",
+        "catalog.fk_session_requests_package",
+        "catalog.idx_session_requests_tutor",
+        "catalog.idx_session_requests_requester",
+    }
 
 
 def test_missing_table_is_exit_3(tmp_path: Path, new_database) -> None:  # type: ignore[no-untyped-def]
@@ -86,8 +96,11 @@ def test_missing_table_is_exit_3(tmp_path: Path, new_database) -> None:  # type:
 
 def test_missing_column_is_exit_3(tmp_path: Path, new_database) -> None:  # type: ignore[no-untyped-def]
     uri = new_database("nocol")
-    execute(uri, (FIXTURES / "astegni_bare.sql").read_text()
-            + "ALTER TABLE session_requests DROP COLUMN contact_phone;")
+    execute(
+        uri,
+        (FIXTURES / "astegni_bare.sql").read_text()
+        + "ALTER TABLE session_requests DROP COLUMN contact_phone;",
+    )
     proc = refaudit("run", "--db", uri, "--out", str(tmp_path / "o"))
     line = assert_one_line_error(proc, ExitCode.RUNTIME)
     assert "session_requests.contact_phone" in line

@@ -30,8 +30,11 @@ def gate_schema(new_database) -> str:  # type: ignore[no-untyped-def]
 @pytest.fixture
 def gate_db(gate_schema: str) -> str:
     """The bare schema with a few rows with known defects, fresh for each test."""
-    execute(gate_schema, "TRUNCATE users, tutor_profiles, student_profiles, parent_profiles, "
-            "tutor_packages, session_requests;" + (FIXTURES / "gate_rows.sql").read_text())
+    execute(
+        gate_schema,
+        "TRUNCATE users, tutor_profiles, student_profiles, parent_profiles, "
+        "tutor_packages, session_requests;" + (FIXTURES / "gate_rows.sql").read_text(),
+    )
     return gate_schema
 
 
@@ -56,6 +59,7 @@ def run(db: str, out: Path, *args: str) -> Any:
 
 # ---------------------------------------------------------------- the gate end to end
 
+
 def test_known_violations_pass_and_a_new_one_fails(tmp_path: Path, gate_db: str) -> None:
     first = run(gate_db, tmp_path / "first")
     assert first.returncode == ExitCode.VIOLATIONS, first.stderr
@@ -75,10 +79,13 @@ def test_known_violations_pass_and_a_new_one_fails(tmp_path: Path, gate_db: str)
     assert not any(case.result for case in cases.values())
 
     # one new bad row: only it fails the gate, and JUnit names its key
-    execute(gate_db, """INSERT INTO session_requests (id, tutor_id, requester_id, requester_type,
+    execute(
+        gate_db,
+        """INSERT INTO session_requests (id, tutor_id, requester_id, requester_type,
         package_id, package_name, status, contact_phone, contact_email, created_at, updated_at)
         VALUES (906, 1, 1, 'student', 1, 'Math', 'lost', '+251911000003',
-                'kebede@example.et', '2024-02-01', '2024-02-01')""")
+                'kebede@example.et', '2024-02-01', '2024-02-01')""",
+    )
     new = run(gate_db, tmp_path / "new", "--baseline", str(tmp_path / "first" / "violations.csv"))
     assert new.returncode == ExitCode.VIOLATIONS, new.stderr
     doc = results(tmp_path / "new")
@@ -106,8 +113,10 @@ def test_a_changed_wrong_value_is_new(tmp_path: Path, gate_db: str) -> None:
 
 def test_a_fixed_row_is_resolved_and_passes(tmp_path: Path, gate_db: str) -> None:
     run(gate_db, tmp_path / "base")
-    execute(gate_db, "UPDATE session_requests SET status = 'accepted', "
-            "responded_at = '2024-01-06' WHERE id = 4")
+    execute(
+        gate_db,
+        "UPDATE session_requests SET status = 'accepted', responded_at = '2024-01-06' WHERE id = 4",
+    )
     proc = run(gate_db, tmp_path / "o", "--baseline", str(tmp_path / "base"))
     assert proc.returncode == ExitCode.PASSED, proc.stdout
     doc = results(tmp_path / "o")
@@ -156,6 +165,7 @@ def test_unusable_baseline_is_exit_2(tmp_path: Path, content: Any, says: str) ->
 
 # ---------------------------------------------------------------- the baseline file
 
+
 def write_baseline(path: Path, rows: list[tuple[str, ...]], fields: tuple[str, ...]) -> Path:
     with path.open("w", newline="") as f:
         w = csv.writer(f)
@@ -180,8 +190,9 @@ def test_identity_is_check_table_key_column_value(tmp_path: Path) -> None:
 
 
 def test_baseline_without_value_column_matches_rows(tmp_path: Path) -> None:
-    path = write_baseline(tmp_path / "v.csv", [("a", "t", "1", "c")], ("check", "table", "key",
-                                                                       "column"))
+    path = write_baseline(
+        tmp_path / "v.csv", [("a", "t", "1", "c")], ("check", "table", "key", "column")
+    )
     b = load_baseline(path)
     assert not b.match_value
     assert b.is_known(v("a", "1", "anything"))
@@ -224,8 +235,13 @@ def test_baseline_of_300k_lines_is_read_in_bounded_memory(tmp_path: Path) -> Non
     ]
     path.write_text("\n".join(lines) + "\n")
     size_mib = path.stat().st_size / 2**20
-    proc = subprocess.run([sys.executable, "-c", _MEASURE, str(path)], capture_output=True,
-                          text=True, cwd=ROOT, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", _MEASURE, str(path)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     count, known, changed, grown_kib = proc.stdout.split()
     assert (int(count), known, changed) == (n, "True", "False")
@@ -236,6 +252,7 @@ def test_baseline_of_300k_lines_is_read_in_bounded_memory(tmp_path: Path) -> Non
 
 
 # ---------------------------------------------------------------- JUnit
+
 
 def test_junit_parses_and_has_one_testcase_per_check(tmp_path: Path, gate_db: str) -> None:
     proc = run(gate_db, tmp_path / "o")
@@ -266,9 +283,12 @@ def test_junit_parses_and_has_one_testcase_per_check(tmp_path: Path, gate_db: st
 
 
 def test_junit_message_names_at_most_five_keys(tmp_path: Path, gate_db: str) -> None:
-    execute(gate_db, "INSERT INTO session_requests (id, tutor_id, requester_id, requester_type,"
-            " status, created_at) SELECT g, 1, 1, 'student', 'odd', now() "
-            "FROM generate_series(100, 111) g")
+    execute(
+        gate_db,
+        "INSERT INTO session_requests (id, tutor_id, requester_id, requester_type,"
+        " status, created_at) SELECT g, 1, 1, 'student', 'odd', now() "
+        "FROM generate_series(100, 111) g",
+    )
     run(gate_db, tmp_path / "o")
     msg = junit_cases(tmp_path / "o")["session_requests.status.in_set"].result[0].message
     assert "13 violations" in msg and "keys 4, 100, 101, 102, 103 (+8 more)" in msg

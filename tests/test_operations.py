@@ -88,9 +88,17 @@ def tcp() -> Iterator[TcpServer]:
     user = server.system_user
     pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
     pg_ctl(
-        ["-w", "-o", f"-h 127.0.0.1 -p {port} -k {info.socket_dir}", "-l", str(pgdata / "log"),
-         "start"],
-        pgdata=pgdata, user=user, timeout=30,
+        [
+            "-w",
+            "-o",
+            f"-h 127.0.0.1 -p {port} -k {info.socket_dir}",
+            "-l",
+            str(pgdata / "log"),
+            "start",
+        ],
+        pgdata=pgdata,
+        user=user,
+        timeout=30,
     )
     srv = TcpServer(port=port, socket_dir=str(info.socket_dir))
     try:
@@ -144,6 +152,7 @@ def assert_error_left_no_pass(out: Path, says: str) -> None:
 
 # ---------------------------------------------------------------- a SELECT-only role
 
+
 def test_select_only_role_runs_the_full_audit_and_nothing_leaks(
     tmp_path: Path, tcp: TcpServer
 ) -> None:
@@ -168,10 +177,18 @@ def test_select_only_role_runs_the_full_audit_and_nothing_leaks(
 
 def test_password_from_environment_appears_nowhere(tmp_path: Path, tcp: TcpServer) -> None:
     via_url = refaudit("run", "--out", str(tmp_path / "url"), env={"DATABASE_URL": tcp.url()})
-    libpq = refaudit("run", "--out", str(tmp_path / "libpq"), env={
-        "PGHOST": "127.0.0.1", "PGPORT": str(tcp.port), "PGUSER": "auditor",
-        "PGPASSWORD": PASSWORD, "PGDATABASE": DB,
-    })
+    libpq = refaudit(
+        "run",
+        "--out",
+        str(tmp_path / "libpq"),
+        env={
+            "PGHOST": "127.0.0.1",
+            "PGPORT": str(tcp.port),
+            "PGUSER": "auditor",
+            "PGPASSWORD": PASSWORD,
+            "PGDATABASE": DB,
+        },
+    )
     for proc in (via_url, libpq):
         assert proc.returncode == ExitCode.VIOLATIONS, proc.stderr
         assert_no_secret(proc.stdout, proc.stderr)
@@ -182,14 +199,14 @@ def test_password_from_environment_appears_nowhere(tmp_path: Path, tcp: TcpServe
 def test_audit_never_writes(tmp_path: Path, tcp: TcpServer) -> None:
     """The audit's transaction never gets a transaction id (PostgreSQL assigns one on the
     first write) and the tables' write counters do not move."""
-    stats = (
-        "SELECT relname, n_tup_ins, n_tup_upd, n_tup_del FROM pg_stat_user_tables ORDER BY 1"
-    )
+    stats = "SELECT relname, n_tup_ins, n_tup_upd, n_tup_del FROM pg_stat_user_tables ORDER BY 1"
 
     def settled() -> list[tuple[Any, ...]]:
         deadline = time.monotonic() + 10
-        while sql(tcp.admin(), "SELECT 1 FROM pg_stat_activity WHERE application_name = "
-                               "'refaudit'") and time.monotonic() < deadline:
+        while (
+            sql(tcp.admin(), "SELECT 1 FROM pg_stat_activity WHERE application_name = 'refaudit'")
+            and time.monotonic() < deadline
+        ):
             time.sleep(0.05)
         return sql(tcp.admin(), stats)
 
@@ -197,8 +214,13 @@ def test_audit_never_writes(tmp_path: Path, tcp: TcpServer) -> None:
     seen: list[tuple[Any, ...]] = []
 
     def watch(_message: str) -> None:
-        seen.extend(sql(tcp.admin(), "SELECT backend_xid, state FROM pg_stat_activity "
-                                     "WHERE application_name = 'refaudit'"))
+        seen.extend(
+            sql(
+                tcp.admin(),
+                "SELECT backend_xid, state FROM pg_stat_activity "
+                "WHERE application_name = 'refaudit'",
+            )
+        )
 
     result = run_audit(as_url(tcp.url()), load_suite(), tmp_path / "o", progress=watch)
     assert result.total_violations > 0
@@ -231,6 +253,7 @@ def test_the_snapshot_refuses_writes_even_for_a_superuser(tcp: TcpServer) -> Non
 
 
 # ---------------------------------------------------------------- failure modes: exit 3
+
 
 def test_failed_authentication(tmp_path: Path, tcp: TcpServer) -> None:
     wrong = PASSWORD[::-1]
@@ -291,8 +314,9 @@ def lock_held(uri: str, table: str = "session_requests") -> Iterator[None]:
 def test_lock_timeout(tmp_path: Path, tcp: TcpServer) -> None:
     with lock_held(tcp.admin()):
         started = time.monotonic()
-        proc = refaudit("run", "--db", tcp.url(), "--out", str(tmp_path / "o"),
-                        "--lock-timeout", "0.3")
+        proc = refaudit(
+            "run", "--db", tcp.url(), "--out", str(tmp_path / "o"), "--lock-timeout", "0.3"
+        )
     assert time.monotonic() - started < 30
     line = assert_one_line_error(proc, ExitCode.RUNTIME)
     assert "canceling statement due to lock timeout" in line and "--lock-timeout" in line
@@ -303,8 +327,17 @@ def test_lock_timeout(tmp_path: Path, tcp: TcpServer) -> None:
 def test_statement_timeout(tmp_path: Path, tcp: TcpServer) -> None:
     """A statement that waits (here behind a lock) longer than --statement-timeout."""
     with lock_held(tcp.admin()):
-        proc = refaudit("run", "--db", tcp.url(), "--out", str(tmp_path / "o"),
-                        "--statement-timeout", "0.3", "--lock-timeout", "60")
+        proc = refaudit(
+            "run",
+            "--db",
+            tcp.url(),
+            "--out",
+            str(tmp_path / "o"),
+            "--statement-timeout",
+            "0.3",
+            "--lock-timeout",
+            "60",
+        )
     line = assert_one_line_error(proc, ExitCode.RUNTIME)
     assert "canceling statement due to statement timeout" in line
     assert "raise --statement-timeout" in line
@@ -320,18 +353,34 @@ def test_connection_lost_mid_run(tmp_path: Path, tcp: TcpServer) -> None:
     (out / "report.html").write_text("PASSED")
     with lock_held(tcp.admin()):
         proc = subprocess.Popen(
-            [sys.executable, "-m", "pipeline", "run", "--db", tcp.url(), "--out", str(out),
-             "--lock-timeout", "60"],
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [
+                sys.executable,
+                "-m",
+                "pipeline",
+                "run",
+                "--db",
+                tcp.url(),
+                "--out",
+                str(out),
+                "--lock-timeout",
+                "60",
+            ],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         try:
             deadline = time.monotonic() + 60
             waiting: list[tuple[Any, ...]] = []
             while not waiting and time.monotonic() < deadline and proc.poll() is None:
                 time.sleep(0.05)
-                waiting = sql(tcp.admin(), "SELECT pid FROM pg_stat_activity WHERE "
-                                           "application_name = 'refaudit' AND wait_event_type "
-                                           "= 'Lock'")
+                waiting = sql(
+                    tcp.admin(),
+                    "SELECT pid FROM pg_stat_activity WHERE "
+                    "application_name = 'refaudit' AND wait_event_type "
+                    "= 'Lock'",
+                )
             assert waiting, "the audit never reached the locked table"
             assert sql(tcp.admin(), f"SELECT pg_terminate_backend({waiting[0][0]})") == [(True,)]
             stdout, stderr = proc.communicate(timeout=60)
@@ -355,21 +404,22 @@ def test_connection_lost_between_tables(tmp_path: Path, tcp: TcpServer) -> None:
 
     def kill_after_first_table(message: str) -> None:
         if message.startswith("scanning") and killed == [] and "session_requests" not in message:
-            pids = sql(tcp.admin(), "SELECT pid FROM pg_stat_activity "
-                                    "WHERE application_name = 'refaudit'")
+            pids = sql(
+                tcp.admin(), "SELECT pid FROM pg_stat_activity WHERE application_name = 'refaudit'"
+            )
             for (pid,) in pids:
                 sql(tcp.admin(), f"SELECT pg_terminate_backend({pid}, 5000)")
                 killed.append(pid)
 
     with pytest.raises(DatabaseError, match="connection was lost mid-run") as err:
-        run_audit(as_url(tcp.url()), load_suite(), tmp_path / "o",
-                  progress=kill_after_first_table)
+        run_audit(as_url(tcp.url()), load_suite(), tmp_path / "o", progress=kill_after_first_table)
     assert killed
     assert_no_secret(str(err.value))
     assert_error_left_no_pass(tmp_path / "o", "auditing failed")
 
 
 # ---------------------------------------------------------------- --debug and bad options
+
 
 def test_debug_shows_a_traceback_and_keeps_the_exit_code(tmp_path: Path, tcp: TcpServer) -> None:
     args = ("run", "--db", tcp.url(password="not-" + PASSWORD), "--out", str(tmp_path / "o"))
@@ -395,8 +445,14 @@ def test_debug_shows_a_traceback_and_keeps_the_exit_code(tmp_path: Path, tcp: Tc
     ],
 )
 def test_bad_options_are_exit_2(tmp_path: Path, args: tuple[str, ...]) -> None:
-    proc = refaudit("run", "--db", f"postgresql://u:{quote(PASSWORD, safe='')}@127.0.0.1:1/x",
-                    "--out", str(tmp_path / "o"), *args)
+    proc = refaudit(
+        "run",
+        "--db",
+        f"postgresql://u:{quote(PASSWORD, safe='')}@127.0.0.1:1/x",
+        "--out",
+        str(tmp_path / "o"),
+        *args,
+    )
     assert proc.returncode == ExitCode.USAGE, proc.stderr
     assert "Traceback" not in proc.stderr
     assert_no_secret(proc.stdout, proc.stderr)

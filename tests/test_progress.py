@@ -97,7 +97,7 @@ def test_rich_display_shows_stages_and_completes_them() -> None:
     bars.done()  # idempotent: the CLI calls it again when a run fails
     screen = buf.getvalue()
     assert "row checks" in screen and "catalog" in screen
-    final = screen[screen.rindex("row checks"):]
+    final = screen[screen.rindex("row checks") :]
     assert "2/2" in final and "1/1" in final
 
 
@@ -130,8 +130,14 @@ def _run_on_a_terminal(*args: str) -> tuple[int, str]:
     master, slave = pty.openpty()
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     env.update(COLUMNS="120", TERM="xterm")
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline", *args], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=slave, stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=slave,
+        stdin=subprocess.DEVNULL,
+    )
     os.close(slave)
     chunks = []
     while True:

@@ -95,11 +95,11 @@ def test_report_with_every_optional_part(tmp_path: Path) -> None:
     assert "+14" in text and f"{MINUS}57" in text
     # charts are inline SVG: bars for the four data checks with violations, a trend of 6 runs
     assert html.count('<g class="bar">') == 4 + 4  # violations per check + diagnoses
-    trend = html[html.index('class="chart trend"'):]
+    trend = html[html.index('class="chart trend"') :]
     assert trend[: trend.index("</svg>")].count("<rect") == 6
     assert page.count("svg", **{"class": "spark"}) == len(result.checks)
     # schema findings in their own section, with the catalog's words
-    schema = html[html.index('id="schema"'):html.index('id="history"')]
+    schema = html[html.index('id="schema"') : html.index('id="history"')]
     assert "references users(id), expected tutor_profiles(id)" in schema
     assert "catalog.idx_session_requests_tutor" in schema
 
@@ -116,7 +116,7 @@ def test_report_without_optional_parts(tmp_path: Path) -> None:
     assert "repair.sql" not in html and "baseline" not in text
     assert 'class="chart trend"' not in html
     # empty diagnosis columns are left out of the samples
-    status_card = html[html.index('id="c-session_requests.status.in_set"'):]
+    status_card = html[html.index('id="c-session_requests.status.in_set"') :]
     assert "proposed fix" not in status_card[: status_card.index("</article>")]
 
 
@@ -150,7 +150,7 @@ def test_real_audit_report_lists_every_check_of_results_json(two_runs) -> None: 
     page = Page(html)
     assert {r["data-check"] for r in page.check_rows} == {c["id"] for c in doc["checks"]}
     for check, keys in DIRTY_KEYS.items():
-        card = html[html.index(f'id="c-{check}"'):]
+        card = html[html.index(f'id="c-{check}"') :]
         card = card[: card.index("</article>")]
         shown = re.findall(r'<span class="pair"><b>(\d+)</b>', card)
         assert shown == keys, check
@@ -165,8 +165,11 @@ def test_no_password_in_report_results_or_history(
     url = as_url(dirty_small).set(password="s3cret-pw")  # the test server trusts local users
     for out in ("a", "b"):
         run_audit(url, suite, tmp_path / out)
-    for path in (tmp_path / "b" / "report.html", tmp_path / "b" / "results.json",
-                 tmp_path / "history.db"):
+    for path in (
+        tmp_path / "b" / "report.html",
+        tmp_path / "b" / "results.json",
+        tmp_path / "history.db",
+    ):
         assert b"s3cret-pw" not in path.read_bytes(), path
     assert "***" in json.loads((tmp_path / "b" / "results.json").read_text())["run"]["database"]
 
@@ -191,9 +194,9 @@ def test_second_run_shows_trend_and_what_changed(two_runs) -> None:  # type: ign
     assert (unchanged["new"], unchanged["fixed"], unchanged["trend"]) == (0, 0, [7, 7])
 
     html = (root / "run2" / "report.html").read_text()
-    trend = html[html.index('class="chart trend"'):]
+    trend = html[html.index('class="chart trend"') :]
     assert trend[: trend.index("</svg>")].count("<rect") == 2
-    since = html[html.index('id="history"'):html.index('id="run"')]
+    since = html[html.index('id="history"') : html.index('id="run"')]
     assert "60, 61" in since and "1, 2, 3" in since
     assert f"+{history['new']}" in html and f"{MINUS}{history['fixed']}" in html
 
@@ -239,8 +242,16 @@ def test_cli_history_options(dirty_small: str, tmp_path: Path) -> None:
 
     store = tmp_path / "cache" / "history.db"
     for out in ("a", "b"):
-        proc = refaudit("run", "--db", dirty_small, "--out", str(tmp_path / out),
-                        "--history", str(store), "--quiet")
+        proc = refaudit(
+            "run",
+            "--db",
+            dirty_small,
+            "--out",
+            str(tmp_path / out),
+            "--history",
+            str(store),
+            "--quiet",
+        )
         assert proc.returncode == 1, proc.stderr
     history = json.loads((tmp_path / "b" / "results.json").read_text())["history"]
     assert history["store"] == str(store) and history["runs"] == 2
@@ -249,6 +260,13 @@ def test_cli_history_options(dirty_small: str, tmp_path: Path) -> None:
     assert "history" not in json.loads((tmp_path / "c" / "results.json").read_text())
     assert not (tmp_path / "history.db").exists()
     (tmp_path / "junk.db").write_text("junk")
-    proc = refaudit("run", "--db", dirty_small, "--out", str(tmp_path / "d"),
-                    "--history", str(tmp_path / "junk.db"))
+    proc = refaudit(
+        "run",
+        "--db",
+        dirty_small,
+        "--out",
+        str(tmp_path / "d"),
+        "--history",
+        str(tmp_path / "junk.db"),
+    )
     assert proc.returncode == 2 and "junk.db" in proc.stderr and "Traceback" not in proc.stderr

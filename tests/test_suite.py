@@ -20,28 +20,55 @@ def test_shipped_suite_covers_every_family() -> None:
     suite = load_suite()
     assert suite.path == DEFAULT_SUITE.resolve()
     kinds = {c.kind for c in suite.checks}
-    assert kinds == {"reference", "conditional_reference", "consistency", "not_null", "in_set",
-                     "pattern", "row_rule", "unique", "constraint", "index", "trigger"}
+    assert kinds == {
+        "reference",
+        "conditional_reference",
+        "consistency",
+        "not_null",
+        "in_set",
+        "pattern",
+        "row_rule",
+        "unique",
+        "constraint",
+        "index",
+        "trigger",
+    }
 
 
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        ("  - {id: x, kind: reference, table: a, column: c}",
-         "checks[0].target: is required but missing"),
+        (
+            "  - {id: x, kind: reference, table: a, column: c}",
+            "checks[0].target: is required but missing",
+        ),
         ("  - {id: x, kind: refrence, table: a, column: c}", "unknown kind; use one of:"),
-        ("  - {id: x, kind: reference, table: zz, column: c, target: {table: b}}",
-         "table `zz` is not declared under `tables:`"),
-        ("  - {id: x, kind: in_set, table: a, column: c, values: [1], colour: red}",
-         "checks[0].colour: is not a known key"),
-        ("  - {id: x, kind: in_set, table: a, column: c, values: [1]}\n"
-         "  - {id: x, kind: in_set, table: a, column: d, values: [1]}", "`x` is used twice"),
-        ("  - {id: x, kind: row_rule, table: a, require: {column: c, gt: 1, lt: 3}}",
-         "exactly one of eq, ne"),
-        ("  - {id: x, kind: in_set, table: a, column: c, values: [1], severity: fatal}",
-         "checks[0].severity"),
-        ("  - {id: x, kind: reference, table: a, column: c, target: {table: b},\n"
-         "     mis_key: {key_space: people}}", "`people` is not declared under `key_spaces:`"),
+        (
+            "  - {id: x, kind: reference, table: zz, column: c, target: {table: b}}",
+            "table `zz` is not declared under `tables:`",
+        ),
+        (
+            "  - {id: x, kind: in_set, table: a, column: c, values: [1], colour: red}",
+            "checks[0].colour: is not a known key",
+        ),
+        (
+            "  - {id: x, kind: in_set, table: a, column: c, values: [1]}\n"
+            "  - {id: x, kind: in_set, table: a, column: d, values: [1]}",
+            "`x` is used twice",
+        ),
+        (
+            "  - {id: x, kind: row_rule, table: a, require: {column: c, gt: 1, lt: 3}}",
+            "exactly one of eq, ne",
+        ),
+        (
+            "  - {id: x, kind: in_set, table: a, column: c, values: [1], severity: fatal}",
+            "checks[0].severity",
+        ),
+        (
+            "  - {id: x, kind: reference, table: a, column: c, target: {table: b},\n"
+            "     mis_key: {key_space: people}}",
+            "`people` is not declared under `key_spaces:`",
+        ),
     ],
 )
 def test_mistakes_name_file_key_and_fix(tmp_path: Path, body: str, message: str) -> None:

@@ -110,6 +110,19 @@ def check_constraint(check: ConstraintCheck, facts: CatalogFacts) -> list[Catalo
     if not facts.exists:
         return [CatalogFinding(expected, cols, "missing", f"table {check.table} does not exist")]
     same_type = [c for c in facts.constraints if c["type"] == check.type]
+    if check.absent:
+        unwanted = [
+            c for c in same_type if c["conname"] == check.name or c["columns"] == check.columns
+        ]
+        return [
+            CatalogFinding(
+                c["conname"],
+                cols,
+                c["definition"],
+                f"should not exist: {check.description or 'unwanted constraint'}",
+            )
+            for c in unwanted
+        ]
     found = None
     if check.name is not None:
         found = next((c for c in facts.constraints if c["conname"] == check.name), None)
