@@ -20,6 +20,7 @@ from sqlalchemy.engine import URL
 from pipeline import __version__
 from pipeline.baseline import IDENTITY_FIELDS, Baseline, load_baseline
 from pipeline.checks.catalog import CatalogFacts
+from pipeline.constraints import plan_catalog, render_constraints
 from pipeline.db import (
     create_engine,
     database_error,
@@ -38,11 +39,20 @@ from pipeline.outputs import (
     write_results_json,
 )
 from pipeline.progress import ProgressLike, as_progress
+from pipeline.repair import (
+    RepairContext,
+    RepairPlan,
+    read_repair_context,
+    write_repair_sql,
+    write_rollback_sql,
+)
 from pipeline.results import AuditResult, CheckResult, FailOn, RunInfo
 from pipeline.suite import Suite
 
 DEFAULT_REPORTS = Path("reports")
-RUN_FILES = ("results.json", "junit.xml", "report.html", "violations.csv")
+REPAIR_FILES = ("repair.sql", "rollback.sql", "constraints.sql")
+"""Written with --repair; an earlier run's plan never survives next to a newer audit."""
+RUN_FILES = ("results.json", "junit.xml", "report.html", "violations.csv", *REPAIR_FILES)
 """The files a run writes into its output directory; an earlier run's are removed first."""
 PARTIAL_VIOLATIONS = "violations.csv.partial"
 """violations.csv while it is being streamed; renamed only when every check has run."""
@@ -55,6 +65,8 @@ class AuditOptions:
     lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S
     baseline: Path | None = None
     """An earlier run's violations.csv (or its directory): its violations do not fail the run."""
+    repair: bool = False
+    """Also write repair.sql, rollback.sql and constraints.sql (see pipeline/repair.py)."""
     history: Path | None = None
     """The run-history file; None: `history.db` beside the run directories."""
     record_history: bool = True
@@ -141,6 +153,7 @@ def run_audit(
     )
     started = time.perf_counter()
     partial = out_dir / PARTIAL_VIOLATIONS
+    plan = RepairPlan(suite, run.run_id) if opts.repair else None
     doing = "connecting"
     try:
         engine = create_engine(
@@ -148,7 +161,7 @@ def run_audit(
         )
         try:
             with partial.open("w", encoding="utf-8", newline="") as handle:
-                sink = ViolationSink(handle, baseline)
+                sink = ViolationSink(handle, baseline, tap=plan.add if plan else None)
                 prog.stage("snapshot", 2)
                 where = run.database if source is None else f"the {source.kind} of {run.database}"
                 prog.step(f"connecting to {where}")
@@ -163,13 +176,18 @@ def run_audit(
                     prog.step("checking the schema")
                     verify_schema(conn, suite)
                     doing = "auditing"
-                    catalog = dict(source.catalog) if source is not None else None
+                    catalog: dict[str, CatalogFacts] = dict(source.catalog) if source else {}
                     checks = run_checks(conn, suite, sink, progress=prog, catalog=catalog)
+                    if plan is not None:
+                        doing = "reading what the repair needs"
+                        context = read_repair_context(conn, suite, plan, catalog)
         finally:
             engine.dispose()
         partial.replace(out_dir / "violations.csv")
     except BaseException as exc:
         partial.unlink(missing_ok=True)
+        if plan is not None:
+            plan.cleanup()
         if history is not None:
             history.close()
         error: BaseException = exc
@@ -182,11 +200,19 @@ def run_audit(
     run.finished_at = datetime.now(UTC).isoformat(timespec="seconds")
     run.duration_s = round(time.perf_counter() - started, 3)
     result = AuditResult(run=run, checks=checks, out_dir=out_dir)
+    result.extra["diagnoses"] = sink.diagnosis_summary()
     if source is not None:
         result.extra[source.kind] = dict(source.details)
     if baseline is not None:
         result.extra["baseline"] = baseline_summary(baseline, checks)
     try:
+        if plan is not None:
+            prog.stage("repair plan", 1)
+            prog.step("writing repair.sql, rollback.sql and constraints.sql")
+            try:
+                result.extra["repair"] = write_repair_files(plan, context, opts, result)
+            finally:
+                plan.cleanup()
         if history is not None:
             prog.stage("history", 1)
             prog.step(f"comparing with the last run ({history.path})")
@@ -202,6 +228,37 @@ def run_audit(
             history.close()
     prog.done()
     return result
+
+
+def write_repair_files(
+    plan: RepairPlan, context: RepairContext, opts: AuditOptions, result: AuditResult
+) -> dict[str, Any]:
+    """repair.sql, rollback.sql and constraints.sql into the run's directory."""
+    out, run = result.out_dir, result.run
+    catalog = plan_catalog(plan.suite, context.facts)
+    timeouts = {
+        "lock_timeout_s": opts.lock_timeout_s,
+        "statement_timeout_s": opts.statement_timeout_s,
+    }
+    summary = write_repair_sql(
+        plan,
+        context,
+        catalog,
+        out / "repair.sql",
+        database=run.database,
+        snapshot=run.snapshot_taken_at,
+        **timeouts,
+    )
+    write_rollback_sql(
+        plan, context, catalog, out / "rollback.sql", database=run.database, **timeouts
+    )
+    (out / "constraints.sql").write_text(
+        render_constraints(catalog, run_id=run.run_id, database=run.database, **timeouts),
+        encoding="utf-8",
+    )
+    files = summary.to_dict()["files"]
+    result.files.update(files)
+    return summary.to_dict()
 
 
 def baseline_summary(baseline: Baseline, checks: list[CheckResult]) -> dict[str, Any]:

@@ -198,6 +198,13 @@ def run(
     history: HistoryOption = None,
     no_history: NoHistoryOption = False,
     snapshot: SnapshotOption = None,
+    repair: Annotated[
+        bool,
+        typer.Option(
+            "--repair",
+            help="Also write repair.sql, rollback.sql and constraints.sql into --out.",
+        ),
+    ] = False,
     quiet: QuietOption = False,
     debug: DebugOption = False,
 ) -> None:
@@ -216,6 +223,7 @@ def run(
             statement_timeout_s=statement_timeout,
             lock_timeout_s=lock_timeout,
             baseline=baseline,
+            repair=repair,
             history=history,
             record_history=not no_history,
         )
@@ -236,6 +244,13 @@ def run(
 
     result = _guarded(debug, go, _secrets(db))
     _print_summary(result, fail_on.value, quiet)
+    plan = result.extra.get("repair")
+    if plan is not None:
+        typer.echo(
+            f"repair plan: {plan['updates']} updates, {plan['set_null']} set to NULL, "
+            f"{plan['quarantined']} to quarantine, {plan['ambiguous']} for review; "
+            f"review {result.out_dir / 'repair.sql'}"
+        )
     raise typer.Exit(int(result.exit_code(fail_on.value)))
 
 
@@ -316,6 +331,31 @@ def _table_bars(quiet: bool) -> Iterator[Callable[[str, int, int], None] | None]
 
 
 @app.command()
+def apply(
+    plan: Annotated[
+        Path, typer.Argument(help="A plan file: repair.sql, rollback.sql or constraints.sql.")
+    ],
+    db: DbOption = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Run the plan, report, then roll everything back."),
+    ] = False,
+    quiet: QuietOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """Run a plan written by `refaudit run --repair` and report what it changed."""
+    from pipeline.apply import apply_plan
+    from pipeline.db import resolve_url
+
+    def go() -> Any:
+        url = resolve_url(db)
+        return apply_plan(url, plan, dry_run=dry_run, echo=None if quiet else typer.echo)
+
+    result = _guarded(debug, go, _secrets(db))
+    typer.echo(result.summary())
+
+
+@app.command()
 def demo(
     out: Annotated[Path | None, typer.Option("--out", help="Output directory.")] = None,
     requests: Annotated[
@@ -328,7 +368,7 @@ def demo(
     """Start an embedded PostgreSQL, build a sample database with defects, and audit it."""
     from sqlalchemy.engine import make_url
 
-    from pipeline.audit import run_audit
+    from pipeline.audit import AuditOptions, run_audit
     from pipeline.db import DRIVER
     from pipeline.demo import build_sample
     from pipeline.embedded import create_database, embedded_server
@@ -345,13 +385,17 @@ def demo(
             build_sample(uri, loaded, requests=requests, seed=seed)
             typer.echo("auditing ...", err=True)
             url = make_url(uri).set(drivername=DRIVER)
-            return _with_progress(False, lambda bars: run_audit(url, loaded, out, progress=bars))
+            opts = AuditOptions(repair=True)  # the demo shows the repair plan too
+            return _with_progress(
+                False, lambda bars: run_audit(url, loaded, out, options=opts, progress=bars)
+            )
 
     result = _guarded(debug, go, _secrets(None))
     _print_summary(result, "error", False)
     typer.echo(
         f"open {result.out_dir / 'report.html'} to read the audit; "
-        f"every violating row is in {result.out_dir / 'violations.csv'}"
+        f"every violating row is in {result.out_dir / 'violations.csv'}, "
+        f"the proposed repair in {result.out_dir / 'repair.sql'}"
     )
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import csv
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -20,7 +20,14 @@ from sqlalchemy.engine import Connection
 
 from pipeline.baseline import BASELINE_COLUMN, KNOWN, NEW, Baseline
 from pipeline.checks import ROW_FAMILIES
-from pipeline.checks.base import VIOLATION_FIELDS, RowRule, TableScan, Violation, table_clause
+from pipeline.checks.base import (
+    VIOLATION_FIELDS,
+    DiagnosisScope,
+    RowRule,
+    TableScan,
+    Violation,
+    table_clause,
+)
 from pipeline.checks.catalog import CatalogFacts, catalog_findings, read_catalog
 from pipeline.checks.unique import unique_query
 from pipeline.errors import DatabaseError
@@ -34,19 +41,27 @@ NOTE_EVERY = 10_000  # violating rows between two progress notes of a long scan
 
 
 class ViolationSink:
-    """Streams violations to violations.csv, counting per rule and keeping a small sample.
+    """Streams violations to violations.csv, counting per rule and per diagnosis and keeping a
+    small sample; `tap`, when given, sees every violation too (the repair planner).
 
     With a baseline, every line gets a `baseline` column (known|new, after the standard
     columns), counts are kept per rule for known and new violations, and the sample shows new
     violations first.
     """
 
-    def __init__(self, handle: TextIO, baseline: Baseline | None = None) -> None:
+    def __init__(
+        self,
+        handle: TextIO,
+        baseline: Baseline | None = None,
+        tap: Callable[[Violation], None] | None = None,
+    ) -> None:
         self._writer = csv.writer(handle, lineterminator="\n")
         self.baseline = baseline
+        self._tap = tap
         self._writer.writerow(VIOLATION_FIELDS + ((BASELINE_COLUMN,) if baseline else ()))
         self.counts: dict[str, int] = defaultdict(int)
         self.known: dict[str, int] = defaultdict(int)
+        self.diagnoses: dict[tuple[str, str, str], int] = defaultdict(int)
         self._samples: dict[str, list[dict[str, str]]] = defaultdict(list)
         self._known_samples: dict[str, list[dict[str, str]]] = defaultdict(list)
 
@@ -61,11 +76,22 @@ class ViolationSink:
                 sample = self._known_samples[v.check]
         self._writer.writerow(row)
         self.counts[v.check] += 1
+        if v.diagnosis and v.diagnosis != "catalog":
+            self.diagnoses[(v.check, v.diagnosis, v.confidence)] += 1
         if len(sample) < SAMPLE_SIZE:
             item = {f: getattr(v, f) for f in VIOLATION_FIELDS}
             if self.baseline is not None:
                 item[BASELINE_COLUMN] = row[-1]
             sample.append(item)
+        if self._tap is not None:
+            self._tap(v)
+
+    def diagnosis_summary(self) -> list[dict[str, Any]]:
+        """[{check, diagnosis, confidence, rows}], for results.json and the report."""
+        return [
+            {"check": check, "diagnosis": diagnosis, "confidence": confidence, "rows": n}
+            for (check, diagnosis, confidence), n in sorted(self.diagnoses.items())
+        ]
 
     @property
     def samples(self) -> dict[str, list[dict[str, str]]]:
@@ -86,15 +112,111 @@ class TablePlan:
     rules: list[RowRule] = field(default_factory=list)
     scan: TableScan | None = None
 
-    def statement(self) -> sa.Select[Any]:
+    def statement(self) -> Any:
+        """One statement for the whole table.
+
+        The table is scanned once; only rows some rule flags come back. When rules explain
+        their violations (a `Diagnoser`), the flagged rows become a MATERIALIZED CTE `v` and
+        the result is a UNION ALL of one branch with the plain rules' findings and, per
+        diagnosing rule, one branch over the rows *that rule* flags: its facts are LEFT JOINed
+        to those rows only, its steps are subquery levels, and its conclusion fills the
+        violations.csv columns. So diagnosis costs grow with the rule's violations, not with
+        the table. Every result row has, per rule i, `f{i}` (violates) and `v{i}` (value) and,
+        for diagnosing rules, `d{i}`, `p{i}`, `c{i}`, `e{i}` (diagnosis, proposed value,
+        confidence, evidence) and `rc{i}`, `ro{i}` (repair column and audited value); a
+        branch leaves the other rules' columns FALSE or NULL. Rows come in key order.
+        """
         assert self.scan is not None
         scan = self.scan
         cols: list[Any] = [scan.col(self.key).label("__key")]
+        carried_columns: dict[str, None] = {}
         for i, rule in enumerate(self.rules):
             cols.append(rule.flag.is_(sa.true()).label(f"f{i}"))
             cols.append(rule.value.label(f"v{i}"))
+            for name, expr in rule.carry.items():
+                cols.append(expr.label(f"r{i}_{name}"))
+            carried_columns.update(dict.fromkeys(rule.columns))
+        cols.extend(scan.col(c).label(f"c_{c}") for c in carried_columns)
         where = sa.or_(*(r.flag.is_(sa.true()) for r in self.rules))
-        return sa.select(*cols).select_from(scan.from_clause()).where(where)
+        scanned = sa.select(*cols).select_from(scan.from_clause()).where(where)
+        if not any(r.diagnoser for r in self.rules):
+            return scanned
+
+        v = scanned.cte("v").prefix_with("MATERIALIZED")
+        plain = [i for i, r in enumerate(self.rules) if r.diagnoser is None]
+        branches = []
+        if plain:
+            columns = {f"f{i}": v.c[f"f{i}"] for i in plain} | {
+                f"v{i}": v.c[f"v{i}"] for i in plain
+            }
+            branches.append(
+                sa.select(*self._row(v.c["__key"], columns)).where(
+                    sa.or_(*(v.c[f"f{i}"] for i in plain))
+                )
+            )
+        for i, rule in enumerate(self.rules):
+            if rule.diagnoser is not None:
+                branches.append(self._diagnosis_branch(v, scan, i, rule))
+        # in key order: the run's output does not depend on join strategies or branch order
+        if len(branches) == 1:
+            return branches[0].order_by(sa.literal_column("__key"))
+        return sa.union_all(*branches).order_by(sa.literal_column("__key"))
+
+    def _row(self, key: Any, given: dict[str, Any]) -> list[Any]:
+        """The result columns of one branch: `given`, the rest FALSE or NULL."""
+        out = [key.label("__key")]
+        for i, rule in enumerate(self.rules):
+            names = ["f", "v"] + (["d", "p", "c", "e", "rc", "ro"] if rule.diagnoser else [])
+            for n in names:
+                expr = given.get(f"{n}{i}")
+                if expr is None:
+                    expr = sa.false() if n == "f" else sa.cast(sa.null(), sa.Text)
+                out.append(expr.label(f"{n}{i}"))
+        return out
+
+    def _diagnosis_branch(self, v: Any, scan: TableScan, i: int, rule: RowRule) -> Any:
+        """The rows rule i flags, with its diagnosis (see `Diagnoser`)."""
+        dg = rule.diagnoser
+        assert dg is not None
+        scope = DiagnosisScope(v, scan, rows=v.c[f"f{i}"])
+        carried = {name: v.c[f"r{i}_{name}"] for name in rule.carry}
+        carried.update(flag=v.c[f"f{i}"], value=v.c[f"v{i}"])
+        facts = dg.facts(scope, carried)
+        for name in facts:
+            assert name not in carried, f"fact {name} of {rule.rule_id} shadows a carried one"
+        keep = [v.c["__key"], v.c[f"v{i}"], *(c for c in v.c if c.name.startswith("c_"))]
+        d = (
+            sa.select(*keep, *(e.label(f"x_{n}") for n, e in {**carried, **facts}.items()))
+            .select_from(scope.from_clause())
+            .where(v.c[f"f{i}"])
+            .subquery(f"d{i}_0")
+        )
+
+        def named(sub: Any) -> dict[str, Any]:
+            return {c.name[2:]: c for c in sub.c if c.name.startswith("x_")}
+
+        def column(sub: Any) -> Callable[[str], Any]:
+            return lambda name: sub.c[f"c_{name}"]
+
+        for level, step in enumerate(dg.steps(), start=1):
+            more = step(named(d), column(d))
+            d = sa.select(*d.c, *(e.label(f"x_{n}") for n, e in more.items())).subquery(
+                f"d{i}_{level}"
+            )
+        diag = dg.conclude(named(d), column(d))
+        flag = diag.flag.is_(sa.true()) if diag.flag is not None else sa.true()
+        given = {
+            f"f{i}": flag,
+            f"v{i}": d.c[f"v{i}"],
+            f"d{i}": diag.diagnosis,
+            f"p{i}": diag.proposed,
+            f"c{i}": diag.confidence,
+            f"e{i}": diag.evidence,
+            f"rc{i}": diag.repair_column if diag.repair_column is not None else None,
+            f"ro{i}": diag.repair_old if diag.repair_old is not None else None,
+        }
+        given = {k: e for k, e in given.items() if e is not None}
+        return sa.select(*self._row(d.c["__key"], given)).where(flag)
 
 
 def plan_tables(suite: Suite, unique: set[tuple[str, str]] | None = None) -> list[TablePlan]:
@@ -108,7 +230,7 @@ def plan_tables(suite: Suite, unique: set[tuple[str, str]] | None = None) -> lis
     columns = required_columns(suite)
     for table, checks in by_table.items():
         key = suite.key_of(table)
-        scan = TableScan(table, columns, unique or set())
+        scan = TableScan(table, columns, unique or set(), suite.key_spaces)
         plan = TablePlan(table, key, scan=scan)
         for check in checks:
             plan.rules.extend(ROW_FAMILIES[check.kind](check, scan))
@@ -126,6 +248,24 @@ def _evidence_columns(check: Any) -> list[str]:
     return cols
 
 
+def _mis_key_columns(suite: Suite, check: Any) -> dict[str, set[str]]:
+    """What diagnosing a mis-keyed reference reads beyond the row: the targets' `through`
+    column, the key space's key and attributes, the `via` tables."""
+    mis_key = getattr(check, "mis_key", None)
+    need: dict[str, set[str]] = defaultdict(set)
+    if mis_key is None:
+        return need
+    targets = [check.target] if hasattr(check, "target") else list(check.targets.values())
+    for ref in targets:
+        need[ref.table] |= {ref.column, mis_key.through}
+    space = suite.key_spaces[mis_key.key_space]
+    need[space.table] |= {space.key, *space.attributes}
+    for ev in mis_key.evidence:
+        if ev.via is not None:
+            need[ev.via.table] |= {ev.via.key, ev.via.target_column}
+    return need
+
+
 def required_columns(suite: Suite) -> dict[str, set[str]]:
     """Every column the row and set checks read, per table (catalog checks need none)."""
     need: dict[str, set[str]] = defaultdict(set)
@@ -137,6 +277,8 @@ def required_columns(suite: Suite) -> dict[str, set[str]]:
             *check.column_list(),
             *_evidence_columns(check),
         }
+        for table, cols in _mis_key_columns(suite, check).items():
+            need[table] |= cols
         for attr in ("target",):
             ref = getattr(check, attr, None)
             if ref is not None:
@@ -190,6 +332,10 @@ def unique_columns(conn: Connection, tables: Iterable[str]) -> set[tuple[str, st
     return {(t, c) for t in tables for c in conn.execute(_UNIQUE_SQL, {"t": t}).scalars()}
 
 
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
 def _stream(conn: Connection, stmt: Any) -> Iterator[Any]:
     result = conn.execution_options(stream_results=True, max_row_buffer=BATCH_ROWS).execute(stmt)
     yield from result
@@ -227,19 +373,31 @@ def run_checks(
         for found, row in enumerate(_stream(conn, plan.statement()), start=1):
             if found % NOTE_EVERY == 0:
                 prog.note(f"{found:,} violating rows so far")
-            key = str(row[0])
+            m = row._mapping
+            key = str(m["__key"])
             for i, rule in enumerate(plan.rules):
-                if row[1 + 2 * i]:
-                    value = row[2 + 2 * i]
-                    sink.add(
-                        Violation(
-                            rule.rule_id,
-                            plan.table,
-                            key,
-                            rule.column,
-                            "" if value is None else str(value),
-                        )
+                if not m[f"f{i}"]:
+                    continue
+                value = m[f"v{i}"]
+                if rule.diagnoser is None:
+                    sink.add(Violation(rule.rule_id, plan.table, key, rule.column, _text(value)))
+                    continue
+                old = m[f"ro{i}"]
+                sink.add(
+                    Violation(
+                        rule.rule_id,
+                        plan.table,
+                        key,
+                        rule.column,
+                        _text(value),
+                        diagnosis=_text(m[f"d{i}"]),
+                        proposed_value=_text(m[f"p{i}"]),
+                        confidence=_text(m[f"c{i}"]),
+                        evidence=_text(m[f"e{i}"]),
+                        repair_column=_text(m[f"rc{i}"]),
+                        repair_old=None if old is None else str(old),
                     )
+                )
 
     prog.stage("uniqueness", sum(isinstance(c, UniqueCheck) for c in suite.checks))
     for check in suite.checks:

@@ -43,6 +43,11 @@ def audit_snapshot(
 ) -> AuditResult:
     """Verify the snapshot in `directory`, load it into a scratch database on `server` (an
     embedded PostgreSQL when None) and audit it against `suite`."""
+    if options is not None and options.repair:
+        raise UsageError(
+            "--repair needs the live database: a snapshot holds only the columns the checks "
+            "read; run refaudit run --db URL --repair"
+        )
     manifest = verify_snapshot(directory)
     check_coverage(manifest, suite, directory)
     prog = as_progress(progress)

@@ -132,9 +132,18 @@ class Evidence(_Model):
 
 
 class MisKey(_Model):
+    """How a value from another key space maps to the intended key: a `key_space` value v
+    stands for the target row whose `through` column equals v (`tutor_profiles.user_id = v`).
+    `evidence` lists what in the row itself can confirm or contradict that reading."""
+
     key_space: str
     through: str = "user_id"
     evidence: list[Evidence] = Field(default_factory=list)
+
+
+# What a repair does with a row whose reference nothing maps: move it to the quarantine table
+# and delete it, set the reference to NULL, or only list it (rows other tables point at).
+OnOrphan = Literal["quarantine", "set_null", "report"]
 
 
 class Threshold(_Model):
@@ -164,7 +173,7 @@ class ReferenceCheck(_Check):
     column: str
     target: ColumnRef
     mis_key: MisKey | None = None
-    on_orphan: Literal["quarantine", "set_null"] = "quarantine"
+    on_orphan: OnOrphan = "quarantine"
 
     def column_list(self) -> list[str]:
         return [self.column]
@@ -176,7 +185,7 @@ class ConditionalReferenceCheck(_Check):
     discriminator: str
     targets: dict[str, ColumnRef]
     mis_key: MisKey | None = None
-    on_orphan: Literal["quarantine", "set_null"] = "quarantine"
+    on_orphan: OnOrphan = "quarantine"
 
     def column_list(self) -> list[str]:
         return [self.column, self.discriminator]
@@ -347,6 +356,20 @@ class Suite(_Model):
                     f"{where}.mis_key.key_space: `{mis_key.key_space}` is not declared under "
                     f"`key_spaces:`"
                 )
+            if mis_key is not None:
+                space = self.key_spaces[mis_key.key_space]
+                for j, ev in enumerate(mis_key.evidence):
+                    if ev.attribute and ev.attribute.key_space_column not in space.attributes:
+                        raise ValueError(
+                            f"{where}.mis_key.evidence[{j}].attribute.key_space_column: "
+                            f"`{ev.attribute.key_space_column}` is not an attribute of key space "
+                            f"`{mis_key.key_space}`; add it to its `attributes:`"
+                        )
+                    if ev.via and ev.via.table not in self.tables:
+                        raise ValueError(
+                            f"{where}.mis_key.evidence[{j}].via: table `{ev.via.table}` is not "
+                            f"declared under `tables:`"
+                        )
         return self
 
     def check(self, check_id: str) -> Check:

@@ -1,5 +1,6 @@
-"""Data-driven check cases: each file in tests/cases/ holds checks and named cases
-(setup rows in, violations expected). `pytest -k reference` runs one family."""
+"""Data-driven check cases: each file in tests/cases/ holds checks, optional `setup` rows
+shared by its cases, and named cases (rows in, violations expected, with their diagnosis).
+`pytest -k reference` runs one family."""
 
 from __future__ import annotations
 
@@ -50,6 +51,8 @@ def run_case(uri: str, doc: dict[str, Any], case: dict[str, Any]) -> list[dict[s
             cur.execute(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY")
             for stmt in case.get("ddl", []):
                 cur.execute(stmt)
+            if doc.get("setup"):
+                cur.execute(doc["setup"])  # rows every case of the file shares
             cur.execute(case["rows"])
         conn.commit()
     finally:

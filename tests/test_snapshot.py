@@ -332,6 +332,11 @@ def test_extract_refuses_a_non_empty_directory(source_db: str, tmp_path: Path) -
     assert [p.name for p in tmp_path.iterdir()] == ["keep.txt"]
 
 
+def test_repair_from_a_snapshot_is_a_usage_error(snapshot_dir: Path, tmp_path: Path) -> None:
+    proc = refaudit("run", "--snapshot", str(snapshot_dir), "--repair", "--out", str(tmp_path))
+    assert "--repair needs the live database" in assert_one_line_error(proc, ExitCode.USAGE)
+
+
 def test_db_and_snapshot_together_is_a_usage_error(source_db: str, tmp_path: Path) -> None:
     proc = refaudit("run", "--db", source_db, "--snapshot", str(tmp_path))
     assert "exclude each other" in assert_one_line_error(proc, ExitCode.USAGE)

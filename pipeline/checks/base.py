@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import distinct_on
@@ -36,12 +36,15 @@ class TableScan:
         table: str,
         columns: Mapping[str, Iterable[str]],
         unique: Iterable[tuple[str, str]] = (),
+        key_spaces: Mapping[str, Any] | None = None,
     ) -> None:
         """`columns` maps every table the scan may touch to the columns the suite reads;
-        `unique` lists the (table, column) pairs the catalog guarantees to be unique."""
+        `unique` lists the (table, column) pairs the catalog guarantees to be unique;
+        `key_spaces` are the suite's key spaces (for rules that diagnose mis-keyed values)."""
         self.table = table
         self._columns = {name: sorted(cols) for name, cols in columns.items()}
         self._unique = set(unique)
+        self.key_spaces = dict(key_spaces or {})
         self.t = table_clause(table, self._columns[table]).alias("t")
         self._joins: dict[tuple[Any, ...], tuple[Any, ColumnElement[bool]]] = {}
 
@@ -64,16 +67,7 @@ class TableScan:
         full_key = (table, by, *key)
         if full_key not in self._joins:
             name = f"j{len(self._joins) + 1}"
-            target = table_clause(table, self._columns.get(table, [by]))
-            if (table, by) in self._unique:
-                alias: Any = target.alias(name)
-            else:
-                alias = (
-                    sa.select(*target.c)
-                    .ext(distinct_on(target.c[by]))
-                    .order_by(target.c[by])
-                    .subquery(name)
-                )
+            alias = lookup(table, by, self._columns.get(table, [by]), self._unique, name)
             self._joins[full_key] = (alias, on(alias))
         return self._joins[full_key][0]
 
@@ -84,12 +78,117 @@ class TableScan:
         return clause
 
 
+def lookup(
+    table: str, by: str, columns: Iterable[str], unique: set[tuple[str, str]], name: str
+) -> Any:
+    """`table` (with `columns`) as a join target matched on `by`: the table itself when the
+    catalog says `by` is unique, else `SELECT DISTINCT ON (by)`, so that duplicate keys never
+    multiply the rows they are joined to."""
+    target = table_clause(table, [by, *columns])
+    if (table, by) in unique:
+        return target.alias(name)
+    return sa.select(*target.c).ext(distinct_on(target.c[by])).order_by(target.c[by]).subquery(name)
+
+
+class DiagnosisScope:
+    """The second stage of a table's statement, where a rule explains its violations.
+
+    `v` holds the violating rows of the table's scan (a MATERIALIZED CTE: the scan runs
+    once); `rows` says which of them the rule flags. Every join made here touches those
+    rows only, never the whole table. Joins are shared by `key`, as in `TableScan`.
+    """
+
+    def __init__(self, v: Any, scan: TableScan, rows: Any = None) -> None:
+        self.v = v
+        self.rows = rows if rows is not None else sa.true()  # which rows of `v` are diagnosed
+        self.key_spaces = scan.key_spaces
+        self._unique = scan._unique
+        self._joins: dict[tuple[Any, ...], tuple[Any, ColumnElement[bool]]] = {}
+
+    def column(self, name: str) -> ColumnElement[Any]:
+        """A column of the audited row, carried from the scan (see `RowRule.columns`)."""
+        return self.v.c[f"c_{name}"]
+
+    def lookup(
+        self,
+        table: str,
+        by: str,
+        columns: Iterable[str],
+        on: Callable[[Any], ColumnElement[bool]],
+        key: tuple[Any, ...],
+    ) -> Any:
+        """LEFT JOIN `table` matched on its column `by` with condition `on(alias)`."""
+        return self.join(
+            ("lookup", table, by, *key),
+            lambda name: lookup(table, by, columns, self._unique, name),
+            on,
+        )
+
+    def join(
+        self,
+        key: tuple[Any, ...],
+        make: Callable[[str], Any],
+        on: Callable[[Any], ColumnElement[bool]],
+    ) -> Any:
+        """LEFT JOIN the selectable `make(alias_name)` with condition `on(alias)`."""
+        if key not in self._joins:
+            alias = make(f"d{len(self._joins) + 1}")
+            self._joins[key] = (alias, on(alias))
+        return self._joins[key][0]
+
+    def from_clause(self) -> Any:
+        clause: Any = self.v
+        for alias, on in self._joins.values():
+            clause = clause.outerjoin(alias, on)
+        return clause
+
+
+@dataclass
+class Diagnosis:
+    """Why one row violates a rule, as SQL over the facts a `Diagnoser` gathered.
+
+    `diagnosis`, `proposed`, `confidence` and `evidence` become the columns of
+    violations.csv; `repair_column`/`repair_old` name the column a repair would change and
+    its audited value (NULL for SQL NULL). `flag`, when given, replaces the rule's flag: the
+    scan may select candidate rows that only the diagnosis can confirm.
+    """
+
+    diagnosis: ColumnElement[Any]
+    proposed: ColumnElement[Any]
+    confidence: ColumnElement[Any]
+    evidence: ColumnElement[Any]
+    repair_column: ColumnElement[Any] | None = None
+    repair_old: ColumnElement[Any] | None = None
+    flag: ColumnElement[bool] | None = None
+
+
+Facts = Mapping[str, Any]
+Step = Callable[[Facts, Callable[[str], Any]], dict[str, Any]]
+
+
+class Diagnoser(Protocol):
+    """Explains a rule's violations in set-based steps over the violating rows only:
+    `facts` (LEFT JOINs on the rows of `v`, e.g. the profile a users.id maps to), then each
+    of `steps()` (named expressions over the facts so far, e.g. "the evidence supports the
+    users.id reading", then the label), then `conclude` (the violations.csv columns).
+    Every step is one subquery level, so later steps name earlier results instead of
+    repeating their SQL."""
+
+    def facts(self, scope: DiagnosisScope, carried: Facts) -> dict[str, Any]: ...
+
+    def steps(self) -> list[Step]: ...
+
+    def conclude(self, facts: Facts, column: Callable[[str], Any]) -> Diagnosis: ...
+
+
 @dataclass
 class RowRule:
     """One boolean test on every row of a table.
 
     `flag` is TRUE exactly for violating rows (NULL counts as passing). `value` is what
     violations.csv shows in its `value` column; `column` names the column(s) it is about.
+    A rule with a `diagnoser` also carries `carry` (scan expressions, e.g. "is the value
+    missing") and the table's `columns` it needs into the diagnosis stage.
     """
 
     rule_id: str
@@ -98,6 +197,9 @@ class RowRule:
     flag: ColumnElement[bool]
     value: ColumnElement[Any]
     extra: dict[str, ColumnElement[Any]] = field(default_factory=dict)
+    carry: dict[str, ColumnElement[Any]] = field(default_factory=dict)
+    columns: list[str] = field(default_factory=list)
+    diagnoser: Diagnoser | None = None
 
 
 @dataclass(frozen=True)
@@ -113,6 +215,9 @@ class Violation:
     proposed_value: str = ""
     confidence: str = ""
     evidence: str = ""
+    # not in violations.csv: what a repair of this row would change (see pipeline/repair.py)
+    repair_column: str = ""
+    repair_old: str | None = None
 
 
 VIOLATION_FIELDS = (

@@ -100,8 +100,25 @@ class CatalogFinding:
     problem: str
 
 
+def bare_name(name: str) -> str:
+    """A table name without schema or quotes, as the catalog and the suite compare them."""
+    return _bare(name)
+
+
 def _bare(name: str) -> str:
     return name.rpartition(".")[2].strip('"')
+
+
+def find_constraint(check: ConstraintCheck, facts: CatalogFacts) -> dict[str, Any] | None:
+    """The catalog's constraint for `check`: by name, else the same type on the same columns."""
+    if check.name is not None:
+        found = next((c for c in facts.constraints if c["conname"] == check.name), None)
+        if found is not None:
+            return found
+    return next(
+        (c for c in facts.constraints if c["type"] == check.type and c["columns"] == check.columns),
+        None,
+    )
 
 
 def check_constraint(check: ConstraintCheck, facts: CatalogFacts) -> list[CatalogFinding]:
@@ -123,11 +140,7 @@ def check_constraint(check: ConstraintCheck, facts: CatalogFacts) -> list[Catalo
             )
             for c in unwanted
         ]
-    found = None
-    if check.name is not None:
-        found = next((c for c in facts.constraints if c["conname"] == check.name), None)
-    if found is None:
-        found = next((c for c in same_type if c["columns"] == check.columns), None)
+    found = find_constraint(check, facts)
     if found is None:
         return [
             CatalogFinding(

@@ -3,6 +3,11 @@
 `reference` has one target. `conditional_reference` chooses the target per row from a
 discriminator column (`requester_type = 'student'` -> `student_profiles`), a reference no
 foreign key can express; a row whose discriminator names no target is its own finding.
+
+With a `mis_key` in the suite a reference also catches *hidden* mis-keys: the value exists
+in the target, but the row's own evidence says it is a key of another key space (a
+`users.id`). The scan flags candidates cheaply (the evidence disagrees with the referenced
+row); the diagnosis (`pipeline/checks/diagnosis.py`) confirms them on the flagged rows only.
 """
 
 from __future__ import annotations
@@ -12,14 +17,21 @@ from typing import Any
 import sqlalchemy as sa
 
 from pipeline.checks.base import RowRule, TableScan, as_text
-from pipeline.suite import ColumnRef, ConditionalReferenceCheck, ReferenceCheck
+from pipeline.checks.diagnosis import (
+    DiscriminatorDiagnoser,
+    ReferenceDiagnoser,
+    Target,
+    match,
+    row_columns,
+)
+from pipeline.suite import ColumnRef, ConditionalReferenceCheck, MisKey, ReferenceCheck
 
 DISCRIMINATOR_SUFFIX = ".discriminator"
 
 
 def _target_join(
     scan: TableScan, column: str, target: ColumnRef, when: sa.ColumnElement[bool] | None = None
-) -> sa.Alias:
+) -> Any:
     def on(alias: Any) -> sa.ColumnElement[bool]:
         cond = alias.c[target.column] == scan.col(column)
         return sa.and_(when, cond) if when is not None else cond
@@ -28,29 +40,118 @@ def _target_join(
     return scan.join(target.table, target.column, on, key)
 
 
+def _hidden_candidates(
+    scan: TableScan,
+    column: str,
+    mis_key: MisKey,
+    joins: list[tuple[Target, Any]],
+) -> sa.ColumnElement[bool]:
+    """Rows whose value exists in the target but whose evidence disagrees with the row it
+    references: a cheap superset of the hidden mis-keys, confirmed by the diagnosis.
+
+    `attribute` evidence: the row's column differs from that attribute of the referenced
+    row's key-space row (its user). `via` evidence: the row's via-row points at another
+    target row than the value (the package belongs to another tutor).
+    """
+    ref = scan.col(column)
+    exists = sa.or_(*(j.c[t.ref.column].is_not(None) for t, j in joins))
+    throughs = [j.c[mis_key.through] for _, j in joins]
+    referenced = throughs[0] if len(throughs) == 1 else sa.func.coalesce(*throughs)
+    space = scan.key_spaces[mis_key.key_space]
+    parts: list[sa.ColumnElement[bool]] = []
+    for ev in mis_key.evidence:
+        if ev.attribute is not None:
+            user = scan.join(
+                space.table,
+                space.key,
+                lambda a: a.c[space.key] == referenced,
+                ("referenced", column),
+            )
+            own = scan.col(ev.attribute.column)
+            parts.append(
+                sa.and_(
+                    own.is_not(None), own.is_distinct_from(user.c[ev.attribute.key_space_column])
+                )
+            )
+        elif ev.via is not None:
+            via = ev.via
+            row = scan.join(
+                via.table,
+                via.key,
+                match(via.key, scan.col(via.column)),
+                (via.column, ""),
+            )
+            points = row.c[via.target_column]
+            parts.append(sa.and_(points.is_not(None), points != ref))
+    if not parts:
+        return sa.false()
+    return sa.and_(ref.is_not(None), exists, sa.or_(*parts))
+
+
+def _rules(
+    check: ReferenceCheck | ConditionalReferenceCheck,
+    scan: TableScan,
+    targets: list[Target],
+    discriminator: str | None,
+) -> RowRule:
+    ref = scan.col(check.column)
+    disc = scan.col(discriminator) if discriminator else None
+    joins: list[tuple[Target, Any]] = []
+    missing_parts = []
+    for target in targets:
+        chosen = disc == sa.literal(target.value) if disc is not None else None
+        j = _target_join(scan, check.column, target.ref, chosen)
+        joins.append((target, j))
+        absent = j.c[target.ref.column].is_(None)
+        missing_parts.append(sa.and_(chosen, absent) if chosen is not None else absent)
+    missing = sa.and_(ref.is_not(None), sa.or_(*missing_parts))
+    flag: sa.ColumnElement[bool] = missing
+    if check.mis_key is not None:
+        flag = sa.or_(missing, _hidden_candidates(scan, check.column, check.mis_key, joins))
+    space = scan.key_spaces[check.mis_key.key_space] if check.mis_key else None
+    return RowRule(
+        check.id,
+        check,
+        check.column,
+        flag,
+        as_text(ref),
+        carry={"missing": missing.is_(sa.true())},
+        columns=row_columns(check.column, discriminator, check.mis_key),
+        diagnoser=ReferenceDiagnoser(
+            column=check.column,
+            targets=targets,
+            discriminator=discriminator,
+            mis_key=check.mis_key,
+            key_space=space,
+            on_orphan=check.on_orphan,
+        ),
+    )
+
+
 def reference_rules(check: ReferenceCheck, scan: TableScan) -> list[RowRule]:
-    j = _target_join(scan, check.column, check.target)
-    flag = sa.and_(scan.col(check.column).is_not(None), j.c[check.target.column].is_(None))
-    return [RowRule(check.id, check, check.column, flag, as_text(scan.col(check.column)))]
+    return [_rules(check, scan, [Target(None, check.target)], None)]
 
 
 def conditional_reference_rules(check: ConditionalReferenceCheck, scan: TableScan) -> list[RowRule]:
     disc = scan.col(check.discriminator)
-    ref = scan.col(check.column)
-    missing = []
-    for value, target in check.targets.items():
-        chosen = disc == sa.literal(value)
-        j = _target_join(scan, check.column, target, chosen)
-        missing.append(sa.and_(chosen, j.c[target.column].is_(None)))
-    flag = sa.and_(ref.is_not(None), sa.or_(*missing))
+    targets = [Target(value, ref) for value, ref in check.targets.items()]
     unknown = sa.or_(disc.is_(None), disc.not_in(list(check.targets)))
+    space = scan.key_spaces[check.mis_key.key_space] if check.mis_key else None
     return [
-        RowRule(check.id, check, check.column, flag, as_text(ref)),
+        _rules(check, scan, targets, check.discriminator),
         RowRule(
             check.id + DISCRIMINATOR_SUFFIX,
             check,
             check.discriminator,
             unknown,
             sa.func.coalesce(as_text(disc), sa.literal("NULL")),
+            columns=row_columns(check.column, check.discriminator, check.mis_key),
+            diagnoser=DiscriminatorDiagnoser(
+                column=check.column,
+                targets=targets,
+                discriminator=check.discriminator,
+                mis_key=check.mis_key,
+                key_space=space,
+            ),
         ),
     ]

@@ -1,0 +1,654 @@
+"""Why a reference is wrong: the diagnosis of violating references, in set-based SQL.
+
+For every row a reference rule flags, the diagnosis gathers facts with LEFT JOINs on the
+violating rows only (`DiagnosisScope`) and concludes with CASE expressions:
+
+- `mis_keyed`: the value is missing from the target, but it is a key of the suite's key space
+  (a `users.id`) that maps through the target's `through` column (`user_id`) to exactly one
+  target row; proposed value: that row's key.
+- `mis_keyed_hidden`: the value exists in the target, but the row's evidence says it is a
+  key-space key: an `attribute` (the row's `contact_email` is the email of the user whose
+  `users.id` equals the value, not of the referenced row's user) or a `via` row (the
+  request's package belongs to the target row the `users.id` reading gives).
+- `wrong_type` (conditional references): the value is not in the table the discriminator
+  names but is in another target; proposed value: that discriminator value.
+- `ambiguous`: several candidates (a user with two tutor profiles), both readings possible,
+  or the evidence conflicts. Listed for a person, never repaired.
+- `orphan`: nothing maps.
+
+Confidence: `high` when the row's own evidence confirms the proposal (or, for an orphan,
+when nothing maps at all); `medium` when the mapping is unique but the row carries no
+evidence either way; `low` for everything ambiguous.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import aggregate_order_by
+
+from pipeline.checks.base import Diagnosis, DiagnosisScope, Facts, Step, table_clause
+from pipeline.suite import ColumnRef, KeySpace, MisKey
+
+
+@dataclass(frozen=True)
+class Target:
+    """One target of a reference: `value` is the discriminator value that chooses it (None
+    for a plain reference)."""
+
+    value: str | None
+    ref: ColumnRef
+
+
+def row_columns(column: str, discriminator: str | None, mis_key: MisKey | None) -> list[str]:
+    """The columns of the audited row a reference's diagnosis reads."""
+    cols = [column] + ([discriminator] if discriminator else [])
+    for ev in mis_key.evidence if mis_key else []:
+        cols.append(ev.attribute.column if ev.attribute else ev.via.column)  # type: ignore[union-attr]
+    return list(dict.fromkeys(cols))
+
+
+def match(column: str, expr: Any) -> Callable[[Any], Any]:
+    """A join condition: the joined alias's `column` equals `expr`."""
+    return lambda alias: alias.c[column] == expr
+
+
+def definite(expr: Any) -> Any:
+    """TRUE or FALSE, never NULL: facts feed CASE conditions and NOT."""
+    return expr.is_(sa.true())
+
+
+def text(*parts: Any) -> Any:
+    """SQL text from literal strings and expressions (NULL expressions count as empty)."""
+    return sa.func.concat(
+        *(sa.literal(p) if isinstance(p, str) else sa.cast(p, sa.Text) for p in parts)
+    )
+
+
+def _any(exprs: list[Any]) -> Any:
+    return sa.or_(*exprs) if exprs else sa.false()
+
+
+def _when(cond: Any, expr: Any) -> Any:
+    return sa.case((cond, expr), else_=sa.null())
+
+
+def _first_of(conds: list[Any], values: list[Any]) -> Any:
+    """The value of the first true condition, NULL if none."""
+    if not conds:
+        return sa.null()
+    return sa.case(*zip(conds, values, strict=False), else_=sa.null())
+
+
+def _sum(exprs: list[Any]) -> Any:
+    total: Any = sa.literal(0)
+    for e in exprs:
+        total = total + e
+    return total
+
+
+@dataclass
+class _Common:
+    column: str
+    targets: list[Target]
+    discriminator: str | None
+    mis_key: MisKey | None
+    key_space: KeySpace | None
+
+    def chosen(self, disc: Any, by_target: list[Any]) -> Any:
+        """The expression of the target the row's discriminator names."""
+        if self.discriminator is None:
+            return by_target[0]
+        return sa.case(
+            *(
+                (disc == sa.literal(t.value), e)
+                for t, e in zip(self.targets, by_target, strict=True)
+            ),
+            else_=sa.null(),
+        )
+
+    def attributes(self) -> list[tuple[str, str]]:
+        """(row column, key-space attribute) of every `attribute` evidence item."""
+        if self.mis_key is None:
+            return []
+        return [
+            (ev.attribute.column, ev.attribute.key_space_column)
+            for ev in self.mis_key.evidence
+            if ev.attribute is not None
+        ]
+
+    def direct(self, scope: DiagnosisScope, value: Any) -> list[Any]:
+        """Per target, the row whose key is the value (whatever the discriminator says)."""
+        extra = [self.mis_key.through] if self.mis_key else []
+        return [
+            scope.lookup(
+                t.ref.table,
+                t.ref.column,
+                extra,
+                match(t.ref.column, value),
+                ("direct", self.column),
+            )
+            for t in self.targets
+        ]
+
+    def users_of(self, scope: DiagnosisScope, direct: list[Any]) -> list[Any]:
+        """Per target, the key-space row of the direct row (the profile's user)."""
+        space = self.key_space
+        assert space is not None and self.mis_key is not None
+        through = self.mis_key.through
+        return [
+            scope.lookup(
+                space.table,
+                space.key,
+                space.attributes,
+                match(space.key, d.c[through]),
+                ("user_of", t.ref.table, self.column),
+            )
+            for t, d in zip(self.targets, direct, strict=True)
+        ]
+
+
+class ReferenceDiagnoser(_Common):
+    """Diagnoses the rows a (conditional) reference rule flags."""
+
+    def __init__(
+        self,
+        *,
+        column: str,
+        targets: list[Target],
+        discriminator: str | None,
+        mis_key: MisKey | None,
+        key_space: KeySpace | None,
+        on_orphan: str,
+    ) -> None:
+        super().__init__(column, targets, discriminator, mis_key, key_space)
+        self.on_orphan = on_orphan
+
+    # ------------------------------------------------------------------ facts (joins)
+    def facts(self, scope: DiagnosisScope, carried: Mapping[str, Any]) -> dict[str, Any]:
+        value = scope.column(self.column)
+        disc: Any = scope.column(self.discriminator) if self.discriminator else None
+        facts: dict[str, Any] = {}
+        conditional = len(self.targets) > 1
+        direct = self.direct(scope, value) if (conditional or self.mis_key) else []
+        if conditional:
+            for k, (t, d) in enumerate(zip(self.targets, direct, strict=True)):
+                facts[f"in_{k}"] = definite(
+                    sa.and_(d.c[t.ref.column].is_not(None), disc.is_distinct_from(t.value))
+                )
+        if self.mis_key is None:
+            return facts
+
+        mis_key, space = self.mis_key, self.key_space
+        assert space is not None
+        maps = [self._mapping(scope, t, value) for t in self.targets]
+        facts["n"] = sa.func.coalesce(self.chosen(disc, [m.c.n for m in maps]), 0)
+        facts["first"] = sa.cast(self.chosen(disc, [m.c.first for m in maps]), sa.Text)
+        facts["ids"] = self.chosen(disc, [m.c.ids for m in maps])
+        facts["referenced"] = sa.cast(
+            self.chosen(disc, [d.c[mis_key.through] for d in direct]), sa.Text
+        )
+        if conditional:
+            for k, (t, m) in enumerate(zip(self.targets, maps, strict=True)):
+                facts[f"cross_{k}"] = sa.case(
+                    (disc.is_distinct_from(t.value), sa.func.coalesce(m.c.n, 0)), else_=0
+                )
+                facts[f"cross_ids_{k}"] = m.c.ids
+
+        attributes = self.attributes()
+        if attributes:
+            own_user = scope.lookup(
+                space.table,
+                space.key,
+                space.attributes,
+                lambda a: a.c[space.key] == value,
+                ("key_space", self.column),
+            )
+            users = self.users_of(scope, direct)
+            for i, (col, attr) in enumerate(attributes):
+                own = scope.column(col)
+                referenced = self.chosen(disc, [u.c[attr] for u in users])
+                mine = own_user.c[attr]
+                facts[f"for_attr_{i}"] = definite(
+                    sa.and_(own.is_not(None), own == mine, own.is_distinct_from(referenced))
+                )
+                facts[f"against_attr_{i}"] = definite(
+                    sa.and_(
+                        sa.not_(carried["missing"]),
+                        own.is_not(None),
+                        own == referenced,
+                        own.is_distinct_from(mine),
+                    )
+                )
+                if conditional:
+                    for k, u in enumerate(users):
+                        facts[f"wt_attr_{i}_{k}"] = definite(
+                            sa.and_(own.is_not(None), own == u.c[attr])
+                        )
+
+        vias = [ev.via for ev in mis_key.evidence if ev.via is not None]
+        for j, via in enumerate(vias):
+            row = scope.lookup(
+                via.table,
+                via.key,
+                [via.target_column],
+                match(via.key, scope.column(via.column)),
+                ("via", via.column),
+            )
+            points = row.c[via.target_column]
+            at = [
+                scope.lookup(
+                    t.ref.table,
+                    t.ref.column,
+                    [mis_key.through],
+                    match(t.ref.column, points),
+                    ("via_target", via.column),
+                )
+                for t in self.targets
+            ]
+            owner = self.chosen(disc, [a.c[mis_key.through] for a in at])
+            found = self.chosen(
+                disc,
+                [a.c[t.ref.column].is_not(None) for t, a in zip(self.targets, at, strict=True)],
+            )
+            facts[f"via_{j}"] = sa.cast(points, sa.Text)
+            facts[f"for_via_{j}"] = definite(
+                sa.and_(points.is_not(None), points != value, owner == value)
+            )
+            facts[f"against_via_{j}"] = definite(
+                sa.and_(
+                    points.is_not(None),
+                    sa.or_(
+                        sa.and_(sa.not_(carried["missing"]), points == value),
+                        sa.and_(points != value, found, owner.is_distinct_from(value)),
+                    ),
+                )
+            )
+        return facts
+
+    def _mapping(self, scope: DiagnosisScope, target: Target, value: Any) -> Any:
+        """Target rows grouped by `through`, for the violating values only: how many rows
+        a key-space value maps to, the first, and all of them."""
+        assert self.mis_key is not None
+        through, key = self.mis_key.through, target.ref.column
+        tbl = table_clause(target.ref.table, [key, through])
+        wanted = sa.select(value).where(value.is_not(None), scope.rows)
+
+        def make(name: str) -> Any:
+            return (
+                sa.select(
+                    tbl.c[through].label("k"),
+                    sa.func.count().label("n"),
+                    sa.func.min(tbl.c[key]).label("first"),
+                    sa.func.array_to_string(
+                        sa.func.array_agg(aggregate_order_by(tbl.c[key], tbl.c[key])), ", "
+                    ).label("ids"),
+                )
+                .where(tbl.c[through].in_(wanted))
+                .group_by(tbl.c[through])
+                .subquery(name)
+            )
+
+        return scope.join(
+            ("map", target.ref.table, through, self.column), make, lambda a: a.c.k == value
+        )
+
+    # ------------------------------------------------------- conclusion (CASE, 3 steps)
+    def steps(self) -> list[Step]:
+        return [self._readings, self._classify]
+
+    def _readings(self, facts: Facts, column: Callable[[str], Any]) -> dict[str, Any]:
+        """Which readings of the value are possible, and what the evidence says of them."""
+        out: dict[str, Any] = {}
+        ins = [facts[f"in_{k}"] for k in range(len(self.targets))] if self._conditional else []
+        # the wrong-type reading (conditional references): the value is another target's key
+        out["wt_n"] = _sum([sa.case((i, 1), else_=0) for i in ins])
+        out["wt_value"] = _first_of(ins, [sa.literal(t.value) for t in self.targets])
+        out["wt_table"] = _first_of(ins, [sa.literal(t.ref.table) for t in self.targets])
+        if self.mis_key is None:
+            return out
+        attributes, vias = self.attributes(), self.vias()
+        out["supports"] = definite(
+            _any(
+                [facts[f"for_attr_{i}"] for i in range(len(attributes))]
+                + [facts[f"for_via_{j}"] for j in range(len(vias))]
+            )
+        )
+        out["contradicts"] = definite(
+            _any(
+                [facts[f"against_attr_{i}"] for i in range(len(attributes))]
+                + [facts[f"against_via_{j}"] for j in range(len(vias))]
+            )
+        )
+        pick = _first_of(
+            [facts[f"for_via_{j}"] for j in range(len(vias))],
+            [facts[f"via_{j}"] for j in range(len(vias))],
+        )
+        out["unique"] = definite(sa.or_(facts["n"] == 1, pick.is_not(None)))
+        out["proposed_key"] = sa.cast(sa.func.coalesce(pick, facts["first"]), sa.Text)
+        out["wt_for"] = definite(
+            _any(
+                [
+                    sa.and_(facts[f"in_{k}"], facts[f"wt_attr_{i}_{k}"])
+                    for i in range(len(attributes))
+                    for k in range(len(self.targets))
+                ]
+                if self._conditional
+                else []
+            )
+        )
+        out["cross_n"] = (
+            _sum([facts[f"cross_{k}"] for k in range(len(self.targets))])
+            if self._conditional
+            else sa.literal(0)
+        )
+        return out
+
+    def _classify(self, facts: Facts, column: Callable[[str], Any]) -> dict[str, Any]:
+        missing, wt_n = facts["missing"], facts["wt_n"]
+        if self.mis_key is None:
+            label: Any = (
+                sa.case((wt_n == 1, "wrong_type"), (wt_n > 1, "ambiguous"), else_="orphan")
+                if self._conditional
+                else sa.literal("orphan")
+            )
+            return {"label": label}
+        mapped = facts["n"] >= 1
+        supports, contradicts, unique = facts["supports"], facts["contradicts"], facts["unique"]
+        wt_for = facts["wt_for"]
+        label = sa.case(
+            (sa.and_(missing, sa.not_(mapped), wt_n == 0, facts["cross_n"] > 0), "ambiguous"),
+            (sa.and_(missing, sa.not_(mapped), wt_n == 0), "orphan"),
+            (sa.and_(missing, contradicts), "ambiguous"),
+            (
+                sa.and_(missing, mapped, wt_n >= 1),  # both readings possible
+                sa.case(
+                    (sa.and_(supports, sa.not_(wt_for), unique), "mis_keyed"),
+                    (sa.and_(wt_for, sa.not_(supports), wt_n == 1), "wrong_type"),
+                    else_="ambiguous",
+                ),
+            ),
+            (sa.and_(missing, mapped), sa.case((unique, "mis_keyed"), else_="ambiguous")),
+            (sa.and_(missing, wt_n == 1, sa.not_(supports)), "wrong_type"),
+            (missing, "ambiguous"),
+            (contradicts, "ambiguous"),
+            (unique, "mis_keyed_hidden"),
+            else_="ambiguous",
+        )
+        return {"label": label}
+
+    def conclude(self, facts: Facts, column: Callable[[str], Any]) -> Diagnosis:
+        value = column(self.column)
+        disc = column(self.discriminator) if self.discriminator else None
+        missing, label = facts["missing"], facts["label"]
+        col_name = self.targets[0].ref.column
+        target_name = self.chosen(disc, [sa.literal(t.ref.table) for t in self.targets])
+        no_target = text("no ", target_name, f".{col_name} ", value)
+        wrong_type = text(
+            no_target, ", but ", facts["wt_table"], f".{col_name} ", value,
+            f" exists: {self.discriminator} should be ", facts["wt_value"],
+        )  # fmt: skip
+        proposed = sa.case(
+            (label == "wrong_type", facts["wt_value"]),
+            (label == "orphan", self._orphan_proposal()),
+            else_="",
+        )
+        repair_column = self._repair_column(label)
+        repair_old = self._repair_old(label, value, disc)
+
+        if self.mis_key is None:
+            return Diagnosis(
+                diagnosis=label,
+                proposed=proposed,
+                confidence=sa.case(
+                    (label == "wrong_type", "medium"), (label == "orphan", "high"), else_="low"
+                ),
+                evidence=sa.case(
+                    (label == "wrong_type", wrong_type),
+                    (label == "orphan", text(no_target, self._orphan_action())),
+                    else_=text(no_target, "; several other targets have it"),
+                ),
+                repair_column=repair_column,
+                repair_old=repair_old,
+            )
+
+        mis_key, space = self.mis_key, self.key_space
+        assert space is not None
+        supports, mapped = facts["supports"], facts["n"] >= 1
+        proposed_key = facts["proposed_key"]
+        proposed = sa.case(
+            (label.in_(["mis_keyed", "mis_keyed_hidden"]), proposed_key), else_=proposed
+        )
+        confidence = sa.case(
+            (label == "mis_keyed", sa.case((supports, "high"), else_="medium")),
+            (label == "mis_keyed_hidden", "high"),
+            (label == "wrong_type", sa.case((facts["wt_for"], "high"), else_="medium")),
+            (label == "orphan", "high"),
+            else_="low",
+        )
+        through, ks = mis_key.through, f"{space.table}.{space.key}"
+        maps_to = text(f"{ks} ", value, " -> ", target_name, f".{col_name} ")
+        head = sa.case(
+            (
+                label == "orphan",
+                text(no_target, f", and no {through} = ", value, self._orphan_action()),
+            ),
+            (label == "mis_keyed", text(no_target, "; ", maps_to, proposed_key, f" via {through}")),
+            (
+                label == "mis_keyed_hidden",
+                text(
+                    target_name,
+                    f".{col_name} ",
+                    value,
+                    f" exists (its {through} is ",
+                    facts["referenced"],
+                    "), but ",
+                    maps_to,
+                    proposed_key,
+                    f" via {through}",
+                ),
+            ),
+            (label == "wrong_type", wrong_type),
+            else_=sa.func.concat_ws(
+                "; ",
+                _when(missing, no_target),
+                _when(mapped, text(maps_to, facts["ids"], f" via {through}")),
+                _when(
+                    facts["wt_n"] >= 1, text(facts["wt_table"], f".{col_name} ", value, " exists")
+                ),
+                *(
+                    _when(
+                        facts[f"cross_{k}"] > 0,
+                        text(
+                            f"{ks} ",
+                            value,
+                            f" -> {t.ref.table}.{t.ref.column} ",
+                            facts[f"cross_ids_{k}"],
+                            f" via {through}",
+                        ),
+                    )
+                    for k, t in enumerate(self.targets)
+                    if self._conditional
+                ),
+                _when(facts["contradicts"], sa.literal("the evidence conflicts")),
+            ),
+        )
+        notes = []
+        for i, (col, attr) in enumerate(self.attributes()):
+            notes.append(
+                sa.case(
+                    (
+                        facts[f"for_attr_{i}"],
+                        text(f"{col} matches {space.table}.{attr} of {ks} ", value),
+                    ),
+                    (
+                        facts[f"against_attr_{i}"],
+                        text(
+                            f"{col} matches {space.table}.{attr} of the referenced row's ",
+                            f"{through} ",
+                            facts["referenced"],
+                        ),
+                    ),
+                    else_=sa.null(),
+                )
+            )
+            for k, t in enumerate(self.targets if self._conditional else []):
+                notes.append(
+                    _when(
+                        sa.and_(label == "wrong_type", facts[f"in_{k}"], facts[f"wt_attr_{i}_{k}"]),
+                        sa.literal(
+                            f"{col} matches {space.table}.{attr} of that {t.ref.table} "
+                            f"row's {through}"
+                        ),
+                    )
+                )
+        for j, via in enumerate(self.vias()):
+            notes.append(
+                _when(
+                    sa.or_(facts[f"for_via_{j}"], facts[f"against_via_{j}"]),
+                    text(
+                        f"{via.column} ",
+                        column(via.column),
+                        f" -> {via.table}.{via.target_column} ",
+                        facts[f"via_{j}"],
+                    ),
+                )
+            )
+        return Diagnosis(
+            diagnosis=label,
+            proposed=proposed,
+            confidence=confidence,
+            evidence=sa.func.concat_ws("; ", head, *notes),
+            repair_column=repair_column,
+            repair_old=repair_old,
+            flag=sa.or_(missing, sa.and_(supports, mapped)),
+        )
+
+    @property
+    def _conditional(self) -> bool:
+        return len(self.targets) > 1
+
+    def vias(self) -> list[Any]:
+        return (
+            [ev.via for ev in self.mis_key.evidence if ev.via is not None] if self.mis_key else []
+        )
+
+    def _orphan_proposal(self) -> Any:
+        return sa.literal("NULL") if self.on_orphan == "set_null" else sa.literal("")
+
+    def _orphan_action(self) -> str:
+        return {
+            "set_null": "; repair sets it to NULL",
+            "quarantine": "; repair moves the row to quarantine",
+            "report": "; listed for review",
+        }[self.on_orphan]
+
+    def _repair_column(self, label: Any) -> Any:
+        if self.discriminator is None:
+            return sa.literal(self.column)
+        return sa.case(
+            (label == "wrong_type", sa.literal(self.discriminator)), else_=sa.literal(self.column)
+        )
+
+    def _repair_old(self, label: Any, value: Any, disc: Any) -> Any:
+        if disc is None:
+            return sa.cast(value, sa.Text)
+        return sa.case(
+            (label == "wrong_type", sa.cast(disc, sa.Text)), else_=sa.cast(value, sa.Text)
+        )
+
+
+class DiscriminatorDiagnoser(_Common):
+    """Diagnoses rows whose discriminator names no target (NULL or unknown): when the value
+    is the key of exactly one target (or the evidence picks one), that target's
+    discriminator value is proposed."""
+
+    def facts(self, scope: DiagnosisScope, carried: Mapping[str, Any]) -> dict[str, Any]:
+        value = scope.column(self.column)
+        direct = self.direct(scope, value)
+        facts: dict[str, Any] = {}
+        users = self.users_of(scope, direct) if self.attributes() else []
+        for k, (t, d) in enumerate(zip(self.targets, direct, strict=True)):
+            facts[f"in_{k}"] = definite(d.c[t.ref.column].is_not(None))
+            agree = [
+                sa.and_(scope.column(col).is_not(None), scope.column(col) == users[k].c[attr])
+                for col, attr in self.attributes()
+            ]
+            facts[f"agree_{k}"] = definite(sa.and_(facts[f"in_{k}"], _any(agree)))
+        return facts
+
+    def steps(self) -> list[Step]:
+        return [self._counts, self._classify]
+
+    def _counts(self, facts: Facts, column: Callable[[str], Any]) -> dict[str, Any]:
+        ins = [facts[f"in_{k}"] for k in range(len(self.targets))]
+        agrees = [facts[f"agree_{k}"] for k in range(len(self.targets))]
+        values = [sa.literal(t.value) for t in self.targets]
+        tables = [sa.literal(t.ref.table) for t in self.targets]
+        return {
+            "n_in": _sum([sa.case((i, 1), else_=0) for i in ins]),
+            "n_agree": _sum([sa.case((a, 1), else_=0) for a in agrees]),
+            "in_value": _first_of(ins, values),
+            "in_table": _first_of(ins, tables),
+            "agree_value": _first_of(agrees, values),
+            "agree_table": _first_of(agrees, tables),
+        }
+
+    def _classify(self, facts: Facts, column: Callable[[str], Any]) -> dict[str, Any]:
+        n_in, n_agree = facts["n_in"], facts["n_agree"]
+        label = sa.case(
+            (column(self.column).is_(None), ""),
+            (n_in == 1, "wrong_type"),
+            (n_agree == 1, "wrong_type"),  # in several targets; the evidence picks one
+            (n_in > 1, "ambiguous"),
+            else_="",
+        )
+        return {"label": label}
+
+    def conclude(self, facts: Facts, column: Callable[[str], Any]) -> Diagnosis:
+        value = column(self.column)
+        disc = column(self.discriminator) if self.discriminator else None
+        label, n_in, n_agree = facts["label"], facts["n_in"], facts["n_agree"]
+        single = n_in == 1
+        proposed = sa.case(
+            (sa.and_(label == "wrong_type", single), facts["in_value"]),
+            (label == "wrong_type", facts["agree_value"]),
+            else_="",
+        )
+        confidence = sa.case(
+            (sa.and_(label == "wrong_type", n_agree >= 1), "high"),
+            (label == "wrong_type", "medium"),
+            (label == "ambiguous", "low"),
+            else_="",
+        )
+        column_name = self.targets[0].ref.column
+        where = sa.case((single, facts["in_table"]), else_=facts["agree_table"])
+        evidence = sa.case(
+            (
+                label == "wrong_type",
+                text(
+                    f"{self.discriminator} names no target, but ",
+                    where,
+                    f".{column_name} ",
+                    value,
+                    " exists",
+                    _when(n_agree >= 1, sa.literal("; the row's evidence agrees")),
+                ),
+            ),
+            (
+                label == "ambiguous",
+                text(f"{self.discriminator} names no target; several targets have ", value),
+            ),
+            else_="",
+        )
+        return Diagnosis(
+            diagnosis=label,
+            proposed=proposed,
+            confidence=confidence,
+            evidence=evidence,
+            repair_column=sa.literal(self.discriminator),
+            repair_old=sa.cast(disc, sa.Text) if disc is not None else sa.null(),
+        )

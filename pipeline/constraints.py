@@ -1,0 +1,470 @@
+"""constraints.sql: the DDL that makes a repair stick, generated from the suite's catalog checks
+and what the audit found in the catalog.
+
+- foreign keys and CHECKs are added `NOT VALID` (a short lock, no scan) and then validated
+  with `VALIDATE CONSTRAINT` (a scan under a lock that lets writes through);
+- a constraint pointing at the wrong table (`tutor_id -> users(id)`) is dropped first, but
+  only while its definition is still the one the audit saw;
+- expected indexes are built `CONCURRENTLY`;
+- a conditional reference, which no foreign key can express, gets an enforcement trigger on
+  the referencing table (insert/update) and on every target table (delete/update of the key).
+
+Every statement can run again without harm. The file is not one transaction (a concurrent
+index build cannot run inside one), so psql runs it statement by statement.
+
+`CatalogPlan` also tells rollback.sql how to put the catalog back as the audit saw it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+from pipeline.checks.catalog import (
+    CatalogFacts,
+    bare_name,
+    check_constraint,
+    check_index,
+    check_trigger,
+    find_constraint,
+)
+from pipeline.checks.domain import compile_condition
+from pipeline.sqltext import comment, ident, literal, object_name, regclass, table
+from pipeline.suite import (
+    ConditionalReferenceCheck,
+    ConstraintCheck,
+    IndexCheck,
+    InSetCheck,
+    NotNullCheck,
+    PatternCheck,
+    ReferenceCheck,
+    RowRuleCheck,
+    Suite,
+    TriggerCheck,
+)
+
+_ON_DELETE = {
+    "cascade": "CASCADE",
+    "set_null": "SET NULL",
+    "restrict": "RESTRICT",
+    "no_action": "NO ACTION",
+    "set_default": "SET DEFAULT",
+}
+
+
+@dataclass(frozen=True)
+class AuditedConstraint:
+    """A constraint as the audit found it (pg_get_constraintdef)."""
+
+    table: str
+    name: str
+    definition: str
+    columns: tuple[str, ...]
+
+
+@dataclass
+class CatalogPlan:
+    """What constraints.sql does, and what rollback.sql must undo around restoring rows."""
+
+    sections: list[str] = field(default_factory=list)
+    # statements rollback.sql runs before restoring rows (drop what would reject them)
+    undo_before: list[str] = field(default_factory=list)
+    # statements rollback.sql runs after restoring rows (re-create what the audit saw)
+    undo_after: list[str] = field(default_factory=list)
+    wrong_fks: list[AuditedConstraint] = field(default_factory=list)
+
+
+def _cols(columns: Iterable[str]) -> str:
+    return ", ".join(ident(c) for c in columns)
+
+
+def _literal_sql(expr: Any) -> str:
+    return str(expr.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))
+
+
+def check_expression(suite: Suite, check: ConstraintCheck) -> str | None:
+    """The CHECK body for a `type: check` constraint, from the row check it enforces."""
+    if check.for_check is None:
+        return None
+    try:
+        rule = suite.check(check.for_check)
+    except KeyError:
+        return None
+    col = sa.column
+    if isinstance(rule, InSetCheck):
+        return _literal_sql(col(rule.column).in_(rule.values))
+    if isinstance(rule, PatternCheck):
+        return _literal_sql(col(rule.column).regexp_match(rule.regex))
+    if isinstance(rule, NotNullCheck):
+        return _literal_sql(sa.and_(*(col(c).is_not(None) for c in rule.columns)))
+    if isinstance(rule, RowRuleCheck):
+        cond = compile_condition(rule.require, col)
+        if rule.where is not None:
+            cond = sa.or_(sa.not_(compile_condition(rule.where, col)), cond)
+        return _literal_sql(cond)
+    return None
+
+
+def constraint_definition(suite: Suite, check: ConstraintCheck) -> str | None:
+    cols = _cols(check.columns)
+    if check.type == "foreign_key":
+        assert check.references is not None
+        on_delete = f" ON DELETE {_ON_DELETE[check.on_delete]}" if check.on_delete else ""
+        ref = check.references
+        return (
+            f"FOREIGN KEY ({cols}) REFERENCES {table(ref.table)} ({_cols(ref.columns)}){on_delete}"
+        )
+    if check.type == "check":
+        expr = check_expression(suite, check)
+        return f"CHECK ({expr})" if expr else None
+    if check.type == "unique":
+        return f"UNIQUE ({cols})"
+    return f"PRIMARY KEY ({cols})"
+
+
+def _exists_sql(tbl: str, name: str) -> str:
+    return (
+        f"SELECT 1 FROM pg_constraint WHERE conrelid = {regclass(tbl)} "
+        f"AND conname = {literal(name)}"
+    )
+
+
+def guarded_drop(audited: AuditedConstraint) -> str:
+    """Drop a constraint only while it is still what the audit saw."""
+    return (
+        "DO $refaudit$ BEGIN\n"
+        f"  IF EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = {regclass(audited.table)}\n"
+        f"             AND conname = {literal(audited.name)}\n"
+        f"             AND pg_get_constraintdef(oid) = {literal(audited.definition)}) THEN\n"
+        f"    ALTER TABLE {table(audited.table)} DROP CONSTRAINT {ident(audited.name)};\n"
+        "  END IF;\n"
+        "END $refaudit$;"
+    )
+
+
+def add_unless_exists(tbl: str, name: str, definition: str, not_valid: bool) -> str:
+    suffix = " NOT VALID" if not_valid else ""
+    return (
+        "DO $refaudit$ BEGIN\n"
+        f"  IF NOT EXISTS ({_exists_sql(tbl, name)}) THEN\n"
+        f"    ALTER TABLE {table(tbl)} ADD CONSTRAINT {ident(name)} {definition}{suffix};\n"
+        "  END IF;\n"
+        "END $refaudit$;"
+    )
+
+
+def readd(audited: AuditedConstraint) -> list[str]:
+    """rollback.sql: the constraint exactly as the audit saw it."""
+    return [
+        f"ALTER TABLE {table(audited.table)} DROP CONSTRAINT IF EXISTS {ident(audited.name)};",
+        f"ALTER TABLE {table(audited.table)} ADD CONSTRAINT {ident(audited.name)} "
+        f"{audited.definition};",
+    ]
+
+
+def wrong_target_fks(suite: Suite, facts: dict[str, CatalogFacts]) -> list[AuditedConstraint]:
+    """Foreign keys on a reference column that point elsewhere than the suite's target (any
+    foreign key on a conditional reference is wrong: it has no single target)."""
+    wrong: list[AuditedConstraint] = []
+    for check in suite.checks:
+        if not isinstance(check, ReferenceCheck | ConditionalReferenceCheck):
+            continue
+        table_facts = facts.get(check.table)
+        if table_facts is None or not table_facts.exists:
+            continue
+        for con in table_facts.constraints:
+            if con["type"] != "foreign_key" or check.column not in con["columns"]:
+                continue
+            if isinstance(check, ReferenceCheck):
+                right = (
+                    bare_name(con["target"]) == bare_name(check.target.table)
+                    and con["target_columns"] == [check.target.column]
+                    and con["columns"] == [check.column]
+                )
+                if right:
+                    continue
+            audited = AuditedConstraint(
+                check.table, con["conname"], con["definition"], tuple(con["columns"])
+            )
+            if audited not in wrong:
+                wrong.append(audited)
+    return wrong
+
+
+def plan_catalog(suite: Suite, facts: dict[str, CatalogFacts]) -> CatalogPlan:
+    plan = CatalogPlan(wrong_fks=wrong_target_fks(suite, facts))
+    expected_names: set[tuple[str, str]] = set()
+    for check in suite.checks:
+        table_facts = facts.get(check.table, CatalogFacts(exists=False))
+        if isinstance(check, ConstraintCheck) and check.absent:
+            section = _unwanted(check, table_facts, plan)
+            expected_names |= {
+                (check.table, c["conname"]) for c in _unwanted_found(check, table_facts)
+            }
+        elif isinstance(check, ConstraintCheck):
+            section = _constraint(suite, check, table_facts, plan)
+            found = find_constraint(check, table_facts) if table_facts.exists else None
+            expected_names.add((check.table, found["conname"] if found else check.name or ""))
+        elif isinstance(check, IndexCheck):
+            section = _index(check, table_facts)
+        elif isinstance(check, TriggerCheck):
+            section = _trigger(suite, check, table_facts, plan)
+        else:
+            continue
+        plan.sections.append(section)
+    extra = [w for w in plan.wrong_fks if (w.table, w.name) not in expected_names]
+    for w in extra:
+        plan.sections.append(
+            f"-- {w.table}.{','.join(w.columns)}: {w.name} ({comment(w.definition)}) points at "
+            "the wrong table; it goes\n" + guarded_drop(w)
+        )
+        plan.undo_after.extend(readd(w))
+    return plan
+
+
+def _constraint(
+    suite: Suite, check: ConstraintCheck, facts: CatalogFacts, plan: CatalogPlan
+) -> str:
+    head = (
+        f"-- {check.id}: {check.type.replace('_', ' ')} on {check.table}({','.join(check.columns)})"
+    )
+    found = find_constraint(check, facts) if facts.exists else None
+    problems = [f.problem for f in check_constraint(check, facts)]
+    name = check.name or (found["conname"] if found else None)
+    if name is None:
+        name = object_name(
+            check.table,
+            *check.columns,
+            {"foreign_key": "fkey", "check": "check", "unique": "key", "primary_key": "pkey"}[
+                check.type
+            ],
+        )
+    if not problems:
+        return f"{head}\n--   present and validated at the audit: nothing to do"
+    definition = constraint_definition(suite, check)
+    if definition is None:
+        return f"{head}\n--   {comment('; '.join(problems))}\n--   no definition can be derived"
+    lines = [head, f"--   at the audit: {comment('; '.join(problems))}"]
+    audited = (
+        AuditedConstraint(
+            check.table, found["conname"], found["definition"], tuple(found["columns"])
+        )
+        if found
+        else None
+    )
+    only_unvalidated = found is not None and not _differs(check, found)
+    if audited is not None and not only_unvalidated:
+        lines.append(guarded_drop(audited))
+    not_valid = check.type in ("foreign_key", "check")
+    if not only_unvalidated:
+        lines.append(add_unless_exists(check.table, name, definition, not_valid))
+    if not_valid:
+        lines.append(f"ALTER TABLE {table(check.table)} VALIDATE CONSTRAINT {ident(name)};")
+    # rollback: what these statements did would reject the restored rows; put back the audit's
+    plan.undo_before.append(
+        f"ALTER TABLE {table(check.table)} DROP CONSTRAINT IF EXISTS {ident(name)};"
+    )
+    if audited is not None:
+        plan.undo_after.extend(readd(audited))
+    return "\n".join(lines)
+
+
+def _unwanted_found(check: ConstraintCheck, facts: CatalogFacts) -> list[dict[str, Any]]:
+    """The catalog's constraints that an `absent: true` check says must not exist."""
+    if not facts.exists:
+        return []
+    return [
+        c
+        for c in facts.constraints
+        if c["type"] == check.type and (c["conname"] == check.name or c["columns"] == check.columns)
+    ]
+
+
+def _unwanted(check: ConstraintCheck, facts: CatalogFacts, plan: CatalogPlan) -> str:
+    kind = check.type.replace("_", " ")
+    head = f"-- {check.id}: no {kind} on {check.table}({','.join(check.columns)})"
+    found = _unwanted_found(check, facts)
+    if not found:
+        return f"{head}\n--   absent at the audit: nothing to do"
+    lines = [head]
+    if check.description:
+        lines.append(f"--   {comment(check.description)}")
+    for c in found:
+        audited = AuditedConstraint(check.table, c["conname"], c["definition"], tuple(c["columns"]))
+        lines.append(f"--   at the audit: {c['conname']} {comment(c['definition'])}")
+        lines.append(guarded_drop(audited))
+        plan.undo_after.extend(readd(audited))
+    return "\n".join(lines)
+
+
+def _differs(check: ConstraintCheck, found: dict[str, Any]) -> bool:
+    """The catalog's constraint is another one than the suite expects (type, columns,
+    target, ON DELETE), not merely unvalidated."""
+    if found["type"] != check.type or found["columns"] != check.columns:
+        return True
+    if check.type == "foreign_key" and check.references is not None:
+        if bare_name(found["target"]) != bare_name(check.references.table):
+            return True
+        if found["target_columns"] != check.references.columns:
+            return True
+        if check.on_delete is not None and found["on_delete"] != check.on_delete:
+            return True
+    return False
+
+
+def _index(check: IndexCheck, facts: CatalogFacts) -> str:
+    head = f"-- {check.id}: index {check.name} on {check.table}({','.join(check.columns or [])})"
+    problems = [f.problem for f in check_index(check, facts)]
+    if not problems:
+        return f"{head}\n--   present at the audit: nothing to do"
+    lines = [head, f"--   at the audit: {comment('; '.join(problems))}"]
+    if not check.columns:
+        return "\n".join([*lines, "--   the suite names no columns: build it by hand"])
+    create = (
+        f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {ident(check.name)} "
+        f"ON {table(check.table)} ({_cols(check.columns)});"
+    )
+    found = next((i for i in facts.indexes if i["name"] == check.name), None)
+    if found is not None and found["columns"] != check.columns:
+        lines.append(f"DROP INDEX CONCURRENTLY IF EXISTS {ident(check.name)};")
+        lines.append(create)
+    elif found is not None:
+        lines.append(f"REINDEX INDEX CONCURRENTLY {ident(check.name)};")
+    else:
+        lines.append(create)
+    return "\n".join(lines)
+
+
+def _trigger(suite: Suite, check: TriggerCheck, facts: CatalogFacts, plan: CatalogPlan) -> str:
+    head = f"-- {check.id}: trigger {check.name} on {check.table}"
+    problems = [f.problem for f in check_trigger(check, facts)]
+    if not problems:
+        return f"{head}\n--   present and enabled at the audit: nothing to do"
+    lines = [head, f"--   at the audit: {comment('; '.join(problems))}"]
+    found = next((t for t in facts.triggers if t["name"] == check.name), None)
+    if found is not None:  # present but disabled
+        lines.append(f"ALTER TABLE {table(check.table)} ENABLE TRIGGER {ident(check.name)};")
+        plan.undo_before.append(
+            f"ALTER TABLE {table(check.table)} DISABLE TRIGGER {ident(check.name)};"
+        )
+        return "\n".join(lines)
+    ref = None
+    if check.for_check is not None:
+        try:
+            ref = suite.check(check.for_check)
+        except KeyError:
+            ref = None
+    if not isinstance(ref, ConditionalReferenceCheck):
+        return "\n".join([*lines, "--   no enforcement can be derived for it: write it by hand"])
+    statements, undo = conditional_reference_triggers(ref, check.name)
+    plan.undo_before.extend(undo)
+    return "\n".join([*lines, *statements])
+
+
+def conditional_reference_triggers(
+    check: ConditionalReferenceCheck, name: str
+) -> tuple[list[str], list[str]]:
+    """Enforce `column -> targets[discriminator]` with triggers: the referencing row must
+    name an existing target row (locked FOR KEY SHARE, as a foreign key would); a target row
+    still referenced cannot be deleted or re-keyed. Returns (statements, rollback drops)."""
+    t, col, disc = check.table, ident(check.column), ident(check.discriminator)
+    fn = object_name(name, "fn")
+    branches = []
+    for i, (value, target) in enumerate(check.targets.items()):
+        keyword = "IF" if i == 0 else "ELSIF"
+        branches.append(
+            f"  {keyword} NEW.{disc} = {literal(value)} THEN\n"
+            f"    PERFORM 1 FROM {table(target.table)} WHERE {ident(target.column)} = NEW.{col} "
+            "FOR KEY SHARE;"
+        )
+    not_in_target = _raise_message(
+        f"{check.table}.{check.column} ",
+        "%",
+        f" is not in the table {check.discriminator} ",
+        "%",
+        " names",
+    )
+    no_target = _raise_message(f"{check.table}.{check.discriminator} ", "%", " names no target")
+    statements = [
+        f"CREATE OR REPLACE FUNCTION {ident(fn)}() RETURNS trigger LANGUAGE plpgsql AS $refaudit$\n"
+        "BEGIN\n"
+        f"  IF NEW.{col} IS NULL THEN\n    RETURN NEW;\n  END IF;\n"
+        + "\n".join(branches)
+        + "\n  ELSE\n"
+        f"    RAISE EXCEPTION {no_target}, NEW.{disc} USING ERRCODE = 'check_violation';\n"
+        "  END IF;\n"
+        "  IF NOT FOUND THEN\n"
+        f"    RAISE EXCEPTION {not_in_target}, NEW.{col}, NEW.{disc}\n"
+        "      USING ERRCODE = 'foreign_key_violation';\n"
+        "  END IF;\n"
+        "  RETURN NEW;\n"
+        "END $refaudit$;",
+        f"CREATE OR REPLACE TRIGGER {ident(name)} BEFORE INSERT OR UPDATE OF {col}, {disc} "
+        f"ON {table(t)} FOR EACH ROW EXECUTE FUNCTION {ident(fn)}();",
+    ]
+    undo = [f"DROP TRIGGER IF EXISTS {ident(name)} ON {table(t)};"]
+    drops_fn = [f"DROP FUNCTION IF EXISTS {ident(fn)}();"]
+    for value, target in check.targets.items():
+        tname = object_name(name, bare_name(target.table))
+        tfn = object_name(name, bare_name(target.table), "fn")
+        key = ident(target.column)
+        statements += [
+            f"CREATE OR REPLACE FUNCTION {ident(tfn)}() RETURNS trigger LANGUAGE plpgsql "
+            "AS $refaudit$\n"
+            "BEGIN\n"
+            f"  IF TG_OP = 'UPDATE' AND NEW.{key} IS NOT DISTINCT FROM OLD.{key} THEN\n"
+            "    RETURN NEW;\n  END IF;\n"
+            f"  IF EXISTS (SELECT 1 FROM {table(t)} WHERE {disc} = {literal(value)} "
+            f"AND {col} = OLD.{key}) THEN\n"
+            "    RAISE EXCEPTION "
+            + _raise_message(
+                f"{target.table}.{target.column} ",
+                "%",
+                f" is still referenced by {check.table}.{check.column}",
+            )
+            + f", OLD.{key}\n"
+            "      USING ERRCODE = 'foreign_key_violation';\n"
+            "  END IF;\n"
+            "  IF TG_OP = 'DELETE' THEN\n    RETURN OLD;\n  END IF;\n"
+            "  RETURN NEW;\n"
+            "END $refaudit$;",
+            f"CREATE OR REPLACE TRIGGER {ident(tname)} BEFORE DELETE OR UPDATE OF {key} "
+            f"ON {table(target.table)} FOR EACH ROW EXECUTE FUNCTION {ident(tfn)}();",
+        ]
+        undo.append(f"DROP TRIGGER IF EXISTS {ident(tname)} ON {table(target.table)};")
+        drops_fn.append(f"DROP FUNCTION IF EXISTS {ident(tfn)}();")
+    return statements, undo + drops_fn
+
+
+def _raise_message(*parts: str) -> str:
+    """A RAISE format string: "%" parts are placeholders, every other part is text."""
+    return literal("".join(p if p == "%" else p.replace("%", "%%") for p in parts))
+
+
+def render_constraints(
+    plan: CatalogPlan,
+    *,
+    run_id: str,
+    database: str,
+    lock_timeout_s: float,
+    statement_timeout_s: float,
+) -> str:
+    header = [
+        "-- refaudit constraints.sql: the constraints, indexes and triggers that keep the data",
+        f"-- repaired. Run {run_id} on {comment(database)}.",
+        "-- Run it after repair.sql (and after resolving the rows repair.sql lists for review):",
+        "--   psql -v ON_ERROR_STOP=1 -f constraints.sql",
+        "-- Not one transaction: indexes are built CONCURRENTLY. Every statement is safe to",
+        "-- run again. A VALIDATE that fails leaves the constraint NOT VALID, still enforced",
+        "-- for new rows; fix the rows it names and run the file again.",
+        "",
+        "SET standard_conforming_strings = on;",
+        f"SET lock_timeout = '{int(lock_timeout_s * 1000)}ms';",
+        f"SET statement_timeout = '{int(statement_timeout_s * 1000)}ms';",
+        "",
+    ]
+    return "\n".join(header) + "\n\n".join(plan.sections) + "\n"
