@@ -20,11 +20,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.audit import AuditOptions, run_audit
+from pipeline.engine import required_columns
 from pipeline.errors import ExitCode
 from pipeline.extract import ExtractOptions, extract_snapshot
 from pipeline.replay import audit_snapshot, load_snapshot, scratch_database
 from pipeline.snapshot import MANIFEST, read_manifest
-from pipeline.suite import Suite
+from pipeline.suite import Suite, load_suite
 from tests.conftest import FIXTURES, as_url, execute
 from tests.test_cli import assert_one_line_error, refaudit
 
@@ -159,7 +160,9 @@ def test_extract_writes_only_the_columns_the_suite_reads(snapshot_dir: Path) -> 
         "timestamp without time zone"
     )
     users = manifest.table("users")
-    assert users is not None and [c.name for c in users.columns] == ["id"]
+    assert users is not None
+    assert {c.name for c in users.columns} == required_columns(load_suite())["users"] | {"id"}
+    assert not {"first_name", "roles", "created_at"} & {c.name for c in users.columns}
     assert manifest.catalog["session_requests"]["triggers"] == [
         {"name": "trg_session_requests_requester", "enabled": False}
     ]
