@@ -29,7 +29,7 @@ from psycopg2 import sql
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Connection
 
-from pipeline import __version__
+from pipeline import __version__, sqltext
 from pipeline.checks.catalog import read_catalog
 from pipeline.db import create_engine, database_error, describe, read_only_snapshot
 from pipeline.engine import required_columns, verify_schema
@@ -213,7 +213,7 @@ def _primary_key(facts: dict[str, Any]) -> list[str]:
 def _describe_columns(conn: Connection, table: str) -> list[tuple[SnapshotColumn, pa.DataType]]:
     """Every column of `table` with its PostgreSQL type and the Arrow type it is stored as."""
     cols = []
-    for row in conn.execute(_COLUMNS_SQL, {"t": table}):
+    for row in conn.execute(_COLUMNS_SQL, {"t": sqltext.table(table)}):
         enum = None
         if row.enum_labels is not None:
             enum = SnapshotEnum(schema=row.enum_schema, name=row.base, labels=row.enum_labels)
