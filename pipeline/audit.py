@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,21 @@ class AuditOptions:
     record_history: bool = True
 
 
+@dataclass(frozen=True)
+class AuditSource:
+    """Where the rows come from when the database at `url` is not the original one (a
+    snapshot loaded into a scratch server): the run reports the original database and
+    snapshot time, and the catalog checks are answered from `catalog`."""
+
+    kind: str
+    database: str
+    snapshot_taken_at: str
+    server_version: str
+    catalog: Mapping[str, CatalogFacts]
+    details: Mapping[str, Any] = field(default_factory=dict)
+    """Written to results.json under the key `kind`."""
+
+
 def utc_stamp(now: datetime) -> str:
     return now.strftime("%Y%m%dT%H%M%SZ")
 
@@ -107,8 +123,10 @@ def run_audit(
     *,
     options: AuditOptions | None = None,
     progress: ProgressLike = None,
+    source: AuditSource | None = None,
 ) -> AuditResult:
     """Audit the database at `url` against `suite` and write the run's files into `out`.
+    With `source`, the rows at `url` stand for another database (see `AuditSource`).
 
     When the run fails (database unreachable, a timeout, the connection lost), `out` holds
     only a results.json and a junit.xml that record the error; no violations.csv or report
@@ -127,7 +145,7 @@ def run_audit(
         history = HistoryStore(opts.history or default_history_path(out, DEFAULT_REPORTS))
     run = RunInfo(
         run_id=f"{utc_stamp(now)}-{uuid.uuid4().hex[:6]}",
-        database=describe(url),
+        database=source.database if source else describe(url),
         suite=suite.suite,
         suite_path=str(suite.path or ""),
         refaudit_version=__version__,
@@ -145,15 +163,20 @@ def run_audit(
             with partial.open("w", encoding="utf-8", newline="") as handle:
                 sink = ViolationSink(handle, baseline, tap=plan.add if plan else None)
                 prog.stage("snapshot", 2)
-                prog.step(f"connecting to {run.database}")
+                where = run.database if source is None else f"the {source.kind} of {run.database}"
+                prog.step(f"connecting to {where}")
                 with read_only_snapshot(engine) as (conn, snap):
                     run.snapshot_taken_at = snap.taken_at
                     run.server_version = snap.server_version
+                    if source is not None:
+                        run.source = source.kind
+                        run.snapshot_taken_at = source.snapshot_taken_at
+                        run.server_version = source.server_version
                     doing = "checking the schema"
                     prog.step("checking the schema")
                     verify_schema(conn, suite)
                     doing = "auditing"
-                    catalog: dict[str, CatalogFacts] = {}
+                    catalog: dict[str, CatalogFacts] = dict(source.catalog) if source else {}
                     checks = run_checks(conn, suite, sink, progress=prog, catalog=catalog)
                     if plan is not None:
                         doing = "reading what the repair needs"
@@ -178,6 +201,8 @@ def run_audit(
     run.duration_s = round(time.perf_counter() - started, 3)
     result = AuditResult(run=run, checks=checks, out_dir=out_dir)
     result.extra["diagnoses"] = sink.diagnosis_summary()
+    if source is not None:
+        result.extra[source.kind] = dict(source.details)
     if baseline is not None:
         result.extra["baseline"] = baseline_summary(baseline, checks)
     try:

@@ -7,7 +7,8 @@ code (see `ExitCode`); tracebacks only with `--debug`.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -96,6 +97,14 @@ DbOption = Annotated[
 ]
 SuiteOption = Annotated[
     Path | None, typer.Option("--suite", help="Suite YAML (default: the Astegni suite).")
+]
+SnapshotOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--snapshot",
+        help="Audit this snapshot directory (from refaudit extract) instead of a database.",
+        show_default=False,
+    ),
 ]
 DebugOption = Annotated[bool, typer.Option("--debug", help="Show tracebacks.")]
 QuietOption = Annotated[
@@ -188,6 +197,7 @@ def run(
     ] = None,
     history: HistoryOption = None,
     no_history: NoHistoryOption = False,
+    snapshot: SnapshotOption = None,
     repair: Annotated[
         bool,
         typer.Option(
@@ -198,14 +208,16 @@ def run(
     quiet: QuietOption = False,
     debug: DebugOption = False,
 ) -> None:
-    """Audit a database against a suite and write the report into --out."""
+    """Audit a database (or a snapshot of one) against a suite and write the report into --out."""
     from pipeline.audit import AuditOptions, run_audit
     from pipeline.db import resolve_url
+    from pipeline.errors import UsageError
     from pipeline.suite import load_suite
 
     def go() -> Any:
+        if snapshot is not None and db is not None:
+            raise UsageError("--db and --snapshot exclude each other; audit one or the other")
         loaded = load_suite(suite)
-        url = resolve_url(db)
         opts = AuditOptions(
             fail_on=fail_on.value,
             statement_timeout_s=statement_timeout,
@@ -215,6 +227,17 @@ def run(
             history=history,
             record_history=not no_history,
         )
+        if snapshot is not None:
+            from pipeline.replay import audit_snapshot
+
+            result = _with_progress(
+                quiet,
+                lambda bars: audit_snapshot(snapshot, loaded, out, options=opts, progress=bars),
+            )
+            for note in result.extra["snapshot"]["notes"]:
+                typer.echo(f"refaudit: note: {note}", err=True)
+            return result
+        url = resolve_url(db)
         return _with_progress(
             quiet, lambda bars: run_audit(url, loaded, out, options=opts, progress=bars)
         )
@@ -229,6 +252,82 @@ def run(
             f"review {result.out_dir / 'repair.sql'}"
         )
     raise typer.Exit(int(result.exit_code(fail_on.value)))
+
+
+@app.command()
+def extract(
+    out: Annotated[Path, typer.Option("--out", help="New or empty directory for the snapshot.")],
+    db: DbOption = None,
+    suite: SuiteOption = None,
+    statement_timeout: Annotated[
+        float,
+        typer.Option(
+            "--statement-timeout",
+            help="Seconds one statement may run before the extract stops with exit 3.",
+            min=0.001,
+            max=MAX_TIMEOUT_S,
+        ),
+    ] = DEFAULT_STATEMENT_TIMEOUT_S,
+    lock_timeout: Annotated[
+        float,
+        typer.Option(
+            "--lock-timeout",
+            help="Seconds to wait for a table lock held by another session before exit 3.",
+            min=0.001,
+            max=MAX_TIMEOUT_S,
+        ),
+    ] = DEFAULT_LOCK_TIMEOUT_S,
+    quiet: QuietOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """Snapshot what the suite reads (one Parquet file per table and manifest.json) from one
+    consistent read-only transaction; audit it later with `refaudit run --snapshot DIR`."""
+    from pipeline.db import resolve_url
+    from pipeline.extract import ExtractOptions, extract_snapshot
+    from pipeline.suite import load_suite
+
+    def go() -> Any:
+        loaded = load_suite(suite)
+        url = resolve_url(db)
+        opts = ExtractOptions(statement_timeout_s=statement_timeout, lock_timeout_s=lock_timeout)
+        with _table_bars(quiet) as on_progress:
+            return extract_snapshot(url, loaded, out, options=opts, progress=on_progress)
+
+    manifest = _guarded(debug, go, _secrets(db))
+    typer.echo(
+        f"snapshot of {manifest.database} taken at {manifest.snapshot_taken_at}: "
+        f"{len(manifest.tables)} tables, {manifest.total_rows} rows in {out} "
+        f"(audit it with: refaudit run --snapshot {out})"
+    )
+
+
+@contextmanager
+def _table_bars(quiet: bool) -> Iterator[Callable[[str, int, int], None] | None]:
+    """One rich progress bar per table (rows done of rows in the snapshot) on stderr, when it
+    is a terminal and not --quiet."""
+    if quiet or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    bars = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("rows"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+    )
+    tasks: dict[str, Any] = {}
+
+    def on_progress(table: str, done: int, total: int) -> None:
+        if table not in tasks:
+            tasks[table] = bars.add_task(table, total=total)
+        bars.update(tasks[table], completed=done, total=total)
+
+    with bars:
+        yield on_progress
 
 
 @app.command()

@@ -325,6 +325,7 @@ ROW_KINDS = frozenset(
 )
 SET_KINDS = frozenset({"unique"})
 CATALOG_KINDS = frozenset({"constraint", "index", "trigger"})
+CHECK_KINDS = ROW_KINDS | SET_KINDS | CATALOG_KINDS
 
 
 class Suite(_Model):
@@ -409,19 +410,7 @@ def _loc(loc: tuple[Any, ...]) -> str:
             out += f"[{part}]"
         else:
             # discriminated unions add the tag ("reference") to the path: it is not a key
-            if part in {
-                "reference",
-                "conditional_reference",
-                "consistency",
-                "not_null",
-                "in_set",
-                "pattern",
-                "row_rule",
-                "unique",
-                "constraint",
-                "index",
-                "trigger",
-            }:
+            if part in CHECK_KINDS:
                 continue
             out += f".{part}" if out else str(part)
     return out or "(top level)"
@@ -434,9 +423,7 @@ def _message(err: dict[str, Any]) -> str:
     if kind == "extra_forbidden":
         return "is not a known key (check its spelling)"
     if kind == "union_tag_invalid":
-        return "unknown kind; use one of: " + ", ".join(
-            sorted(ROW_KINDS | SET_KINDS | CATALOG_KINDS)
-        )
+        return "unknown kind; use one of: " + ", ".join(sorted(CHECK_KINDS))
     if kind == "union_tag_not_found":
         return "needs `kind:` (reference, conditional_reference, consistency, ...)"
     msg = str(err["msg"])

@@ -13,6 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from pipeline import sqltext
 from pipeline.suite import ConstraintCheck, IndexCheck, TriggerCheck
 
 _CONTYPES = {"f": "foreign_key", "c": "check", "u": "unique", "p": "primary_key"}
@@ -76,19 +77,20 @@ class CatalogFacts:
 
 
 def read_catalog(conn: Connection, table: str) -> CatalogFacts:
-    exists = conn.execute(sa.text("SELECT to_regclass(:t) IS NOT NULL"), {"t": table}).scalar()
+    quoted = sqltext.table(table)  # to_regclass parses its text: quote mixed-case names
+    exists = conn.execute(sa.text("SELECT to_regclass(:t) IS NOT NULL"), {"t": quoted}).scalar()
     if not exists:
         return CatalogFacts(exists=False)
-    cons = [dict(r._mapping) for r in conn.execute(_CONSTRAINTS_SQL, {"table": table})]
+    cons = [dict(r._mapping) for r in conn.execute(_CONSTRAINTS_SQL, {"table": quoted})]
     for c in cons:
         c["type"] = _CONTYPES.get(c.pop("contype"), "other")
         c["on_delete"] = _ON_DELETE.get(c["on_delete"] or "")
         c["columns"] = list(c["columns"])
         c["target_columns"] = list(c["target_columns"])
-    idx = [dict(r._mapping) for r in conn.execute(_INDEXES_SQL, {"table": table})]
+    idx = [dict(r._mapping) for r in conn.execute(_INDEXES_SQL, {"table": quoted})]
     for i in idx:
         i["columns"] = list(i["columns"])
-    trg = [dict(r._mapping) for r in conn.execute(_TRIGGERS_SQL, {"table": table})]
+    trg = [dict(r._mapping) for r in conn.execute(_TRIGGERS_SQL, {"table": quoted})]
     return CatalogFacts(exists=True, constraints=cons, indexes=idx, triggers=trg)
 
 
