@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
+from pipeline import sqltext
 from pipeline.baseline import BASELINE_COLUMN, KNOWN, NEW, Baseline
 from pipeline.checks import ROW_FAMILIES
 from pipeline.checks.base import (
@@ -297,6 +298,7 @@ class TablePlan:
             .order_by(w.c["__key"], ord_)
         )
 
+
 def plan_tables(suite: Suite, unique: set[tuple[str, str]] | None = None) -> list[TablePlan]:
     """Group the suite's row rules by table; each table becomes one scan. `unique` lists
     the (table, column) pairs known to be unique, which are joined directly."""
@@ -374,7 +376,9 @@ def required_columns(suite: Suite) -> dict[str, set[str]]:
 def verify_schema(conn: Connection, suite: Suite) -> None:
     """Fail with one clear line when the suite names a table or column the database lacks."""
     for table, cols in sorted(required_columns(suite).items()):
-        regclass = conn.execute(sa.text("SELECT to_regclass(:t)::text"), {"t": table}).scalar()
+        regclass = conn.execute(
+            sa.text("SELECT to_regclass(:t)::text"), {"t": sqltext.table(table)}
+        ).scalar()
         if regclass is None:
             raise DatabaseError(
                 f"table {table} named by suite {suite.suite} does not exist in the database "
@@ -386,7 +390,7 @@ def verify_schema(conn: Connection, suite: Suite) -> None:
                     "SELECT attname::text FROM pg_attribute WHERE attrelid = to_regclass(:t) "
                     "AND attnum > 0 AND NOT attisdropped"
                 ),
-                {"t": table},
+                {"t": sqltext.table(table)},
             ).scalars()
         )
         missing = sorted(cols - present)
@@ -407,7 +411,9 @@ WHERE i.indrelid = to_regclass(:t) AND i.indisunique AND i.indnatts = 1
 
 def unique_columns(conn: Connection, tables: Iterable[str]) -> set[tuple[str, str]]:
     """(table, column) pairs that a single-column unique index guarantees to be unique."""
-    return {(t, c) for t in tables for c in conn.execute(_UNIQUE_SQL, {"t": t}).scalars()}
+    return {
+        (t, c) for t in tables for c in conn.execute(_UNIQUE_SQL, {"t": sqltext.table(t)}).scalars()
+    }
 
 
 def _text(value: Any) -> str:
