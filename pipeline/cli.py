@@ -107,6 +107,24 @@ SnapshotOption = Annotated[
     ),
 ]
 DebugOption = Annotated[bool, typer.Option("--debug", help="Show tracebacks.")]
+StatementTimeoutOption = Annotated[
+    float,
+    typer.Option(
+        "--statement-timeout",
+        help="Seconds one statement may run before refaudit stops with exit 3.",
+        min=0.001,
+        max=MAX_TIMEOUT_S,
+    ),
+]
+LockTimeoutOption = Annotated[
+    float,
+    typer.Option(
+        "--lock-timeout",
+        help="Seconds to wait for a table lock held by another session before exit 3.",
+        min=0.001,
+        max=MAX_TIMEOUT_S,
+    ),
+]
 QuietOption = Annotated[
     bool, typer.Option("--quiet", "-q", help="Print only the verdict; no progress display.")
 ]
@@ -169,24 +187,8 @@ def run(
     fail_on: Annotated[
         FailOnChoice, typer.Option("--fail-on", help="Lowest severity that fails the run.")
     ] = FailOnChoice.error,
-    statement_timeout: Annotated[
-        float,
-        typer.Option(
-            "--statement-timeout",
-            help="Seconds one statement may run before the audit stops with exit 3.",
-            min=0.001,
-            max=MAX_TIMEOUT_S,
-        ),
-    ] = DEFAULT_STATEMENT_TIMEOUT_S,
-    lock_timeout: Annotated[
-        float,
-        typer.Option(
-            "--lock-timeout",
-            help="Seconds to wait for a table lock held by another session before exit 3.",
-            min=0.001,
-            max=MAX_TIMEOUT_S,
-        ),
-    ] = DEFAULT_LOCK_TIMEOUT_S,
+    statement_timeout: StatementTimeoutOption = DEFAULT_STATEMENT_TIMEOUT_S,
+    lock_timeout: LockTimeoutOption = DEFAULT_LOCK_TIMEOUT_S,
     baseline: Annotated[
         Path | None,
         typer.Option(
@@ -259,24 +261,8 @@ def extract(
     out: Annotated[Path, typer.Option("--out", help="New or empty directory for the snapshot.")],
     db: DbOption = None,
     suite: SuiteOption = None,
-    statement_timeout: Annotated[
-        float,
-        typer.Option(
-            "--statement-timeout",
-            help="Seconds one statement may run before the extract stops with exit 3.",
-            min=0.001,
-            max=MAX_TIMEOUT_S,
-        ),
-    ] = DEFAULT_STATEMENT_TIMEOUT_S,
-    lock_timeout: Annotated[
-        float,
-        typer.Option(
-            "--lock-timeout",
-            help="Seconds to wait for a table lock held by another session before exit 3.",
-            min=0.001,
-            max=MAX_TIMEOUT_S,
-        ),
-    ] = DEFAULT_LOCK_TIMEOUT_S,
+    statement_timeout: StatementTimeoutOption = DEFAULT_STATEMENT_TIMEOUT_S,
+    lock_timeout: LockTimeoutOption = DEFAULT_LOCK_TIMEOUT_S,
     quiet: QuietOption = False,
     debug: DebugOption = False,
 ) -> None:
