@@ -14,7 +14,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -258,12 +258,18 @@ def _extract_table(
                 sql.SQL(", ").join(sql.Identifier(c.name) for c, _ in cols), ident
             )
             raw = conn.connection.dbapi_connection
+            batches = _copy_batches(raw, _render(conn, query), schema, block_bytes)
             try:
-                for batch in _copy_batches(raw, _render(conn, query), schema, block_bytes):
-                    # the declared schema (NOT NULL, PostgreSQL types as field metadata)
-                    writer.write_batch(pa.RecordBatch.from_arrays(batch.columns, schema=schema))
-                    done += batch.num_rows
-                    say(table, done, total)
+                # closing: if writing a batch fails, the COPY is stopped and its thread joined
+                # here and now, not whenever the generator happens to be collected
+                with contextlib.closing(batches):
+                    for batch in batches:
+                        # the declared schema (NOT NULL, PostgreSQL types as field metadata)
+                        writer.write_batch(
+                            pa.RecordBatch.from_arrays(batch.columns, schema=schema)
+                        )
+                        done += batch.num_rows
+                        say(table, done, total)
             except pa.ArrowInvalid as exc:
                 problem = re.sub(
                     r"In CSV column #(\d+)",
@@ -290,11 +296,18 @@ def _render(conn: Connection, composed: sql.Composable) -> str:
 
 def _copy_batches(
     raw: Any, query: str, schema: pa.Schema, block_bytes: int
-) -> Iterator[pa.RecordBatch]:
+) -> Generator[pa.RecordBatch, None, None]:
     """Record batches of `COPY (query) TO STDOUT` (CSV), parsed with the column types of
-    `schema`. The COPY writes into a pipe from a thread; Arrow reads the other end."""
+    `schema`, about `block_bytes` of CSV each.
+
+    The COPY writes into a pipe from a thread; this generator reads the other end, cuts it
+    into blocks of whole rows and has Arrow parse each block here, from a copy in Arrow's own
+    memory. Arrow is never handed a Python object: its threads (which can outlive a failed
+    parse) would call back into Python, and at interpreter exit that aborts the process.
+    However it ends, the generator returns only once the COPY's thread has ended: a COPY
+    still running is cancelled and the rest of its output drained until it closes the pipe.
+    """
     read_fd, write_fd = os.pipe()
-    reader_end: BinaryIO = os.fdopen(read_fd, "rb")
     writer_end: BinaryIO = os.fdopen(write_fd, "wb")
     failure: list[BaseException] = []
 
@@ -303,40 +316,97 @@ def _copy_batches(
             with raw.cursor() as cur:
                 cur.copy_expert(query, writer_end, size=1 << 16)
         except BaseException as exc:  # reported by the consumer
-            failure.append(exc)
+            failure.append(exc)  # before the close below, so before the reader sees the end
         finally:
             with contextlib.suppress(OSError):
                 writer_end.close()
 
+    read_options = pa_csv.ReadOptions(column_names=schema.names)
+    parse_options = pa_csv.ParseOptions(newlines_in_values=True)
+    convert_options = pa_csv.ConvertOptions(
+        column_types={f.name: f.type for f in schema},
+        null_values=[""],  # COPY writes NULL unquoted and empty, '' as ""
+        strings_can_be_null=True,
+        quoted_strings_can_be_null=False,
+        true_values=["t"],
+        false_values=["f"],
+    )
     producer = threading.Thread(target=produce, name="refaudit-copy", daemon=True)
     producer.start()
     finished = False
     try:
-        reader = pa_csv.open_csv(
-            reader_end,
-            read_options=pa_csv.ReadOptions(column_names=schema.names, block_size=block_bytes),
-            parse_options=pa_csv.ParseOptions(newlines_in_values=True),
-            convert_options=pa_csv.ConvertOptions(
-                column_types={f.name: f.type for f in schema},
-                null_values=[""],  # COPY writes NULL unquoted and empty, '' as ""
-                strings_can_be_null=True,
-                quoted_strings_can_be_null=False,
-                true_values=["t"],
-                false_values=["f"],
-            ),
-        )
-        yield from reader
+        for block in _row_blocks(read_fd, block_bytes):
+            read_options.block_size = len(block)  # one block, one batch
+            sink = pa.BufferOutputStream()
+            sink.write(block)
+            table = pa_csv.read_csv(
+                pa.BufferReader(sink.getvalue()),
+                read_options=read_options,
+                parse_options=parse_options,
+                convert_options=convert_options,
+            )
+            yield from table.to_batches()
         finished = True
     except pa.ArrowException:
-        if failure:  # the COPY failed first: its input was cut short
+        # The COPY's failure is recorded before its end of the pipe closes, so one recorded
+        # by now came first and may have cut the rows short: it is the cause. One that comes
+        # later is our own cancel below, and the parse error is the one to report.
+        if failure:
             raise failure[0] from None
         raise
     finally:
-        if not finished and producer.is_alive():
-            # stopped early: cancel the server's COPY rather than drain the rest of the table
-            with contextlib.suppress(psycopg2.Error):
-                raw.cancel()
-        reader_end.close()
-        producer.join()
+        try:
+            if not finished and producer.is_alive():
+                # stopped early: cancel the server's COPY rather than wait for the whole table
+                with contextlib.suppress(psycopg2.Error):
+                    raw.cancel()
+            # what the COPY still writes (it may be blocked on a full pipe) is dropped, up to
+            # its end of the pipe closing: then its thread has nothing left to do
+            while os.read(read_fd, 1 << 16):
+                pass
+            producer.join()
+        finally:
+            os.close(read_fd)
     if failure:
         raise failure[0]
+
+
+def _row_blocks(fd: int, block_bytes: int) -> Iterator[bytes]:
+    """The CSV read from `fd` in blocks of whole rows, each the rows that end within
+    `block_bytes` (or one longer row). A newline ends a row unless it is inside a quoted
+    value, i.e. after an odd number of quotes: COPY quotes every value holding a quote, and
+    doubles the quote."""
+    pending = bytearray()
+    want = block_bytes
+    while data := os.read(fd, 1 << 16):
+        pending += data
+        while len(pending) >= want:
+            cut = _rows_end(pending, block_bytes)
+            if not cut:  # a row longer than a block: look again once twice as much is here
+                want = 2 * len(pending)
+                break
+            yield bytes(pending[:cut])
+            del pending[:cut]
+            want = block_bytes
+    if pending:
+        yield bytes(pending)
+
+
+def _rows_end(data: bytearray, limit: int) -> int:
+    """Where the last whole row within `data[:limit]` ends (`data` begins with a row), or if
+    none does, where the first row ends; 0 if no row ends in `data`."""
+    end = min(limit, len(data))
+    quotes_before = data.count(b'"', 0, end)
+    scan, quotes = end, quotes_before
+    while (newline := data.rfind(b"\n", 0, scan)) >= 0:
+        quotes -= data.count(b'"', newline, scan)
+        if quotes % 2 == 0:
+            return newline + 1
+        scan = newline
+    scan, quotes = end, quotes_before
+    while (newline := data.find(b"\n", scan)) >= 0:
+        quotes += data.count(b'"', scan, newline)
+        if quotes % 2 == 0:
+            return newline + 1
+        scan = newline + 1
+    return 0

@@ -8,8 +8,11 @@ every value must come back exactly as it went in.
 from __future__ import annotations
 
 import csv
+import itertools
 import json
+import os
 import shutil
+import threading
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -21,8 +24,8 @@ import pytest
 
 from pipeline.audit import AuditOptions, run_audit
 from pipeline.engine import required_columns
-from pipeline.errors import ExitCode
-from pipeline.extract import ExtractOptions, extract_snapshot
+from pipeline.errors import ExitCode, RefauditError
+from pipeline.extract import ExtractOptions, _row_blocks, extract_snapshot
 from pipeline.replay import audit_snapshot, load_snapshot, scratch_database
 from pipeline.snapshot import MANIFEST, read_manifest
 from pipeline.suite import Suite, load_suite
@@ -345,22 +348,80 @@ def test_db_and_snapshot_together_is_a_usage_error(source_db: str, tmp_path: Pat
     assert "exclude each other" in assert_one_line_error(proc, ExitCode.USAGE)
 
 
-def test_a_value_arrow_cannot_hold_fails_the_extract_cleanly(
-    new_database: Any, tmp_path: Path
-) -> None:
-    uri = new_database("snapinf")
-    execute(
-        uri,
-        (FIXTURES / "astegni_bare.sql").read_text()
-        # first, so the copy is cut short while the server is still sending the table
-        + "INSERT INTO session_requests (created_at) VALUES ('infinity');"
-        "INSERT INTO session_requests (created_at, contact_email) SELECT timestamp '2024-01-01' + "
-        "g * interval '1 minute', repeat('m', 50) FROM generate_series(1, 100000) g;",
+def _rows_with_infinity(before: int, after: int) -> str:
+    rows = (
+        "INSERT INTO session_requests (created_at, contact_email) SELECT timestamp '2024-01-01'"
+        " + g * interval '1 minute', repeat('m', 50) FROM generate_series(1, {}) g;"
     )
+    return (
+        (FIXTURES / "astegni_bare.sql").read_text()
+        + (rows.format(before) if before else "")
+        + "INSERT INTO session_requests (created_at) VALUES ('infinity');"
+        + rows.format(after)
+    )
+
+
+@pytest.mark.parametrize("before", [0, 40_000], ids=["first-block", "later-block"])
+def test_a_value_arrow_cannot_hold_fails_the_extract_cleanly(
+    new_database: Any, tmp_path: Path, before: int
+) -> None:
+    # The bad value comes while the server is still sending the table (first block: the copy
+    # is cut short at once; later block: after row groups were written), so the COPY must be
+    # cancelled and its thread ended; the process must then exit with nothing else on stderr
+    # (Arrow's threads reading from Python at exit once aborted it here, under load).
+    uri = new_database("snapinf")
+    execute(uri, _rows_with_infinity(before, 100_000))
     proc = refaudit("extract", "--db", uri, "--out", str(tmp_path / "s"), "--quiet")
     line = assert_one_line_error(proc, ExitCode.RUNTIME)
     assert "session_requests" in line and "created_at" in line and "infinity" in line
+    assert "cancel" not in line.lower()  # our own cancel of the COPY is not the error
     assert list((tmp_path / "s").iterdir()) == []
+
+
+def test_a_failed_extract_leaves_no_copy_running(
+    new_database: Any, suite: Suite, tmp_path: Path
+) -> None:
+    uri = new_database("snapinf")
+    execute(uri, _rows_with_infinity(20_000, 100_000))
+    with pytest.raises(RefauditError, match=r"session_requests .*column created_at.*infinity"):
+        extract_snapshot(as_url(uri), suite, tmp_path / "s", options=ExtractOptions(4096))
+    assert not [t for t in threading.enumerate() if t.name == "refaudit-copy"]
+    assert list((tmp_path / "s").iterdir()) == []
+    conn = psycopg2.connect(uri)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid() AND query ILIKE 'COPY%' AND state = 'active'"
+            )
+            assert cur.fetchone() == (0,)
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("block_bytes", [1, 7, 64, 1000, 1 << 20])
+def test_the_copy_is_cut_into_blocks_of_whole_rows(block_bytes: int) -> None:
+    rows = [
+        f'{i},"a ""quoted"" value, with\nnewlines\n",{"x" * (i % 300)},""\n'.encode()
+        if i % 3 else f"{i},plain,,\n".encode()
+        for i in range(2000)
+    ]
+    data = b"".join(rows)
+    read_fd, write_fd = os.pipe()
+    writer = threading.Thread(target=lambda: (os.write(write_fd, data), os.close(write_fd)))
+    writer.start()
+    try:
+        blocks = list(_row_blocks(read_fd, block_bytes))
+    finally:
+        writer.join()
+        os.close(read_fd)
+    assert b"".join(blocks) == data
+    ends = set(itertools.accumulate(len(r) for r in rows))
+    assert all(end in ends for end in itertools.accumulate(len(b) for b in blocks))
+    if block_bytes < 1 << 20:
+        assert len(blocks) > 1
+        # no block holds more than block_bytes unless it is one row
+        assert all(len(b) <= block_bytes or b.count(b"\n") <= 3 for b in blocks)
 
 
 # -------------------------------------------------------------------- round trip
