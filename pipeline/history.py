@@ -70,7 +70,14 @@ CREATE TABLE IF NOT EXISTS last_keys (
     PRIMARY KEY (database, suite, check_id)
 )"""
 
-Pairs = list[tuple[str, str]]
+# a (key, column) pair as one string "key\0column" (PostgreSQL text never holds NUL): sorts
+# like the pair, and costs one small object per violation
+Pairs = list[str]
+_SEP = "\0"
+
+
+def _pair(key: str, col: str) -> str:
+    return f"{key}{_SEP}{col}"
 
 
 def _pack(pairs: Pairs) -> bytes:
@@ -79,11 +86,13 @@ def _pack(pairs: Pairs) -> bytes:
 
 
 def _unpack(blob: bytes) -> Pairs:
-    return [(k, c) for k, c in json.loads(zlib.decompress(blob))]
+    pairs: Pairs = json.loads(zlib.decompress(blob))
+    return pairs
 
 
-def _sample_order(pair: tuple[str, str]) -> tuple[int, str, str]:
-    return len(pair[0]), pair[0], pair[1]
+def _sample_order(pair: str) -> tuple[int, str, str]:
+    key, _, col = pair.partition(_SEP)
+    return len(key), key, col
 
 
 def _minus(left: Pairs, right: Pairs) -> tuple[int, list[str]]:
@@ -165,11 +174,16 @@ class HistoryStore:
                     "SELECT DISTINCT database, suite, check_id FROM last_keys_v1"
                 ).fetchall()
                 for scope in scopes:
-                    pairs = sorted(set(db.execute(
-                        "SELECT key, col FROM last_keys_v1 WHERE database = ? AND suite = ? "
-                        "AND check_id = ?", scope).fetchall()))
-                    db.execute("INSERT INTO last_keys VALUES (?, ?, ?, ?, ?)",
-                               (*scope, len(pairs), _pack(pairs)))
+                    rows = db.execute(
+                        "SELECT DISTINCT key, col FROM last_keys_v1 "
+                        "WHERE database = ? AND suite = ? AND check_id = ?",
+                        scope,
+                    )
+                    pairs = sorted(_pair(key, col) for key, col in rows)
+                    db.execute(
+                        "INSERT INTO last_keys VALUES (?, ?, ?, ?, ?)",
+                        (*scope, len(pairs), _pack(pairs)),
+                    )
                 db.execute("DROP TABLE last_keys_v1")
                 db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
         except BaseException:
@@ -337,7 +351,7 @@ def _pairs_by_check(rows: Iterable[tuple[str, str, str]]) -> dict[str, Pairs]:
     """This run's distinct (key, column) pairs per check, sorted."""
     by_check: dict[str, Pairs] = {}
     for check_id, key, col in rows:
-        by_check.setdefault(check_id, []).append((key, col))
+        by_check.setdefault(check_id, []).append(_pair(key, col))
     for check_id, pairs in by_check.items():
         pairs.sort()
         by_check[check_id] = [p for i, p in enumerate(pairs) if i == 0 or pairs[i - 1] != p]
