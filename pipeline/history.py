@@ -8,18 +8,24 @@ redacted) and the suite name, so two databases never mix.
 What it keeps:
 - `runs` and `run_checks`: per run, the verdict and per check the status and violation count
   (small: one row per check per run), which draws the trends;
-- `last_keys`: the violating (check, key, column) triples of the *latest* run of each scope
-  only, so "new since last run" and "fixed since last run" are exact while the file stays the
-  size of one run's violations, however many runs it has seen.
+- `last_keys`: the violating (key, column) pairs of the *latest* run of each scope only, one
+  row per check holding them sorted and compressed, so "new since last run" and "fixed since
+  last run" are exact while the file stays the size of one run's violations (compressed),
+  however many runs it has seen.
 
-The comparison runs inside SQLite on disk: memory does not grow with the number of violations.
+The comparison is a merge of two sorted lists per check: this run's pairs (read from
+violations.csv, sorted per check) against the stored ones. It holds one run's violation keys
+(not table rows) in memory for a moment: ~70 bytes each.
 """
 
 from __future__ import annotations
 
+import bisect
 import csv
+import json
 import sqlite3
-from collections.abc import Iterator
+import zlib
+from collections.abc import Iterable, Iterator
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -30,8 +36,7 @@ from pipeline.results import AuditResult
 HISTORY_FILE = "history.db"
 TREND_RUNS = 20
 SAMPLE_KEYS = 5
-_SCHEMA_VERSION = 1
-_BATCH = 5_000
+_SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -54,15 +59,63 @@ CREATE TABLE IF NOT EXISTS run_checks (
     violations INTEGER NOT NULL,
     PRIMARY KEY (run_seq, check_id)
 ) WITHOUT ROWID;
+"""
+_LAST_KEYS = """
 CREATE TABLE IF NOT EXISTS last_keys (
     database TEXT NOT NULL,
     suite TEXT NOT NULL,
     check_id TEXT NOT NULL,
-    key TEXT NOT NULL,
-    col TEXT NOT NULL,
-    PRIMARY KEY (database, suite, check_id, key, col)
-) WITHOUT ROWID;
-"""
+    pairs INTEGER NOT NULL,
+    keys BLOB NOT NULL,
+    PRIMARY KEY (database, suite, check_id)
+)"""
+
+# a (key, column) pair as one string "key\0column" (PostgreSQL text never holds NUL): sorts
+# like the pair, and costs one small object per violation
+Pairs = list[str]
+_SEP = "\0"
+
+
+def _pair(key: str, col: str) -> str:
+    return f"{key}{_SEP}{col}"
+
+
+def _pack(pairs: Pairs) -> bytes:
+    """Sorted, distinct (key, column) pairs as compressed JSON."""
+    return zlib.compress(json.dumps(pairs, separators=(",", ":")).encode(), 1)
+
+
+def _unpack(blob: bytes) -> Pairs:
+    pairs: Pairs = json.loads(zlib.decompress(blob))
+    return pairs
+
+
+def _sample_order(pair: str) -> tuple[int, str, str]:
+    key, _, col = pair.partition(_SEP)
+    return len(key), key, col
+
+
+def _minus(left: Pairs, right: Pairs) -> tuple[int, list[str]]:
+    """How many pairs of sorted `left` are not in sorted `right`, and the keys of the first
+    few of them (ordered by key length, key, column)."""
+    count = 0
+    first: list[tuple[int, str, str]] = []
+    j, n = 0, len(right)
+    for pair in left:
+        while j < n and right[j] < pair:
+            j += 1
+        if j < n and right[j] == pair:
+            continue
+        count += 1
+        order = _sample_order(pair)
+        if len(first) < SAMPLE_KEYS or order < first[-1]:
+            bisect.insort(first, order)
+            del first[SAMPLE_KEYS:]
+    keys: list[str] = []
+    for _, key, _col in first:
+        if key not in keys:
+            keys.append(key)
+    return count, keys
 
 
 def default_history_path(out: Path | None, reports_root: Path) -> Path:
@@ -84,7 +137,11 @@ class HistoryStore:
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
             tables = self._db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
             if version == 0 and tables == 0:
-                self._db.executescript(_SCHEMA + f"PRAGMA user_version = {_SCHEMA_VERSION};")
+                self._db.executescript(
+                    f"{_SCHEMA}{_LAST_KEYS};\nPRAGMA user_version = {_SCHEMA_VERSION};"
+                )
+            elif version == 1:
+                self._migrate_from_1()
             elif version != _SCHEMA_VERSION:
                 raise UsageError(
                     f"{path} is not a refaudit history file (or one of another version); "
@@ -104,6 +161,35 @@ class HistoryStore:
 
     def close(self) -> None:
         self._db.close()
+
+    def _migrate_from_1(self) -> None:
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if db.execute("PRAGMA user_version").fetchone()[0] == 1:
+                # version 1 kept one row per (check, key, column): the same pairs, unpacked
+                db.execute("ALTER TABLE last_keys RENAME TO last_keys_v1")
+                db.execute(_LAST_KEYS)
+                scopes = db.execute(
+                    "SELECT DISTINCT database, suite, check_id FROM last_keys_v1"
+                ).fetchall()
+                for scope in scopes:
+                    rows = db.execute(
+                        "SELECT DISTINCT key, col FROM last_keys_v1 "
+                        "WHERE database = ? AND suite = ? AND check_id = ?",
+                        scope,
+                    )
+                    pairs = sorted(_pair(key, col) for key, col in rows)
+                    db.execute(
+                        "INSERT INTO last_keys VALUES (?, ?, ?, ?, ?)",
+                        (*scope, len(pairs), _pack(pairs)),
+                    )
+                db.execute("DROP TABLE last_keys_v1")
+                db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
 
     def record(self, result: AuditResult, violations_csv: Path) -> dict[str, Any]:
         """Compare this run with the previous run of the same database and suite, append it,
@@ -142,23 +228,32 @@ class HistoryStore:
                 ).fetchall()
             )
 
-        db.execute("DROP TABLE IF EXISTS temp.cur")
-        db.execute(
-            "CREATE TEMP TABLE cur (check_id TEXT, key TEXT, col TEXT, "
-            "PRIMARY KEY (check_id, key, col)) WITHOUT ROWID"
-        )
-        rows = _violation_keys(violations_csv)
-        while batch := [r for _, r in zip(range(_BATCH), rows, strict=False)]:
-            db.executemany("INSERT OR IGNORE INTO temp.cur VALUES (?, ?, ?)", batch)
-
         current = [c.id for c in result.checks]
-        compared = [c for c in current if c in prev_counts]
-        new = self._difference("temp.cur", "last_keys", scope, compared, new_side=True)
-        fixed = self._difference("last_keys", "temp.cur", scope, compared, new_side=False)
+        pairs = _pairs_by_check(_violation_keys(violations_csv))
+        previous_keys = {
+            check_id: blob
+            for check_id, blob in db.execute(
+                "SELECT check_id, keys FROM last_keys WHERE database = ? AND suite = ?", scope
+            )
+        }
+        new: dict[str, tuple[int, list[str]]] = {}
+        fixed: dict[str, tuple[int, list[str]]] = {}
+        for check_id in current:
+            if check_id not in prev_counts:
+                continue
+            ours = pairs.get(check_id, [])
+            blob = previous_keys.get(check_id)
+            theirs = _unpack(blob) if blob is not None else []
+            for side, diff in ((new, _minus(ours, theirs)), (fixed, _minus(theirs, ours))):
+                if diff[0]:
+                    side[check_id] = diff
+            del theirs
 
         db.execute("DELETE FROM last_keys WHERE database = ? AND suite = ?", scope)
-        db.execute("INSERT INTO last_keys SELECT ?, ?, check_id, key, col FROM temp.cur", scope)
-        db.execute("DROP TABLE temp.cur")
+        db.executemany(
+            "INSERT INTO last_keys VALUES (?, ?, ?, ?, ?)",
+            ((*scope, check_id, len(p), _pack(p)) for check_id, p in pairs.items()),
+        )
         failed = sum(1 for c in result.checks if c.status == "failed")
         cursor = db.execute(
             "INSERT INTO runs (run_id, database, suite, started_at, snapshot_taken_at, verdict,"
@@ -179,44 +274,6 @@ class HistoryStore:
             [(cursor.lastrowid, c.id, c.status, c.violations) for c in result.checks],
         )
         return self._document(scope, previous, prev_counts, current, new, fixed)
-
-    def _difference(
-        self,
-        left: str,
-        right: str,
-        scope: tuple[str, str],
-        checks: list[str],
-        *,
-        new_side: bool,
-    ) -> dict[str, tuple[int, list[str]]]:
-        """Per check: how many (key, column) of `left` are not in `right`, and a few keys."""
-        if not checks:
-            return {}
-        left_scope = "" if new_side else "AND l.database = ? AND l.suite = ?"
-        right_scope = "AND r.database = ? AND r.suite = ?" if new_side else ""
-        marks = ",".join("?" * len(checks))
-        # count over all differing rows, keys only for the first few
-        sql = f"""
-            SELECT check_id, total, key, col FROM (
-                SELECT l.check_id, l.key, l.col,
-                       count(*) OVER (PARTITION BY l.check_id) AS total,
-                       row_number() OVER (
-                           PARTITION BY l.check_id ORDER BY length(l.key), l.key, l.col) AS n
-                FROM {left} l
-                WHERE l.check_id IN ({marks}) {left_scope}
-                  AND NOT EXISTS (
-                    SELECT 1 FROM {right} r
-                    WHERE r.check_id = l.check_id AND r.key = l.key AND r.col = l.col
-                    {right_scope})
-            ) WHERE n <= {SAMPLE_KEYS}
-        """
-        params: list[Any] = [*checks, *scope]
-        out: dict[str, tuple[int, list[str]]] = {}
-        for check_id, total, key, _col in self._db.execute(sql, params):
-            keys = out.setdefault(check_id, (total, []))[1]
-            if key not in keys:
-                keys.append(key)
-        return out
 
     def _document(
         self,
@@ -288,6 +345,17 @@ def _violation_keys(path: Path) -> Iterator[tuple[str, str, str]]:
         i_check, i_key, i_col = (header.index(n) for n in ("check", "key", "column"))
         for row in reader:
             yield row[i_check], row[i_key], row[i_col]
+
+
+def _pairs_by_check(rows: Iterable[tuple[str, str, str]]) -> dict[str, Pairs]:
+    """This run's distinct (key, column) pairs per check, sorted."""
+    by_check: dict[str, Pairs] = {}
+    for check_id, key, col in rows:
+        by_check.setdefault(check_id, []).append(_pair(key, col))
+    for check_id, pairs in by_check.items():
+        pairs.sort()
+        by_check[check_id] = [p for i, p in enumerate(pairs) if i == 0 or pairs[i - 1] != p]
+    return by_check
 
 
 def record_run(path: Path, result: AuditResult, violations_csv: Path) -> dict[str, Any]:

@@ -3,6 +3,7 @@ of a real audit."""
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 import sqlite3
@@ -273,3 +274,45 @@ def test_cli_history_options(dirty_small: str, tmp_path: Path) -> None:
         str(tmp_path / "junk.db"),
     )
     assert proc.returncode == 2 and "junk.db" in proc.stderr and "Traceback" not in proc.stderr
+
+
+_V1_LAST_KEYS = """
+CREATE TABLE last_keys (
+    database TEXT NOT NULL, suite TEXT NOT NULL, check_id TEXT NOT NULL,
+    key TEXT NOT NULL, col TEXT NOT NULL,
+    PRIMARY KEY (database, suite, check_id, key, col)
+) WITHOUT ROWID
+"""
+
+
+def test_history_of_the_previous_version_is_migrated(
+    dirty_small: str, suite: Suite, tmp_path: Path
+) -> None:
+    """A version-1 store (one row per violating key) still gives exact new/fixed after the
+    upgrade: one key dropped from the stored run comes back as new, one added as fixed."""
+    store = tmp_path / "history.db"
+    first = run_audit(as_url(dirty_small), suite, tmp_path / "a")
+    with sqlite3.connect(store) as db:  # rewrite last_keys the way version 1 kept it
+        scope = db.execute("SELECT DISTINCT database, suite FROM last_keys").fetchone()
+        db.execute("DROP TABLE last_keys")
+        db.execute(_V1_LAST_KEYS)
+        with (tmp_path / "a" / "violations.csv").open(newline="") as handle:
+            rows = [(r["check"], r["key"], r["column"]) for r in csv.DictReader(handle)]
+        check = "session_requests.contact_phone.pattern"
+        dropped = next(r for r in rows if r[0] == check)
+        db.executemany(
+            "INSERT OR IGNORE INTO last_keys VALUES (?, ?, ?, ?, ?)",
+            [(*scope, *r) for r in rows if r != dropped] + [(*scope, check, "999999", dropped[2])],
+        )
+        db.execute("PRAGMA user_version = 1")
+    second = run_audit(as_url(dirty_small), suite, tmp_path / "b")
+    history = second.extra["history"]
+    assert history["previous"]["run_id"] == first.run.run_id
+    phone = history["checks"][check]
+    assert (phone["new"], phone["new_keys"]) == (1, [dropped[1]])
+    assert (phone["fixed"], phone["fixed_keys"]) == (1, ["999999"])
+    assert history["new"] == 1 and history["fixed"] == 1
+    with sqlite3.connect(store) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+    third = run_audit(as_url(dirty_small), suite, tmp_path / "c")
+    assert third.extra["history"]["new"] == 0 and third.extra["history"]["fixed"] == 0

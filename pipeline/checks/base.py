@@ -117,12 +117,24 @@ class DiagnosisScope:
         on: Callable[[Any], ColumnElement[bool]],
         key: tuple[Any, ...],
     ) -> Any:
-        """LEFT JOIN `table` matched on its column `by` with condition `on(alias)`."""
-        return self.join(
-            ("lookup", table, by, *key),
-            lambda name: lookup(table, by, columns, self._unique, name),
-            on,
-        )
+        """LEFT JOIN `table` matched on its column `by` with condition `on(alias)`.
+
+        When a unique index covers `by`, the join is a LATERAL probe of that index per
+        diagnosed row (`OFFSET 0` keeps the planner from flattening it into a hash join of
+        the whole table): the planner cannot know how few rows `v` holds and would otherwise
+        hash or sort entire tables for a few of their rows. Same rows either way."""
+        if (table, by) not in self._unique:
+            return self.join(
+                ("lookup", table, by, *key),
+                lambda name: lookup(table, by, columns, self._unique, name),
+                on,
+            )
+
+        def probe(name: str) -> Any:
+            inner = table_clause(table, [by, *columns]).alias(f"{name}_t")
+            return sa.select(*inner.c).where(on(inner)).offset(0).lateral(name)
+
+        return self.join(("lookup", table, by, *key), probe, lambda _alias: sa.true())
 
     def join(
         self,
