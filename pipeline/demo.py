@@ -8,7 +8,6 @@ so nothing schema-specific lives in the engine.
 from __future__ import annotations
 
 import importlib.util
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -44,7 +43,3 @@ def build_sample(
     finally:
         conn.close()
     return truth_value
-
-
-def demo_pgdata() -> Path:
-    return Path.home() / ".cache" / "refaudit" / "demo-pg"

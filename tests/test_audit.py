@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from pipeline.audit import AuditOptions, run_audit
+from pipeline.demo import build_sample
 from pipeline.errors import ExitCode
 from tests.conftest import as_url
 from tests.test_cli import refaudit
@@ -109,14 +110,9 @@ def test_demo_runs_with_nothing_but_the_package(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("requests", [0, 50])
-def test_generator_sizes_are_consistent(new_database, generator, suite, tmp_path, requests) -> None:  # type: ignore[no-untyped-def]
-    import psycopg2
-
+def test_generator_sizes_are_consistent(new_database, suite, tmp_path, requests) -> None:  # type: ignore[no-untyped-def]
     uri = new_database("size")
-    conn = psycopg2.connect(uri)
-    truth = generator.build(conn, requests=requests, seed=3, truth=True)
-    conn.commit()
-    conn.close()
+    truth = build_sample(uri, suite, requests=requests, seed=3, truth=True)
     result = run_audit(as_url(uri), suite, tmp_path, options=NO_HISTORY)
     for c in result.checks:
         if c.id in truth.counts:

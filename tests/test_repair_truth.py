@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import psycopg2
 import pytest
 
 from pipeline.audit import AuditOptions, run_audit
+from pipeline.demo import build_sample
 from pipeline.suite import Suite
 from tests.conftest import as_url, build_state
 from tests.test_repair import dump, psql, query
@@ -82,16 +82,10 @@ def test_seed_before_is_repaired_into_the_seed_after(
 
 
 @pytest.fixture(params=[(3000, 7), (5000, 2026)], ids=["3000-seed7", "5000-seed2026"])
-def dirty(request, new_database, generator):  # type: ignore[no-untyped-def]
+def dirty(request, new_database, suite):  # type: ignore[no-untyped-def]
     requests, seed = request.param
     uri = new_database("dirtyfix")
-    conn = psycopg2.connect(uri)
-    try:
-        truth = generator.build(conn, requests=requests, seed=seed, truth=True)
-        conn.commit()
-    finally:
-        conn.close()
-    return uri, truth
+    return uri, build_sample(uri, suite, requests=requests, seed=seed, truth=True)
 
 
 def test_dirty_database_repairs_follow_the_ground_truth(
