@@ -9,12 +9,16 @@ How: the COPY output goes to a spooled temporary file as it arrives (in memory u
 then rows are read back one at a time. Each value gets the Python type a cursor would give
 for its PostgreSQL type (booleans, integers, floats, numerics; everything else as text; NULL
 as None), and rows are named tuples with `_mapping`, like SQLAlchemy's.
+
+`spool_rows` and `spool_lines` stop after the COPY and hand over the spool itself, so a
+statement can run on another connection (in another thread) and be read back later, in order.
 """
 
 from __future__ import annotations
 
 import io
 import re
+import struct
 import tempfile
 from collections import namedtuple
 from collections.abc import Callable, Iterator
@@ -89,11 +93,15 @@ def _parser(names: list[str], oids: list[int]) -> Callable[[str], Any]:
 
 
 class _Spool(io.RawIOBase):
-    """Where COPY writes (one call per row): a spooled file, and a note every NOTE_EVERY rows."""
+    """Where COPY writes (one call per row): a spooled file, and a note every NOTE_EVERY rows.
 
-    def __init__(self, note: Callable[[int], None] | None) -> None:
+    With `framed`, each row is stored behind its length, so rows that contain newlines
+    (quoted CSV fields) come back whole."""
+
+    def __init__(self, note: Callable[[int], None] | None, *, framed: bool = False) -> None:
         self.file = tempfile.SpooledTemporaryFile(SPOOL_IN_MEMORY, "w+b")  # noqa: SIM115
         self._write = self.file.write
+        self._framed = framed
         self._note = note
         self.rows = 0
 
@@ -101,6 +109,8 @@ class _Spool(io.RawIOBase):
         return True
 
     def write(self, row: Any) -> int:
+        if self._framed:
+            self._write(_FRAME.pack(len(row)))
         self._write(row)
         self.rows += 1
         if self._note is not None and self.rows % NOTE_EVERY == 0:
@@ -108,34 +118,7 @@ class _Spool(io.RawIOBase):
         return len(row)
 
 
-def copy_rows(
-    conn: Connection, stmt: sa.Select[Any], note: Callable[[int], None] | None = None
-) -> Iterator[Any]:
-    """The rows of `stmt`, as named tuples (`row[0]`, `row.key`, `row._mapping["key"]`).
-
-    `conn` must be inside its transaction already: the COPY runs in the same snapshot.
-    `note(n)` is called every NOTE_EVERY rows while the COPY runs. Database errors are raised
-    as SQLAlchemy's `DBAPIError`s, as from `conn.execute`."""
-    compiled = stmt.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
-    raw: Any = conn.connection.dbapi_connection
-    codec = encodings[raw.encoding]
-    with raw.cursor() as cur:
-        query = cur.mogrify(compiled.string, compiled.params)
-        try:
-            # the result's column names and PostgreSQL types, without running the query
-            cur.execute(b"SELECT * FROM (" + query + b") AS q LIMIT 0")
-            described = cur.description
-            parse = _parser([d.name for d in described], [d.type_code for d in described])
-            spool = _Spool(note)
-            cur.copy_expert(b"COPY (" + query + b") TO STDOUT", spool)
-        except psycopg2.Error as exc:
-            raise sa_exc.DBAPIError.instance(
-                query.decode(codec, errors="replace"), None, exc, psycopg2.Error
-            ) from exc
-    with spool.file:
-        spool.file.seek(0)
-        for line in io.TextIOWrapper(spool.file, encoding=codec, newline="\n"):
-            yield parse(line)
+_FRAME = struct.Struct("<I")
 
 
 class _Lines(io.TextIOBase):
@@ -154,6 +137,121 @@ class _Lines(io.TextIOBase):
         return len(line)
 
 
+def _copy(
+    conn: Connection, stmt: sa.Select[Any], sink: Any, *, csv: bool, describe: bool
+) -> tuple[Any, str] | None:
+    """Run `COPY (stmt) TO STDOUT` into `sink` (one write per row), on `conn` and inside its
+    transaction. With `describe`, first ask for the result's column names and types (a
+    `LIMIT 0` of the same query) and return them with the connection's encoding.
+
+    Database errors are raised as SQLAlchemy's `DBAPIError`s, as from `conn.execute`."""
+    compiled = stmt.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+    raw: Any = conn.connection.dbapi_connection
+    codec = encodings[raw.encoding]
+    described = None
+    with raw.cursor() as cur:
+        query = cur.mogrify(compiled.string, compiled.params)
+        try:
+            if describe:
+                cur.execute(b"SELECT * FROM (" + query + b") AS q LIMIT 0")
+                described = cur.description
+            options = b" (FORMAT csv)" if csv else b""
+            cur.copy_expert(b"COPY (" + query + b") TO STDOUT" + options, sink)
+        except psycopg2.Error as exc:
+            lost = bool(raw.closed)
+            if lost:  # as SQLAlchemy does for its own statements: no rollback on a dead line
+                conn.invalidate(exc)
+            raise sa_exc.DBAPIError.instance(
+                query.decode(codec, errors="replace"),
+                None,
+                exc,
+                psycopg2.Error,
+                connection_invalidated=lost,
+            ) from exc
+    return (described, codec) if described is not None else None
+
+
+class Spooled:
+    """A statement's whole COPY output, kept in a spooled temporary file (memory up to
+    SPOOL_IN_MEMORY bytes, then disk) until it is read back, once, with `rows()` or
+    `lines()`. It can be taken on one connection (a thread of its own) and read on another
+    thread later."""
+
+    def __init__(
+        self, spool: _Spool, codec: str, parse: Callable[[str], Any] | None = None
+    ) -> None:
+        self._spool = spool
+        self._codec = codec
+        self._parse = parse
+        self.count = spool.rows
+
+    @property
+    def on_disk(self) -> bool:
+        """Whether the spool outgrew SPOOL_IN_MEMORY and went to a file."""
+        return bool(getattr(self._spool.file, "_rolled", False))
+
+    def rows(self) -> Iterator[Any]:
+        """The rows as named tuples (text-format spools, see `spool_rows`)."""
+        assert self._parse is not None, "a CSV spool holds lines, not rows"
+        parse = self._parse
+        with self._spool.file as file:
+            file.seek(0)
+            for line in io.TextIOWrapper(file, encoding=self._codec, newline="\n"):
+                yield parse(line)
+
+    def lines(self) -> Iterator[str]:
+        """The CSV lines, each whole (with its newline) even where a field holds newlines."""
+        assert self._parse is None, "a text-format spool holds rows, not CSV lines"
+        codec, size, read = self._codec, _FRAME.size, self._spool.file.read
+        with self._spool.file:
+            self._spool.file.seek(0)
+            while head := read(size):
+                yield read(_FRAME.unpack(head)[0]).decode(codec)
+
+    def close(self) -> None:
+        self._spool.file.close()
+
+
+def spool_rows(
+    conn: Connection, stmt: sa.Select[Any], note: Callable[[int], None] | None = None
+) -> Spooled:
+    """Run `stmt` with COPY on `conn` (inside its transaction) into a spool; read it back with
+    `.rows()`. `note(n)` is called every NOTE_EVERY rows while the COPY runs."""
+    spool = _Spool(note)
+    try:
+        described = _copy(conn, stmt, spool, csv=False, describe=True)
+    except BaseException:
+        spool.file.close()
+        raise
+    assert described is not None
+    columns, codec = described
+    return Spooled(spool, codec, _parser([d.name for d in columns], [d.type_code for d in columns]))
+
+
+def spool_lines(conn: Connection, stmt: sa.Select[Any]) -> Spooled:
+    """Run `stmt` as `COPY ... (FORMAT csv)` on `conn` into a spool; read it back with
+    `.lines()`: what `copy_lines` hands over, later and from any thread."""
+    spool = _Spool(None, framed=True)
+    try:
+        _copy(conn, stmt, spool, csv=True, describe=False)
+    except BaseException:
+        spool.file.close()
+        raise
+    raw: Any = conn.connection.dbapi_connection
+    return Spooled(spool, encodings[raw.encoding])
+
+
+def copy_rows(
+    conn: Connection, stmt: sa.Select[Any], note: Callable[[int], None] | None = None
+) -> Iterator[Any]:
+    """The rows of `stmt`, as named tuples (`row[0]`, `row.key`, `row._mapping["key"]`).
+
+    `conn` must be inside its transaction already: the COPY runs in the same snapshot.
+    `note(n)` is called every NOTE_EVERY rows while the COPY runs. Database errors are raised
+    as SQLAlchemy's `DBAPIError`s, as from `conn.execute`."""
+    yield from spool_rows(conn, stmt, note).rows()
+
+
 def copy_lines(
     conn: Connection,
     stmt: sa.Select[Any],
@@ -163,15 +261,6 @@ def copy_lines(
     """Run `stmt` as `COPY (...) TO STDOUT (FORMAT csv)` and hand each CSV line (with its
     newline) to `take` as it arrives; returns the number of lines. No Python object per
     column: for statements whose rows already are the output's lines."""
-    compiled = stmt.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
-    raw: Any = conn.connection.dbapi_connection
     lines = _Lines(take, note)
-    with raw.cursor() as cur:
-        query = cur.mogrify(compiled.string, compiled.params)
-        try:
-            cur.copy_expert(b"COPY (" + query + b") TO STDOUT (FORMAT csv)", lines)
-        except psycopg2.Error as exc:
-            raise sa_exc.DBAPIError.instance(
-                query.decode(encodings[raw.encoding], errors="replace"), None, exc, psycopg2.Error
-            ) from exc
+    _copy(conn, stmt, lines, csv=True, describe=False)
     return lines.lines

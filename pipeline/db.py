@@ -3,6 +3,7 @@ read-only snapshot every check runs in."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -154,3 +155,40 @@ def read_only_snapshot(engine: Engine) -> Iterator[tuple[Connection, SnapshotInf
                 conn,
                 SnapshotInfo(taken_at=row[0], server_version=row[1], database=row[2], user=row[3]),
             )
+
+
+@contextmanager
+def companion(conn: Connection) -> Iterator[Connection | None]:
+    """A second connection that sees exactly what `conn` sees: `conn`'s snapshot exported
+    (`pg_export_snapshot()`) and imported into a new REPEATABLE READ READ ONLY transaction,
+    as `pg_dump --jobs` does. `conn` must be inside its read-only snapshot transaction.
+
+    Yields None where the server will not give one (no second connection allowed for this
+    role, the import refused): the caller then runs everything on `conn`."""
+    snapshot_id = conn.execute(sa.text("SELECT pg_export_snapshot()")).scalar_one()
+    try:
+        other = conn.engine.connect()
+    except sa_exc.DBAPIError:
+        yield None
+        return
+    try:
+        other = other.execution_options(
+            isolation_level="REPEATABLE READ", postgresql_readonly=True
+        )
+        trans = other.begin()
+        try:
+            other.execute(sa.text("SET TRANSACTION SNAPSHOT :id"), {"id": snapshot_id})
+        except sa_exc.DBAPIError:
+            trans.rollback()
+            yield None
+            return
+        try:
+            yield other
+        finally:
+            # never hide the error that ended the run behind one of a lost connection
+            with contextlib.suppress(sa_exc.DBAPIError):
+                if trans.is_active:
+                    trans.rollback()
+    finally:
+        with contextlib.suppress(sa_exc.DBAPIError):
+            other.close()

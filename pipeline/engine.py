@@ -9,18 +9,21 @@ a few catalog queries. Memory holds one batch of violating rows at a time.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import operator
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, TextIO
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
-from pipeline import sqltext
+from pipeline import db, sqltext
 from pipeline.baseline import BASELINE_COLUMN, KNOWN, NEW, Baseline
 from pipeline.checks import ROW_FAMILIES
 from pipeline.checks.base import (
@@ -33,9 +36,9 @@ from pipeline.checks.base import (
 )
 from pipeline.checks.catalog import CatalogFacts, catalog_findings, read_catalog
 from pipeline.checks.unique import unique_query
-from pipeline.copy_stream import copy_lines, copy_rows
+from pipeline.copy_stream import Spooled, copy_lines, spool_lines, spool_rows
 from pipeline.errors import DatabaseError
-from pipeline.progress import ProgressLike, as_progress
+from pipeline.progress import Progress, ProgressLike, as_progress
 from pipeline.results import CheckResult
 from pipeline.suite import CATALOG_KINDS, ROW_KINDS, Suite, UniqueCheck
 
@@ -420,6 +423,67 @@ def _text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+def _each(items: Iterable[Any], take: Callable[[Any], Any]) -> None:
+    for item in items:
+        take(item)
+
+
+def _take_rule_rows(plan: TablePlan, sink: ViolationSink, spooled: Spooled) -> None:
+    """A table statement's rows (see `TablePlan.statement`) as violations, one per flagged rule."""
+    for row in spooled.rows():
+        m = row._mapping
+        key = str(m["__key"])
+        for i, rule in enumerate(plan.rules):
+            if not m[f"f{i}"]:
+                continue
+            value = m[f"v{i}"]
+            if rule.diagnoser is None:
+                sink.add(Violation(rule.rule_id, plan.table, key, rule.column, _text(value)))
+                continue
+            old = m[f"ro{i}"]
+            sink.add(
+                Violation(
+                    rule.rule_id,
+                    plan.table,
+                    key,
+                    rule.column,
+                    _text(value),
+                    diagnosis=_text(m[f"d{i}"]),
+                    proposed_value=_text(m[f"p{i}"]),
+                    confidence=_text(m[f"c{i}"]),
+                    evidence=_text(m[f"e{i}"]),
+                    repair_column=_text(m[f"rc{i}"]),
+                    repair_old=None if old is None else str(old),
+                )
+            )
+
+
+def _count(conn: Connection, table: str) -> int:
+    count = sa.select(sa.func.count()).select_from(table_clause(table))
+    return int(conn.execute(count).scalar_one())
+
+
+def _spool_and_take(
+    conn: Connection, stmt: Any, take: Callable[[Spooled], None], note: Callable[[int], None]
+) -> None:
+    take(spool_rows(conn, stmt, note))
+
+
+def _take_unique_rows(check: UniqueCheck, sink: ViolationSink, spooled: Spooled) -> None:
+    column = ",".join(check.column_list())
+    for row in spooled.rows():
+        sink.add(
+            Violation(
+                check.id,
+                check.table,
+                str(row.key),
+                column,
+                row.value,
+                evidence=f"duplicate of {check.table} {row.kept}",
+            )
+        )
+
+
 # Transaction-local settings for the audit's statements. A table's statement returns only its
 # violating rows, but the planner cannot estimate rules across columns and expects most rows
 # back, which makes a parallel plan look expensive; and the joins' hash tables and the
@@ -444,11 +508,127 @@ def tune_session(conn: Connection) -> None:
             conn.execute(_LOWER_COST, {"name": name, "value": value})
 
 
-def _stream(
-    conn: Connection, stmt: Any, note: Callable[[int], None] | None = None
-) -> Iterator[Any]:
-    # COPY rather than a server-side cursor: a cursor's query never runs in parallel
-    return copy_rows(conn, stmt, note)
+@dataclass
+class _Job:
+    """One statement of the audit. `run` executes it on any connection in the snapshot and
+    returns what it produced (spooled); `take` hands that to the sink, on the calling thread,
+    in the job's turn; `stream` does both at once, for a job run in its turn."""
+
+    stage: str
+    """The progress stage it belongs to; "" for none."""
+    step: str
+    run: Callable[[Connection], Any]
+    take: Callable[[Any], None]
+    stream: Callable[[Connection], Any] | None = None
+
+
+class _Companion:
+    """A second connection in the audit's snapshot, running jobs in a thread of its own in the
+    order they are submitted (a job it has not started yet can still be cancelled, to run on
+    the main connection instead). When one of its statements fails it cancels the main
+    connection's statement, so the audit stops at once with that first error."""
+
+    def __init__(self, conn: Connection, main: Connection) -> None:
+        self._conn = conn
+        self._main: Any = main.connection.dbapi_connection
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="refaudit-companion")
+        self.error: BaseException | None = None
+        self._closing = False
+
+    def submit(self, job: _Job) -> Future[Any]:
+        future = self._pool.submit(job.run, self._conn)
+        future.add_done_callback(self._failed)
+        return future
+
+    def _failed(self, future: Future[Any]) -> None:
+        if self._closing or future.cancelled() or future.exception() is None:
+            return
+        if self.error is None:
+            self.error = future.exception()
+            self._main.cancel()
+
+    def close(self) -> None:
+        """Stop: cancel what is queued and the statement running, wait for the thread."""
+        self._closing = True
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        with contextlib.suppress(Exception):
+            self._conn.connection.dbapi_connection.cancel()  # type: ignore[union-attr]
+        self._pool.shutdown(wait=True)
+
+
+def _run_jobs(conn: Connection, jobs: list[_Job], prog: Progress, *, companion: bool) -> None:
+    """Run `jobs` and hand their output to the sink in list order.
+
+    With `companion`, a second connection in the same snapshot runs the jobs after the
+    first while the first runs here (PostgreSQL's serial steps, such as diagnosis, leave a
+    core idle); each job's output waits in a spool for its turn. A job the companion has not
+    started when its turn comes runs here, streamed; while this thread waits for a job the
+    companion is running, it takes later jobs the companion has not started yet.
+    """
+    stage = ""
+
+    def announce(job: _Job) -> None:
+        nonlocal stage
+        if not job.stage:
+            return
+        if job.stage != stage:
+            stage = job.stage
+            prog.stage(stage, sum(j.stage == stage for j in jobs))
+        prog.step(job.step)
+
+    def here(job: _Job) -> None:
+        announce(job)
+        if job.stream is not None:
+            job.stream(conn)
+        else:
+            job.take(job.run(conn))
+
+    if not companion or len(jobs) < 2:
+        for job in jobs:
+            here(job)
+        return
+    with db.companion(conn) as other:
+        if other is None:
+            for job in jobs:
+                here(job)
+            return
+        tune_session(other)
+        side = _Companion(other, conn)
+        taken: dict[int, Any] = {}
+        futures: list[Future[Any]] = []
+        try:
+            futures.extend(side.submit(job) for job in jobs[1:])
+            try:
+                here(jobs[0])
+                for i, (job, future) in enumerate(zip(jobs[1:], futures, strict=True)):
+                    if side.error is not None:
+                        raise side.error
+                    if i in taken:
+                        announce(job)
+                        job.take(taken.pop(i))
+                        continue
+                    if future.cancel():
+                        here(job)
+                        continue
+                    for later in range(i + 1, len(futures)):
+                        if future.done():
+                            break
+                        if later not in taken and futures[later].cancel():
+                            taken[later] = jobs[later + 1].run(conn)
+                    announce(job)
+                    job.take(future.result())
+            except BaseException:
+                if side.error is not None:
+                    raise side.error from None
+                raise
+        finally:
+            side.close()
+            left = list(taken.values()) + [
+                f.result() for f in futures if f.done() and not f.cancelled() and not f.exception()
+            ]
+            for spooled in left:
+                if isinstance(spooled, Spooled):
+                    spooled.close()  # output of a run that failed: never read
 
 
 def run_checks(
@@ -458,81 +638,73 @@ def run_checks(
     *,
     progress: ProgressLike = None,
     catalog: dict[str, CatalogFacts] | None = None,
+    companion: bool = True,
 ) -> list[CheckResult]:
-    """Run every check of `suite` on `conn` (already inside the snapshot)."""
+    """Run every check of `suite` on `conn` (already inside the snapshot). With `companion`,
+    statements also run on a second connection in the same snapshot (see `_run_jobs`); the
+    output is the same either way."""
     prog = as_progress(progress)
     tune_session(conn)
     rows: dict[str, int] = {}
-
-    def count(table: str) -> int:
-        if table not in rows:
-            rows[table] = conn.execute(
-                sa.select(sa.func.count()).select_from(table_clause(table))
-            ).scalar_one()
-        return rows[table]
-
     rule_meta: dict[str, tuple[Any, list[str]]] = {}
     plans = plan_tables(suite, unique_columns(conn, suite.tables))
-    prog.stage("row checks", len(plans))
+    jobs: list[_Job] = []
+
+    def found(n: int) -> None:
+        prog.note(f"{n:,} violations so far")
+
     for plan in plans:
-        prog.step(f"scanning {plan.table} ({len(plan.rules)} rules)")
-        count(plan.table)
         for rule in plan.rules:
             cols = rule_meta.setdefault(rule.rule_id, (rule.check, []))[1]
             if rule.column not in cols:
                 cols.append(rule.column)
-
-        def found(n: int) -> None:
-            prog.note(f"{n:,} violations so far")
-
+        step = f"scanning {plan.table} ({len(plan.rules)} rules)"
         if sink.takes_lines:  # PostgreSQL writes the lines: no Python object per violation
-            copy_lines(conn, plan.lines_statement(), sink.add_line, found)
-            continue
-        for row in _stream(conn, plan.statement(), found):
-            m = row._mapping
-            key = str(m["__key"])
-            for i, rule in enumerate(plan.rules):
-                if not m[f"f{i}"]:
-                    continue
-                value = m[f"v{i}"]
-                if rule.diagnoser is None:
-                    sink.add(Violation(rule.rule_id, plan.table, key, rule.column, _text(value)))
-                    continue
-                old = m[f"ro{i}"]
-                sink.add(
-                    Violation(
-                        rule.rule_id,
-                        plan.table,
-                        key,
-                        rule.column,
-                        _text(value),
-                        diagnosis=_text(m[f"d{i}"]),
-                        proposed_value=_text(m[f"p{i}"]),
-                        confidence=_text(m[f"c{i}"]),
-                        evidence=_text(m[f"e{i}"]),
-                        repair_column=_text(m[f"rc{i}"]),
-                        repair_old=None if old is None else str(old),
-                    )
+            lines = plan.lines_statement()
+            jobs.append(
+                _Job(
+                    "row checks",
+                    step,
+                    run=partial(spool_lines, stmt=lines),
+                    take=lambda spooled: _each(spooled.lines(), sink.add_line),
+                    stream=partial(copy_lines, stmt=lines, take=sink.add_line, note=found),
                 )
+            )
+        else:
+            stmt = plan.statement()
+            take = partial(_take_rule_rows, plan, sink)
+            jobs.append(
+                _Job(
+                    "row checks",
+                    step,
+                    run=partial(spool_rows, stmt=stmt),
+                    take=take,
+                    # progress notes come only from this thread
+                    stream=partial(_spool_and_take, stmt=stmt, take=take, note=found),
+                )
+            )
 
-    prog.stage("uniqueness", sum(isinstance(c, UniqueCheck) for c in suite.checks))
-    for check in suite.checks:
-        if isinstance(check, UniqueCheck):
-            prog.step(f"checking {check.id}")
-            count(check.table)
-            rule_meta[check.id] = (check, check.column_list())
-            column = ",".join(check.column_list())
-            for row in _stream(conn, unique_query(check, suite.key_of(check.table))):
-                sink.add(
-                    Violation(
-                        check.id,
-                        check.table,
-                        str(row.key),
-                        column,
-                        row.value,
-                        evidence=f"duplicate of {check.table} {row.kept}",
-                    )
-                )
+    uniques = [c for c in suite.checks if isinstance(c, UniqueCheck)]
+    for unique in uniques:
+        rule_meta[unique.id] = (unique, unique.column_list())
+        jobs.append(
+            _Job(
+                "uniqueness",
+                f"checking {unique.id}",
+                run=partial(spool_rows, stmt=unique_query(unique, suite.key_of(unique.table))),
+                take=partial(_take_unique_rows, unique, sink),
+            )
+        )
+    for table in dict.fromkeys([p.table for p in plans] + [c.table for c in uniques]):
+        jobs.append(
+            _Job(
+                "",  # bookkeeping (rows_checked), not a progress step
+                f"counting {table}",
+                run=partial(_count, table=table),
+                take=partial(rows.__setitem__, table),
+            )
+        )
+    _run_jobs(conn, jobs, prog, companion=companion)
 
     facts = catalog if catalog is not None else {}
     prog.stage("catalog", len({c.table for c in suite.checks if c.kind in CATALOG_KINDS}))

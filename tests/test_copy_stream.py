@@ -7,7 +7,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
-from pipeline.copy_stream import NOTE_EVERY, copy_rows
+from pipeline.copy_stream import NOTE_EVERY, copy_lines, copy_rows, spool_lines, spool_rows
 from pipeline.db import create_engine, read_only_snapshot
 from tests.conftest import as_url
 
@@ -65,8 +65,23 @@ def test_rows_spill_to_disk_not_memory(engine: sa.Engine, monkeypatch: pytest.Mo
         sa.func.generate_series(1, 5000).label("key"), sa.func.repeat("x", 100).label("pad")
     )
     with read_only_snapshot(engine) as (conn, _):
-        rows = copy_rows(conn, stmt)
-        first = next(rows)
-        frame = rows.gi_frame
-        assert frame is not None and frame.f_locals["spool"].file._rolled  # on disk
-        assert first.key == 1 and sum(1 for _ in rows) == 4999
+        spooled = spool_rows(conn, stmt)
+        assert spooled.on_disk and spooled.count == 5000
+        rows = spooled.rows()
+        assert next(rows).key == 1 and sum(1 for _ in rows) == 4999
+
+
+def test_spooled_csv_lines_come_back_whole(engine: sa.Engine) -> None:
+    """Lines taken later (from a spool) are the lines `copy_lines` hands over as they come,
+    also where a quoted field holds newlines."""
+    values = sa.values(sa.column("i", sa.Integer), sa.column("s", sa.Text), name="v").data(
+        [(n, s) for n, s in enumerate(AWKWARD)] + [(len(AWKWARD), None)]
+    )
+    stmt = sa.select(values.c.i, values.c.s).order_by(values.c.i)
+    with read_only_snapshot(engine) as (conn, _):
+        streamed: list[str] = []
+        assert copy_lines(conn, stmt, streamed.append) == len(AWKWARD) + 1
+        spooled = spool_lines(conn, stmt)
+        assert spooled.count == len(AWKWARD) + 1
+        assert list(spooled.lines()) == streamed
+    assert any("\n" in line[:-1] for line in streamed)  # a record spanning two lines

@@ -15,6 +15,11 @@ from pipeline.suite import UniqueCheck
 
 
 def unique_query(check: UniqueCheck, key: str) -> sa.Select[tuple[object, ...]]:
+    """(key, value, kept) for every row but the first of its group, in key order.
+
+    The rows are numbered within their group (one sort, parallel where PostgreSQL can) and
+    the reported value is built only for the rows that come back, not for every row ranked.
+    """
     cols = list(
         dict.fromkeys([key, *check.columns, *(check.where.columns() if check.where else [])])
     )
@@ -23,17 +28,22 @@ def unique_query(check: UniqueCheck, key: str) -> sa.Select[tuple[object, ...]]:
     order = t.c[key]
     ranked = sa.select(
         t.c[key].label("key"),
-        sa.func.concat_ws(
-            ",",
-            *(
-                sa.func.coalesce(sa.cast(t.c[c], sa.Text), sa.literal("NULL"))
-                for c in check.columns
-            ),
-        ).label("value"),
+        *(t.c[c].label(f"g{i}") for i, c in enumerate(check.columns)),
         sa.func.row_number().over(partition_by=group, order_by=order).label("rn"),
         sa.func.first_value(t.c[key]).over(partition_by=group, order_by=order).label("kept"),
     )
     if check.where is not None:
         ranked = ranked.where(compile_condition(check.where, lambda c: t.c[c]))
     sub = ranked.subquery("ranked")
-    return sa.select(sub.c.key, sub.c.value, sub.c.kept).where(sub.c.rn > 1).order_by(sub.c.key)
+    value = sa.func.concat_ws(
+        ",",
+        *(
+            sa.func.coalesce(sa.cast(sub.c[f"g{i}"], sa.Text), sa.literal("NULL"))
+            for i in range(len(check.columns))
+        ),
+    )
+    return (
+        sa.select(sub.c.key, value.label("value"), sub.c.kept)
+        .where(sub.c.rn > 1)
+        .order_by(sub.c.key)
+    )
