@@ -161,7 +161,9 @@ def run_audit(
         )
         try:
             with partial.open("w", encoding="utf-8", newline="") as handle:
-                sink = ViolationSink(handle, baseline, tap=plan.add if plan else None)
+                sink = ViolationSink(
+                    handle, baseline, tap=plan.add if plan else None, keep_keys=history is not None
+                )
                 prog.stage("snapshot", 2)
                 where = run.database if source is None else f"the {source.kind} of {run.database}"
                 prog.step(f"connecting to {where}")
@@ -216,7 +218,7 @@ def run_audit(
         if history is not None:
             prog.stage("history", 1)
             prog.step(f"comparing with the last run ({history.path})")
-            result.extra["history"] = history.record(result, out_dir / "violations.csv")
+            result.extra["history"] = history.record(result, sink.keys or {})
         prog.stage("writing files", 1)
         prog.step(f"writing {out_dir}")
         write_outputs(result, opts.fail_on)

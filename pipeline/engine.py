@@ -38,6 +38,7 @@ from pipeline.checks.catalog import CatalogFacts, catalog_findings, read_catalog
 from pipeline.checks.unique import unique_query
 from pipeline.copy_stream import Spooled, copy_lines, spool_lines, spool_rows
 from pipeline.errors import DatabaseError
+from pipeline.history import pair
 from pipeline.progress import Progress, ProgressLike, as_progress
 from pipeline.results import CheckResult
 from pipeline.suite import CATALOG_KINDS, ROW_KINDS, Suite, UniqueCheck
@@ -62,8 +63,12 @@ class ViolationSink:
         handle: TextIO,
         baseline: Baseline | None = None,
         tap: Callable[[Violation], None] | None = None,
+        *,
+        keep_keys: bool = False,
     ) -> None:
         self._handle = handle
+        self.keys: dict[str, list[str]] | None = defaultdict(list) if keep_keys else None
+        """With `keep_keys`: per check, every violation's `history.pair(key, column)`."""
         self._writer = csv.writer(handle, lineterminator="\n")
         self.baseline = baseline
         self._tap = tap
@@ -88,6 +93,8 @@ class ViolationSink:
         fields = next(csv.reader([line])) if '"' in line else line[:-1].split(",")
         check = fields[0]
         self.counts[check] += 1
+        if self.keys is not None:
+            self.keys[check].append(pair(fields[2], fields[3]))
         diagnosis = fields[5]
         if diagnosis and diagnosis != "catalog":
             self.diagnoses[(check, diagnosis, fields[7])] += 1
@@ -106,6 +113,8 @@ class ViolationSink:
                 sample = self._known_samples[v.check]
         self._writer.writerow(row)
         self.counts[v.check] += 1
+        if self.keys is not None:
+            self.keys[v.check].append(pair(v.key, v.column))
         if v.diagnosis and v.diagnosis != "catalog":
             self.diagnoses[(v.check, v.diagnosis, v.confidence)] += 1
         if len(sample) < SAMPLE_SIZE:
@@ -160,13 +169,24 @@ class TablePlan:
         scan = self.scan
         cols: list[Any] = [scan.col(self.key).label("__key")]
         carried_columns: dict[str, None] = {}
+        # A flagged row keeps only what its flags need: the value of a rule it violates, the
+        # columns for diagnosis when a diagnosing rule flags it (narrow rows: the flagged set
+        # of a big table stays in memory for the diagnosis branches, which read it again).
+        diagnosing = []
         for i, rule in enumerate(self.rules):
-            cols.append(rule.flag.is_(sa.true()).label(f"f{i}"))
-            cols.append(rule.value.label(f"v{i}"))
+            flag = rule.flag.is_(sa.true())
+            cols.append(flag.label(f"f{i}"))
+            cols.append(sa.case((flag, rule.value)).label(f"v{i}"))
             for name, expr in rule.carry.items():
                 cols.append(expr.label(f"r{i}_{name}"))
             carried_columns.update(dict.fromkeys(rule.columns))
-        cols.extend(scan.col(c).label(f"c_{c}") for c in carried_columns)
+            if rule.diagnoser is not None:
+                diagnosing.append(flag)
+        if diagnosing:
+            needed = sa.or_(*diagnosing)
+            cols.extend(
+                sa.case((needed, scan.col(c))).label(f"c_{c}") for c in carried_columns
+            )
         where = sa.or_(*(r.flag.is_(sa.true()) for r in self.rules))
         scanned = sa.select(*cols).select_from(scan.from_clause()).where(where)
         if not any(r.diagnoser for r in self.rules):

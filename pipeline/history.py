@@ -13,20 +13,18 @@ What it keeps:
   last run" are exact while the file stays the size of one run's violations (compressed),
   however many runs it has seen.
 
-The comparison is a merge of two sorted lists per check: this run's pairs (read from
-violations.csv, sorted per check) against the stored ones. It holds one run's violation keys
-(not table rows) in memory for a moment: ~70 bytes each.
+The comparison is a merge of two sorted lists per check: this run's pairs (collected by the
+`ViolationSink` as violations.csv is written, sorted per check) against the stored ones. It
+holds one run's violation keys (not table rows) in memory: ~70 bytes each.
 """
 
 from __future__ import annotations
 
 import bisect
-import csv
 import json
 import sqlite3
 import zlib
-from collections.abc import Iterable, Iterator
-from contextlib import closing
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +74,8 @@ Pairs = list[str]
 _SEP = "\0"
 
 
-def _pair(key: str, col: str) -> str:
+def pair(key: str, col: str) -> str:
+    """A violation's (key, column) as the history keeps it (`ViolationSink` collects these)."""
     return f"{key}{_SEP}{col}"
 
 
@@ -179,7 +178,7 @@ class HistoryStore:
                         "WHERE database = ? AND suite = ? AND check_id = ?",
                         scope,
                     )
-                    pairs = sorted(_pair(key, col) for key, col in rows)
+                    pairs = sorted(pair(key, col) for key, col in rows)
                     db.execute(
                         "INSERT INTO last_keys VALUES (?, ?, ?, ?, ?)",
                         (*scope, len(pairs), _pack(pairs)),
@@ -191,14 +190,15 @@ class HistoryStore:
             raise
         db.execute("COMMIT")
 
-    def record(self, result: AuditResult, violations_csv: Path) -> dict[str, Any]:
+    def record(self, result: AuditResult, keys: Mapping[str, Pairs]) -> dict[str, Any]:
         """Compare this run with the previous run of the same database and suite, append it,
-        and return the comparison (it goes into results.json as `history`)."""
+        and return the comparison (it goes into results.json as `history`). `keys` holds, per
+        check, this run's violations as `pair(key, column)`, in any order."""
         try:
             # the write lock first: two runs of one database read and append one after another
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                doc = self._record(result, violations_csv)
+                doc = self._record(result, keys)
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
@@ -210,7 +210,7 @@ class HistoryStore:
                 "file or --no-history"
             ) from None
 
-    def _record(self, result: AuditResult, violations_csv: Path) -> dict[str, Any]:
+    def _record(self, result: AuditResult, keys: Mapping[str, Pairs]) -> dict[str, Any]:
         db = self._db
         run = result.run
         scope = (run.database, run.suite)
@@ -229,7 +229,7 @@ class HistoryStore:
             )
 
         current = [c.id for c in result.checks]
-        pairs = _pairs_by_check(_violation_keys(violations_csv))
+        pairs = _distinct_sorted(keys)
         previous_keys = {
             check_id: blob
             for check_id, blob in db.execute(
@@ -336,29 +336,10 @@ class HistoryStore:
         }
 
 
-def _violation_keys(path: Path) -> Iterator[tuple[str, str, str]]:
-    with path.open(encoding="utf-8", newline="") as handle:
-        reader = csv.reader(handle)
-        header = next(reader, None)
-        if header is None:
-            return
-        i_check, i_key, i_col = (header.index(n) for n in ("check", "key", "column"))
-        for row in reader:
-            yield row[i_check], row[i_key], row[i_col]
-
-
-def _pairs_by_check(rows: Iterable[tuple[str, str, str]]) -> dict[str, Pairs]:
+def _distinct_sorted(keys: Mapping[str, Pairs]) -> dict[str, Pairs]:
     """This run's distinct (key, column) pairs per check, sorted."""
     by_check: dict[str, Pairs] = {}
-    for check_id, key, col in rows:
-        by_check.setdefault(check_id, []).append(_pair(key, col))
-    for check_id, pairs in by_check.items():
-        pairs.sort()
-        by_check[check_id] = [p for i, p in enumerate(pairs) if i == 0 or pairs[i - 1] != p]
+    for check_id, pairs in keys.items():
+        ordered = sorted(pairs)
+        by_check[check_id] = [p for i, p in enumerate(ordered) if i == 0 or ordered[i - 1] != p]
     return by_check
-
-
-def record_run(path: Path, result: AuditResult, violations_csv: Path) -> dict[str, Any]:
-    """Open the store at `path`, record `result`, close it."""
-    with closing(HistoryStore(path)) as store:
-        return store.record(result, violations_csv)

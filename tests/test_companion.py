@@ -1,0 +1,199 @@
+"""The audit's statements also run on a second connection that imports the first one's
+snapshot: it sees exactly the same rows, the output is the same as on one connection, a run
+without a second connection still works, and a failure on the second connection ends the run
+at once with that error."""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import psycopg2
+import pytest
+import sqlalchemy as sa
+
+from pipeline import db
+from pipeline.audit import AuditOptions, run_audit
+from pipeline.db import companion, create_engine, read_only_snapshot
+from pipeline.engine import ViolationSink, run_checks
+from pipeline.errors import DatabaseError
+from pipeline.results import CheckResult
+from pipeline.suite import Suite, load_suite
+from tests.conftest import as_url, build_state, execute
+
+NO_HISTORY = AuditOptions(record_history=False)
+
+
+@pytest.fixture
+def companions(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """What every companion request of the engine got: a connection, or None."""
+    got: list[Any] = []
+    real = db.companion
+
+    @contextmanager
+    def recording(conn: sa.Connection) -> Iterator[sa.Connection | None]:
+        with real(conn) as other:
+            got.append(other)
+            yield other
+
+    monkeypatch.setattr(db, "companion", recording)
+    return got
+
+
+def audit(uri: str, suite: Suite, *, companion: bool) -> tuple[str, list[CheckResult]]:
+    engine = create_engine(as_url(uri))
+    buf = io.StringIO(newline="")
+    try:
+        with read_only_snapshot(engine) as (conn, _):
+            results = run_checks(conn, suite, ViolationSink(buf), companion=companion)
+    finally:
+        engine.dispose()
+    return buf.getvalue(), results
+
+
+def test_the_companion_sees_the_snapshot_and_cannot_write(new_database: Any) -> None:
+    uri = new_database("companion")
+    execute(uri, "CREATE TABLE t (id int); INSERT INTO t VALUES (1)")
+    count = sa.text("SELECT count(*) FROM t")
+    engine = create_engine(as_url(uri))
+    try:
+        with read_only_snapshot(engine) as (conn, _):
+            execute(uri, "INSERT INTO t VALUES (2)")  # committed after the snapshot
+            with companion(conn) as other:
+                assert other is not None
+                assert other.execute(count).scalar_one() == 1
+                assert conn.execute(count).scalar_one() == 1
+                assert other.execute(sa.text("SHOW transaction_read_only")).scalar() == "on"
+                with pytest.raises(sa.exc.DBAPIError, match="read-only transaction"):
+                    other.execute(sa.text("INSERT INTO t VALUES (3)"))
+        with engine.connect() as fresh:
+            assert fresh.execute(count).scalar_one() == 2
+    finally:
+        engine.dispose()
+
+
+def test_same_violations_with_and_without_the_companion(
+    dirty_db: tuple[str, Any], suite: Suite, companions: list[Any]
+) -> None:
+    uri, _truth = dirty_db
+    alone, alone_results = audit(uri, suite, companion=False)
+    assert companions == []
+    shared, shared_results = audit(uri, suite, companion=True)
+    assert len(companions) == 1 and companions[0] is not None
+    assert alone.count("\n") > 100
+    assert shared == alone
+    assert [(r.id, r.rows_checked, r.violations) for r in shared_results] == [
+        (r.id, r.rows_checked, r.violations) for r in alone_results
+    ]
+
+
+def test_a_role_allowed_one_connection_is_audited_on_it(
+    new_database: Any, generator: Any, suite: Suite, companions: list[Any], tmp_path: Path
+) -> None:
+    """CONNECTION LIMIT 1: no second connection, the same run on the first."""
+    uri = new_database("solo")
+    build_state(uri, generator, "before")
+    execute(
+        uri,
+        "DROP ROLE IF EXISTS solo; CREATE ROLE solo LOGIN CONNECTION LIMIT 1; "
+        "GRANT SELECT ON ALL TABLES IN SCHEMA public TO solo",
+    )
+    try:
+        solo = as_url(uri).set(username="solo", password=None)
+        result = run_audit(solo, suite, tmp_path / "solo", options=NO_HISTORY)
+        assert companions == [None]
+        full = run_audit(as_url(uri), suite, tmp_path / "full", options=NO_HISTORY)
+        assert companions[1] is not None
+        assert result.total_violations == full.total_violations > 0
+        assert (tmp_path / "solo" / "violations.csv").read_bytes() == (
+            tmp_path / "full" / "violations.csv"
+        ).read_bytes()
+    finally:
+        execute(uri, "REVOKE ALL ON ALL TABLES IN SCHEMA public FROM solo; DROP ROLE solo")
+
+
+TWO_TABLES = """
+suite: two
+tables:
+  a: {key: id}
+  b: {key: id}
+  target: {key: id}
+checks:
+  - id: a.t_id.reference
+    kind: reference
+    table: a
+    column: t_id
+    target: {table: target, column: id}
+  - id: b.t_id.reference
+    kind: reference
+    table: b
+    column: t_id
+    target: {table: target, column: id}
+"""
+
+
+def test_a_lost_companion_ends_the_run_at_once(new_database: Any, tmp_path: Path) -> None:
+    """Both connections wait on locks; the companion's backend is terminated: the run ends
+    with that error, without waiting for the first connection's (long) lock timeout."""
+    uri = new_database("lost")
+    execute(
+        uri,
+        "CREATE TABLE target (id int PRIMARY KEY); CREATE TABLE a (id int PRIMARY KEY, t_id int);"
+        "CREATE TABLE b (id int PRIMARY KEY, t_id int); INSERT INTO a VALUES (1, 7);"
+        "INSERT INTO b VALUES (1, 7)",
+    )
+    (tmp_path / "suite.yml").write_text(TWO_TABLES)
+    suite = load_suite(tmp_path / "suite.yml")
+    holder = psycopg2.connect(uri)
+    admin = psycopg2.connect(uri)
+    admin.autocommit = True
+    outcome: list[BaseException | None] = []
+
+    def run() -> None:
+        try:
+            run_audit(
+                as_url(uri),
+                suite,
+                tmp_path / "o",
+                options=AuditOptions(record_history=False, lock_timeout_s=120),
+            )
+            outcome.append(None)
+        except BaseException as exc:  # handed to the test thread
+            outcome.append(exc)
+
+    try:
+        with holder.cursor() as cur:
+            cur.execute("LOCK TABLE a, b IN ACCESS EXCLUSIVE MODE")
+        worker = threading.Thread(target=run)
+        started = time.monotonic()
+        worker.start()
+        waiting: list[tuple[int, str]] = []
+        while len(waiting) < 2 and time.monotonic() - started < 60:
+            time.sleep(0.05)
+            with admin.cursor() as cur:
+                cur.execute(
+                    "SELECT pid, query FROM pg_stat_activity WHERE application_name = 'refaudit'"
+                    " AND wait_event_type = 'Lock'"
+                )
+                waiting = cur.fetchall()
+        assert len(waiting) == 2, "the audit never waited on both tables"
+        (pid,) = [pid for pid, query in waiting if '"b"' in query or " b " in query]
+        with admin.cursor() as cur:
+            cur.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        worker.join(60)
+        assert not worker.is_alive()
+        assert time.monotonic() - started < 60  # not the 120 s lock timeout
+    finally:
+        holder.rollback()
+        holder.close()
+        admin.close()
+    (error,) = outcome
+    assert isinstance(error, DatabaseError)
+    assert "the connection was lost mid-run" in str(error)
+    assert (tmp_path / "o" / "results.json").exists()
+    assert not (tmp_path / "o" / "violations.csv").exists()
