@@ -3,8 +3,11 @@ snapshot.
 
 Per audited table the engine issues one statement that evaluates every row rule of that table
 in a single scan (LEFT JOINs shared between rules) and returns only violating rows, streamed
-through a server-side cursor; plus one `count(*)`, one windowed query per uniqueness check and
-a few catalog queries. Memory holds one batch of violating rows at a time.
+with COPY (so PostgreSQL may scan in parallel); plus one `count(*)` per table, one windowed
+query per uniqueness check and a few catalog queries. The statements after the first also run
+on a second connection that imports the snapshot (`_run_jobs`); their output waits in spooled
+temporary files for its turn, so violations.csv comes out in the same order either way and
+memory stays flat.
 """
 
 from __future__ import annotations
