@@ -121,40 +121,30 @@ class _Spool(io.RawIOBase):
 _FRAME = struct.Struct("<I")
 
 
-class _Lines(io.TextIOBase):
-    """Where COPY ... (FORMAT csv) writes (one call per line): each line goes to `take`."""
-
-    def __init__(self, take: Callable[[str], Any], note: Callable[[int], None] | None) -> None:
-        self._take = take
-        self._note = note
-        self.lines = 0
-
-    def write(self, line: str) -> int:
-        self._take(line)
-        self.lines += 1
-        if self._note is not None and self.lines % NOTE_EVERY == 0:
-            self._note(self.lines)
-        return len(line)
-
-
 def _copy(
-    conn: Connection, stmt: sa.Select[Any], sink: Any, *, csv: bool, describe: bool
-) -> tuple[Any, str] | None:
-    """Run `COPY (stmt) TO STDOUT` into `sink` (one write per row), on `conn` and inside its
-    transaction. With `describe`, first ask for the result's column names and types (a
-    `LIMIT 0` of the same query) and return them with the connection's encoding.
+    conn: Connection,
+    stmt: sa.Select[Any],
+    sink_for: Callable[[Any], Any],
+    *,
+    csv: bool,
+    describe: bool,
+) -> Any:
+    """Run `COPY (stmt) TO STDOUT` into `sink_for(columns)` (a file object that gets one
+    write per row), on `conn` and inside its transaction; return that sink. With `describe`,
+    `columns` is the result's description (names and type OIDs, from a `LIMIT 0` of the same
+    query), else None.
 
     Database errors are raised as SQLAlchemy's `DBAPIError`s, as from `conn.execute`."""
     compiled = stmt.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
     raw: Any = conn.connection.dbapi_connection
-    codec = encodings[raw.encoding]
-    described = None
     with raw.cursor() as cur:
         query = cur.mogrify(compiled.string, compiled.params)
         try:
+            described = None
             if describe:
                 cur.execute(b"SELECT * FROM (" + query + b") AS q LIMIT 0")
                 described = cur.description
+            sink = sink_for(described)
             options = b" (FORMAT csv)" if csv else b""
             cur.copy_expert(b"COPY (" + query + b") TO STDOUT" + options, sink)
         except psycopg2.Error as exc:
@@ -162,13 +152,17 @@ def _copy(
             if lost:  # as SQLAlchemy does for its own statements: no rollback on a dead line
                 conn.invalidate(exc)
             raise sa_exc.DBAPIError.instance(
-                query.decode(codec, errors="replace"),
+                query.decode(encodings[raw.encoding], errors="replace"),
                 None,
                 exc,
                 psycopg2.Error,
                 connection_invalidated=lost,
             ) from exc
-    return (described, codec) if described is not None else None
+    return sink
+
+
+def _parser_for(described: Any) -> Callable[[str], Any]:
+    return _parser([d.name for d in described], [d.type_code for d in described])
 
 
 class Spooled:
@@ -217,15 +211,21 @@ def spool_rows(
 ) -> Spooled:
     """Run `stmt` with COPY on `conn` (inside its transaction) into a spool; read it back with
     `.rows()`. `note(n)` is called every NOTE_EVERY rows while the COPY runs."""
-    spool = _Spool(note)
+    made: list[tuple[_Spool, Any]] = []
+
+    def spool_for(described: Any) -> _Spool:
+        made.append((_Spool(note), described))
+        return made[0][0]
+
     try:
-        described = _copy(conn, stmt, spool, csv=False, describe=True)
+        _copy(conn, stmt, spool_for, csv=False, describe=True)
     except BaseException:
-        spool.file.close()
+        for spool, _ in made:
+            spool.file.close()
         raise
-    assert described is not None
-    columns, codec = described
-    return Spooled(spool, codec, _parser([d.name for d in columns], [d.type_code for d in columns]))
+    spool, described = made[0]
+    raw: Any = conn.connection.dbapi_connection
+    return Spooled(spool, encodings[raw.encoding], _parser_for(described))
 
 
 def spool_lines(conn: Connection, stmt: sa.Select[Any]) -> Spooled:
@@ -233,7 +233,7 @@ def spool_lines(conn: Connection, stmt: sa.Select[Any]) -> Spooled:
     `.lines()`: what `copy_lines` hands over, later and from any thread."""
     spool = _Spool(None, framed=True)
     try:
-        _copy(conn, stmt, spool, csv=True, describe=False)
+        _copy(conn, stmt, lambda _: spool, csv=True, describe=False)
     except BaseException:
         spool.file.close()
         raise
@@ -252,15 +252,68 @@ def copy_rows(
     yield from spool_rows(conn, stmt, note).rows()
 
 
+class _Each(io.TextIOBase):
+    """Where COPY writes (one call per row, decoded): each row, parsed, goes to `take`."""
+
+    def __init__(
+        self,
+        parse: Callable[[str], Any],
+        take: Callable[[Any], Any],
+        note: Callable[[int], None] | None,
+    ) -> None:
+        self._parse = parse
+        self._take = take
+        self._note = note
+        self.rows = 0
+
+    def write(self, line: str) -> int:
+        self._take(self._parse(line))
+        self.rows += 1
+        if self._note is not None and self.rows % NOTE_EVERY == 0:
+            self._note(self.rows)
+        return len(line)
+
+
+def copy_each(
+    conn: Connection,
+    stmt: sa.Select[Any],
+    take: Callable[[Any], Any],
+    note: Callable[[int], None] | None = None,
+) -> int:
+    """Hand each row of `stmt` (a named tuple, as from `copy_rows`) to `take` as it arrives,
+    while PostgreSQL is still producing the next ones; returns the number of rows. Memory
+    holds one row; `take` runs in this thread."""
+    each = _copy(
+        conn, stmt, lambda described: _Each(_parser_for(described), take, note),
+        csv=False, describe=True,
+    )
+    return int(each.rows)
+
+
+class _Lines(io.TextIOBase):
+    """Where COPY ... (FORMAT csv) writes (one call per line): each line goes to `take`."""
+
+    def __init__(self, take: Callable[[str], Any], note: Callable[[int], None] | None) -> None:
+        self._take = take
+        self._note = note
+        self.lines = 0
+
+    def write(self, line: str) -> int:
+        self._take(line)
+        self.lines += 1
+        if self._note is not None and self.lines % NOTE_EVERY == 0:
+            self._note(self.lines)
+        return len(line)
+
+
 def copy_lines(
     conn: Connection,
     stmt: sa.Select[Any],
     take: Callable[[str], Any],
     note: Callable[[int], None] | None = None,
 ) -> int:
-    """Run `stmt` as `COPY (...) TO STDOUT (FORMAT csv)` and hand each CSV line (with its
+    """Run `stmt` as `COPY (stmt) TO STDOUT (FORMAT csv)` and hand each CSV line (with its
     newline) to `take` as it arrives; returns the number of lines. No Python object per
     column: for statements whose rows already are the output's lines."""
-    lines = _Lines(take, note)
-    _copy(conn, stmt, lines, csv=True, describe=False)
-    return lines.lines
+    lines = _copy(conn, stmt, lambda _: _Lines(take, note), csv=True, describe=False)
+    return int(lines.lines)

@@ -39,7 +39,7 @@ from pipeline.checks.base import (
 )
 from pipeline.checks.catalog import CatalogFacts, catalog_findings, read_catalog
 from pipeline.checks.unique import unique_query
-from pipeline.copy_stream import Spooled, copy_lines, spool_lines, spool_rows
+from pipeline.copy_stream import Spooled, copy_each, copy_lines, spool_lines, spool_rows
 from pipeline.errors import DatabaseError
 from pipeline.history import pair
 from pipeline.progress import Progress, ProgressLike, as_progress
@@ -451,50 +451,52 @@ def _each(items: Iterable[Any], take: Callable[[Any], Any]) -> None:
         take(item)
 
 
-def _take_rule_rows(plan: TablePlan, sink: ViolationSink, spooled: Spooled) -> None:
-    """A table statement's rows (see `TablePlan.statement`) as violations, one per flagged rule."""
-    for row in spooled.rows():
-        m = row._mapping
-        key = str(m["__key"])
-        for i, rule in enumerate(plan.rules):
-            if not m[f"f{i}"]:
+def _rule_rows(plan: TablePlan, sink: ViolationSink) -> Callable[[Any], None]:
+    """What turns one row of a table statement (see `TablePlan.statement`) into violations,
+    one per flagged rule. Columns are found by name once, then read by position."""
+    rules: list[tuple[RowRule, list[int]]] = []
+    where: list[int] = []
+
+    def take(row: Any) -> None:
+        if not where:
+            names = {name: i for i, name in enumerate(row._mapping)}
+            where.append(names["__key"])
+            for i, rule in enumerate(plan.rules):
+                parts = ["f", "v"] + (["d", "p", "c", "e", "rc", "ro"] if rule.diagnoser else [])
+                rules.append((rule, [names[f"{part}{i}"] for part in parts]))
+        key = str(row[where[0]])
+        for rule, at in rules:
+            if not row[at[0]]:
                 continue
-            value = m[f"v{i}"]
+            value = _text(row[at[1]])
             if rule.diagnoser is None:
-                sink.add(Violation(rule.rule_id, plan.table, key, rule.column, _text(value)))
+                sink.add(Violation(rule.rule_id, plan.table, key, rule.column, value))
                 continue
-            old = m[f"ro{i}"]
+            old = row[at[7]]
             sink.add(
                 Violation(
                     rule.rule_id,
                     plan.table,
                     key,
                     rule.column,
-                    _text(value),
-                    diagnosis=_text(m[f"d{i}"]),
-                    proposed_value=_text(m[f"p{i}"]),
-                    confidence=_text(m[f"c{i}"]),
-                    evidence=_text(m[f"e{i}"]),
-                    repair_column=_text(m[f"rc{i}"]),
+                    value,
+                    diagnosis=_text(row[at[2]]),
+                    proposed_value=_text(row[at[3]]),
+                    confidence=_text(row[at[4]]),
+                    evidence=_text(row[at[5]]),
+                    repair_column=_text(row[at[6]]),
                     repair_old=None if old is None else str(old),
                 )
             )
 
-
-def _count(conn: Connection, table: str) -> int:
-    count = sa.select(sa.func.count()).select_from(table_clause(table))
-    return int(conn.execute(count).scalar_one())
+    return take
 
 
-def _spool_and_take(
-    conn: Connection, stmt: Any, take: Callable[[Spooled], None], note: Callable[[int], None]
-) -> None:
-    take(spool_rows(conn, stmt, note))
-
-
-def _take_unique_rows(check: UniqueCheck, sink: ViolationSink, spooled: Spooled) -> None:
+def _unique_rows(check: UniqueCheck, sink: ViolationSink) -> Callable[[Any], None]:
+    """What turns one row of `unique_query` into a violation."""
     column = ",".join(check.column_list())
-    for row in spooled.rows():
+
+    def take(row: Any) -> None:
         sink.add(
             Violation(
                 check.id,
@@ -505,6 +507,31 @@ def _take_unique_rows(check: UniqueCheck, sink: ViolationSink, spooled: Spooled)
                 evidence=f"duplicate of {check.table} {row.kept}",
             )
         )
+
+    return take
+
+
+def _rows_job(
+    stage: str,
+    step: str,
+    stmt: Any,
+    take: Callable[[Any], None],
+    note: Callable[[int], None] | None,
+) -> _Job:
+    """A statement whose rows go to `take` one by one: as they arrive when run in its turn,
+    from its spool otherwise."""
+    return _Job(
+        stage,
+        step,
+        run=partial(spool_rows, stmt=stmt),
+        take=lambda spooled: _each(spooled.rows(), take),
+        stream=partial(copy_each, stmt=stmt, take=take, note=note),
+    )
+
+
+def _count(conn: Connection, table: str) -> int:
+    count = sa.select(sa.func.count()).select_from(table_clause(table))
+    return int(conn.execute(count).scalar_one())
 
 
 # Transaction-local settings for the audit's statements. A table's statement returns only its
@@ -694,29 +721,16 @@ def run_checks(
                 )
             )
         else:
-            stmt = plan.statement()
-            take = partial(_take_rule_rows, plan, sink)
             jobs.append(
-                _Job(
-                    "row checks",
-                    step,
-                    run=partial(spool_rows, stmt=stmt),
-                    take=take,
-                    # progress notes come only from this thread
-                    stream=partial(_spool_and_take, stmt=stmt, take=take, note=found),
-                )
+                _rows_job("row checks", step, plan.statement(), _rule_rows(plan, sink), found)
             )
 
     uniques = [c for c in suite.checks if isinstance(c, UniqueCheck)]
     for unique in uniques:
         rule_meta[unique.id] = (unique, unique.column_list())
+        stmt = unique_query(unique, suite.key_of(unique.table))
         jobs.append(
-            _Job(
-                "uniqueness",
-                f"checking {unique.id}",
-                run=partial(spool_rows, stmt=unique_query(unique, suite.key_of(unique.table))),
-                take=partial(_take_unique_rows, unique, sink),
-            )
+            _rows_job("uniqueness", f"checking {unique.id}", stmt, _unique_rows(unique, sink), None)
         )
     for table in dict.fromkeys([p.table for p in plans] + [c.table for c in uniques]):
         jobs.append(
