@@ -1,6 +1,6 @@
 """Benchmark refaudit against the hand-written floor and against Great Expectations.
 
-    python -m bench --rows 1000000 [--seed 7] [--repeat 3] [--pgdata DIR] [--no-gx]
+    python -m bench --rows 1000000 [--seed 7] [--repeat 3] [--pgdata DIR] [--no-gx] [--repair]
 
 Starts an embedded PostgreSQL on a persistent data directory, builds (once, then cached by
 rows, seed and the generator's content) an Astegni database with the suite's demo generator,
@@ -10,7 +10,9 @@ and then measures, alternating, `--repeat` times:
 - refaudit: `python -m pipeline run` end to end as a subprocess (all checks, violations.csv,
   results.json, junit.xml, report.html), with its peak RSS;
 - GX: the suite exported by `refaudit export-gx`, validated by Great Expectations through one
-  checkpoint, as a subprocess.
+  checkpoint, as a subprocess;
+- with `--repair`, also `python -m pipeline run --repair --no-history` (diagnosis and the
+  repair plan: repair.sql, rollback.sql, constraints.sql).
 
 Before comparing times it requires the three to agree on every count they share. It also
 times `refaudit run` on the 6-row seed database (start-up cost). The server is stopped at exit.
@@ -146,10 +148,12 @@ def time_floor(uri: str) -> tuple[float, dict[str, int]]:
     return time.perf_counter() - started, counts
 
 
-def time_refaudit(uri: str, out: Path) -> tuple[float, int, dict[str, int], float]:
+def time_refaudit(
+    uri: str, out: Path, *options: str
+) -> tuple[float, int, dict[str, int], float]:
     log = out.with_suffix(".log")
     elapsed, code, rss = run_child(
-        ["-m", "pipeline", "run", "--db", uri, "--out", str(out), "--quiet"], log
+        ["-m", "pipeline", "run", "--db", uri, "--out", str(out), "--quiet", *options], log
     )
     if code not in (0, 1):
         raise SystemExit(f"refaudit run failed (exit {code}): {log.read_text()}")
@@ -205,6 +209,8 @@ def main() -> None:
                         default=Path.home() / ".cache" / "refaudit" / "bench-pg",
                         help="persistent data directory of the benchmark server (the cache)")
     parser.add_argument("--no-gx", action="store_true", help="skip Great Expectations")
+    parser.add_argument("--repair", action="store_true",
+                        help="also time `refaudit run --repair` (diagnosis and repair plan)")
     parser.add_argument("--gx-result-format", default="SUMMARY",
                         help="GX result_format (SUMMARY: counts and a 20-row sample)")
     args = parser.parse_args()
@@ -230,6 +236,7 @@ def main() -> None:
         _, floor_counts = time_floor(uri)
         _, _, ours, _ = time_refaudit(uri, work / "warm")
         floor, refaudit, gx = Measure("floor SQL"), Measure("refaudit run"), Measure("GX")
+        repair = Measure("refaudit run --repair")
         gx_counts: dict[str, int] = {}
         for i in range(args.repeat):
             elapsed, floor_counts = time_floor(uri)
@@ -238,6 +245,12 @@ def main() -> None:
             refaudit.times.append(elapsed)
             refaudit.rss_kb.append(rss)
             refaudit.inner.append(inner)
+            if args.repair:
+                elapsed, rss, _, _ = time_refaudit(
+                    uri, work / f"repair{i}", "--repair", "--no-history"
+                )
+                repair.times.append(elapsed)
+                repair.rss_kb.append(rss)
             if not args.no_gx:
                 elapsed, rss, gx_counts = time_gx(gx_url, export, work / f"gx{i}.log",
                                                   args.gx_result_format)
@@ -245,6 +258,7 @@ def main() -> None:
                 gx.rss_kb.append(rss)
             print(f"  repetition {i + 1}: floor {floor.times[-1]:.2f} s, refaudit "
                   f"{refaudit.times[-1]:.2f} s" +
+                  (f", refaudit --repair {repair.times[-1]:.2f} s" if repair.times else "") +
                   (f", GX {gx.times[-1]:.2f} s" if gx.times else ""), flush=True)
 
         small = Measure("refaudit run, 6-row database")
@@ -258,7 +272,7 @@ def main() -> None:
         print(f"\nrefaudit run, of which run_audit (results.json duration_s, i.e. without "
               f"interpreter start and imports): median {statistics.median(refaudit.inner):.2f} s")
         print(f"{'':<34}{'median':>9}{'min':>9}{'max':>9}")
-        for m in (floor, refaudit, gx, small):
+        for m in (floor, refaudit, repair, gx, small):
             if m.times:
                 print(f"{m.name:<34}{m.median:>8.2f}s{min(m.times):>8.2f}s{max(m.times):>8.2f}s"
                       + (f"   peak RSS {max(m.rss_kb) / 1024:.0f} MB" if m.rss_kb else ""))
@@ -269,13 +283,17 @@ def main() -> None:
             print(agreement("GX", gx_counts, ours))
 
         ratio = refaudit.median / floor.median
-        rss_mb = max(refaudit.rss_kb) / 1024
         print(f"\nrefaudit / floor  = {ratio:.2f}  (target <= {TARGET_FLOOR_RATIO})  "
               f"{verdict(ratio <= TARGET_FLOOR_RATIO)}")
         if gx.times:
             gx_ratio = gx.median / refaudit.median
             print(f"GX / refaudit     = {gx_ratio:.2f}  (target >= {TARGET_GX_RATIO})  "
                   f"{verdict(gx_ratio >= TARGET_GX_RATIO)}")
+        if repair.times:
+            repair_ratio = repair.median / floor.median
+            print(f"--repair / floor  = {repair_ratio:.2f}  (target <= {TARGET_FLOOR_RATIO})  "
+                  f"{verdict(repair_ratio <= TARGET_FLOOR_RATIO)}")
+        rss_mb = max(refaudit.rss_kb + repair.rss_kb) / 1024
         print(f"refaudit peak RSS = {rss_mb:.0f} MB  (target <= {TARGET_RSS_MB} MB)  "
               f"{verdict(rss_mb <= TARGET_RSS_MB)}")
         print(f"6-row database    = {small.median:.2f} s  (target <= {TARGET_SMALL_S} s)  "
