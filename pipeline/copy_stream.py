@@ -16,6 +16,7 @@ statement can run on another connection (in another thread) and be read back lat
 
 from __future__ import annotations
 
+import contextlib
 import io
 import re
 import struct
@@ -158,6 +159,12 @@ def _copy(
                 psycopg2.Error,
                 connection_invalidated=lost,
             ) from exc
+        except BaseException:
+            # the sink failed (or Ctrl-C) mid-COPY: stop the statement rather than let the
+            # rollback wait for the rest of its output
+            with contextlib.suppress(Exception):
+                raw.cancel()
+            raise
     return sink
 
 

@@ -157,38 +157,55 @@ def read_only_snapshot(engine: Engine) -> Iterator[tuple[Connection, SnapshotInf
             )
 
 
+# pg_export_snapshot() where it can work: the function exists (not every server that speaks
+# PostgreSQL has it) and the server is a primary or a standby of version 10 or later. Asked
+# without calling it otherwise: a failed statement would end the audit's transaction.
+_EXPORT_SNAPSHOT = sa.text(
+    "SELECT CASE WHEN to_regprocedure('pg_catalog.pg_export_snapshot()') IS NOT NULL"
+    " AND (current_setting('server_version_num')::int >= 100000 OR NOT pg_is_in_recovery())"
+    " THEN pg_export_snapshot() END"
+)
+
+
 @contextmanager
 def companion(conn: Connection) -> Iterator[Connection | None]:
     """A second connection that sees exactly what `conn` sees: `conn`'s snapshot exported
     (`pg_export_snapshot()`) and imported into a new REPEATABLE READ READ ONLY transaction,
     as `pg_dump --jobs` does. `conn` must be inside its read-only snapshot transaction.
 
-    Yields None where the server will not give one (no second connection allowed for this
-    role, the import refused): the caller then runs everything on `conn`."""
-    snapshot_id = conn.execute(sa.text("SELECT pg_export_snapshot()")).scalar_one()
+    Yields None where the server will not give one (it cannot export snapshots, no second
+    connection is allowed for this role, the import is refused): the caller then runs
+    everything on `conn`."""
+    other = _import_snapshot(conn)
+    if other is None:
+        yield None
+        return
+    try:
+        yield other
+    finally:
+        # never hide the error that ended the run behind one of a lost connection
+        with contextlib.suppress(sa_exc.DBAPIError):
+            other.rollback()
+        with contextlib.suppress(sa_exc.DBAPIError):
+            other.close()
+
+
+def _import_snapshot(conn: Connection) -> Connection | None:
+    snapshot_id = conn.execute(_EXPORT_SNAPSHOT).scalar()
+    if snapshot_id is None:
+        return None
     try:
         other = conn.engine.connect()
     except sa_exc.DBAPIError:
-        yield None
-        return
+        return None
     try:
         other = other.execution_options(
             isolation_level="REPEATABLE READ", postgresql_readonly=True
         )
-        trans = other.begin()
-        try:
-            other.execute(sa.text("SET TRANSACTION SNAPSHOT :id"), {"id": snapshot_id})
-        except sa_exc.DBAPIError:
-            trans.rollback()
-            yield None
-            return
-        try:
-            yield other
-        finally:
-            # never hide the error that ended the run behind one of a lost connection
-            with contextlib.suppress(sa_exc.DBAPIError):
-                if trans.is_active:
-                    trans.rollback()
-    finally:
+        other.begin()
+        other.execute(sa.text("SET TRANSACTION SNAPSHOT :id"), {"id": snapshot_id})
+    except sa_exc.DBAPIError:
         with contextlib.suppress(sa_exc.DBAPIError):
             other.close()
+        return None
+    return other

@@ -595,14 +595,22 @@ class _Companion:
             return
         if self.error is None:
             self.error = future.exception()
-            self._main.cancel()
+            with contextlib.suppress(Exception):  # the main connection may be gone already
+                self._main.cancel()
 
-    def close(self) -> None:
-        """Stop: cancel what is queued and the statement running, wait for the thread."""
+    def check(self) -> None:
+        """Raise the companion's error, if it had one (before starting another statement)."""
+        if self.error is not None:
+            raise self.error
+
+    def close(self, futures: list[Future[Any]]) -> None:
+        """Stop: cancel what is queued and the statement running, if any; wait for the
+        thread."""
         self._closing = True
         self._pool.shutdown(wait=False, cancel_futures=True)
-        with contextlib.suppress(Exception):
-            self._conn.connection.dbapi_connection.cancel()  # type: ignore[union-attr]
+        if any(f.running() for f in futures):
+            with contextlib.suppress(Exception):
+                self._conn.connection.dbapi_connection.cancel()  # type: ignore[union-attr]
         self._pool.shutdown(wait=True)
 
 
@@ -627,12 +635,15 @@ def _run_jobs(conn: Connection, jobs: list[_Job], prog: Progress, *, companion: 
         prog.step(job.step)
 
     def here(job: _Job) -> None:
+        if side is not None:
+            side.check()
         announce(job)
         if job.stream is not None:
             job.stream(conn)
         else:
             job.take(job.run(conn))
 
+    side: _Companion | None = None
     if not companion or len(jobs) < 2:
         for job in jobs:
             here(job)
@@ -646,16 +657,23 @@ def _run_jobs(conn: Connection, jobs: list[_Job], prog: Progress, *, companion: 
         side = _Companion(other, conn)
         taken: dict[int, Any] = {}
         futures: list[Future[Any]] = []
+
+        def then_take(job: _Job, spooled: Any) -> None:
+            try:
+                announce(job)
+                job.take(spooled)
+            finally:
+                if isinstance(spooled, Spooled):
+                    spooled.close()
+
         try:
             futures.extend(side.submit(job) for job in jobs[1:])
             try:
                 here(jobs[0])
                 for i, (job, future) in enumerate(zip(jobs[1:], futures, strict=True)):
-                    if side.error is not None:
-                        raise side.error
+                    side.check()
                     if i in taken:
-                        announce(job)
-                        job.take(taken.pop(i))
+                        then_take(job, taken.pop(i))
                         continue
                     if future.cancel():
                         here(job)
@@ -664,15 +682,16 @@ def _run_jobs(conn: Connection, jobs: list[_Job], prog: Progress, *, companion: 
                         if future.done():
                             break
                         if later not in taken and futures[later].cancel():
+                            side.check()
                             taken[later] = jobs[later + 1].run(conn)
-                    announce(job)
-                    job.take(future.result())
-            except BaseException:
-                if side.error is not None:
-                    raise side.error from None
+                    then_take(job, future.result())
+            except Exception:
+                # the main connection's statement was cancelled because the companion's
+                # failed: report the companion's error, the cause (never for Ctrl-C)
+                side.check()
                 raise
         finally:
-            side.close()
+            side.close(futures)
             left = list(taken.values()) + [
                 f.result() for f in futures if f.done() and not f.cancelled() and not f.exception()
             ]

@@ -337,9 +337,10 @@ class HistoryStore:
 
 
 def _distinct_sorted(keys: Mapping[str, Pairs]) -> dict[str, Pairs]:
-    """This run's distinct (key, column) pairs per check, sorted."""
+    """This run's distinct (key, column) pairs per check, sorted (the lists of `keys` are
+    sorted in place: no second copy of a run's keys)."""
     by_check: dict[str, Pairs] = {}
     for check_id, pairs in keys.items():
-        ordered = sorted(pairs)
-        by_check[check_id] = [p for i, p in enumerate(ordered) if i == 0 or ordered[i - 1] != p]
+        pairs.sort()
+        by_check[check_id] = [p for i, p in enumerate(pairs) if i == 0 or pairs[i - 1] != p]
     return by_check

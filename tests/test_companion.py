@@ -77,9 +77,17 @@ def test_the_companion_sees_the_snapshot_and_cannot_write(new_database: Any) -> 
         engine.dispose()
 
 
+@pytest.mark.parametrize("lines", [True, False], ids=["csv-lines", "rows"])
 def test_same_violations_with_and_without_the_companion(
-    dirty_db: tuple[str, Any], suite: Suite, companions: list[Any]
+    dirty_db: tuple[str, Any],
+    suite: Suite,
+    companions: list[Any],
+    lines: bool,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """Both ways violations come (CSV lines written by PostgreSQL; rows turned into
+    violations in Python, as for --baseline and --repair)."""
+    monkeypatch.setattr(ViolationSink, "takes_lines", property(lambda self: lines))
     uri, _truth = dirty_db
     alone, alone_results = audit(uri, suite, companion=False)
     assert companions == []

@@ -3,11 +3,21 @@ NULLs as None, any text round-trips; errors are SQLAlchemy's; stopping early end
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
 import pytest
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
-from pipeline.copy_stream import NOTE_EVERY, copy_lines, copy_rows, spool_lines, spool_rows
+from pipeline.copy_stream import (
+    NOTE_EVERY,
+    copy_each,
+    copy_lines,
+    copy_rows,
+    spool_lines,
+    spool_rows,
+)
 from pipeline.db import create_engine, read_only_snapshot
 from tests.conftest import as_url
 
@@ -85,3 +95,39 @@ def test_spooled_csv_lines_come_back_whole(engine: sa.Engine) -> None:
         assert spooled.count == len(AWKWARD) + 1
         assert list(spooled.lines()) == streamed
     assert any("\n" in line[:-1] for line in streamed)  # a record spanning two lines
+
+
+def test_rows_handed_over_as_they_come_equal_copy_rows(engine: sa.Engine) -> None:
+    n = NOTE_EVERY * 2 + 3
+    stmt = sa.select(
+        sa.func.generate_series(1, n).label("key"), sa.literal("a\tb").label("value")
+    )
+    got: list[Any] = []
+    notes: list[int] = []
+    with read_only_snapshot(engine) as (conn, _):
+        assert copy_each(conn, stmt, got.append, notes.append) == n
+        assert [tuple(r) for r in got] == [tuple(r) for r in copy_rows(conn, stmt)]
+    assert got[-1].key == n and got[0].value == "a\tb"
+    assert notes == [NOTE_EVERY, 2 * NOTE_EVERY]
+
+
+def test_a_failing_consumer_stops_the_statement(new_database: Any) -> None:
+    """When the code taking rows fails mid-COPY, the statement is cancelled, not left to run
+    (here: until the 30 s statement timeout) before the transaction can end."""
+    engine = create_engine(as_url(new_database("copyfail")), statement_timeout_s=30)
+    endless = sa.select(sa.func.generate_series(1, 10**12).label("key"))
+
+    def take(row: Any) -> None:
+        if row.key == 5:
+            raise RuntimeError("consumer failed")
+
+    started = time.monotonic()
+    try:
+        with pytest.raises(RuntimeError, match="consumer failed"), read_only_snapshot(engine) as (
+            conn,
+            _,
+        ):
+            copy_each(conn, endless, take)
+    finally:
+        engine.dispose()
+    assert time.monotonic() - started < 20
