@@ -260,11 +260,12 @@ def copy_rows(
 
 
 class _Each(io.TextIOBase):
-    """Where COPY writes (one call per row, decoded): each row, parsed, goes to `take`."""
+    """Where COPY writes (one call per row, decoded): each row, parsed (`parse`) or as its
+    line (None), goes to `take`."""
 
     def __init__(
         self,
-        parse: Callable[[str], Any],
+        parse: Callable[[str], Any] | None,
         take: Callable[[Any], Any],
         note: Callable[[int], None] | None,
     ) -> None:
@@ -274,7 +275,7 @@ class _Each(io.TextIOBase):
         self.rows = 0
 
     def write(self, line: str) -> int:
-        self._take(self._parse(line))
+        self._take(line if self._parse is None else self._parse(line))
         self.rows += 1
         if self._note is not None and self.rows % NOTE_EVERY == 0:
             self._note(self.rows)
@@ -297,22 +298,6 @@ def copy_each(
     return int(each.rows)
 
 
-class _Lines(io.TextIOBase):
-    """Where COPY ... (FORMAT csv) writes (one call per line): each line goes to `take`."""
-
-    def __init__(self, take: Callable[[str], Any], note: Callable[[int], None] | None) -> None:
-        self._take = take
-        self._note = note
-        self.lines = 0
-
-    def write(self, line: str) -> int:
-        self._take(line)
-        self.lines += 1
-        if self._note is not None and self.lines % NOTE_EVERY == 0:
-            self._note(self.lines)
-        return len(line)
-
-
 def copy_lines(
     conn: Connection,
     stmt: sa.Select[Any],
@@ -322,5 +307,5 @@ def copy_lines(
     """Run `stmt` as `COPY (stmt) TO STDOUT (FORMAT csv)` and hand each CSV line (with its
     newline) to `take` as it arrives; returns the number of lines. No Python object per
     column: for statements whose rows already are the output's lines."""
-    lines = _copy(conn, stmt, lambda _: _Lines(take, note), csv=True, describe=False)
-    return int(lines.lines)
+    lines = _copy(conn, stmt, lambda _: _Each(None, take, note), csv=True, describe=False)
+    return int(lines.rows)
