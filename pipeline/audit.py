@@ -70,6 +70,9 @@ class AuditOptions:
     history: Path | None = None
     """The run-history file; None: `history.db` beside the run directories."""
     record_history: bool = True
+    second_connection: bool = True
+    """Let a second connection in the same snapshot run statements meanwhile (see
+    `pipeline.engine._run_jobs`); False: everything on one connection."""
 
 
 @dataclass(frozen=True)
@@ -179,7 +182,14 @@ def run_audit(
                     verify_schema(conn, suite)
                     doing = "auditing"
                     catalog: dict[str, CatalogFacts] = dict(source.catalog) if source else {}
-                    checks = run_checks(conn, suite, sink, progress=prog, catalog=catalog)
+                    checks = run_checks(
+                        conn,
+                        suite,
+                        sink,
+                        progress=prog,
+                        catalog=catalog,
+                        companion=opts.second_connection,
+                    )
                     if plan is not None:
                         doing = "reading what the repair needs"
                         context = read_repair_context(conn, suite, plan, catalog)

@@ -207,6 +207,14 @@ def run(
             help="Also write repair.sql, rollback.sql and constraints.sql into --out.",
         ),
     ] = False,
+    one_connection: Annotated[
+        bool,
+        typer.Option(
+            "--one-connection",
+            help="Run every statement on one connection (by default a second connection in "
+            "the same snapshot runs the other tables meanwhile).",
+        ),
+    ] = False,
     quiet: QuietOption = False,
     debug: DebugOption = False,
 ) -> None:
@@ -228,6 +236,7 @@ def run(
             repair=repair,
             history=history,
             record_history=not no_history,
+            second_connection=not one_connection,
         )
         if snapshot is not None:
             from pipeline.replay import audit_snapshot

@@ -16,9 +16,11 @@ from typing import Any
 import psycopg2
 import pytest
 import sqlalchemy as sa
+from typer.testing import CliRunner
 
 from pipeline import db
 from pipeline.audit import AuditOptions, run_audit
+from pipeline.cli import app
 from pipeline.db import companion, create_engine, read_only_snapshot
 from pipeline.engine import ViolationSink, run_checks
 from pipeline.errors import DatabaseError
@@ -205,3 +207,21 @@ def test_a_lost_companion_ends_the_run_at_once(new_database: Any, tmp_path: Path
     assert "the connection was lost mid-run" in str(error)
     assert (tmp_path / "o" / "results.json").exists()
     assert not (tmp_path / "o" / "violations.csv").exists()
+
+
+def test_one_connection_from_the_command_line(
+    dirty_db: tuple[str, Any], companions: list[Any], tmp_path: Path
+) -> None:
+    """`refaudit run --one-connection` never asks for a second connection; same files."""
+    uri, _truth = dirty_db
+    runner = CliRunner()
+    for name, extra in (("one", ["--one-connection"]), ("two", [])):
+        done = runner.invoke(
+            app,
+            ["run", "--db", uri, "--out", str(tmp_path / name), "--no-history", "-q", *extra],
+        )
+        assert done.exit_code == 1, done.output  # the dirty database fails its checks
+    assert len(companions) == 1 and companions[0] is not None  # only the second run
+    assert (tmp_path / "one" / "violations.csv").read_bytes() == (
+        tmp_path / "two" / "violations.csv"
+    ).read_bytes()
