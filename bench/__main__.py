@@ -43,6 +43,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.floor import run_floor  # noqa: E402
 from pipeline.demo import load_generator  # noqa: E402
+from pipeline.embedded import database_uri  # noqa: E402
 from pipeline.engine import PLANNER_SETTINGS  # noqa: E402
 from pipeline.gx_export import export_suite, write_export  # noqa: E402
 from pipeline.suite import load_suite  # noqa: E402
@@ -67,11 +68,6 @@ def embedded(pgdata: Path) -> Iterator[str]:
         yield server.get_uri()
     finally:
         server.cleanup()
-
-
-def database_uri(server_uri: str, name: str) -> str:
-    base, _, query = server_uri.partition("?")
-    return f"{base.rsplit('/', 1)[0]}/{name}" + (f"?{query}" if query else "")
 
 
 def cached_database(server_uri: str, rows: int, seed: int) -> tuple[str, str]:

@@ -31,6 +31,7 @@ from pipeline.checks.catalog import (
     check_index,
     check_trigger,
     find_constraint,
+    unwanted_constraints,
 )
 from pipeline.checks.domain import compile_condition
 from pipeline.sqltext import comment, ident, literal, object_name, regclass, table
@@ -201,10 +202,9 @@ def plan_catalog(suite: Suite, facts: dict[str, CatalogFacts]) -> CatalogPlan:
     for check in suite.checks:
         table_facts = facts.get(check.table, CatalogFacts(exists=False))
         if isinstance(check, ConstraintCheck) and check.absent:
-            section = _unwanted(check, table_facts, plan)
-            expected_names |= {
-                (check.table, c["conname"]) for c in _unwanted_found(check, table_facts)
-            }
+            unwanted = unwanted_constraints(check, table_facts)
+            section = _unwanted(check, unwanted, plan)
+            expected_names |= {(check.table, c["conname"]) for c in unwanted}
         elif isinstance(check, ConstraintCheck):
             section = _constraint(suite, check, table_facts, plan)
             found = find_constraint(check, table_facts) if table_facts.exists else None
@@ -273,21 +273,9 @@ def _constraint(
     return "\n".join(lines)
 
 
-def _unwanted_found(check: ConstraintCheck, facts: CatalogFacts) -> list[dict[str, Any]]:
-    """The catalog's constraints that an `absent: true` check says must not exist."""
-    if not facts.exists:
-        return []
-    return [
-        c
-        for c in facts.constraints
-        if c["type"] == check.type and (c["conname"] == check.name or c["columns"] == check.columns)
-    ]
-
-
-def _unwanted(check: ConstraintCheck, facts: CatalogFacts, plan: CatalogPlan) -> str:
+def _unwanted(check: ConstraintCheck, found: list[dict[str, Any]], plan: CatalogPlan) -> str:
     kind = check.type.replace("_", " ")
     head = f"-- {check.id}: no {kind} on {check.table}({','.join(check.columns)})"
-    found = _unwanted_found(check, facts)
     if not found:
         return f"{head}\n--   absent at the audit: nothing to do"
     lines = [head]

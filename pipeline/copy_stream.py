@@ -93,7 +93,19 @@ def _parser(names: list[str], oids: list[int]) -> Callable[[str], Any]:
     return parse
 
 
-class _Spool(io.RawIOBase):
+class _Counting:
+    """Counts the rows COPY writes and calls `note(n)` every NOTE_EVERY rows."""
+
+    _note: Callable[[int], None] | None = None
+    rows = 0
+
+    def _counted(self) -> None:
+        self.rows += 1
+        if self._note is not None and self.rows % NOTE_EVERY == 0:
+            self._note(self.rows)
+
+
+class _Spool(_Counting, io.RawIOBase):
     """Where COPY writes (one call per row): a spooled file, and a note every NOTE_EVERY rows.
 
     With `framed`, each row is stored behind its length, so rows that contain newlines
@@ -104,7 +116,6 @@ class _Spool(io.RawIOBase):
         self._write = self.file.write
         self._framed = framed
         self._note = note
-        self.rows = 0
 
     def writable(self) -> bool:
         return True
@@ -113,9 +124,7 @@ class _Spool(io.RawIOBase):
         if self._framed:
             self._write(_FRAME.pack(len(row)))
         self._write(row)
-        self.rows += 1
-        if self._note is not None and self.rows % NOTE_EVERY == 0:
-            self._note(self.rows)
+        self._counted()
         return len(row)
 
 
@@ -259,7 +268,7 @@ def copy_rows(
     yield from spool_rows(conn, stmt, note).rows()
 
 
-class _Each(io.TextIOBase):
+class _Each(_Counting, io.TextIOBase):
     """Where COPY writes (one call per row, decoded): each row, parsed (`parse`) or as its
     line (None), goes to `take`."""
 
@@ -272,13 +281,10 @@ class _Each(io.TextIOBase):
         self._parse = parse
         self._take = take
         self._note = note
-        self.rows = 0
 
     def write(self, line: str) -> int:
         self._take(line if self._parse is None else self._parse(line))
-        self.rows += 1
-        if self._note is not None and self.rows % NOTE_EVERY == 0:
-            self._note(self.rows)
+        self._counted()
         return len(line)
 
 

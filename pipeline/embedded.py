@@ -50,6 +50,10 @@ def create_database(server_uri: str, name: str) -> str:
             cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     finally:
         conn.close()
+    return database_uri(server_uri, name)
+
+
+def database_uri(server_uri: str, name: str) -> str:
+    """The URI of database `name` on the server of `server_uri` (same host, user, options)."""
     base, _, query = server_uri.partition("?")
-    base = base.rsplit("/", 1)[0]
-    return f"{base}/{name}" + (f"?{query}" if query else "")
+    return f"{base.rsplit('/', 1)[0]}/{name}" + (f"?{query}" if query else "")

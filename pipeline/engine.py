@@ -145,6 +145,13 @@ class ViolationSink:
         }
 
 
+def _parts(rule: RowRule) -> list[str]:
+    """The result columns a rule has in a table statement, as prefixes of `{prefix}{i}`: flag
+    and value; for a diagnosing rule also diagnosis, proposed value, confidence, evidence,
+    repair column and audited value."""
+    return ["f", "v"] + (["d", "p", "c", "e", "rc", "ro"] if rule.diagnoser else [])
+
+
 @dataclass
 class TablePlan:
     """Everything the engine will run against one table."""
@@ -219,8 +226,7 @@ class TablePlan:
         """The result columns of one branch: `given`, the rest FALSE or NULL."""
         out = [key.label("__key")]
         for i, rule in enumerate(self.rules):
-            names = ["f", "v"] + (["d", "p", "c", "e", "rc", "ro"] if rule.diagnoser else [])
-            for n in names:
+            for n in _parts(rule):
                 expr = given.get(f"{n}{i}")
                 if expr is None:
                     expr = sa.false() if n == "f" else sa.cast(sa.null(), sa.Text)
@@ -462,8 +468,7 @@ def _rule_rows(plan: TablePlan, sink: ViolationSink) -> Callable[[Any], None]:
             names = {name: i for i, name in enumerate(row._mapping)}
             where.append(names["__key"])
             for i, rule in enumerate(plan.rules):
-                parts = ["f", "v"] + (["d", "p", "c", "e", "rc", "ro"] if rule.diagnoser else [])
-                rules.append((rule, [names[f"{part}{i}"] for part in parts]))
+                rules.append((rule, [names[f"{part}{i}"] for part in _parts(rule)]))
         key = str(row[where[0]])
         for rule, at in rules:
             if not row[at[0]]:
@@ -644,11 +649,8 @@ def _run_jobs(conn: Connection, jobs: list[_Job], prog: Progress, *, companion: 
             job.take(job.run(conn))
 
     side: _Companion | None = None
-    if not companion or len(jobs) < 2:
-        for job in jobs:
-            here(job)
-        return
-    with db.companion(conn) as other:
+    wanted = companion and len(jobs) > 1
+    with db.companion(conn) if wanted else contextlib.nullcontext() as other:
         if other is None:
             for job in jobs:
                 here(job)

@@ -24,7 +24,7 @@ from sqlalchemy.engine import make_url
 
 from pipeline.audit import AuditOptions, AuditSource, run_audit
 from pipeline.db import DRIVER
-from pipeline.embedded import embedded_server
+from pipeline.embedded import database_uri, embedded_server
 from pipeline.errors import RefauditError, UsageError
 from pipeline.progress import ProgressLike, as_progress
 from pipeline.results import AuditResult
@@ -108,8 +108,7 @@ def scratch_database(server: str, manifest: Manifest) -> Iterator[tuple[str, lis
                         sql.Identifier(name), sql.Identifier(setting), sql.Literal(value)
                     )
                 )
-        base, _, query = server.partition("?")
-        yield f"{base.rsplit('/', 1)[0]}/{name}" + (f"?{query}" if query else ""), notes
+        yield database_uri(server, name), notes
     finally:
         try:
             with conn.cursor() as cur:

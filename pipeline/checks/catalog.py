@@ -123,16 +123,24 @@ def find_constraint(check: ConstraintCheck, facts: CatalogFacts) -> dict[str, An
     )
 
 
+def unwanted_constraints(check: ConstraintCheck, facts: CatalogFacts) -> list[dict[str, Any]]:
+    """The catalog's constraints that an `absent: true` check says must not exist: of its
+    type, with its name or on its columns."""
+    if not facts.exists:
+        return []
+    return [
+        c
+        for c in facts.constraints
+        if c["type"] == check.type and (c["conname"] == check.name or c["columns"] == check.columns)
+    ]
+
+
 def check_constraint(check: ConstraintCheck, facts: CatalogFacts) -> list[CatalogFinding]:
     cols = ",".join(check.columns)
     expected = check.name or f"{check.type} on {check.table}({cols})"
     if not facts.exists:
         return [CatalogFinding(expected, cols, "missing", f"table {check.table} does not exist")]
-    same_type = [c for c in facts.constraints if c["type"] == check.type]
     if check.absent:
-        unwanted = [
-            c for c in same_type if c["conname"] == check.name or c["columns"] == check.columns
-        ]
         return [
             CatalogFinding(
                 c["conname"],
@@ -140,7 +148,7 @@ def check_constraint(check: ConstraintCheck, facts: CatalogFacts) -> list[Catalo
                 c["definition"],
                 f"should not exist: {check.description or 'unwanted constraint'}",
             )
-            for c in unwanted
+            for c in unwanted_constraints(check, facts)
         ]
     found = find_constraint(check, facts)
     if found is None:
