@@ -1,10 +1,16 @@
 """`refaudit apply`: run a plan file (repair.sql, rollback.sql, or constraints.sql) and report
 what it changed.
 
-A file wrapped in `BEGIN; ... COMMIT;` (repair.sql, rollback.sql) runs as one transaction on
+The file is read as psql would read it (the psql commands plans start with are understood,
+see `pipeline.sqltext.psql_lines`) and split into statements by PostgreSQL's own parser. A
+file wrapped in `BEGIN; ... COMMIT;` (repair.sql, rollback.sql) runs as one transaction on
 one connection: everything or nothing; `dry_run` rolls it back at the end instead of
 committing, so the counts are real but nothing stays. Any other file (constraints.sql, which
-builds indexes CONCURRENTLY) runs statement by statement, as psql would.
+builds indexes CONCURRENTLY) runs statement by statement, as psql would, and stops at the
+first error.
+
+Plans refuse to run on a database other than the one they were made for;
+`allow_other_database` sets the plan's psql variable for a rehearsal on a copy.
 
 What changed is read from the plan's own `RAISE NOTICE 'refaudit: ...'` lines.
 """
@@ -22,16 +28,16 @@ from sqlalchemy.engine import URL
 
 from pipeline.db import create_engine, database_error
 from pipeline.errors import DatabaseError, UsageError
-from pipeline.sqltext import code_of, split_statements
+from pipeline.sqltext import ScriptError, comment, psql_lines, statements
 
 _STEP = re.compile(
-    r"refaudit: step=(?P<step>\d+) table=(?P<table>\S+) column=(?P<column>\S+) "
-    r"action=(?P<action>\S+) diagnosis=\S+ confidence=\S+ planned=(?P<planned>\d+) "
-    r"changed=(?P<changed>\d+) already=(?P<already>\d+) skipped=(?P<skipped>\d+)"
+    r"^refaudit: step=(?P<step>\d+) action=(?P<action>[a-z_]+) planned=(?P<planned>\d+) "
+    r"changed=(?P<changed>\d+) already=(?P<already>\d+) skipped=(?P<skipped>\d+) "
+    r"held=(?P<held>\d+) "
 )
 _ROLLBACK = re.compile(
-    r"refaudit: rollback table=(?P<table>\S+) restored=(?P<restored>\d+) "
-    r"reinserted=(?P<reinserted>\d+) unquarantined=(?P<unquarantined>\d+)"
+    r"^refaudit: rollback restored=(?P<restored>\d+) "
+    r"reinserted=(?P<reinserted>\d+) unquarantined=(?P<unquarantined>\d+) "
 )
 
 
@@ -45,11 +51,11 @@ class ApplyResult:
     totals: dict[str, int] = field(default_factory=dict)
 
     def add_notice(self, raw: str) -> None:
-        text = raw.strip()
-        text = re.sub(r"^(NOTICE|INFO|WARNING):\s+", "", text)
+        text = re.sub(r"^(NOTICE|INFO|WARNING):\s+", "", raw.strip())
         if not text.startswith("refaudit:"):
             return
-        self.messages.append(text)
+        # one line, whatever the keys in it hold
+        self.messages.append(comment(text))
         m = _STEP.search(text)
         if m:
             action = m["action"]
@@ -57,6 +63,7 @@ class ApplyResult:
                 "updated" if action == "update" else action: int(m["changed"]),
                 "already": int(m["already"]),
                 "skipped": int(m["skipped"]),
+                "held": int(m["held"]),
             }
             for k, n in counts.items():
                 self.totals[k] = self.totals.get(k, 0) + n
@@ -77,6 +84,7 @@ class ApplyResult:
             ("unquarantined", "released from quarantine"),
             ("already", "already done"),
             ("skipped", "skipped (changed since the audit)"),
+            ("held", "held (referenced by rows of other tables)"),
         ):
             if key in t:
                 parts.append(f"{t[key]} {words}")
@@ -86,36 +94,37 @@ class ApplyResult:
         return f"applied {self.path.name}: {what}"
 
 
-def _is(statement: str, *words: str) -> bool:
-    return code_of(statement).upper() in words
-
-
 def apply_plan(
     url: URL,
     path: Path,
     *,
     dry_run: bool = False,
+    allow_other_database: bool = False,
     echo: Callable[[str], None] | None = None,
 ) -> ApplyResult:
     """Run the plan at `path` against `url`; `echo` sees every `refaudit:` notice as it comes."""
     try:
         script = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(
-            f"cannot read {path}: {exc.strerror}; pass the path of a plan file"
-        ) from None
-    statements = split_statements(script)
+    except (OSError, UnicodeDecodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) else "it is not UTF-8 text"
+        raise UsageError(f"cannot read {path}: {why}; pass the path of a plan file") from None
+    try:
+        parsed = statements(psql_lines(script, allow_other_database=allow_other_database))
+    except ScriptError as exc:
+        raise UsageError(f"{path}: {exc}") from None
+    texts = [s.text for s in parsed]
     transactional = (
-        len(statements) >= 2
-        and _is(statements[0], "BEGIN", "BEGIN TRANSACTION", "START TRANSACTION")
-        and _is(statements[-1], "COMMIT", "END", "COMMIT TRANSACTION")
+        len(parsed) >= 2
+        and parsed[0].transaction == "BEGIN"
+        and parsed[-1].transaction == "COMMIT"
+        and all(s.transaction is None for s in parsed[1:-1])
     )
     if dry_run and not transactional:
         raise UsageError(
             f"{path.name} is not one transaction (no BEGIN ... COMMIT around it), so it cannot "
             "be dry-run; run it without --dry-run"
         )
-    body = statements[1:-1] if transactional else statements
+    body = texts[1:-1] if transactional else texts
     result = ApplyResult(path=path, dry_run=dry_run, transactional=transactional)
     engine = create_engine(url)
     doing = f"connecting to apply {path.name}"

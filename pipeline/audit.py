@@ -40,9 +40,14 @@ from pipeline.outputs import (
 )
 from pipeline.progress import ProgressLike, as_progress
 from pipeline.repair import (
+    DEFAULT_SCHEMA,
     RepairContext,
     RepairPlan,
+    identity_check,
+    psql_preamble,
+    read_reference_facts,
     read_repair_context,
+    session_settings,
     write_repair_sql,
     write_rollback_sql,
 )
@@ -67,6 +72,8 @@ class AuditOptions:
     """An earlier run's violations.csv (or its directory): its violations do not fail the run."""
     repair: bool = False
     """Also write repair.sql, rollback.sql and constraints.sql (see pipeline/repair.py)."""
+    repair_schema: str = DEFAULT_SCHEMA
+    """The schema that holds the repair's backup and quarantine tables."""
     history: Path | None = None
     """The run-history file; None: `history.db` beside the run directories."""
     record_history: bool = True
@@ -156,7 +163,7 @@ def run_audit(
     )
     started = time.perf_counter()
     partial = out_dir / PARTIAL_VIOLATIONS
-    plan = RepairPlan(suite, run.run_id) if opts.repair else None
+    plan = RepairPlan(suite, run.run_id, schema=opts.repair_schema) if opts.repair else None
     doing = "connecting"
     try:
         engine = create_engine(
@@ -180,6 +187,9 @@ def run_audit(
                     doing = "checking the schema"
                     prog.step("checking the schema")
                     verify_schema(conn, suite)
+                    if plan is not None:
+                        doing = "reading the catalog the repair plan needs"
+                        plan.context = read_repair_context(conn, suite)
                     doing = "auditing"
                     catalog: dict[str, CatalogFacts] = dict(source.catalog) if source else {}
                     checks = run_checks(
@@ -190,9 +200,10 @@ def run_audit(
                         catalog=catalog,
                         companion=opts.second_connection,
                     )
-                    if plan is not None:
+                    if plan is not None and plan.context is not None:
                         doing = "reading what the repair needs"
-                        context = read_repair_context(conn, suite, plan, catalog)
+                        context = plan.context
+                        read_reference_facts(conn, suite, context, catalog)
         finally:
             engine.dispose()
         partial.replace(out_dir / "violations.csv")
@@ -247,26 +258,21 @@ def write_repair_files(
 ) -> dict[str, Any]:
     """repair.sql, rollback.sql and constraints.sql into the run's directory."""
     out, run = result.out_dir, result.run
-    catalog = plan_catalog(plan.suite, context.facts)
+    views = [t for t, info in context.tables.items() if not info.is_table]
+    catalog = plan_catalog(plan.suite, context.facts, views)
     timeouts = {
         "lock_timeout_s": opts.lock_timeout_s,
         "statement_timeout_s": opts.statement_timeout_s,
     }
-    summary = write_repair_sql(
-        plan,
-        context,
-        catalog,
-        out / "repair.sql",
-        database=run.database,
-        snapshot=run.snapshot_taken_at,
-        **timeouts,
-    )
-    write_rollback_sql(
-        plan, context, catalog, out / "rollback.sql", database=run.database, **timeouts
-    )
+    summary = write_repair_sql(plan, context, catalog, out / "repair.sql", **timeouts)
+    write_rollback_sql(plan, context, catalog, out / "rollback.sql", **timeouts)
+    preamble = [
+        *psql_preamble(),
+        *session_settings(context.identity, local=False, **timeouts),
+        identity_check(context.identity, "constraints.sql"),
+    ]
     (out / "constraints.sql").write_text(
-        render_constraints(catalog, run_id=run.run_id, database=run.database, **timeouts),
-        encoding="utf-8",
+        render_constraints(catalog, run_id=run.run_id, preamble=preamble), encoding="utf-8"
     )
     files = summary.to_dict()["files"]
     result.files.update(files)

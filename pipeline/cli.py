@@ -207,6 +207,13 @@ def run(
             help="Also write repair.sql, rollback.sql and constraints.sql into --out.",
         ),
     ] = False,
+    repair_schema: Annotated[
+        str,
+        typer.Option(
+            "--repair-schema",
+            help="The schema the repair plan keeps its backup and quarantine tables in.",
+        ),
+    ] = "refaudit",
     one_connection: Annotated[
         bool,
         typer.Option(
@@ -234,6 +241,7 @@ def run(
             lock_timeout_s=lock_timeout,
             baseline=baseline,
             repair=repair,
+            repair_schema=repair_schema,
             history=history,
             record_history=not no_history,
             second_connection=not one_connection,
@@ -335,6 +343,14 @@ def apply(
         bool,
         typer.Option("--dry-run", help="Run the plan, report, then roll everything back."),
     ] = False,
+    allow_other_database: Annotated[
+        bool,
+        typer.Option(
+            "--allow-other-database",
+            help="Run the plan on a database other than the one it was made for (a rehearsal "
+            "on a copy); without it such a plan refuses to run and changes nothing.",
+        ),
+    ] = False,
     quiet: QuietOption = False,
     debug: DebugOption = False,
 ) -> None:
@@ -344,7 +360,13 @@ def apply(
 
     def go() -> Any:
         url = resolve_url(db)
-        return apply_plan(url, plan, dry_run=dry_run, echo=None if quiet else typer.echo)
+        return apply_plan(
+            url,
+            plan,
+            dry_run=dry_run,
+            allow_other_database=allow_other_database,
+            echo=None if quiet else typer.echo,
+        )
 
     result = _guarded(debug, go, _secrets(db))
     typer.echo(result.summary())

@@ -34,7 +34,16 @@ from pipeline.checks.catalog import (
     unwanted_constraints,
 )
 from pipeline.checks.domain import compile_condition
-from pipeline.sqltext import comment, ident, literal, object_name, regclass, table
+from pipeline.sqltext import (
+    comment,
+    do_block,
+    dollar_quoted,
+    ident,
+    literal,
+    object_name,
+    regclass,
+    table,
+)
 from pipeline.suite import (
     ConditionalReferenceCheck,
     ConstraintCheck,
@@ -136,25 +145,25 @@ def _exists_sql(tbl: str, name: str) -> str:
 
 def guarded_drop(audited: AuditedConstraint) -> str:
     """Drop a constraint only while it is still what the audit saw."""
-    return (
-        "DO $refaudit$ BEGIN\n"
+    return do_block(
+        " BEGIN\n"
         f"  IF EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = {regclass(audited.table)}\n"
         f"             AND conname = {literal(audited.name)}\n"
         f"             AND pg_get_constraintdef(oid) = {literal(audited.definition)}) THEN\n"
         f"    ALTER TABLE {table(audited.table)} DROP CONSTRAINT {ident(audited.name)};\n"
         "  END IF;\n"
-        "END $refaudit$;"
+        "END "
     )
 
 
 def add_unless_exists(tbl: str, name: str, definition: str, not_valid: bool) -> str:
     suffix = " NOT VALID" if not_valid else ""
-    return (
-        "DO $refaudit$ BEGIN\n"
+    return do_block(
+        " BEGIN\n"
         f"  IF NOT EXISTS ({_exists_sql(tbl, name)}) THEN\n"
         f"    ALTER TABLE {table(tbl)} ADD CONSTRAINT {ident(name)} {definition}{suffix};\n"
         "  END IF;\n"
-        "END $refaudit$;"
+        "END "
     )
 
 
@@ -196,11 +205,24 @@ def wrong_target_fks(suite: Suite, facts: dict[str, CatalogFacts]) -> list[Audit
     return wrong
 
 
-def plan_catalog(suite: Suite, facts: dict[str, CatalogFacts]) -> CatalogPlan:
+def plan_catalog(
+    suite: Suite, facts: dict[str, CatalogFacts], views: Iterable[str] = ()
+) -> CatalogPlan:
+    """What constraints.sql does; `views` are suite tables that are views (or other
+    relations that are not tables), which get no DDL."""
     plan = CatalogPlan(wrong_fks=wrong_target_fks(suite, facts))
     expected_names: set[tuple[str, str]] = set()
+    not_tables = set(views)
     for check in suite.checks:
         table_facts = facts.get(check.table, CatalogFacts(exists=False))
+        catalog_kind = isinstance(check, ConstraintCheck | IndexCheck | TriggerCheck)
+        if catalog_kind and check.table in not_tables:
+            plan.sections.append(
+                f"-- {comment(check.id)}: {comment(check.table)} is a view, not a table; "
+                "constraints, indexes and\n-- triggers belong on the tables it reads from: "
+                "nothing is generated for it"
+            )
+            continue
         if isinstance(check, ConstraintCheck) and check.absent:
             unwanted = unwanted_constraints(check, table_facts)
             section = _unwanted(check, unwanted, plan)
@@ -219,8 +241,8 @@ def plan_catalog(suite: Suite, facts: dict[str, CatalogFacts]) -> CatalogPlan:
     extra = [w for w in plan.wrong_fks if (w.table, w.name) not in expected_names]
     for w in extra:
         plan.sections.append(
-            f"-- {w.table}.{','.join(w.columns)}: {w.name} ({comment(w.definition)}) points at "
-            "the wrong table; it goes\n" + guarded_drop(w)
+            f"-- {comment(w.table)}.{comment(','.join(w.columns))}: {comment(w.name)} "
+            f"({comment(w.definition)}) points at the wrong table; it goes\n" + guarded_drop(w)
         )
         plan.undo_after.extend(readd(w))
     return plan
@@ -229,8 +251,8 @@ def plan_catalog(suite: Suite, facts: dict[str, CatalogFacts]) -> CatalogPlan:
 def _constraint(
     suite: Suite, check: ConstraintCheck, facts: CatalogFacts, plan: CatalogPlan
 ) -> str:
-    head = (
-        f"-- {check.id}: {check.type.replace('_', ' ')} on {check.table}({','.join(check.columns)})"
+    head = "-- " + comment(
+        f"{check.id}: {check.type.replace('_', ' ')} on {check.table}({','.join(check.columns)})"
     )
     found = find_constraint(check, facts) if facts.exists else None
     problems = [f.problem for f in check_constraint(check, facts)]
@@ -275,7 +297,7 @@ def _constraint(
 
 def _unwanted(check: ConstraintCheck, found: list[dict[str, Any]], plan: CatalogPlan) -> str:
     kind = check.type.replace("_", " ")
-    head = f"-- {check.id}: no {kind} on {check.table}({','.join(check.columns)})"
+    head = "-- " + comment(f"{check.id}: no {kind} on {check.table}({','.join(check.columns)})")
     if not found:
         return f"{head}\n--   absent at the audit: nothing to do"
     lines = [head]
@@ -283,7 +305,7 @@ def _unwanted(check: ConstraintCheck, found: list[dict[str, Any]], plan: Catalog
         lines.append(f"--   {comment(check.description)}")
     for c in found:
         audited = AuditedConstraint(check.table, c["conname"], c["definition"], tuple(c["columns"]))
-        lines.append(f"--   at the audit: {c['conname']} {comment(c['definition'])}")
+        lines.append(f"--   at the audit: {comment(c['conname'] + ' ' + c['definition'])}")
         lines.append(guarded_drop(audited))
         plan.undo_after.extend(readd(audited))
     return "\n".join(lines)
@@ -305,7 +327,9 @@ def _differs(check: ConstraintCheck, found: dict[str, Any]) -> bool:
 
 
 def _index(check: IndexCheck, facts: CatalogFacts) -> str:
-    head = f"-- {check.id}: index {check.name} on {check.table}({','.join(check.columns or [])})"
+    head = "-- " + comment(
+        f"{check.id}: index {check.name} on {check.table}({','.join(check.columns or [])})"
+    )
     problems = [f.problem for f in check_index(check, facts)]
     if not problems:
         return f"{head}\n--   present at the audit: nothing to do"
@@ -328,7 +352,7 @@ def _index(check: IndexCheck, facts: CatalogFacts) -> str:
 
 
 def _trigger(suite: Suite, check: TriggerCheck, facts: CatalogFacts, plan: CatalogPlan) -> str:
-    head = f"-- {check.id}: trigger {check.name} on {check.table}"
+    head = "-- " + comment(f"{check.id}: trigger {check.name} on {check.table}")
     problems = [f.problem for f in check_trigger(check, facts)]
     if not problems:
         return f"{head}\n--   present and enabled at the audit: nothing to do"
@@ -377,9 +401,8 @@ def conditional_reference_triggers(
         " names",
     )
     no_target = _raise_message(f"{check.table}.{check.discriminator} ", "%", " names no target")
-    statements = [
-        f"CREATE OR REPLACE FUNCTION {ident(fn)}() RETURNS trigger LANGUAGE plpgsql AS $refaudit$\n"
-        "BEGIN\n"
+    body = (
+        "\nBEGIN\n"
         f"  IF NEW.{col} IS NULL THEN\n    RETURN NEW;\n  END IF;\n"
         + "\n".join(branches)
         + "\n  ELSE\n"
@@ -390,7 +413,11 @@ def conditional_reference_triggers(
         "      USING ERRCODE = 'foreign_key_violation';\n"
         "  END IF;\n"
         "  RETURN NEW;\n"
-        "END $refaudit$;",
+        "END "
+    )
+    statements = [
+        f"CREATE OR REPLACE FUNCTION {ident(fn)}() RETURNS trigger LANGUAGE plpgsql AS "
+        f"{dollar_quoted(body)};",
         f"CREATE OR REPLACE TRIGGER {ident(name)} BEFORE INSERT OR UPDATE OF {col}, {disc} "
         f"ON {table(t)} FOR EACH ROW EXECUTE FUNCTION {ident(fn)}();",
     ]
@@ -400,10 +427,8 @@ def conditional_reference_triggers(
         tname = object_name(name, bare_name(target.table))
         tfn = object_name(name, bare_name(target.table), "fn")
         key = ident(target.column)
-        statements += [
-            f"CREATE OR REPLACE FUNCTION {ident(tfn)}() RETURNS trigger LANGUAGE plpgsql "
-            "AS $refaudit$\n"
-            "BEGIN\n"
+        tbody = (
+            "\nBEGIN\n"
             f"  IF TG_OP = 'UPDATE' AND NEW.{key} IS NOT DISTINCT FROM OLD.{key} THEN\n"
             "    RETURN NEW;\n  END IF;\n"
             f"  IF EXISTS (SELECT 1 FROM {table(t)} WHERE {disc} = {literal(value)} "
@@ -419,7 +444,11 @@ def conditional_reference_triggers(
             "  END IF;\n"
             "  IF TG_OP = 'DELETE' THEN\n    RETURN OLD;\n  END IF;\n"
             "  RETURN NEW;\n"
-            "END $refaudit$;",
+            "END "
+        )
+        statements += [
+            f"CREATE OR REPLACE FUNCTION {ident(tfn)}() RETURNS trigger LANGUAGE plpgsql "
+            f"AS {dollar_quoted(tbody)};",
             f"CREATE OR REPLACE TRIGGER {ident(tname)} BEFORE DELETE OR UPDATE OF {key} "
             f"ON {table(target.table)} FOR EACH ROW EXECUTE FUNCTION {ident(tfn)}();",
         ]
@@ -437,22 +466,19 @@ def render_constraints(
     plan: CatalogPlan,
     *,
     run_id: str,
-    database: str,
-    lock_timeout_s: float,
-    statement_timeout_s: float,
+    preamble: list[str],
 ) -> str:
+    """constraints.sql; `preamble` binds it to its database (see `pipeline.repair`)."""
     header = [
         "-- refaudit constraints.sql: the constraints, indexes and triggers that keep the data",
-        f"-- repaired. Run {run_id} on {comment(database)}.",
+        f"-- repaired. Run {comment(run_id)}.",
         "-- Run it after repair.sql (and after resolving the rows repair.sql lists for review):",
         "--   psql -v ON_ERROR_STOP=1 -f constraints.sql",
         "-- Not one transaction: indexes are built CONCURRENTLY. Every statement is safe to",
         "-- run again. A VALIDATE that fails leaves the constraint NOT VALID, still enforced",
         "-- for new rows; fix the rows it names and run the file again.",
         "",
-        "SET standard_conforming_strings = on;",
-        f"SET lock_timeout = '{int(lock_timeout_s * 1000)}ms';",
-        f"SET statement_timeout = '{int(statement_timeout_s * 1000)}ms';",
+        *preamble,
         "",
     ]
     return "\n".join(header) + "\n\n".join(plan.sections) + "\n"

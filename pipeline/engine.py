@@ -148,8 +148,17 @@ class ViolationSink:
 def _parts(rule: RowRule) -> list[str]:
     """The result columns a rule has in a table statement, as prefixes of `{prefix}{i}`: flag
     and value; for a diagnosing rule also diagnosis, proposed value, confidence, evidence,
-    repair column and audited value."""
+    repair column and the repair's guard (see `_guard`)."""
     return ["f", "v"] + (["d", "p", "c", "e", "rc", "ro"] if rule.diagnoser else [])
+
+
+def _guard(rule: RowRule, column: Callable[[str], Any]) -> Any:
+    """The audited value of every column of the row the rule's diagnosis read, as a JSON
+    object of texts: a repair changes the row only while each of them still holds."""
+    args: list[Any] = []
+    for name in rule.columns:
+        args += [sa.literal(name, sa.Text), sa.cast(column(name), sa.Text)]
+    return sa.cast(sa.func.json_build_object(*args), sa.Text)
 
 
 @dataclass
@@ -272,7 +281,7 @@ class TablePlan:
             f"c{i}": diag.confidence,
             f"e{i}": diag.evidence,
             f"rc{i}": diag.repair_column if diag.repair_column is not None else None,
-            f"ro{i}": diag.repair_old if diag.repair_old is not None else None,
+            f"ro{i}": _guard(rule, column(d)),
         }
         given = {k: e for k, e in given.items() if e is not None}
         return sa.select(*self._row(d.c["__key"], given)).where(flag)
@@ -477,7 +486,6 @@ def _rule_rows(plan: TablePlan, sink: ViolationSink) -> Callable[[Any], None]:
             if rule.diagnoser is None:
                 sink.add(Violation(rule.rule_id, plan.table, key, rule.column, value))
                 continue
-            old = row[at[7]]
             sink.add(
                 Violation(
                     rule.rule_id,
@@ -490,7 +498,7 @@ def _rule_rows(plan: TablePlan, sink: ViolationSink) -> Callable[[Any], None]:
                     confidence=_text(row[at[4]]),
                     evidence=_text(row[at[5]]),
                     repair_column=_text(row[at[6]]),
-                    repair_old=None if old is None else str(old),
+                    repair_guard=row[at[7]],
                 )
             )
 

@@ -1,36 +1,94 @@
-"""Writing SQL text that people read and run: quoted identifiers, safe literals, and splitting
-a script into statements (for `refaudit apply`)."""
+"""Writing SQL text that people read and run: quoted identifiers, safe literals, comments
+and dollar-quoted bodies that no value can break out of, and reading a script back into
+statements with PostgreSQL's own parser (for `refaudit apply` and the tests).
+
+Whatever a name or value holds, the text these helpers write keeps it inside its quotes
+and keeps every line of the script one line: control characters, line and paragraph
+separators and format characters are written as escapes (`E'\\n'`, `U&"\\000a"`), so
+neither PostgreSQL nor psql (whose backslash commands are read line by line) nor a reader
+can see the value as anything but a value.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
+from dataclasses import dataclass
 
 from sqlalchemy.dialects import postgresql
 
 _preparer = postgresql.dialect().identifier_preparer
 MAX_IDENTIFIER = 63  # PostgreSQL's NAMEDATALEN - 1
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"})
+
+
+def unsafe(ch: str) -> bool:
+    """A character that must not appear raw in a script: control and format characters,
+    line and paragraph separators, surrogates, private-use and unassigned code points."""
+    return unicodedata.category(ch) in _UNSAFE_CATEGORIES
+
+
+def _check_text(value: str) -> None:
+    if "\x00" in value:
+        raise ValueError("PostgreSQL text cannot hold NUL characters")
 
 
 def ident(name: str) -> str:
-    """A column or unqualified name, quoted when PostgreSQL needs it."""
-    return str(_preparer.quote(name))
+    """A column or unqualified name, quoted when PostgreSQL needs it; a name holding
+    characters that must not appear raw is written as a Unicode-escaped identifier."""
+    _check_text(name)
+    if not any(unsafe(ch) for ch in name):
+        return str(_preparer.quote(name))
+    body = "".join(_unicode_escape(ch) if unsafe(ch) or ch == "\\" else ch for ch in name)
+    return 'U&"' + body.replace('"', '""') + '"'
+
+
+def _unicode_escape(ch: str) -> str:
+    if ch == "\\":
+        return "\\\\"
+    code = ord(ch)
+    return f"\\{code:04x}" if code <= 0xFFFF else f"\\+{code:06x}"
 
 
 def table(name: str) -> str:
     """A table name as the suite writes it (`table` or `schema.table`), quoted per part."""
     schema, _, bare = name.rpartition(".")
-    return f"{ident(schema)}.{ident(bare)}" if schema else ident(bare)
+    return qualified(schema, bare) if schema else ident(bare)
+
+
+def qualified(schema: str, name: str) -> str:
+    """`schema.name`, each part quoted."""
+    return f"{ident(schema)}.{ident(name)}"
+
+
+_E_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f"}
 
 
 def literal(value: str | None) -> str:
     """A string literal (or NULL). Scripts set `standard_conforming_strings = on`, so a
-    backslash is an ordinary character and doubling quotes is the only escape needed."""
+    backslash is an ordinary character and doubling quotes is the only escape needed; a
+    value holding characters that must not appear raw is written as an escape string
+    (`E'...'`, whose meaning does not depend on that setting)."""
     if value is None:
         return "NULL"
-    if "\x00" in value:
-        raise ValueError("PostgreSQL text cannot hold NUL characters")
-    return "'" + value.replace("'", "''") + "'"
+    _check_text(value)
+    if not any(unsafe(ch) for ch in value):
+        return "'" + value.replace("'", "''") + "'"
+    out = []
+    for ch in value:
+        if ch == "\\":
+            out.append("\\\\")
+        elif ch == "'":
+            out.append("''")
+        elif ch in _E_ESCAPES:
+            out.append(_E_ESCAPES[ch])
+        elif unsafe(ch):
+            code = ord(ch)
+            out.append(f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}")
+        else:
+            out.append(ch)
+    return "E'" + "".join(out) + "'"
 
 
 def regclass(name: str) -> str:
@@ -39,8 +97,35 @@ def regclass(name: str) -> str:
 
 
 def comment(text: str) -> str:
-    """Text that is safe inside a `--` comment: one line."""
-    return " ".join(text.split())
+    """Text that is safe inside a `--` comment: one line, whatever it holds. Runs of
+    whitespace become one space; characters that must not appear raw are shown as
+    `\\uXXXX` escapes (so a reader still sees that they are there)."""
+    words = " ".join(text.split(" "))
+    out = []
+    for ch in words:
+        if ch in "\n\r\t":
+            out.append(" ")
+        elif unsafe(ch):
+            out.append(f"\\u{ord(ch):04x}" if ord(ch) <= 0xFFFF else f"\\U{ord(ch):08x}")
+        else:
+            out.append(ch)
+    return re.sub(r" {2,}", " ", "".join(out)).strip()
+
+
+def dollar_quoted(body: str, tag: str = "refaudit") -> str:
+    """`body` between dollar quotes whose tag does not occur in it (a PL/pgSQL body that
+    holds names and values)."""
+    n = 0
+    chosen = tag
+    while f"${chosen}$" in body or body.endswith(f"${chosen}"):
+        n += 1
+        chosen = f"{tag}_{n}"
+    return f"${chosen}${body}${chosen}$"
+
+
+def do_block(body: str) -> str:
+    """An anonymous PL/pgSQL block."""
+    return f"DO {dollar_quoted(body)};"
 
 
 def object_name(*parts: str) -> str:
@@ -54,52 +139,94 @@ def object_name(*parts: str) -> str:
     return f"{name[: MAX_IDENTIFIER - 9]}_{digest}"
 
 
-def split_statements(script: str) -> list[str]:
-    """Split a SQL script into statements at top-level semicolons, respecting quotes,
-    dollar-quoted bodies and comments. Statements that are only comments are dropped."""
+# ---------------------------------------------------------------------- reading scripts
+PSQL_ALLOW_OTHER = "refaudit_allow_other_database"
+"""The psql variable that lets a plan run on a database other than its own (a rehearsal)."""
+
+_META_LINE = re.compile(r"^\s*\\")
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One statement of a script: its text (leading comments dropped) and its kind, the
+    name of PostgreSQL's parse node (`TransactionStmt`, `UpdateStmt`, `DoStmt`, ...)."""
+
+    text: str
+    kind: str
+    transaction: str | None = None  # BEGIN/START/COMMIT/ROLLBACK for a TransactionStmt
+
+
+class ScriptError(ValueError):
+    """A script that is not a plan refaudit can run (a syntax error, an unknown psql
+    command)."""
+
+
+def psql_lines(script: str, *, allow_other_database: bool = False) -> str:
+    """The SQL of a plan file as psql would run it: the psql commands refaudit writes are
+    interpreted (`\\set ON_ERROR_STOP on`; `\\if :{?refaudit_allow_other_database}` ...
+    `\\endif` keeps its lines only with `allow_other_database`), any other psql command is
+    refused. Plans keep every literal and identifier on one line, so a line that starts
+    with a backslash is a psql command."""
     out: list[str] = []
-    start, i, n = 0, 0, len(script)
-    while i < n:
-        c = script[i]
-        if c == "-" and script.startswith("--", i):
-            end = script.find("\n", i)
-            i = n if end < 0 else end + 1
-        elif c == "/" and script.startswith("/*", i):
-            end = script.find("*/", i + 2)
-            i = n if end < 0 else end + 2
-        elif c in "'\"":
-            i += 1
-            while i < n:
-                if script[i] == c:
-                    if i + 1 < n and script[i + 1] == c:  # doubled quote
-                        i += 2
-                        continue
-                    break
-                i += 1
-            i += 1
-        elif c == "$":
-            m = re.match(r"\$([A-Za-z_][A-Za-z_0-9]*)?\$", script[i:])
-            if m:
-                tag = m.group(0)
-                end = script.find(tag, i + len(tag))
-                i = n if end < 0 else end + len(tag)
-            else:
-                i += 1
-        elif c == ";":
-            out.append(script[start : i + 1])
-            start = i = i + 1
+    skipping: bool | None = None  # inside \if: whether its lines are dropped
+    for number, line in enumerate(script.splitlines(), start=1):
+        if not _META_LINE.match(line):
+            out.append("" if skipping else line)
+            continue
+        words = line.split()
+        if words == ["\\set", "ON_ERROR_STOP", "on"]:
+            out.append("")
+        elif words == ["\\if", f":{{?{PSQL_ALLOW_OTHER}}}"] and skipping is None:
+            skipping = not allow_other_database
+            out.append("")
+        elif words == ["\\endif"] and skipping is not None:
+            skipping = None
+            out.append("")
         else:
-            i += 1
-    out.append(script[start:])
-    return [s.strip() for s in out if _has_code(s)]
+            raise ScriptError(
+                f"line {number} is a psql command refaudit does not run ({words[0]}); "
+                "run this file with psql"
+            )
+    if skipping is not None:
+        raise ScriptError("an \\if has no \\endif")
+    return "\n".join(out)
 
 
-def code_of(statement: str) -> str:
-    """A statement without comments and its final semicolon (to recognise BEGIN/COMMIT)."""
-    text = re.sub(r"--[^\n]*", "", statement)
-    text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
-    return " ".join(text.split()).rstrip(";").strip()
+def statements(sql: str) -> list[Statement]:
+    """The statements of a SQL script, split and classified by PostgreSQL's own parser."""
+    import pglast
+    from pglast import ast
+    from pglast.enums.parsenodes import TransactionStmtKind
+    from pglast.parser import ParseError
+
+    try:
+        parsed = pglast.parse_sql(sql)
+    except ParseError as exc:
+        raise ScriptError(f"not valid SQL: {exc}") from None
+    out = []
+    for stmt in parsed:  # locations are character offsets; a length of 0 means "to the end"
+        start = stmt.stmt_location or 0
+        end = start + stmt.stmt_len if stmt.stmt_len else len(sql)
+        text = _strip_comments(sql[start:end])
+        node = stmt.stmt
+        transaction = None
+        if isinstance(node, ast.TransactionStmt):
+            transaction = _TRANSACTION.get(TransactionStmtKind(int(node.kind or 0)).name)
+        out.append(Statement(text, type(node).__name__, transaction))
+    return out
 
 
-def _has_code(statement: str) -> bool:
-    return bool(code_of(statement))
+_TRANSACTION = {
+    "TRANS_STMT_BEGIN": "BEGIN",
+    "TRANS_STMT_START": "BEGIN",
+    "TRANS_STMT_COMMIT": "COMMIT",
+    "TRANS_STMT_ROLLBACK": "ROLLBACK",
+}
+
+
+def _strip_comments(text: str) -> str:
+    """A statement's text without the comment lines before it."""
+    lines = text.strip().splitlines()
+    while lines and (not lines[0].strip() or lines[0].lstrip().startswith("--")):
+        lines.pop(0)
+    return "\n".join(lines).strip()

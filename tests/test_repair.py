@@ -123,7 +123,7 @@ def test_repair_rollback_round_trip_with_psql(world: str, suite: Suite, tmp_path
     assert "refaudit: total changed=9 already=0 skipped=0" in first.stderr
     quarantined = query(
         world,
-        "SELECT row_key, row_data->>'tutor_id', reason FROM refaudit_quarantine "
+        "SELECT row_key, row_data->>'tutor_id', reason FROM refaudit.quarantine "
         f"WHERE run_id = '{result.run.run_id}' ORDER BY row_key",
     )
     assert [(k, t) for k, t, _ in quarantined] == [("5", "999"), ("8", "999")]
@@ -140,7 +140,7 @@ def test_repair_rollback_round_trip_with_psql(world: str, suite: Suite, tmp_path
     back = psql(world, tmp_path / "run" / "rollback.sql")
     assert back.returncode == 0, back.stderr
     assert dump(world) == before
-    assert query(world, "SELECT count(*) FROM refaudit_quarantine")[0][0] == 0
+    assert query(world, "SELECT count(*) FROM refaudit.quarantine")[0][0] == 0
     assert sorted(
         query(
             world,
@@ -167,6 +167,7 @@ def test_repaired_database_takes_the_constraints_and_passes_a_new_audit(
         "quarantine": 2,
         "already": 0,
         "skipped": 0,
+        "held": 0,
     }
     # the rows listed for review, decided by a person
     execute(world, "UPDATE session_requests SET tutor_id = 90 WHERE id = 3")
@@ -229,7 +230,7 @@ def test_a_row_edited_after_the_audit_is_skipped_and_reported(
     seen: list[str] = []
     applied = apply_plan(as_url(world), tmp_path / "run" / "repair.sql", echo=seen.append)
     assert applied.totals["skipped"] == 2
-    assert any("table=session_requests skipped (changed since the audit): 1" in m for m in seen)
+    assert any("skipped (changed since the audit): 1" in m for m in seen)
     assert any("skipped (changed since the audit): 6" in m for m in seen)
     now = requests(world)
     assert now[1] == (86, 28, "student", 3)  # the edit stands; the requester was still repaired
@@ -253,7 +254,7 @@ def test_counts_that_drift_abort_everything(world: str, suite: Suite, tmp_path: 
         apply_plan(as_url(world), tmp_path / "run" / "repair.sql")
     assert "matched their guard" in str(err.value) and "nothing was applied" in str(err.value)
     assert dump(world) == before
-    assert query(world, "SELECT to_regclass('refaudit_quarantine')")[0][0] is None
+    assert query(world, "SELECT to_regclass('refaudit.quarantine')")[0][0] is None
 
 
 def test_results_json_carries_diagnoses_and_the_repair_summary(

@@ -74,7 +74,7 @@ def test_generic_suite_round_trip(new_database, tmp_path: Path) -> None:  # type
     assert applied.totals["updated"] == 2 and applied.totals["quarantine"] == 1
     cards = query(uri, 'SELECT "Visit Id", "Card" FROM visits ORDER BY 1')
     assert cards == [(1, 10), (2, 10), (3, 7), (4, 20)]
-    assert query(uri, "SELECT row_data->>'select' FROM refaudit_quarantine") == [("x'y",)]
+    assert query(uri, "SELECT row_data->>'select' FROM refaudit.quarantine") == [("x'y",)]
 
     back = psql(uri, tmp_path / "run" / "rollback.sql")
     assert back.returncode == 0, back.stderr

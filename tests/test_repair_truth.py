@@ -145,7 +145,7 @@ def test_dirty_database_repairs_follow_the_ground_truth(
         if key in nulled:
             assert new["package_id"] is None
     # no row lost: every removed row is whole in the quarantine
-    kept = query(uri, "SELECT row_key, row_data FROM refaudit_quarantine")
+    kept = query(uri, "SELECT row_key, row_data FROM refaudit.quarantine")
     assert {int(k): v for k, v in kept} == {k: before_rows[k] for k in quarantined}
 
     second = psql(uri, tmp_path / "run" / "repair.sql")

@@ -160,9 +160,10 @@ class Diagnosis:
     """Why one row violates a rule, as SQL over the facts a `Diagnoser` gathered.
 
     `diagnosis`, `proposed`, `confidence` and `evidence` become the columns of
-    violations.csv; `repair_column`/`repair_old` name the column a repair would change and
-    its audited value (NULL for SQL NULL). `flag`, when given, replaces the rule's flag: the
-    scan may select candidate rows that only the diagnosis can confirm.
+    violations.csv; `repair_column` names the column a repair would change (the engine adds
+    the audited values of every column the diagnosis read, the repair's guard). `flag`,
+    when given, replaces the rule's flag: the scan may select candidate rows that only the
+    diagnosis can confirm.
     """
 
     diagnosis: ColumnElement[Any]
@@ -170,7 +171,6 @@ class Diagnosis:
     confidence: ColumnElement[Any]
     evidence: ColumnElement[Any]
     repair_column: ColumnElement[Any] | None = None
-    repair_old: ColumnElement[Any] | None = None
     flag: ColumnElement[bool] | None = None
 
 
@@ -227,9 +227,16 @@ class Violation:
     proposed_value: str = ""
     confidence: str = ""
     evidence: str = ""
-    # not in violations.csv: what a repair of this row would change (see pipeline/repair.py)
+    # not in violations.csv: what a repair of this row would change, and the audited value
+    # of every column of the row the diagnosis read, a JSON object of texts (NULL as null):
+    # the repair changes the row only while all of them still hold (see pipeline/repair.py)
     repair_column: str = ""
-    repair_old: str | None = None
+    repair_guard: str | None = None
+
+    def guard(self) -> dict[str, str | None]:
+        import json
+
+        return dict(json.loads(self.repair_guard)) if self.repair_guard else {}
 
 
 VIOLATION_FIELDS = (

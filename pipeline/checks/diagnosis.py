@@ -397,7 +397,6 @@ class ReferenceDiagnoser(_Common):
             else_="",
         )
         repair_column = self._repair_column(label)
-        repair_old = self._repair_old(label, value, disc)
 
         if self.mis_key is None:
             return Diagnosis(
@@ -412,7 +411,6 @@ class ReferenceDiagnoser(_Common):
                     else_=text(no_target, "; several other targets have it"),
                 ),
                 repair_column=repair_column,
-                repair_old=repair_old,
             )
 
         mis_key, space = self.mis_key, self.key_space
@@ -523,7 +521,6 @@ class ReferenceDiagnoser(_Common):
             confidence=confidence,
             evidence=sa.func.concat_ws("; ", head, *notes),
             repair_column=repair_column,
-            repair_old=repair_old,
             flag=sa.or_(missing, sa.and_(supports, mapped)),
         )
 
@@ -551,13 +548,6 @@ class ReferenceDiagnoser(_Common):
             return sa.literal(self.column)
         return sa.case(
             (label == "wrong_type", sa.literal(self.discriminator)), else_=sa.literal(self.column)
-        )
-
-    def _repair_old(self, label: Any, value: Any, disc: Any) -> Any:
-        if disc is None:
-            return sa.cast(value, sa.Text)
-        return sa.case(
-            (label == "wrong_type", sa.cast(disc, sa.Text)), else_=sa.cast(value, sa.Text)
         )
 
 
@@ -610,7 +600,6 @@ class DiscriminatorDiagnoser(_Common):
 
     def conclude(self, facts: Facts, column: Callable[[str], Any]) -> Diagnosis:
         value = column(self.column)
-        disc = column(self.discriminator) if self.discriminator else None
         label, n_in, n_agree = facts["label"], facts["n_in"], facts["n_agree"]
         single = n_in == 1
         proposed = sa.case(
@@ -650,5 +639,4 @@ class DiscriminatorDiagnoser(_Common):
             confidence=confidence,
             evidence=evidence,
             repair_column=sa.literal(self.discriminator),
-            repair_old=sa.cast(disc, sa.Text) if disc is not None else sa.null(),
         )
