@@ -168,11 +168,16 @@ def add_unless_exists(tbl: str, name: str, definition: str, not_valid: bool) -> 
 
 
 def readd(audited: AuditedConstraint) -> list[str]:
-    """rollback.sql: the constraint exactly as the audit saw it."""
+    """rollback.sql: the constraint exactly as the audit saw it. Its definition is
+    PostgreSQL's own text (`pg_get_constraintdef`), run as a literal through EXECUTE, so the
+    file carries it quoted and on one line like every other value."""
+    tbl, name = table(audited.table), ident(audited.name)
     return [
-        f"ALTER TABLE {table(audited.table)} DROP CONSTRAINT IF EXISTS {ident(audited.name)};",
-        f"ALTER TABLE {table(audited.table)} ADD CONSTRAINT {ident(audited.name)} "
-        f"{audited.definition};",
+        f"ALTER TABLE {tbl} DROP CONSTRAINT IF EXISTS {name};",
+        do_block(
+            f" BEGIN\n  EXECUTE {literal(f'ALTER TABLE {tbl} ADD CONSTRAINT {name} ')} || "
+            f"{literal(audited.definition)};\nEND "
+        ),
     ]
 
 

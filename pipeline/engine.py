@@ -418,7 +418,7 @@ def verify_schema(conn: Connection, suite: Suite) -> None:
     """Fail with one clear line when the suite names a table or column the database lacks."""
     for table, cols in sorted(required_columns(suite).items()):
         regclass = conn.execute(
-            sa.text("SELECT to_regclass(:t)::text"), {"t": sqltext.table(table)}
+            sa.text("SELECT to_regclass(:t)::text"), {"t": sqltext.regclass_text(table)}
         ).scalar()
         if regclass is None:
             raise DatabaseError(
@@ -431,7 +431,7 @@ def verify_schema(conn: Connection, suite: Suite) -> None:
                     "SELECT attname::text FROM pg_attribute WHERE attrelid = to_regclass(:t) "
                     "AND attnum > 0 AND NOT attisdropped"
                 ),
-                {"t": sqltext.table(table)},
+                {"t": sqltext.regclass_text(table)},
             ).scalars()
         )
         missing = sorted(cols - present)
@@ -453,7 +453,9 @@ WHERE i.indrelid = to_regclass(:t) AND i.indisunique AND i.indnatts = 1
 def unique_columns(conn: Connection, tables: Iterable[str]) -> set[tuple[str, str]]:
     """(table, column) pairs that a single-column unique index guarantees to be unique."""
     return {
-        (t, c) for t in tables for c in conn.execute(_UNIQUE_SQL, {"t": sqltext.table(t)}).scalars()
+        (t, c)
+        for t in tables
+        for c in conn.execute(_UNIQUE_SQL, {"t": sqltext.regclass_text(t)}).scalars()
     }
 
 

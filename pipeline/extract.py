@@ -213,7 +213,7 @@ def _primary_key(facts: dict[str, Any]) -> list[str]:
 def _describe_columns(conn: Connection, table: str) -> list[tuple[SnapshotColumn, pa.DataType]]:
     """Every column of `table` with its PostgreSQL type and the Arrow type it is stored as."""
     cols = []
-    for row in conn.execute(_COLUMNS_SQL, {"t": sqltext.table(table)}):
+    for row in conn.execute(_COLUMNS_SQL, {"t": sqltext.regclass_text(table)}):
         enum = None
         if row.enum_labels is not None:
             enum = SnapshotEnum(schema=row.enum_schema, name=row.base, labels=row.enum_labels)

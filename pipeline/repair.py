@@ -60,6 +60,7 @@ from pipeline.sqltext import (
     literal,
     object_name,
     qualified,
+    regclass_text,
     table,
 )
 from pipeline.suite import ConditionalReferenceCheck, ReferenceCheck, Suite
@@ -146,6 +147,12 @@ class RepairContext:
         info = self.tables.get(tbl)
         return info.sql if info is not None else table(tbl)
 
+    def regclass(self, tbl: str) -> str:
+        """`'"schema"."table"'::regclass` of a suite table, as the audit resolved it."""
+        info = self.tables.get(tbl)
+        name = f"{info.schema}.{info.relname}" if info is not None else tbl
+        return f"{literal(regclass_text(name))}::regclass"
+
 
 _IDENTITY_SQL = sa.text("""
 SELECT (SELECT system_identifier::text FROM pg_control_system()) AS system_identifier,
@@ -222,7 +229,7 @@ def read_identity(conn: Connection) -> DatabaseIdentity:
 
 
 def read_table(conn: Connection, tbl: str) -> TableInfo | None:
-    arg = {"t": table(tbl)}
+    arg = {"t": regclass_text(tbl)}
     found = conn.execute(_TABLE_SQL, arg).one_or_none()
     if found is None:
         return None
@@ -1046,7 +1053,8 @@ def write_rollback_sql(
     tables = plan.tables()
     if tables:
         checks = "\n".join(
-            f"  IF to_regclass({literal(plan.backup_sql(t))}) IS NULL THEN\n"
+            f"  IF to_regclass({literal(regclass_text(plan.schema + '.' + plan.backup_table(t)))})"
+            " IS NULL THEN\n"
             "    RAISE EXCEPTION 'refaudit: backup table % does not exist: repair.sql of run % "
             f"was not applied to this database', {literal(plan.backup_sql(t))}, "
             f"{literal(plan.run_id)};\n"
@@ -1081,7 +1089,7 @@ def _set_triggers(ctx: RepairContext, triggers: list[tuple[str, str]], *, enable
     still exist."""
     verb = "ENABLE" if enable else "DISABLE"
     body = "\n".join(
-        f"  IF EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = {literal(ctx.sql(t))}::regclass "
+        f"  IF EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = {ctx.regclass(t)} "
         f"AND tgname = {literal(name)}) THEN\n"
         f"    ALTER TABLE {ctx.sql(t)} {verb} TRIGGER {ident(name)};\n"
         "  END IF;"

