@@ -16,6 +16,7 @@ from typing import Any
 
 import psycopg2
 import pytest
+from sqlalchemy.engine import make_url
 
 from pipeline.apply import apply_plan
 from pipeline.audit import AuditOptions, run_audit
@@ -23,12 +24,12 @@ from pipeline.embedded import database_uri
 from pipeline.errors import DatabaseError
 from pipeline.suite import Suite
 from tests.conftest import as_url, execute
-from tests.test_repair import REPAIRED, audit, dump, psql, query, requests
+from tests.test_repair import REPAIRED, audit, dump, psql, query, requests, world  # noqa: F401
 
 
 def copy_of(server: str, uri: str, name: str) -> str:
     """A copy of the database at `uri` (CREATE DATABASE ... TEMPLATE), as a restore is."""
-    source = uri.rsplit("/", 1)[1].split("?")[0]
+    source = make_url(uri).database
     conn = psycopg2.connect(server)
     conn.autocommit = True
     try:
@@ -136,7 +137,8 @@ def test_a_row_changed_in_any_column_the_diagnosis_read_is_skipped(
     applied = apply_plan(as_url(world), tmp_path / "run" / "repair.sql", echo=seen.append)
     assert applied.totals["skipped"] >= 1
     assert any(
-        "skipped (changed since the audit)" in m and str(row) in m.rsplit(":", 1)[1].split(", ")
+        "skipped (changed since the audit)" in m
+        and str(row) in [k.strip() for k in m.rsplit(":", 1)[1].split(",")]
         for m in seen
     ), seen
     assert query(world, f"SELECT {column} FROM session_requests WHERE id = {row}") == [(expected,)]
@@ -276,7 +278,7 @@ def test_changes_the_catalog_would_refuse_are_listed_for_review(
 
 def test_backups_live_in_the_schema_asked_for(world: str, suite: Suite, tmp_path: Path) -> None:
     execute(world, "CREATE SCHEMA decoy; CREATE TABLE decoy.quarantine (x int)")
-    execute(world, "ALTER DATABASE CURRENT SET search_path = decoy, public")
+    execute(world, f"ALTER DATABASE {make_url(world).database} SET search_path = decoy, public")
     result = run_audit(
         as_url(world),
         suite,
