@@ -101,3 +101,12 @@ def seed_before_db(new_database, generator):  # type: ignore[no-untyped-def]
 def seed_after_db(new_database, generator):  # type: ignore[no-untyped-def]
     uri = new_database("after")
     return uri, build_state(uri, generator, "after")
+
+
+@pytest.fixture
+def world(new_database) -> str:  # type: ignore[no-untyped-def]
+    """A small Astegni database with every kind of wrong reference (see repair_world.sql)."""
+    uri: str = new_database("repair")
+    execute(uri, (FIXTURES / "astegni_bare.sql").read_text())
+    execute(uri, (FIXTURES / "repair_world.sql").read_text())
+    return uri

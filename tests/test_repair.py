@@ -18,7 +18,7 @@ from pipeline.apply import apply_plan
 from pipeline.audit import AuditOptions, run_audit
 from pipeline.errors import DatabaseError
 from pipeline.suite import Suite
-from tests.conftest import FIXTURES, as_url, execute
+from tests.conftest import as_url, execute
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE_CHECKS = {
@@ -66,14 +66,6 @@ def requests(uri: str) -> dict[int, tuple[Any, ...]]:
         "SELECT id, tutor_id, requester_id, requester_type, package_id FROM session_requests",
     )
     return {r[0]: r[1:] for r in rows}
-
-
-@pytest.fixture
-def world(new_database) -> str:  # type: ignore[no-untyped-def]
-    uri: str = new_database("repair")
-    execute(uri, (FIXTURES / "astegni_bare.sql").read_text())
-    execute(uri, (FIXTURES / "repair_world.sql").read_text())
-    return uri
 
 
 def audit(uri: str, suite: Suite, out: Path) -> Any:

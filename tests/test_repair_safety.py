@@ -24,7 +24,7 @@ from pipeline.embedded import database_uri
 from pipeline.errors import DatabaseError
 from pipeline.suite import Suite
 from tests.conftest import as_url, execute
-from tests.test_repair import REPAIRED, audit, dump, psql, query, requests, world  # noqa: F401
+from tests.test_repair import REPAIRED, audit, dump, psql, query, requests
 
 
 def copy_of(server: str, uri: str, name: str) -> str:
