@@ -112,19 +112,24 @@ def apply_plan(
         parsed = statements(psql_lines(script, allow_other_database=allow_other_database))
     except ScriptError as exc:
         raise UsageError(f"{path}: {exc}") from None
-    texts = [s.text for s in parsed]
+    # session settings may come before the transaction (the rehearsal setting does)
+    lead = 0
+    while lead < len(parsed) and parsed[lead].kind == "VariableSetStmt":
+        lead += 1
+    rest = parsed[lead:]
     transactional = (
-        len(parsed) >= 2
-        and parsed[0].transaction == "BEGIN"
-        and parsed[-1].transaction == "COMMIT"
-        and all(s.transaction is None for s in parsed[1:-1])
+        len(rest) >= 2
+        and rest[0].transaction == "BEGIN"
+        and rest[-1].transaction == "COMMIT"
+        and all(s.transaction is None for s in rest[1:-1])
     )
     if dry_run and not transactional:
         raise UsageError(
             f"{path.name} is not one transaction (no BEGIN ... COMMIT around it), so it cannot "
             "be dry-run; run it without --dry-run"
         )
-    body = texts[1:-1] if transactional else texts
+    chosen = [*parsed[:lead], *rest[1:-1]] if transactional else parsed
+    body = [s.text for s in chosen]
     result = ApplyResult(path=path, dry_run=dry_run, transactional=transactional)
     engine = create_engine(url)
     doing = f"connecting to apply {path.name}"

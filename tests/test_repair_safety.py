@@ -64,8 +64,10 @@ def test_a_plan_runs_only_on_its_own_database(
         apply_plan(as_url(copy), run / "repair.sql", dry_run=True)
 
     # a rehearsal on the copy: the psql variable, or apply --allow-other-database
+    dry = apply_plan(as_url(copy), run / "repair.sql", allow_other_database=True, dry_run=True)
+    assert dry.transactional and dry.totals["updated"] == 6 and dump(copy) == before
     rehearsed = apply_plan(as_url(copy), run / "repair.sql", allow_other_database=True)
-    assert rehearsed.totals["updated"] == 6
+    assert rehearsed.transactional and rehearsed.totals["updated"] == 6
     assert requests(copy) == REPAIRED
     other = copy_of(pg_server, world, f"refaudit_copy2_{tmp_path.name[-20:]}")
     args = ["-v", "refaudit_allow_other_database=1"]
