@@ -876,8 +876,12 @@ def _write_step(
     else:  # an orphan: still nothing to name
         valid = f"NOT {_names_target(ctx, check, ref, disc)}"
     guard = f"{holds} AND {valid}"
-    dependents = _dependents(info, step)
-    held = " OR ".join(dependents) if dependents else "false"
+    # one statement per referencing foreign key: a semi-join, not a probe per row
+    held = "".join(
+        f"  UPDATE {work} s SET outcome = 'held' FROM {tbl} t\n"
+        f"  WHERE t.{key} = s.row_key AND s.outcome = 'repair' AND {dependent};\n"
+        for dependent in _dependents(info, step)
+    )
     quarantine = plan.quarantine_sql
     if k.action == "quarantine":
         gone = (
@@ -926,11 +930,12 @@ def _write_step(
         "  -- by other rows (held), already repaired (done), or changed since the audit (skip)\n"
         f"  PERFORM 1 FROM {tbl} t JOIN {work} s ON t.{key} = s.row_key FOR UPDATE OF t;\n"
         f"  UPDATE {work} s SET outcome = CASE\n"
-        f"      WHEN {guard} THEN CASE WHEN {held} THEN 'held' ELSE 'repair' END\n"
+        f"      WHEN {guard} THEN 'repair'\n"
         f"{done_when}"
         "      ELSE 'skip' END\n"
         f"  FROM {tbl} t WHERE t.{key} = s.row_key;\n"
         f"  UPDATE {work} s SET outcome = {gone} WHERE outcome IS NULL;  -- no such row now\n"
+        f"{held}"
         f"  INSERT INTO {backup}\n"
         f"  SELECT t.* FROM {tbl} t JOIN {work} s ON t.{key} = s.row_key\n"
         "  WHERE s.outcome = 'repair'\n"

@@ -69,6 +69,8 @@ MAIL1, MAIL3 = h("m1@x", 4), h("m3@x", 8)
 CLEAN, MISKEYED, ORPHAN, AMBIGUOUS = h("v0", 1), h("k1", 0), h("q", 2), h("r", 9)
 WRONG_TYPE, HOLDER_ORPHAN = h("w", 5), h("o", 7)
 NOWHERE = h("zz", 8)
+REPAIR_SCHEMA = h("kept", 6)
+SEARCH_PATH_SCHEMA = h("sp", 0)
 
 
 def q(name: str) -> str:
@@ -236,6 +238,9 @@ def hostile_db(pg_server: str) -> str:
         conn.close()
     uri = database_uri(pg_server, quote(name, safe=""))
     execute(uri, schema_sql())
+    # the plans run with the audit's search_path: a hostile one must not break out either
+    execute(uri, f"CREATE SCHEMA {q(SEARCH_PATH_SCHEMA)}")
+    execute(uri, f"ALTER DATABASE {q(name)} SET search_path = public, {q(SEARCH_PATH_SCHEMA)}")
     return uri
 
 
@@ -249,7 +254,8 @@ def test_hostile_names_and_values_stay_inert(hostile_db: str, tmp_path: Path) ->
     suite = Suite.model_validate(SUITE)
     before_data, before_catalog = dump_all(uri), catalog_state(uri)
     before_constraints = constraints_of(uri)
-    result = run_audit(as_url(uri), suite, tmp_path / "run", options=AuditOptions(repair=True))
+    options = AuditOptions(repair=True, repair_schema=REPAIR_SCHEMA)
+    result = run_audit(as_url(uri), suite, tmp_path / "run", options=options)
     plan = result.extra["repair"]
     assert (plan["updates"], plan["set_null"], plan["quarantined"], plan["ambiguous"]) == (
         2, 1, 1, 1,
@@ -312,8 +318,8 @@ def test_hostile_names_and_values_stay_inert(hostile_db: str, tmp_path: Path) ->
     assert after["canary"] == [(1,)] and after["victim"] == [(False,)]
     added = set(after["relations"]) - set(before_catalog["relations"])
     assert {(s, r) for s, r, _ in added} == {
-        ("refaudit", "quarantine"),
-        ("refaudit", plan["backup_tables"][0].split(".", 1)[1]),
+        (REPAIR_SCHEMA, "quarantine"),
+        (REPAIR_SCHEMA, plan["backup_tables"][0].rsplit(".", 1)[1]),
     }
     assert set(before_catalog["relations"]) - set(after["relations"]) == set()
     assert not Path("pwned").exists() and not (tmp_path / "pwned").exists()
