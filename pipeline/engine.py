@@ -27,7 +27,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
 from pipeline import db, sqltext
-from pipeline.baseline import BASELINE_COLUMN, KNOWN, NEW, Baseline
+from pipeline.baseline import BASELINE_COLUMN, KNOWN, NEW, Baseline, csv_reader
 from pipeline.checks import ROW_FAMILIES
 from pipeline.checks.base import (
     VIOLATION_FIELDS,
@@ -47,6 +47,21 @@ from pipeline.results import CheckResult
 from pipeline.suite import CATALOG_KINDS, ROW_KINDS, Suite, UniqueCheck
 
 SAMPLE_SIZE = 20
+SAMPLE_CHARS = 120
+"""How much of a long field a sample keeps (report.html, junit.xml); violations.csv has it all."""
+
+
+def shorten(text: str, limit: int = SAMPLE_CHARS) -> str:
+    """`text`, or its first `limit` characters and a visible note of how long it is."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… [{len(text):,} characters; whole in violations.csv]"
+
+
+def sample_item(fields: dict[str, str]) -> dict[str, str]:
+    """A violation as a sample keeps it: every field shortened (a sample stays small, however
+    long the values)."""
+    return {name: shorten(value) for name, value in fields.items()}
 
 
 _violation_fields = operator.attrgetter(*VIOLATION_FIELDS)  # one C call per violation
@@ -93,7 +108,7 @@ class ViolationSink:
         what `add` writes, without building it in Python."""
         self._handle.write(line)
         # only a line with a quoted field needs the csv module
-        fields = next(csv.reader([line])) if '"' in line else line[:-1].split(",")
+        fields = next(csv_reader([line])) if '"' in line else line[:-1].split(",")
         check = fields[0]
         self.counts[check] += 1
         if self.keys is not None:
@@ -103,7 +118,7 @@ class ViolationSink:
             self.diagnoses[(check, diagnosis, fields[7])] += 1
         sample = self._samples[check]
         if len(sample) < SAMPLE_SIZE:
-            sample.append(dict(zip(VIOLATION_FIELDS, fields, strict=True)))
+            sample.append(sample_item(dict(zip(VIOLATION_FIELDS, fields, strict=True))))
 
     def add(self, v: Violation) -> None:
         row: tuple[str, ...] = _violation_fields(v)
@@ -121,7 +136,7 @@ class ViolationSink:
         if v.diagnosis and v.diagnosis != "catalog":
             self.diagnoses[(v.check, v.diagnosis, v.confidence)] += 1
         if len(sample) < SAMPLE_SIZE:
-            item = {f: getattr(v, f) for f in VIOLATION_FIELDS}
+            item = sample_item({f: getattr(v, f) for f in VIOLATION_FIELDS})
             if self.baseline is not None:
                 item[BASELINE_COLUMN] = row[-1]
             sample.append(item)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import xml.etree.ElementTree as ET
 from dataclasses import asdict
 from pathlib import Path
@@ -100,7 +101,28 @@ def _testsuites(name: str, tests: int, failures: int, errors: int, time_s: float
     )
 
 
+# What XML 1.0 cannot hold, escaped or not: the C0 control characters but tab, newline and
+# carriage return, lone surrogates, U+FFFE and U+FFFF. PostgreSQL text may hold all but NUL.
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def xml_text(text: str) -> str:
+    """`text` as XML can carry it: a character XML forbids becomes its visible escape
+    (`\\x1b`), everything else stays (ElementTree escapes `<`, `&` and quotes)."""
+    return _NOT_XML.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def _xml_safe(root: ET.Element) -> None:
+    for node in root.iter():
+        node.attrib = {k: xml_text(v) for k, v in node.attrib.items()}
+        if node.text:
+            node.text = xml_text(node.text)
+        if node.tail:
+            node.tail = xml_text(node.tail)
+
+
 def _write_xml(root: ET.Element, path: Path) -> None:
+    _xml_safe(root)
     tree = ET.ElementTree(root)
     ET.indent(tree)
     buffer = io.BytesIO()
