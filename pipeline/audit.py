@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -231,7 +231,8 @@ def run_audit(
             result.extra["history"] = history.record(result, sink.keys or {})
         prog.stage("writing files", 1)
         prog.step(f"writing {out_dir}")
-        write_outputs(result, opts.fail_on)
+        # the history keeps the run only once its files are written (results.json last)
+        write_outputs(result, opts.fail_on, before_results=history.commit if history else None)
     except BaseException as exc:
         _record_failure(run, out_dir, exc, url, started)
         raise
@@ -317,8 +318,11 @@ def _record_failure(
         pass  # the error itself is what the caller must see
 
 
-def write_outputs(result: AuditResult, fail_on: FailOn) -> None:
-    """Write the run's files; results.json last, so its presence means the run is complete."""
+def write_outputs(
+    result: AuditResult, fail_on: FailOn, before_results: Callable[[], None] | None = None
+) -> None:
+    """Write the run's files; results.json last, so its presence means the run is complete.
+    `before_results` runs when results.json is written but not yet in place."""
     out = result.out_dir
     result.files.update(
         {
@@ -332,4 +336,4 @@ def write_outputs(result: AuditResult, fail_on: FailOn) -> None:
         result.files["history"] = result.extra["history"]["store"]
     write_junit(result, out / "junit.xml", fail_on)
     write_report(result, out / "report.html", fail_on)
-    write_results_json(result, out / "results.json", fail_on)
+    write_results_json(result, out / "results.json", fail_on, before_results)

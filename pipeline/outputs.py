@@ -9,6 +9,7 @@ import io
 import json
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -42,19 +43,35 @@ def results_document(result: AuditResult, fail_on: FailOn) -> dict[str, Any]:
     }
 
 
-def _write_atomically(path: Path, text: str | bytes) -> None:
-    """Write next to `path`, then rename: a reader never sees half a file."""
+def _write_atomically(
+    path: Path, text: str | bytes, before_rename: Callable[[], None] | None = None
+) -> None:
+    """Write next to `path`, then rename: a reader never sees half a file, and a run stopped
+    on the way (an error, Ctrl-C, SIGTERM) leaves no temporary file behind.
+    `before_rename` runs once the content is safely on disk."""
     tmp = path.with_name(f".{path.name}.tmp")
-    if isinstance(text, bytes):
-        tmp.write_bytes(text)
-    else:
-        tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    try:
+        if isinstance(text, bytes):
+            tmp.write_bytes(text)
+        else:
+            tmp.write_text(text, encoding="utf-8")
+        if before_rename is not None:
+            before_rename()
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
-def write_results_json(result: AuditResult, path: Path, fail_on: FailOn) -> None:
+def write_results_json(
+    result: AuditResult,
+    path: Path,
+    fail_on: FailOn,
+    before_rename: Callable[[], None] | None = None,
+) -> None:
     _write_atomically(
-        path, json.dumps(results_document(result, fail_on), indent=2, default=str) + "\n"
+        path,
+        json.dumps(results_document(result, fail_on), indent=2, default=str) + "\n",
+        before_rename,
     )
 
 
