@@ -29,7 +29,7 @@ from pipeline.db import (
     scrub,
 )
 from pipeline.engine import ViolationSink, run_checks, verify_schema
-from pipeline.errors import ExitCode, RefauditError, UsageError
+from pipeline.errors import ExitCode, RefauditError, Terminated, UsageError
 from pipeline.history import HistoryStore, default_history_path
 from pipeline.limits import DEFAULT_LOCK_TIMEOUT_S, DEFAULT_STATEMENT_TIMEOUT_S
 from pipeline.outputs import (
@@ -301,7 +301,9 @@ def _record_failure(
     run: RunInfo, out_dir: Path, error: BaseException, url: URL, started: float
 ) -> None:
     """Leave a results.json and junit.xml that say the run failed (never a partial pass)."""
-    if isinstance(error, KeyboardInterrupt):
+    if isinstance(error, Terminated):
+        message = str(error)
+    elif isinstance(error, KeyboardInterrupt):
         message = "interrupted; nothing was concluded"
     elif isinstance(error, RefauditError):
         message = str(error)

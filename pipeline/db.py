@@ -6,10 +6,12 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, unquote
 
 import psycopg2
@@ -167,6 +169,24 @@ def scrub(text: str, url: URL | str | None) -> str:
     return text
 
 
+_OPEN: weakref.WeakSet[Any] = weakref.WeakSet()
+"""Every DBAPI connection refaudit's engines opened that is still alive."""
+
+
+def cancel_statements() -> None:
+    """Ask the server to cancel whatever statement refaudit's connections are running (from
+    any thread, e.g. on SIGTERM): a call blocked in libpq returns with an error instead of
+    waiting for the statement to end, so the run can stop and clean up at once."""
+    for dbapi_conn in list(_OPEN):
+        if not dbapi_conn.closed:
+            with contextlib.suppress(Exception):
+                dbapi_conn.cancel()
+
+
+def _track(dbapi_conn: Any, _record: Any) -> None:
+    _OPEN.add(dbapi_conn)
+
+
 def create_engine(
     url: URL,
     *,
@@ -178,7 +198,7 @@ def create_engine(
         f"-c lock_timeout={int(lock_timeout_s * 1000)} "
         "-c idle_in_transaction_session_timeout=0"
     )
-    return sa.create_engine(
+    engine = sa.create_engine(
         url,
         poolclass=sa.pool.NullPool,
         connect_args={
@@ -187,6 +207,8 @@ def create_engine(
             "connect_timeout": CONNECT_TIMEOUT_S,
         },
     )
+    sa.event.listen(engine, "connect", _track)
+    return engine
 
 
 @dataclass(frozen=True)
