@@ -346,22 +346,52 @@ class TablePlan:
         )
 
 
+MAX_STATEMENT_COLUMNS = 1000
+"""The most result columns one table statement may have; PostgreSQL refuses a select list of
+more than 1664 entries. A table with more rules is scanned by several statements."""
+
+
+def _width(rule: RowRule) -> int:
+    """The result columns a rule adds to a table statement, at most (see `TablePlan`)."""
+    return len(_parts(rule)) + len(rule.carry) + len(rule.columns)
+
+
 def plan_tables(suite: Suite, unique: set[tuple[str, str]] | None = None) -> list[TablePlan]:
-    """Group the suite's row rules by table; each table becomes one scan. `unique` lists
-    the (table, column) pairs known to be unique, which are joined directly."""
+    """Group the suite's row rules by table; each table becomes one scan, or several when its
+    rules need more than MAX_STATEMENT_COLUMNS columns. `unique` lists the (table, column)
+    pairs known to be unique, which are joined directly."""
     by_table: dict[str, list[Any]] = defaultdict(list)
     for check in suite.checks:
         if check.kind in ROW_KINDS:
             by_table[check.table].append(check)
     plans = []
     columns = required_columns(suite)
-    for table, checks in by_table.items():
-        key = suite.key_of(table)
+
+    def plan_of(table: str, checks: list[Any]) -> tuple[TablePlan, list[int]]:
         scan = TableScan(table, columns, unique or set(), suite.key_spaces)
-        plan = TablePlan(table, key, scan=scan)
+        plan = TablePlan(table, suite.key_of(table), scan=scan)
+        widths = []
         for check in checks:
-            plan.rules.extend(ROW_FAMILIES[check.kind](check, scan))
-        plans.append(plan)
+            rules = ROW_FAMILIES[check.kind](check, scan)
+            plan.rules.extend(rules)
+            widths.append(sum(_width(r) for r in rules))
+        return plan, widths
+
+    for table, checks in by_table.items():
+        plan, widths = plan_of(table, checks)
+        if 1 + sum(widths) <= MAX_STATEMENT_COLUMNS:
+            plans.append(plan)
+            continue
+        # split the checks (never one check's rules) into statements of bounded width
+        groups: list[list[Any]] = [[]]
+        width = 1
+        for check, w in zip(checks, widths, strict=True):
+            if groups[-1] and width + w > MAX_STATEMENT_COLUMNS:
+                groups.append([])
+                width = 1
+            groups[-1].append(check)
+            width += w
+        plans.extend(plan_of(table, group)[0] for group in groups)
     return plans
 
 
