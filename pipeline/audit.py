@@ -28,7 +28,7 @@ from pipeline.db import (
     read_only_snapshot,
     scrub,
 )
-from pipeline.engine import ViolationSink, run_checks, verify_schema
+from pipeline.engine import ViolationSink, run_checks, verify_schema, verify_values
 from pipeline.errors import ExitCode, RefauditError, Terminated, UsageError
 from pipeline.history import HistoryStore, default_history_path
 from pipeline.limits import DEFAULT_LOCK_TIMEOUT_S, DEFAULT_STATEMENT_TIMEOUT_S
@@ -180,6 +180,8 @@ def run_audit(
                     doing = "checking the schema"
                     prog.step("checking the schema")
                     verify_schema(conn, suite)
+                    doing = "checking the suite's values"
+                    verify_values(conn, suite)
                     doing = "auditing"
                     catalog: dict[str, CatalogFacts] = dict(source.catalog) if source else {}
                     checks = run_checks(

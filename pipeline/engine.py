@@ -23,6 +23,7 @@ from functools import partial
 from typing import Any, TextIO
 
 import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
@@ -40,11 +41,11 @@ from pipeline.checks.base import (
 from pipeline.checks.catalog import CatalogFacts, catalog_findings, read_catalog
 from pipeline.checks.unique import unique_query
 from pipeline.copy_stream import Spooled, copy_each, copy_lines, spool_lines, spool_rows
-from pipeline.errors import DatabaseError
+from pipeline.errors import DatabaseError, SuiteError
 from pipeline.history import pair
 from pipeline.progress import Progress, ProgressLike, as_progress
 from pipeline.results import CheckResult
-from pipeline.suite import CATALOG_KINDS, ROW_KINDS, Suite, UniqueCheck
+from pipeline.suite import CATALOG_KINDS, ROW_KINDS, PatternCheck, Suite, UniqueCheck
 
 SAMPLE_SIZE = 20
 SAMPLE_CHARS = 120
@@ -476,6 +477,87 @@ def verify_schema(conn: Connection, suite: Suite) -> None:
                 f"column {table}.{missing[0]} named by suite {suite.suite} does not exist in the "
                 "database - check the suite against the schema"
             )
+
+
+# What PostgreSQL says when a suite's value does not fit its column: a data exception
+# (class 22: invalid input for the type or enum, out of range, invalid regular expression),
+# an operator that does not exist for the two types, or mismatched types.
+_VALUE_ERROR_CLASS = "22"
+_VALUE_ERRORS = frozenset({"42883", "42804"})
+
+
+def _value_error(exc: sa_exc.DBAPIError) -> str | None:
+    """PostgreSQL's message when `exc` says a value does not fit; None for any other error."""
+    orig: Any = exc.orig
+    code = getattr(orig, "pgcode", None) or ""
+    if not (code.startswith(_VALUE_ERROR_CLASS) or code in _VALUE_ERRORS):
+        return None
+    diag = getattr(orig, "diag", None)
+    message = getattr(diag, "message_primary", None) or str(orig).strip().splitlines()[0]
+    return " ".join(str(message).split())
+
+
+def _probe(conn: Connection, stmt: Any) -> str | None:
+    """Run `stmt` in a savepoint; PostgreSQL's message if a value did not fit, else None (any
+    other error is raised)."""
+    try:
+        with conn.begin_nested():
+            conn.execute(stmt)
+    except sa_exc.DBAPIError as exc:
+        message = _value_error(exc)
+        if message is None:
+            raise
+        return message
+    return None
+
+
+def _nothing_from(stmt: Any) -> Any:
+    """`stmt` planned but reading no row: PostgreSQL still parses it, so every value is
+    converted to the type of the column it is compared with."""
+    return sa.select(sa.literal(1)).select_from(stmt.subquery()).where(sa.false())
+
+
+def verify_values(conn: Connection, suite: Suite) -> None:
+    """Fail with a SuiteError naming the check when a check cannot run in PostgreSQL as
+    written: a `regex` that PostgreSQL's `~` rejects, or a value its column's type (or enum)
+    cannot hold or be compared with. The server decides, on the very SQL the audit runs, in
+    statements that read no row; one per table unless something is wrong."""
+    where = str(suite.path) if suite.path else f"suite {suite.suite}"
+    for check in suite.checks:
+        if isinstance(check, PatternCheck):
+            message = _probe(conn, sa.select(sa.literal("").regexp_match(check.regex)))
+            if message is not None:
+                raise SuiteError(
+                    f"{where}: check {check.id}: regex {check.regex!r} is not valid for "
+                    f"PostgreSQL's ~ operator: {message}; fix its `regex:`"
+                )
+
+    def fail(check: Any, message: str) -> None:
+        columns = ", ".join(f"{check.table}.{c}" for c in check.column_list())
+        raise SuiteError(
+            f"{where}: check {check.id}: {message} ({columns}); write values the column "
+            "can hold in the check"
+        )
+
+    columns = required_columns(suite)
+    for plan in plan_tables(suite):
+        assert plan.scan is not None
+        flags = [r.flag.label(f"f{i}") for i, r in enumerate(plan.rules)]
+        whole = sa.select(*flags).select_from(plan.scan.from_clause())
+        if _probe(conn, _nothing_from(whole)) is None:
+            continue
+        for check in {id(r.check): r.check for r in plan.rules}.values():
+            scan = TableScan(plan.table, columns, set(), suite.key_spaces)
+            rules = ROW_FAMILIES[check.kind](check, scan)
+            one = sa.select(*(r.flag.label(f"f{i}") for i, r in enumerate(rules)))
+            message = _probe(conn, _nothing_from(one.select_from(scan.from_clause())))
+            if message is not None:
+                fail(check, message)
+    for check in suite.checks:
+        if isinstance(check, UniqueCheck) and check.where is not None:
+            message = _probe(conn, _nothing_from(unique_query(check, suite.key_of(check.table))))
+            if message is not None:
+                fail(check, message)
 
 
 _UNIQUE_SQL = sa.text("""
