@@ -38,14 +38,29 @@ from pipeline.checks.base import (
     Violation,
     table_clause,
 )
-from pipeline.checks.catalog import CatalogFacts, catalog_findings, read_catalog
+from pipeline.checks.catalog import (
+    CatalogFacts,
+    annotate_check_constraints,
+    catalog_findings,
+    read_catalog,
+)
+from pipeline.checks.domain import compile_condition
 from pipeline.checks.unique import unique_query
 from pipeline.copy_stream import Spooled, copy_each, copy_lines, spool_lines, spool_rows
 from pipeline.errors import DatabaseError, SuiteError
 from pipeline.history import pair
 from pipeline.progress import Progress, ProgressLike, as_progress
 from pipeline.results import CheckResult
-from pipeline.suite import CATALOG_KINDS, ROW_KINDS, PatternCheck, Suite, UniqueCheck
+from pipeline.suite import (
+    CATALOG_KINDS,
+    ROW_KINDS,
+    ConditionalReferenceCheck,
+    InSetCheck,
+    PatternCheck,
+    RowRuleCheck,
+    Suite,
+    UniqueCheck,
+)
 
 SAMPLE_SIZE = 20
 SAMPLE_CHARS = 120
@@ -511,17 +526,42 @@ def _probe(conn: Connection, stmt: Any) -> str | None:
     return None
 
 
-def _nothing_from(stmt: Any) -> Any:
-    """`stmt` planned but reading no row: PostgreSQL still parses it, so every value is
-    converted to the type of the column it is compared with."""
-    return sa.select(sa.literal(1)).select_from(stmt.subquery()).where(sa.false())
+class _TypedNulls:
+    """Stands in for a table's scan: each column is a NULL of the column's type, so a rule's
+    SQL can be planned without the table (no lock, no row) and PostgreSQL still converts
+    every value to the type it is compared with."""
+
+    def __init__(self, types: dict[str, str]) -> None:
+        self._types = types
+
+    def col(self, name: str) -> Any:
+        return sa.literal_column(f"CAST(NULL AS {self._types[name]})")
+
+
+_COLUMN_TYPES = sa.text(
+    "SELECT attname::text, format_type(atttypid, atttypmod) FROM pg_attribute "
+    "WHERE attrelid = to_regclass(:t) AND attnum > 0 AND NOT attisdropped"
+)
+
+
+def _value_tests(check: Any, nulls: _TypedNulls) -> list[Any]:
+    """The expressions of `check` that hold suite values, over typed NULLs."""
+    if isinstance(check, (InSetCheck, PatternCheck, RowRuleCheck)):
+        return [r.flag for r in ROW_FAMILIES[check.kind](check, nulls)]  # type: ignore[arg-type]
+    if isinstance(check, ConditionalReferenceCheck):
+        disc = nulls.col(check.discriminator)
+        return [disc == sa.literal(value) for value in check.targets]
+    if isinstance(check, UniqueCheck) and check.where is not None:
+        return [compile_condition(check.where, nulls.col)]
+    return []
 
 
 def verify_values(conn: Connection, suite: Suite) -> None:
     """Fail with a SuiteError naming the check when a check cannot run in PostgreSQL as
     written: a `regex` that PostgreSQL's `~` rejects, or a value its column's type (or enum)
-    cannot hold or be compared with. The server decides, on the very SQL the audit runs, in
-    statements that read no row; one per table unless something is wrong."""
+    cannot hold or be compared with. The server decides, on the rules' own SQL with each
+    column a NULL of its type (no table is read or locked); one statement per table unless
+    something is wrong."""
     where = str(suite.path) if suite.path else f"suite {suite.suite}"
     for check in suite.checks:
         if isinstance(check, PatternCheck):
@@ -531,33 +571,28 @@ def verify_values(conn: Connection, suite: Suite) -> None:
                     f"{where}: check {check.id}: regex {check.regex!r} is not valid for "
                     f"PostgreSQL's ~ operator: {message}; fix its `regex:`"
                 )
-
-    def fail(check: Any, message: str) -> None:
-        columns = ", ".join(f"{check.table}.{c}" for c in check.column_list())
-        raise SuiteError(
-            f"{where}: check {check.id}: {message} ({columns}); write values the column "
-            "can hold in the check"
-        )
-
-    columns = required_columns(suite)
-    for plan in plan_tables(suite):
-        assert plan.scan is not None
-        flags = [r.flag.label(f"f{i}") for i, r in enumerate(plan.rules)]
-        whole = sa.select(*flags).select_from(plan.scan.from_clause())
-        if _probe(conn, _nothing_from(whole)) is None:
-            continue
-        for check in {id(r.check): r.check for r in plan.rules}.values():
-            scan = TableScan(plan.table, columns, set(), suite.key_spaces)
-            rules = ROW_FAMILIES[check.kind](check, scan)
-            one = sa.select(*(r.flag.label(f"f{i}") for i, r in enumerate(rules)))
-            message = _probe(conn, _nothing_from(one.select_from(scan.from_clause())))
-            if message is not None:
-                fail(check, message)
+    by_table: dict[str, list[tuple[Any, list[Any]]]] = defaultdict(list)
+    types: dict[str, _TypedNulls] = {}
     for check in suite.checks:
-        if isinstance(check, UniqueCheck) and check.where is not None:
-            message = _probe(conn, _nothing_from(unique_query(check, suite.key_of(check.table))))
-            if message is not None:
-                fail(check, message)
+        if check.table not in types:
+            rows = conn.execute(_COLUMN_TYPES, {"t": sqltext.table(check.table)})
+            types[check.table] = _TypedNulls({name: kind for name, kind in rows})
+        tests = _value_tests(check, types[check.table])
+        if tests:
+            by_table[check.table].append((check, tests))
+    for checks in by_table.values():
+        every = [t for _check, tests in checks for t in tests]
+        for start in range(0, len(every), MAX_STATEMENT_COLUMNS):
+            if _probe(conn, sa.select(*every[start : start + MAX_STATEMENT_COLUMNS])) is None:
+                continue
+            for check, tests in checks:
+                message = _probe(conn, sa.select(*tests))
+                if message is not None:
+                    columns = ", ".join(f"{check.table}.{c}" for c in check.column_list())
+                    raise SuiteError(
+                        f"{where}: check {check.id}: {message} ({columns}); write values the "
+                        "column can hold in the check"
+                    )
 
 
 _UNIQUE_SQL = sa.text("""
@@ -894,10 +929,12 @@ def run_checks(
     facts = catalog if catalog is not None else {}
     prog.stage("catalog", len({c.table for c in suite.checks if c.kind in CATALOG_KINDS}))
     for check in suite.checks:
+        if check.kind in CATALOG_KINDS and check.table not in facts:
+            prog.step(f"reading catalog of {check.table}")
+            facts[check.table] = read_catalog(conn, check.table)
+    annotate_check_constraints(conn, suite, suite.checks, facts)
+    for check in suite.checks:
         if check.kind in CATALOG_KINDS:
-            if check.table not in facts:
-                prog.step(f"reading catalog of {check.table}")
-                facts[check.table] = read_catalog(conn, check.table)
             rule_meta[check.id] = (check, check.column_list())
             for f in catalog_findings(check, facts[check.table]):
                 sink.add(
