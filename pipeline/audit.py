@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import psycopg2
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL
 
@@ -205,7 +206,7 @@ def run_audit(
         if history is not None:
             history.close()
         error: BaseException = exc
-        if isinstance(exc, sa_exc.SQLAlchemyError):
+        if isinstance(exc, (sa_exc.SQLAlchemyError, psycopg2.Error)):
             error = database_error(exc, url, doing=doing)
         _record_failure(run, out_dir, error, url, started)
         if error is exc:

@@ -219,14 +219,51 @@ class SnapshotInfo:
     user: str
 
 
+# What libpq says when the connection is gone (the backend was terminated, the server or the
+# network went away): shown as it is.
+_LOST = (
+    "server closed the connection",
+    "terminating connection",
+    "could not receive data from server",
+    "could not send data to server",
+    "connection reset",
+    "connection timed out",
+    "ssl syscall error",
+    "ssl connection has been closed",
+    "no connection to the server",
+    "lost synchronization with server",
+)
+# What psycopg2 and SQLAlchemy say about a connection that was used after that: replaced by
+# LOST_CONNECTION, since their words (and links) mean nothing to the user.
+_GIVEN_UP = (
+    "connection already closed",
+    "can't reconnect until invalid transaction is rolled back",
+    "this connection is closed",
+    "connection was invalidated",
+)
+_SQLALCHEMY_NOISE = re.compile(r"\s*\(Background on this error at: [^)]*\)|^\([\w.]+\)\s*")
+LOST_CONNECTION = "the connection to the server was lost"
+
+
 def database_error(exc: BaseException, url: URL | None, *, doing: str) -> DatabaseError:
-    """One clear line for a failed database operation."""
+    """One clear line for a failed database operation: the server's (or libpq's) first line,
+    without the driver's class names, links or follow-up lines."""
     orig = getattr(exc, "orig", None) or exc
     first = next((ln.strip() for ln in str(orig).splitlines() if ln.strip()), type(orig).__name__)
-    first = " ".join(first.replace("FATAL:", "").replace("ERROR:", "").split())
+    first = _SQLALCHEMY_NOISE.sub("", first).replace("FATAL:", "").replace("ERROR:", "")
+    first = " ".join(first.split())
+    lower = first.lower()
+    if any(marker in lower for marker in _GIVEN_UP):
+        first, lost = LOST_CONNECTION, True
+    else:
+        lost = any(marker in lower for marker in _LOST)
+    lost = lost or bool(getattr(exc, "connection_invalidated", False))
     where = describe(url) if url is not None else "the database"
-    hint = _hint(first)
+    hint = _LOST_HINT if lost else _hint(first)
     return DatabaseError(scrub(f"{doing} failed on {where}: {first}{hint}", url))
+
+
+_LOST_HINT = " - the connection was lost mid-run; nothing was concluded, run again"
 
 
 def _hint(message: str) -> str:
@@ -249,8 +286,6 @@ def _hint(message: str) -> str:
         return " - check the user name in --db or DATABASE_URL"
     if "does not exist" in m:
         return " - check the suite against the database schema"
-    if "terminat" in m or "server closed the connection" in m:
-        return " - the connection was lost mid-run; nothing was concluded, run again"
     return ""
 
 
@@ -316,9 +351,7 @@ def _import_snapshot(conn: Connection) -> Connection | None:
     except sa_exc.DBAPIError:
         return None
     try:
-        other = other.execution_options(
-            isolation_level="REPEATABLE READ", postgresql_readonly=True
-        )
+        other = other.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
         other.begin()
         other.execute(sa.text("SET TRANSACTION SNAPSHOT :id"), {"id": snapshot_id})
     except sa_exc.DBAPIError:
