@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import psycopg2
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL
 
@@ -28,8 +29,8 @@ from pipeline.db import (
     read_only_snapshot,
     scrub,
 )
-from pipeline.engine import ViolationSink, run_checks, verify_schema
-from pipeline.errors import ExitCode, RefauditError, UsageError
+from pipeline.engine import ViolationSink, run_checks, verify_schema, verify_values
+from pipeline.errors import ExitCode, RefauditError, Terminated, UsageError
 from pipeline.history import HistoryStore, default_history_path
 from pipeline.limits import DEFAULT_LOCK_TIMEOUT_S, DEFAULT_STATEMENT_TIMEOUT_S
 from pipeline.outputs import (
@@ -187,6 +188,8 @@ def run_audit(
                     doing = "checking the schema"
                     prog.step("checking the schema")
                     verify_schema(conn, suite)
+                    doing = "checking the suite's values"
+                    verify_values(conn, suite)
                     if plan is not None:
                         doing = "reading the catalog the repair plan needs"
                         plan.context = read_repair_context(conn, suite)
@@ -214,7 +217,7 @@ def run_audit(
         if history is not None:
             history.close()
         error: BaseException = exc
-        if isinstance(exc, sa_exc.SQLAlchemyError):
+        if isinstance(exc, (sa_exc.SQLAlchemyError, psycopg2.Error)):
             error = database_error(exc, url, doing=doing)
         _record_failure(run, out_dir, error, url, started)
         if error is exc:
@@ -242,7 +245,8 @@ def run_audit(
             result.extra["history"] = history.record(result, sink.keys or {})
         prog.stage("writing files", 1)
         prog.step(f"writing {out_dir}")
-        write_outputs(result, opts.fail_on)
+        # the history keeps the run only once its files are written (results.json last)
+        write_outputs(result, opts.fail_on, before_results=history.commit if history else None)
     except BaseException as exc:
         _record_failure(run, out_dir, exc, url, started)
         raise
@@ -306,7 +310,9 @@ def _record_failure(
     run: RunInfo, out_dir: Path, error: BaseException, url: URL, started: float
 ) -> None:
     """Leave a results.json and junit.xml that say the run failed (never a partial pass)."""
-    if isinstance(error, KeyboardInterrupt):
+    if isinstance(error, Terminated):
+        message = str(error)
+    elif isinstance(error, KeyboardInterrupt):
         message = "interrupted; nothing was concluded"
     elif isinstance(error, RefauditError):
         message = str(error)
@@ -323,8 +329,11 @@ def _record_failure(
         pass  # the error itself is what the caller must see
 
 
-def write_outputs(result: AuditResult, fail_on: FailOn) -> None:
-    """Write the run's files; results.json last, so its presence means the run is complete."""
+def write_outputs(
+    result: AuditResult, fail_on: FailOn, before_results: Callable[[], None] | None = None
+) -> None:
+    """Write the run's files; results.json last, so its presence means the run is complete.
+    `before_results` runs when results.json is written but not yet in place."""
     out = result.out_dir
     result.files.update(
         {
@@ -338,4 +347,4 @@ def write_outputs(result: AuditResult, fail_on: FailOn) -> None:
         result.files["history"] = result.extra["history"]["store"]
     write_junit(result, out / "junit.xml", fail_on)
     write_report(result, out / "report.html", fail_on)
-    write_results_json(result, out / "results.json", fail_on)
+    write_results_json(result, out / "results.json", fail_on, before_results)

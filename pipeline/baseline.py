@@ -18,7 +18,7 @@ from __future__ import annotations
 import csv
 import hashlib
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -80,10 +80,22 @@ def resolve_baseline_path(path: Path) -> Path:
     return path
 
 
+FIELD_LIMIT = 2**31 - 1
+"""The longest CSV field refaudit reads back: more than PostgreSQL's largest text value (1 GB).
+The csv module's default (128 KiB) would reject a long violating value it wrote itself."""
+
+
+def csv_reader(lines: Iterable[str]) -> Iterator[list[str]]:
+    """`csv.reader` for violations.csv lines, however long their fields."""
+    if csv.field_size_limit() < FIELD_LIMIT:
+        csv.field_size_limit(FIELD_LIMIT)
+    return csv.reader(lines)
+
+
 def _rows(path: Path) -> Iterator[list[str]]:
     try:
         with path.open(encoding="utf-8", newline="") as handle:
-            yield from csv.reader(handle)
+            yield from csv_reader(handle)
     except UnicodeDecodeError:
         raise UsageError(
             f"--baseline {path} is not a UTF-8 CSV file; pass an earlier run's violations.csv"

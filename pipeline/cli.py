@@ -6,7 +6,10 @@ code (see `ExitCode`); tracebacks only with `--debug`.
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
@@ -15,7 +18,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from pipeline.errors import ExitCode, RefauditError
+from pipeline.errors import ExitCode, RefauditError, Terminated
 from pipeline.limits import (
     DEFAULT_LOCK_TIMEOUT_S,
     DEFAULT_STATEMENT_TIMEOUT_S,
@@ -45,14 +48,18 @@ def _fail(message: str, code: ExitCode) -> None:
 
 def _guarded(debug: bool, fn: Callable[[], T], secrets: Callable[[], list[str]]) -> T:
     """Run `fn`; turn every failure into one line and an exit code (after a traceback with
-    --debug; the exit code stays the documented one)."""
+    --debug; the exit code stays the documented one). SIGTERM stops `fn` as Ctrl-C does."""
     try:
-        return fn()
+        with _terminate_as_interrupt():
+            return fn()
     except typer.Exit:
         raise
     except RefauditError as exc:
         _traceback(debug, secrets())
         _fail(str(exc), exc.exit_code)
+    except Terminated as exc:
+        _traceback(debug, secrets())
+        _fail(str(exc), ExitCode.RUNTIME)
     except KeyboardInterrupt:
         _traceback(debug, secrets())
         _fail("interrupted; nothing was concluded", ExitCode.RUNTIME)
@@ -446,8 +453,65 @@ def export_gx(
     typer.echo(f"wrote {len(export.suites)} GX expectation suites ({total} expectations) to {out}")
 
 
+def _raise_terminated(_signum: int, _frame: Any) -> None:
+    raise Terminated()
+
+
+def _exit_terminated(_signum: int, _frame: Any) -> None:
+    """SIGTERM outside a command's work: nothing to clean up, stop now."""
+    sys.stderr.write(f"refaudit: error: {Terminated()}\n")
+    sys.stderr.flush()
+    os._exit(int(ExitCode.RUNTIME))
+
+
+@contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """Within: SIGTERM raises `Terminated` (a KeyboardInterrupt), so the work stops and
+    cleans up as on Ctrl-C."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _cancel_on_signal(wakeup: int) -> None:
+    """Runs in a thread of its own: when SIGTERM or SIGINT arrives, cancel the statements
+    refaudit is running, so that a main thread blocked in libpq (waiting for a long
+    statement or a lock) gets back to Python at once, where the signal's exception stops the
+    run and cleans up."""
+    from pipeline.db import cancel_statements
+
+    wanted = {signal.SIGTERM, signal.SIGINT}
+    while True:
+        try:
+            got = os.read(wakeup, 64)
+        except OSError:
+            return
+        if not got:
+            return
+        if wanted & set(got):
+            cancel_statements()
+
+
+def _handle_signals() -> None:
+    """SIGTERM (a scheduler stopping the job, `kill`) stops a run as Ctrl-C does: the
+    statements are cancelled, nothing half-written stays, the outputs say the run failed."""
+    signal.signal(signal.SIGTERM, _exit_terminated)
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
+    threading.Thread(
+        target=_cancel_on_signal, args=(read_end,), name="refaudit-signals", daemon=True
+    ).start()
+
+
 def main() -> None:
     """Console-script entry point."""
+    _handle_signals()
     try:
         app()
     except SystemExit as exc:

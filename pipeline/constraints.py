@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from pipeline.checks.catalog import (
+    DISAGREES,
     CatalogFacts,
     bare_name,
     check_constraint,
@@ -320,6 +321,8 @@ def _differs(check: ConstraintCheck, found: dict[str, Any]) -> bool:
     """The catalog's constraint is another one than the suite expects (type, columns,
     target, ON DELETE), not merely unvalidated."""
     if found["type"] != check.type or found["columns"] != check.columns:
+        return True
+    if found.get(DISAGREES):  # a CHECK that allows other values than the suite's rule
         return True
     if check.type == "foreign_key" and check.references is not None:
         if bare_name(found["target"]) != bare_name(check.references.table):

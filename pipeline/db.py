@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from urllib.parse import quote
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, unquote
 
+import psycopg2
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Connection, Engine, make_url
@@ -21,24 +26,77 @@ DRIVER = "postgresql+psycopg2"
 
 
 def resolve_url(db: str | None) -> URL:
-    """`--db`, else `DATABASE_URL`, else an empty URL that lets libpq read the `PG*` variables."""
+    """`--db`, else `DATABASE_URL`, else an empty URL that lets libpq read the `PG*` variables.
+
+    A URL refaudit cannot use is a `UsageError` whose message never repeats the URL (it may
+    hold a password). A password given as `?password=` moves into the URL's password, so it
+    is connected with and hidden like any other."""
+    source = "--db" if db else "DATABASE_URL"
     raw = db or os.environ.get("DATABASE_URL") or f"{DRIVER}://"
-    try:
-        url = make_url(raw)
-    except sa_exc.ArgumentError:
-        raise UsageError(
-            "--db is not a database URL; write it as postgresql://USER:PASSWORD@HOST:PORT/DBNAME"
-        ) from None
+    url = parse_url(raw, source)
     if url.get_backend_name() not in {"postgresql", "postgres"}:
         raise UsageError(
-            f"--db names a {url.get_backend_name()} database; refaudit audits PostgreSQL "
+            f"{source} names a {url.get_backend_name()} database; refaudit audits PostgreSQL "
             "(postgresql://...)"
         )
+    query_password = _query_password(url)
+    if query_password is not None:
+        url = url.difference_update_query(["password"]).set(password=query_password)
     return url.set(drivername=DRIVER)
 
 
+_URL_FORM = "postgresql://USER:PASSWORD@HOST:PORT/DBNAME"
+
+
+def parse_url(raw: str, source: str = "--db") -> URL:
+    """`raw` as a URL, or a UsageError (one line, without the URL) saying what is wrong."""
+    try:
+        url = make_url(raw)
+    except (sa_exc.ArgumentError, ValueError):
+        raise UsageError(
+            f"{source} is not a database URL; write it as {_URL_FORM}, with special "
+            "characters in the user name or password percent-encoded (@ as %40, : as %3A, "
+            "/ as %2F)"
+        ) from None
+    if url.host and "@" in url.host:
+        raise UsageError(
+            f"{source} has an unencoded @ in its user name or password; percent-encode it "
+            "as %40 (the URL's form is " + _URL_FORM + ")"
+        )
+    if url.port is not None and not 0 < url.port < 65536:
+        raise UsageError(f"{source} has port {url.port}; a port is a number from 1 to 65535")
+    if url.get_backend_name() in {"postgresql", "postgres"}:
+        unknown = _unknown_parameters(url)
+        if unknown:
+            raise UsageError(
+                f"{source}: {unknown}; use libpq's connection parameters (host, port, dbname, "
+                "user, password, passfile, sslmode, options, ...)"
+            )
+    return url
+
+
+def _unknown_parameters(url: URL) -> str | None:
+    """libpq's own verdict on the URL's query parameter names: None, or what it says about
+    the first unknown one (`invalid connection option "foo"`)."""
+    from psycopg2.extensions import parse_dsn
+
+    try:
+        parse_dsn(" ".join(f"{name}=''" for name in url.query if name.isidentifier()))
+    except psycopg2.ProgrammingError as exc:
+        return str(exc).strip().removeprefix("invalid dsn: ")
+    odd = [name for name in url.query if not name.isidentifier()]
+    return f'invalid connection option "{odd[0]}"' if odd else None
+
+
+def _query_password(url: URL) -> str | None:
+    value = url.query.get("password")
+    if isinstance(value, tuple):  # given twice: libpq takes the last
+        value = value[-1] if value else None
+    return value
+
+
 def describe(url: URL) -> str:
-    """The URL as it may be shown anywhere: the password replaced by `***`."""
+    """The URL as it may be shown anywhere: the password replaced by `***`, wherever it was."""
     if not url.host and not url.database and not url.query:
         parts = [
             f"{k}={os.environ[k]}"
@@ -46,23 +104,62 @@ def describe(url: URL) -> str:
             if os.environ.get(k)
         ]
         return "libpq environment" + (f" ({', '.join(parts)})" if parts else "")
+    query_password = _query_password(url)
+    if query_password is not None:
+        url = url.difference_update_query(["password"]).set(password=query_password)
     return url.set(drivername="postgresql").render_as_string(hide_password=True)
 
 
 def secrets(*urls: URL | str | None) -> list[str]:
-    """Every password a message must never show: those of `urls`, of DATABASE_URL and
-    PGPASSWORD, as written and as percent-encoded in a URL; longest first."""
+    """Every password a message must never show: those of `urls` (in the user info or as
+    `?password=`), of DATABASE_URL and PGPASSWORD, and of the password file libpq would read
+    for them; as written and as percent-encoded in a URL; longest first."""
     found = {os.environ.get("PGPASSWORD", "")}
+    passfiles = {os.environ.get("PGPASSFILE") or str(Path("~/.pgpass").expanduser())}
     for raw in (*urls, os.environ.get("DATABASE_URL")):
-        try:
-            url = make_url(raw) if isinstance(raw, str) and raw else raw
-        except sa_exc.ArgumentError:
-            continue
-        if isinstance(url, URL) and url.password:
-            found.add(str(url.password))
+        if isinstance(raw, str) and raw:
+            found.add(_raw_password(raw))
+            try:
+                raw = make_url(raw)
+            except (sa_exc.ArgumentError, ValueError):
+                continue
+        if isinstance(raw, URL):
+            found |= {raw.password or "", _query_password(raw) or ""}
+            passfile = raw.query.get("passfile")
+            passfiles |= set((passfile,) if isinstance(passfile, str) else passfile or ())
+    for passfile in passfiles:
+        found |= _passfile_passwords(Path(passfile))
     for secret in list(found):
         found |= {quote(secret, safe=""), quote(secret)}
     return sorted((s for s in found if s), key=len, reverse=True)
+
+
+def _raw_password(raw: str) -> str:
+    """The password of a URL as its author meant it, even where it is malformed (an
+    unencoded @ or /): everything between the first `:` of the user info and its last `@`."""
+    _, _, rest = raw.partition("://")
+    userinfo, at, _ = rest.rpartition("@")
+    if not at:
+        return ""
+    _, colon, password = userinfo.partition(":")
+    return unquote(password) if colon else ""
+
+
+def _passfile_passwords(path: Path) -> set[str]:
+    """The passwords of a libpq password file (`host:port:db:user:password` lines, with
+    colons and backslashes escaped by a backslash); nothing when it is absent or unreadable."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return set()
+    found = set()
+    for line in text.splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        fields = re.split(r"(?<!\\):", line.replace("\\\\", "\0"), maxsplit=4)
+        if len(fields) == 5:
+            found.add(fields[4].replace("\\:", ":").replace("\0", "\\"))
+    return found
 
 
 def scrub(text: str, url: URL | str | None) -> str:
@@ -70,6 +167,24 @@ def scrub(text: str, url: URL | str | None) -> str:
     for secret in secrets(url):
         text = text.replace(secret, "***")
     return text
+
+
+_OPEN: weakref.WeakSet[Any] = weakref.WeakSet()
+"""Every DBAPI connection refaudit's engines opened that is still alive."""
+
+
+def cancel_statements() -> None:
+    """Ask the server to cancel whatever statement refaudit's connections are running (from
+    any thread, e.g. on SIGTERM): a call blocked in libpq returns with an error instead of
+    waiting for the statement to end, so the run can stop and clean up at once."""
+    for dbapi_conn in list(_OPEN):
+        if not dbapi_conn.closed:
+            with contextlib.suppress(Exception):
+                dbapi_conn.cancel()
+
+
+def _track(dbapi_conn: Any, _record: Any) -> None:
+    _OPEN.add(dbapi_conn)
 
 
 def create_engine(
@@ -83,7 +198,7 @@ def create_engine(
         f"-c lock_timeout={int(lock_timeout_s * 1000)} "
         "-c idle_in_transaction_session_timeout=0"
     )
-    return sa.create_engine(
+    engine = sa.create_engine(
         url,
         poolclass=sa.pool.NullPool,
         connect_args={
@@ -92,6 +207,8 @@ def create_engine(
             "connect_timeout": CONNECT_TIMEOUT_S,
         },
     )
+    sa.event.listen(engine, "connect", _track)
+    return engine
 
 
 @dataclass(frozen=True)
@@ -102,14 +219,51 @@ class SnapshotInfo:
     user: str
 
 
+# What libpq says when the connection is gone (the backend was terminated, the server or the
+# network went away): shown as it is.
+_LOST = (
+    "server closed the connection",
+    "terminating connection",
+    "could not receive data from server",
+    "could not send data to server",
+    "connection reset",
+    "connection timed out",
+    "ssl syscall error",
+    "ssl connection has been closed",
+    "no connection to the server",
+    "lost synchronization with server",
+)
+# What psycopg2 and SQLAlchemy say about a connection that was used after that: replaced by
+# LOST_CONNECTION, since their words (and links) mean nothing to the user.
+_GIVEN_UP = (
+    "connection already closed",
+    "can't reconnect until invalid transaction is rolled back",
+    "this connection is closed",
+    "connection was invalidated",
+)
+_SQLALCHEMY_NOISE = re.compile(r"\s*\(Background on this error at: [^)]*\)|^\([\w.]+\)\s*")
+LOST_CONNECTION = "the connection to the server was lost"
+
+
 def database_error(exc: BaseException, url: URL | None, *, doing: str) -> DatabaseError:
-    """One clear line for a failed database operation."""
+    """One clear line for a failed database operation: the server's (or libpq's) first line,
+    without the driver's class names, links or follow-up lines."""
     orig = getattr(exc, "orig", None) or exc
     first = next((ln.strip() for ln in str(orig).splitlines() if ln.strip()), type(orig).__name__)
-    first = " ".join(first.replace("FATAL:", "").replace("ERROR:", "").split())
+    first = _SQLALCHEMY_NOISE.sub("", first).replace("FATAL:", "").replace("ERROR:", "")
+    first = " ".join(first.split())
+    lower = first.lower()
+    if any(marker in lower for marker in _GIVEN_UP):
+        first, lost = LOST_CONNECTION, True
+    else:
+        lost = any(marker in lower for marker in _LOST)
+    lost = lost or bool(getattr(exc, "connection_invalidated", False))
     where = describe(url) if url is not None else "the database"
-    hint = _hint(first)
+    hint = _LOST_HINT if lost else _hint(first)
     return DatabaseError(scrub(f"{doing} failed on {where}: {first}{hint}", url))
+
+
+_LOST_HINT = " - the connection was lost mid-run; nothing was concluded, run again"
 
 
 def _hint(message: str) -> str:
@@ -132,8 +286,6 @@ def _hint(message: str) -> str:
         return " - check the user name in --db or DATABASE_URL"
     if "does not exist" in m:
         return " - check the suite against the database schema"
-    if "terminat" in m or "server closed the connection" in m:
-        return " - the connection was lost mid-run; nothing was concluded, run again"
     return ""
 
 
@@ -199,9 +351,7 @@ def _import_snapshot(conn: Connection) -> Connection | None:
     except sa_exc.DBAPIError:
         return None
     try:
-        other = other.execution_options(
-            isolation_level="REPEATABLE READ", postgresql_readonly=True
-        )
+        other = other.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
         other.begin()
         other.execute(sa.text("SET TRANSACTION SNAPSHOT :id"), {"id": snapshot_id})
     except sa_exc.DBAPIError:

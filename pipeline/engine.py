@@ -23,11 +23,12 @@ from functools import partial
 from typing import Any, TextIO
 
 import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
 from pipeline import db, sqltext
-from pipeline.baseline import BASELINE_COLUMN, KNOWN, NEW, Baseline
+from pipeline.baseline import BASELINE_COLUMN, KNOWN, NEW, Baseline, csv_reader
 from pipeline.checks import ROW_FAMILIES
 from pipeline.checks.base import (
     VIOLATION_FIELDS,
@@ -37,16 +38,46 @@ from pipeline.checks.base import (
     Violation,
     table_clause,
 )
-from pipeline.checks.catalog import CatalogFacts, catalog_findings, read_catalog
+from pipeline.checks.catalog import (
+    CatalogFacts,
+    annotate_check_constraints,
+    catalog_findings,
+    read_catalog,
+)
+from pipeline.checks.domain import compile_condition
 from pipeline.checks.unique import unique_query
 from pipeline.copy_stream import Spooled, copy_each, copy_lines, spool_lines, spool_rows
-from pipeline.errors import DatabaseError
+from pipeline.errors import DatabaseError, SuiteError
 from pipeline.history import pair
 from pipeline.progress import Progress, ProgressLike, as_progress
 from pipeline.results import CheckResult
-from pipeline.suite import CATALOG_KINDS, ROW_KINDS, Suite, UniqueCheck
+from pipeline.suite import (
+    CATALOG_KINDS,
+    ROW_KINDS,
+    ConditionalReferenceCheck,
+    InSetCheck,
+    PatternCheck,
+    RowRuleCheck,
+    Suite,
+    UniqueCheck,
+)
 
 SAMPLE_SIZE = 20
+SAMPLE_CHARS = 120
+"""How much of a long field a sample keeps (report.html, junit.xml); violations.csv has it all."""
+
+
+def shorten(text: str, limit: int = SAMPLE_CHARS) -> str:
+    """`text`, or its first `limit` characters and a visible note of how long it is."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… [{len(text):,} characters; whole in violations.csv]"
+
+
+def sample_item(fields: dict[str, str]) -> dict[str, str]:
+    """A violation as a sample keeps it: every field shortened (a sample stays small, however
+    long the values)."""
+    return {name: shorten(value) for name, value in fields.items()}
 
 
 _violation_fields = operator.attrgetter(*VIOLATION_FIELDS)  # one C call per violation
@@ -93,7 +124,7 @@ class ViolationSink:
         what `add` writes, without building it in Python."""
         self._handle.write(line)
         # only a line with a quoted field needs the csv module
-        fields = next(csv.reader([line])) if '"' in line else line[:-1].split(",")
+        fields = next(csv_reader([line])) if '"' in line else line[:-1].split(",")
         check = fields[0]
         self.counts[check] += 1
         if self.keys is not None:
@@ -103,7 +134,7 @@ class ViolationSink:
             self.diagnoses[(check, diagnosis, fields[7])] += 1
         sample = self._samples[check]
         if len(sample) < SAMPLE_SIZE:
-            sample.append(dict(zip(VIOLATION_FIELDS, fields, strict=True)))
+            sample.append(sample_item(dict(zip(VIOLATION_FIELDS, fields, strict=True))))
 
     def add(self, v: Violation) -> None:
         row: tuple[str, ...] = _violation_fields(v)
@@ -121,7 +152,7 @@ class ViolationSink:
         if v.diagnosis and v.diagnosis != "catalog":
             self.diagnoses[(v.check, v.diagnosis, v.confidence)] += 1
         if len(sample) < SAMPLE_SIZE:
-            item = {f: getattr(v, f) for f in VIOLATION_FIELDS}
+            item = sample_item({f: getattr(v, f) for f in VIOLATION_FIELDS})
             if self.baseline is not None:
                 item[BASELINE_COLUMN] = row[-1]
             sample.append(item)
@@ -340,22 +371,52 @@ class TablePlan:
         )
 
 
+MAX_STATEMENT_COLUMNS = 1000
+"""The most result columns one table statement may have; PostgreSQL refuses a select list of
+more than 1664 entries. A table with more rules is scanned by several statements."""
+
+
+def _width(rule: RowRule) -> int:
+    """The result columns a rule adds to a table statement, at most (see `TablePlan`)."""
+    return len(_parts(rule)) + len(rule.carry) + len(rule.columns)
+
+
 def plan_tables(suite: Suite, unique: set[tuple[str, str]] | None = None) -> list[TablePlan]:
-    """Group the suite's row rules by table; each table becomes one scan. `unique` lists
-    the (table, column) pairs known to be unique, which are joined directly."""
+    """Group the suite's row rules by table; each table becomes one scan, or several when its
+    rules need more than MAX_STATEMENT_COLUMNS columns. `unique` lists the (table, column)
+    pairs known to be unique, which are joined directly."""
     by_table: dict[str, list[Any]] = defaultdict(list)
     for check in suite.checks:
         if check.kind in ROW_KINDS:
             by_table[check.table].append(check)
     plans = []
     columns = required_columns(suite)
-    for table, checks in by_table.items():
-        key = suite.key_of(table)
+
+    def plan_of(table: str, checks: list[Any]) -> tuple[TablePlan, list[int]]:
         scan = TableScan(table, columns, unique or set(), suite.key_spaces)
-        plan = TablePlan(table, key, scan=scan)
+        plan = TablePlan(table, suite.key_of(table), scan=scan)
+        widths = []
         for check in checks:
-            plan.rules.extend(ROW_FAMILIES[check.kind](check, scan))
-        plans.append(plan)
+            rules = ROW_FAMILIES[check.kind](check, scan)
+            plan.rules.extend(rules)
+            widths.append(sum(_width(r) for r in rules))
+        return plan, widths
+
+    for table, checks in by_table.items():
+        plan, widths = plan_of(table, checks)
+        if 1 + sum(widths) <= MAX_STATEMENT_COLUMNS:
+            plans.append(plan)
+            continue
+        # split the checks (never one check's rules) into statements of bounded width
+        groups: list[list[Any]] = [[]]
+        width = 1
+        for check, w in zip(checks, widths, strict=True):
+            if groups[-1] and width + w > MAX_STATEMENT_COLUMNS:
+                groups.append([])
+                width = 1
+            groups[-1].append(check)
+            width += w
+        plans.extend(plan_of(table, group)[0] for group in groups)
     return plans
 
 
@@ -440,6 +501,107 @@ def verify_schema(conn: Connection, suite: Suite) -> None:
                 f"column {table}.{missing[0]} named by suite {suite.suite} does not exist in the "
                 "database - check the suite against the schema"
             )
+
+
+# What PostgreSQL says when a suite's value does not fit its column: a data exception
+# (class 22: invalid input for the type or enum, out of range, invalid regular expression),
+# an operator that does not exist for the two types, or mismatched types.
+_VALUE_ERROR_CLASS = "22"
+_VALUE_ERRORS = frozenset({"42883", "42804"})
+
+
+def _value_error(exc: sa_exc.DBAPIError) -> str | None:
+    """PostgreSQL's message when `exc` says a value does not fit; None for any other error."""
+    orig: Any = exc.orig
+    code = getattr(orig, "pgcode", None) or ""
+    if not (code.startswith(_VALUE_ERROR_CLASS) or code in _VALUE_ERRORS):
+        return None
+    diag = getattr(orig, "diag", None)
+    message = getattr(diag, "message_primary", None) or str(orig).strip().splitlines()[0]
+    return " ".join(str(message).split())
+
+
+def _probe(conn: Connection, stmt: Any) -> str | None:
+    """Run `stmt` in a savepoint; PostgreSQL's message if a value did not fit, else None (any
+    other error is raised)."""
+    try:
+        with conn.begin_nested():
+            conn.execute(stmt)
+    except sa_exc.DBAPIError as exc:
+        message = _value_error(exc)
+        if message is None:
+            raise
+        return message
+    return None
+
+
+class _TypedNulls:
+    """Stands in for a table's scan: each column is a NULL of the column's type, so a rule's
+    SQL can be planned without the table (no lock, no row) and PostgreSQL still converts
+    every value to the type it is compared with."""
+
+    def __init__(self, types: dict[str, str]) -> None:
+        self._types = types
+
+    def col(self, name: str) -> Any:
+        return sa.literal_column(f"CAST(NULL AS {self._types[name]})")
+
+
+_COLUMN_TYPES = sa.text(
+    "SELECT attname::text, format_type(atttypid, atttypmod) FROM pg_attribute "
+    "WHERE attrelid = to_regclass(:t) AND attnum > 0 AND NOT attisdropped"
+)
+
+
+def _value_tests(check: Any, nulls: _TypedNulls) -> list[Any]:
+    """The expressions of `check` that hold suite values, over typed NULLs."""
+    if isinstance(check, (InSetCheck, PatternCheck, RowRuleCheck)):
+        return [r.flag for r in ROW_FAMILIES[check.kind](check, nulls)]  # type: ignore[arg-type]
+    if isinstance(check, ConditionalReferenceCheck):
+        disc = nulls.col(check.discriminator)
+        return [disc == sa.literal(value) for value in check.targets]
+    if isinstance(check, UniqueCheck) and check.where is not None:
+        return [compile_condition(check.where, nulls.col)]
+    return []
+
+
+def verify_values(conn: Connection, suite: Suite) -> None:
+    """Fail with a SuiteError naming the check when a check cannot run in PostgreSQL as
+    written: a `regex` that PostgreSQL's `~` rejects, or a value its column's type (or enum)
+    cannot hold or be compared with. The server decides, on the rules' own SQL with each
+    column a NULL of its type (no table is read or locked); one statement per table unless
+    something is wrong."""
+    where = str(suite.path) if suite.path else f"suite {suite.suite}"
+    for check in suite.checks:
+        if isinstance(check, PatternCheck):
+            message = _probe(conn, sa.select(sa.literal("").regexp_match(check.regex)))
+            if message is not None:
+                raise SuiteError(
+                    f"{where}: check {check.id}: regex {check.regex!r} is not valid for "
+                    f"PostgreSQL's ~ operator: {message}; fix its `regex:`"
+                )
+    by_table: dict[str, list[tuple[Any, list[Any]]]] = defaultdict(list)
+    types: dict[str, _TypedNulls] = {}
+    for check in suite.checks:
+        if check.table not in types:
+            rows = conn.execute(_COLUMN_TYPES, {"t": sqltext.table(check.table)})
+            types[check.table] = _TypedNulls({name: kind for name, kind in rows})
+        tests = _value_tests(check, types[check.table])
+        if tests:
+            by_table[check.table].append((check, tests))
+    for checks in by_table.values():
+        every = [t for _check, tests in checks for t in tests]
+        for start in range(0, len(every), MAX_STATEMENT_COLUMNS):
+            if _probe(conn, sa.select(*every[start : start + MAX_STATEMENT_COLUMNS])) is None:
+                continue
+            for check, tests in checks:
+                message = _probe(conn, sa.select(*tests))
+                if message is not None:
+                    columns = ", ".join(f"{check.table}.{c}" for c in check.column_list())
+                    raise SuiteError(
+                        f"{where}: check {check.id}: {message} ({columns}); write values the "
+                        "column can hold in the check"
+                    )
 
 
 _UNIQUE_SQL = sa.text("""
@@ -777,10 +939,12 @@ def run_checks(
     facts = catalog if catalog is not None else {}
     prog.stage("catalog", len({c.table for c in suite.checks if c.kind in CATALOG_KINDS}))
     for check in suite.checks:
+        if check.kind in CATALOG_KINDS and check.table not in facts:
+            prog.step(f"reading catalog of {check.table}")
+            facts[check.table] = read_catalog(conn, check.table)
+    annotate_check_constraints(conn, suite, suite.checks, facts)
+    for check in suite.checks:
         if check.kind in CATALOG_KINDS:
-            if check.table not in facts:
-                prog.step(f"reading catalog of {check.table}")
-                facts[check.table] = read_catalog(conn, check.table)
             rule_meta[check.id] = (check, check.column_list())
             for f in catalog_findings(check, facts[check.table]):
                 sink.add(

@@ -43,3 +43,10 @@ class DatabaseError(RefauditError):
     """Connecting to, or querying, the audited database failed."""
 
     exit_code = ExitCode.RUNTIME
+
+
+class Terminated(KeyboardInterrupt):
+    """The process was asked to stop (SIGTERM): handled as Ctrl-C is, with its own message."""
+
+    def __str__(self) -> str:
+        return "terminated (SIGTERM); nothing was concluded"

@@ -159,6 +159,9 @@ class HistoryStore:
             ) from None
 
     def close(self) -> None:
+        """Close the file; a run recorded but not committed is dropped."""
+        if self._db.in_transaction:
+            self._db.execute("ROLLBACK")
         self._db.close()
 
     def _migrate_from_1(self) -> None:
@@ -193,22 +196,35 @@ class HistoryStore:
     def record(self, result: AuditResult, keys: Mapping[str, Pairs]) -> dict[str, Any]:
         """Compare this run with the previous run of the same database and suite, append it,
         and return the comparison (it goes into results.json as `history`). `keys` holds, per
-        check, this run's violations as `pair(key, column)`, in any order."""
+        check, this run's violations as `pair(key, column)`, in any order.
+
+        The run is appended in a transaction that only `commit` ends (`close` rolls it back):
+        a run that fails after this, while its files are written, never becomes the
+        previous run of the next one."""
         try:
             # the write lock first: two runs of one database read and append one after another
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                doc = self._record(result, keys)
+                return self._record(result, keys)
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
-            self._db.execute("COMMIT")
-            return doc
         except sqlite3.DatabaseError as exc:
-            raise UsageError(
-                f"cannot write run history {self.path}: {exc}; pass --history to a writable "
-                "file or --no-history"
-            ) from None
+            raise self._unwritable(exc) from None
+
+    def commit(self) -> None:
+        """Keep the run `record` appended."""
+        try:
+            if self._db.in_transaction:
+                self._db.execute("COMMIT")
+        except sqlite3.DatabaseError as exc:
+            raise self._unwritable(exc) from None
+
+    def _unwritable(self, exc: sqlite3.DatabaseError) -> UsageError:
+        return UsageError(
+            f"cannot write run history {self.path}: {exc}; pass --history to a writable "
+            "file or --no-history"
+        )
 
     def _record(self, result: AuditResult, keys: Mapping[str, Pairs]) -> dict[str, Any]:
         db = self._db

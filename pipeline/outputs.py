@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -41,19 +43,35 @@ def results_document(result: AuditResult, fail_on: FailOn) -> dict[str, Any]:
     }
 
 
-def _write_atomically(path: Path, text: str | bytes) -> None:
-    """Write next to `path`, then rename: a reader never sees half a file."""
+def _write_atomically(
+    path: Path, text: str | bytes, before_rename: Callable[[], None] | None = None
+) -> None:
+    """Write next to `path`, then rename: a reader never sees half a file, and a run stopped
+    on the way (an error, Ctrl-C, SIGTERM) leaves no temporary file behind.
+    `before_rename` runs once the content is safely on disk."""
     tmp = path.with_name(f".{path.name}.tmp")
-    if isinstance(text, bytes):
-        tmp.write_bytes(text)
-    else:
-        tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    try:
+        if isinstance(text, bytes):
+            tmp.write_bytes(text)
+        else:
+            tmp.write_text(text, encoding="utf-8")
+        if before_rename is not None:
+            before_rename()
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
-def write_results_json(result: AuditResult, path: Path, fail_on: FailOn) -> None:
+def write_results_json(
+    result: AuditResult,
+    path: Path,
+    fail_on: FailOn,
+    before_rename: Callable[[], None] | None = None,
+) -> None:
     _write_atomically(
-        path, json.dumps(results_document(result, fail_on), indent=2, default=str) + "\n"
+        path,
+        json.dumps(results_document(result, fail_on), indent=2, default=str) + "\n",
+        before_rename,
     )
 
 
@@ -100,7 +118,28 @@ def _testsuites(name: str, tests: int, failures: int, errors: int, time_s: float
     )
 
 
+# What XML 1.0 cannot hold, escaped or not: the C0 control characters but tab, newline and
+# carriage return, lone surrogates, U+FFFE and U+FFFF. PostgreSQL text may hold all but NUL.
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def xml_text(text: str) -> str:
+    """`text` as XML can carry it: a character XML forbids becomes its visible escape
+    (`\\x1b`), everything else stays (ElementTree escapes `<`, `&` and quotes)."""
+    return _NOT_XML.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def _xml_safe(root: ET.Element) -> None:
+    for node in root.iter():
+        node.attrib = {k: xml_text(v) for k, v in node.attrib.items()}
+        if node.text:
+            node.text = xml_text(node.text)
+        if node.tail:
+            node.tail = xml_text(node.tail)
+
+
 def _write_xml(root: ET.Element, path: Path) -> None:
+    _xml_safe(root)
     tree = ET.ElementTree(root)
     ET.indent(tree)
     buffer = io.BytesIO()

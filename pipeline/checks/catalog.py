@@ -180,6 +180,8 @@ def check_constraint(check: ConstraintCheck, facts: CatalogFacts) -> list[Catalo
         and found["on_delete"] != check.on_delete
     ):
         problems.append(f"ON DELETE {found['on_delete']}, expected {check.on_delete}")
+    if found.get(DISAGREES):  # see `annotate_check_constraints`
+        problems.append(str(found[DISAGREES]))
     if check.validated and not found["convalidated"]:
         problems.append("is NOT VALID (never validated)")
     return _one_finding(key, cols, found["definition"], problems)
@@ -223,3 +225,24 @@ def catalog_findings(check: Any, facts: CatalogFacts) -> list[CatalogFinding]:
     if isinstance(check, TriggerCheck):
         return check_trigger(check, facts)
     raise TypeError(f"not a catalog check: {check!r}")
+
+
+DISAGREES = "disagrees"
+"""The key of a CHECK constraint's facts that says how it differs from the suite's rule."""
+
+
+def annotate_check_constraints(
+    conn: Connection, suite: Any, checks: list[Any], facts: dict[str, CatalogFacts]
+) -> None:
+    """Compare each CHECK constraint the suite expects with the rule it stands for (see
+    `pipeline.checks.allows`), on `conn`, and note the difference in its facts, where
+    `check_constraint` finds it."""
+    from pipeline.checks.allows import disagreements
+
+    for check in checks:
+        if not isinstance(check, ConstraintCheck) or check.type != "check" or check.absent:
+            continue
+        table_facts = facts.get(check.table)
+        found = find_constraint(check, table_facts) if table_facts and table_facts.exists else None
+        if found is not None and DISAGREES not in found:
+            found[DISAGREES] = disagreements(conn, suite, check, found)

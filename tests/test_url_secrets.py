@@ -1,0 +1,142 @@
+"""The password stays secret whatever form the URL takes (`?password=`, unencoded `:` or `@`
+in the password, a password file), and a URL refaudit cannot use is exit 2 in one line that
+does not repeat it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+
+from pipeline.db import describe, resolve_url, scrub, secrets
+from pipeline.errors import ExitCode, UsageError
+from tests.test_cli import assert_one_line_error, refaudit
+from tests.test_operations import DB, TcpServer, sql
+from tests.test_operations import tcp as tcp  # the TCP server with scram-sha-256 passwords
+
+# a password with every character a URL gives meaning to; its pieces are distinctive, so a
+# message that shows any part of it is caught
+ODD_PASSWORD = "Kq7@Zr4:Wm9/Yx2?Vb5#Tn8"
+PIECES = ("Kq7", "Zr4", "Wm9", "Yx2", "Vb5", "Tn8")
+ROLE = "odd_auditor"
+
+
+@pytest.fixture(scope="module")
+def odd_role(tcp: TcpServer) -> TcpServer:
+    escaped = ODD_PASSWORD.replace("'", "''")
+    sql(tcp.admin(), f"CREATE ROLE {ROLE} LOGIN PASSWORD '{escaped}'")
+    sql(tcp.admin(), f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {ROLE}")
+    return tcp
+
+
+def assert_nothing_shows_it(out: Path, *texts: str, password: str = ODD_PASSWORD) -> None:
+    shown = [password, quote(password, safe=""), quote(password), *PIECES]
+    for text in texts:
+        for s in shown:
+            assert s not in text, f"{s!r} in {text!r}"
+    for path in out.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            for s in shown:
+                assert s.encode() not in data, f"{s!r} in {path}"
+
+
+def run(tcp: TcpServer, tmp_path: Path, db: str | None, env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+    args = ["run", "--out", str(tmp_path / "o"), "--history", str(tmp_path / "history.db")]
+    return refaudit(*args, *(["--db", db] if db else []), env=env)
+
+
+def test_password_as_a_query_parameter(tmp_path: Path, odd_role: TcpServer) -> None:
+    url = f"postgresql://{ROLE}@127.0.0.1:{odd_role.port}/{DB}?password={quote(ODD_PASSWORD)}"
+    proc = run(odd_role, tmp_path, url)
+    assert proc.returncode == ExitCode.VIOLATIONS, proc.stderr
+    doc = json.loads((tmp_path / "o" / "results.json").read_text())
+    assert doc["run"]["database"] == f"postgresql://{ROLE}:***@127.0.0.1:{odd_role.port}/{DB}"
+    assert_nothing_shows_it(tmp_path, proc.stdout, proc.stderr)
+
+
+def test_wrong_password_as_a_query_parameter(tmp_path: Path, odd_role: TcpServer) -> None:
+    wrong = "Qz3:" + ODD_PASSWORD[::-1]
+    url = f"postgresql://{ROLE}@127.0.0.1:{odd_role.port}/{DB}?password={quote(wrong)}"
+    proc = run(odd_role, tmp_path, url, env={"DATABASE_URL": url})  # in the environment too
+    line = assert_one_line_error(proc, ExitCode.RUNTIME)
+    assert "password authentication failed" in line
+    assert_nothing_shows_it(tmp_path, proc.stdout, proc.stderr, password=wrong)
+
+
+def test_unencoded_colon_slash_and_question_mark_in_the_password(
+    tmp_path: Path, odd_role: TcpServer
+) -> None:
+    sql(odd_role.admin(), "CREATE ROLE colon_auditor LOGIN PASSWORD 'Kq7:Zr4/Wm9?Yx2'")
+    sql(odd_role.admin(), "GRANT SELECT ON ALL TABLES IN SCHEMA public TO colon_auditor")
+    url = f"postgresql://colon_auditor:Kq7:Zr4/Wm9?Yx2@127.0.0.1:{odd_role.port}/{DB}"
+    proc = run(odd_role, tmp_path, None, env={"DATABASE_URL": url})
+    assert proc.returncode == ExitCode.VIOLATIONS, proc.stderr
+    assert_nothing_shows_it(tmp_path, proc.stdout, proc.stderr, password="Kq7:Zr4/Wm9?Yx2")
+
+
+def test_unencoded_at_in_the_password_is_exit_2(tmp_path: Path, odd_role: TcpServer) -> None:
+    for url in (
+        f"postgresql://{ROLE}:{ODD_PASSWORD}@127.0.0.1:{odd_role.port}/{DB}",
+        f"postgresql://{ROLE}:Kq7@Zr4@127.0.0.1:{odd_role.port}/{DB}",
+    ):
+        proc = run(odd_role, tmp_path, url)
+        line = assert_one_line_error(proc, ExitCode.USAGE)
+        assert "percent-encode" in line and "%40" in line
+        assert_nothing_shows_it(tmp_path, proc.stdout, proc.stderr)
+        assert not (tmp_path / "o").exists()  # refused before anything was written
+        with pytest.raises(UsageError):
+            resolve_url(url)
+        assert ODD_PASSWORD in secrets(url) or "Kq7@Zr4" in secrets(url)
+
+
+def test_password_from_a_password_file(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, odd_role: TcpServer
+) -> None:
+    passfile = tmp_path_factory.mktemp("secret") / "pgpass"
+    escaped = ODD_PASSWORD.replace("\\", "\\\\").replace(":", "\\:")
+    passfile.write_text(f"127.0.0.1:{odd_role.port}:*:{ROLE}:{escaped}\n")
+    passfile.chmod(0o600)
+    url = f"postgresql://{ROLE}@127.0.0.1:{odd_role.port}/{DB}"
+    via_param = run(odd_role, tmp_path / "a", f"{url}?passfile={quote(str(passfile))}")
+    via_env = run(odd_role, tmp_path / "b", url, env={"PGPASSFILE": str(passfile)})
+    for proc in (via_param, via_env):
+        assert proc.returncode == ExitCode.VIOLATIONS, proc.stderr
+        assert_nothing_shows_it(tmp_path, proc.stdout, proc.stderr)
+    # and a message that somehow held it would be scrubbed
+    message = f"failed: {ODD_PASSWORD}"
+    assert ODD_PASSWORD not in scrub(message, f"{url}?passfile={quote(str(passfile))}")
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("postgresql://u:Kq7Zr4@127.0.0.1:notaport/x", "is not a database URL"),
+        ("postgresql://u:Kq7Zr4@[::1/x", "is not a database URL"),
+        ("postgresql://u:Kq7Zr4@127.0.0.1:99999/x", "port 99999"),
+        ("postgresql://u:Kq7Zr4@127.0.0.1:5432/x?Wm9=1", 'invalid connection option "Wm9"'),
+        ("postgresql://u:Kq7Zr4@127.0.0.1:5432/x?pasword=Wm9", '"pasword"'),
+        ("host=127.0.0.1 password=Kq7Zr4", "is not a database URL"),
+    ],
+)
+def test_malformed_url_is_exit_2_in_one_line(tmp_path: Path, url: str, says: str) -> None:
+    proc = refaudit("run", "--db", url, "--out", str(tmp_path / "o"))
+    line = assert_one_line_error(proc, ExitCode.USAGE)
+    assert says in line
+    assert "Kq7Zr4" not in proc.stderr + proc.stdout
+    assert not (tmp_path / "o").exists()
+
+
+def test_describe_hides_every_form_of_the_password() -> None:
+    for raw in (
+        "postgresql://u:Kq7Zr4@h/db",
+        "postgresql://u@h/db?password=Kq7Zr4",
+        "postgresql://u:other@h/db?password=Kq7Zr4",
+    ):
+        shown = describe(resolve_url(raw))
+        assert "Kq7Zr4" not in shown and "other" not in shown
+        assert shown == "postgresql://u:***@h/db"
+    # the password given as a parameter is the one connected with
+    assert resolve_url("postgresql://u@h/db?password=Kq7Zr4").password == "Kq7Zr4"
