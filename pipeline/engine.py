@@ -584,7 +584,7 @@ def verify_values(conn: Connection, suite: Suite) -> None:
     types: dict[str, _TypedNulls] = {}
     for check in suite.checks:
         if check.table not in types:
-            rows = conn.execute(_COLUMN_TYPES, {"t": sqltext.table(check.table)})
+            rows = conn.execute(_COLUMN_TYPES, {"t": sqltext.regclass_text(check.table)})
             types[check.table] = _TypedNulls({name: kind for name, kind in rows})
         tests = _value_tests(check, types[check.table])
         if tests:
