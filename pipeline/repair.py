@@ -868,6 +868,16 @@ def _describe(step: Step) -> str:
     )
 
 
+def _same_text(a: str, b: str) -> str:
+    """SQL: `a` and `b` read as the same text, byte for byte (NULL equal to NULL). The "C"
+    collation is deterministic: under a column's case-insensitive collation 'ann@x' and
+    'ANN@X' would be equal, and a change of case since the audit would go unseen."""
+    return (
+        f'{a}::pg_catalog.text COLLATE pg_catalog."C" IS NOT DISTINCT FROM '
+        f'{b}::pg_catalog.text COLLATE pg_catalog."C"'
+    )
+
+
 def _write_step(
     out: TextIO,
     plan: RepairPlan,
@@ -912,8 +922,7 @@ def _write_step(
     flush()
 
     holds = " AND ".join(
-        f"t.{ident(g)}::text IS NOT DISTINCT FROM s.{name}::text"
-        for g, name in zip(k.guard, guards, strict=True)
+        _same_text(f"t.{ident(g)}", f"s.{name}") for g, name in zip(k.guard, guards, strict=True)
     )
     ref = f"t.{ident(check.column)}"
     disc_column = check.discriminator if isinstance(check, ConditionalReferenceCheck) else None
@@ -960,11 +969,11 @@ def _write_step(
         )
     else:
         others = [
-            f"t.{ident(g)}::text IS NOT DISTINCT FROM s.{name}::text"
+            _same_text(f"t.{ident(g)}", f"s.{name}")
             for g, name in zip(k.guard, guards, strict=True)
             if g != k.column
         ]
-        already = " AND ".join([f"t.{col}::text IS NOT DISTINCT FROM s.new_value::text", *others])
+        already = " AND ".join([_same_text(f"t.{col}", "s.new_value"), *others])
         gone = "'skip'"
         done_when = f"      WHEN {already} THEN 'done'\n"
         change = (
