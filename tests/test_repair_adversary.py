@@ -110,6 +110,7 @@ HOSTILE_VALUES = [
     "sep\u2028arated",
     "it's",
     "back\\slash",
+    ":ON_ERROR_STOP :'ON_ERROR_STOP' :\"ON_ERROR_STOP\" :{?ON_ERROR_STOP}",  # psql variables
 ]
 
 
