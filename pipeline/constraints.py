@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql.base import PGCompiler, PGDialect
 
 from pipeline.checks.catalog import (
     DISAGREES,
@@ -93,8 +93,32 @@ def _cols(columns: Iterable[str]) -> str:
     return ", ".join(ident(c) for c in columns)
 
 
+class _PlanCompiler(PGCompiler):
+    """Renders values as `pipeline.sqltext` does: quoted, one line, no `%` doubling (a
+    plan is run as it is written, never through a driver's format string)."""
+
+    def render_literal_value(self, value: Any, type_: Any) -> str:
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, int | float):
+            return repr(value)
+        if isinstance(value, str):
+            return literal(value)
+        return str(super().render_literal_value(value, type_))
+
+
+class _PlanDialect(PGDialect):
+    statement_compiler = _PlanCompiler
+    default_paramstyle = "named"  # no `%` doubling in names or values
+
+
 def _literal_sql(expr: Any) -> str:
-    return str(expr.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))
+    return str(expr.compile(dialect=_PlanDialect(), compile_kwargs={"literal_binds": True}))
+
+
+def _column(name: str) -> Any:
+    """A column of a CHECK body, quoted by `pipeline.sqltext.ident`."""
+    return sa.literal_column(ident(name))
 
 
 def check_expression(suite: Suite, check: ConstraintCheck) -> str | None:
@@ -105,7 +129,7 @@ def check_expression(suite: Suite, check: ConstraintCheck) -> str | None:
         rule = suite.check(check.for_check)
     except KeyError:
         return None
-    col = sa.column
+    col = _column
     if isinstance(rule, InSetCheck):
         return _literal_sql(col(rule.column).in_(rule.values))
     if isinstance(rule, PatternCheck):
@@ -139,7 +163,7 @@ def constraint_definition(suite: Suite, check: ConstraintCheck) -> str | None:
 
 def _exists_sql(tbl: str, name: str) -> str:
     return (
-        f"SELECT 1 FROM pg_constraint WHERE conrelid = {regclass(tbl)} "
+        f"SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = {regclass(tbl)} "
         f"AND conname = {literal(name)}"
     )
 
@@ -148,9 +172,11 @@ def guarded_drop(audited: AuditedConstraint) -> str:
     """Drop a constraint only while it is still what the audit saw."""
     return do_block(
         " BEGIN\n"
-        f"  IF EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = {regclass(audited.table)}\n"
+        "  IF EXISTS (SELECT 1 FROM pg_catalog.pg_constraint\n"
+        f"             WHERE conrelid = {regclass(audited.table)}\n"
         f"             AND conname = {literal(audited.name)}\n"
-        f"             AND pg_get_constraintdef(oid) = {literal(audited.definition)}) THEN\n"
+        "             AND pg_catalog.pg_get_constraintdef(oid) = "
+        f"{literal(audited.definition)}) THEN\n"
         f"    ALTER TABLE {table(audited.table)} DROP CONSTRAINT {ident(audited.name)};\n"
         "  END IF;\n"
         "END "

@@ -38,6 +38,7 @@ backup, quarantine and scratch tables live in refaudit's own schema or in `pg_te
 
 from __future__ import annotations
 
+import hashlib
 import json
 import tempfile
 from collections.abc import Iterator
@@ -151,7 +152,7 @@ class RepairContext:
         """`'"schema"."table"'::regclass` of a suite table, as the audit resolved it."""
         info = self.tables.get(tbl)
         name = f"{info.schema}.{info.relname}" if info is not None else tbl
-        return f"{literal(regclass_text(name))}::regclass"
+        return f"{literal(regclass_text(name))}::pg_catalog.regclass"
 
 
 _IDENTITY_SQL = sa.text("""
@@ -358,6 +359,7 @@ class RepairPlan:
         }
         self._review = (self.dir / "review.jsonl").open("w", encoding="utf-8")
         self.review_rows = 0
+        self._backups: dict[str, str] | None = None
 
     def add(self, v: Violation) -> None:
         """Plan the repair of one diagnosed violation (the audit's violation tap)."""
@@ -401,6 +403,7 @@ class RepairPlan:
         if step is None:
             path = self.dir / f"step{len(self._steps) + 1}.jsonl"
             step = self._steps[kind] = Step(kind, path, handle=path.open("w", encoding="utf-8"))
+            self._backups = None  # the plan's tables changed
         assert step.handle is not None
         step.handle.write(json.dumps([v.key, list(guard.values()), new, v.evidence]) + "\n")
         step.rows += 1
@@ -477,13 +480,39 @@ class RepairPlan:
         return self._checks[step.kind.check]
 
     def backup_table(self, tbl: str) -> str:
-        """The backup table's name (in the plan's schema) for the rows of `tbl`."""
+        """The backup table's name (in the plan's schema) for the rows of `tbl`: readable,
+        and distinct for every table of the plan (`"Orders"` and `orders`, `a_b.c` and
+        `a.b_c` would read alike: such a name gets a hash of the exact one)."""
+        names = self._backup_names()
+        return names.get(tbl) or self._backup_name(tbl, set())
+
+    def _backup_names(self) -> dict[str, str]:
+        if self._backups is None:
+            used: set[str] = set()
+            self._backups = {}
+            for tbl in self.tables():
+                self._backups[tbl] = name = self._backup_name(tbl, used)
+                used.add(name)
+        return self._backups
+
+    def _backup_name(self, tbl: str, used: set[str]) -> str:
         info = self.context.tables.get(tbl) if self.context else None
         if info is None:
-            parts = [tbl.rpartition(".")[2]]
+            schema, _, relname = tbl.rpartition(".")
+            schema = schema or "public"
         else:
-            parts = [info.relname] if info.schema == "public" else [info.schema, info.relname]
-        return object_name("backup", self.run_id, *parts)
+            schema, relname = info.schema, info.relname
+        parts = [relname] if schema == "public" else [schema, relname]
+        readable = object_name(*parts)
+        if len(parts) > 1 or readable != relname:
+            exact = hashlib.sha1(f"{schema}\0{relname}".encode()).hexdigest()[:8]
+            parts.append(exact)
+        name = object_name("backup", self.run_id, *parts)
+        n = 1
+        while name in used:
+            n += 1
+            name = object_name("backup", self.run_id, *parts, str(n))
+        return name
 
     def backup_sql(self, tbl: str) -> str:
         return qualified(self.schema, self.backup_table(tbl))
@@ -532,6 +561,9 @@ def psql_preamble() -> list[str]:
     lines; see `pipeline.sqltext.psql_lines`)."""
     return [
         "\\set ON_ERROR_STOP on",
+        # only this run's psql variable allows it: not a setting of the database, the role
+        # or the client's environment (PGOPTIONS)
+        f"SET {ALLOW_OTHER_SETTING} = off;",
         f"\\if :{{?{PSQL_ALLOW_OTHER}}}",
         f"SET {ALLOW_OTHER_SETTING} = on;",
         "\\endif",
@@ -539,51 +571,68 @@ def psql_preamble() -> list[str]:
 
 
 def session_settings(
-    identity: DatabaseIdentity, *, lock_timeout_s: float, statement_timeout_s: float, local: bool
+    identity: DatabaseIdentity,
+    *,
+    lock_timeout_s: float,
+    statement_timeout_s: float,
+    local: bool,
 ) -> list[str]:
     """Timeouts, literal rules, and the audit's search_path (so that every name the plan
-    holds resolves as it did in the audit)."""
+    holds resolves as it did in the audit). In the one-transaction files (`local`:
+    repair.sql, rollback.sql) pg_catalog goes ahead of it: a function, operator or type
+    that someone created in a schema of that path never stands in for PostgreSQL's own.
+    (constraints.sql creates its trigger functions in the audit's current schema, so it
+    keeps the audit's path as it was; its identity check names pg_catalog's own.)"""
     scope = "LOCAL " if local else ""
+    path = identity.search_path
+    if local:
+        path = f"pg_catalog, {path}" if path.strip() else "pg_catalog"
     return [
         f"SET {scope}lock_timeout = '{int(lock_timeout_s * 1000)}ms';",
         f"SET {scope}statement_timeout = '{int(statement_timeout_s * 1000)}ms';",
         f"SET {scope}standard_conforming_strings = on;",
         f"SET {scope}client_min_messages = notice;",
-        f"SELECT pg_catalog.set_config('search_path', {literal(identity.search_path)}, "
+        f"SELECT pg_catalog.set_config('search_path', {literal(path)}, "
         f"{'true' if local else 'false'});",
     ]
 
 
 def identity_check(identity: DatabaseIdentity, file: str) -> str:
     """A block that refuses, changing nothing, to go on in any database but the one the
-    plan was made for (or in an older copy of it), unless the rehearsal setting is on."""
+    plan was made for (or in an older copy of it), unless the rehearsal setting is on.
+    Every function, type and comparison in it is pg_catalog's, whatever the search_path
+    (a schema ahead of pg_catalog could otherwise hold a `current_database()` or an `=`)."""
     return do_block(
         "\n"
         "DECLARE\n"
-        "  sysid text := (SELECT system_identifier::text FROM pg_control_system());\n"
-        "  dboid bigint := (SELECT oid::bigint FROM pg_database "
-        "WHERE datname = current_database());\n"
-        f"  made_for text := {literal(comment(identity.name))};\n"
-        f"  rehearsal boolean := coalesce(current_setting({literal(ALLOW_OTHER_SETTING)}, true), "
-        "'') = 'on';\n"
+        "  sysid pg_catalog.text := (SELECT system_identifier::pg_catalog.text "
+        "FROM pg_catalog.pg_control_system());\n"
+        "  dbname pg_catalog.text := pg_catalog.current_database()::pg_catalog.text;\n"
+        "  dboid pg_catalog.int8 := (SELECT oid::pg_catalog.int8 FROM pg_catalog.pg_database "
+        "WHERE pg_catalog.nameeq(datname, pg_catalog.current_database()));\n"
+        f"  made_for pg_catalog.text := {literal(comment(identity.name))};\n"
+        "  rehearsal pg_catalog.bool := pg_catalog.texteq(coalesce(pg_catalog.current_setting("
+        f"{literal(ALLOW_OTHER_SETTING)}, true), ''), 'on');\n"
         "BEGIN\n"
-        f"  IF (sysid, current_database()::text, dboid) IS DISTINCT FROM\n"
-        f"     ({literal(identity.system_identifier)}, {literal(identity.name)}, "
-        f"{identity.oid}::bigint) THEN\n"
+        f"  IF NOT (pg_catalog.texteq(sysid, {literal(identity.system_identifier)})\n"
+        f"          AND pg_catalog.texteq(dbname, {literal(identity.name)})\n"
+        f"          AND pg_catalog.int8eq(dboid, {identity.oid})) THEN\n"
         "    IF rehearsal THEN\n"
         "      RAISE WARNING 'refaudit: % was made for database % (oid %, system %); running "
         "it on % (oid %, system %) because refaudit.allow_other_database is on',\n"
         f"        {literal(file)}, made_for, {identity.oid}, {literal(identity.system_identifier)},"
-        " current_database(), dboid, sysid;\n"
+        " dbname, dboid, sysid;\n"
         "    ELSE\n"
         "      RAISE EXCEPTION 'refaudit: % was made for database % (oid %, system %), not for "
         "% (oid %, system %); nothing was changed. To rehearse it on a copy, run psql with "
         f"-v {PSQL_ALLOW_OTHER}=1 or refaudit apply --allow-other-database',\n"
         f"        {literal(file)}, made_for, {identity.oid}, {literal(identity.system_identifier)},"
-        " current_database(), dboid, sysid;\n"
+        " dbname, dboid, sysid;\n"
         "    END IF;\n"
-        "  ELSIF txid_snapshot_xmax(txid_current_snapshot()) < "
-        f"txid_snapshot_xmax({literal(identity.snapshot)}::txid_snapshot)\n"
+        "  ELSIF pg_catalog.int8lt(\n"
+        "        pg_catalog.txid_snapshot_xmax(pg_catalog.txid_current_snapshot()),\n"
+        "        pg_catalog.txid_snapshot_xmax("
+        f"{literal(identity.snapshot)}::pg_catalog.txid_snapshot))\n"
         "        AND NOT rehearsal THEN\n"
         "    RAISE EXCEPTION 'refaudit: % was made at a later point of this database than it "
         "is now at (a restored older copy?); nothing was changed', "
@@ -601,11 +650,15 @@ def _names_target(ctx: RepairContext, check: Reference, ref: str, disc: str) -> 
             f"EXISTS (SELECT 1 FROM {ctx.sql(target.table)} x "
             f"WHERE x.{ident(target.column)} = {ref})"
         )
-    return "coalesce(" + " OR ".join(
-        f"({disc} = {literal(value)} AND EXISTS (SELECT 1 FROM {ctx.sql(target.table)} x "
-        f"WHERE x.{ident(target.column)} = {ref}))"
-        for value, target in check.targets.items()
-    ) + ", false)"
+    return (
+        "coalesce("
+        + " OR ".join(
+            f"({disc} = {literal(value)} AND EXISTS (SELECT 1 FROM {ctx.sql(target.table)} x "
+            f"WHERE x.{ident(target.column)} = {ref}))"
+            for value, target in check.targets.items()
+        )
+        + ", false)"
+    )
 
 
 def blocking_fks(plan: RepairPlan, catalog: CatalogPlan) -> list[AuditedConstraint]:
@@ -683,7 +736,7 @@ def write_repair_sql(
                 "    row_key text NOT NULL,\n"
                 "    reason text NOT NULL,\n"
                 "    row_data jsonb NOT NULL,\n"
-                "    quarantined_at timestamptz NOT NULL DEFAULT now()\n"
+                "    quarantined_at timestamptz NOT NULL DEFAULT pg_catalog.now()\n"
                 ");\n\n"
                 "-- Every row this plan changes or removes is first copied here (rollback.sql\n"
                 "-- restores from these tables).\n"
@@ -815,6 +868,16 @@ def _describe(step: Step) -> str:
     )
 
 
+def _same_text(a: str, b: str) -> str:
+    """SQL: `a` and `b` read as the same text, byte for byte (NULL equal to NULL). The "C"
+    collation is deterministic: under a column's case-insensitive collation 'ann@x' and
+    'ANN@X' would be equal, and a change of case since the audit would go unseen."""
+    return (
+        f'{a}::pg_catalog.text COLLATE pg_catalog."C" IS NOT DISTINCT FROM '
+        f'{b}::pg_catalog.text COLLATE pg_catalog."C"'
+    )
+
+
 def _write_step(
     out: TextIO,
     plan: RepairPlan,
@@ -859,8 +922,7 @@ def _write_step(
     flush()
 
     holds = " AND ".join(
-        f"t.{ident(g)}::text IS NOT DISTINCT FROM s.{name}::text"
-        for g, name in zip(k.guard, guards, strict=True)
+        _same_text(f"t.{ident(g)}", f"s.{name}") for g, name in zip(k.guard, guards, strict=True)
     )
     ref = f"t.{ident(check.column)}"
     disc_column = check.discriminator if isinstance(check, ConditionalReferenceCheck) else None
@@ -894,7 +956,7 @@ def _write_step(
             f"  INSERT INTO {quarantine}\n"
             "         (run_id, table_name, row_key, reason, row_data)\n"
             f"  SELECT {literal(plan.run_id)}, {literal(k.table)}, t.{key}::text,\n"
-            f"         {literal(k.check + ': orphan: ')} || s.note, to_jsonb(t)\n"
+            f"         {literal(k.check + ': orphan: ')} || s.note, pg_catalog.to_jsonb(t)\n"
             f"  FROM {tbl} t JOIN {work} s ON t.{key} = s.row_key WHERE s.outcome = 'repair';\n"
             "  GET DIAGNOSTICS kept = ROW_COUNT;\n"
             f"  DELETE FROM {tbl} t USING {work} s\n"
@@ -907,11 +969,11 @@ def _write_step(
         )
     else:
         others = [
-            f"t.{ident(g)}::text IS NOT DISTINCT FROM s.{name}::text"
+            _same_text(f"t.{ident(g)}", f"s.{name}")
             for g, name in zip(k.guard, guards, strict=True)
             if g != k.column
         ]
-        already = " AND ".join([f"t.{col}::text IS NOT DISTINCT FROM s.new_value::text", *others])
+        already = " AND ".join([_same_text(f"t.{col}", "s.new_value"), *others])
         gone = "'skip'"
         done_when = f"      WHEN {already} THEN 'done'\n"
         change = (
@@ -941,10 +1003,10 @@ def _write_step(
         "  WHERE s.outcome = 'repair'\n"
         f"    AND NOT EXISTS (SELECT 1 FROM {backup} b WHERE b.{key} = t.{key});\n"
         f"{change}"
-        "  SELECT count(*), count(*) FILTER (WHERE outcome = 'repair'),\n"
-        "         count(*) FILTER (WHERE outcome = 'done'),\n"
-        "         count(*) FILTER (WHERE outcome = 'skip'),\n"
-        "         count(*) FILTER (WHERE outcome = 'held')\n"
+        "  SELECT pg_catalog.count(*), pg_catalog.count(*) FILTER (WHERE outcome = 'repair'),\n"
+        "         pg_catalog.count(*) FILTER (WHERE outcome = 'done'),\n"
+        "         pg_catalog.count(*) FILTER (WHERE outcome = 'skip'),\n"
+        "         pg_catalog.count(*) FILTER (WHERE outcome = 'held')\n"
         f"    INTO planned, matched, already, skipped, held FROM {work};\n"
         f"  IF planned <> {rows} THEN\n"
         "    RAISE EXCEPTION 'refaudit: step % holds % rows, the plan has %; "
@@ -969,10 +1031,11 @@ def _list_keys(work: str, number: int, outcome: str, what: str) -> str:
     rows = f"FROM {work} WHERE outcome = {literal(outcome)}"
     return (
         f"  IF EXISTS (SELECT 1 {rows}) THEN\n"
-        "    SELECT string_agg(row_key::text, ', ') INTO keys\n"
+        "    SELECT pg_catalog.string_agg(row_key::text, ', ') INTO keys\n"
         f"      FROM (SELECT row_key {rows} ORDER BY row_key LIMIT {LISTED_KEYS}) k;\n"
-        f"    SELECT keys || CASE WHEN count(*) > {LISTED_KEYS}\n"
-        f"      THEN format(' and %s more', count(*) - {LISTED_KEYS}) ELSE '' END\n"
+        f"    SELECT keys || CASE WHEN pg_catalog.count(*) > {LISTED_KEYS}\n"
+        "      THEN pg_catalog.format(' and %s more', "
+        f"pg_catalog.count(*) - {LISTED_KEYS}) ELSE '' END\n"
         f"      INTO keys {rows};\n"
         f"    RAISE NOTICE 'refaudit: step=% {what}: %', {number}, keys;\n"
         "  END IF;\n"
@@ -1004,18 +1067,22 @@ def _write_review(out: TextIO, plan: RepairPlan) -> int:
 
 def _totals(steps: int) -> str:
     parts = " + ".join(
-        f"(SELECT count(*) FILTER (WHERE outcome = '{{o}}') FROM pg_temp.refaudit_step_{i})"
+        "(SELECT pg_catalog.count(*) FILTER (WHERE outcome = '{o}') "
+        f"FROM pg_temp.refaudit_step_{i})"
         for i in range(1, steps + 1)
     )
-    return do_block(
-        " BEGIN\n"
-        "  RAISE NOTICE 'refaudit: total changed=% already=% skipped=% held=%',\n"
-        f"    {parts.format(o='repair')},\n"
-        f"    {parts.format(o='done')},\n"
-        f"    {parts.format(o='skip')},\n"
-        f"    {parts.format(o='held')};\n"
-        "END "
-    ) + "\n\n"
+    return (
+        do_block(
+            " BEGIN\n"
+            "  RAISE NOTICE 'refaudit: total changed=% already=% skipped=% held=%',\n"
+            f"    {parts.format(o='repair')},\n"
+            f"    {parts.format(o='done')},\n"
+            f"    {parts.format(o='skip')},\n"
+            f"    {parts.format(o='held')};\n"
+            "END "
+        )
+        + "\n\n"
+    )
 
 
 def write_rollback_sql(
@@ -1058,7 +1125,8 @@ def write_rollback_sql(
     tables = plan.tables()
     if tables:
         checks = "\n".join(
-            f"  IF to_regclass({literal(regclass_text(plan.schema + '.' + plan.backup_table(t)))})"
+            "  IF pg_catalog.to_regclass("
+            f"{literal(regclass_text(plan.schema + '.' + plan.backup_table(t)))})"
             " IS NULL THEN\n"
             "    RAISE EXCEPTION 'refaudit: backup table % does not exist: repair.sql of run % "
             f"was not applied to this database', {literal(plan.backup_sql(t))}, "
@@ -1094,7 +1162,7 @@ def _set_triggers(ctx: RepairContext, triggers: list[tuple[str, str]], *, enable
     still exist."""
     verb = "ENABLE" if enable else "DISABLE"
     body = "\n".join(
-        f"  IF EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = {ctx.regclass(t)} "
+        f"  IF EXISTS (SELECT 1 FROM pg_catalog.pg_trigger WHERE tgrelid = {ctx.regclass(t)} "
         f"AND tgname = {literal(name)}) THEN\n"
         f"    ALTER TABLE {ctx.sql(t)} {verb} TRIGGER {ident(name)};\n"
         "  END IF;"

@@ -104,7 +104,7 @@ def regclass_text(name: str) -> str:
 
 def regclass(name: str) -> str:
     """`'table'::regclass` for catalog lookups of a suite table."""
-    return f"{literal(regclass_text(name))}::regclass"
+    return f"{literal(regclass_text(name))}::pg_catalog.regclass"
 
 
 def comment(text: str) -> str:
