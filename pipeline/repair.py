@@ -621,13 +621,13 @@ def identity_check(identity: DatabaseIdentity, file: str) -> str:
         "      RAISE WARNING 'refaudit: % was made for database % (oid %, system %); running "
         "it on % (oid %, system %) because refaudit.allow_other_database is on',\n"
         f"        {literal(file)}, made_for, {identity.oid}, {literal(identity.system_identifier)},"
-        " dbname, dboid, sysid;\n"
+        f" {printable('dbname')}, dboid, sysid;\n"
         "    ELSE\n"
         "      RAISE EXCEPTION 'refaudit: % was made for database % (oid %, system %), not for "
         "% (oid %, system %); nothing was changed. To rehearse it on a copy, run psql with "
         f"-v {PSQL_ALLOW_OTHER}=1 or refaudit apply --allow-other-database',\n"
         f"        {literal(file)}, made_for, {identity.oid}, {literal(identity.system_identifier)},"
-        " dbname, dboid, sysid;\n"
+        f" {printable('dbname')}, dboid, sysid;\n"
         "    END IF;\n"
         "  ELSIF pg_catalog.int8lt(\n"
         "        pg_catalog.txid_snapshot_xmax(pg_catalog.txid_current_snapshot()),\n"
@@ -642,23 +642,39 @@ def identity_check(identity: DatabaseIdentity, file: str) -> str:
     )
 
 
-def _names_target(ctx: RepairContext, check: Reference, ref: str, disc: str) -> str:
-    """SQL: the reference `ref` (with discriminator `disc`) names an existing target row."""
+def _names_target(
+    ctx: RepairContext, check: Reference, ref: str, disc: str, through: str | None = None
+) -> str:
+    """SQL: the reference `ref` (with discriminator `disc`) names an existing target row;
+    with `through`, one whose mis-key `through` column still holds that value (the mapping
+    a mis-keyed diagnosis read: `tutor_profiles.user_id` = the audited `users.id`)."""
+    mapped = (
+        f" AND x.{ident(check.mis_key.through)} = {through}"
+        if through is not None and check.mis_key is not None
+        else ""
+    )
     if isinstance(check, ReferenceCheck):
         target = check.target
         return (
             f"EXISTS (SELECT 1 FROM {ctx.sql(target.table)} x "
-            f"WHERE x.{ident(target.column)} = {ref})"
+            f"WHERE x.{ident(target.column)} = {ref}{mapped})"
         )
     return (
         "coalesce("
         + " OR ".join(
             f"({disc} = {literal(value)} AND EXISTS (SELECT 1 FROM {ctx.sql(target.table)} x "
-            f"WHERE x.{ident(target.column)} = {ref}))"
+            f"WHERE x.{ident(target.column)} = {ref}{mapped}))"
             for value, target in check.targets.items()
         )
         + ", false)"
     )
+
+
+def printable(expr: str) -> str:
+    """SQL: the text `expr` with control characters and line separators shown as `?`, for
+    messages a terminal shows (keys and names are the database's, whatever they hold)."""
+    unsafe = "".join(chr(c) for c in range(1, 32)) + "\x7f\x85\u2028\u2029\u202e"
+    return f"pg_catalog.translate({expr}, {literal(unsafe)}, {literal('?' * len(unsafe))})"
 
 
 def blocking_fks(plan: RepairPlan, catalog: CatalogPlan) -> list[AuditedConstraint]:
@@ -928,12 +944,15 @@ def _write_step(
     disc_column = check.discriminator if isinstance(check, ConditionalReferenceCheck) else None
     disc = f"t.{ident(disc_column)}" if disc_column else ""
     if k.action == "update":
-        # the new value must name an existing target row (it may have gone since the audit)
+        # the new value must name an existing target row (it may have gone since the audit),
+        # and a mis-key's mapping must still hold (the target row's `through` is the value)
+        remapped = k.column == check.column and k.diagnosis in ("mis_keyed", "mis_keyed_hidden")
         valid = _names_target(
             ctx,
             check,
             "s.new_value" if k.column == check.column else ref,
             "s.new_value" if disc_column and k.column == disc_column else disc,
+            through=ref if remapped else None,
         )
     else:  # an orphan: still nothing to name
         valid = f"NOT {_names_target(ctx, check, ref, disc)}"
@@ -1037,7 +1056,7 @@ def _list_keys(work: str, number: int, outcome: str, what: str) -> str:
         "      THEN pg_catalog.format(' and %s more', "
         f"pg_catalog.count(*) - {LISTED_KEYS}) ELSE '' END\n"
         f"      INTO keys {rows};\n"
-        f"    RAISE NOTICE 'refaudit: step=% {what}: %', {number}, keys;\n"
+        f"    RAISE NOTICE 'refaudit: step=% {what}: %', {number}, {printable('keys')};\n"
         "  END IF;\n"
     )
 

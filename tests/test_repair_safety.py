@@ -121,6 +121,10 @@ EDITS = {
     "mis_keyed (medium): an evidence column changed": (
         "UPDATE session_requests SET package_id = 3 WHERE id = 9", 9, "tutor_id", 115
     ),
+    # tutor 115 -> 85 was read with tutor_profiles 85 belonging to users.id 115
+    "mis_keyed: the mapping the diagnosis read changed": (
+        "UPDATE tutor_profiles SET user_id = 50 WHERE id = 85", 1, "tutor_id", 115
+    ),
     # requester 113 -> 28: student profile 28 is gone since the audit
     "mis_keyed: the proposed target row is gone": (
         "DELETE FROM student_profiles WHERE id = 28", 1, "requester_id", 113
@@ -300,3 +304,19 @@ def test_backups_live_in_the_schema_asked_for(world: str, suite: Suite, tmp_path
     assert len(backups) == 1
     back = psql(world, tmp_path / "run" / "rollback.sql")
     assert back.returncode == 0, back.stderr
+
+
+def test_messages_show_no_raw_control_characters(world: str) -> None:
+    from pipeline.repair import printable
+    from pipeline.sqltext import do_block, literal
+
+    hostile = "1\x1b[2J\nrefaudit: total changed=0\u2028\r"
+    conn = psycopg2.connect(world)
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(do_block(f" BEGIN RAISE NOTICE '%', {printable(literal(hostile))}; END "))
+        (notice,) = conn.notices
+    finally:
+        conn.close()
+    assert notice.strip() == "NOTICE:  1?[2J?refaudit: total changed=0??"
