@@ -7,6 +7,7 @@ reported with the file, the key path and what to write instead.
 
 from __future__ import annotations
 
+import importlib.resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -15,7 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from pipeline.errors import SuiteError
 
-DEFAULT_SUITE = Path(__file__).resolve().parent.parent / "expectations" / "astegni" / "suite.yml"
+# The Astegni suite ships as package data of `expectations` (beside `pipeline` in the wheel and
+# in the checkout): found through importlib.resources, never through a path from __file__.
+DEFAULT_SUITE = Path(str(importlib.resources.files("expectations") / "astegni" / "suite.yml"))
 
 Severity = Literal["error", "warn"]
 

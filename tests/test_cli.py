@@ -66,6 +66,17 @@ def test_broken_suite_is_exit_2(tmp_path: Path, clean_db: str) -> None:
     assert str(bad) in assert_one_line_error(proc, ExitCode.USAGE)
 
 
+def test_version_and_short_help() -> None:
+    from pipeline import __version__
+
+    proc = refaudit("--version")
+    assert (proc.returncode, proc.stdout) == (0, f"refaudit {__version__}\n"), proc.stderr
+    for args in (["-h"], ["run", "-h"], ["demo", "-h"]):
+        short, long = refaudit(*args), refaudit(*args[:-1], "--help")
+        assert short.returncode == 0 and "Usage: " in short.stdout, short.stderr
+        assert short.stdout == long.stdout
+
+
 def test_bad_option_is_exit_2() -> None:
     proc = refaudit("run", "--fail-on", "sometimes")
     assert proc.returncode == ExitCode.USAGE
