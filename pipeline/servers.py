@@ -73,7 +73,7 @@ def debian_available() -> bool:
 @contextmanager
 def debian_server(pgdata: Path | None = None, *, keep: bool = False) -> Iterator[str]:
     """A cluster from Debian's postgresql-15 binaries with their default settings, listening
-    on a Unix socket in its own data directory only (no TCP port to collide with)."""
+    on a Unix socket in its own directory only (no TCP port to collide with)."""
     if not debian_available():
         raise RefauditError(
             f"no PostgreSQL binaries in {DEBIAN_BIN}: apt-get install postgresql-15"
@@ -92,11 +92,11 @@ def debian_server(pgdata: Path | None = None, *, keep: bool = False) -> Iterator
             _run(as_root, ["rm", "-rf", str(data)])
         _run(as_root, [str(DEBIAN_BIN / "initdb"), "-D", str(data), "-U", "postgres",
                        "-A", "trust", "-E", "UTF8", "--locale=C.UTF-8"])
-    options = f"-k {path} -c listen_addresses='' -c port=5432"
+    options = f"-k {path} -c listen_addresses=''"  # the default port, on this socket only
     _run(as_root, [str(DEBIAN_BIN / "pg_ctl"), "-D", str(data), "-l", str(path / "server.log"),
                    "-o", options, "-w", "-s", "start"])
     try:
-        yield f"postgresql://postgres:@/postgres?host={path}&port=5432"
+        yield f"postgresql://postgres:@/postgres?host={path}"
     finally:
         _run(as_root, [str(DEBIAN_BIN / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "-s",
                        "stop"], check=False)

@@ -9,8 +9,6 @@ from pipeline.db import create_engine, read_only_snapshot
 from pipeline.engine import PLANNER_SETTINGS, tune_session
 from tests.conftest import as_url, execute
 
-pytestmark = pytest.mark.smoke
-
 SHOWN = ("jit", "work_mem", "parallel_tuple_cost")
 
 
