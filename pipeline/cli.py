@@ -404,7 +404,11 @@ def demo(
             build_sample(uri, loaded, requests=requests, seed=seed)
             typer.echo("auditing ...", err=True)
             url = make_url(uri).set(drivername=DRIVER)
-            opts = AuditOptions(repair=True)  # the demo shows the repair plan too
+            # the demo shows the repair plan too; its runs share one history scope (the
+            # server's socket directory differs every time)
+            opts = AuditOptions(
+                repair=True, database_label=f"refaudit demo ({requests} requests, seed {seed})"
+            )
             return _with_progress(
                 False, lambda bars: run_audit(url, loaded, out, options=opts, progress=bars)
             )
