@@ -166,6 +166,28 @@ NoHistoryOption = Annotated[
 ]
 
 
+# libpq's variables that say which server or database to connect to (see `resolve_url`)
+_LIBPQ_TARGET = ("PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER", "PGSERVICE")
+
+
+def _database_url(db: str | None) -> Any:
+    """The URL to connect to; a usage error naming what to pass when nothing says which."""
+    import os
+
+    from pipeline.db import resolve_url
+    from pipeline.errors import UsageError
+
+    if not db and not os.environ.get("DATABASE_URL") and not any(
+        os.environ.get(v) for v in _LIBPQ_TARGET
+    ):
+        raise UsageError(
+            "no database given: pass --db postgresql://USER@HOST:PORT/DBNAME, or set "
+            "DATABASE_URL, or libpq's PGHOST, PGPORT, PGUSER and PGDATABASE "
+            "(`refaudit demo` needs none: it starts its own server)"
+        )
+    return resolve_url(db)
+
+
 def _print_summary(result: Any, fail_on: str, quiet: bool) -> None:
     failing = result.failing(fail_on)
     if not quiet:
@@ -244,7 +266,6 @@ def run(
 ) -> None:
     """Audit a database (or a snapshot of one) against a suite and write the report into --out."""
     from pipeline.audit import AuditOptions, run_audit
-    from pipeline.db import resolve_url
     from pipeline.errors import UsageError
     from pipeline.suite import load_suite
 
@@ -272,7 +293,7 @@ def run(
             for note in result.extra["snapshot"]["notes"]:
                 typer.echo(f"refaudit: note: {note}", err=True)
             return result
-        url = resolve_url(db)
+        url = _database_url(db)
         return _with_progress(
             quiet, lambda bars: run_audit(url, loaded, out, options=opts, progress=bars)
         )
@@ -301,13 +322,12 @@ def extract(
 ) -> None:
     """Snapshot what the suite reads (one Parquet file per table and manifest.json) from one
     consistent read-only transaction; audit it later with `refaudit run --snapshot DIR`."""
-    from pipeline.db import resolve_url
     from pipeline.extract import ExtractOptions, extract_snapshot
     from pipeline.suite import load_suite
 
     def go() -> Any:
         loaded = load_suite(suite)
-        url = resolve_url(db)
+        url = _database_url(db)
         opts = ExtractOptions(statement_timeout_s=statement_timeout, lock_timeout_s=lock_timeout)
         with _table_bars(quiet) as on_progress:
             return extract_snapshot(url, loaded, out, options=opts, progress=on_progress)
@@ -364,10 +384,9 @@ def apply(
 ) -> None:
     """Run a plan written by `refaudit run --repair` and report what it changed."""
     from pipeline.apply import apply_plan
-    from pipeline.db import resolve_url
 
     def go() -> Any:
-        url = resolve_url(db)
+        url = _database_url(db)
         return apply_plan(url, plan, dry_run=dry_run, echo=None if quiet else typer.echo)
 
     result = _guarded(debug, go, _secrets(db))
@@ -454,9 +473,17 @@ def export_gx(
 
 def main() -> None:
     """Console-script entry point."""
+    # typer's own classes (it vendors click): BadParameter -> UsageError -> ClickException
+    click_exception = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
     try:
-        app()
-    except SystemExit as exc:
-        code = exc.code
-        # click reports usage errors with exit 2 already; anything else passes through
-        sys.exit(code)
+        code = app(prog_name="refaudit", standalone_mode=False)
+    except click_exception as exc:  # a usage error: click's message, exit 2
+        if isinstance(exc, typer.BadParameter):
+            # typer checks option values with pydantic, whose messages start "Value error, "
+            exc.message = exc.message.removeprefix("Value error, ")
+        exc.show()
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        typer.echo("Aborted!", err=True)
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -81,6 +81,24 @@ def test_bad_option_is_exit_2() -> None:
     proc = refaudit("run", "--fail-on", "sometimes")
     assert proc.returncode == ExitCode.USAGE
     assert "Traceback" not in proc.stderr
+    assert "Invalid value for '--fail-on': 'sometimes' is not one of 'error', 'warn'." in (
+        proc.stderr
+    )
+    assert "Value error" not in proc.stderr
+    for args in (["run", "--nope"], []):
+        proc = refaudit(*args)
+        assert proc.returncode == ExitCode.USAGE and "Usage: refaudit" in proc.stderr, args
+
+
+@pytest.mark.parametrize("command", ["run", "extract", "apply"])
+def test_no_database_given_says_what_to_pass(tmp_path: Path, command: str) -> None:
+    unset = dict.fromkeys(("PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER", "PGSERVICE"),
+                          "")
+    args = {"run": ["--out", str(tmp_path / "o")], "extract": ["--out", str(tmp_path / "s")],
+            "apply": [str(tmp_path / "repair.sql")]}[command]
+    (tmp_path / "repair.sql").write_text("BEGIN;\nCOMMIT;\n")
+    line = assert_one_line_error(refaudit(command, *args, env=unset), ExitCode.USAGE)
+    assert "no database given: pass --db postgresql://" in line and "DATABASE_URL" in line
 
 
 def test_database_url_from_environment(tmp_path: Path, clean_db: str) -> None:
