@@ -458,7 +458,8 @@ def load_suite(path: Path | str | None = None) -> Suite:
     try:
         suite = Suite.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise SuiteError(f"{p}: {_loc(err['loc'])}: {_message(dict(err))}{more}") from None
+        # every mistake at once, so one edit fixes them all
+        found = list(dict.fromkeys(f"{_loc(e['loc'])}: {_message(dict(e))}" for e in exc.errors()))
+        listed = found[0] if len(found) == 1 else f"{len(found)} mistakes: " + "; ".join(found)
+        raise SuiteError(f"{p}: {listed}") from None
     return suite.model_copy(update={"path": p.resolve()})
