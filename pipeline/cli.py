@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar, cast
 
 import typer
 
@@ -188,6 +188,11 @@ def _database_url(db: str | None) -> Any:
     return resolve_url(db)
 
 
+def _examples(*lines: str) -> str:
+    """A command's --help epilog: example invocations, kept as written (click's \\b)."""
+    return "\b\nExamples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
 def _print_summary(result: Any, fail_on: str, quiet: bool) -> None:
     failing = result.failing(fail_on)
     if not quiet:
@@ -222,7 +227,14 @@ def _with_progress(quiet: bool, fn: Callable[[Any], T]) -> T:
             bars.done()
 
 
-@app.command()
+@app.command(
+    epilog=_examples(
+        "refaudit run --db postgresql://auditor@db.example/astegni",
+        "refaudit run --db \"$DATABASE_URL\" --out audit/ --repair",
+        "refaudit run --db \"$DATABASE_URL\" --baseline audit-baseline.csv --fail-on warn",
+        "refaudit run --snapshot snap/ --out audit/",
+    )
+)
 def run(
     db: DbOption = None,
     suite: SuiteOption = None,
@@ -310,7 +322,12 @@ def run(
     raise typer.Exit(int(result.exit_code(fail_on.value)))
 
 
-@app.command()
+@app.command(
+    epilog=_examples(
+        "refaudit extract --db \"$DATABASE_URL\" --out snap/",
+        "refaudit run --snapshot snap/ --out audit/      # audit it later, anywhere",
+    )
+)
 def extract(
     out: Annotated[Path, typer.Option("--out", help="New or empty directory for the snapshot.")],
     db: DbOption = None,
@@ -369,7 +386,13 @@ def _table_bars(quiet: bool) -> Iterator[Callable[[str, int, int], None] | None]
         yield on_progress
 
 
-@app.command()
+@app.command(
+    epilog=_examples(
+        "refaudit apply audit/repair.sql --db \"$DATABASE_URL\" --dry-run",
+        "refaudit apply audit/repair.sql --db \"$DATABASE_URL\"",
+        "refaudit apply audit/rollback.sql --db \"$DATABASE_URL\"   # undo it",
+    )
+)
 def apply(
     plan: Annotated[
         Path, typer.Argument(help="A plan file: repair.sql, rollback.sql or constraints.sql.")
@@ -393,7 +416,12 @@ def apply(
     typer.echo(result.summary())
 
 
-@app.command()
+@app.command(
+    epilog=_examples(
+        "refaudit demo",
+        "refaudit demo --out demo/ --requests 100000 --seed 3",
+    )
+)
 def demo(
     out: Annotated[Path | None, typer.Option("--out", help="Output directory.")] = None,
     requests: Annotated[
@@ -441,7 +469,13 @@ def demo(
     )
 
 
-@app.command("export-gx")
+@app.command(
+    "export-gx",
+    epilog=_examples(
+        "refaudit export-gx --out gx/",
+        "refaudit export-gx --suite expectations/astegni/suite.yml --out gx/",
+    ),
+)
 def export_gx(
     out: Annotated[Path, typer.Option("--out", help="Directory for the GX suites.")],
     suite: SuiteOption = None,
@@ -474,15 +508,18 @@ def export_gx(
 def main() -> None:
     """Console-script entry point."""
     # typer's own classes (it vendors click): BadParameter -> UsageError -> ClickException
-    click_exception = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+    click_exception = cast(
+        type[Exception],
+        next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"),
+    )
     try:
         code = app(prog_name="refaudit", standalone_mode=False)
     except click_exception as exc:  # a usage error: click's message, exit 2
         if isinstance(exc, typer.BadParameter):
             # typer checks option values with pydantic, whose messages start "Value error, "
             exc.message = exc.message.removeprefix("Value error, ")
-        exc.show()
-        sys.exit(exc.exit_code)
+        exc.show()  # type: ignore[attr-defined]
+        sys.exit(exc.exit_code)  # type: ignore[attr-defined]
     except typer.Abort:
         typer.echo("Aborted!", err=True)
         sys.exit(1)

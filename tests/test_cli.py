@@ -77,6 +77,16 @@ def test_version_and_short_help() -> None:
         assert short.stdout == long.stdout
 
 
+@pytest.mark.parametrize("command", ["run", "extract", "apply", "demo", "export-gx"])
+def test_every_command_help_has_examples(command: str) -> None:
+    proc = refaudit(command, "-h")
+    assert proc.returncode == 0, proc.stderr
+    examples = [ln.strip() for ln in proc.stdout.split("Examples:\n", 1)[1].splitlines()]
+    assert examples and all(
+        f"{ln} ".startswith((f"refaudit {command} ", "refaudit run ")) for ln in examples if ln
+    )
+
+
 def test_bad_option_is_exit_2() -> None:
     proc = refaudit("run", "--fail-on", "sometimes")
     assert proc.returncode == ExitCode.USAGE
