@@ -81,6 +81,9 @@ class AuditOptions:
     second_connection: bool = True
     """Let a second connection in the same snapshot run statements meanwhile (see
     `pipeline.engine._run_jobs`); False: everything on one connection."""
+    database_label: str | None = None
+    """How the run names the database (results, report, run-history scope); None: its URL
+    without the password. The demo's server lives in a new temporary directory each time."""
 
 
 @dataclass(frozen=True)
@@ -156,7 +159,7 @@ def run_audit(
         history = HistoryStore(opts.history or default_history_path(out, DEFAULT_REPORTS))
     run = RunInfo(
         run_id=f"{utc_stamp(now)}-{uuid.uuid4().hex[:6]}",
-        database=source.database if source else describe(url),
+        database=source.database if source else opts.database_label or describe(url),
         suite=suite.suite,
         suite_path=str(suite.path or ""),
         refaudit_version=__version__,

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar, cast
 
 import typer
 
@@ -32,8 +32,32 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
     help="Audit the referential and domain integrity of a PostgreSQL database.",
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from pipeline import __version__
+
+        typer.echo(f"refaudit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            help="Print refaudit's version and exit.",
+            callback=_print_version,
+            is_eager=True,
+        ),
+    ] = False,
+) -> None:
+    """Audit the referential and domain integrity of a PostgreSQL database."""
 
 
 class FailOnChoice(StrEnum):
@@ -149,6 +173,33 @@ NoHistoryOption = Annotated[
 ]
 
 
+# libpq's variables that say which server or database to connect to (see `resolve_url`)
+_LIBPQ_TARGET = ("PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER", "PGSERVICE")
+
+
+def _database_url(db: str | None) -> Any:
+    """The URL to connect to; a usage error naming what to pass when nothing says which."""
+    import os
+
+    from pipeline.db import resolve_url
+    from pipeline.errors import UsageError
+
+    if not db and not os.environ.get("DATABASE_URL") and not any(
+        os.environ.get(v) for v in _LIBPQ_TARGET
+    ):
+        raise UsageError(
+            "no database given: pass --db postgresql://USER@HOST:PORT/DBNAME, or set "
+            "DATABASE_URL, or libpq's PGHOST, PGPORT, PGUSER and PGDATABASE "
+            "(`refaudit demo` needs none: it starts its own server)"
+        )
+    return resolve_url(db)
+
+
+def _examples(*lines: str) -> str:
+    """A command's --help epilog: example invocations, kept as written (click's \\b)."""
+    return "\b\nExamples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
 def _print_summary(result: Any, fail_on: str, quiet: bool) -> None:
     failing = result.failing(fail_on)
     if not quiet:
@@ -183,7 +234,14 @@ def _with_progress(quiet: bool, fn: Callable[[Any], T]) -> T:
             bars.done()
 
 
-@app.command()
+@app.command(
+    epilog=_examples(
+        "refaudit run --db postgresql://auditor@db.example/astegni",
+        "refaudit run --db \"$DATABASE_URL\" --out audit/ --repair",
+        "refaudit run --db \"$DATABASE_URL\" --baseline audit-baseline.csv --fail-on warn",
+        "refaudit run --snapshot snap/ --out audit/",
+    )
+)
 def run(
     db: DbOption = None,
     suite: SuiteOption = None,
@@ -234,7 +292,6 @@ def run(
 ) -> None:
     """Audit a database (or a snapshot of one) against a suite and write the report into --out."""
     from pipeline.audit import AuditOptions, run_audit
-    from pipeline.db import resolve_url
     from pipeline.errors import UsageError
     from pipeline.suite import load_suite
 
@@ -263,7 +320,7 @@ def run(
             for note in result.extra["snapshot"]["notes"]:
                 typer.echo(f"refaudit: note: {note}", err=True)
             return result
-        url = resolve_url(db)
+        url = _database_url(db)
         return _with_progress(
             quiet, lambda bars: run_audit(url, loaded, out, options=opts, progress=bars)
         )
@@ -280,7 +337,12 @@ def run(
     raise typer.Exit(int(result.exit_code(fail_on.value)))
 
 
-@app.command()
+@app.command(
+    epilog=_examples(
+        "refaudit extract --db \"$DATABASE_URL\" --out snap/",
+        "refaudit run --snapshot snap/ --out audit/      # audit it later, anywhere",
+    )
+)
 def extract(
     out: Annotated[Path, typer.Option("--out", help="New or empty directory for the snapshot.")],
     db: DbOption = None,
@@ -292,13 +354,12 @@ def extract(
 ) -> None:
     """Snapshot what the suite reads (one Parquet file per table and manifest.json) from one
     consistent read-only transaction; audit it later with `refaudit run --snapshot DIR`."""
-    from pipeline.db import resolve_url
     from pipeline.extract import ExtractOptions, extract_snapshot
     from pipeline.suite import load_suite
 
     def go() -> Any:
         loaded = load_suite(suite)
-        url = resolve_url(db)
+        url = _database_url(db)
         opts = ExtractOptions(statement_timeout_s=statement_timeout, lock_timeout_s=lock_timeout)
         with _table_bars(quiet) as on_progress:
             return extract_snapshot(url, loaded, out, options=opts, progress=on_progress)
@@ -340,7 +401,13 @@ def _table_bars(quiet: bool) -> Iterator[Callable[[str, int, int], None] | None]
         yield on_progress
 
 
-@app.command()
+@app.command(
+    epilog=_examples(
+        "refaudit apply audit/repair.sql --db \"$DATABASE_URL\" --dry-run",
+        "refaudit apply audit/repair.sql --db \"$DATABASE_URL\"",
+        "refaudit apply audit/rollback.sql --db \"$DATABASE_URL\"   # undo it",
+    )
+)
 def apply(
     plan: Annotated[
         Path, typer.Argument(help="A plan file: repair.sql, rollback.sql or constraints.sql.")
@@ -363,10 +430,9 @@ def apply(
 ) -> None:
     """Run a plan written by `refaudit run --repair` and report what it changed."""
     from pipeline.apply import apply_plan
-    from pipeline.db import resolve_url
 
     def go() -> Any:
-        url = resolve_url(db)
+        url = _database_url(db)
         return apply_plan(
             url,
             plan,
@@ -379,7 +445,12 @@ def apply(
     typer.echo(result.summary())
 
 
-@app.command()
+@app.command(
+    epilog=_examples(
+        "refaudit demo",
+        "refaudit demo --out demo/ --requests 100000 --seed 3",
+    )
+)
 def demo(
     out: Annotated[Path | None, typer.Option("--out", help="Output directory.")] = None,
     requests: Annotated[
@@ -409,7 +480,11 @@ def demo(
             build_sample(uri, loaded, requests=requests, seed=seed)
             typer.echo("auditing ...", err=True)
             url = make_url(uri).set(drivername=DRIVER)
-            opts = AuditOptions(repair=True)  # the demo shows the repair plan too
+            # the demo shows the repair plan too; its runs share one history scope (the
+            # server's socket directory differs every time)
+            opts = AuditOptions(
+                repair=True, database_label=f"refaudit demo ({requests} requests, seed {seed})"
+            )
             return _with_progress(
                 False, lambda bars: run_audit(url, loaded, out, options=opts, progress=bars)
             )
@@ -423,7 +498,13 @@ def demo(
     )
 
 
-@app.command("export-gx")
+@app.command(
+    "export-gx",
+    epilog=_examples(
+        "refaudit export-gx --out gx/",
+        "refaudit export-gx --suite expectations/astegni/suite.yml --out gx/",
+    ),
+)
 def export_gx(
     out: Annotated[Path, typer.Option("--out", help="Directory for the GX suites.")],
     suite: SuiteOption = None,
@@ -512,9 +593,20 @@ def _handle_signals() -> None:
 def main() -> None:
     """Console-script entry point."""
     _handle_signals()
+    # typer's own classes (it vendors click): BadParameter -> UsageError -> ClickException
+    click_exception = cast(
+        type[Exception],
+        next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"),
+    )
     try:
-        app()
-    except SystemExit as exc:
-        code = exc.code
-        # click reports usage errors with exit 2 already; anything else passes through
-        sys.exit(code)
+        code = app(prog_name="refaudit", standalone_mode=False)
+    except click_exception as exc:  # a usage error: click's message, exit 2
+        if isinstance(exc, typer.BadParameter):
+            # typer checks option values with pydantic, whose messages start "Value error, "
+            exc.message = exc.message.removeprefix("Value error, ")
+        exc.show()  # type: ignore[attr-defined]
+        sys.exit(exc.exit_code)  # type: ignore[attr-defined]
+    except typer.Abort:
+        typer.echo("Aborted!", err=True)
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -32,7 +32,7 @@ from sqlalchemy.engine import URL, Connection
 from pipeline import __version__, sqltext
 from pipeline.checks.catalog import read_catalog
 from pipeline.db import create_engine, database_error, describe, read_only_snapshot
-from pipeline.engine import required_columns, verify_schema
+from pipeline.engine import required_columns, tune_session, verify_schema
 from pipeline.errors import RefauditError, UsageError
 from pipeline.limits import DEFAULT_LOCK_TIMEOUT_S, DEFAULT_STATEMENT_TIMEOUT_S
 from pipeline.snapshot import (
@@ -149,6 +149,7 @@ def extract_snapshot(
             locale = dict(conn.execute(_LOCALE_SQL).one()._mapping)
             for name, value in _EXTRACT_SETTINGS.items():
                 conn.execute(sa.text("SELECT set_config(:n, :v, true)"), {"n": name, "v": value})
+            tune_session(conn)  # the audit's planner settings (JIT off), whatever the server's
             doing = "checking the schema"
             verify_schema(conn, suite)
             doing = "reading the catalog"

@@ -7,6 +7,7 @@ reported with the file, the key path and what to write instead.
 
 from __future__ import annotations
 
+import importlib.resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -15,7 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from pipeline.errors import SuiteError
 
-DEFAULT_SUITE = Path(__file__).resolve().parent.parent / "expectations" / "astegni" / "suite.yml"
+# The Astegni suite ships as package data of `expectations` (beside `pipeline` in the wheel and
+# in the checkout): found through importlib.resources, never through a path from __file__.
+DEFAULT_SUITE = Path(str(importlib.resources.files("expectations") / "astegni" / "suite.yml"))
 
 Severity = Literal["error", "warn"]
 
@@ -455,7 +458,8 @@ def load_suite(path: Path | str | None = None) -> Suite:
     try:
         suite = Suite.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise SuiteError(f"{p}: {_loc(err['loc'])}: {_message(dict(err))}{more}") from None
+        # every mistake at once, so one edit fixes them all
+        found = list(dict.fromkeys(f"{_loc(e['loc'])}: {_message(dict(e))}" for e in exc.errors()))
+        listed = found[0] if len(found) == 1 else f"{len(found)} mistakes: " + "; ".join(found)
+        raise SuiteError(f"{p}: {listed}") from None
     return suite.model_copy(update={"path": p.resolve()})

