@@ -592,6 +592,9 @@ def session_settings(
         f"SET {scope}statement_timeout = '{int(statement_timeout_s * 1000)}ms';",
         f"SET {scope}standard_conforming_strings = on;",
         f"SET {scope}client_min_messages = notice;",
+        # the plans' statements are short and set-based; JIT compilation would cost more
+        # than they do (stock servers have it on)
+        f"SET {scope}jit = off;",
         f"SELECT pg_catalog.set_config('search_path', {literal(path)}, "
         f"{'true' if local else 'false'});",
     ]

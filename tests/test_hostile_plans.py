@@ -274,7 +274,7 @@ def test_hostile_names_and_values_stay_inert(hostile_db: str, tmp_path: Path) ->
     assert repair_kinds == Counter(
         {
             "TransactionStmt": 2,
-            "VariableSetStmt": 5,  # the rehearsal setting off, timeouts, literals, messages
+            "VariableSetStmt": 6,  # the rehearsal setting off, timeouts, literals, messages, JIT
             "SelectStmt": 1,  # the audit's search_path
             "DoStmt": 1 + 1 + len(steps) + 1,  # identity, the wrong FK's drop, steps, totals
             "CreateSchemaStmt": 1,
@@ -284,12 +284,12 @@ def test_hostile_names_and_values_stay_inert(hostile_db: str, tmp_path: Path) ->
             "InsertStmt": len(steps),
         }
     )
-    assert kinds(run / "repair.sql", allow_other_database=True).count("VariableSetStmt") == 6
+    assert kinds(run / "repair.sql", allow_other_database=True).count("VariableSetStmt") == 7
     rollback_kinds = Counter(kinds(run / "rollback.sql"))
     assert rollback_kinds == Counter(
         {
             "TransactionStmt": 2,
-            "VariableSetStmt": 5,
+            "VariableSetStmt": 6,
             "SelectStmt": 1,
             "DoStmt": 4,  # identity, backup check, restore, re-create the wrong FK as it was
             # drop constraints.sql's FK and the legacy NOT VALID one; drop before re-adding
@@ -300,7 +300,7 @@ def test_hostile_names_and_values_stay_inert(hostile_db: str, tmp_path: Path) ->
     constraint_kinds = Counter(kinds(run / "constraints.sql"))
     assert constraint_kinds == Counter(
         {
-            "VariableSetStmt": 5,
+            "VariableSetStmt": 6,
             "SelectStmt": 1,
             "DoStmt": 1 + 1 + 1,  # identity, drop the wrong FK, add the right one NOT VALID
             "AlterTableStmt": 1,  # VALIDATE
