@@ -563,9 +563,9 @@ def _cancel_on_signal(wakeup: int) -> None:
     """Runs in a thread of its own: when SIGTERM or SIGINT arrives, cancel the statements
     refaudit is running, so that a main thread blocked in libpq (waiting for a long
     statement or a lock) gets back to Python at once, where the signal's exception stops the
-    run and cleans up."""
-    from pipeline.db import cancel_statements
-
+    run and cleans up. It imports nothing: an import here would race the main thread's
+    (SQLAlchemy's circular imports fail when two threads run them at once); without
+    `pipeline.db` loaded there is no connection to cancel."""
     wanted = {signal.SIGTERM, signal.SIGINT}
     while True:
         try:
@@ -574,8 +574,9 @@ def _cancel_on_signal(wakeup: int) -> None:
             return
         if not got:
             return
-        if wanted & set(got):
-            cancel_statements()
+        db = sys.modules.get("pipeline.db")
+        if wanted & set(got) and db is not None:
+            db.cancel_statements()
 
 
 def _handle_signals() -> None:
