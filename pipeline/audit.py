@@ -260,6 +260,38 @@ def run_audit(
     return result
 
 
+@dataclass(frozen=True)
+class SuiteCheckResult:
+    """What `check_suite` found: the suite is valid (it raised otherwise)."""
+
+    suite: str
+    tables: int
+    checks: int
+    database: str | None = None  # checked against this database, when one was given
+
+
+def check_suite(suite: Suite, url: URL | None = None) -> SuiteCheckResult:
+    """Validate a loaded suite without auditing: with `url`, also against that database's
+    schema (tables and columns exist; regexes and values are ones PostgreSQL can run and
+    the columns' types can hold), in one read-only snapshot that reads no row."""
+    database = None
+    if url is not None:
+        database = describe(url)
+        engine = create_engine(url)
+        doing = "connecting"
+        try:
+            with read_only_snapshot(engine) as (conn, _snap):
+                doing = "checking the schema"
+                verify_schema(conn, suite)
+                doing = "checking the suite's values"
+                verify_values(conn, suite)
+        except sa_exc.SQLAlchemyError as exc:
+            raise database_error(exc, url, doing=doing) from None
+        finally:
+            engine.dispose()
+    return SuiteCheckResult(suite.suite, len(suite.tables), len(suite.checks), database)
+
+
 def write_repair_files(
     plan: RepairPlan, context: RepairContext, opts: AuditOptions, result: AuditResult
 ) -> dict[str, Any]:

@@ -498,6 +498,51 @@ def demo(
     )
 
 
+suite_app = typer.Typer(
+    help="Work with suites without auditing.", no_args_is_help=True, rich_markup_mode=None
+)
+app.add_typer(suite_app, name="suite")
+
+
+@suite_app.command(
+    "check",
+    epilog=_examples(
+        "refaudit suite check",
+        "refaudit suite check my-suite.yml",
+        'refaudit suite check my-suite.yml --db "$DATABASE_URL"',
+    ),
+)
+def suite_check(
+    path: Annotated[
+        Path | None, typer.Argument(help="Suite YAML (default: the Astegni suite).")
+    ] = None,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db",
+            help="Also check the suite against this database's schema (read-only; no row is "
+            "read).",
+        ),
+    ] = None,
+    debug: DebugOption = False,
+) -> None:
+    """Validate a suite: its syntax and references, and with --db its tables, columns,
+    regexes and values against the database."""
+    from pipeline.audit import check_suite
+    from pipeline.db import resolve_url
+    from pipeline.suite import load_suite
+
+    def go() -> Any:
+        return check_suite(load_suite(path), resolve_url(db) if db else None)
+
+    result = _guarded(debug, go, _secrets(db))
+    against = f"; it matches {result.database}" if result.database else ""
+    typer.echo(
+        f"suite {result.suite} is valid: {result.checks} checks on {result.tables} "
+        f"tables{against}"
+    )
+
+
 @app.command(
     "export-gx",
     epilog=_examples(

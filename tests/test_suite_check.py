@@ -1,0 +1,59 @@
+"""`refaudit suite check [PATH] [--db URL]`: a suite validated without auditing, alone or
+against a database's schema; mistakes are one line with the documented exit code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipeline.errors import ExitCode
+from tests.test_cli import assert_one_line_error, refaudit
+
+SUITE = """
+suite: shop
+tables:
+  orders: {{key: id}}
+checks:
+  - id: orders.status.pattern
+    kind: pattern
+    table: orders
+    column: {column}
+    regex: '{regex}'
+"""
+
+
+def write(tmp_path: Path, column: str = "status", regex: str = "^[a-z]+$") -> Path:
+    path = tmp_path / "suite.yml"
+    path.write_text(SUITE.format(column=column, regex=regex))
+    return path
+
+
+def test_the_default_suite_is_valid() -> None:
+    done = refaudit("suite", "check")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("suite astegni is valid: ")
+
+
+def test_a_suite_is_checked_against_a_database(tmp_path: Path, new_database) -> None:  # type: ignore[no-untyped-def]
+    from tests.conftest import execute
+
+    uri = new_database("suitecheck")
+    execute(uri, "CREATE TABLE orders (id int PRIMARY KEY, status text)")
+    done = refaudit("suite", "check", str(write(tmp_path)), "--db", uri)
+    assert done.returncode == 0, done.stderr
+    assert "suite shop is valid: 1 checks on 1 tables; it matches" in done.stdout
+
+    missing = refaudit("suite", "check", str(write(tmp_path, column="state")), "--db", uri)
+    line = assert_one_line_error(missing, ExitCode.RUNTIME)
+    assert "state" in line
+
+    bad_regex = refaudit("suite", "check", str(write(tmp_path, regex="(")), "--db", uri)
+    line = assert_one_line_error(bad_regex, ExitCode.USAGE)
+    assert "orders.status.pattern" in line
+
+
+def test_a_broken_suite_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    path = tmp_path / "broken.yml"
+    path.write_text("suite: x\ntables: {}\nchecks: []\n")
+    done = refaudit("suite", "check", str(path))
+    line = assert_one_line_error(done, ExitCode.USAGE)
+    assert "broken.yml" in line
