@@ -143,3 +143,30 @@ def test_missing_column_is_exit_3(tmp_path: Path, new_database) -> None:  # type
     proc = refaudit("run", "--db", uri, "--out", str(tmp_path / "o"))
     line = assert_one_line_error(proc, ExitCode.RUNTIME)
     assert "session_requests.contact_phone" in line
+
+
+def test_shell_completion_completes_commands_and_options() -> None:
+    import os
+    import subprocess
+    import sys
+
+    script = Path(sys.executable).parent / "refaudit"
+    env = {**os.environ, "_REFAUDIT_COMPLETE": "complete_bash"}
+    for words, cword, expected in (
+        ("refaudit ap", "1", ["apply"]),
+        ("refaudit run --rep", "2", ["--repair", "--repair-schema"]),
+        ("refaudit suite ch", "2", ["check"]),
+    ):
+        done = subprocess.run(
+            [str(script)],
+            env={**env, "COMP_WORDS": words, "COMP_CWORD": cword},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.split() == expected, (words, done.stdout)
+    shown = subprocess.run(
+        [str(script), "--show-completion", "bash"], capture_output=True, text=True, timeout=60
+    )
+    assert "_refaudit_completion" in shown.stdout

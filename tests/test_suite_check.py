@@ -57,3 +57,4 @@ def test_a_broken_suite_is_one_line_and_exit_2(tmp_path: Path) -> None:
     done = refaudit("suite", "check", str(path))
     line = assert_one_line_error(done, ExitCode.USAGE)
     assert "broken.yml" in line
+
