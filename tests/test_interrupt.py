@@ -1,0 +1,64 @@
+"""Ctrl-C at any moment of `refaudit demo` or `refaudit run --snapshot` (both start a
+throw-away server) leaves no server running and no data directory behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.test_cli import ROOT
+
+
+def servers_under(root: Path) -> list[str]:
+    """Command lines of processes that run from a data directory under `root`."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if str(root) in cmdline and "postgres" in cmdline:
+            found.append(cmdline)
+    return found
+
+
+def interrupt(args: list[str], tmp: Path, after: float) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "TMPDIR": str(tmp), "XDG_RUNTIME_DIR": str(tmp)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(after)
+    proc.send_signal(signal.SIGINT)
+    try:
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+@pytest.mark.parametrize("after", [0.3, 0.8, 1.5, 3.0])
+def test_ctrl_c_during_the_demo_leaves_nothing_behind(tmp_path: Path, after: float) -> None:
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    done = interrupt(["demo", "--out", str(tmp_path / "out"), "--requests", "3000"], tmp, after)
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.returncode in (0, 1, 3, 130), done.stderr  # finished, or stopped cleanly
+    deadline = time.monotonic() + 10
+    while servers_under(tmp) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert servers_under(tmp) == []
+    assert [p.name for p in tmp.iterdir() if p.name.startswith("refaudit-pg-")] == []
