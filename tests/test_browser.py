@@ -146,3 +146,14 @@ def test_report_in_chromium(
     whole = browser.screenshot(shots / f"report-{which}-full.png", full_page=True)
     assert png_size(whole)[1] > VIEWPORT[1]
     assert browser.log.errors == []
+
+    # readable at 1024 px: the page itself never scrolls sideways (wide tables scroll inside)
+    narrow = {"width": 1024, "height": 768, "deviceScaleFactor": 1, "mobile": False}
+    browser.call("Emulation.setDeviceMetricsOverride", narrow)
+    try:
+        browser.open(url)
+        assert browser.evaluate("window.innerWidth") == 1024
+        assert browser.evaluate("document.documentElement.scrollWidth") <= 1024
+    finally:
+        wide = {**narrow, "width": VIEWPORT[0], "height": VIEWPORT[1]}
+        browser.call("Emulation.setDeviceMetricsOverride", wide)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+from html import escape
 import re
 import sqlite3
 from pathlib import Path
@@ -160,7 +161,15 @@ def test_real_audit_report_lists_every_check_of_results_json(two_runs) -> None: 
         assert shown == keys, check
     assert "first recorded run" in html.lower()
     assert doc["history"]["previous"] is None and doc["history"]["runs"] == 1
-    assert doc["run"]["database"] in html
+    assert escape(doc["run"]["database"]) in html
+    # the same count for the same thing everywhere: tiles, navigation, verdict, results.json
+    summary = doc["summary"]
+    tile = re.search(r'id="n-violations">([\d,]+)<', html)
+    assert tile and int(tile.group(1).replace(",", "")) == summary["violations"]
+    failed = re.search(r'id="n-failed">(\d+)<', html)
+    assert failed and int(failed.group(1)) == summary["failed"]
+    cards = html.count('<article class="card')
+    assert f"Data checks with violations ({cards})" in html
 
 
 def test_no_password_in_report_results_or_history(
