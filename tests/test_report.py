@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import csv
 import json
-from html import escape
 import re
 import sqlite3
+from html import escape
 from pathlib import Path
 
 import pytest
