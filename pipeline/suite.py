@@ -252,6 +252,9 @@ class UniqueCheck(_Check):
     kind: Literal["unique"]
     columns: list[str] = Field(min_length=1)
     where: Condition | None = None
+    nulls: Literal["distinct", "equal"] = "distinct"
+    """`distinct` (PostgreSQL's UNIQUE): a row with a NULL in any of the columns duplicates
+    no other; `equal` (`UNIQUE NULLS NOT DISTINCT`, `GROUP BY`): NULLs match NULLs."""
 
     def column_list(self) -> list[str]:
         return list(self.columns)

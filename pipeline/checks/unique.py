@@ -1,8 +1,11 @@
 """Uniqueness over a (filtered) set of rows: one pending request per tutor, requester and
 package; one profile per user and role.
 
-NULLs compare equal here (two pending requests without a package are duplicates), as in
-`GROUP BY`. The first row of a group (lowest key) is kept; every later row is a violation.
+With `nulls: distinct` (the default, as PostgreSQL's UNIQUE and every peer on one column) a
+row with a NULL in any of the columns duplicates no other; with `nulls: equal` NULLs compare
+equal (two pending requests without a package are duplicates), as in `GROUP BY` and
+`UNIQUE NULLS NOT DISTINCT`. The first row of a group (lowest key) is kept; every later row
+is a violation.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ def unique_query(check: UniqueCheck, key: str) -> sa.Select[tuple[object, ...]]:
     )
     if check.where is not None:
         ranked = ranked.where(compile_condition(check.where, lambda c: t.c[c]))
+    if check.nulls == "distinct":
+        ranked = ranked.where(*(t.c[c].is_not(None) for c in check.columns))
     sub = ranked.subquery("ranked")
     value = sa.func.concat_ws(
         ",",
