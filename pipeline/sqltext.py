@@ -111,9 +111,8 @@ def comment(text: str) -> str:
     """Text that is safe inside a `--` comment: one line, whatever it holds. Runs of
     whitespace become one space; characters that must not appear raw are shown as
     `\\uXXXX` escapes (so a reader still sees that they are there)."""
-    words = " ".join(text.split(" "))
     out = []
-    for ch in words:
+    for ch in text:
         if ch in "\n\r\t":
             out.append(" ")
         elif unsafe(ch):

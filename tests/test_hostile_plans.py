@@ -26,7 +26,7 @@ from pipeline.embedded import database_uri
 from pipeline.sqltext import psql_lines, statements
 from pipeline.suite import Suite
 from tests.conftest import as_url, execute
-from tests.test_repair import psql, query
+from tests.test_repair import psql, public_constraints, query
 
 # Each string tries another way out. `x` and `pwned` are what an escape would create.
 ESCAPES = [
@@ -212,16 +212,6 @@ def dump_all(uri: str) -> dict[str, list[Any]]:
     return out
 
 
-def constraints_of(uri: str) -> list[tuple[Any, ...]]:
-    return sorted(
-        query(
-            uri,
-            "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid), convalidated "
-            "FROM pg_constraint WHERE connamespace = 'public'::regnamespace",
-        )
-    )
-
-
 @pytest.fixture
 def hostile_db(pg_server: str) -> str:
     """A database whose own name is hostile too."""
@@ -253,7 +243,7 @@ def test_hostile_names_and_values_stay_inert(hostile_db: str, tmp_path: Path) ->
     uri = hostile_db
     suite = Suite.model_validate(SUITE)
     before_data, before_catalog = dump_all(uri), catalog_state(uri)
-    before_constraints = constraints_of(uri)
+    before_constraints = public_constraints(uri)
     options = AuditOptions(repair=True, repair_schema=REPAIR_SCHEMA)
     result = run_audit(as_url(uri), suite, tmp_path / "run", options=options)
     plan = result.extra["repair"]
@@ -342,7 +332,7 @@ def test_hostile_names_and_values_stay_inert(hostile_db: str, tmp_path: Path) ->
     assert back.returncode == 0, back.stderr
     execute_params(uri, decide, (P3, AMBIGUOUS))  # the person's own change, undone by hand
     assert dump_all(uri) == before_data
-    assert constraints_of(uri) == before_constraints
+    assert public_constraints(uri) == before_constraints
     final = catalog_state(uri)
     assert final["canary"] == [(1,)] and final["victim"] == [(False,)]
     assert final["triggers"] == before_catalog["triggers"]

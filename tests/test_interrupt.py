@@ -50,20 +50,25 @@ def interrupt(args: list[str], tmp: Path, after: float) -> subprocess.CompletedP
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
-@pytest.mark.parametrize("after", [0.3, 0.8, 1.5, 3.0])
-def test_ctrl_c_during_the_demo_leaves_nothing_behind(tmp_path: Path, after: float) -> None:
-    tmp = tmp_path / "tmp"
-    tmp.mkdir()
-    done = interrupt(["demo", "--out", str(tmp_path / "out"), "--requests", "3000"], tmp, after)
+def assert_nothing_left(done: subprocess.CompletedProcess[str], tmp: Path, prefix: str) -> None:
+    """The run ended well (finished, stopped cleanly, or killed by the signal before Python
+    had started) and left no server running and no directory named `prefix*` in `tmp`."""
     if done.returncode in (3, 130):  # stopped by the interrupt: one clean line
         assert "Traceback" not in done.stderr, done.stderr
-    # finished, stopped cleanly, or killed by the signal before Python had started
     assert done.returncode in (0, 1, 3, 130, -signal.SIGINT), done.stderr
     deadline = time.monotonic() + 10
     while servers_under(tmp) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert servers_under(tmp) == []
-    assert [p.name for p in tmp.iterdir() if p.name.startswith("refaudit-pg-")] == []
+    assert [p.name for p in tmp.iterdir() if p.name.startswith(prefix)] == []
+
+
+@pytest.mark.parametrize("after", [0.3, 0.8, 1.5, 3.0])
+def test_ctrl_c_during_the_demo_leaves_nothing_behind(tmp_path: Path, after: float) -> None:
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    done = interrupt(["demo", "--out", str(tmp_path / "out"), "--requests", "3000"], tmp, after)
+    assert_nothing_left(done, tmp, "refaudit-pg-")
 
 
 @pytest.fixture(scope="module")
@@ -85,12 +90,4 @@ def test_ctrl_c_during_a_snapshot_run_leaves_nothing_behind(
     tmp.mkdir()
     args = ["run", "--snapshot", str(snapshot), "--out", str(tmp_path / "out"), "--no-history"]
     done = interrupt(args, tmp, after)
-    if done.returncode in (3, 130):  # stopped by the interrupt: one clean line
-        assert "Traceback" not in done.stderr, done.stderr
-    # finished, stopped cleanly, or killed by the signal before Python had started
-    assert done.returncode in (0, 1, 3, 130, -signal.SIGINT), done.stderr
-    deadline = time.monotonic() + 10
-    while servers_under(tmp) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert servers_under(tmp) == []
-    assert [p.name for p in tmp.iterdir() if p.name.startswith("refaudit-")] == []
+    assert_nothing_left(done, tmp, "refaudit-")

@@ -60,6 +60,17 @@ def dump(uri: str, tbl: str = "session_requests", key: str = "id") -> str:
     return "\n".join(repr(r) for r in rows)
 
 
+def public_constraints(uri: str) -> list[tuple[Any, ...]]:
+    """Every constraint of the public schema: table, name, definition, validated."""
+    return sorted(
+        query(
+            uri,
+            "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid), convalidated "
+            "FROM pg_constraint WHERE connamespace = 'public'::regnamespace",
+        )
+    )
+
+
 def requests(uri: str) -> dict[int, tuple[Any, ...]]:
     rows = query(
         uri,

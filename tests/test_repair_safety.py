@@ -24,7 +24,15 @@ from pipeline.embedded import database_uri
 from pipeline.errors import DatabaseError
 from pipeline.suite import Suite
 from tests.conftest import as_url, execute
-from tests.test_repair import REPAIRED, audit, dump, psql, query, requests
+from tests.test_repair import (
+    REPAIRED,
+    audit,
+    dump,
+    psql,
+    public_constraints,
+    query,
+    requests,
+)
 
 
 def copy_of(server: str, uri: str, name: str) -> str:
@@ -159,16 +167,6 @@ def table_dump(uri: str, tbl: str) -> list[Any]:
     return query(uri, f"SELECT t::text FROM {tbl} t ORDER BY t::text")
 
 
-def constraints(uri: str) -> list[Any]:
-    return sorted(
-        query(
-            uri,
-            "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid), convalidated "
-            "FROM pg_constraint WHERE connamespace = 'public'::regnamespace",
-        )
-    )
-
-
 def test_foreign_keys_lose_no_row_and_rollback_restores_exactly(
     world: str, suite: Suite, tmp_path: Path
 ) -> None:
@@ -192,7 +190,7 @@ def test_foreign_keys_lose_no_row_and_rollback_restores_exactly(
         """,
     )
     before = {t: table_dump(world, t) for t in ("session_requests", "request_notes")}
-    catalog_before = constraints(world)
+    catalog_before = public_constraints(world)
     result = audit(world, suite, tmp_path / "run")
     text = (tmp_path / "run" / "repair.sql").read_text()
     assert "request_notes(request_id) references session_requests" in text
@@ -213,7 +211,7 @@ def test_foreign_keys_lose_no_row_and_rollback_restores_exactly(
     back = psql(world, tmp_path / "run" / "rollback.sql")
     assert back.returncode == 0, back.stderr
     assert {t: table_dump(world, t) for t in before} == before  # the stamps too
-    assert constraints(world) == catalog_before  # fk_package_legacy still NOT VALID
+    assert public_constraints(world) == catalog_before  # fk_package_legacy still NOT VALID
     assert query(world, "SELECT tgenabled FROM pg_trigger WHERE tgname = 'stamp'") == [("O",)]
 
 
