@@ -57,17 +57,27 @@ def embedded_server(pgdata: Path | None = None, *, keep: bool = False) -> Iterat
 
 
 def _stop_and_remove(path: Path, *, remove: bool) -> None:
-    """Stop a server still running on `path` (immediate shutdown) and remove `path`."""
-    pid_file = path / "postmaster.pid"
+    """Stop a server still running on `path` (immediate shutdown) and remove `path`.
+
+    Interrupted while the server starts, initdb's or pg_ctl's children may still be writing
+    into `path` for a moment: both steps are repeated until nothing is left (at most ~10 s)."""
+    deadline = time.monotonic() + 10
+    while True:
+        _stop(path / "postmaster.pid", deadline)
+        if remove:
+            shutil.rmtree(path, ignore_errors=True)
+        if not (remove and path.exists()) or time.monotonic() > deadline:
+            return
+        time.sleep(0.1)
+
+
+def _stop(pid_file: Path, deadline: float) -> None:
     with contextlib.suppress(OSError, ValueError, IndexError):
         pid = int(pid_file.read_text().splitlines()[0])
         os.kill(pid, signal.SIGQUIT)
-        deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             os.kill(pid, 0)  # raises once the server is gone
             time.sleep(0.05)
-    if remove:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 def create_database(server_uri: str, name: str) -> str:
