@@ -20,7 +20,8 @@ from sqlalchemy.engine import URL
 
 from pipeline import __version__
 from pipeline.baseline import IDENTITY_FIELDS, Baseline, load_baseline
-from pipeline.checks.catalog import CatalogFacts
+from pipeline.checks.base import ColumnTypes
+from pipeline.checks.catalog import CatalogFacts, column_types
 from pipeline.constraints import plan_catalog, render_constraints
 from pipeline.db import (
     create_engine,
@@ -29,7 +30,13 @@ from pipeline.db import (
     read_only_snapshot,
     scrub,
 )
-from pipeline.engine import ViolationSink, run_checks, verify_schema, verify_values
+from pipeline.engine import (
+    ViolationSink,
+    run_checks,
+    unique_columns,
+    verify_schema,
+    verify_values,
+)
 from pipeline.errors import ExitCode, RefauditError, Terminated, UsageError
 from pipeline.history import HistoryStore, default_history_path
 from pipeline.limits import DEFAULT_LOCK_TIMEOUT_S, DEFAULT_STATEMENT_TIMEOUT_S
@@ -268,6 +275,9 @@ class SuiteCheckResult:
     tables: int
     checks: int
     database: str | None = None  # checked against this database, when one was given
+    # what that database's catalog says of the suite's tables (empty without one)
+    types: ColumnTypes = field(default_factory=dict)
+    unique: set[tuple[str, str]] = field(default_factory=set)
 
 
 def check_suite(suite: Suite, url: URL | None = None) -> SuiteCheckResult:
@@ -275,6 +285,8 @@ def check_suite(suite: Suite, url: URL | None = None) -> SuiteCheckResult:
     schema (tables and columns exist; regexes and values are ones PostgreSQL can run and
     the columns' types can hold), in one read-only snapshot that reads no row."""
     database = None
+    types: ColumnTypes = {}
+    unique: set[tuple[str, str]] = set()
     if url is not None:
         database = describe(url)
         engine = create_engine(url)
@@ -285,11 +297,16 @@ def check_suite(suite: Suite, url: URL | None = None) -> SuiteCheckResult:
                 verify_schema(conn, suite)
                 doing = "checking the suite's values"
                 verify_values(conn, suite)
+                doing = "reading the tables' column types and keys"
+                types = column_types(conn, suite.tables)
+                unique = unique_columns(conn, suite.tables)
         except sa_exc.SQLAlchemyError as exc:
             raise database_error(exc, url, doing=doing) from None
         finally:
             engine.dispose()
-    return SuiteCheckResult(suite.suite, len(suite.tables), len(suite.checks), database)
+    return SuiteCheckResult(
+        suite.suite, len(suite.tables), len(suite.checks), database, types, unique
+    )
 
 
 def write_repair_files(
@@ -298,7 +315,7 @@ def write_repair_files(
     """repair.sql, rollback.sql and constraints.sql into the run's directory."""
     out, run = result.out_dir, result.run
     views = [t for t, info in context.tables.items() if not info.is_table]
-    catalog = plan_catalog(plan.suite, context.facts, views)
+    catalog = plan_catalog(plan.suite, context.facts, views, context.types)
     timeouts = {
         "lock_timeout_s": opts.lock_timeout_s,
         "statement_timeout_s": opts.statement_timeout_s,

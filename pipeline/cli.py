@@ -548,23 +548,39 @@ def suite_check(
     epilog=_examples(
         "refaudit export-gx --out gx/",
         "refaudit export-gx --suite expectations/astegni/suite.yml --out gx/",
+        'refaudit export-gx --suite my-suite.yml --db "$DATABASE_URL" --out gx/',
     ),
 )
 def export_gx(
     out: Annotated[Path, typer.Option("--out", help="Directory for the GX suites.")],
     suite: SuiteOption = None,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db",
+            help="Read the tables' column types and unique keys from this database (read-only; "
+            "no row is read): needed when a reference's column type differs from its "
+            "target key's (text ids against bigint or uuid keys).",
+        ),
+    ] = None,
     debug: DebugOption = False,
 ) -> None:
     """Export the suite as Great Expectations 1.x expectation suites, one per table."""
+    from pipeline.audit import check_suite
+    from pipeline.db import resolve_url
     from pipeline.gx_export import export_suite, write_export
     from pipeline.suite import load_suite
 
     def go() -> Any:
-        export = export_suite(load_suite(suite))
+        loaded = load_suite(suite)
+        schema = check_suite(loaded, resolve_url(db)) if db else None
+        export = export_suite(
+            loaded, schema.types if schema else None, schema.unique if schema else None
+        )
         write_export(export, out)
         return export
 
-    export = _guarded(debug, go, _secrets(None))
+    export = _guarded(debug, go, _secrets(db))
     for s in export.suites:
         n = len(s.expectations)
         typer.echo(f"  {out / s.file}: {n} expectation{'s' * (n != 1)} on table {s.table}")

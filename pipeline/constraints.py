@@ -24,6 +24,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql.base import PGCompiler, PGDialect
 
+from pipeline.checks.base import ColumnTypes, comparable
 from pipeline.checks.catalog import (
     DISAGREES,
     CatalogFacts,
@@ -40,12 +41,14 @@ from pipeline.sqltext import (
     do_block,
     dollar_quoted,
     ident,
+    key_equals,
     literal,
     object_name,
     regclass,
     table,
 )
 from pipeline.suite import (
+    ColumnRef,
     ConditionalReferenceCheck,
     ConstraintCheck,
     IndexCheck,
@@ -238,10 +241,13 @@ def wrong_target_fks(suite: Suite, facts: dict[str, CatalogFacts]) -> list[Audit
 
 
 def plan_catalog(
-    suite: Suite, facts: dict[str, CatalogFacts], views: Iterable[str] = ()
+    suite: Suite,
+    facts: dict[str, CatalogFacts],
+    views: Iterable[str] = (),
+    types: ColumnTypes | None = None,
 ) -> CatalogPlan:
     """What constraints.sql does; `views` are suite tables that are views (or other
-    relations that are not tables), which get no DDL."""
+    relations that are not tables), which get no DDL; `types` the columns' types."""
     plan = CatalogPlan(wrong_fks=wrong_target_fks(suite, facts))
     expected_names: set[tuple[str, str]] = set()
     not_tables = set(views)
@@ -266,7 +272,7 @@ def plan_catalog(
         elif isinstance(check, IndexCheck):
             section = _index(check, table_facts)
         elif isinstance(check, TriggerCheck):
-            section = _trigger(suite, check, table_facts, plan)
+            section = _trigger(suite, check, table_facts, plan, types)
         else:
             continue
         plan.sections.append(section)
@@ -385,7 +391,13 @@ def _index(check: IndexCheck, facts: CatalogFacts) -> str:
     return "\n".join(lines)
 
 
-def _trigger(suite: Suite, check: TriggerCheck, facts: CatalogFacts, plan: CatalogPlan) -> str:
+def _trigger(
+    suite: Suite,
+    check: TriggerCheck,
+    facts: CatalogFacts,
+    plan: CatalogPlan,
+    types: ColumnTypes | None = None,
+) -> str:
     head = "-- " + comment(f"{check.id}: trigger {check.name} on {check.table}")
     problems = [f.problem for f in check_trigger(check, facts)]
     if not problems:
@@ -406,26 +418,38 @@ def _trigger(suite: Suite, check: TriggerCheck, facts: CatalogFacts, plan: Catal
             ref = None
     if not isinstance(ref, ConditionalReferenceCheck):
         return "\n".join([*lines, "--   no enforcement can be derived for it: write it by hand"])
-    statements, undo = conditional_reference_triggers(ref, check.name)
+    statements, undo = conditional_reference_triggers(ref, check.name, types)
     plan.undo_before.extend(undo)
     return "\n".join([*lines, *statements])
 
 
 def conditional_reference_triggers(
-    check: ConditionalReferenceCheck, name: str
+    check: ConditionalReferenceCheck, name: str, types: ColumnTypes | None = None
 ) -> tuple[list[str], list[str]]:
     """Enforce `column -> targets[discriminator]` with triggers: the referencing row must
     name an existing target row (locked FOR KEY SHARE, as a foreign key would); a target row
-    still referenced cannot be deleted or re-keyed. Returns (statements, rollback drops)."""
+    still referenced cannot be deleted or re-keyed. Discriminator values naming one table
+    (single-table inheritance) share its branch and its trigger. A value and a key whose
+    types do not compare are compared as text. Returns (statements, rollback drops)."""
     t, col, disc = check.table, ident(check.column), ident(check.discriminator)
+    known = types or {}
+    here = known.get((check.table, check.column))
+
+    def same(target: ColumnRef) -> bool:
+        return comparable(here, known.get((target.table, target.column)))
+
+    groups: dict[ColumnRef, list[str]] = {}
+    for value, target in check.targets.items():
+        groups.setdefault(target, []).append(value)
     fn = object_name(name, "fn")
     branches = []
-    for i, (value, target) in enumerate(check.targets.items()):
+    for i, (target, values) in enumerate(groups.items()):
         keyword = "IF" if i == 0 else "ELSIF"
+        chosen = ", ".join(literal(v) for v in values)
+        found = key_equals(ident(target.column), f"NEW.{col}", same=same(target))
         branches.append(
-            f"  {keyword} NEW.{disc} = {literal(value)} THEN\n"
-            f"    PERFORM 1 FROM {table(target.table)} WHERE {ident(target.column)} = NEW.{col} "
-            "FOR KEY SHARE;"
+            f"  {keyword} NEW.{disc} IN ({chosen}) THEN\n"
+            f"    PERFORM 1 FROM {table(target.table)} WHERE {found} FOR KEY SHARE;"
         )
     not_in_target = _raise_message(
         f"{check.table}.{check.column} ",
@@ -457,16 +481,18 @@ def conditional_reference_triggers(
     ]
     undo = [f"DROP TRIGGER IF EXISTS {ident(name)} ON {table(t)};"]
     drops_fn = [f"DROP FUNCTION IF EXISTS {ident(fn)}();"]
-    for value, target in check.targets.items():
+    for target, values in groups.items():
         tname = object_name(name, bare_name(target.table))
         tfn = object_name(name, bare_name(target.table), "fn")
         key = ident(target.column)
+        chosen = ", ".join(literal(v) for v in values)
+        held = key_equals(col, f"OLD.{key}", same=same(target))
         tbody = (
             "\nBEGIN\n"
             f"  IF TG_OP = 'UPDATE' AND NEW.{key} IS NOT DISTINCT FROM OLD.{key} THEN\n"
             "    RETURN NEW;\n  END IF;\n"
-            f"  IF EXISTS (SELECT 1 FROM {table(t)} WHERE {disc} = {literal(value)} "
-            f"AND {col} = OLD.{key}) THEN\n"
+            f"  IF EXISTS (SELECT 1 FROM {table(t)} WHERE {disc} IN ({chosen}) "
+            f"AND {held}) THEN\n"
             "    RAISE EXCEPTION "
             + _raise_message(
                 f"{target.table}.{target.column} ",

@@ -32,6 +32,7 @@ from pipeline.baseline import BASELINE_COLUMN, KNOWN, NEW, Baseline, csv_reader
 from pipeline.checks import ROW_FAMILIES
 from pipeline.checks.base import (
     VIOLATION_FIELDS,
+    ColumnTypes,
     DiagnosisScope,
     RowRule,
     TableScan,
@@ -42,6 +43,7 @@ from pipeline.checks.catalog import (
     CatalogFacts,
     annotate_check_constraints,
     catalog_findings,
+    column_types,
     read_catalog,
 )
 from pipeline.checks.domain import compile_condition
@@ -234,9 +236,7 @@ class TablePlan:
                 diagnosing.append(flag)
         if diagnosing:
             needed = sa.or_(*diagnosing)
-            cols.extend(
-                sa.case((needed, scan.col(c))).label(f"c_{c}") for c in carried_columns
-            )
+            cols.extend(sa.case((needed, scan.col(c))).label(f"c_{c}") for c in carried_columns)
         where = sa.or_(*(r.flag.is_(sa.true()) for r in self.rules))
         scanned = sa.select(*cols).select_from(scan.from_clause()).where(where)
         if not any(r.diagnoser for r in self.rules):
@@ -381,10 +381,15 @@ def _width(rule: RowRule) -> int:
     return len(_parts(rule)) + len(rule.carry) + len(rule.columns)
 
 
-def plan_tables(suite: Suite, unique: set[tuple[str, str]] | None = None) -> list[TablePlan]:
+def plan_tables(
+    suite: Suite,
+    unique: set[tuple[str, str]] | None = None,
+    types: ColumnTypes | None = None,
+) -> list[TablePlan]:
     """Group the suite's row rules by table; each table becomes one scan, or several when its
     rules need more than MAX_STATEMENT_COLUMNS columns. `unique` lists the (table, column)
-    pairs known to be unique, which are joined directly."""
+    pairs known to be unique, which are joined directly; `types` the columns' types (values
+    are compared with keys of another type as text)."""
     by_table: dict[str, list[Any]] = defaultdict(list)
     for check in suite.checks:
         if check.kind in ROW_KINDS:
@@ -393,7 +398,7 @@ def plan_tables(suite: Suite, unique: set[tuple[str, str]] | None = None) -> lis
     columns = required_columns(suite)
 
     def plan_of(table: str, checks: list[Any]) -> tuple[TablePlan, list[int]]:
-        scan = TableScan(table, columns, unique or set(), suite.key_spaces)
+        scan = TableScan(table, columns, unique or set(), suite.key_spaces, types)
         plan = TablePlan(table, suite.key_of(table), scan=scan)
         widths = []
         for check in checks:
@@ -547,12 +552,6 @@ class _TypedNulls:
         return sa.literal_column(f"CAST(NULL AS {self._types[name]})")
 
 
-_COLUMN_TYPES = sa.text(
-    "SELECT attname::text, format_type(atttypid, atttypmod) FROM pg_attribute "
-    "WHERE attrelid = to_regclass(:t) AND attnum > 0 AND NOT attisdropped"
-)
-
-
 def _value_tests(check: Any, nulls: _TypedNulls) -> list[Any]:
     """The expressions of `check` that hold suite values, over typed NULLs."""
     if isinstance(check, (InSetCheck, PatternCheck, RowRuleCheck)):
@@ -581,12 +580,12 @@ def verify_values(conn: Connection, suite: Suite) -> None:
                     f"PostgreSQL's ~ operator: {message}; fix its `regex:`"
                 )
     by_table: dict[str, list[tuple[Any, list[Any]]]] = defaultdict(list)
+    every_type = column_types(conn, [c.table for c in suite.checks])
     types: dict[str, _TypedNulls] = {}
+    for (table, column), kind in every_type.items():
+        types.setdefault(table, _TypedNulls({}))._types[column] = kind.name
     for check in suite.checks:
-        if check.table not in types:
-            rows = conn.execute(_COLUMN_TYPES, {"t": sqltext.regclass_text(check.table)})
-            types[check.table] = _TypedNulls({name: kind for name, kind in rows})
-        tests = _value_tests(check, types[check.table])
+        tests = _value_tests(check, types.setdefault(check.table, _TypedNulls({})))
         if tests:
             by_table[check.table].append((check, tests))
     for checks in by_table.values():
@@ -899,7 +898,7 @@ def run_checks(
     tune_session(conn)
     rows: dict[str, int] = {}
     rule_meta: dict[str, tuple[Any, list[str]]] = {}
-    plans = plan_tables(suite, unique_columns(conn, suite.tables))
+    plans = plan_tables(suite, unique_columns(conn, suite.tables), column_types(conn, suite.tables))
     jobs: list[_Job] = []
 
     def found(n: int) -> None:

@@ -35,7 +35,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from pipeline.checks import ROW_FAMILIES
-from pipeline.checks.base import TableScan, table_clause
+from pipeline.checks.base import ColumnTypes, TableScan, table_clause
 from pipeline.checks.unique import unique_query
 from pipeline.engine import TablePlan, required_columns
 from pipeline.errors import RefauditError, UsageError
@@ -133,11 +133,13 @@ def batch_query(stmt: sa.Select[Any], table: str) -> str:
     return pattern.sub(lambda _m: batch, sql)
 
 
-def _rule_queries(suite: Suite, check: Any, columns: Any, unique: set[Any]) -> list[Any]:
+def _rule_queries(
+    suite: Suite, check: Any, columns: Any, unique: set[Any], types: ColumnTypes | None
+) -> list[Any]:
     """(rule, query) per rule of a row check: the violating rows exactly as `refaudit run`
     finds them, i.e. the engine's whole statement for that check (with its diagnosis stage,
     which confirms hidden mis-keys) narrowed to the rule."""
-    scan = TableScan(check.table, columns, unique, suite.key_spaces)
+    scan = TableScan(check.table, columns, unique, suite.key_spaces, types)
     plan = TablePlan(
         check.table, suite.key_of(check.table), rules=ROW_FAMILIES[check.kind](check, scan),
         scan=scan,
@@ -153,7 +155,11 @@ def _rule_queries(suite: Suite, check: Any, columns: Any, unique: set[Any]) -> l
 
 
 def _row_expectations(
-    check: Any, suite: Suite, columns: dict[str, set[str]], unique: set[tuple[str, str]]
+    check: Any,
+    suite: Suite,
+    columns: dict[str, set[str]],
+    unique: set[tuple[str, str]],
+    types: ColumnTypes | None = None,
 ) -> list[dict[str, Any]]:
     if check.kind == "not_null":
         return [
@@ -191,15 +197,21 @@ def _row_expectations(
             rule.rule_id,
             column=rule.column,
         )
-        for rule, query in _rule_queries(suite, check, columns, unique)
+        for rule, query in _rule_queries(suite, check, columns, unique, types)
     ]
 
 
-def export_suite(suite: Suite) -> GxExport:
-    """Translate `suite` into GX expectation suites (no database, no GX import needed).
+def export_suite(
+    suite: Suite,
+    types: ColumnTypes | None = None,
+    unique: set[tuple[str, str]] | None = None,
+) -> GxExport:
+    """Translate `suite` into GX expectation suites (no GX import needed).
 
-    Without a database to ask which keys are unique, every join to a target goes through
-    the engine's `DISTINCT ON` guard, so rows never multiply whatever the schema.
+    Without `unique` (what a database says is unique), every join to a target goes through
+    the engine's `DISTINCT ON` guard, so rows never multiply whatever the schema. Without
+    `types`, values are compared with keys as written: a reference whose column's type does
+    not compare with its target's key (a text polymorphic id) needs them (`export-gx --db`).
     """
     columns = required_columns(suite)
     by_table: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -226,7 +238,9 @@ def export_suite(suite: Suite) -> GxExport:
                 )
             )
         elif check.kind in ROW_FAMILIES:
-            by_table[check.table].extend(_row_expectations(check, suite, columns, set()))
+            by_table[check.table].extend(
+                _row_expectations(check, suite, columns, unique or set(), types)
+            )
         else:  # pragma: no cover - a new family without an export
             skipped.append({"check": check.id, "kind": check.kind, "reason": "no GX export"})
     suites = [

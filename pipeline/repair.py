@@ -49,8 +49,8 @@ from typing import Any, TextIO
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from pipeline.checks.base import Violation
-from pipeline.checks.catalog import CatalogFacts, read_catalog
+from pipeline.checks.base import ColumnTypes, Violation, comparable
+from pipeline.checks.catalog import CatalogFacts, column_types, read_catalog
 from pipeline.checks.reference import DISCRIMINATOR_SUFFIX
 from pipeline.constraints import AuditedConstraint, CatalogPlan, guarded_drop, readd
 from pipeline.sqltext import (
@@ -58,13 +58,14 @@ from pipeline.sqltext import (
     comment,
     do_block,
     ident,
+    key_equals,
     literal,
     object_name,
     qualified,
     regclass_text,
     table,
 )
-from pipeline.suite import ConditionalReferenceCheck, ReferenceCheck, Suite
+from pipeline.suite import ColumnRef, ConditionalReferenceCheck, ReferenceCheck, Suite
 
 REPAIRABLE = frozenset({"mis_keyed", "mis_keyed_hidden", "wrong_type"})
 APPLIED_CONFIDENCE = frozenset({"high", "medium"})
@@ -142,6 +143,11 @@ class RepairContext:
     identity: DatabaseIdentity
     tables: dict[str, TableInfo] = field(default_factory=dict)
     facts: dict[str, CatalogFacts] = field(default_factory=dict)
+    types: ColumnTypes = field(default_factory=dict)
+
+    def same(self, a: tuple[str, str], b: tuple[str, str]) -> bool:
+        """Whether the columns `(table, column)` a and b compare with `=` as they are."""
+        return comparable(self.types.get(a), self.types.get(b))
 
     def sql(self, tbl: str) -> str:
         """A suite table as a plan names it: schema-qualified, as the audit resolved it."""
@@ -265,8 +271,8 @@ def read_table(conn: Connection, tbl: str) -> TableInfo | None:
 def read_repair_context(conn: Connection, suite: Suite) -> RepairContext:
     """The database's identity and the catalog of every suite table, read before the
     checks run (in the audit's snapshot), so that planning knows what will work."""
-    ctx = RepairContext(identity=read_identity(conn))
     names = dict.fromkeys([*suite.tables, *(c.table for c in suite.checks)])
+    ctx = RepairContext(identity=read_identity(conn), types=column_types(conn, names))
     for tbl in names:
         info = read_table(conn, tbl)
         if info is not None:
@@ -651,22 +657,24 @@ def _names_target(
     """SQL: the reference `ref` (with discriminator `disc`) names an existing target row;
     with `through`, one whose mis-key `through` column still holds that value (the mapping
     a mis-keyed diagnosis read: `tutor_profiles.user_id` = the audited `users.id`)."""
-    mapped = (
-        f" AND x.{ident(check.mis_key.through)} = {through}"
-        if through is not None and check.mis_key is not None
-        else ""
-    )
-    if isinstance(check, ReferenceCheck):
-        target = check.target
-        return (
-            f"EXISTS (SELECT 1 FROM {ctx.sql(target.table)} x "
-            f"WHERE x.{ident(target.column)} = {ref}{mapped})"
+    here = (check.table, check.column)
+
+    def exists(target: ColumnRef) -> str:
+        key = key_equals(
+            f"x.{ident(target.column)}", ref, same=ctx.same((target.table, target.column), here)
         )
+        if through is not None and check.mis_key is not None:
+            column = check.mis_key.through
+            same = ctx.same((target.table, column), here)
+            key += " AND " + key_equals(f"x.{ident(column)}", through, same=same)
+        return f"EXISTS (SELECT 1 FROM {ctx.sql(target.table)} x WHERE {key})"
+
+    if isinstance(check, ReferenceCheck):
+        return exists(check.target)
     return (
         "coalesce("
         + " OR ".join(
-            f"({disc} = {literal(value)} AND EXISTS (SELECT 1 FROM {ctx.sql(target.table)} x "
-            f"WHERE x.{ident(target.column)} = {ref}{mapped}))"
+            f"({disc} = {literal(value)} AND {exists(target)})"
             for value, target in check.targets.items()
         )
         + ", false)"

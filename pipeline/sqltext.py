@@ -240,3 +240,11 @@ def _strip_comments(text: str) -> str:
     while lines and (not lines[0].strip() or lines[0].lstrip().startswith("--")):
         lines.pop(0)
     return "\n".join(lines).strip()
+
+
+def key_equals(a: str, b: str, *, same: bool = True) -> str:
+    """SQL: `a = b`, or both sides as text when their types do not compare with `=` (a
+    text polymorphic id against a bigint key; see `pipeline.checks.base.comparable`)."""
+    if same:
+        return f"{a} = {b}"
+    return f"{a}::pg_catalog.text = {b}::pg_catalog.text"

@@ -18,6 +18,35 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import TableClause
 
 
+@dataclass(frozen=True)
+class ColumnType:
+    """A column's type as the catalog gives it: `format_type` and `pg_type.typcategory`."""
+
+    name: str
+    category: str
+
+
+ColumnTypes = Mapping[tuple[str, str], ColumnType]
+"""(table, column) -> its type, for the tables a suite names (`pipeline.engine.column_types`)."""
+
+
+def comparable(a: ColumnType | None, b: ColumnType | None) -> bool:
+    """Whether PostgreSQL compares the two types with `=` as they are: the same type, or two
+    numbers, or two strings. Anything else (a text polymorphic id against a bigint or uuid
+    key) is compared as text. Unknown types are compared as written."""
+    if a is None or b is None:
+        return True
+    return a.name == b.name or (a.category == b.category and a.category in ("N", "S"))
+
+
+def equal_as(same: bool, a: Any, b: Any) -> ColumnElement[bool]:
+    """`a = b`, or `a::text = b::text` when the types do not compare (`same` False): a key's
+    text is its type's canonical output, so a text id equals the key it spells."""
+    if same:
+        return a == b
+    return sa.cast(a, sa.Text) == sa.cast(b, sa.Text)
+
+
 def table_clause(name: str, columns: list[str] | tuple[str, ...] = ()) -> TableClause:
     """A lightweight table for SQL generation; `schema.table` names are split."""
     schema, _, bare = name.rpartition(".")
@@ -37,11 +66,14 @@ class TableScan:
         columns: Mapping[str, Iterable[str]],
         unique: Iterable[tuple[str, str]] = (),
         key_spaces: Mapping[str, Any] | None = None,
+        types: ColumnTypes | None = None,
     ) -> None:
         """`columns` maps every table the scan may touch to the columns the suite reads;
         `unique` lists the (table, column) pairs the catalog guarantees to be unique;
-        `key_spaces` are the suite's key spaces (for rules that diagnose mis-keyed values)."""
+        `key_spaces` are the suite's key spaces (for rules that diagnose mis-keyed values);
+        `types` the columns' types, where known (see `comparable`)."""
         self.table = table
+        self.types: ColumnTypes = dict(types or {})
         self._columns = {name: sorted(cols) for name, cols in columns.items()}
         self._unique = set(unique)
         self.key_spaces = dict(key_spaces or {})
@@ -50,6 +82,10 @@ class TableScan:
 
     def col(self, name: str) -> ColumnElement[Any]:
         return self.t.c[name]
+
+    def comparable(self, a: tuple[str, str], b: tuple[str, str]) -> bool:
+        """Whether the columns `(table, column)` a and b compare with `=` as they are."""
+        return comparable(self.types.get(a), self.types.get(b))
 
     def join(
         self,
@@ -102,6 +138,7 @@ class DiagnosisScope:
         self.v = v
         self.rows = rows if rows is not None else sa.true()  # which rows of `v` are diagnosed
         self.key_spaces = scan.key_spaces
+        self.types = scan.types
         self._unique = scan._unique
         self._joins: dict[tuple[Any, ...], tuple[Any, ColumnElement[bool]]] = {}
 

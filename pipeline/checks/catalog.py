@@ -7,6 +7,7 @@ be answered from a live database or from a snapshot's manifest.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -14,7 +15,27 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from pipeline import sqltext
+from pipeline.checks.base import ColumnType
 from pipeline.suite import ConstraintCheck, IndexCheck, TriggerCheck
+
+_COLUMN_TYPES = sa.text("""
+SELECT s.name, a.attname::text, pg_catalog.format_type(a.atttypid, a.atttypmod),
+       ty.typcategory::text
+FROM unnest(CAST(:names AS text[]), CAST(:regs AS text[])) AS s(name, reg)
+JOIN pg_catalog.pg_attribute a ON a.attrelid = pg_catalog.to_regclass(s.reg)
+JOIN pg_catalog.pg_type ty ON ty.oid = a.atttypid
+WHERE a.attnum > 0 AND NOT a.attisdropped
+""")
+
+
+def column_types(conn: Connection, tables: Iterable[str]) -> dict[tuple[str, str], ColumnType]:
+    """(table, column) -> type of every column of `tables`, in one catalog read."""
+    names = list(dict.fromkeys(tables))
+    rows = conn.execute(
+        _COLUMN_TYPES, {"names": names, "regs": [sqltext.regclass_text(t) for t in names]}
+    )
+    return {(t, c): ColumnType(kind, category) for t, c, kind, category in rows}
+
 
 _CONTYPES = {"f": "foreign_key", "c": "check", "u": "unique", "p": "primary_key"}
 _ON_DELETE = {

@@ -30,7 +30,15 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 
-from pipeline.checks.base import Diagnosis, DiagnosisScope, Facts, Step, table_clause
+from pipeline.checks.base import (
+    Diagnosis,
+    DiagnosisScope,
+    Facts,
+    Step,
+    equal_as,
+    not_one_of,
+    table_clause,
+)
 from pipeline.suite import ColumnRef, KeySpace, MisKey
 
 
@@ -41,6 +49,11 @@ class Target:
 
     value: str | None
     ref: ColumnRef
+
+
+def _named(target: Target) -> str:
+    """`table.column` of a target, as evidence names it."""
+    return f"{target.ref.table}.{target.ref.column}"
 
 
 def row_columns(column: str, discriminator: str | None, mis_key: MisKey | None) -> list[str]:
@@ -97,6 +110,29 @@ class _Common:
     discriminator: str | None
     mis_key: MisKey | None
     key_space: KeySpace | None
+    same: bool = True
+    """False when the column's type does not compare with a key it is compared with (a text
+    polymorphic id against bigint or uuid keys): every such comparison is made as text."""
+
+    def eq(self, a: Any, b: Any) -> Any:
+        """`a = b` for the value against a key (see `same`)."""
+        return equal_as(self.same, a, b)
+
+    def key_is(self, column: str, value: Any) -> Callable[[Any], Any]:
+        """A join condition: the joined alias's key `column` is the value (see `same`)."""
+        return lambda alias: self.eq(alias.c[column], value)
+
+    def differs(self, a: Any, b: Any) -> Any:
+        """`a IS DISTINCT FROM b` for the value against a key (see `same`)."""
+        if self.same:
+            return a.is_distinct_from(b)
+        return sa.cast(a, sa.Text).is_distinct_from(sa.cast(b, sa.Text))
+
+    def elsewhere(self, disc: Any, target: Target) -> Any:
+        """The row's discriminator names none of the values that choose `target`'s table
+        (under single-table inheritance several values name one table)."""
+        values = [t.value for t in self.targets if t.ref == target.ref]
+        return sa.or_(disc.is_(None), not_one_of(disc, values))
 
     def chosen(self, disc: Any, by_target: list[Any]) -> Any:
         """The expression of the target the row's discriminator names."""
@@ -128,7 +164,7 @@ class _Common:
                 t.ref.table,
                 t.ref.column,
                 extra,
-                match(t.ref.column, value),
+                self.key_is(t.ref.column, value),
                 ("direct", self.column),
             )
             for t in self.targets
@@ -163,8 +199,9 @@ class ReferenceDiagnoser(_Common):
         mis_key: MisKey | None,
         key_space: KeySpace | None,
         on_orphan: str,
+        same: bool = True,
     ) -> None:
-        super().__init__(column, targets, discriminator, mis_key, key_space)
+        super().__init__(column, targets, discriminator, mis_key, key_space, same)
         self.on_orphan = on_orphan
 
     # ------------------------------------------------------------------ facts (joins)
@@ -177,7 +214,7 @@ class ReferenceDiagnoser(_Common):
         if conditional:
             for k, (t, d) in enumerate(zip(self.targets, direct, strict=True)):
                 facts[f"in_{k}"] = definite(
-                    sa.and_(d.c[t.ref.column].is_not(None), disc.is_distinct_from(t.value))
+                    sa.and_(d.c[t.ref.column].is_not(None), self.elsewhere(disc, t))
                 )
         if self.mis_key is None:
             return facts
@@ -194,7 +231,7 @@ class ReferenceDiagnoser(_Common):
         if conditional:
             for k, (t, m) in enumerate(zip(self.targets, maps, strict=True)):
                 facts[f"cross_{k}"] = sa.case(
-                    (disc.is_distinct_from(t.value), sa.func.coalesce(m.c.n, 0)), else_=0
+                    (self.elsewhere(disc, t), sa.func.coalesce(m.c.n, 0)), else_=0
                 )
                 facts[f"cross_ids_{k}"] = m.c.ids
 
@@ -204,7 +241,7 @@ class ReferenceDiagnoser(_Common):
                 space.table,
                 space.key,
                 space.attributes,
-                lambda a: a.c[space.key] == value,
+                lambda a: self.eq(a.c[space.key], value),
                 ("key_space", self.column),
             )
             users = self.users_of(scope, direct)
@@ -256,14 +293,16 @@ class ReferenceDiagnoser(_Common):
             )
             facts[f"via_{j}"] = sa.cast(points, sa.Text)
             facts[f"for_via_{j}"] = definite(
-                sa.and_(points.is_not(None), points != value, owner == value)
+                sa.and_(points.is_not(None), sa.not_(self.eq(points, value)), self.eq(owner, value))
             )
             facts[f"against_via_{j}"] = definite(
                 sa.and_(
                     points.is_not(None),
                     sa.or_(
-                        sa.and_(sa.not_(carried["missing"]), points == value),
-                        sa.and_(points != value, found, owner.is_distinct_from(value)),
+                        sa.and_(sa.not_(carried["missing"]), self.eq(points, value)),
+                        sa.and_(
+                            sa.not_(self.eq(points, value)), found, self.differs(owner, value)
+                        ),
                     ),
                 )
             )
@@ -275,7 +314,8 @@ class ReferenceDiagnoser(_Common):
         assert self.mis_key is not None
         through, key = self.mis_key.through, target.ref.column
         tbl = table_clause(target.ref.table, [key, through])
-        wanted = sa.select(value).where(value.is_not(None), scope.rows)
+        as_key = (lambda e: e) if self.same else (lambda e: sa.cast(e, sa.Text))
+        wanted = sa.select(as_key(value)).where(value.is_not(None), scope.rows)
 
         def make(name: str) -> Any:
             return (
@@ -287,13 +327,15 @@ class ReferenceDiagnoser(_Common):
                         sa.func.array_agg(aggregate_order_by(tbl.c[key], tbl.c[key])), ", "
                     ).label("ids"),
                 )
-                .where(tbl.c[through].in_(wanted))
+                .where(as_key(tbl.c[through]).in_(wanted))
                 .group_by(tbl.c[through])
                 .subquery(name)
             )
 
         return scope.join(
-            ("map", target.ref.table, through, self.column), make, lambda a: a.c.k == value
+            ("map", target.ref.table, through, self.column),
+            make,
+            lambda a: self.eq(a.c.k, value),
         )
 
     # ------------------------------------------------------- conclusion (CASE, 3 steps)
@@ -307,7 +349,7 @@ class ReferenceDiagnoser(_Common):
         # the wrong-type reading (conditional references): the value is another target's key
         out["wt_n"] = _sum([sa.case((i, 1), else_=0) for i in ins])
         out["wt_value"] = _first_of(ins, [sa.literal(t.value) for t in self.targets])
-        out["wt_table"] = _first_of(ins, [sa.literal(t.ref.table) for t in self.targets])
+        out["wt_table"] = _first_of(ins, [sa.literal(_named(t)) for t in self.targets])
         if self.mis_key is None:
             return out
         attributes, vias = self.attributes(), self.vias()
@@ -384,11 +426,10 @@ class ReferenceDiagnoser(_Common):
         value = column(self.column)
         disc = column(self.discriminator) if self.discriminator else None
         missing, label = facts["missing"], facts["label"]
-        col_name = self.targets[0].ref.column
-        target_name = self.chosen(disc, [sa.literal(t.ref.table) for t in self.targets])
-        no_target = text("no ", target_name, f".{col_name} ", value)
+        target_name = self.chosen(disc, [sa.literal(_named(t)) for t in self.targets])
+        no_target = text("no ", target_name, " ", value)
         wrong_type = text(
-            no_target, ", but ", facts["wt_table"], f".{col_name} ", value,
+            no_target, ", but ", facts["wt_table"], " ", value,
             f" exists: {self.discriminator} should be ", facts["wt_value"],
         )  # fmt: skip
         proposed = sa.case(
@@ -428,7 +469,7 @@ class ReferenceDiagnoser(_Common):
             else_="low",
         )
         through, ks = mis_key.through, f"{space.table}.{space.key}"
-        maps_to = text(f"{ks} ", value, " -> ", target_name, f".{col_name} ")
+        maps_to = text(f"{ks} ", value, " -> ", target_name, " ")
         head = sa.case(
             (
                 label == "orphan",
@@ -439,7 +480,7 @@ class ReferenceDiagnoser(_Common):
                 label == "mis_keyed_hidden",
                 text(
                     target_name,
-                    f".{col_name} ",
+                    " ",
                     value,
                     f" exists (its {through} is ",
                     facts["referenced"],
@@ -455,7 +496,7 @@ class ReferenceDiagnoser(_Common):
                 _when(missing, no_target),
                 _when(mapped, text(maps_to, facts["ids"], f" via {through}")),
                 _when(
-                    facts["wt_n"] >= 1, text(facts["wt_table"], f".{col_name} ", value, " exists")
+                    facts["wt_n"] >= 1, text(facts["wt_table"], " ", value, " exists")
                 ),
                 *(
                     _when(
@@ -577,7 +618,7 @@ class DiscriminatorDiagnoser(_Common):
         ins = [facts[f"in_{k}"] for k in range(len(self.targets))]
         agrees = [facts[f"agree_{k}"] for k in range(len(self.targets))]
         values = [sa.literal(t.value) for t in self.targets]
-        tables = [sa.literal(t.ref.table) for t in self.targets]
+        tables = [sa.literal(_named(t)) for t in self.targets]
         return {
             "n_in": _sum([sa.case((i, 1), else_=0) for i in ins]),
             "n_agree": _sum([sa.case((a, 1), else_=0) for a in agrees]),
@@ -613,7 +654,6 @@ class DiscriminatorDiagnoser(_Common):
             (label == "ambiguous", "low"),
             else_="",
         )
-        column_name = self.targets[0].ref.column
         where = sa.case((single, facts["in_table"]), else_=facts["agree_table"])
         evidence = sa.case(
             (
@@ -621,7 +661,7 @@ class DiscriminatorDiagnoser(_Common):
                 text(
                     f"{self.discriminator} names no target, but ",
                     where,
-                    f".{column_name} ",
+                    " ",
                     value,
                     " exists",
                     _when(n_agree >= 1, sa.literal("; the row's evidence agrees")),

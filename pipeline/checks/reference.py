@@ -16,7 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from pipeline.checks.base import RowRule, TableScan, as_text, not_one_of
+from pipeline.checks.base import RowRule, TableScan, as_text, equal_as, not_one_of, one_of
 from pipeline.checks.diagnosis import (
     DiscriminatorDiagnoser,
     ReferenceDiagnoser,
@@ -30,14 +30,30 @@ DISCRIMINATOR_SUFFIX = ".discriminator"
 
 
 def _target_join(
-    scan: TableScan, column: str, target: ColumnRef, when: sa.ColumnElement[bool] | None = None
+    scan: TableScan,
+    column: str,
+    target: ColumnRef,
+    chosen: sa.ColumnElement[bool] | None,
+    key: tuple[Any, ...],
 ) -> Any:
-    def on(alias: Any) -> sa.ColumnElement[bool]:
-        cond = alias.c[target.column] == scan.col(column)
-        return sa.and_(when, cond) if when is not None else cond
+    """LEFT JOIN the target on its key = the row's `column` (and the row's discriminator
+    choosing it), compared as text when the two types do not compare (`comparable`)."""
+    same = scan.comparable((scan.table, column), (target.table, target.column))
 
-    key = (column, str(when.compile()) if when is not None else "")
-    return scan.join(target.table, target.column, on, key)
+    def on(alias: Any) -> sa.ColumnElement[bool]:
+        cond = equal_as(same, alias.c[target.column], scan.col(column))
+        return sa.and_(chosen, cond) if chosen is not None else cond
+
+    return scan.join(target.table, target.column, on, (column, *key))
+
+
+def by_target(targets: list[Target]) -> dict[ColumnRef, list[Target]]:
+    """The targets grouped by the table and key they name: under single-table inheritance
+    several discriminator values (`User`, `AdminUser`) name one table (`users`)."""
+    groups: dict[ColumnRef, list[Target]] = {}
+    for t in targets:
+        groups.setdefault(t.ref, []).append(t)
+    return groups
 
 
 def _hidden_candidates(
@@ -58,13 +74,16 @@ def _hidden_candidates(
     throughs = [j.c[mis_key.through] for _, j in joins]
     referenced = throughs[0] if len(throughs) == 1 else sa.func.coalesce(*throughs)
     space = scan.key_spaces[mis_key.key_space]
+    through_same = all(
+        scan.comparable((t.ref.table, mis_key.through), (space.table, space.key)) for t, _ in joins
+    )
     parts: list[sa.ColumnElement[bool]] = []
     for ev in mis_key.evidence:
         if ev.attribute is not None:
             user = scan.join(
                 space.table,
                 space.key,
-                lambda a: a.c[space.key] == referenced,
+                lambda a: equal_as(through_same, a.c[space.key], referenced),
                 ("referenced", column),
             )
             own = scan.col(ev.attribute.column)
@@ -82,7 +101,8 @@ def _hidden_candidates(
                 (via.column, ""),
             )
             points = row.c[via.target_column]
-            parts.append(sa.and_(points.is_not(None), points != ref))
+            same = scan.comparable((via.table, via.target_column), (scan.table, column))
+            parts.append(sa.and_(points.is_not(None), sa.not_(equal_as(same, points, ref))))
     if not parts:
         return sa.false()
     return sa.and_(ref.is_not(None), exists, sa.or_(*parts))
@@ -98,11 +118,13 @@ def _rules(
     disc = scan.col(discriminator) if discriminator else None
     joins: list[tuple[Target, Any]] = []
     missing_parts = []
-    for target in targets:
-        chosen = disc == sa.literal(target.value) if disc is not None else None
-        j = _target_join(scan, check.column, target.ref, chosen)
-        joins.append((target, j))
-        absent = j.c[target.ref.column].is_(None)
+    for target_ref, group in by_target(targets).items():
+        values = [t.value for t in group]
+        chosen = one_of(disc, values) if disc is not None else None
+        key = ("for", *values) if disc is not None else ("",)
+        j = _target_join(scan, check.column, target_ref, chosen, key)
+        joins.extend((t, j) for t in group)
+        absent = j.c[target_ref.column].is_(None)
         missing_parts.append(sa.and_(chosen, absent) if chosen is not None else absent)
     missing = sa.and_(ref.is_not(None), sa.or_(*missing_parts))
     flag: sa.ColumnElement[bool] = missing
@@ -124,8 +146,25 @@ def _rules(
             mis_key=check.mis_key,
             key_space=space,
             on_orphan=check.on_orphan,
+            same=value_compares(scan, check.column, targets, check.mis_key),
         ),
     )
+
+
+def value_compares(
+    scan: TableScan, column: str, targets: list[Target], mis_key: MisKey | None
+) -> bool:
+    """Whether the reference's value compares as it is with everything its diagnosis
+    compares it with: the targets' keys and, for mis-keys, their `through` columns, the key
+    space's key and the `via` rows' target columns. False: all of it is compared as text."""
+    here = (scan.table, column)
+    others = [(t.ref.table, t.ref.column) for t in targets]
+    if mis_key is not None:
+        space = scan.key_spaces[mis_key.key_space]
+        others += [(t.ref.table, mis_key.through) for t in targets]
+        others.append((space.table, space.key))
+        others += [(ev.via.table, ev.via.target_column) for ev in mis_key.evidence if ev.via]
+    return all(scan.comparable(here, other) for other in others)
 
 
 def reference_rules(check: ReferenceCheck, scan: TableScan) -> list[RowRule]:
@@ -152,6 +191,7 @@ def conditional_reference_rules(check: ConditionalReferenceCheck, scan: TableSca
                 discriminator=check.discriminator,
                 mis_key=check.mis_key,
                 key_space=space,
+                same=value_compares(scan, check.column, targets, check.mis_key),
             ),
         ),
     ]
