@@ -35,7 +35,6 @@ from pipeline.checks.catalog import (
     find_constraint,
     unwanted_constraints,
 )
-from pipeline.checks.domain import compile_condition
 from pipeline.sqltext import (
     comment,
     do_block,
@@ -52,11 +51,7 @@ from pipeline.suite import (
     ConditionalReferenceCheck,
     ConstraintCheck,
     IndexCheck,
-    InSetCheck,
-    NotNullCheck,
-    PatternCheck,
     ReferenceCheck,
-    RowRuleCheck,
     Suite,
     TriggerCheck,
 )
@@ -132,19 +127,8 @@ def check_expression(suite: Suite, check: ConstraintCheck) -> str | None:
         rule = suite.check(check.for_check)
     except KeyError:
         return None
-    col = _column
-    if isinstance(rule, InSetCheck):
-        return _literal_sql(col(rule.column).in_(rule.values))
-    if isinstance(rule, PatternCheck):
-        return _literal_sql(col(rule.column).regexp_match(rule.regex))
-    if isinstance(rule, NotNullCheck):
-        return _literal_sql(sa.and_(*(col(c).is_not(None) for c in rule.columns)))
-    if isinstance(rule, RowRuleCheck):
-        cond = compile_condition(rule.require, col)
-        if rule.where is not None:
-            cond = sa.or_(sa.not_(compile_condition(rule.where, col)), cond)
-        return _literal_sql(cond)
-    return None
+    body = rule.check_body(_column)
+    return _literal_sql(body) if body is not None else None
 
 
 def constraint_definition(suite: Suite, check: ConstraintCheck) -> str | None:

@@ -29,7 +29,6 @@ from sqlalchemy.engine import Connection
 
 from pipeline import db, sqltext
 from pipeline.baseline import BASELINE_COLUMN, KNOWN, NEW, Baseline, csv_reader
-from pipeline.checks import ROW_FAMILIES
 from pipeline.checks.base import (
     VIOLATION_FIELDS,
     ColumnTypes,
@@ -46,23 +45,12 @@ from pipeline.checks.catalog import (
     column_types,
     read_catalog,
 )
-from pipeline.checks.domain import compile_condition
-from pipeline.checks.unique import unique_query
 from pipeline.copy_stream import Spooled, copy_each, copy_lines, spool_lines, spool_rows
 from pipeline.errors import DatabaseError, SuiteError
 from pipeline.history import pair
 from pipeline.progress import Progress, ProgressLike, as_progress
 from pipeline.results import CheckResult
-from pipeline.suite import (
-    CATALOG_KINDS,
-    ROW_KINDS,
-    ConditionalReferenceCheck,
-    InSetCheck,
-    PatternCheck,
-    RowRuleCheck,
-    Suite,
-    UniqueCheck,
-)
+from pipeline.suite import Suite
 
 SAMPLE_SIZE = 20
 SAMPLE_CHARS = 120
@@ -392,7 +380,7 @@ def plan_tables(
     are compared with keys of another type as text)."""
     by_table: dict[str, list[Any]] = defaultdict(list)
     for check in suite.checks:
-        if check.kind in ROW_KINDS:
+        if check.stage == "row":
             by_table[check.table].append(check)
     plans = []
     columns = required_columns(suite)
@@ -402,7 +390,7 @@ def plan_tables(
         plan = TablePlan(table, suite.key_of(table), scan=scan)
         widths = []
         for check in checks:
-            rules = ROW_FAMILIES[check.kind](check, scan)
+            rules = check.rules(scan)
             plan.rules.extend(rules)
             widths.append(sum(_width(r) for r in rules))
         return plan, widths
@@ -425,58 +413,14 @@ def plan_tables(
     return plans
 
 
-def _evidence_columns(check: Any) -> list[str]:
-    mis_key = getattr(check, "mis_key", None)
-    if mis_key is None:
-        return []
-    cols = []
-    for ev in mis_key.evidence:
-        cols.append(ev.attribute.column if ev.attribute else ev.via.column)
-    return cols
-
-
-def _mis_key_columns(suite: Suite, check: Any) -> dict[str, set[str]]:
-    """What diagnosing a mis-keyed reference reads beyond the row: the targets' `through`
-    column, the key space's key and attributes, the `via` tables."""
-    mis_key = getattr(check, "mis_key", None)
-    need: dict[str, set[str]] = defaultdict(set)
-    if mis_key is None:
-        return need
-    targets = [check.target] if hasattr(check, "target") else list(check.targets.values())
-    for ref in targets:
-        need[ref.table] |= {ref.column, mis_key.through}
-    space = suite.key_spaces[mis_key.key_space]
-    need[space.table] |= {space.key, *space.attributes}
-    for ev in mis_key.evidence:
-        if ev.via is not None:
-            need[ev.via.table] |= {ev.via.key, ev.via.target_column}
-    return need
-
-
 def required_columns(suite: Suite) -> dict[str, set[str]]:
-    """Every column the row and set checks read, per table (catalog checks need none)."""
+    """Every column the row and set checks read, per table, keys included (catalog checks
+    need none)."""
     need: dict[str, set[str]] = defaultdict(set)
     for check in suite.checks:
-        if check.kind in CATALOG_KINDS:
-            continue
-        need[check.table] |= {
-            suite.key_of(check.table),
-            *check.column_list(),
-            *_evidence_columns(check),
-        }
-        for table, cols in _mis_key_columns(suite, check).items():
+        for table, cols in check.reads(suite.key_spaces).items():
             need[table] |= cols
-        for attr in ("target",):
-            ref = getattr(check, attr, None)
-            if ref is not None:
-                need[ref.table].add(ref.column)
-        for ref in (getattr(check, "targets", None) or {}).values():
-            need[ref.table].add(ref.column)
-        for m in getattr(check, "match", None) or []:
-            need[check.target.table].add(m.target_column)  # type: ignore[union-attr]
-        where = getattr(check, "where", None)
-        if where is not None:
-            need[check.table] |= set(where.columns())
+            need[table].add(suite.key_of(table))
     return need
 
 
@@ -552,18 +496,6 @@ class _TypedNulls:
         return sa.literal_column(f"CAST(NULL AS {self._types[name]})")
 
 
-def _value_tests(check: Any, nulls: _TypedNulls) -> list[Any]:
-    """The expressions of `check` that hold suite values, over typed NULLs."""
-    if isinstance(check, (InSetCheck, PatternCheck, RowRuleCheck)):
-        return [r.flag for r in ROW_FAMILIES[check.kind](check, nulls)]  # type: ignore[arg-type]
-    if isinstance(check, ConditionalReferenceCheck):
-        disc = nulls.col(check.discriminator)
-        return [disc == sa.literal(value) for value in check.targets]
-    if isinstance(check, UniqueCheck) and check.where is not None:
-        return [compile_condition(check.where, nulls.col)]
-    return []
-
-
 def verify_values(conn: Connection, suite: Suite) -> None:
     """Fail with a SuiteError naming the check when a check cannot run in PostgreSQL as
     written: a `regex` that PostgreSQL's `~` rejects, or a value its column's type (or enum)
@@ -572,20 +504,17 @@ def verify_values(conn: Connection, suite: Suite) -> None:
     something is wrong."""
     where = str(suite.path) if suite.path else f"suite {suite.suite}"
     for check in suite.checks:
-        if isinstance(check, PatternCheck):
-            message = _probe(conn, sa.select(sa.literal("").regexp_match(check.regex)))
+        for stmt, explain in check.probes():
+            message = _probe(conn, stmt)
             if message is not None:
-                raise SuiteError(
-                    f"{where}: check {check.id}: regex {check.regex!r} is not valid for "
-                    f"PostgreSQL's ~ operator: {message}; fix its `regex:`"
-                )
+                raise SuiteError(f"{where}: check {check.id}: {explain(message)}")
     by_table: dict[str, list[tuple[Any, list[Any]]]] = defaultdict(list)
     every_type = column_types(conn, [c.table for c in suite.checks])
     types: dict[str, _TypedNulls] = {}
     for (table, column), kind in every_type.items():
         types.setdefault(table, _TypedNulls({}))._types[column] = kind.name
     for check in suite.checks:
-        tests = _value_tests(check, types.setdefault(check.table, _TypedNulls({})))
+        tests = check.value_tests(types.setdefault(check.table, _TypedNulls({})))
         if tests:
             by_table[check.table].append((check, tests))
     for checks in by_table.values():
@@ -668,8 +597,8 @@ def _rule_rows(plan: TablePlan, sink: ViolationSink) -> Callable[[Any], None]:
     return take
 
 
-def _unique_rows(check: UniqueCheck, sink: ViolationSink) -> Callable[[Any], None]:
-    """What turns one row of `unique_query` into a violation."""
+def _set_rows(check: Any, sink: ViolationSink) -> Callable[[Any], None]:
+    """What turns one row (key, value, kept) of a set check's `query` into a violation."""
     column = ",".join(check.column_list())
 
     def take(row: Any) -> None:
@@ -680,7 +609,7 @@ def _unique_rows(check: UniqueCheck, sink: ViolationSink) -> Callable[[Any], Non
                 str(row.key),
                 column,
                 row.value,
-                evidence=f"duplicate of {check.table} {row.kept}",
+                evidence=check.evidence(row.kept),
             )
         )
 
@@ -926,12 +855,12 @@ def run_checks(
                 _rows_job("row checks", step, plan.statement(), _rule_rows(plan, sink), found)
             )
 
-    uniques = [c for c in suite.checks if isinstance(c, UniqueCheck)]
+    uniques = [c for c in suite.checks if c.stage == "set"]
     for unique in uniques:
         rule_meta[unique.id] = (unique, unique.column_list())
-        stmt = unique_query(unique, suite.key_of(unique.table))
+        stmt = unique.query(suite.key_of(unique.table))
         jobs.append(
-            _rows_job("uniqueness", f"checking {unique.id}", stmt, _unique_rows(unique, sink), None)
+            _rows_job("uniqueness", f"checking {unique.id}", stmt, _set_rows(unique, sink), None)
         )
     for table in dict.fromkeys([p.table for p in plans] + [c.table for c in uniques]):
         jobs.append(
@@ -945,14 +874,14 @@ def run_checks(
     _run_jobs(conn, jobs, prog, companion=companion)
 
     facts = catalog if catalog is not None else {}
-    prog.stage("catalog", len({c.table for c in suite.checks if c.kind in CATALOG_KINDS}))
+    prog.stage("catalog", len({c.table for c in suite.checks if c.stage == "catalog"}))
     for check in suite.checks:
-        if check.kind in CATALOG_KINDS and check.table not in facts:
+        if check.stage == "catalog" and check.table not in facts:
             prog.step(f"reading catalog of {check.table}")
             facts[check.table] = read_catalog(conn, check.table)
     annotate_check_constraints(conn, suite, suite.checks, facts)
     for check in suite.checks:
-        if check.kind in CATALOG_KINDS:
+        if check.stage == "catalog":
             rule_meta[check.id] = (check, check.column_list())
             for f in catalog_findings(check, facts[check.table]):
                 sink.add(
@@ -970,7 +899,7 @@ def run_checks(
     results = []
     samples = sink.samples
     for rule_id, (check, cols) in rule_meta.items():
-        is_catalog = check.kind in CATALOG_KINDS
+        is_catalog = check.stage == "catalog"
         result = CheckResult(
             id=rule_id,
             family=check.kind,

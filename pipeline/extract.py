@@ -44,7 +44,7 @@ from pipeline.snapshot import (
     file_name,
     sha256_of,
 )
-from pipeline.suite import CATALOG_KINDS, Suite
+from pipeline.suite import Suite
 
 ExtractProgress = Callable[[str, int, int], None]
 """Called as `progress(table, rows_done, rows_total)`: at the start of each table (0), after
@@ -117,7 +117,7 @@ def snapshot_plan(suite: Suite) -> tuple[dict[str, set[str]], list[str]]:
     columns = required_columns(suite)
     for table, cols in columns.items():
         cols.add(suite.key_of(table))
-    catalog = sorted({*columns, *(c.table for c in suite.checks if c.kind in CATALOG_KINDS)})
+    catalog = sorted({*columns, *(c.table for c in suite.checks if c.stage == "catalog")})
     return dict(sorted(columns.items())), catalog
 
 

@@ -34,12 +34,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-from pipeline.checks import ROW_FAMILIES
 from pipeline.checks.base import ColumnTypes, TableScan, table_clause
-from pipeline.checks.unique import unique_query
 from pipeline.engine import TablePlan, required_columns
 from pipeline.errors import RefauditError, UsageError
-from pipeline.suite import CATALOG_KINDS, Suite, UniqueCheck
+from pipeline.suite import Suite
 
 MANIFEST = "manifest.json"
 _SEVERITY = {"error": "critical", "warn": "warning"}
@@ -92,7 +90,7 @@ class GxExport:
 def _meta(check: Any, check_id: str, **extra: Any) -> dict[str, Any]:
     meta = {
         "refaudit_check": check_id,
-        "refaudit_kind": check.kind,
+        "refaudit_kind": check.family,
         "refaudit_table": check.table,
         **extra,
     }
@@ -141,7 +139,7 @@ def _rule_queries(
     which confirms hidden mis-keys) narrowed to the rule."""
     scan = TableScan(check.table, columns, unique, suite.key_spaces, types)
     plan = TablePlan(
-        check.table, suite.key_of(check.table), rules=ROW_FAMILIES[check.kind](check, scan),
+        check.table, suite.key_of(check.table), rules=check.rules(scan),
         scan=scan,
     )
     w = plan.statement().order_by(None).subquery("w")
@@ -161,34 +159,13 @@ def _row_expectations(
     unique: set[tuple[str, str]],
     types: ColumnTypes | None = None,
 ) -> list[dict[str, Any]]:
-    if check.kind == "not_null":
+    specs = check.gx()
+    if specs is not None:  # the kind exports as GX's own expectations
         return [
-            _expectation(
-                "expect_column_values_to_not_be_null", {"column": c}, check, check.id, column=c
-            )
-            for c in check.columns
+            _expectation(spec.type, spec.kwargs, check, check.id, column=spec.column)
+            for spec in specs
         ]
-    if check.kind == "in_set":
-        return [
-            _expectation(
-                "expect_column_values_to_be_in_set",
-                {"column": check.column, "value_set": list(check.values)},
-                check,
-                check.id,
-                column=check.column,
-            )
-        ]
-    if check.kind == "pattern":
-        return [
-            _expectation(
-                "expect_column_values_to_match_regex",
-                {"column": check.column, "regex": check.regex},
-                check,
-                check.id,
-                column=check.column,
-            )
-        ]
-    # one statement per check: it carries only the joins this check asks for
+    # else the engine's statement; one per check: it carries only the joins it asks for
     return [
         _expectation(
             "unexpected_rows_expectation",
@@ -217,32 +194,30 @@ def export_suite(
     by_table: dict[str, list[dict[str, Any]]] = defaultdict(list)
     skipped = []
     for check in suite.checks:
-        if check.kind in CATALOG_KINDS:
+        if check.stage == "catalog":
             skipped.append(
                 {
                     "check": check.id,
-                    "kind": check.kind,
+                    "kind": check.family,
                     "reason": "catalog check: GX has no expectation on constraints, indexes "
                     "or triggers; refaudit run answers it",
                 }
             )
-        elif isinstance(check, UniqueCheck):
-            query = batch_query(unique_query(check, suite.key_of(check.table)), check.table)
+        elif check.stage == "set":
+            query = batch_query(check.query(suite.key_of(check.table)), check.table)
             by_table[check.table].append(
                 _expectation(
                     "unexpected_rows_expectation",
                     {"unexpected_rows_query": query},
                     check,
                     check.id,
-                    column=",".join(check.columns),
+                    column=",".join(check.column_list()),
                 )
             )
-        elif check.kind in ROW_FAMILIES:
+        else:
             by_table[check.table].extend(
                 _row_expectations(check, suite, columns, unique or set(), types)
             )
-        else:  # pragma: no cover - a new family without an export
-            skipped.append({"check": check.id, "kind": check.kind, "reason": "no GX export"})
     suites = [
         GxSuite(table=table, name=f"{suite.suite}.{table}", expectations=exps)
         for table, exps in by_table.items()

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pipeline.checks.catalog import CatalogFacts
 from pipeline.engine import required_columns
 from pipeline.errors import UsageError
-from pipeline.suite import CATALOG_KINDS, Suite
+from pipeline.suite import Suite
 
 FORMAT = "refaudit-snapshot"
 FORMAT_VERSION = 1
@@ -251,7 +251,7 @@ def check_coverage(manifest: Manifest, suite: Suite, directory: Path) -> None:
                 f"it with this suite (refaudit extract --suite ...)"
             )
     for check in suite.checks:
-        if check.kind in CATALOG_KINDS and check.table not in manifest.catalog:
+        if check.stage == "catalog" and check.table not in manifest.catalog:
             raise UsageError(
                 f"snapshot {directory} has no catalog facts for table {check.table}, which "
                 f"check {check.id} needs; extract it with this suite (refaudit extract --suite ...)"

@@ -1,21 +1,47 @@
-"""Check families and their registry: `kind` in the suite -> how its rules compile."""
+"""The check kinds: one module each, listed once here.
+
+A kind is a pydantic model (a subclass of `pipeline.checks.model.Check`) whose docstring
+documents it and whose methods say how it runs (`stage`), what it reads, how it compiles
+to SQL (`rules`, or `query` for a set kind), how its values are checked before the audit,
+how it exports to Great Expectations (`gx`) and how a CHECK constraint enforces it
+(`check_body`). Adding a kind is its module, one line below and its case file in
+`tests/cases/`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from pipeline.checks.catalog import ConstraintCheck, IndexCheck, TriggerCheck
+from pipeline.checks.consistency import ConsistencyCheck
+from pipeline.checks.in_set import InSetCheck
+from pipeline.checks.model import Check
+from pipeline.checks.not_null import NotNullCheck
+from pipeline.checks.pattern import PatternCheck
+from pipeline.checks.reference import ConditionalReferenceCheck, ReferenceCheck
+from pipeline.checks.row_rule import RowRuleCheck
+from pipeline.checks.unique import UniqueCheck
 
-from pipeline.checks.base import RowRule, TableScan
-from pipeline.checks.consistency import consistency_rules
-from pipeline.checks.domain import in_set_rules, not_null_rules, pattern_rules, row_rule_rules
-from pipeline.checks.reference import conditional_reference_rules, reference_rules
+KINDS: tuple[type[Check], ...] = (
+    ReferenceCheck,
+    ConditionalReferenceCheck,
+    ConsistencyCheck,
+    NotNullCheck,
+    InSetCheck,
+    PatternCheck,
+    RowRuleCheck,
+    UniqueCheck,
+    ConstraintCheck,
+    IndexCheck,
+    TriggerCheck,
+)
 
-ROW_FAMILIES: dict[str, Callable[[Any, TableScan], list[RowRule]]] = {
-    "reference": reference_rules,
-    "conditional_reference": conditional_reference_rules,
-    "consistency": consistency_rules,
-    "not_null": not_null_rules,
-    "in_set": in_set_rules,
-    "pattern": pattern_rules,
-    "row_rule": row_rule_rules,
-}
+
+def kind_name(model: type[Check]) -> str:
+    """The `kind:` a model is chosen by."""
+    return str(model.model_fields["kind"].annotation.__args__[0])  # type: ignore[union-attr]
+
+
+KIND_NAMES = {kind_name(k): k for k in KINDS}
+ROW_KINDS = frozenset(n for n, k in KIND_NAMES.items() if k.stage == "row")
+SET_KINDS = frozenset(n for n, k in KIND_NAMES.items() if k.stage == "set")
+CATALOG_KINDS = frozenset(n for n, k in KIND_NAMES.items() if k.stage == "catalog")
+CHECK_KINDS = frozenset(KIND_NAMES)

@@ -17,6 +17,8 @@ from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import TableClause
 
+from pipeline.checks.model import Condition, Operand
+
 
 @dataclass(frozen=True)
 class ColumnType:
@@ -302,3 +304,34 @@ def not_one_of(expr: ColumnElement[Any], values: Iterable[Any]) -> ColumnElement
 
 def as_text(expr: ColumnElement[Any]) -> ColumnElement[str]:
     return sa.cast(expr, sa.Text)
+
+
+_COMPARISONS = {
+    "eq": lambda a, b: a == b,
+    "ne": lambda a, b: a != b,
+    "gt": lambda a, b: a > b,
+    "ge": lambda a, b: a >= b,
+    "lt": lambda a, b: a < b,
+    "le": lambda a, b: a <= b,
+}
+
+
+def compile_condition(cond: Condition, col: Any) -> sa.ColumnElement[bool]:
+    """A suite condition as SQL over the columns `col(name)`; values become bound parameters."""
+    if cond.all is not None:
+        return sa.and_(*(compile_condition(c, col) for c in cond.all))
+    if cond.any is not None:
+        return sa.or_(*(compile_condition(c, col) for c in cond.any))
+    if cond.not_ is not None:
+        return sa.not_(compile_condition(cond.not_, col))
+    assert cond.column is not None
+    left = col(cond.column)
+    for op, fn in _COMPARISONS.items():
+        right = getattr(cond, op)
+        if right is not None:
+            return fn(left, col(right.column) if isinstance(right, Operand) else sa.literal(right))
+    if cond.in_ is not None:
+        return one_of(left, cond.in_)
+    if cond.not_in is not None:
+        return not_one_of(left, cond.not_in)
+    return left.is_(None) if cond.is_null else left.is_not(None)

@@ -9,14 +9,80 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 import sqlalchemy as sa
+from pydantic import Field, model_validator
 from sqlalchemy.engine import Connection
 
 from pipeline import sqltext
 from pipeline.checks.base import ColumnType
-from pipeline.suite import ConstraintCheck, IndexCheck, TriggerCheck
+from pipeline.checks.model import Check, Model, Stage
+
+
+class _CatalogCheck(Check):
+    stage: ClassVar[Stage] = "catalog"
+
+    def reads(self, key_spaces: Any) -> dict[str, set[str]]:
+        return {}  # answered from pg_catalog: no row is read
+
+
+class ConstraintRefSpec(Model):
+    table: str
+    columns: list[str] = Field(default_factory=lambda: ["id"])
+
+
+class ConstraintCheck(_CatalogCheck):
+    """`constraint`: a constraint of `type` (`foreign_key`, `check`, `unique`,
+    `primary_key`) on `columns` exists, validated, with the right `references: {table,
+    columns}` and `on_delete`; `name` is what constraints.sql creates. With `absent: true`
+    it must not exist (a foreign key to the wrong key space). `for_check: <id>` names the row
+    check a CHECK enforces: what the CHECK allows is compared with what the rule allows."""
+
+    kind: Literal["constraint"]
+    name: str | None = None
+    type: Literal["foreign_key", "check", "unique", "primary_key"]
+    columns: list[str] = Field(min_length=1)
+    references: ConstraintRefSpec | None = None
+    on_delete: Literal["cascade", "set_null", "restrict", "no_action", "set_default"] | None = None
+    validated: bool = True
+    absent: bool = False
+    """True: the constraint must NOT exist (a foreign key no longer wanted, e.g. one to the
+    wrong key space); any constraint of this type on these columns is a finding."""
+    for_check: str | None = None
+
+    @model_validator(mode="after")
+    def _fk_needs_target(self) -> ConstraintCheck:
+        if self.type == "foreign_key" and self.references is None and not self.absent:
+            raise ValueError("a foreign_key constraint needs `references: {table, columns}`")
+        return self
+
+    def column_list(self) -> list[str]:
+        return list(self.columns)
+
+    def tables(self) -> list[str]:
+        return [self.table, *([self.references.table] if self.references else [])]
+
+
+class IndexCheck(_CatalogCheck):
+    """`index`: an index `name` exists (on `columns`, when given) and is valid."""
+
+    kind: Literal["index"]
+    name: str
+    columns: list[str] | None = None
+
+    def column_list(self) -> list[str]:
+        return list(self.columns or [])
+
+
+class TriggerCheck(_CatalogCheck):
+    """`trigger`: a trigger `name` exists on the table and is enabled; `for_check: <id>` of
+    a `conditional_reference` lets constraints.sql create it."""
+
+    kind: Literal["trigger"]
+    name: str
+    for_check: str | None = None
+
 
 _COLUMN_TYPES = sa.text("""
 SELECT s.name, a.attname::text, pg_catalog.format_type(a.atttypid, a.atttypmod),

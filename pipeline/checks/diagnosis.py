@@ -39,7 +39,7 @@ from pipeline.checks.base import (
     not_one_of,
     table_clause,
 )
-from pipeline.suite import ColumnRef, KeySpace, MisKey
+from pipeline.checks.model import ColumnRef, KeySpace, MisKey
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ row); the diagnosis (`pipeline/checks/diagnosis.py`) confirms them on the flagge
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import sqlalchemy as sa
 
@@ -24,9 +24,81 @@ from pipeline.checks.diagnosis import (
     match,
     row_columns,
 )
-from pipeline.suite import ColumnRef, ConditionalReferenceCheck, MisKey, ReferenceCheck
+from pipeline.checks.model import Check, ColumnRef, KeySpace, MisKey, OnOrphan
 
 DISCRIMINATOR_SUFFIX = ".discriminator"
+
+
+class _Reference(Check):
+    column: str
+    mis_key: MisKey | None = None
+    on_orphan: OnOrphan = "quarantine"
+
+    def refs(self) -> list[ColumnRef]:
+        raise NotImplementedError
+
+    def row_columns(self) -> list[str]:
+        return [*self.column_list(), *(self.mis_key.row_columns() if self.mis_key else [])]
+
+    def tables(self) -> list[str]:
+        return [self.table, *(r.table for r in self.refs())]
+
+    def problems(self, tables: Any, key_spaces: dict[str, KeySpace]) -> list[str]:
+        return self.mis_key.problems(tables, key_spaces) if self.mis_key else []
+
+    def reads(self, key_spaces: dict[str, KeySpace]) -> dict[str, set[str]]:
+        need: dict[str, set[str]] = {self.table: set(self.row_columns())}
+        for ref in self.refs():
+            need.setdefault(ref.table, set()).add(ref.column)
+        if self.mis_key is not None:
+            for table, cols in self.mis_key.reads(self.refs(), key_spaces).items():
+                need.setdefault(table, set()).update(cols)
+        return need
+
+
+class ReferenceCheck(_Reference):
+    """`reference`: `column` must name a row of `target: {table, column}` (column default
+    `id`); NULL names nothing and passes. With `mis_key` (see Diagnosis and repair) a value
+    that exists in the target but that the row's own evidence says is a key of another key
+    space is flagged too (a hidden mis-key). `on_orphan` (`quarantine`, `set_null`,
+    `report`) says what repair.sql does with a row whose value nothing maps."""
+
+    kind: Literal["reference"]
+    target: ColumnRef
+
+    def refs(self) -> list[ColumnRef]:
+        return [self.target]
+
+    def column_list(self) -> list[str]:
+        return [self.column]
+
+    def rules(self, scan: TableScan) -> list[RowRule]:
+        return reference_rules(self, scan)
+
+
+class ConditionalReferenceCheck(_Reference):
+    """`conditional_reference`: `column` must name a row of the table its `discriminator`
+    chooses, `targets: {value: {table, column}}` (a polymorphic association, which no foreign
+    key can express). Several values may name one table (single-table inheritance). A NULL
+    or unknown discriminator is its own finding, `<id>.discriminator`. `mis_key` and
+    `on_orphan` as for `reference`."""
+
+    kind: Literal["conditional_reference"]
+    discriminator: str
+    targets: dict[str, ColumnRef]
+
+    def refs(self) -> list[ColumnRef]:
+        return list(self.targets.values())
+
+    def column_list(self) -> list[str]:
+        return [self.column, self.discriminator]
+
+    def rules(self, scan: TableScan) -> list[RowRule]:
+        return conditional_reference_rules(self, scan)
+
+    def value_tests(self, scan: Any) -> list[Any]:
+        disc = scan.col(self.discriminator)
+        return [disc == sa.literal(value) for value in self.targets]
 
 
 def _target_join(

@@ -10,11 +10,43 @@ is a violation.
 
 from __future__ import annotations
 
-import sqlalchemy as sa
+from typing import Any, ClassVar, Literal
 
-from pipeline.checks.base import table_clause
-from pipeline.checks.domain import compile_condition
-from pipeline.suite import UniqueCheck
+import sqlalchemy as sa
+from pydantic import Field
+
+from pipeline.checks.base import compile_condition, table_clause
+from pipeline.checks.model import Check, Condition, Stage
+
+
+class UniqueCheck(Check):
+    """`unique`: no two rows (of those `where` keeps) share the values of `columns`; the
+    row with the lowest key is kept and every later one is a finding. `nulls: distinct`
+    (the default, PostgreSQL's UNIQUE): a row with a NULL in any of the columns duplicates
+    none; `nulls: equal` (`UNIQUE NULLS NOT DISTINCT`, `GROUP BY`): NULLs match NULLs."""
+
+    stage: ClassVar[Stage] = "set"
+
+    kind: Literal["unique"]
+    columns: list[str] = Field(min_length=1)
+    where: Condition | None = None
+    nulls: Literal["distinct", "equal"] = "distinct"
+
+    def column_list(self) -> list[str]:
+        return list(self.columns)
+
+    def reads(self, key_spaces: Any) -> dict[str, set[str]]:
+        return {self.table: {*self.columns, *(self.where.columns() if self.where else [])}}
+
+    def value_tests(self, scan: Any) -> list[Any]:
+        return [compile_condition(self.where, scan.col)] if self.where is not None else []
+
+    def evidence(self, kept: Any) -> str:
+        return f"duplicate of {self.table} {kept}"
+
+    def query(self, key: str) -> sa.Select[tuple[object, ...]]:
+        """(key, value, kept) of every finding, in key order (see `unique_query`)."""
+        return unique_query(self, key)
 
 
 def unique_query(check: UniqueCheck, key: str) -> sa.Select[tuple[object, ...]]:

@@ -1,0 +1,278 @@
+"""What every check kind is made of: the suite's building blocks (conditions, targets, key
+spaces, mis-key evidence, thresholds) and `Check`, the base of every kind's model.
+
+A kind is one module of `pipeline.checks` (its model, documented by its docstring, and how
+it compiles, exports and is enforced, as methods of the model), listed once in the registry
+(`pipeline.checks.KINDS`). The engine, the outputs, repair and the GX export call the
+methods; none of them branches on a kind's name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+if TYPE_CHECKING:
+    from sqlalchemy.sql.elements import ColumnElement
+
+    from pipeline.checks.base import RowRule, TableScan
+
+Severity = Literal["error", "warn"]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+# ----------------------------------------------------------------------- conditions
+class Operand(Model):
+    """The other side of a comparison when it is a column of the same row."""
+
+    column: str
+
+
+Comparand = Annotated[str | int | float | bool | Operand, Field(union_mode="left_to_right")]
+
+
+class Condition(Model):
+    """A predicate over one row: a leaf on one column, or `all` / `any` / `not` of conditions.
+
+    Leaves: `{column: c, eq|ne|gt|ge|lt|le: value-or-{column: other}}`,
+    `{column: c, in: [...]}`, `{column: c, not_in: [...]}`, `{column: c, is_null: true|false}`.
+    """
+
+    column: str | None = None
+    eq: Comparand | None = None
+    ne: Comparand | None = None
+    gt: Comparand | None = None
+    ge: Comparand | None = None
+    lt: Comparand | None = None
+    le: Comparand | None = None
+    in_: list[str | int | float] | None = Field(default=None, alias="in")
+    not_in: list[str | int | float] | None = None
+    is_null: bool | None = None
+    all: list[Condition] | None = None
+    any: list[Condition] | None = None
+    not_: Condition | None = Field(default=None, alias="not")
+
+    @model_validator(mode="after")
+    def _one_shape(self) -> Condition:
+        ops = [
+            n
+            for n in ("eq", "ne", "gt", "ge", "lt", "le", "in_", "not_in", "is_null")
+            if getattr(self, n) is not None
+        ]
+        groups = [n for n in ("all", "any", "not_") if getattr(self, n) is not None]
+        if groups and (ops or self.column):
+            raise ValueError("a condition is either a column test or one of all/any/not, not both")
+        if len(groups) > 1:
+            raise ValueError("use only one of all/any/not in one condition; nest them instead")
+        if not groups:
+            if self.column is None:
+                raise ValueError("a condition needs `column:` (or all/any/not)")
+            if len(ops) != 1:
+                raise ValueError(
+                    "a column test takes exactly one of eq, ne, gt, ge, lt, le, in, not_in, is_null"
+                )
+        return self
+
+    def columns(self) -> list[str]:
+        """The columns the condition reads, in order of first appearance."""
+        cols: list[str] = [self.column] if self.column else []
+        for op in ("eq", "ne", "gt", "ge", "lt", "le"):
+            v = getattr(self, op)
+            if isinstance(v, Operand):
+                cols.append(v.column)
+        for sub in (self.all or []) + (self.any or []) + ([self.not_] if self.not_ else []):
+            cols.extend(sub.columns())
+        return list(dict.fromkeys(cols))
+
+
+# ------------------------------------------------------------------------ building blocks
+class TableSpec(Model):
+    key: str = "id"
+
+
+class ColumnRef(Model):
+    table: str
+    column: str = "id"
+
+
+class KeySpace(Model):
+    """Another key space a reference value may wrongly come from (e.g. `users.id`)."""
+
+    table: str
+    key: str = "id"
+    attributes: list[str] = Field(default_factory=list)
+
+
+class AttributeEvidence(Model):
+    column: str
+    key_space_column: str
+
+
+class ViaEvidence(Model):
+    column: str
+    table: str
+    key: str = "id"
+    target_column: str
+
+
+class Evidence(Model):
+    """One piece of a row's own evidence about which key space its value belongs to."""
+
+    attribute: AttributeEvidence | None = None
+    via: ViaEvidence | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Evidence:
+        if (self.attribute is None) == (self.via is None):
+            raise ValueError("an evidence item is either `attribute:` or `via:`")
+        return self
+
+
+class MisKey(Model):
+    """How a value from another key space maps to the intended key: a `key_space` value v
+    stands for the target row whose `through` column equals v (`tutor_profiles.user_id = v`).
+    `evidence` lists what in the row itself can confirm or contradict that reading."""
+
+    key_space: str
+    through: str = "user_id"
+    evidence: list[Evidence] = Field(default_factory=list)
+
+    def problems(self, tables: Any, key_spaces: dict[str, KeySpace]) -> list[str]:
+        """What the suite must declare for this mis-key, as `path: message` (from `mis_key`)."""
+        if self.key_space not in key_spaces:
+            return [f"mis_key.key_space: `{self.key_space}` is not declared under `key_spaces:`"]
+        space, out = key_spaces[self.key_space], []
+        for j, ev in enumerate(self.evidence):
+            if ev.attribute and ev.attribute.key_space_column not in space.attributes:
+                out.append(
+                    f"mis_key.evidence[{j}].attribute.key_space_column: "
+                    f"`{ev.attribute.key_space_column}` is not an attribute of key space "
+                    f"`{self.key_space}`; add it to its `attributes:`"
+                )
+            if ev.via and ev.via.table not in tables:
+                out.append(
+                    f"mis_key.evidence[{j}].via: table `{ev.via.table}` is not declared under "
+                    "`tables:`"
+                )
+        return out
+
+    def reads(
+        self, targets: list[ColumnRef], key_spaces: dict[str, KeySpace]
+    ) -> dict[str, set[str]]:
+        """What diagnosing the mis-key reads beyond the row: the targets' `through` column,
+        the key space's key and attributes, the `via` tables."""
+        need: dict[str, set[str]] = {}
+        for ref in targets:
+            need.setdefault(ref.table, set()).update({ref.column, self.through})
+        space = key_spaces[self.key_space]
+        need.setdefault(space.table, set()).update({space.key, *space.attributes})
+        for ev in self.evidence:
+            if ev.via is not None:
+                need.setdefault(ev.via.table, set()).update({ev.via.key, ev.via.target_column})
+        return need
+
+    def row_columns(self) -> list[str]:
+        """The columns of the audited row its evidence reads."""
+        return [ev.attribute.column if ev.attribute else ev.via.column for ev in self.evidence]  # type: ignore[union-attr]
+
+
+# What a repair does with a row whose reference nothing maps: move it to the quarantine table
+# and delete it, set the reference to NULL, or only list it (rows other tables point at).
+OnOrphan = Literal["quarantine", "set_null", "report"]
+
+
+class Threshold(Model):
+    """How many violations a check tolerates before it fails."""
+
+    max_count: int | None = Field(default=None, ge=0)
+    max_rate: float | None = Field(default=None, ge=0, le=1)
+
+
+class MatchPair(Model):
+    column: str
+    target_column: str
+
+
+Stage = Literal["row", "set", "catalog"]
+"""How a kind runs: `row` kinds compile into flags on every row of one table (one scan per
+table, whatever the number of checks); `set` kinds run a query of their own; `catalog`
+kinds are answered from `pg_catalog`."""
+
+
+@dataclass(frozen=True)
+class GxSpec:
+    """One Great Expectations expectation a kind exports as itself (rather than as the
+    engine's SQL in an `UnexpectedRowsExpectation`): its type, its kwargs, the column."""
+
+    type: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    column: str = ""
+
+
+class Check(Model):
+    """What every check has: `id` (unique in the suite), `table`, `severity` (error or warn),
+    `threshold` (`max_count`, `max_rate`) and an optional `description`."""
+
+    stage: ClassVar[Stage] = "row"
+
+    id: str = Field(pattern=r"^[A-Za-z0-9_.:-]+$")
+    table: str
+    severity: Severity = "error"
+    threshold: Threshold = Threshold()
+    description: str | None = None
+
+    @property
+    def family(self) -> str:
+        return str(getattr(self, "kind"))  # noqa: B009  (every subclass has `kind`)
+
+    def column_list(self) -> list[str]:
+        """The columns of `table` the check is about (results, reports)."""
+        return []
+
+    def tables(self) -> list[str]:
+        """Every table the check names (each must be declared under `tables:`)."""
+        return [self.table]
+
+    def problems(self, tables: Any, key_spaces: dict[str, KeySpace]) -> list[str]:
+        """What the suite must declare beyond the tables, as `path: message`."""
+        return []
+
+    def reads(self, key_spaces: dict[str, KeySpace]) -> dict[str, set[str]]:
+        """The columns the check reads beyond its table's key, per table."""
+        return {self.table: set(self.column_list())}
+
+    def rules(self, scan: TableScan) -> list[RowRule]:
+        """A `row` kind's rules: boolean flags over the rows of `scan`."""
+        raise NotImplementedError(f"{self.family} is not a row check")
+
+    def query(self, key: str) -> Any:
+        """A `set` kind's query: (key, value, kept) of every finding, in key order."""
+        raise NotImplementedError(f"{self.family} is not a set check")
+
+    def evidence(self, kept: Any) -> str:
+        """A `set` kind's evidence for a finding, given the `kept` column of its row."""
+        return ""
+
+    def probes(self) -> list[tuple[Any, Callable[[str], str]]]:
+        """Statements PostgreSQL must accept for the check to run (a regex), each with what
+        to say, given the server's message, when it does not."""
+        return []
+
+    def value_tests(self, scan: Any) -> list[ColumnElement[Any]]:
+        """The expressions that hold the suite's values, for PostgreSQL to check against
+        the columns' types before the audit (`scan` gives each column as a typed NULL)."""
+        return []
+
+    def gx(self) -> list[GxSpec] | None:
+        """The GX expectations this check exports as; None: the engine's own SQL."""
+        return None
+
+    def check_body(self, col: Any) -> ColumnElement[bool] | None:
+        """The CHECK constraint that enforces it, over columns `col(name)`; None: none."""
+        return None

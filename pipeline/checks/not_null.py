@@ -1,0 +1,35 @@
+"""NOT NULL on one or more columns."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from pydantic import Field
+
+from pipeline.checks.base import RowRule, TableScan
+from pipeline.checks.model import Check, GxSpec
+
+
+class NotNullCheck(Check):
+    """`not_null`: none of `columns` may be NULL; one finding per row and column."""
+
+    kind: Literal["not_null"]
+    columns: list[str] = Field(min_length=1)
+
+    def column_list(self) -> list[str]:
+        return list(self.columns)
+
+    def rules(self, scan: TableScan) -> list[RowRule]:
+        return [
+            RowRule(self.id, self, c, scan.col(c).is_(None), sa.literal("NULL"))
+            for c in self.columns
+        ]
+
+    def gx(self) -> list[GxSpec]:
+        return [
+            GxSpec("expect_column_values_to_not_be_null", {"column": c}, c) for c in self.columns
+        ]
+
+    def check_body(self, col: Any) -> Any:
+        return sa.and_(*(col(c).is_not(None) for c in self.columns))

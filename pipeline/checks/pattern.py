@@ -1,0 +1,52 @@
+"""A column's text matches a regular expression."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Literal
+
+import sqlalchemy as sa
+
+from pipeline.checks.base import RowRule, TableScan, as_text
+from pipeline.checks.model import Check, GxSpec
+
+
+class PatternCheck(Check):
+    """`pattern`: a value of `column` that is not NULL must match `regex` (PostgreSQL's `~`;
+    a regex it rejects is exit 2 before the audit)."""
+
+    kind: Literal["pattern"]
+    column: str
+    regex: str
+
+    def column_list(self) -> list[str]:
+        return [self.column]
+
+    def rules(self, scan: TableScan) -> list[RowRule]:
+        c = scan.col(self.column)
+        flag = sa.not_(c.regexp_match(self.regex))
+        return [RowRule(self.id, self, self.column, flag, as_text(c))]
+
+    def probes(self) -> list[tuple[Any, Callable[[str], str]]]:
+        def explain(message: str) -> str:
+            return (
+                f"regex {self.regex!r} is not valid for PostgreSQL's ~ operator: {message}; "
+                "fix its `regex:`"
+            )
+
+        return [(sa.select(sa.literal("").regexp_match(self.regex)), explain)]
+
+    def value_tests(self, scan: Any) -> list[Any]:
+        return [r.flag for r in self.rules(scan)]
+
+    def gx(self) -> list[GxSpec]:
+        return [
+            GxSpec(
+                "expect_column_values_to_match_regex",
+                {"column": self.column, "regex": self.regex},
+                self.column,
+            )
+        ]
+
+    def check_body(self, col: Any) -> Any:
+        return col(self.column).regexp_match(self.regex)

@@ -1,0 +1,50 @@
+"""A predicate across the columns of one row."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import sqlalchemy as sa
+
+from pipeline.checks.base import RowRule, TableScan, as_text, compile_condition
+from pipeline.checks.model import Check, Condition
+
+
+class RowRuleCheck(Check):
+    """`row_rule`: where the condition `where` holds (every row without one), `require`
+    must hold; a row where it is false is a finding (NULL passes). `columns` names what the
+    findings show (default: the columns the conditions read)."""
+
+    kind: Literal["row_rule"]
+    require: Condition
+    where: Condition | None = None
+    columns: list[str] | None = None
+
+    def column_list(self) -> list[str]:
+        if self.columns:
+            return list(self.columns)
+        where = self.where.columns() if self.where else []
+        return list(dict.fromkeys([*where, *self.require.columns()]))
+
+    def reads(self, key_spaces: Any) -> dict[str, set[str]]:
+        where = self.where.columns() if self.where else []
+        return {self.table: {*self.column_list(), *where, *self.require.columns()}}
+
+    def rules(self, scan: TableScan) -> list[RowRule]:
+        flag = sa.not_(compile_condition(self.require, scan.col))
+        if self.where is not None:
+            flag = sa.and_(compile_condition(self.where, scan.col), flag)
+        cols = self.column_list()
+        value = sa.func.concat_ws(
+            ",", *(sa.func.coalesce(as_text(scan.col(c)), sa.literal("NULL")) for c in cols)
+        )
+        return [RowRule(self.id, self, ",".join(cols), flag, value)]
+
+    def value_tests(self, scan: Any) -> list[Any]:
+        return [r.flag for r in self.rules(scan)]
+
+    def check_body(self, col: Any) -> Any:
+        cond = compile_condition(self.require, col)
+        if self.where is not None:
+            cond = sa.or_(sa.not_(compile_condition(self.where, col)), cond)
+        return cond
