@@ -543,6 +543,29 @@ def suite_check(
     )
 
 
+@suite_app.command(
+    "kinds",
+    epilog=_examples("refaudit suite kinds", "refaudit suite kinds conditional_reference"),
+)
+def suite_kinds(
+    kind: Annotated[
+        str | None, typer.Argument(help="One kind (default: all of them).", show_default=False)
+    ] = None,
+) -> None:
+    """Print the suite reference: what each check kind checks and its keys."""
+    from pipeline.checks import KIND_NAMES, kind_doc, suite_reference
+
+    if kind is None:
+        typer.echo(suite_reference(), nl=False)
+        return
+    if kind not in KIND_NAMES:
+        raise typer.BadParameter(
+            f"unknown kind {kind!r}; use one of: {', '.join(sorted(KIND_NAMES))}",
+            param_hint="KIND",
+        )
+    typer.echo(kind_doc(KIND_NAMES[kind]))
+
+
 @app.command(
     "export-gx",
     epilog=_examples(

@@ -21,9 +21,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql.base import PGCompiler, PGDialect
-
 from pipeline.checks.base import ColumnTypes, comparable
 from pipeline.checks.catalog import (
     DISAGREES,
@@ -35,6 +32,7 @@ from pipeline.checks.catalog import (
     find_constraint,
     unwanted_constraints,
 )
+from pipeline.checks.enforce import check_expression, condition_sql
 from pipeline.sqltext import (
     comment,
     do_block,
@@ -89,46 +87,6 @@ class CatalogPlan:
 
 def _cols(columns: Iterable[str]) -> str:
     return ", ".join(ident(c) for c in columns)
-
-
-class _PlanCompiler(PGCompiler):
-    """Renders values as `pipeline.sqltext` does: quoted, one line, no `%` doubling (a
-    plan is run as it is written, never through a driver's format string)."""
-
-    def render_literal_value(self, value: Any, type_: Any) -> str:
-        if isinstance(value, bool):
-            return "true" if value else "false"
-        if isinstance(value, int | float):
-            return repr(value)
-        if isinstance(value, str):
-            return literal(value)
-        return str(super().render_literal_value(value, type_))
-
-
-class _PlanDialect(PGDialect):
-    statement_compiler = _PlanCompiler
-    default_paramstyle = "named"  # no `%` doubling in names or values
-
-
-def _literal_sql(expr: Any) -> str:
-    return str(expr.compile(dialect=_PlanDialect(), compile_kwargs={"literal_binds": True}))
-
-
-def _column(name: str) -> Any:
-    """A column of a CHECK body, quoted by `pipeline.sqltext.ident`."""
-    return sa.literal_column(ident(name))
-
-
-def check_expression(suite: Suite, check: ConstraintCheck) -> str | None:
-    """The CHECK body for a `type: check` constraint, from the row check it enforces."""
-    if check.for_check is None:
-        return None
-    try:
-        rule = suite.check(check.for_check)
-    except KeyError:
-        return None
-    body = rule.check_body(_column)
-    return _literal_sql(body) if body is not None else None
 
 
 def constraint_definition(suite: Suite, check: ConstraintCheck) -> str | None:
@@ -422,15 +380,18 @@ def conditional_reference_triggers(
     def same(target: ColumnRef) -> bool:
         return comparable(here, known.get((target.table, target.column)))
 
-    groups: dict[ColumnRef, list[str]] = {}
+    by_key: dict[str, tuple[ColumnRef, list[str]]] = {}
     for value, target in check.targets.items():
-        groups.setdefault(target, []).append(value)
+        by_key.setdefault(target.ref_key(), (target, []))[1].append(value)
+    groups = list(by_key.values())
     fn = object_name(name, "fn")
     branches = []
-    for i, (target, values) in enumerate(groups.items()):
+    for i, (target, values) in enumerate(groups):
         keyword = "IF" if i == 0 else "ELSIF"
         chosen = ", ".join(literal(v) for v in values)
         found = key_equals(ident(target.column), f"NEW.{col}", same=same(target))
+        if target.where is not None:
+            found += f" AND {condition_sql(target.where)}"
         branches.append(
             f"  {keyword} NEW.{disc} IN ({chosen}) THEN\n"
             f"    PERFORM 1 FROM {table(target.table)} WHERE {found} FOR KEY SHARE;"
@@ -443,9 +404,12 @@ def conditional_reference_triggers(
         " names",
     )
     no_target = _raise_message(f"{check.table}.{check.discriminator} ", "%", " names no target")
+    skip = f"NEW.{col} IS NULL"
+    if check.where is not None:  # rows the check does not look at
+        skip += f" OR NOT coalesce({condition_sql(check.where, 'NEW.')}, false)"
     body = (
         "\nBEGIN\n"
-        f"  IF NEW.{col} IS NULL THEN\n    RETURN NEW;\n  END IF;\n"
+        f"  IF {skip} THEN\n    RETURN NEW;\n  END IF;\n"
         + "\n".join(branches)
         + "\n  ELSE\n"
         f"    RAISE EXCEPTION {no_target}, NEW.{disc} USING ERRCODE = 'check_violation';\n"
@@ -460,20 +424,31 @@ def conditional_reference_triggers(
     statements = [
         f"CREATE OR REPLACE FUNCTION {ident(fn)}() RETURNS trigger LANGUAGE plpgsql AS "
         f"{dollar_quoted(body)};",
-        f"CREATE OR REPLACE TRIGGER {ident(name)} BEFORE INSERT OR UPDATE OF {col}, {disc} "
+        f"CREATE OR REPLACE TRIGGER {ident(name)} BEFORE INSERT OR UPDATE OF "
+        f"{', '.join(dict.fromkeys([col, disc, *(ident(c) for c in check.row_columns())]))} "
         f"ON {table(t)} FOR EACH ROW EXECUTE FUNCTION {ident(fn)}();",
     ]
     undo = [f"DROP TRIGGER IF EXISTS {ident(name)} ON {table(t)};"]
     drops_fn = [f"DROP FUNCTION IF EXISTS {ident(fn)}();"]
-    for target, values in groups.items():
-        tname = object_name(name, bare_name(target.table))
-        tfn = object_name(name, bare_name(target.table), "fn")
+    for target, values in groups:
+        # one trigger per target table; a second filtered target on the same table gets its own
+        own = [t for t, _ in groups if t.table == target.table]
+        part = bare_name(target.table) + (f"_{own.index(target) + 1}" if len(own) > 1 else "")
+        tname = object_name(name, part)
+        tfn = object_name(name, part, "fn")
         key = ident(target.column)
         chosen = ", ".join(literal(v) for v in values)
         held = key_equals(col, f"OLD.{key}", same=same(target))
+        if check.where is not None:  # only rows the check looks at hold a target row
+            held += f" AND coalesce({condition_sql(check.where)}, false)"
+        watched = [key]
+        still = f"NEW.{key} IS NOT DISTINCT FROM OLD.{key}"
+        if target.where is not None:  # a row that stops meeting `where` stops counting
+            watched += [ident(c) for c in target.where.columns() if ident(c) not in watched]
+            still += f" AND coalesce({condition_sql(target.where, 'NEW.')}, false)"
         tbody = (
             "\nBEGIN\n"
-            f"  IF TG_OP = 'UPDATE' AND NEW.{key} IS NOT DISTINCT FROM OLD.{key} THEN\n"
+            f"  IF TG_OP = 'UPDATE' AND {still} THEN\n"
             "    RETURN NEW;\n  END IF;\n"
             f"  IF EXISTS (SELECT 1 FROM {table(t)} WHERE {disc} IN ({chosen}) "
             f"AND {held}) THEN\n"
@@ -493,7 +468,8 @@ def conditional_reference_triggers(
         statements += [
             f"CREATE OR REPLACE FUNCTION {ident(tfn)}() RETURNS trigger LANGUAGE plpgsql "
             f"AS {dollar_quoted(tbody)};",
-            f"CREATE OR REPLACE TRIGGER {ident(tname)} BEFORE DELETE OR UPDATE OF {key} "
+            f"CREATE OR REPLACE TRIGGER {ident(tname)} BEFORE DELETE OR UPDATE OF "
+            f"{', '.join(watched)} "
             f"ON {table(target.table)} FOR EACH ROW EXECUTE FUNCTION {ident(tfn)}();",
         ]
         undo.append(f"DROP TRIGGER IF EXISTS {ident(tname)} ON {table(target.table)};")

@@ -36,6 +36,9 @@ from pipeline.checks.base import (
     RowRule,
     TableScan,
     Violation,
+    check_rules,
+    compile_condition,
+    filter_key,
     table_clause,
 )
 from pipeline.checks.catalog import (
@@ -390,7 +393,7 @@ def plan_tables(
         plan = TablePlan(table, suite.key_of(table), scan=scan)
         widths = []
         for check in checks:
-            rules = check.rules(scan)
+            rules = check_rules(check, scan)
             plan.rules.extend(rules)
             widths.append(sum(_width(r) for r in rules))
         return plan, widths
@@ -421,6 +424,9 @@ def required_columns(suite: Suite) -> dict[str, set[str]]:
         for table, cols in check.reads(suite.key_spaces).items():
             need[table] |= cols
             need[table].add(suite.key_of(table))
+        kept = check.row_filter()
+        if kept is not None:
+            need[check.table] |= set(kept.columns())
     return need
 
 
@@ -514,7 +520,11 @@ def verify_values(conn: Connection, suite: Suite) -> None:
     for (table, column), kind in every_type.items():
         types.setdefault(table, _TypedNulls({}))._types[column] = kind.name
     for check in suite.checks:
-        tests = check.value_tests(types.setdefault(check.table, _TypedNulls({})))
+        nulls = types.setdefault(check.table, _TypedNulls({}))
+        tests = check.value_tests(nulls)
+        kept = check.row_filter()
+        if kept is not None:
+            tests = [*tests, compile_condition(kept, nulls.col)]
         if tests:
             by_table[check.table].append((check, tests))
     for checks in by_table.values():
@@ -634,9 +644,16 @@ def _rows_job(
     )
 
 
-def _count(conn: Connection, table: str) -> int:
-    count = sa.select(sa.func.count()).select_from(table_clause(table))
-    return int(conn.execute(count).scalar_one())
+def _count(conn: Connection, table: str, filters: dict[str, Any]) -> dict[str, int]:
+    """The table's rows, and the rows each filter keeps (`filter_key` -> count), in one scan."""
+    columns = sorted({c for f in filters.values() for c in f.columns()})
+    t = table_clause(table, columns).alias("t")
+    keys = list(filters)
+    counted = [
+        sa.func.count().filter(compile_condition(filters[k], lambda c: t.c[c])) for k in keys
+    ]
+    row = conn.execute(sa.select(sa.func.count(), *counted).select_from(t)).one()
+    return {"": int(row[0]), **{k: int(n) for k, n in zip(keys, row[1:], strict=True)}}
 
 
 # Transaction-local settings for the audit's statements. A table's statement returns only its
@@ -825,7 +842,7 @@ def run_checks(
     output is the same either way."""
     prog = as_progress(progress)
     tune_session(conn)
-    rows: dict[str, int] = {}
+    rows: dict[str, dict[str, int]] = {}  # table -> filter_key -> rows
     rule_meta: dict[str, tuple[Any, list[str]]] = {}
     plans = plan_tables(suite, unique_columns(conn, suite.tables), column_types(conn, suite.tables))
     jobs: list[_Job] = []
@@ -862,12 +879,19 @@ def run_checks(
         jobs.append(
             _rows_job("uniqueness", f"checking {unique.id}", stmt, _set_rows(unique, sink), None)
         )
+    filters: dict[str, dict[str, Any]] = {}
+    for check in suite.checks:
+        if check.stage != "catalog":
+            kept = check.row_filter()
+            per_table = filters.setdefault(check.table, {})
+            if kept is not None:
+                per_table[filter_key(check)] = kept
     for table in dict.fromkeys([p.table for p in plans] + [c.table for c in uniques]):
         jobs.append(
             _Job(
                 "",  # bookkeeping (rows_checked), not a progress step
                 f"counting {table}",
-                run=partial(_count, table=table),
+                run=partial(_count, table=table, filters=filters.get(table, {})),
                 take=partial(rows.__setitem__, table),
             )
         )
@@ -907,7 +931,7 @@ def run_checks(
             columns=cols,
             severity=check.severity,
             description=check.description or "",
-            rows_checked=1 if is_catalog else rows.get(check.table, 0),
+            rows_checked=1 if is_catalog else rows.get(check.table, {}).get(filter_key(check), 0),
             violations=sink.counts.get(rule_id, 0),
             max_count=check.threshold.max_count,
             max_rate=check.threshold.max_rate,

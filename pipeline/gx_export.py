@@ -34,7 +34,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-from pipeline.checks.base import ColumnTypes, TableScan, table_clause
+from pipeline.checks.base import ColumnTypes, TableScan, check_rules, table_clause
 from pipeline.engine import TablePlan, required_columns
 from pipeline.errors import RefauditError, UsageError
 from pipeline.suite import Suite
@@ -139,7 +139,7 @@ def _rule_queries(
     which confirms hidden mis-keys) narrowed to the rule."""
     scan = TableScan(check.table, columns, unique, suite.key_spaces, types)
     plan = TablePlan(
-        check.table, suite.key_of(check.table), rules=check.rules(scan),
+        check.table, suite.key_of(check.table), rules=check_rules(check, scan),
         scan=scan,
     )
     w = plan.statement().order_by(None).subquery("w")

@@ -51,8 +51,14 @@ from sqlalchemy.engine import Connection
 
 from pipeline.checks.base import ColumnTypes, Violation, comparable
 from pipeline.checks.catalog import CatalogFacts, column_types, read_catalog
+from pipeline.checks.enforce import condition_sql
 from pipeline.checks.reference import DISCRIMINATOR_SUFFIX
-from pipeline.constraints import AuditedConstraint, CatalogPlan, guarded_drop, readd
+from pipeline.constraints import (
+    AuditedConstraint,
+    CatalogPlan,
+    guarded_drop,
+    readd,
+)
 from pipeline.sqltext import (
     PSQL_ALLOW_OTHER,
     comment,
@@ -663,6 +669,8 @@ def _names_target(
         key = key_equals(
             f"x.{ident(target.column)}", ref, same=ctx.same((target.table, target.column), here)
         )
+        if target.where is not None:  # only the target rows it keeps count
+            key += f" AND {condition_sql(target.where, 'x.')}"
         if through is not None and check.mis_key is not None:
             column = check.mis_key.through
             same = ctx.same((target.table, column), here)

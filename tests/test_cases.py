@@ -44,7 +44,10 @@ def case_db(new_database) -> str:  # type: ignore[no-untyped-def]
     return uri
 
 
-def run_case(uri: str, doc: dict[str, Any], case: dict[str, Any]) -> list[dict[str, str]]:
+def run_case(
+    uri: str, doc: dict[str, Any], case: dict[str, Any]
+) -> tuple[list[dict[str, str]], dict[str, int]]:
+    """violations.csv's lines and each check's rows_checked."""
     conn = psycopg2.connect(uri)
     try:
         with conn.cursor() as cur:
@@ -71,7 +74,7 @@ def run_case(uri: str, doc: dict[str, Any], case: dict[str, Any]) -> list[dict[s
     buf = io.StringIO()
     try:
         with read_only_snapshot(engine) as (conn2, _):
-            run_checks(conn2, suite, ViolationSink(buf))
+            results = run_checks(conn2, suite, ViolationSink(buf))
     finally:
         engine.dispose()
         if case.get("teardown"):
@@ -79,12 +82,14 @@ def run_case(uri: str, doc: dict[str, Any], case: dict[str, Any]) -> list[dict[s
     import csv
 
     buf.seek(0)
-    return list(csv.DictReader(buf))
+    return list(csv.DictReader(buf)), {r.id: r.rows_checked for r in results}
 
 
 @pytest.mark.parametrize(("family", "doc", "case"), _load())
 def test_case(case_db: str, family: str, doc: dict[str, Any], case: dict[str, Any]) -> None:
-    got = run_case(case_db, doc, case)
+    got, rows_checked = run_case(case_db, doc, case)
+    for check_id, n in (case.get("rows_checked") or {}).items():
+        assert rows_checked[check_id] == n, f"{case['name']}: rows_checked of {check_id}"
     expected = case.get("expect") or []
     assert sorted((g["check"], g["key"]) for g in got) == sorted(
         (e["check"], str(e["key"])) for e in expected

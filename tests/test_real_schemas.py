@@ -277,3 +277,52 @@ def test_gx_export_with_the_database_types_agrees(rails: str, tmp_path: Path) ->
     gx = run_with_gx(as_url(rails).render_as_string(hide_password=False), tmp_path / "gx")
     assert gx.broken == {}
     assert gx.counts == ours
+
+
+def sti_suite() -> dict[str, Any]:
+    """SUITE with each inheritance value naming only its own rows of `users`."""
+    import copy
+
+    suite = copy.deepcopy(SUITE)
+    for check in suite["checks"][:2]:
+        for value in ("User", "AdminUser"):
+            check["targets"][value] = {
+                "table": "users",
+                "where": {"column": "type", "eq": value},
+            }
+    return suite
+
+
+def test_a_target_filter_tells_inheritance_types_apart(rails: str, tmp_path: Path) -> None:
+    before = dump_all(rails)
+    suite = Suite.model_validate(sti_suite())
+    run_audit(as_url(rails), suite, tmp_path / "run", options=AuditOptions(repair=True))
+    got = {k: v for k, v in findings(tmp_path / "run").items() if "trigger" not in k[0]}
+    assert got == {
+        **EXPECTED,
+        # users 3 is a User, users 2 an AdminUser: each value counts only its own rows
+        ("versions.item", "8"): ("wrong_type", "User"),
+        ("taggings.taggable", "3"): ("wrong_type", "AdminUser"),
+        # users 1 is a User: the only target that has it
+        ("versions.item.discriminator", "10"): ("wrong_type", "User"),
+    }
+    applied = apply_plan(as_url(rails), tmp_path / "run" / "repair.sql")
+    assert applied.totals["updated"] == 4  # an unknown discriminator's proposal is for review
+    assert query(rails, "SELECT item_type FROM versions WHERE id = 8") == [("User",)]
+    assert query(rails, "SELECT taggable_type::text FROM taggings WHERE id = 3") == [
+        ("AdminUser",)
+    ]
+    done = psql(rails, tmp_path / "run" / "constraints.sql")
+    assert done.returncode == 0, done.stderr
+    execute(rails, "INSERT INTO versions VALUES (20, 'AdminUser', '2', 'update')")
+    for sql in (
+        "INSERT INTO versions VALUES (21, 'AdminUser', '1', 'update')",  # a User
+        "UPDATE users SET type = 'User' WHERE id = 2",  # AdminUser rows point at it
+    ):
+        with pytest.raises(psycopg2.Error):
+            execute(rails, sql)
+    execute(rails, "DELETE FROM versions WHERE id = 20")
+    # rollback.sql undoes constraints.sql too (its triggers first), then the rows
+    back = psql(rails, tmp_path / "run" / "rollback.sql")
+    assert back.returncode == 0, back.stderr
+    assert dump_all(rails) == before

@@ -16,12 +16,26 @@ checks:
 """
 
 
-def test_shipped_suite_covers_every_family() -> None:
+def test_shipped_suite_loads_and_every_kind_has_cases() -> None:
+    import yaml
+
     suite = load_suite()
     assert suite.path == DEFAULT_SUITE.resolve()
-    kinds = {c.kind for c in suite.checks}
-    assert kinds == CHECK_KINDS
-    assert len(CHECK_KINDS) == 11
+    assert {c.family for c in suite.checks} <= CHECK_KINDS
+    in_cases = {
+        check["kind"]
+        for path in (Path(__file__).parent / "cases").glob("*.yml")
+        for check in yaml.safe_load(path.read_text())["checks"]
+    }
+    assert CHECK_KINDS - in_cases == set(), "every kind brings its cases in tests/cases/"
+
+
+def test_readme_suite_reference_is_the_kinds_own() -> None:
+    from pipeline.checks import suite_reference
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    block = readme.split("<!-- kinds:begin -->\n")[1].split("<!-- kinds:end -->")[0]
+    assert block == suite_reference(), "README's check kinds: paste `refaudit suite kinds`"
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ from pipeline.checks.in_set import InSetCheck
 from pipeline.checks.model import Check
 from pipeline.checks.not_null import NotNullCheck
 from pipeline.checks.pattern import PatternCheck
+from pipeline.checks.range import RangeCheck
 from pipeline.checks.reference import ConditionalReferenceCheck, ReferenceCheck
 from pipeline.checks.row_rule import RowRuleCheck
 from pipeline.checks.unique import UniqueCheck
@@ -27,6 +28,7 @@ KINDS: tuple[type[Check], ...] = (
     NotNullCheck,
     InSetCheck,
     PatternCheck,
+    RangeCheck,
     RowRuleCheck,
     UniqueCheck,
     ConstraintCheck,
@@ -45,3 +47,36 @@ ROW_KINDS = frozenset(n for n, k in KIND_NAMES.items() if k.stage == "row")
 SET_KINDS = frozenset(n for n, k in KIND_NAMES.items() if k.stage == "set")
 CATALOG_KINDS = frozenset(n for n, k in KIND_NAMES.items() if k.stage == "catalog")
 CHECK_KINDS = frozenset(KIND_NAMES)
+
+_COMMON = ("kind", "id", "table", "severity", "threshold", "description")
+
+
+def _keys(model: type[Check]) -> str:
+    parts = []
+    for name, info in model.model_fields.items():
+        if name in _COMMON:
+            continue
+        key = f"`{info.alias or name}`"
+        if info.is_required():
+            parts.append(key)
+        elif info.default is None or info.default_factory is not None:
+            parts.append(f"{key} (optional)")
+        else:
+            default = str(info.default).lower() if isinstance(info.default, bool) else info.default
+            parts.append(f"{key} (default `{default}`)")
+    return ", ".join(parts)
+
+
+def kind_doc(model: type[Check]) -> str:
+    """A kind's documentation: its docstring, one paragraph, and its keys."""
+    text = " ".join((model.__doc__ or "").split())
+    return f"{text}\n\nKeys: {_keys(model)}." if _keys(model) else text
+
+
+def suite_reference() -> str:
+    """The suite reference of every kind, as Markdown (README's "Check kinds")."""
+    common = " ".join((Check.__doc__ or "").split())
+    sections = [f"Every check: {common}"]
+    for model in KINDS:
+        sections.append(f"#### `{kind_name(model)}` ({model.stage})\n\n{kind_doc(model)}")
+    return "\n\n".join(sections) + "\n"

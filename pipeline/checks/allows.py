@@ -16,14 +16,18 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection
 
 from pipeline import sqltext
-from pipeline.suite import ConstraintCheck, InSetCheck, Suite
+from pipeline.checks.enforce import check_expression  # the rule as constraints.sql writes it
+
+if TYPE_CHECKING:
+    from pipeline.checks.catalog import ConstraintCheck
+    from pipeline.suite import Suite
 
 _BODY = re.compile(r"^CHECK \((?P<body>.*)\)(?: NO INHERIT)?(?: NOT VALID)?$", re.DOTALL)
 _STRING = re.compile(r"'((?:[^']|'')*)'")
@@ -65,8 +69,6 @@ def disagreements(
     """What the catalog's CHECK `found` allows that the rule `check.for_check` does not (or
     the other way round), as one problem; None when they agree on every probe or when
     there is nothing to compare (no rule, an expression refaudit cannot derive)."""
-    from pipeline.constraints import check_expression  # the rule as constraints.sql writes it
-
     if found.get("type") != "check" or check.for_check is None:
         return None
     expected = check_expression(suite, check)
@@ -77,7 +79,7 @@ def disagreements(
         rule: Any = suite.check(check.for_check)
     except KeyError:
         return None
-    values = [str(v) for v in rule.values] if isinstance(rule, InSetCheck) else []
+    values = [str(v) for v in rule.probe_values()]
     candidates = list(dict.fromkeys([*values, *_literals(expected), *_literals(actual), "", PROBE]))
     probes: list[dict[str, Any]] = [{}]  # every column NULL
     for column in rule.column_list():

@@ -9,7 +9,7 @@ statement, so the table is scanned once whatever the number of checks. Set famil
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import sqlalchemy as sa
@@ -95,17 +95,20 @@ class TableScan:
         by: str,
         on: Callable[[Any], ColumnElement[bool]],
         key: tuple[Any, ...] = (),
+        keep: Condition | None = None,
     ) -> Any:
-        """LEFT JOIN `table` matched on its column `by`, with condition `on(alias)`.
+        """LEFT JOIN `table` matched on its column `by`, with condition `on(alias)`; with
+        `keep`, only the target rows it keeps (see `lookup`).
 
         `key` tells joins of the same table and column apart (a conditional reference joins
         once per discriminator value). Unless the catalog says `by` is unique, the join goes
         through `SELECT DISTINCT ON (by)`, so that duplicate target keys never multiply rows.
         """
-        full_key = (table, by, *key)
+        full_key = (table, by, *key, condition_key(keep))
         if full_key not in self._joins:
             name = f"j{len(self._joins) + 1}"
-            alias = lookup(table, by, self._columns.get(table, [by]), self._unique, name)
+            columns = self._columns.get(table, [by])
+            alias = lookup(table, by, columns, self._unique, name, keep)
             self._joins[full_key] = (alias, on(alias))
         return self._joins[full_key][0]
 
@@ -117,15 +120,26 @@ class TableScan:
 
 
 def lookup(
-    table: str, by: str, columns: Iterable[str], unique: set[tuple[str, str]], name: str
+    table: str,
+    by: str,
+    columns: Iterable[str],
+    unique: set[tuple[str, str]],
+    name: str,
+    keep: Condition | None = None,
 ) -> Any:
     """`table` (with `columns`) as a join target matched on `by`: the table itself when the
     catalog says `by` is unique, else `SELECT DISTINCT ON (by)`, so that duplicate keys never
-    multiply the rows they are joined to."""
-    target = table_clause(table, [by, *columns])
-    if (table, by) in unique:
+    multiply the rows they are joined to. With `keep` (a target's `where`), only the rows it
+    keeps count: filtered before DISTINCT ON, so a kept row is found whatever its duplicates."""
+    target = table_clause(table, [by, *columns, *(keep.columns() if keep else [])])
+    if keep is None and (table, by) in unique:
         return target.alias(name)
-    return sa.select(*target.c).ext(distinct_on(target.c[by])).order_by(target.c[by]).subquery(name)
+    rows = sa.select(*target.c)
+    if keep is not None:
+        rows = rows.where(compile_condition(keep, lambda c: target.c[c]))
+        if (table, by) in unique:
+            return rows.subquery(name)
+    return rows.ext(distinct_on(target.c[by])).order_by(target.c[by]).subquery(name)
 
 
 class DiagnosisScope:
@@ -155,25 +169,32 @@ class DiagnosisScope:
         columns: Iterable[str],
         on: Callable[[Any], ColumnElement[bool]],
         key: tuple[Any, ...],
+        keep: Condition | None = None,
     ) -> Any:
-        """LEFT JOIN `table` matched on its column `by` with condition `on(alias)`.
+        """LEFT JOIN `table` matched on its column `by` with condition `on(alias)`; with
+        `keep`, only the target rows it keeps.
 
         When a unique index covers `by`, the join is a LATERAL probe of that index per
         diagnosed row (`OFFSET 0` keeps the planner from flattening it into a hash join of
         the whole table): the planner cannot know how few rows `v` holds and would otherwise
         hash or sort entire tables for a few of their rows. Same rows either way."""
+        full_key = ("lookup", table, by, *key, condition_key(keep))
         if (table, by) not in self._unique:
             return self.join(
-                ("lookup", table, by, *key),
-                lambda name: lookup(table, by, columns, self._unique, name),
+                full_key,
+                lambda name: lookup(table, by, columns, self._unique, name, keep),
                 on,
             )
 
         def probe(name: str) -> Any:
-            inner = table_clause(table, [by, *columns]).alias(f"{name}_t")
-            return sa.select(*inner.c).where(on(inner)).offset(0).lateral(name)
+            kept = keep.columns() if keep else []
+            inner = table_clause(table, [by, *columns, *kept]).alias(f"{name}_t")
+            found = sa.select(*inner.c).where(on(inner))
+            if keep is not None:
+                found = found.where(compile_condition(keep, lambda c: inner.c[c]))
+            return found.offset(0).lateral(name)
 
-        return self.join(("lookup", table, by, *key), probe, lambda _alias: sa.true())
+        return self.join(full_key, probe, lambda _alias: sa.true())
 
     def join(
         self,
@@ -335,3 +356,24 @@ def compile_condition(cond: Condition, col: Any) -> sa.ColumnElement[bool]:
     if cond.not_in is not None:
         return not_one_of(left, cond.not_in)
     return left.is_(None) if cond.is_null else left.is_not(None)
+
+
+def check_rules(check: Any, scan: TableScan) -> list[RowRule]:
+    """A row check's rules over `scan`, each flag limited to the rows the check's `where`
+    keeps (`row_filter`): what the engine runs and the GX export exports."""
+    rules = check.rules(scan)
+    kept = check.row_filter()
+    if kept is None:
+        return list(rules)
+    keep = compile_condition(kept, scan.col)
+    return [replace(r, flag=sa.and_(keep, r.flag)) for r in rules]
+
+
+def condition_key(cond: Condition | None) -> str:
+    """A condition as a key: "" for none."""
+    return "" if cond is None else cond.model_dump_json(by_alias=True, exclude_none=True)
+
+
+def filter_key(check: Any) -> str:
+    """Tells the row sets of a table's checks apart: "" for every row, else the filter."""
+    return condition_key(check.row_filter())

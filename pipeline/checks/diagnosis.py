@@ -35,6 +35,7 @@ from pipeline.checks.base import (
     DiagnosisScope,
     Facts,
     Step,
+    compile_condition,
     equal_as,
     not_one_of,
     table_clause,
@@ -166,6 +167,7 @@ class _Common:
                 extra,
                 self.key_is(t.ref.column, value),
                 ("direct", self.column),
+                keep=t.ref.where,
             )
             for t in self.targets
         ]
@@ -283,6 +285,7 @@ class ReferenceDiagnoser(_Common):
                     [mis_key.through],
                     match(t.ref.column, points),
                     ("via_target", via.column),
+                    keep=t.ref.where,
                 )
                 for t in self.targets
             ]
@@ -313,7 +316,8 @@ class ReferenceDiagnoser(_Common):
         a key-space value maps to, the first, and all of them."""
         assert self.mis_key is not None
         through, key = self.mis_key.through, target.ref.column
-        tbl = table_clause(target.ref.table, [key, through])
+        kept = target.ref.where
+        tbl = table_clause(target.ref.table, [key, through, *(kept.columns() if kept else [])])
         as_key = (lambda e: e) if self.same else (lambda e: sa.cast(e, sa.Text))
         wanted = sa.select(as_key(value)).where(value.is_not(None), scope.rows)
 
@@ -328,12 +332,13 @@ class ReferenceDiagnoser(_Common):
                     ).label("ids"),
                 )
                 .where(as_key(tbl.c[through]).in_(wanted))
+                .where(compile_condition(kept, lambda c: tbl.c[c]) if kept else sa.true())
                 .group_by(tbl.c[through])
                 .subquery(name)
             )
 
         return scope.join(
-            ("map", target.ref.table, through, self.column),
+            ("map", target.ref.table, through, self.column, target.ref.ref_key()),
             make,
             lambda a: self.eq(a.c.k, value),
         )

@@ -7,17 +7,17 @@ from typing import Any, Literal
 from pydantic import Field
 
 from pipeline.checks.base import RowRule, TableScan, as_text, not_one_of, one_of
-from pipeline.checks.model import Check, GxSpec
+from pipeline.checks.model import Check, Filtered, GxSpec
 
 Scalar = str | int | float | bool | None
 
 
-class InSetCheck(Check):
+class InSetCheck(Filtered, Check):
     """`in_set`: a value of `column` that is not NULL must be one of `values` (strings,
     numbers, booleans; PostgreSQL converts each to the column's type, and one it cannot hold
     is exit 2 before the audit). NULL always passes, as in a CHECK constraint, dbt's
     `accepted_values` and GX's `expect_column_values_to_be_in_set`; writing `null` among the
-    values says so explicitly."""
+    values says so explicitly. `where` limits the rows checked."""
 
     kind: Literal["in_set"]
     column: str
@@ -41,7 +41,9 @@ class InSetCheck(Check):
     def value_tests(self, scan: Any) -> list[Any]:
         return [r.flag for r in self.rules(scan)]
 
-    def gx(self) -> list[GxSpec]:
+    def gx(self) -> list[GxSpec] | None:
+        if self.where is not None:
+            return None  # the engine's SQL, which applies the filter
         return [
             GxSpec(
                 "expect_column_values_to_be_in_set",
@@ -49,6 +51,9 @@ class InSetCheck(Check):
                 self.column,
             )
         ]
+
+    def probe_values(self) -> list[Any]:
+        return self.allowed()
 
     def check_body(self, col: Any) -> Any:
         allowed = self.allowed()

@@ -97,8 +97,16 @@ class TableSpec(Model):
 
 
 class ColumnRef(Model):
+    """A target: `table` and its key `column` (default `id`); with `where`, only the target
+    rows it keeps count (`{table: users, where: {column: type, eq: AdminUser}}`)."""
+
     table: str
     column: str = "id"
+    where: Condition | None = None
+
+    def ref_key(self) -> str:
+        """Tells targets apart (a dict key: a condition holds lists, which do not hash)."""
+        return self.model_dump_json(exclude_none=True)
 
 
 class KeySpace(Model):
@@ -199,6 +207,16 @@ class MatchPair(Model):
     target_column: str
 
 
+class Filtered(Model):
+    """A check with `where:`, the condition a row must meet to be checked at all (a row
+    where it is false or NULL is not checked and not counted in `rows_checked`)."""
+
+    where: Condition | None = None
+
+    def row_filter(self) -> Condition | None:
+        return self.where
+
+
 Stage = Literal["row", "set", "catalog"]
 """How a kind runs: `row` kinds compile into flags on every row of one table (one scan per
 table, whatever the number of checks); `set` kinds run a query of their own; `catalog`
@@ -234,6 +252,11 @@ class Check(Model):
     def column_list(self) -> list[str]:
         """The columns of `table` the check is about (results, reports)."""
         return []
+
+    def row_filter(self) -> Condition | None:
+        """Which rows of `table` the check looks at (its `where`); None: every row. The
+        engine applies it to every rule of the check and counts `rows_checked` with it."""
+        return None
 
     def tables(self) -> list[str]:
         """Every table the check names (each must be declared under `tables:`)."""
@@ -272,6 +295,10 @@ class Check(Model):
     def gx(self) -> list[GxSpec] | None:
         """The GX expectations this check exports as; None: the engine's own SQL."""
         return None
+
+    def probe_values(self) -> list[Any]:
+        """Values worth trying on a CHECK constraint that claims to enforce the check."""
+        return []
 
     def check_body(self, col: Any) -> ColumnElement[bool] | None:
         """The CHECK constraint that enforces it, over columns `col(name)`; None: none."""

@@ -8,11 +8,12 @@ import sqlalchemy as sa
 from pydantic import Field
 
 from pipeline.checks.base import RowRule, TableScan
-from pipeline.checks.model import Check, GxSpec
+from pipeline.checks.model import Check, Filtered, GxSpec
 
 
-class NotNullCheck(Check):
-    """`not_null`: none of `columns` may be NULL; one finding per row and column."""
+class NotNullCheck(Filtered, Check):
+    """`not_null`: none of `columns` may be NULL (in the rows `where` keeps); one finding
+    per row and column."""
 
     kind: Literal["not_null"]
     columns: list[str] = Field(min_length=1)
@@ -26,7 +27,9 @@ class NotNullCheck(Check):
             for c in self.columns
         ]
 
-    def gx(self) -> list[GxSpec]:
+    def gx(self) -> list[GxSpec] | None:
+        if self.where is not None:
+            return None  # the engine's SQL, which applies the filter
         return [
             GxSpec("expect_column_values_to_not_be_null", {"column": c}, c) for c in self.columns
         ]

@@ -8,12 +8,12 @@ from typing import Any, Literal
 import sqlalchemy as sa
 
 from pipeline.checks.base import RowRule, TableScan, as_text
-from pipeline.checks.model import Check, GxSpec
+from pipeline.checks.model import Check, Filtered, GxSpec
 
 
-class PatternCheck(Check):
+class PatternCheck(Filtered, Check):
     """`pattern`: a value of `column` that is not NULL must match `regex` (PostgreSQL's `~`;
-    a regex it rejects is exit 2 before the audit)."""
+    a regex it rejects is exit 2 before the audit); `where` limits the rows checked."""
 
     kind: Literal["pattern"]
     column: str
@@ -39,7 +39,9 @@ class PatternCheck(Check):
     def value_tests(self, scan: Any) -> list[Any]:
         return [r.flag for r in self.rules(scan)]
 
-    def gx(self) -> list[GxSpec]:
+    def gx(self) -> list[GxSpec] | None:
+        if self.where is not None:
+            return None  # the engine's SQL, which applies the filter
         return [
             GxSpec(
                 "expect_column_values_to_match_regex",

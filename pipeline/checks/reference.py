@@ -22,14 +22,13 @@ from pipeline.checks.diagnosis import (
     ReferenceDiagnoser,
     Target,
     match,
-    row_columns,
 )
-from pipeline.checks.model import Check, ColumnRef, KeySpace, MisKey, OnOrphan
+from pipeline.checks.model import Check, ColumnRef, Filtered, KeySpace, MisKey, OnOrphan
 
 DISCRIMINATOR_SUFFIX = ".discriminator"
 
 
-class _Reference(Check):
+class _Reference(Filtered, Check):
     column: str
     mis_key: MisKey | None = None
     on_orphan: OnOrphan = "quarantine"
@@ -38,7 +37,16 @@ class _Reference(Check):
         raise NotImplementedError
 
     def row_columns(self) -> list[str]:
-        return [*self.column_list(), *(self.mis_key.row_columns() if self.mis_key else [])]
+        """The row's columns the check and its diagnosis read (a repair's guard)."""
+        return list(
+            dict.fromkeys(
+                [
+                    *self.column_list(),
+                    *(self.mis_key.row_columns() if self.mis_key else []),
+                    *(self.where.columns() if self.where else []),
+                ]
+            )
+        )
 
     def tables(self) -> list[str]:
         return [self.table, *(r.table for r in self.refs())]
@@ -49,7 +57,8 @@ class _Reference(Check):
     def reads(self, key_spaces: dict[str, KeySpace]) -> dict[str, set[str]]:
         need: dict[str, set[str]] = {self.table: set(self.row_columns())}
         for ref in self.refs():
-            need.setdefault(ref.table, set()).add(ref.column)
+            kept = ref.where.columns() if ref.where else []
+            need.setdefault(ref.table, set()).update({ref.column, *kept})
         if self.mis_key is not None:
             for table, cols in self.mis_key.reads(self.refs(), key_spaces).items():
                 need.setdefault(table, set()).update(cols)
@@ -61,7 +70,10 @@ class ReferenceCheck(_Reference):
     `id`); NULL names nothing and passes. With `mis_key` (see Diagnosis and repair) a value
     that exists in the target but that the row's own evidence says is a key of another key
     space is flagged too (a hidden mis-key). `on_orphan` (`quarantine`, `set_null`,
-    `report`) says what repair.sql does with a row whose value nothing maps."""
+    `report`) says what repair.sql does with a row whose value nothing maps. `where` limits
+    the rows checked; a `where` in the target (`target: {table, column, where}`, dbt-utils'
+    `relationships_where`) limits the target rows that count. A value whose type does not
+    compare with the key's (a text id, a bigint key) is compared as text."""
 
     kind: Literal["reference"]
     target: ColumnRef
@@ -80,8 +92,10 @@ class ConditionalReferenceCheck(_Reference):
     """`conditional_reference`: `column` must name a row of the table its `discriminator`
     chooses, `targets: {value: {table, column}}` (a polymorphic association, which no foreign
     key can express). Several values may name one table (single-table inheritance). A NULL
-    or unknown discriminator is its own finding, `<id>.discriminator`. `mis_key` and
-    `on_orphan` as for `reference`."""
+    or unknown discriminator is its own finding, `<id>.discriminator`. A target's `where`
+    tells values naming one table apart (`User: {table: users, where: {column: type, eq:
+    User}}`). `where`, `mis_key` and `on_orphan` as for `reference`; a discriminator value
+    that an enum column cannot hold is exit 2 before the audit."""
 
     kind: Literal["conditional_reference"]
     discriminator: str
@@ -116,16 +130,16 @@ def _target_join(
         cond = equal_as(same, alias.c[target.column], scan.col(column))
         return sa.and_(chosen, cond) if chosen is not None else cond
 
-    return scan.join(target.table, target.column, on, (column, *key))
+    return scan.join(target.table, target.column, on, (column, *key), keep=target.where)
 
 
-def by_target(targets: list[Target]) -> dict[ColumnRef, list[Target]]:
-    """The targets grouped by the table and key they name: under single-table inheritance
-    several discriminator values (`User`, `AdminUser`) name one table (`users`)."""
-    groups: dict[ColumnRef, list[Target]] = {}
+def by_target(targets: list[Target]) -> list[tuple[ColumnRef, list[Target]]]:
+    """The targets grouped by the table, key and filter they name: under single-table
+    inheritance several discriminator values (`User`, `AdminUser`) may name one table."""
+    groups: dict[str, tuple[ColumnRef, list[Target]]] = {}
     for t in targets:
-        groups.setdefault(t.ref, []).append(t)
-    return groups
+        groups.setdefault(t.ref.ref_key(), (t.ref, []))[1].append(t)
+    return list(groups.values())
 
 
 def _hidden_candidates(
@@ -190,7 +204,7 @@ def _rules(
     disc = scan.col(discriminator) if discriminator else None
     joins: list[tuple[Target, Any]] = []
     missing_parts = []
-    for target_ref, group in by_target(targets).items():
+    for target_ref, group in by_target(targets):
         values = [t.value for t in group]
         chosen = one_of(disc, values) if disc is not None else None
         key = ("for", *values) if disc is not None else ("",)
@@ -210,7 +224,7 @@ def _rules(
         flag,
         as_text(ref),
         carry={"missing": missing.is_(sa.true())},
-        columns=row_columns(check.column, discriminator, check.mis_key),
+        columns=check.row_columns(),
         diagnoser=ReferenceDiagnoser(
             column=check.column,
             targets=targets,
@@ -256,7 +270,7 @@ def conditional_reference_rules(check: ConditionalReferenceCheck, scan: TableSca
             check.discriminator,
             unknown,
             sa.func.coalesce(as_text(disc), sa.literal("NULL")),
-            columns=row_columns(check.column, check.discriminator, check.mis_key),
+            columns=check.row_columns(),
             diagnoser=DiscriminatorDiagnoser(
                 column=check.column,
                 targets=targets,

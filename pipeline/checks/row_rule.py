@@ -7,17 +7,16 @@ from typing import Any, Literal
 import sqlalchemy as sa
 
 from pipeline.checks.base import RowRule, TableScan, as_text, compile_condition
-from pipeline.checks.model import Check, Condition
+from pipeline.checks.model import Check, Condition, Filtered
 
 
-class RowRuleCheck(Check):
+class RowRuleCheck(Filtered, Check):
     """`row_rule`: where the condition `where` holds (every row without one), `require`
     must hold; a row where it is false is a finding (NULL passes). `columns` names what the
     findings show (default: the columns the conditions read)."""
 
     kind: Literal["row_rule"]
     require: Condition
-    where: Condition | None = None
     columns: list[str] | None = None
 
     def column_list(self) -> list[str]:
@@ -31,9 +30,7 @@ class RowRuleCheck(Check):
         return {self.table: {*self.column_list(), *where, *self.require.columns()}}
 
     def rules(self, scan: TableScan) -> list[RowRule]:
-        flag = sa.not_(compile_condition(self.require, scan.col))
-        if self.where is not None:
-            flag = sa.and_(compile_condition(self.where, scan.col), flag)
+        flag = sa.not_(compile_condition(self.require, scan.col))  # `where`: the engine
         cols = self.column_list()
         value = sa.func.concat_ws(
             ",", *(sa.func.coalesce(as_text(scan.col(c)), sa.literal("NULL")) for c in cols)
@@ -44,7 +41,4 @@ class RowRuleCheck(Check):
         return [r.flag for r in self.rules(scan)]
 
     def check_body(self, col: Any) -> Any:
-        cond = compile_condition(self.require, col)
-        if self.where is not None:
-            cond = sa.or_(sa.not_(compile_condition(self.where, col)), cond)
-        return cond
+        return compile_condition(self.require, col)  # `where`: constraints.sql

@@ -16,10 +16,10 @@ import sqlalchemy as sa
 from pydantic import Field
 
 from pipeline.checks.base import compile_condition, table_clause
-from pipeline.checks.model import Check, Condition, Stage
+from pipeline.checks.model import Check, Filtered, Stage
 
 
-class UniqueCheck(Check):
+class UniqueCheck(Filtered, Check):
     """`unique`: no two rows (of those `where` keeps) share the values of `columns`; the
     row with the lowest key is kept and every later one is a finding. `nulls: distinct`
     (the default, PostgreSQL's UNIQUE): a row with a NULL in any of the columns duplicates
@@ -29,7 +29,6 @@ class UniqueCheck(Check):
 
     kind: Literal["unique"]
     columns: list[str] = Field(min_length=1)
-    where: Condition | None = None
     nulls: Literal["distinct", "equal"] = "distinct"
 
     def column_list(self) -> list[str]:
@@ -37,9 +36,6 @@ class UniqueCheck(Check):
 
     def reads(self, key_spaces: Any) -> dict[str, set[str]]:
         return {self.table: {*self.columns, *(self.where.columns() if self.where else [])}}
-
-    def value_tests(self, scan: Any) -> list[Any]:
-        return [compile_condition(self.where, scan.col)] if self.where is not None else []
 
     def evidence(self, kept: Any) -> str:
         return f"duplicate of {self.table} {kept}"

@@ -1,0 +1,66 @@
+"""How a check is enforced by the database: the CHECK body of a row check, and suite
+conditions as SQL text, rendered as the plans write values (`pipeline.sqltext`)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql.base import PGCompiler, PGDialect
+
+from pipeline.checks.base import compile_condition
+from pipeline.sqltext import ident, literal
+
+if TYPE_CHECKING:
+    from pipeline.checks.catalog import ConstraintCheck
+
+
+class _PlanCompiler(PGCompiler):
+    """Renders values as `pipeline.sqltext` does: quoted, one line, no `%` doubling (a
+    plan is run as it is written, never through a driver's format string)."""
+
+    def render_literal_value(self, value: Any, type_: Any) -> str:
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, int | float):
+            return repr(value)
+        if isinstance(value, str):
+            return literal(value)
+        return str(super().render_literal_value(value, type_))
+
+
+class _PlanDialect(PGDialect):
+    statement_compiler = _PlanCompiler
+    default_paramstyle = "named"  # no `%` doubling in names or values
+
+
+def literal_sql(expr: Any) -> str:
+    return str(expr.compile(dialect=_PlanDialect(), compile_kwargs={"literal_binds": True}))
+
+
+def _column(name: str) -> Any:
+    """A column of a CHECK body, quoted by `pipeline.sqltext.ident`."""
+    return sa.literal_column(ident(name))
+
+
+def condition_sql(cond: Any, prefix: str = "") -> str:
+    """A suite condition as SQL text over columns `prefix + "col"` (`x.`, `NEW.`), values
+    written by `pipeline.sqltext`."""
+    return literal_sql(compile_condition(cond, lambda c: sa.literal_column(prefix + ident(c))))
+
+
+def check_expression(suite: Any, check: ConstraintCheck) -> str | None:
+    """The CHECK body for a `type: check` constraint, from the row check it enforces."""
+    if check.for_check is None:
+        return None
+    try:
+        rule = suite.check(check.for_check)
+    except KeyError:
+        return None
+    body = rule.check_body(_column)
+    if body is None:
+        return None
+    kept = rule.row_filter()
+    if kept is not None:  # rows the check does not look at pass
+        body = sa.or_(sa.not_(compile_condition(kept, _column)), body)
+    return literal_sql(body)
