@@ -814,7 +814,7 @@ class _Discoverer:
     def _inclusion_sql(self, t: TableInfo, column: str, keys: list[tuple[TableInfo, str]]) -> Any:
         q = sqltext.ident(column)
         misses = ", ".join(
-            f"count(*) FILTER (WHERE NOT x.h{i}), sum(v.n) FILTER (WHERE NOT x.h{i})"
+            f"sum(v.n) FILTER (WHERE NOT x.h{i}), count(*) FILTER (WHERE NOT x.h{i})"
             for i in range(len(keys))
         )
         return sa.text(
@@ -859,7 +859,7 @@ class _Discoverer:
             return None
         q, dq = sqltext.ident(c.name), sqltext.ident(disc)
         misses = ", ".join(
-            f"count(*) FILTER (WHERE NOT x.h{i}), sum(v.n) FILTER (WHERE NOT x.h{i})"
+            f"sum(v.n) FILTER (WHERE NOT x.h{i}), count(*) FILTER (WHERE NOT x.h{i})"
             for i in range(len(keys))
         )
         stmt = sa.text(
@@ -1025,7 +1025,7 @@ class _Discoverer:
                         f"WITH v AS MATERIALIZED (SELECT {q} AS v, count(*) AS n FROM {t.sql} "
                         f"WHERE {where} GROUP BY {q}) "
                         f"SELECT count(*), sum(v.n), "
-                        f"count(*) FILTER (WHERE NOT x.h), sum(v.n) FILTER (WHERE NOT x.h) "
+                        f"sum(v.n) FILTER (WHERE NOT x.h), count(*) FILTER (WHERE NOT x.h) "
                         f"FROM v, LATERAL (SELECT EXISTS (SELECT FROM {u.sql} k "
                         f"WHERE k.{tq} = v.v) AS h) x"
                     ),
@@ -1097,20 +1097,66 @@ class _Discoverer:
                 "key_space": self.key_space(space, space_key, attributes),
                 "through": through,
             }
-            if attributes:
-                mis_key["evidence"] = [
-                    {"attribute": {"column": e, "key_space_column": a}} for e, a, _ in attributes
-                ]
-            evidence = [
-                f"mis-key: {mapped} of {violating} violating rows hold a {space.name}.{space_key} "
-                f"that {'/'.join(sorted(set(holders)))}.{through} maps"
-            ] + [
-                f"evidence: {e} agrees with {space.name}.{a} on {_pct(share)} of the rows "
-                "that reference correctly"
-                for e, a, share in attributes
+            vias = self.via_evidence(t, column, targets[0][1]) if disc is None else []
+            items: list[dict[str, Any]] = [
+                {"attribute": {"column": e, "key_space_column": a}} for e, a, _ in attributes
             ]
+            items += [{"via": via} for via, _ in vias]
+            if items:
+                mis_key["evidence"] = items
+            evidence = (
+                [
+                    f"mis-key: {mapped} of {violating} violating rows hold a "
+                    f"{space.name}.{space_key} that {'/'.join(sorted(set(holders)))}.{through} maps"
+                ]
+                + [
+                    f"evidence: {e} agrees with {space.name}.{a} on {_pct(share)} of the rows "
+                    "that reference correctly"
+                    for e, a, share in attributes
+                ]
+                + [
+                    f"evidence: {v['table']}.{v['target_column']} of the row's {v['column']} "
+                    f"equals {column} on {_pct(share)} of the rows"
+                    for v, share in vias
+                ]
+            )
             return mis_key, evidence
         return None
+
+    def via_evidence(
+        self, t: TableInfo, column: str, target: str
+    ) -> list[tuple[dict[str, str], float]]:
+        """Another reference of the row that names the same target row: the request's
+        package (`package_id -> tutor_packages.id`) whose `tutor_id` references the same
+        tutor_profiles as the request's `tutor_id`, on at least 80% of the rows."""
+        out = []
+        for (table, p), ref in sorted(self.references.items()):
+            if table != t.name or p == column or ref.target == target:
+                continue
+            other = self.tables[ref.target]
+            for (table2, q), ref2 in sorted(self.references.items()):
+                if table2 != other.name or ref2.target != target:
+                    continue
+                tc, tp = sqltext.ident(column), sqltext.ident(p)
+                row = self.conn.execute(
+                    sa.text(
+                        f"SELECT count(*) FILTER (WHERE o.{sqltext.ident(q)} IS NOT NULL), "
+                        f"count(*) FILTER (WHERE o.{sqltext.ident(q)} = t.{tc}) "
+                        f"FROM {t.sql} t JOIN {other.sql} o "
+                        f"ON o.{sqltext.ident(ref.target_column)} = t.{tp} "
+                        f"WHERE t.{tc} IS NOT NULL"
+                    )
+                ).one()
+                both, same = int(row[0]), int(row[1])
+                if both >= 3 and same >= 0.8 * both:
+                    via = {
+                        "column": p,
+                        "table": other.name,
+                        "key": ref.target_column,
+                        "target_column": q,
+                    }
+                    out.append((via, same / both))
+        return out
 
     def key_space(
         self, space: TableInfo, key: str, attributes: list[tuple[str, str, float]]
