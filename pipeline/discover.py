@@ -392,24 +392,48 @@ def _check_values(definition: str) -> tuple[str, list[str]] | None:
 
 
 # ============================================================================ names
-_STOP = {"id", "ids", "fk", "key", "ref", "uuid", "no", "num", "code", "type", "kind"}
+_STOP = {"id", "fk", "key", "ref", "uuid", "no", "num", "cod", "typ", "kind"}
 
 
-def _singular(word: str) -> str:
+def _stem(word: str) -> str:
+    """One form for singular and plural (`warehouse`, `warehouses` -> `warehous`; `category`,
+    `categories` -> `category`): the same on both sides of a comparison is all that counts."""
     if len(word) > 4 and word.endswith("ies"):
         return word[:-3] + "y"
-    if len(word) > 3 and word.endswith(("ses", "xes", "ches", "shes")):
-        return word[:-2]
     if len(word) > 2 and word.endswith("s") and not word.endswith("ss"):
-        return word[:-1]
+        word = word[:-1]
+    if len(word) > 3 and word.endswith("e"):
+        word = word[:-1]
     return word
+
+
+_HIERARCHY = {
+    _stem(w)
+    for w in (
+        "parent",
+        "manager",
+        "boss",
+        "supervisor",
+        "predecessor",
+        "successor",
+        "previous",
+        "next",
+        "original",
+        "root",
+        "superior",
+        "mentor",
+        "referrer",
+        "replaced",
+        "merged",
+    )
+}
 
 
 def tokens(name: str) -> list[str]:
     """The words of a name (`TutorProfile`, `tutor_profiles`, `tutor-profile` -> tutor,
-    profile), lower case and singular."""
+    profile), lower case, singular and plural alike (see `_stem`)."""
     spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", name)
-    return [_singular(w) for w in re.split(r"[^A-Za-z0-9]+", spaced.lower()) if w]
+    return [_stem(w) for w in re.split(r"[^A-Za-z0-9]+", spaced.lower()) if w]
 
 
 def name_fit(word: str, table: str) -> float:
@@ -762,11 +786,15 @@ class _Discoverer:
         prof = self.profiles.get((t.name, c.name))
         return prof is not None and prof.nonnull > 0
 
-    def keys_for(self, t: TableInfo, c: ColumnInfo) -> list[tuple[TableInfo, str]]:
-        """The keys `c`'s values may be: same type family, overlapping range, enough rows;
-        the best MAX_KEYS_PER_COLUMN by name."""
+    def keys_for(
+        self, t: TableInfo, c: ColumnInfo, disc: str | None = None
+    ) -> list[tuple[TableInfo, str]]:
+        """The keys `c`'s values may be: same type family, overlapping range; the best
+        MAX_KEYS_PER_COLUMN by name (the column's, or a discriminator value's), then those
+        whose range holds the values' most tightly."""
         prof = self.profiles[(t.name, c.name)]
-        out: list[tuple[float, TableInfo, str]] = []
+        values = (self.profiles[(t.name, disc)].values or []) if disc is not None else []
+        out: list[tuple[tuple[float, int, float], TableInfo, str]] = []
         for u in self.tables.values():
             for k in u.single_keys():
                 kc = u.columns[k]
@@ -777,8 +805,14 @@ class _Discoverer:
                     continue
                 if not _overlaps(prof.low, prof.high, kp.low, kp.high):
                     continue
-                out.append((name_fit(column_stem(c.name, k), u.name), u, k))
-        out.sort(key=lambda x: -x[0])
+                fit = max(
+                    [self.column_fit(t, c.name, u, k)]
+                    + [self.value_fit(v, u, t, disc) for v in values if disc is not None]
+                )
+                holds = _holds(prof.low, prof.high, kp.low, kp.high)
+                width = _width(kp.low, kp.high)
+                out.append(((-fit, 0 if holds else 1, width), u, k))
+        out.sort(key=lambda x: x[0])
         return [(u, k) for _, u, k in out[:MAX_KEYS_PER_COLUMN]]
 
     def inclusion(
@@ -854,7 +888,7 @@ class _Discoverer:
     def conditional(
         self, t: TableInfo, c: ColumnInfo, disc: str, unconditional: list[Candidate]
     ) -> Proposal | None:
-        keys = self.keys_for(t, c)
+        keys = self.keys_for(t, c, disc)
         if not keys:
             return None
         q, dq = sqltext.ident(c.name), sqltext.ident(disc)
@@ -901,9 +935,12 @@ class _Discoverer:
             if not ranked:
                 continue
             best = ranked[0]
+            rival = next((x for x in ranked[1:] if x.table != best.table), None)
             duplicate = any(normal[v] == normal[value] for v in targets)
             if duplicate or (share < RARE_VALUE_SHARE and best.name < 0.6):
                 continue  # a misspelling or a stray value: the discriminator finding's business
+            if rival is not None and best.score - rival.score < 0.05:
+                return None  # the values fit another table as well: nothing picks the target
             targets[value] = best
             others[value] = ranked[1:4]
         if len(targets) < 2 or len({x.table for x in targets.values()}) < 2:
@@ -918,6 +955,14 @@ class _Discoverer:
         if plain is not None and score < plain.score + 0.05:
             return None
         coverage = sum(x.rows - x.missing_rows for x in targets.values()) / covered
+        if column_stem(disc, "type") != column_stem(c.name, "id"):
+            # no `x_type` beside `x_id`: the names of the values are not enough (a quantity
+            # beside a discriminator fits its tables as well); the data must need them
+            fill = sum(x.fill * x.rows for x in targets.values()) / covered
+            if fill < 0.5 or (
+                plain is not None and (plain.coverage >= 0.95 or coverage < plain.coverage + 0.05)
+            ):
+                return None
         named = sum(x.rows for x in targets.values() if x.name >= 0.6) / covered
         confidence = coverage * (0.75 + 0.25 * named)
         if covered < 0.95 * total:
@@ -959,20 +1004,31 @@ class _Discoverer:
         (`commentable_type = 'Admin'` and `users.type = 'Admin'`)."""
         fit = name_fit(value, u.name)
         for c in u.columns.values():
-            if u is t and c.name == disc:
+            if (u is t and c.name == disc) or self.is_polymorphic_type(u, c.name):
                 continue
             prof = self.profiles.get((u.name, c.name))
             if prof is not None and prof.values is not None and value in prof.values:
                 return max(fit, 0.9)
         return fit
 
+    @staticmethod
+    def is_polymorphic_type(u: TableInfo, column: str) -> bool:
+        """`x_type` beside `x_id`: the discriminator of a reference of `u`, not its class."""
+        stem = column_stem(column, "type")
+        return stem != column and any(
+            other != column and column_stem(other, "id") == stem for other in u.columns
+        )
+
     def column_fit(self, t: TableInfo, column: str, u: TableInfo, key: str) -> float:
         """How well a column's name names table `u`; halved when `u` has a column of the same
         name (`tutor_packages.tutor_id`): a table that references the same thing is its
         sibling, not its target."""
-        fit = name_fit(column_stem(column, key), u.name)
+        stem = column_stem(column, key)
+        fit = name_fit(stem, u.name)
         if u is not t and column in u.columns:
             fit *= 0.5
+        if u is t and set(tokens(stem)) & _HIERARCHY:
+            fit = max(fit, 0.8)  # parent_id, manager_id: the table's own rows
         return fit
 
     # ---------------------------------------------------------------- mis-keys
@@ -1364,11 +1420,11 @@ class _Discoverer:
         evidence = [f"{column}: {best.describe()}"]
         confidence = best.coverage
         if best.name < 0.6:
-            confidence *= 0.85
-        if best.name < 0.6:
             # a handful of small numbers, or a narrow band of a big key (years, counts),
             # fits every dense key: without a name, the values must use much of the key
-            confidence *= min(1.0, 0.5 + best.fill) * (0.5 if best.distinct < 10 else 1.0)
+            confidence *= 0.85 * min(1.0, max(0.0, (best.fill - 0.3) / 0.5))
+            if best.distinct < 10:
+                confidence *= 0.5
         close = [x for x in rest if x.score > best.score - 0.05]
         if close:
             confidence *= 0.8
@@ -1475,6 +1531,20 @@ class _Discoverer:
             f"{d.target}({', '.join(d.target_columns)}) ({d.name}): the suite has no composite "
             "reference check yet; only the constraint is checked"
         )
+
+
+def _holds(low: Any, high: Any, klow: Any, khigh: Any) -> bool:
+    try:
+        return bool(klow <= low and high <= khigh)
+    except TypeError:
+        return True
+
+
+def _width(low: Any, high: Any) -> float:
+    try:
+        return float(high - low)
+    except TypeError:
+        return 0.0
 
 
 def _overlaps(low: Any, high: Any, klow: Any, khigh: Any) -> bool:
