@@ -790,11 +790,11 @@ class _Discoverer:
         self, t: TableInfo, c: ColumnInfo, disc: str | None = None
     ) -> list[tuple[TableInfo, str]]:
         """The keys `c`'s values may be: same type family, overlapping range; the best
-        MAX_KEYS_PER_COLUMN by name (the column's, or a discriminator value's), then those
-        whose range holds the values' most tightly."""
+        MAX_KEYS_PER_COLUMN by name (the column's, or a discriminator value's), then by how
+        closely the key's range matches the values' (a few orphans beyond it do not matter)."""
         prof = self.profiles[(t.name, c.name)]
         values = (self.profiles[(t.name, disc)].values or []) if disc is not None else []
-        out: list[tuple[tuple[float, int, float], TableInfo, str]] = []
+        out: list[tuple[tuple[float, float], TableInfo, str]] = []
         for u in self.tables.values():
             for k in u.single_keys():
                 kc = u.columns[k]
@@ -809,9 +809,7 @@ class _Discoverer:
                     [self.column_fit(t, c.name, u, k)]
                     + [self.value_fit(v, u, t, disc) for v in values if disc is not None]
                 )
-                holds = _holds(prof.low, prof.high, kp.low, kp.high)
-                width = _width(kp.low, kp.high)
-                out.append(((-fit, 0 if holds else 1, width), u, k))
+                out.append(((-fit, -_range_jaccard(prof.low, prof.high, kp.low, kp.high)), u, k))
         out.sort(key=lambda x: x[0])
         return [(u, k) for _, u, k in out[:MAX_KEYS_PER_COLUMN]]
 
@@ -1533,16 +1531,12 @@ class _Discoverer:
         )
 
 
-def _holds(low: Any, high: Any, klow: Any, khigh: Any) -> bool:
+def _range_jaccard(low: Any, high: Any, klow: Any, khigh: Any) -> float:
+    """The overlap of two ranges of numbers over their union (1: the same range)."""
     try:
-        return bool(klow <= low and high <= khigh)
-    except TypeError:
-        return True
-
-
-def _width(low: Any, high: Any) -> float:
-    try:
-        return float(high - low)
+        inner = min(high, khigh) - max(low, klow)
+        outer = max(high, khigh) - min(low, klow)
+        return max(0.0, float(inner)) / float(outer) if outer else 1.0
     except TypeError:
         return 0.0
 

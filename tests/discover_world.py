@@ -18,8 +18,18 @@ from typing import Any
 import psycopg2
 
 ENTITIES = [
-    "customers", "products", "suppliers", "warehouses", "employees", "stores", "categories",
-    "regions", "carriers", "brands", "projects", "teams",
+    "customers",
+    "products",
+    "suppliers",
+    "warehouses",
+    "employees",
+    "stores",
+    "categories",
+    "regions",
+    "carriers",
+    "brands",
+    "projects",
+    "teams",
 ]
 FACTS = ["orders", "shipments", "reviews", "invoices", "tasks", "visits", "returns", "tickets"]
 ROLES = ["buyer", "owner_ref", "assignee", "handled_by", "origin", "approver", "source_ref"]
@@ -65,11 +75,14 @@ class World:
             else:
                 targets = {v: {"table": t, "column": "id"} for v, t in r.targets.items()}
                 checks.append(
-                    {**base, "kind": "conditional_reference", "discriminator": r.discriminator,
-                     "targets": targets}
+                    {
+                        **base,
+                        "kind": "conditional_reference",
+                        "discriminator": r.discriminator,
+                        "targets": targets,
+                    }
                 )
-        return {"suite": "truth", "tables": {t: {"key": "id"} for t in self.rows},
-                "checks": checks}
+        return {"suite": "truth", "tables": {t: {"key": "id"} for t in self.rows}, "checks": checks}
 
 
 def generate(seed: int, entities: int = 9, facts: int = 6) -> World:
@@ -90,8 +103,14 @@ def generate(seed: int, entities: int = 9, facts: int = 6) -> World:
     entity_refs[chosen[0]].append(("parent_id", chosen[0]))
     for table in chosen:
         cols = ["id", "name", "status", "rank", "year", "amount"]
-        defs = ["id integer PRIMARY KEY", "name text", "status text", "rank integer",
-                "year integer", "amount integer"]
+        defs = [
+            "id integer PRIMARY KEY",
+            "name text",
+            "status text",
+            "rank integer",
+            "year integer",
+            "amount integer",
+        ]
         for column, target in entity_refs[table]:
             cols.append(column)
             defs.append(f"{column} integer")
@@ -102,8 +121,14 @@ def generate(seed: int, entities: int = 9, facts: int = 6) -> World:
     for table in chosen:
         rows = []
         for i in world.ids[table]:
-            row: list[Any] = [i, f"{singular(table)} {i}", rnd.choice(["active", "archived"]),
-                              rnd.randint(1, 5), rnd.randint(2015, 2025), rnd.randint(100, 90000)]
+            row: list[Any] = [
+                i,
+                f"{singular(table)} {i}",
+                rnd.choice(["active", "archived"]),
+                rnd.randint(1, 5),
+                rnd.randint(2015, 2025),
+                rnd.randint(100, 90000),
+            ]
             for column, target in entity_refs[table]:
                 pool = world.ids[target]
                 value = rnd.choice(pool) if column != "parent_id" or rnd.random() < 0.7 else None
