@@ -49,6 +49,11 @@ MIN_COVERAGE = 0.8
 """A column whose values are at least this share (of its non-NULL rows) of a key's values is
 proposed as a reference to it; the rest are its violations."""
 MAX_DISCRIMINATOR_VALUES = 20
+PREFIX_ROWS = 10_000
+"""Rows read to rule out text columns with many values before reading a whole column."""
+HASH_KEYS_BELOW = 1_000_000
+"""Keys of tables with fewer rows are tested by hashing the key table once (`IN (SELECT
+...)`, a hashed subplan); larger ones by an index probe per value (`EXISTS`)."""
 MAX_KEYS_PER_COLUMN = 12
 """At most this many candidate keys are tested for one column (the best by name and range)."""
 RARE_VALUE_SHARE = 0.01
@@ -407,6 +412,7 @@ def _stem(word: str) -> str:
     return word
 
 
+_NAME_LIKE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:\-]{0,62}$")
 _HIERARCHY = {
     _stem(w)
     for w in (
@@ -732,12 +738,16 @@ class _Discoverer:
                 exprs += [f"min({q}{cast})", f"max({q}{cast})"]
         row = self.conn.execute(sa.text(f"SELECT {', '.join(exprs)} FROM {t.sql}")).one()
         t.rows = int(row[0])
-        stats = self.n_distinct(t)
         for i, c in enumerate(cols):
             prof = _Profile(t.rows, int(row[1 + 3 * i]), row[2 + 3 * i], row[3 + 3 * i])
-            if c.family == "text" and c.name != t.key and prof.nonnull:
-                prof.values = self.few_values(t, c, stats.get(c.name))
             self.profiles[(t.name, c.name)] = prof
+        texts = [
+            c
+            for c in cols
+            if c.family == "text" and c.name != t.key and self.profiles[(t.name, c.name)].nonnull
+        ]
+        for c, values in zip(texts, self.few_values(t, texts), strict=True):
+            self.profiles[(t.name, c.name)].values = values
 
     def n_distinct(self, t: TableInfo) -> dict[str, float]:
         rows = self.conn.execute(
@@ -749,23 +759,40 @@ class _Discoverer:
         )
         return {r[0]: float(r[1]) for r in rows}
 
-    def few_values(self, t: TableInfo, c: ColumnInfo, estimate: float | None) -> list[str] | None:
-        """The distinct values when there are at most MAX_DISCRIMINATOR_VALUES, else None.
-        pg_stats rules out columns with many values without reading them."""
-        if estimate is not None:
-            n = -estimate * t.rows if estimate < 0 else estimate
-            if n > 3 * MAX_DISCRIMINATOR_VALUES:
-                return None
-        q = sqltext.ident(c.name)
-        values = list(
-            self.conn.execute(
-                sa.text(
-                    f"SELECT DISTINCT {q}::text FROM {t.sql} WHERE {q} IS NOT NULL "
-                    f"LIMIT {MAX_DISCRIMINATOR_VALUES + 1}"
-                )
-            ).scalars()
-        )
-        return sorted(values) if len(values) <= MAX_DISCRIMINATOR_VALUES else None
+    def few_values(self, t: TableInfo, columns: list[ColumnInfo]) -> list[list[str] | None]:
+        """Per column, its distinct values when there are at most MAX_DISCRIMINATOR_VALUES,
+        else None. Columns with many values are ruled out without a full read: by
+        `pg_stats.n_distinct` where ANALYZE has run, else by the first PREFIX_ROWS rows; the
+        rest are read in one scan."""
+        if not columns:
+            return []
+        stats = self.n_distinct(t)
+        limit = MAX_DISCRIMINATOR_VALUES
+        candidates = []
+        for c in columns:
+            estimate = stats.get(c.name)
+            n = None if estimate is None else (-estimate * t.rows if estimate < 0 else estimate)
+            candidates.append(n is None or n <= 3 * limit)
+        probe = [c for c, ok in zip(columns, candidates, strict=True) if ok]
+        if probe:
+            counts = ", ".join(f"count(DISTINCT {sqltext.ident(c.name)})" for c in probe)
+            names = ", ".join(sqltext.ident(c.name) for c in probe)
+            row = self.conn.execute(
+                sa.text(f"SELECT {counts} FROM (SELECT {names} FROM {t.sql} LIMIT {PREFIX_ROWS}) p")
+            ).one()
+            probe = [c for c, n in zip(probe, row, strict=True) if n <= limit]
+        found: dict[str, list[str] | None] = {}
+        if probe:
+            aggs = ", ".join(
+                f"(array_agg(DISTINCT {sqltext.ident(c.name)}::text) "
+                f"FILTER (WHERE {sqltext.ident(c.name)} IS NOT NULL))[1:{limit + 1}]"
+                for c in probe
+            )
+            row = self.conn.execute(sa.text(f"SELECT {aggs} FROM {t.sql}")).one()
+            for c, values in zip(probe, row, strict=True):
+                vals = list(values or [])
+                found[c.name] = sorted(vals) if len(vals) <= limit else None
+        return [found.get(c.name) for c in columns]
 
     # ---------------------------------------------------------------- inclusion
     def is_dependent(self, t: TableInfo, c: ColumnInfo) -> bool:
@@ -838,10 +865,7 @@ class _Discoverer:
 
     @staticmethod
     def _probes(keys: list[tuple[TableInfo, str]]) -> str:
-        return ", ".join(
-            f"EXISTS (SELECT FROM {u.sql} k WHERE k.{sqltext.ident(k)} = v.v) AS h{i}"
-            for i, (u, k) in enumerate(keys)
-        )
+        return ", ".join(f"{_member('v.v', u, k)} AS h{i}" for i, (u, k) in enumerate(keys))
 
     def _inclusion_sql(self, t: TableInfo, column: str, keys: list[tuple[TableInfo, str]]) -> Any:
         q = sqltext.ident(column)
@@ -859,8 +883,10 @@ class _Discoverer:
     def discriminator_pairs(
         self, keyed: list[TableInfo], unconditional: dict[tuple[str, str], list[Candidate]]
     ) -> list[tuple[TableInfo, ColumnInfo, str]]:
-        """(table, id column, discriminator) to test: `x_type` beside `x_id` always; any other
-        low-cardinality text column beside an id column that no key fits by name."""
+        """(table, id column, discriminator) to test: `x_type` beside `x_id` only, where
+        there is one; else every low-cardinality text column whose values look like names
+        (`student`, `TutorProfile`, `Admin::User`; not sentences) beside an id column that no
+        key fits by name."""
         pairs = []
         for t in keyed:
             discs = [
@@ -868,8 +894,9 @@ class _Discoverer:
                 for c in t.columns.values()
                 if c.family == "text"
                 and (p := self.profiles.get((t.name, c.name))) is not None
-                and p.distinct is not None
-                and 2 <= p.distinct <= max(2, p.nonnull // 3)
+                and p.values is not None
+                and 2 <= len(p.values) <= max(2, p.nonnull // 3)
+                and sum(bool(_NAME_LIKE.match(v)) for v in p.values) >= 0.8 * len(p.values)
             ]
             for c in t.columns.values():
                 cands = unconditional.get((t.name, c.name))
@@ -877,10 +904,12 @@ class _Discoverer:
                     continue
                 good = [x for x in cands if x.coverage >= MIN_COVERAGE]
                 fits = any(x.name >= 0.9 and x.coverage >= 0.98 for x in good)
-                for d in discs:
-                    same_stem = column_stem(d, "type") == column_stem(c.name, "id") != c.name
-                    if same_stem or not fits:
-                        pairs.append((t, c, d))
+                stem = column_stem(c.name, "id")
+                same = [d for d in discs if stem != c.name and column_stem(d, "type") == stem]
+                if same:
+                    pairs += [(t, c, d) for d in same]
+                elif not fits:
+                    pairs += [(t, c, d) for d in discs]
         return pairs
 
     def conditional(
@@ -1068,7 +1097,7 @@ class _Discoverer:
             for through, space, _space_key in self.key_spaces_of(u.name):
                 if space.name not in holders or u.columns[through].family != c.family:
                     continue
-                q, tq = sqltext.ident(c.name), sqltext.ident(through)
+                q = sqltext.ident(c.name)
                 where = f"{q} IS NOT NULL"
                 params: dict[str, Any] = {}
                 if disc is not None:
@@ -1080,8 +1109,7 @@ class _Discoverer:
                         f"WHERE {where} GROUP BY {q}) "
                         f"SELECT count(*), sum(v.n), "
                         f"sum(v.n) FILTER (WHERE NOT x.h), count(*) FILTER (WHERE NOT x.h) "
-                        f"FROM v, LATERAL (SELECT EXISTS (SELECT FROM {u.sql} k "
-                        f"WHERE k.{tq} = v.v) AS h) x"
+                        f"FROM v, LATERAL (SELECT {_member('v.v', u, through)} AS h) x"
                     ),
                     params,
                 ).one()
@@ -1529,6 +1557,14 @@ class _Discoverer:
             f"{d.target}({', '.join(d.target_columns)}) ({d.name}): the suite has no composite "
             "reference check yet; only the constraint is checked"
         )
+
+
+def _member(value: str, u: TableInfo, column: str) -> str:
+    """SQL: `value` is a value of `u.column` (see HASH_KEYS_BELOW)."""
+    q = sqltext.ident(column)
+    if u.rows < HASH_KEYS_BELOW:
+        return f"{value} IN (SELECT k.{q} FROM {u.sql} k WHERE k.{q} IS NOT NULL)"
+    return f"EXISTS (SELECT FROM {u.sql} k WHERE k.{q} = {value})"
 
 
 def _range_jaccard(low: Any, high: Any, klow: Any, khigh: Any) -> float:
