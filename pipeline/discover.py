@@ -533,7 +533,13 @@ class _Discoverer:
         for table in self.tables.values():
             self.prog.step(table.name)
             self.profile(table)
-        dependents = [(t, c) for t in keyed for c in t.columns.values() if self.is_dependent(t, c)]
+        families = {u.columns[k].family for u in self.tables.values() for k in u.single_keys()}
+        dependents = [
+            (t, c)
+            for t in keyed
+            for c in t.columns.values()
+            if c.family in families and self.is_dependent(t, c)
+        ]
         self.prog.stage("references", len(dependents))
         unconditional: dict[tuple[str, str], list[Candidate]] = {}
         for table, column in dependents:

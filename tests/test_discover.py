@@ -477,3 +477,31 @@ def test_generated_schemas_recall_and_precision(new_database, tmp_path) -> None:
     assert recall >= 0.95
     assert precision >= 0.90
     assert hand_rows > 20 and matched_rows >= 0.95 * hand_rows
+
+
+@pytest.mark.xfail(
+    reason="the engine treats two discriminator values naming one table as one target; "
+    "the discovered suite is right, the run waits for that fix",
+    strict=False,
+)
+def test_single_table_inheritance_suite_runs_as_it_is(new_database, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    uri = new_database("sti_run")
+    execute(uri, STI)
+    mine = discovered_suite(discover(as_url(uri)), tmp_path / "suite.yml")
+    run_audit(as_url(uri), mine, tmp_path / "run", options=NO_HISTORY)
+    assert flagged(tmp_path / "run", mine) == {("likes", "likeable_id"): {"10"}}
+
+
+def test_progress_reports_the_stages(new_database) -> None:  # type: ignore[no-untyped-def]
+    from tests.test_progress import Recorder
+
+    uri = new_database("progress")
+    execute(uri, POLYMORPHIC)
+    rec = Recorder()
+    discover(as_url(uri), progress=rec)
+    stages = [e[1] for e in rec.events if e[0] == "stage"]
+    assert stages == [
+        "snapshot/1", "catalog/1", "profiles/4", "references/1", "conditional/1", "mis-keys/1"
+    ]
+    assert ("step", "comments.commentable_id by commentable_type") in rec.events
+    assert rec.events[-1] == ("done", "")
