@@ -520,6 +520,7 @@ class _Discoverer:
         self.profiles: dict[tuple[str, str], _Profile] = {}
         self.references: dict[tuple[str, str], _Reference] = {}
         self.ids: set[str] = set()
+        self.nulls_equal: set[tuple[str, tuple[str, ...]]] = set()
 
     # ---------------------------------------------------------------- running
     def run(self) -> None:
@@ -594,6 +595,8 @@ class _Discoverer:
                 table.primary_key = cols
             elif row.type == "u":
                 table.uniques.append(cols)
+                if "NULLS NOT DISTINCT" in row.definition:
+                    self.nulls_equal.add((table.name, tuple(cols)))
             elif row.type == "f":
                 target = self.by_oid.get(int(row.target_oid))
                 if target is None:
@@ -714,14 +717,17 @@ class _Discoverer:
         )
 
     def add_unique(self, t: TableInfo, cols: list[str], what: str) -> None:
+        check: dict[str, Any] = {
+            "id": check_id(t.name, *cols, "unique"),
+            "kind": "unique",
+            "table": t.name,
+            "columns": cols,
+        }
+        if (t.name, tuple(cols)) in self.nulls_equal:
+            check["nulls"] = "equal"  # UNIQUE NULLS NOT DISTINCT
         self.add(
             Proposal(
-                {
-                    "id": check_id(t.name, *cols, "unique"),
-                    "kind": "unique",
-                    "table": t.name,
-                    "columns": cols,
-                },
+                check,
                 "catalog",
                 1.0,
                 [f"{what} ({', '.join(cols)}) in the catalog"],

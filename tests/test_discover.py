@@ -289,7 +289,7 @@ def test_single_table_inheritance_several_values_one_table(new_database, tmp_pat
 # ------------------------------------------------------------------------ dirty, composite
 DIRTY = """
 CREATE TABLE customers (id serial PRIMARY KEY, email text UNIQUE, tier smallint NOT NULL
-                        CHECK (tier IN (1, 2, 3)));
+                        CHECK (tier IN (1, 2, 3)), code text UNIQUE NULLS NOT DISTINCT);
 CREATE TABLE orders (id serial PRIMARY KEY, customer_id integer, quantity integer,
                      status text CHECK (status = ANY (ARRAY['open', 'paid'])));
 CREATE TABLE order_lines (order_id integer, line integer, sku text,
@@ -299,7 +299,7 @@ CREATE TABLE shipments (id serial PRIMARY KEY, order_id integer, line integer,
                         ON DELETE CASCADE);
 CREATE INDEX orders_lower_status ON orders (lower(status));
 CREATE INDEX orders_customer ON orders (customer_id);
-INSERT INTO customers (email, tier) SELECT 'c' || g || '@x', 1 + g % 3
+INSERT INTO customers (email, tier, code) SELECT 'c' || g || '@x', 1 + g % 3, 'C' || g
 FROM generate_series(1, 120) g;
 INSERT INTO orders (customer_id, quantity, status)
 SELECT 1 + (g * 7) % 120, 1 + g % 9, CASE WHEN g % 2 = 0 THEN 'open' ELSE 'paid' END
@@ -341,7 +341,9 @@ def test_dirty_reference_is_proposed_with_its_violations(new_database, tmp_path)
     assert tier is not None and tier.check["values"] == [1, 2, 3]
     status = found.find("in_set", "orders", "status")
     assert status is not None and status.check["values"] == ["open", "paid"]
-    assert found.find("unique", "customers") is not None
+    uniques = {tuple(p.check["columns"]): p.check.get("nulls") for p in found.proposals
+               if p.kind == "unique" and p.table == "customers"}
+    assert uniques == {("id",): None, ("email",): None, ("code",): "equal"}
     indexes = {
         p.check["name"]: p.check.get("columns") for p in found.proposals if p.kind == "index"
     }
