@@ -521,6 +521,9 @@ class _Discoverer:
         self.references: dict[tuple[str, str], _Reference] = {}
         self.ids: set[str] = set()
         self.nulls_equal: set[tuple[str, tuple[str, ...]]] = set()
+        self.nonnull: dict[tuple[str, str], int] = {}
+        self.shapes: dict[tuple[str, str], tuple[int, int]] = {}
+        """(non-NULL rows, distinct values) of each column tested for inclusion."""
 
     # ---------------------------------------------------------------- running
     def run(self) -> None:
@@ -562,6 +565,10 @@ class _Discoverer:
         self.prog.stage("mis-keys", 1)
         self.prog.step("references whose values come from another key space")
         self.settle(dependents, unconditional, conditional)
+        self.prog.stage("rules", len(keyed))
+        for t in keyed:
+            self.prog.step(t.name)
+            self.rules(t, conditional)
 
     # ---------------------------------------------------------------- catalog
     def read_catalog(self) -> None:
@@ -748,11 +755,17 @@ class _Discoverer:
                 exprs += [f"min({q}::text)", f"max({q}::text)"]
             else:
                 exprs += [f"min({q}{cast})", f"max({q}{cast})"]
+        others = [c for c in t.columns.values() if c not in cols]
+        exprs += [f"count({sqltext.ident(c.name)})" for c in others]
         row = self.conn.execute(sa.text(f"SELECT {', '.join(exprs)} FROM {t.sql}")).one()
         t.rows = int(row[0])
         for i, c in enumerate(cols):
             prof = _Profile(t.rows, int(row[1 + 3 * i]), row[2 + 3 * i], row[3 + 3 * i])
             self.profiles[(t.name, c.name)] = prof
+        for i, c in enumerate(others):
+            self.nonnull[(t.name, c.name)] = int(row[1 + 3 * len(cols) + i])
+        for c in cols:
+            self.nonnull[(t.name, c.name)] = self.profiles[(t.name, c.name)].nonnull
         texts = [
             c
             for c in cols
@@ -861,6 +874,7 @@ class _Discoverer:
         if not keys:
             return []
         rows = self.conn.execute(self._inclusion_sql(t, c.name, keys)).one()
+        self.shapes[(t.name, c.name)] = (int(rows[1] or 0), int(rows[0] or 0))
         return [
             Candidate(
                 u.name,
@@ -1355,6 +1369,208 @@ class _Discoverer:
                     d.table, d.columns[0], d.target, d.target_columns[0], True
                 )
 
+    # ---------------------------------------------------------------- data rules
+    def rules(self, t: TableInfo, conditional: dict[tuple[str, str], Proposal]) -> None:
+        """What the rows of `t` almost always obey, proposed with the rows that do not: NOT
+        NULL, a closed set of values, uniqueness of a reference, a referenced row that agrees."""
+        self.rare_nulls(t)
+        discriminators = {
+            p.check["discriminator"]: list(p.check["targets"])
+            for (table, _), p in conditional.items()
+            if table == t.name
+        }
+        self.value_sets(t, discriminators)
+        self.unique_references(t)
+        self.consistencies(t)
+
+    def rare_nulls(self, t: TableInfo) -> None:
+        if t.rows < 100:
+            return
+        rare = [
+            (c.name, t.rows - self.nonnull[(t.name, c.name)])
+            for c in t.columns.values()
+            if not c.not_null and 0 < t.rows - self.nonnull[(t.name, c.name)] <= 0.01 * t.rows
+        ]
+        if not rare:
+            return
+        worst = max(n for _, n in rare) / t.rows
+        self.add(
+            Proposal(
+                {
+                    "id": check_id(t.name, "not_null", "inferred"),
+                    "kind": "not_null",
+                    "table": t.name,
+                    "columns": [c for c, _ in rare],
+                },
+                "data",
+                round(min(0.95, 1 - 10 * worst), 3),
+                [f"{c} is NULL in {n} of {t.rows} rows ({_pct(n / t.rows)})" for c, n in rare],
+                violations=sum(n for _, n in rare),
+            )
+        )
+
+    def value_sets(self, t: TableInfo, discriminators: dict[str, list[str]]) -> None:
+        """A text column of few values whose rare values (each under 1% of the rows, 2% in
+        all) look like mistakes: the others are its set; a discriminator's set is its
+        targets' values."""
+        cols = [
+            c
+            for c in t.columns.values()
+            if c.family == "text"
+            and not c.enum
+            and (p := self.profiles.get((t.name, c.name))) is not None
+            and p.values is not None
+            and not any(x[0] == c.name for x in self.checks_in.get(t.name, []))
+        ]
+        if not cols:
+            return
+        sets = ", ".join(f"({sqltext.ident(c.name)})" for c in cols)
+        exprs = ", ".join(
+            f"CASE WHEN GROUPING({q}) = 0 THEN {q}::text END"
+            for q in (sqltext.ident(c.name) for c in cols)
+        )
+        counts: dict[str, dict[str, int]] = defaultdict(dict)
+        for row in self.conn.execute(
+            sa.text(f"SELECT {exprs}, count(*) FROM {t.sql} GROUP BY GROUPING SETS ({sets})")
+        ):
+            for c, value in zip(cols, row[:-1], strict=True):
+                if value is not None:
+                    counts[c.name][value] = int(row[-1])
+        for c in cols:
+            values = counts.get(c.name, {})
+            total = sum(values.values())
+            if not total:
+                continue
+            if c.name in discriminators:
+                allowed = discriminators[c.name]
+                why = f"the values of the conditional reference's targets ({', '.join(allowed)})"
+            else:
+                allowed = [
+                    v
+                    for v, n in sorted(values.items(), key=lambda x: -x[1])
+                    if n >= RARE_VALUE_SHARE * total
+                ]
+                why = f"each of these values is {_pct(RARE_VALUE_SHARE)} of the rows or more"
+            rare = {v: n for v, n in values.items() if v not in allowed}
+            share = sum(rare.values()) / total
+            if len(allowed) < 2 or not rare or share > 0.02:
+                continue
+            self.add(
+                Proposal(
+                    {
+                        "id": check_id(t.name, c.name, "in_set"),
+                        "kind": "in_set",
+                        "table": t.name,
+                        "column": c.name,
+                        "values": allowed,
+                    },
+                    "data",
+                    round(min(0.9, 1 - 5 * share), 3),
+                    [
+                        why,
+                        "rare values: "
+                        + ", ".join(f"{v!r} ({n})" for v, n in sorted(rare.items())),
+                    ],
+                    violations=sum(rare.values()),
+                )
+            )
+
+    def unique_references(self, t: TableInfo) -> None:
+        """A reference whose values are (almost) all distinct: one row per referenced row
+        (a user holds one profile of a role)."""
+        declared = {tuple(cols) for cols in [t.primary_key, *t.uniques]}
+        for (table, column), ref in sorted(self.references.items()):
+            if table != t.name or (column,) in declared:
+                continue
+            rows, distinct = self.shapes.get((table, column), (0, 0))
+            if rows < 20 or distinct < 0.95 * rows:
+                continue
+            self.add(
+                Proposal(
+                    {
+                        "id": check_id(t.name, column, "unique"),
+                        "kind": "unique",
+                        "table": t.name,
+                        "columns": [column],
+                    },
+                    "data",
+                    round(0.9 * min(1.0, (distinct / rows - 0.9) * 10), 3),
+                    [
+                        f"{column}: {distinct} distinct values in {rows} rows "
+                        f"(references {ref.target}.{ref.target_column})"
+                    ],
+                    violations=rows - distinct,
+                )
+            )
+
+    def consistencies(self, t: TableInfo) -> None:
+        """For each reference of `t`: another reference of the row that the referenced row
+        repeats (`tutor_packages.tutor_id` = the request's `tutor_id`), or a text column the
+        referenced row repeats (`tutor_packages.name` = the request's `package_name`), on at
+        least 90% of the rows where both are set."""
+        refs = {
+            col: ref
+            for (table, col), ref in self.references.items()
+            if table == t.name and ref.target != t.name
+        }
+        texts = [c.name for c in t.columns.values() if c.family == "text" and c.name != t.key]
+        for column, ref in sorted(refs.items()):
+            u = self.tables[ref.target]
+            pairs: list[tuple[str, str]] = []
+            for other, ref2 in sorted(refs.items()):
+                if other == column:
+                    continue
+                for (table2, q), ref3 in sorted(self.references.items()):
+                    if table2 == u.name and (ref3.target, ref3.target_column) == (
+                        ref2.target,
+                        ref2.target_column,
+                    ):
+                        pairs.append((other, q))
+            pairs += [
+                (e, a.name)
+                for e in texts
+                for a in u.columns.values()
+                if a.family == "text" and a.name != ref.target_column
+            ]
+            if not pairs:
+                continue
+            exprs = []
+            for e, a in pairs:
+                te, ua = f"t.{sqltext.ident(e)}", f"u.{sqltext.ident(a)}"
+                exprs += [
+                    f"count(*) FILTER (WHERE {te} IS NOT NULL AND {ua} IS NOT NULL)",
+                    f"count(*) FILTER (WHERE {te} = {ua})",
+                ]
+            row = self.conn.execute(
+                sa.text(
+                    f"SELECT {', '.join(exprs)} FROM {t.sql} t JOIN {u.sql} u "
+                    f"ON u.{sqltext.ident(ref.target_column)} = t.{sqltext.ident(column)}"
+                )
+            ).one()
+            for i, (e, a) in enumerate(pairs):
+                both, same = int(row[2 * i]), int(row[2 * i + 1])
+                if both < 20 or same < 0.9 * both:
+                    continue
+                self.add(
+                    Proposal(
+                        {
+                            "id": check_id(t.name, column, e, "consistency"),
+                            "kind": "consistency",
+                            "table": t.name,
+                            "column": column,
+                            "target": {"table": u.name, "column": ref.target_column},
+                            "match": [{"column": e, "target_column": a}],
+                        },
+                        "data",
+                        round(0.9 * same / both, 3),
+                        [
+                            f"{u.name}.{a} of the row's {column} equals {e} on {same} of {both} "
+                            f"rows ({_pct(same / both)})"
+                        ],
+                        violations=both - same,
+                    )
+                )
+
     # ---------------------------------------------------------------- settling
     def settle(
         self,
@@ -1448,6 +1664,9 @@ class _Discoverer:
         declared: DeclaredReference | None = None,
     ) -> None:
         target = self.tables[best.table]
+        self.references[(t.name, column)] = _Reference(
+            t.name, column, target.name, best.column, declared is not None, best
+        )
         check: dict[str, Any] = {
             "id": check_id(t.name, column, "reference"),
             "kind": "reference",
