@@ -498,6 +498,68 @@ def demo(
     )
 
 
+@app.command(
+    epilog=_examples(
+        "refaudit discover --db \"$DATABASE_URL\" --out suite.yml",
+        "refaudit discover --db \"$DATABASE_URL\" --schema sales --schema crm --out suite.yml",
+        "refaudit run --db \"$DATABASE_URL\" --suite suite.yml     # run it as it is",
+    )
+)
+def discover(
+    db: DbOption = None,
+    schema: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--schema",
+            help="A schema to read (repeat for several); default: those of the search path.",
+            show_default=False,
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Write the suite YAML here (default: standard output)."),
+    ] = None,
+    min_confidence: Annotated[
+        float,
+        typer.Option(
+            "--min-confidence",
+            help="Leave out proposals below this confidence (0 to 1; declared checks are 1).",
+            min=0.0,
+            max=1.0,
+        ),
+    ] = 0.5,
+    statement_timeout: StatementTimeoutOption = DEFAULT_STATEMENT_TIMEOUT_S,
+    lock_timeout: LockTimeoutOption = DEFAULT_LOCK_TIMEOUT_S,
+    quiet: QuietOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """Write a suite for a database from its catalog and its data (read-only, one snapshot):
+    declared constraints, references found in the data (conditional ones and mis-keys
+    included), each with its evidence and confidence as comments."""
+    from pipeline.discover import DiscoverOptions, render_suite, summary, write_suite
+    from pipeline.discover import discover as discover_suite
+
+    def go() -> Any:
+        url = _database_url(db)
+        opts = DiscoverOptions(
+            schemas=tuple(schema or ()),
+            statement_timeout_s=statement_timeout,
+            lock_timeout_s=lock_timeout,
+        )
+        found = _with_progress(quiet, lambda bars: discover_suite(url, opts, progress=bars))
+        if out is None:
+            return found, render_suite(found, min_confidence)
+        return found, write_suite(found, out, min_confidence)
+
+    found, text = _guarded(debug, go, _secrets(db))
+    if out is None:
+        typer.echo(text, nl=False)
+        typer.echo(summary(found, min_confidence), err=True)
+    else:
+        typer.echo(f"{summary(found, min_confidence)}; wrote {out} (run it: refaudit run "
+                   f"--suite {out})")
+
+
 suite_app = typer.Typer(
     help="Work with suites without auditing.", no_args_is_help=True, rich_markup_mode=None
 )

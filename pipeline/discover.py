@@ -1,0 +1,1911 @@
+"""`refaudit discover`: a suite for a database nobody described.
+
+Stages, in order, all in one read-only snapshot with the audit's timeouts:
+
+1. the catalog: tables, columns, primary keys, UNIQUE, NOT NULL, foreign keys, CHECK value
+   lists and indexes, each turned into the check that states it;
+2. column profiles: row counts, NULLs, min/max (one aggregate scan per table) and which text
+   columns have few values (`pg_stats.n_distinct` where ANALYZE has run, else a bounded
+   DISTINCT);
+3. undeclared references: inclusion dependencies between columns and keys, computed in
+   PostgreSQL (one grouped statement per column that tests every surviving key with an index
+   probe per distinct value); candidates are pruned by type, range and distinct count first;
+4. conditional references: the same per value of a low-cardinality text column beside the id
+   column (`*_type`/`*_id`, or any other naming);
+5. mis-keys: a reference whose violating values are keys of another key space that map
+   through a column of the target (`users.id` -> `tutor_profiles.user_id`), with the
+   row's columns that agree with that key space's attributes as evidence.
+
+`discover(...)` returns a `Discovery` (typed proposals with evidence, confidence and
+alternatives); `render_suite(...)` turns it into suite YAML whose comments carry the evidence,
+and which `refaudit run --suite` runs as it is.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import psycopg2
+import sqlalchemy as sa
+import yaml
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import URL, Connection
+
+from pipeline import sqltext
+from pipeline.db import create_engine, database_error, describe, read_only_snapshot
+from pipeline.engine import tune_session
+from pipeline.errors import UsageError
+from pipeline.limits import DEFAULT_LOCK_TIMEOUT_S, DEFAULT_STATEMENT_TIMEOUT_S
+from pipeline.progress import ProgressLike, as_progress
+from pipeline.suite import Suite
+
+DEFAULT_MIN_CONFIDENCE = 0.5
+MIN_COVERAGE = 0.8
+"""A column whose values are at least this share (of its non-NULL rows) of a key's values is
+proposed as a reference to it; the rest are its violations."""
+MAX_DISCRIMINATOR_VALUES = 20
+PREFIX_ROWS = 10_000
+"""Rows read to rule out text columns with many values before reading a whole column."""
+HASH_KEYS_BELOW = 1_000_000
+"""Keys of tables with fewer rows are tested by hashing the key table once (`IN (SELECT
+...)`, a hashed subplan); larger ones by an index probe per value (`EXISTS`)."""
+MAX_KEYS_PER_COLUMN = 12
+"""At most this many candidate keys are tested for one column (the best by name and range)."""
+RARE_VALUE_SHARE = 0.01
+"""A discriminator value below this share of the rows is only a target when its name fits."""
+
+Source = Literal["catalog", "data"]
+
+# type families whose values can be compared with `=` across types
+_FAMILIES = {"N": "number", "S": "text", "U": "uuid", "D": "time", "B": "bool"}
+_INTEGER_TYPES = {"smallint", "integer", "bigint"}
+
+
+# ============================================================================ the result
+@dataclass(frozen=True)
+class ColumnInfo:
+    name: str
+    type: str  # format_type(), e.g. `integer`, `character varying(20)`
+    family: str  # number, text, uuid, time, bool, other
+    not_null: bool
+    enum: bool = False
+
+
+@dataclass
+class TableInfo:
+    """One table of the audited schemas, as the suite names it."""
+
+    name: str  # as the suite writes it: `t`, or `schema.t` outside the first schema
+    schema: str
+    relname: str
+    columns: dict[str, ColumnInfo]
+    primary_key: list[str] = field(default_factory=list)
+    uniques: list[list[str]] = field(default_factory=list)
+    rows: int = 0
+
+    @property
+    def sql(self) -> str:
+        return sqltext.qualified(self.schema, self.relname)
+
+    @property
+    def key(self) -> str | None:
+        """The single column that identifies a row: the primary key, else a NOT NULL UNIQUE."""
+        if len(self.primary_key) == 1:
+            return self.primary_key[0]
+        for cols in self.uniques:
+            if len(cols) == 1 and self.columns[cols[0]].not_null:
+                return cols[0]
+        return None
+
+    def single_keys(self) -> list[str]:
+        """Columns whose values are unique by the catalog (primary key and UNIQUE)."""
+        keys = [self.primary_key[0]] if len(self.primary_key) == 1 else []
+        keys += [cols[0] for cols in self.uniques if len(cols) == 1 and cols[0] not in keys]
+        return keys
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """How well the values of a column (or of its rows with one discriminator value) fit a key."""
+
+    table: str
+    column: str
+    rows: int  # non-NULL rows tested
+    distinct: int
+    missing_rows: int  # rows whose value the key lacks
+    missing_distinct: int
+    key_rows: int
+    name: float  # how well the name fits the table, 0..1
+    through: str | None = None
+    """Set when the values are not the table's keys but values of its `through` column (a
+    mis-keyed reference): `missing_rows` then counts the values `through` lacks."""
+
+    @property
+    def coverage(self) -> float:
+        return 1 - self.missing_rows / self.rows if self.rows else 0.0
+
+    @property
+    def distinct_coverage(self) -> float:
+        return 1 - self.missing_distinct / self.distinct if self.distinct else 0.0
+
+    @property
+    def fill(self) -> float:
+        """The share of the key's rows the values use (tighter keys fit better)."""
+        return (
+            min(1.0, (self.distinct - self.missing_distinct) / self.key_rows)
+            if self.key_rows
+            else 0
+        )
+
+    @property
+    def score(self) -> float:
+        s = self.coverage + 0.25 * self.name + 0.05 * self.fill
+        return s - 0.1 if self.through else s
+
+    def describe(self) -> str:
+        where = f"{self.table}.{self.through}" if self.through else f"{self.table}.{self.column}"
+        fit = f", name fits {self.name:.1f}" if self.name else ", name does not fit"
+        return (
+            f"{where} ({_pct(self.coverage)} of {self.rows} rows, "
+            f"{self.distinct - self.missing_distinct} of {self.distinct} values{fit})"
+        )
+
+
+@dataclass
+class Proposal:
+    """One check the discovered suite holds, with why it is there."""
+
+    check: dict[str, Any]
+    source: Source
+    confidence: float
+    evidence: list[str] = field(default_factory=list)
+    alternatives: list[str] = field(default_factory=list)
+    violations: int | None = None
+    """Rows the check flags by the data read (None where not measured: catalog checks)."""
+
+    @property
+    def kind(self) -> str:
+        return str(self.check["kind"])
+
+    @property
+    def table(self) -> str:
+        return str(self.check["table"])
+
+
+@dataclass
+class Discovery:
+    database: str
+    database_name: str
+    snapshot_taken_at: str
+    server_version: str
+    schemas: list[str]
+    tables: dict[str, TableInfo]
+    key_spaces: dict[str, dict[str, Any]] = field(default_factory=dict)
+    proposals: list[Proposal] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    """What the suite cannot express yet (composite references), written as comments."""
+
+    def references(self) -> list[Proposal]:
+        return [p for p in self.proposals if p.kind in ("reference", "conditional_reference")]
+
+    def find(self, kind: str, table: str, column: str | None = None) -> Proposal | None:
+        for p in self.proposals:
+            if (
+                p.kind == kind
+                and p.table == table
+                and (column is None or p.check.get("column") == column)
+            ):
+                return p
+        return None
+
+
+@dataclass(frozen=True)
+class DiscoverOptions:
+    schemas: tuple[str, ...] = ()
+    """Schemas to read; empty: those of the search path (`current_schemas(false)`)."""
+    statement_timeout_s: float = DEFAULT_STATEMENT_TIMEOUT_S
+    lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S
+
+
+# ============================================================================ entry point
+def discover(
+    url: URL, options: DiscoverOptions | None = None, *, progress: ProgressLike = None
+) -> Discovery:
+    """Read the catalog and the data of the database at `url` (read-only, one snapshot) and
+    propose a suite for it."""
+    opts = options or DiscoverOptions()
+    prog = as_progress(progress)
+    engine = create_engine(
+        url, statement_timeout_s=opts.statement_timeout_s, lock_timeout_s=opts.lock_timeout_s
+    )
+    doing = "connecting"
+    try:
+        prog.stage("snapshot", 1)
+        prog.step(f"connecting to {describe(url)}")
+        with read_only_snapshot(engine) as (conn, snap):
+            tune_session(conn)
+            doing = "reading the catalog"
+            schemas = _schemas(conn, opts.schemas)
+            found = Discovery(
+                database=describe(url),
+                database_name=snap.database,
+                snapshot_taken_at=snap.taken_at,
+                server_version=snap.server_version,
+                schemas=schemas,
+                tables={},
+            )
+            _Discoverer(conn, found, prog).run()
+    except (sa_exc.SQLAlchemyError, psycopg2.Error) as exc:
+        raise database_error(exc, url, doing=doing) from None
+    finally:
+        engine.dispose()
+    prog.done()
+    return found
+
+
+def _schemas(conn: Connection, wanted: tuple[str, ...]) -> list[str]:
+    if not wanted:
+        return list(conn.execute(sa.text("SELECT unnest(current_schemas(false))::text")).scalars())
+    present = set(
+        conn.execute(
+            sa.text("SELECT nspname::text FROM pg_namespace WHERE nspname = ANY(:s)"),
+            {"s": list(wanted)},
+        ).scalars()
+    )
+    missing = [s for s in wanted if s not in present]
+    if missing:
+        raise UsageError(f"--schema {missing[0]} does not exist in the database; check its name")
+    return list(dict.fromkeys(wanted))
+
+
+# ============================================================================ the catalog
+_TABLES_SQL = sa.text("""
+SELECT c.oid::bigint AS oid, n.nspname::text AS schema, c.relname::text AS relname,
+       n.nspname = current_schema() AS first
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND n.nspname = ANY(:schemas)
+ORDER BY array_position(:schemas, n.nspname::text), c.relname
+""")
+
+_COLUMNS_SQL = sa.text("""
+SELECT a.attrelid::bigint AS oid, a.attname::text AS name,
+       format_type(a.atttypid, a.atttypmod) AS type,
+       b.typcategory::text AS category, b.typtype::text AS typtype, a.attnotnull AS not_null
+FROM pg_attribute a
+JOIN pg_type t ON t.oid = a.atttypid
+JOIN pg_type b ON b.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
+WHERE a.attrelid = ANY(:oids) AND a.attnum > 0 AND NOT a.attisdropped
+ORDER BY a.attrelid, a.attnum
+""")
+
+_CONSTRAINTS_SQL = sa.text("""
+SELECT c.conrelid::bigint AS oid, c.conname::text AS name, c.contype::text AS type,
+       c.convalidated AS validated, c.confrelid::bigint AS target_oid,
+       c.confdeltype::text AS on_delete, pg_get_constraintdef(c.oid) AS definition,
+       coalesce((SELECT array_agg(a.attname::text ORDER BY k.ord)
+                 FROM unnest(c.conkey) WITH ORDINALITY k(attnum, ord)
+                 JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.attnum),
+                '{}') AS columns,
+       coalesce((SELECT array_agg(a.attname::text ORDER BY k.ord)
+                 FROM unnest(c.confkey) WITH ORDINALITY k(attnum, ord)
+                 JOIN pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.attnum),
+                '{}') AS target_columns
+FROM pg_constraint c
+WHERE c.conrelid = ANY(:oids) AND c.contype IN ('p', 'u', 'f', 'c')
+ORDER BY c.conrelid, c.conname
+""")
+
+_INDEXES_SQL = sa.text("""
+SELECT i.indrelid::bigint AS oid, ic.relname::text AS name,
+       i.indexprs IS NULL AS plain, i.indpred IS NOT NULL AS partial,
+       coalesce((SELECT array_agg(a.attname::text ORDER BY k.ord)
+                 FROM unnest(i.indkey::int2[]) WITH ORDINALITY k(attnum, ord)
+                 JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum),
+                '{}') AS columns
+FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
+WHERE i.indrelid = ANY(:oids)
+  AND NOT EXISTS (SELECT FROM pg_constraint c WHERE c.conindid = i.indexrelid
+                  AND c.conrelid = i.indrelid)
+ORDER BY i.indrelid, ic.relname
+""")
+
+_ON_DELETE = {
+    "c": "cascade",
+    "n": "set_null",
+    "r": "restrict",
+    "a": "no_action",
+    "d": "set_default",
+}
+
+
+@dataclass(frozen=True)
+class DeclaredReference:
+    table: str
+    columns: list[str]
+    target: str
+    target_columns: list[str]
+    name: str
+    on_delete: str | None
+    validated: bool
+
+
+def _family(category: str, typtype: str) -> str:
+    if typtype == "e":
+        return "text"
+    return _FAMILIES.get(category, "other")
+
+
+def _check_values(definition: str) -> tuple[str, list[str]] | None:
+    """(column, values) when a CHECK is `column IN (...)` / `column = ANY (ARRAY[...])` (or
+    one `column = value`) as `pg_get_constraintdef` writes it; None for any other CHECK."""
+    import pglast
+    from pglast import ast
+    from pglast.enums.parsenodes import A_Expr_Kind
+
+    body = re.match(r"^CHECK \((?P<body>.*)\)(?: NO INHERIT)?(?: NOT VALID)?$", definition, re.S)
+    if body is None:
+        return None
+    try:
+        parsed: Any = pglast.parse_sql(f"SELECT {body['body']}")
+        node: Any = parsed[0].stmt.targetList[0].val
+    except Exception:  # a CHECK pglast cannot read is just not a value list
+        return None
+
+    def strip(n: Any) -> Any:
+        while isinstance(n, ast.TypeCast):
+            n = n.arg
+        return n
+
+    def constant(n: Any) -> str | None:
+        n = strip(n)
+        if isinstance(n, ast.A_Const) and not n.isnull and n.val is not None:
+            val = n.val
+            for attr in ("sval", "ival", "fval"):
+                if hasattr(val, attr):
+                    return str(getattr(val, attr))
+        return None
+
+    if not isinstance(node, ast.A_Expr):
+        return None
+    expr: Any = node
+    if [getattr(s, "sval", "") for s in expr.name] != ["="]:
+        return None
+    column: Any = strip(expr.lexpr)
+    if not isinstance(column, ast.ColumnRef) or len(column.fields or ()) != 1:
+        return None
+    name = getattr((column.fields or (None,))[0], "sval", None)
+    if name is None:
+        return None
+    kind = expr.kind
+    if kind == A_Expr_Kind.AEXPR_IN:
+        elements = list(expr.rexpr)
+    elif kind == A_Expr_Kind.AEXPR_OP_ANY and isinstance(strip(expr.rexpr), ast.A_ArrayExpr):
+        elements = list(strip(expr.rexpr).elements or [])
+    elif kind == A_Expr_Kind.AEXPR_OP:
+        elements = [expr.rexpr]
+    else:
+        return None
+    values = [constant(e) for e in elements]
+    if not values or any(v is None for v in values):
+        return None
+    return name, [v for v in values if v is not None]
+
+
+# ============================================================================ names
+_STOP = {"id", "fk", "key", "ref", "uuid", "no", "num", "cod", "typ", "kind"}
+
+
+def _stem(word: str) -> str:
+    """One form for singular and plural (`warehouse`, `warehouses` -> `warehous`; `category`,
+    `categories` -> `category`): the same on both sides of a comparison is all that counts."""
+    if len(word) > 4 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) > 2 and word.endswith("s") and not word.endswith("ss"):
+        word = word[:-1]
+    if len(word) > 3 and word.endswith("e"):
+        word = word[:-1]
+    return word
+
+
+_NAME_LIKE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:\-]{0,62}$")
+_HIERARCHY = {
+    _stem(w)
+    for w in (
+        "parent",
+        "manager",
+        "boss",
+        "supervisor",
+        "predecessor",
+        "successor",
+        "previous",
+        "next",
+        "original",
+        "root",
+        "superior",
+        "mentor",
+        "referrer",
+        "replaced",
+        "merged",
+    )
+}
+
+
+def tokens(name: str) -> list[str]:
+    """The words of a name (`TutorProfile`, `tutor_profiles`, `tutor-profile` -> tutor,
+    profile), lower case, singular and plural alike (see `_stem`)."""
+    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", name)
+    return [_stem(w) for w in re.split(r"[^A-Za-z0-9]+", spaced.lower()) if w]
+
+
+def name_fit(word: str, table: str) -> float:
+    """How well `word` (a column's stem, a discriminator value) names `table`: 1 the same
+    words, 0.9 the table's leading or trailing words (`tutor` -> `tutor_profiles`), 0.6 a
+    shared word, 0.4 an abbreviation (`cust` -> `customers`), 0 otherwise."""
+    w = [t for t in tokens(word) if t not in _STOP]
+    t = tokens(table.rpartition(".")[2])
+    if not w or not t:
+        return 0.0
+    if w == t:
+        return 1.0
+    if w == t[: len(w)] or w == t[-len(w) :]:
+        return 0.9
+    if set(w) & set(t):
+        return 0.6
+    if len(w[0]) >= 3 and t[0].startswith(w[0]):
+        return 0.4
+    return 0.0
+
+
+def column_stem(column: str, key: str) -> str:
+    """A reference column's name without its key suffix (`tutor_id` -> `tutor`)."""
+    for suffix in (key, "id", "uuid", "key", "fk", "ref", "code", "no"):
+        for sep in ("_", ""):
+            tail = sep + suffix
+            if len(column) > len(tail) and column.lower().endswith(tail.lower()):
+                return column[: -len(tail)].rstrip("_")
+    return column
+
+
+def _pct(share: float) -> str:
+    return f"{100 * share:.1f}%"
+
+
+def check_id(*parts: str) -> str:
+    return ".".join(re.sub(r"[^A-Za-z0-9_:-]+", "_", p).strip("_") or "_" for p in parts)
+
+
+# ============================================================================ discovery
+@dataclass
+class _Profile:
+    rows: int
+    nonnull: int
+    low: Any
+    high: Any
+    values: list[str] | None = None
+    """The distinct values of a text column that has few (a discriminator candidate)."""
+
+    @property
+    def distinct(self) -> int | None:
+        return None if self.values is None else len(self.values)
+
+
+@dataclass
+class _Reference:
+    """A reference the discovery settled on (declared, or found in the data)."""
+
+    table: str
+    column: str
+    target: str
+    target_column: str
+    declared: bool
+    best: Candidate | None = None
+    alternatives: list[Candidate] = field(default_factory=list)
+
+
+class _Discoverer:
+    def __init__(self, conn: Connection, found: Discovery, prog: Any) -> None:
+        self.conn = conn
+        self.found = found
+        self.prog = prog
+        self.tables: dict[str, TableInfo] = {}
+        self.by_oid: dict[int, TableInfo] = {}
+        self.declared: list[DeclaredReference] = []
+        self.checks_in: dict[str, list[tuple[str, list[str]]]] = defaultdict(list)
+        self.indexes: list[tuple[str, str, list[str] | None]] = []
+        self.profiles: dict[tuple[str, str], _Profile] = {}
+        self.references: dict[tuple[str, str], _Reference] = {}
+        self.ids: set[str] = set()
+        self.nulls_equal: set[tuple[str, tuple[str, ...]]] = set()
+        self.nonnull: dict[tuple[str, str], int] = {}
+        self.shapes: dict[tuple[str, str], tuple[int, int]] = {}
+        """(non-NULL rows, distinct values) of each column tested for inclusion."""
+
+    # ---------------------------------------------------------------- running
+    def run(self) -> None:
+        self.prog.stage("catalog", 1)
+        self.prog.step("tables, keys, constraints and indexes")
+        self.read_catalog()
+        self.found.tables = self.tables
+        self.catalog_proposals()
+        keyed = [t for t in self.tables.values() if t.key is not None]
+        self.prog.stage("profiles", len(self.tables))
+        for table in self.tables.values():
+            self.prog.step(table.name)
+            self.profile(table)
+        families = {u.columns[k].family for u in self.tables.values() for k in u.single_keys()}
+        dependents = [
+            (t, c)
+            for t in keyed
+            for c in t.columns.values()
+            if c.family in families and self.is_dependent(t, c)
+        ]
+        self.prog.stage("references", len(dependents))
+        unconditional: dict[tuple[str, str], list[Candidate]] = {}
+        for table, column in dependents:
+            self.prog.step(f"{table.name}.{column.name}")
+            unconditional[(table.name, column.name)] = self.inclusion(table, column)
+        self.preliminary_references(dependents, unconditional)
+        pairs = self.discriminator_pairs(keyed, unconditional)
+        self.prog.stage("conditional", len(pairs))
+        conditional: dict[tuple[str, str], Proposal] = {}
+        for table, column, disc in pairs:
+            self.prog.step(f"{table.name}.{column.name} by {disc}")
+            best = unconditional.get((table.name, column.name), [])
+            got = self.conditional(table, column, disc, best)
+            key = (table.name, column.name)
+            if got is not None and (
+                key not in conditional or got.confidence > conditional[key].confidence
+            ):
+                conditional[key] = got
+        self.prog.stage("mis-keys", 1)
+        self.prog.step("references whose values come from another key space")
+        self.settle(dependents, unconditional, conditional)
+        self.prog.stage("rules", len(keyed))
+        for t in keyed:
+            self.prog.step(t.name)
+            self.rules(t, conditional)
+
+    # ---------------------------------------------------------------- catalog
+    def read_catalog(self) -> None:
+        schemas = self.found.schemas
+        for row in self.conn.execute(_TABLES_SQL, {"schemas": schemas}):
+            if "." in row.relname or "." in row.schema:
+                self.found.notes.append(
+                    f"table {row.schema}.{row.relname} skipped: the suite cannot name a table "
+                    "or schema whose name holds a dot"
+                )
+                continue
+            name = row.relname if row.first else f"{row.schema}.{row.relname}"
+            info = TableInfo(name=name, schema=row.schema, relname=row.relname, columns={})
+            self.tables[name] = info
+            self.by_oid[int(row.oid)] = info
+        oids = list(self.by_oid)
+        if not oids:
+            return
+        for row in self.conn.execute(_COLUMNS_SQL, {"oids": oids}):
+            self.by_oid[int(row.oid)].columns[row.name] = ColumnInfo(
+                row.name,
+                row.type,
+                _family(row.category, row.typtype),
+                row.not_null,
+                row.typtype == "e",
+            )
+        for row in self.conn.execute(_CONSTRAINTS_SQL, {"oids": oids}):
+            table = self.by_oid[int(row.oid)]
+            cols = list(row.columns)
+            if row.type == "p":
+                table.primary_key = cols
+            elif row.type == "u":
+                table.uniques.append(cols)
+                if "NULLS NOT DISTINCT" in row.definition:
+                    self.nulls_equal.add((table.name, tuple(cols)))
+            elif row.type == "f":
+                target = self.by_oid.get(int(row.target_oid))
+                if target is None:
+                    self.found.notes.append(
+                        f"foreign key {row.name} of {table.name} references a table outside "
+                        f"the schemas read ({', '.join(schemas)}): not checked"
+                    )
+                    continue
+                self.declared.append(
+                    DeclaredReference(
+                        table.name,
+                        cols,
+                        target.name,
+                        list(row.target_columns),
+                        row.name,
+                        _ON_DELETE.get(row.on_delete),
+                        row.validated,
+                    )
+                )
+            elif row.type == "c":
+                values = _check_values(row.definition)
+                if values is not None and values[0] in table.columns:
+                    self.checks_in[table.name].append(values)
+        for row in self.conn.execute(_INDEXES_SQL, {"oids": oids}):
+            index_cols = list(row.columns) if row.plain and not row.partial else None
+            self.indexes.append((self.by_oid[int(row.oid)].name, row.name, index_cols))
+
+    def add(self, proposal: Proposal) -> None:
+        base = str(proposal.check["id"])
+        cid, n = base, 1
+        while cid in self.ids:
+            n += 1
+            cid = f"{base}-{n}"
+        self.ids.add(cid)
+        proposal.check = {"id": cid, **{k: v for k, v in proposal.check.items() if k != "id"}}
+        self.found.proposals.append(proposal)
+
+    def catalog_proposals(self) -> None:
+        for t in self.tables.values():
+            keyed = t.key is not None
+            if not keyed:
+                self.found.notes.append(
+                    f"table {t.name} has no single-column key (primary key or NOT NULL "
+                    "UNIQUE): only its catalog is checked"
+                )
+            if t.primary_key:
+                self.add_constraint(
+                    t, "primary_key", t.primary_key, f"PRIMARY KEY ({', '.join(t.primary_key)})"
+                )
+                if keyed:
+                    self.add_unique(t, t.primary_key, "PRIMARY KEY")
+            for cols in t.uniques:
+                self.add_constraint(t, "unique", cols, f"UNIQUE ({', '.join(cols)})")
+                if keyed:
+                    self.add_unique(t, cols, "UNIQUE")
+            required = [c.name for c in t.columns.values() if c.not_null and c.name != t.key]
+            if required and keyed:
+                self.add(
+                    Proposal(
+                        {
+                            "id": check_id(t.name, "not_null"),
+                            "kind": "not_null",
+                            "table": t.name,
+                            "columns": required,
+                        },
+                        "catalog",
+                        1.0,
+                        [f"NOT NULL in the catalog: {', '.join(required)}"],
+                    )
+                )
+            for column, values in self.checks_in.get(t.name, []):
+                if not keyed:
+                    continue
+                typed: list[str | int] = list(values)
+                if t.columns[column].type in _INTEGER_TYPES and all(
+                    re.fullmatch(r"-?\d+", v) for v in values
+                ):
+                    typed = [int(v) for v in values]
+                self.add(
+                    Proposal(
+                        {
+                            "id": check_id(t.name, column, "in_set"),
+                            "kind": "in_set",
+                            "table": t.name,
+                            "column": column,
+                            "values": typed,
+                        },
+                        "catalog",
+                        1.0,
+                        [f"CHECK in the catalog: {column} IN ({', '.join(values)})"],
+                    )
+                )
+        for table, name, index_columns in self.indexes:
+            check: dict[str, Any] = {
+                "id": check_id("catalog", table, name),
+                "kind": "index",
+                "table": table,
+                "name": name,
+            }
+            if index_columns:
+                check["columns"] = index_columns
+            self.add(Proposal(check, "catalog", 1.0, [f"index {name} in the catalog"]))
+
+    def add_constraint(self, t: TableInfo, kind: str, cols: list[str], what: str) -> None:
+        self.add(
+            Proposal(
+                {
+                    "id": check_id("catalog", t.name, kind, *cols),
+                    "kind": "constraint",
+                    "table": t.name,
+                    "type": kind,
+                    "columns": cols,
+                },
+                "catalog",
+                1.0,
+                [f"{what} in the catalog"],
+            )
+        )
+
+    def add_unique(self, t: TableInfo, cols: list[str], what: str) -> None:
+        check: dict[str, Any] = {
+            "id": check_id(t.name, *cols, "unique"),
+            "kind": "unique",
+            "table": t.name,
+            "columns": cols,
+        }
+        if (t.name, tuple(cols)) in self.nulls_equal:
+            check["nulls"] = "equal"  # UNIQUE NULLS NOT DISTINCT
+        self.add(
+            Proposal(
+                check,
+                "catalog",
+                1.0,
+                [f"{what} ({', '.join(cols)}) in the catalog"],
+            )
+        )
+
+    # ---------------------------------------------------------------- profiles
+    def profile(self, t: TableInfo) -> None:
+        """Rows, non-NULL counts and min/max of every comparable column in one scan; small
+        distinct counts of text columns (discriminator candidates)."""
+        cols = [c for c in t.columns.values() if c.family in ("number", "text", "uuid")]
+        exprs = ["count(*)"]
+        for c in cols:
+            q = sqltext.ident(c.name)
+            cast = "::text" if c.enum else ""
+            exprs.append(f"count({q})")
+            if c.family == "uuid":
+                exprs += [f"min({q}::text)", f"max({q}::text)"]
+            else:
+                exprs += [f"min({q}{cast})", f"max({q}{cast})"]
+        others = [c for c in t.columns.values() if c not in cols]
+        exprs += [f"count({sqltext.ident(c.name)})" for c in others]
+        row = self.conn.execute(sa.text(f"SELECT {', '.join(exprs)} FROM {t.sql}")).one()
+        t.rows = int(row[0])
+        for i, c in enumerate(cols):
+            prof = _Profile(t.rows, int(row[1 + 3 * i]), row[2 + 3 * i], row[3 + 3 * i])
+            self.profiles[(t.name, c.name)] = prof
+        for i, c in enumerate(others):
+            self.nonnull[(t.name, c.name)] = int(row[1 + 3 * len(cols) + i])
+        for c in cols:
+            self.nonnull[(t.name, c.name)] = self.profiles[(t.name, c.name)].nonnull
+        texts = [
+            c
+            for c in cols
+            if c.family == "text" and c.name != t.key and self.profiles[(t.name, c.name)].nonnull
+        ]
+        for c, values in zip(texts, self.few_values(t, texts), strict=True):
+            self.profiles[(t.name, c.name)].values = values
+
+    def n_distinct(self, t: TableInfo) -> dict[str, float]:
+        rows = self.conn.execute(
+            sa.text(
+                "SELECT attname::text, n_distinct FROM pg_stats "
+                "WHERE schemaname = :s AND tablename = :t AND NOT inherited"
+            ),
+            {"s": t.schema, "t": t.relname},
+        )
+        return {r[0]: float(r[1]) for r in rows}
+
+    def few_values(self, t: TableInfo, columns: list[ColumnInfo]) -> list[list[str] | None]:
+        """Per column, its distinct values when there are at most MAX_DISCRIMINATOR_VALUES,
+        else None. Columns with many values are ruled out without a full read: by
+        `pg_stats.n_distinct` where ANALYZE has run, else by the first PREFIX_ROWS rows; the
+        rest are read in one scan."""
+        if not columns:
+            return []
+        stats = self.n_distinct(t)
+        limit = MAX_DISCRIMINATOR_VALUES
+        candidates = []
+        for c in columns:
+            estimate = stats.get(c.name)
+            n = None if estimate is None else (-estimate * t.rows if estimate < 0 else estimate)
+            candidates.append(n is None or n <= 3 * limit)
+        probe = [c for c, ok in zip(columns, candidates, strict=True) if ok]
+        if probe:
+            counts = ", ".join(f"count(DISTINCT {sqltext.ident(c.name)})" for c in probe)
+            names = ", ".join(sqltext.ident(c.name) for c in probe)
+            row = self.conn.execute(
+                sa.text(f"SELECT {counts} FROM (SELECT {names} FROM {t.sql} LIMIT {PREFIX_ROWS}) p")
+            ).one()
+            probe = [c for c, n in zip(probe, row, strict=True) if n <= limit]
+        found: dict[str, list[str] | None] = {}
+        if probe:
+            aggs = ", ".join(
+                f"(array_agg(DISTINCT {sqltext.ident(c.name)}::text) "
+                f"FILTER (WHERE {sqltext.ident(c.name)} IS NOT NULL))[1:{limit + 1}]"
+                for c in probe
+            )
+            row = self.conn.execute(sa.text(f"SELECT {aggs} FROM {t.sql}")).one()
+            for c, values in zip(probe, row, strict=True):
+                vals = list(values or [])
+                found[c.name] = sorted(vals) if len(vals) <= limit else None
+        return [found.get(c.name) for c in columns]
+
+    # ---------------------------------------------------------------- inclusion
+    def is_dependent(self, t: TableInfo, c: ColumnInfo) -> bool:
+        """A column that may reference a key: comparable, not all NULL, not its table's own
+        `id`-like key (a key named after another table, `user_id`, may)."""
+        if c.family not in ("number", "text", "uuid"):
+            return False
+        if c.family == "number" and not c.type.startswith(
+            ("smallint", "integer", "bigint", "numeric")
+        ):
+            return False
+        if c.name in t.single_keys() and not any(
+            name_fit(column_stem(c.name, "id"), o.name) >= 0.9
+            for o in self.tables.values()
+            if o is not t
+        ):
+            return False
+        prof = self.profiles.get((t.name, c.name))
+        return prof is not None and prof.nonnull > 0
+
+    def keys_for(
+        self, t: TableInfo, c: ColumnInfo, disc: str | None = None
+    ) -> list[tuple[TableInfo, str]]:
+        """The keys `c`'s values may be: same type family, overlapping range; the best
+        MAX_KEYS_PER_COLUMN by name (the column's, or a discriminator value's), then by how
+        closely the key's range matches the values' (a few orphans beyond it do not matter)."""
+        prof = self.profiles[(t.name, c.name)]
+        values = (self.profiles[(t.name, disc)].values or []) if disc is not None else []
+        out: list[tuple[tuple[float, float], TableInfo, str]] = []
+        for u in self.tables.values():
+            for k in u.single_keys():
+                kc = u.columns[k]
+                if (u is t and k == c.name) or kc.family != c.family:
+                    continue
+                kp = self.profiles.get((u.name, k))
+                if kp is None or not kp.nonnull:
+                    continue
+                if not _overlaps(prof.low, prof.high, kp.low, kp.high):
+                    continue
+                fit = max(
+                    [self.column_fit(t, c.name, u, k)]
+                    + [self.value_fit(v, u, t, disc) for v in values if disc is not None]
+                )
+                out.append(((-fit, -_range_jaccard(prof.low, prof.high, kp.low, kp.high)), u, k))
+        out.sort(key=lambda x: x[0])
+        return [(u, k) for _, u, k in out[:MAX_KEYS_PER_COLUMN]]
+
+    def inclusion(
+        self, t: TableInfo, c: ColumnInfo, keys: list[tuple[TableInfo, str]] | None = None
+    ) -> list[Candidate]:
+        """How many of `c`'s values (rows and distinct) each candidate key lacks: one
+        statement, a hash of the distinct values and an index probe per value and key."""
+        keys = self.keys_for(t, c) if keys is None else keys
+        if not keys:
+            return []
+        rows = self.conn.execute(self._inclusion_sql(t, c.name, keys)).one()
+        self.shapes[(t.name, c.name)] = (int(rows[1] or 0), int(rows[0] or 0))
+        return [
+            Candidate(
+                u.name,
+                k,
+                int(rows[1] or 0),
+                int(rows[0] or 0),
+                int(rows[2 + 2 * i] or 0),
+                int(rows[3 + 2 * i] or 0),
+                u.rows,
+                self.column_fit(t, c.name, u, k),
+            )
+            for i, (u, k) in enumerate(keys)
+        ]
+
+    @staticmethod
+    def _probes(keys: list[tuple[TableInfo, str]]) -> str:
+        return ", ".join(f"{_member('v.v', u, k)} AS h{i}" for i, (u, k) in enumerate(keys))
+
+    def _inclusion_sql(self, t: TableInfo, column: str, keys: list[tuple[TableInfo, str]]) -> Any:
+        q = sqltext.ident(column)
+        misses = ", ".join(
+            f"sum(v.n) FILTER (WHERE NOT x.h{i}), count(*) FILTER (WHERE NOT x.h{i})"
+            for i in range(len(keys))
+        )
+        return sa.text(
+            f"WITH v AS MATERIALIZED (SELECT {q} AS v, count(*) AS n FROM {t.sql} "
+            f"WHERE {q} IS NOT NULL GROUP BY {q}) "
+            f"SELECT count(*), sum(v.n), {misses} FROM v, LATERAL (SELECT {self._probes(keys)}) x"
+        )
+
+    # ---------------------------------------------------------------- conditional
+    def discriminator_pairs(
+        self, keyed: list[TableInfo], unconditional: dict[tuple[str, str], list[Candidate]]
+    ) -> list[tuple[TableInfo, ColumnInfo, str]]:
+        """(table, id column, discriminator) to test: `x_type` beside `x_id` only, where
+        there is one; else every low-cardinality text column whose values look like names
+        (`student`, `TutorProfile`, `Admin::User`; not sentences) beside an id column that no
+        key fits by name."""
+        pairs = []
+        for t in keyed:
+            discs = [
+                c.name
+                for c in t.columns.values()
+                if c.family == "text"
+                and (p := self.profiles.get((t.name, c.name))) is not None
+                and p.values is not None
+                and 2 <= len(p.values) <= max(2, p.nonnull // 3)
+                and sum(bool(_NAME_LIKE.match(v)) for v in p.values) >= 0.8 * len(p.values)
+            ]
+            for c in t.columns.values():
+                cands = unconditional.get((t.name, c.name))
+                if cands is None:
+                    continue
+                good = [x for x in cands if x.coverage >= MIN_COVERAGE]
+                fits = any(x.name >= 0.9 and x.coverage >= 0.98 for x in good)
+                stem = column_stem(c.name, "id")
+                same = [d for d in discs if stem != c.name and column_stem(d, "type") == stem]
+                if same:
+                    pairs += [(t, c, d) for d in same]
+                elif not fits:
+                    pairs += [(t, c, d) for d in discs]
+        return pairs
+
+    def conditional(
+        self, t: TableInfo, c: ColumnInfo, disc: str, unconditional: list[Candidate]
+    ) -> Proposal | None:
+        keys = self.keys_for(t, c, disc)
+        if not keys:
+            return None
+        q, dq = sqltext.ident(c.name), sqltext.ident(disc)
+        misses = ", ".join(
+            f"sum(v.n) FILTER (WHERE NOT x.h{i}), count(*) FILTER (WHERE NOT x.h{i})"
+            for i in range(len(keys))
+        )
+        stmt = sa.text(
+            f"WITH v AS MATERIALIZED (SELECT {dq}::text AS d, {q} AS v, count(*) AS n "
+            f"FROM {t.sql} WHERE {q} IS NOT NULL AND {dq} IS NOT NULL GROUP BY 1, 2) "
+            f"SELECT v.d, count(*), sum(v.n), {misses} "
+            f'FROM v, LATERAL (SELECT {self._probes(keys)}) x GROUP BY v.d ORDER BY v.d COLLATE "C"'
+        )
+        per_value: dict[str, list[Candidate]] = {}
+        for row in self.conn.execute(stmt):
+            per_value[row[0]] = [
+                Candidate(
+                    u.name,
+                    k,
+                    int(row[2]),
+                    int(row[1]),
+                    int(row[3 + 2 * i] or 0),
+                    int(row[4 + 2 * i] or 0),
+                    u.rows,
+                    self.value_fit(row[0], u, t, disc),
+                )
+                for i, (u, k) in enumerate(keys)
+            ]
+        total = sum(cs[0].rows for cs in per_value.values() if cs)
+        if not total:
+            return None
+        # values that fit no key themselves: their ids may be keys of a key space that map
+        # through a column of the table the value names (the seed's users.id requesters)
+        targets: dict[str, Candidate] = {}
+        others: dict[str, list[Candidate]] = {}
+        normal = {v: " ".join(tokens(v)) for v in per_value}
+        for value, cands in sorted(per_value.items(), key=lambda kv: -kv[1][0].rows):
+            share = cands[0].rows / total
+            through = self.through_candidates(t, c, cands, disc=disc, value=value)
+            ranked = sorted(
+                [x for x in cands + through if x.coverage >= MIN_COVERAGE],
+                key=lambda x: -x.score,
+            )
+            if not ranked:
+                continue
+            best = ranked[0]
+            rival = next((x for x in ranked[1:] if x.table != best.table), None)
+            duplicate = any(normal[v] == normal[value] for v in targets)
+            if duplicate or (share < RARE_VALUE_SHARE and best.name < 0.6):
+                continue  # a misspelling or a stray value: the discriminator finding's business
+            if rival is not None and best.score - rival.score < 0.05:
+                return None  # the values fit another table as well: nothing picks the target
+            targets[value] = best
+            others[value] = ranked[1:4]
+        if len(targets) < 2 or len({x.table for x in targets.values()}) < 2:
+            return None
+        covered = sum(x.rows for x in targets.values())
+        score = sum(x.score * x.rows for x in targets.values()) / covered
+        plain = max(
+            (x for x in unconditional if x.coverage >= MIN_COVERAGE),
+            key=lambda x: x.score,
+            default=None,
+        )
+        if plain is not None and score < plain.score + 0.05:
+            return None
+        coverage = sum(x.rows - x.missing_rows for x in targets.values()) / covered
+        if column_stem(disc, "type") != column_stem(c.name, "id"):
+            # no `x_type` beside `x_id`: the names of the values are not enough (a quantity
+            # beside a discriminator fits its tables as well); the data must need them
+            fill = sum(x.fill * x.rows for x in targets.values()) / covered
+            if fill < 0.5 or (
+                plain is not None and (plain.coverage >= 0.95 or coverage < plain.coverage + 0.05)
+            ):
+                return None
+        named = sum(x.rows for x in targets.values() if x.name >= 0.6) / covered
+        confidence = coverage * (0.75 + 0.25 * named)
+        if covered < 0.95 * total:
+            confidence *= 0.9
+        violations = sum(x.rows if x.through else x.missing_rows for x in targets.values())
+        violations += total - covered
+        if any(x.through for x in targets.values()):
+            confidence = min(confidence, 0.8)
+        check: dict[str, Any] = {
+            "id": check_id(t.name, c.name, "reference"),
+            "kind": "conditional_reference",
+            "table": t.name,
+            "column": c.name,
+            "discriminator": disc,
+            "targets": {v: {"table": x.table, "column": x.column} for v, x in targets.items()},
+        }
+        evidence = [
+            f"{disc} = {v!r}: {x.describe()}"
+            + (" [mis-keyed: values of the key space]" if x.through else "")
+            for v, x in targets.items()
+        ]
+        unknown = sorted(set(per_value) - set(targets))
+        if unknown:
+            evidence.append(
+                f"{total - covered} rows with other {disc} values "
+                f"({', '.join(map(repr, unknown))}) are discriminator findings"
+            )
+        alternatives = [
+            f"{disc} = {v!r}: {o.describe()}" for v, os_ in others.items() for o in os_[:2]
+        ]
+        if plain is not None:
+            alternatives.insert(0, f"one target for every row: {plain.describe()}")
+        return Proposal(check, "data", round(confidence, 3), evidence, alternatives, violations)
+
+    def value_fit(self, value: str, u: TableInfo, t: TableInfo, disc: str) -> float:
+        """How well a discriminator value names table `u`: by name (`student` ->
+        `student_profiles`, `TutorProfile` -> `tutor_profiles`), or, for single-table
+        inheritance, 0.9 when a low-cardinality column of `u` holds the value itself
+        (`commentable_type = 'Admin'` and `users.type = 'Admin'`)."""
+        fit = name_fit(value, u.name)
+        for c in u.columns.values():
+            if (u is t and c.name == disc) or self.is_polymorphic_type(u, c.name):
+                continue
+            prof = self.profiles.get((u.name, c.name))
+            if prof is not None and prof.values is not None and value in prof.values:
+                return max(fit, 0.9)
+        return fit
+
+    @staticmethod
+    def is_polymorphic_type(u: TableInfo, column: str) -> bool:
+        """`x_type` beside `x_id`: the discriminator of a reference of `u`, not its class."""
+        stem = column_stem(column, "type")
+        return stem != column and any(
+            other != column and column_stem(other, "id") == stem for other in u.columns
+        )
+
+    def column_fit(self, t: TableInfo, column: str, u: TableInfo, key: str) -> float:
+        """How well a column's name names table `u`; halved when `u` has a column of the same
+        name (`tutor_packages.tutor_id`): a table that references the same thing is its
+        sibling, not its target."""
+        stem = column_stem(column, key)
+        fit = name_fit(stem, u.name)
+        if u is not t and column in u.columns:
+            fit *= 0.5
+        if u is t and set(tokens(stem)) & _HIERARCHY:
+            fit = max(fit, 0.8)  # parent_id, manager_id: the table's own rows
+        return fit
+
+    # ---------------------------------------------------------------- mis-keys
+    def key_spaces_of(self, target: str) -> list[tuple[str, TableInfo, str]]:
+        """(through, key-space table, its key): the target's columns that reference another
+        key (declared or found), e.g. tutor_profiles.user_id -> users.id."""
+        out = []
+        for (table, column), ref in self.references.items():
+            if table == target and ref.target != target:
+                out.append((column, self.tables[ref.target], ref.target_column))
+        for d in self.declared:
+            if d.table == target and len(d.columns) == 1 and d.target != target:
+                item = (d.columns[0], self.tables[d.target], d.target_columns[0])
+                if item not in out:
+                    out.append(item)
+        return out
+
+    def through_candidates(
+        self,
+        t: TableInfo,
+        c: ColumnInfo,
+        direct: list[Candidate],
+        *,
+        disc: str | None = None,
+        value: str | None = None,
+    ) -> list[Candidate]:
+        """Targets whose *through* column holds the values: for every key table U whose name
+        fits (the column's stem or the discriminator value) and that maps a key space the
+        values belong to (the values are users.id and U.user_id holds them)."""
+        out = []
+        holders = {x.table for x in direct if x.coverage >= MIN_COVERAGE}
+        for u in self.tables.values():
+            if value is not None and disc is not None:
+                fit = self.value_fit(value, u, t, disc)
+            else:
+                fit = self.column_fit(t, c.name, u, "id")
+            if fit < 0.6 or u.key is None or u is t:
+                continue
+            for through, space, _space_key in self.key_spaces_of(u.name):
+                if space.name not in holders or u.columns[through].family != c.family:
+                    continue
+                q = sqltext.ident(c.name)
+                where = f"{q} IS NOT NULL"
+                params: dict[str, Any] = {}
+                if disc is not None:
+                    where += f" AND {sqltext.ident(disc)}::text = :value"
+                    params["value"] = value
+                row = self.conn.execute(
+                    sa.text(
+                        f"WITH v AS MATERIALIZED (SELECT {q} AS v, count(*) AS n FROM {t.sql} "
+                        f"WHERE {where} GROUP BY {q}) "
+                        f"SELECT count(*), sum(v.n), "
+                        f"sum(v.n) FILTER (WHERE NOT x.h), count(*) FILTER (WHERE NOT x.h) "
+                        f"FROM v, LATERAL (SELECT {_member('v.v', u, through)} AS h) x"
+                    ),
+                    params,
+                ).one()
+                out.append(
+                    Candidate(
+                        u.name,
+                        u.key,
+                        int(row[1] or 0),
+                        int(row[0] or 0),
+                        int(row[2] or 0),
+                        int(row[3] or 0),
+                        u.rows,
+                        fit,
+                        through=through,
+                    )
+                )
+        return out
+
+    def mis_key(
+        self,
+        t: TableInfo,
+        column: str,
+        targets: list[tuple[str | None, str]],
+        disc: str | None,
+    ) -> tuple[dict[str, Any], list[str]] | None:
+        """A `mis_key` for the reference from `t.column` to `targets` ((discriminator value
+        or None, target table)): a key space whose keys most violating values are and that
+        maps through one column of every target; with the row's columns that agree with the
+        key space's attributes as evidence."""
+        options: dict[tuple[str, str], list[str]] = {}
+        for _value, target in targets:
+            for through, space, space_key in self.key_spaces_of(target):
+                options.setdefault((through, f"{space.name}\0{space_key}"), []).append(target)
+        for (through, space_ref), holders in options.items():
+            if len(holders) < len(targets):
+                continue
+            space_name, _, space_key = space_ref.partition("\0")
+            space = self.tables[space_name]
+            violating = mapped = 0
+            for value, target in targets:
+                u = self.tables[target]
+                assert u.key is not None
+                q = sqltext.ident(column)
+                where = f"t.{q} IS NOT NULL"
+                params: dict[str, Any] = {}
+                if disc is not None:
+                    where += f" AND t.{sqltext.ident(disc)}::text = :value"
+                    params["value"] = value
+                row = self.conn.execute(
+                    sa.text(
+                        f"SELECT count(*), count(*) FILTER (WHERE EXISTS (SELECT FROM "
+                        f"{space.sql} s WHERE s.{sqltext.ident(space_key)} = t.{q}) AND EXISTS "
+                        f"(SELECT FROM {u.sql} m WHERE m.{sqltext.ident(through)} = t.{q})) "
+                        f"FROM {t.sql} t WHERE {where} AND NOT EXISTS (SELECT FROM {u.sql} k "
+                        f"WHERE k.{sqltext.ident(u.key)} = t.{q})"
+                    ),
+                    params,
+                ).one()
+                violating += int(row[0])
+                mapped += int(row[1])
+            if not mapped or mapped < 0.5 * violating:
+                continue
+            attributes = self.attribute_evidence(
+                t, column, targets, disc, through, space, space_key
+            )
+            mis_key: dict[str, Any] = {
+                "key_space": self.key_space(space, space_key, attributes),
+                "through": through,
+            }
+            vias = self.via_evidence(t, column, targets[0][1]) if disc is None else []
+            items: list[dict[str, Any]] = [
+                {"attribute": {"column": e, "key_space_column": a}} for e, a, _ in attributes
+            ]
+            items += [{"via": via} for via, _ in vias]
+            if items:
+                mis_key["evidence"] = items
+            evidence = (
+                [
+                    f"mis-key: {mapped} of {violating} violating rows hold a "
+                    f"{space.name}.{space_key} that {'/'.join(sorted(set(holders)))}.{through} maps"
+                ]
+                + [
+                    f"evidence: {e} agrees with {space.name}.{a} on {_pct(share)} of the rows "
+                    "that reference correctly"
+                    for e, a, share in attributes
+                ]
+                + [
+                    f"evidence: {v['table']}.{v['target_column']} of the row's {v['column']} "
+                    f"equals {column} on {_pct(share)} of the rows"
+                    for v, share in vias
+                ]
+            )
+            return mis_key, evidence
+        return None
+
+    def via_evidence(
+        self, t: TableInfo, column: str, target: str
+    ) -> list[tuple[dict[str, str], float]]:
+        """Another reference of the row that names the same target row: the request's
+        package (`package_id -> tutor_packages.id`) whose `tutor_id` references the same
+        tutor_profiles as the request's `tutor_id`, on at least 80% of the rows."""
+        out = []
+        for (table, p), ref in sorted(self.references.items()):
+            if table != t.name or p == column or ref.target == target:
+                continue
+            other = self.tables[ref.target]
+            for (table2, q), ref2 in sorted(self.references.items()):
+                if table2 != other.name or ref2.target != target:
+                    continue
+                tc, tp = sqltext.ident(column), sqltext.ident(p)
+                row = self.conn.execute(
+                    sa.text(
+                        f"SELECT count(*) FILTER (WHERE o.{sqltext.ident(q)} IS NOT NULL), "
+                        f"count(*) FILTER (WHERE o.{sqltext.ident(q)} = t.{tc}) "
+                        f"FROM {t.sql} t JOIN {other.sql} o "
+                        f"ON o.{sqltext.ident(ref.target_column)} = t.{tp} "
+                        f"WHERE t.{tc} IS NOT NULL"
+                    )
+                ).one()
+                both, same = int(row[0]), int(row[1])
+                if both >= 3 and same >= 0.8 * both:
+                    via = {
+                        "column": p,
+                        "table": other.name,
+                        "key": ref.target_column,
+                        "target_column": q,
+                    }
+                    out.append((via, same / both))
+        return out
+
+    def key_space(
+        self, space: TableInfo, key: str, attributes: list[tuple[str, str, float]]
+    ) -> str:
+        spaces = self.found.key_spaces
+        name = check_id(space.name)
+        entry = spaces.setdefault(name, {"table": space.name, "key": key, "attributes": []})
+        for _, a, _share in attributes:
+            if a not in entry["attributes"]:
+                entry["attributes"].append(a)
+        return name
+
+    def attribute_evidence(
+        self,
+        t: TableInfo,
+        column: str,
+        targets: list[tuple[str | None, str]],
+        disc: str | None,
+        through: str,
+        space: TableInfo,
+        space_key: str,
+    ) -> list[tuple[str, str, float]]:
+        """(row column, key-space column, agreement) where the row's value equals the key
+        space's attribute of the row it references correctly (`contact_email` =
+        `users.email` of the requester's user) on at least 80% of such rows."""
+        mine = [
+            c.name
+            for c in t.columns.values()
+            if c.family == "text" and c.name not in (column, disc, t.key) and not c.enum
+        ]
+        theirs = [
+            c.name
+            for c in space.columns.values()
+            if c.family == "text" and c.name != space_key and not c.enum
+        ]
+        pairs = [(e, a) for e in mine for a in theirs]
+        if not pairs:
+            return []
+        both = [0] * len(pairs)
+        same = [0] * len(pairs)
+        for value, target in targets:
+            u = self.tables[target]
+            assert u.key is not None
+            exprs = []
+            for e, a in pairs:
+                te, sa_ = f"t.{sqltext.ident(e)}", f"s.{sqltext.ident(a)}"
+                exprs += [
+                    f"count(*) FILTER (WHERE {te} IS NOT NULL AND {sa_} IS NOT NULL)",
+                    f"count(*) FILTER (WHERE {te}::text = {sa_}::text)",
+                ]
+            where = ""
+            params: dict[str, Any] = {}
+            if disc is not None:
+                where = f"WHERE t.{sqltext.ident(disc)}::text = :value"
+                params["value"] = value
+            row = self.conn.execute(
+                sa.text(
+                    f"SELECT {', '.join(exprs)} FROM {t.sql} t "
+                    f"JOIN {u.sql} u ON u.{sqltext.ident(u.key)} = t.{sqltext.ident(column)} "
+                    f"JOIN {space.sql} s "
+                    f"ON s.{sqltext.ident(space_key)} = u.{sqltext.ident(through)} "
+                    f"{where}"
+                ),
+                params,
+            ).one()
+            for i in range(len(pairs)):
+                both[i] += int(row[2 * i])
+                same[i] += int(row[2 * i + 1])
+        found = [
+            (e, a, same[i] / both[i])
+            for i, (e, a) in enumerate(pairs)
+            if both[i] >= 3 and same[i] >= 0.8 * both[i]
+        ]
+        # one attribute per row column: the one it agrees with most
+        best: dict[str, tuple[str, str, float]] = {}
+        for e, a, share in found:
+            if e not in best or share > best[e][2]:
+                best[e] = (e, a, share)
+        return list(best.values())
+
+    def preliminary_references(
+        self,
+        dependents: list[tuple[TableInfo, ColumnInfo]],
+        unconditional: dict[tuple[str, str], list[Candidate]],
+    ) -> None:
+        """The best plain target of every column, and the declared references: the key
+        spaces that conditional targets and mis-keys may map through."""
+        self.references.clear()
+        for t, c in dependents:
+            ranked = sorted(
+                [x for x in unconditional.get((t.name, c.name), []) if x.coverage >= MIN_COVERAGE],
+                key=lambda x: -x.score,
+            )
+            if ranked:
+                best = ranked[0]
+                self.references[(t.name, c.name)] = _Reference(
+                    t.name, c.name, best.table, best.column, False, best
+                )
+        for d in self.declared:
+            if len(d.columns) == 1:
+                self.references[(d.table, d.columns[0])] = _Reference(
+                    d.table, d.columns[0], d.target, d.target_columns[0], True
+                )
+
+    # ---------------------------------------------------------------- data rules
+    def rules(self, t: TableInfo, conditional: dict[tuple[str, str], Proposal]) -> None:
+        """What the rows of `t` almost always obey, proposed with the rows that do not: NOT
+        NULL, a closed set of values, uniqueness of a reference, a referenced row that agrees."""
+        self.rare_nulls(t)
+        discriminators = {
+            p.check["discriminator"]: list(p.check["targets"])
+            for (table, _), p in conditional.items()
+            if table == t.name
+        }
+        self.value_sets(t, discriminators)
+        self.unique_references(t)
+        self.consistencies(t)
+
+    def rare_nulls(self, t: TableInfo) -> None:
+        if t.rows < 100:
+            return
+        rare = [
+            (c.name, t.rows - self.nonnull[(t.name, c.name)])
+            for c in t.columns.values()
+            if not c.not_null and 0 < t.rows - self.nonnull[(t.name, c.name)] <= 0.01 * t.rows
+        ]
+        if not rare:
+            return
+        worst = max(n for _, n in rare) / t.rows
+        self.add(
+            Proposal(
+                {
+                    "id": check_id(t.name, "not_null", "inferred"),
+                    "kind": "not_null",
+                    "table": t.name,
+                    "columns": [c for c, _ in rare],
+                },
+                "data",
+                round(min(0.95, 1 - 10 * worst), 3),
+                [f"{c} is NULL in {n} of {t.rows} rows ({_pct(n / t.rows)})" for c, n in rare],
+                violations=sum(n for _, n in rare),
+            )
+        )
+
+    def value_sets(self, t: TableInfo, discriminators: dict[str, list[str]]) -> None:
+        """A text column of few values whose rare values (each under 1% of the rows, 2% in
+        all) look like mistakes: the others are its set; a discriminator's set is its
+        targets' values."""
+        cols = [
+            c
+            for c in t.columns.values()
+            if c.family == "text"
+            and not c.enum
+            and (p := self.profiles.get((t.name, c.name))) is not None
+            and p.values is not None
+            and not any(x[0] == c.name for x in self.checks_in.get(t.name, []))
+        ]
+        if not cols:
+            return
+        sets = ", ".join(f"({sqltext.ident(c.name)})" for c in cols)
+        exprs = ", ".join(
+            f"CASE WHEN GROUPING({q}) = 0 THEN {q}::text END"
+            for q in (sqltext.ident(c.name) for c in cols)
+        )
+        counts: dict[str, dict[str, int]] = defaultdict(dict)
+        for row in self.conn.execute(
+            sa.text(f"SELECT {exprs}, count(*) FROM {t.sql} GROUP BY GROUPING SETS ({sets})")
+        ):
+            for c, value in zip(cols, row[:-1], strict=True):
+                if value is not None:
+                    counts[c.name][value] = int(row[-1])
+        for c in cols:
+            values = counts.get(c.name, {})
+            total = sum(values.values())
+            if not total:
+                continue
+            if c.name in discriminators:
+                allowed = discriminators[c.name]
+                why = f"the values of the conditional reference's targets ({', '.join(allowed)})"
+            else:
+                allowed = [
+                    v
+                    for v, n in sorted(values.items(), key=lambda x: -x[1])
+                    if n >= RARE_VALUE_SHARE * total
+                ]
+                why = f"each of these values is {_pct(RARE_VALUE_SHARE)} of the rows or more"
+            rare = {v: n for v, n in values.items() if v not in allowed}
+            share = sum(rare.values()) / total
+            if len(allowed) < 2 or not rare or share > 0.02:
+                continue
+            self.add(
+                Proposal(
+                    {
+                        "id": check_id(t.name, c.name, "in_set"),
+                        "kind": "in_set",
+                        "table": t.name,
+                        "column": c.name,
+                        "values": allowed,
+                    },
+                    "data",
+                    round(min(0.9, 1 - 5 * share), 3),
+                    [
+                        why,
+                        "rare values: "
+                        + ", ".join(f"{v!r} ({n})" for v, n in sorted(rare.items())),
+                    ],
+                    violations=sum(rare.values()),
+                )
+            )
+
+    def unique_references(self, t: TableInfo) -> None:
+        """A reference whose values are (almost) all distinct: one row per referenced row
+        (a user holds one profile of a role)."""
+        declared = {tuple(cols) for cols in [t.primary_key, *t.uniques]}
+        for (table, column), ref in sorted(self.references.items()):
+            if table != t.name or (column,) in declared:
+                continue
+            rows, distinct = self.shapes.get((table, column), (0, 0))
+            if rows < 20 or distinct < 0.95 * rows:
+                continue
+            self.add(
+                Proposal(
+                    {
+                        "id": check_id(t.name, column, "unique"),
+                        "kind": "unique",
+                        "table": t.name,
+                        "columns": [column],
+                    },
+                    "data",
+                    round(0.9 * min(1.0, (distinct / rows - 0.9) * 10), 3),
+                    [
+                        f"{column}: {distinct} distinct values in {rows} rows "
+                        f"(references {ref.target}.{ref.target_column})"
+                    ],
+                    violations=rows - distinct,
+                )
+            )
+
+    def consistencies(self, t: TableInfo) -> None:
+        """For each reference of `t`: another reference of the row that the referenced row
+        repeats (`tutor_packages.tutor_id` = the request's `tutor_id`), or a text column the
+        referenced row repeats (`tutor_packages.name` = the request's `package_name`), on at
+        least 90% of the rows where both are set."""
+        refs = {
+            col: ref
+            for (table, col), ref in self.references.items()
+            if table == t.name and ref.target != t.name
+        }
+        texts = [c.name for c in t.columns.values() if c.family == "text" and c.name != t.key]
+        for column, ref in sorted(refs.items()):
+            u = self.tables[ref.target]
+            pairs: list[tuple[str, str]] = []
+            for other, ref2 in sorted(refs.items()):
+                if other == column:
+                    continue
+                for (table2, q), ref3 in sorted(self.references.items()):
+                    if table2 == u.name and (ref3.target, ref3.target_column) == (
+                        ref2.target,
+                        ref2.target_column,
+                    ):
+                        pairs.append((other, q))
+            pairs += [
+                (e, a.name)
+                for e in texts
+                for a in u.columns.values()
+                if a.family == "text" and a.name != ref.target_column
+            ]
+            if not pairs:
+                continue
+            exprs = []
+            for e, a in pairs:
+                te, ua = f"t.{sqltext.ident(e)}", f"u.{sqltext.ident(a)}"
+                exprs += [
+                    f"count(*) FILTER (WHERE {te} IS NOT NULL AND {ua} IS NOT NULL)",
+                    f"count(*) FILTER (WHERE {te} = {ua})",
+                ]
+            row = self.conn.execute(
+                sa.text(
+                    f"SELECT {', '.join(exprs)} FROM {t.sql} t JOIN {u.sql} u "
+                    f"ON u.{sqltext.ident(ref.target_column)} = t.{sqltext.ident(column)}"
+                )
+            ).one()
+            for i, (e, a) in enumerate(pairs):
+                both, same = int(row[2 * i]), int(row[2 * i + 1])
+                if both < 20 or same < 0.9 * both:
+                    continue
+                self.add(
+                    Proposal(
+                        {
+                            "id": check_id(t.name, column, e, "consistency"),
+                            "kind": "consistency",
+                            "table": t.name,
+                            "column": column,
+                            "target": {"table": u.name, "column": ref.target_column},
+                            "match": [{"column": e, "target_column": a}],
+                        },
+                        "data",
+                        round(0.9 * same / both, 3),
+                        [
+                            f"{u.name}.{a} of the row's {column} equals {e} on {same} of {both} "
+                            f"rows ({_pct(same / both)})"
+                        ],
+                        violations=both - same,
+                    )
+                )
+
+    # ---------------------------------------------------------------- settling
+    def settle(
+        self,
+        dependents: list[tuple[TableInfo, ColumnInfo]],
+        unconditional: dict[tuple[str, str], list[Candidate]],
+        conditional: dict[tuple[str, str], Proposal],
+    ) -> None:
+        """Choose per column: declared, conditional or plain reference; key spaces (the
+        references between key tables) first, so mis-keys can map through them."""
+        declared = {(d.table, d.columns[0]): d for d in self.declared if len(d.columns) == 1}
+        chosen: dict[tuple[str, str], tuple[Candidate, list[Candidate]]] = {}
+        for t, c in dependents:
+            key = (t.name, c.name)
+            if key in conditional:
+                continue
+            ranked = sorted(
+                [x for x in unconditional.get(key, []) if x.coverage >= MIN_COVERAGE],
+                key=lambda x: -x.score,
+            )
+            if ranked:
+                chosen[key] = (ranked[0], ranked[1:])
+        for key in conditional:
+            self.references.pop(key, None)
+        # with the key spaces known: a better target through which the values map
+        for t, c in dependents:
+            key = (t.name, c.name)
+            if key in conditional:
+                continue
+            direct = unconditional.get(key, [])
+            through = self.through_candidates(t, c, direct)
+            ranked = sorted(
+                [x for x in direct + through if x.coverage >= MIN_COVERAGE], key=lambda x: -x.score
+            )
+            if ranked and ranked[0].through:
+                chosen[key] = (ranked[0], ranked[1:])
+        for (table, column), d in declared.items():
+            if (table, column) not in conditional:
+                self.propose_declared(d, chosen.get((table, column)))
+        for d in self.declared:
+            if len(d.columns) > 1:
+                self.propose_composite(d)
+        for key, (best, rest) in sorted(chosen.items()):
+            if key in declared:
+                continue
+            self.propose_reference(self.tables[key[0]], key[1], best, rest)
+        for key, proposal in sorted(conditional.items()):
+            t = self.tables[key[0]]
+            targets = [(v, x["table"]) for v, x in proposal.check["targets"].items()]
+            got = self.mis_key(t, key[1], targets, proposal.check["discriminator"])
+            if got is not None:
+                proposal.check["mis_key"], more = got
+                proposal.evidence += more
+            self.add(proposal)
+            self.add(self.trigger_note(proposal, declared.get(key)))
+
+    def trigger_note(self, proposal: Proposal, declared: DeclaredReference | None) -> Proposal:
+        """No foreign key can hold a conditional reference: a declared one is questioned."""
+        column = proposal.check["column"]
+        check: dict[str, Any] = {
+            "id": check_id("catalog", proposal.table, column, "no_foreign_key"),
+            "kind": "constraint",
+            "table": proposal.table,
+        }
+        evidence = ["a foreign key on a conditional reference can only point at one of its targets"]
+        if declared is not None:
+            check["name"] = declared.name
+            evidence.append(
+                f"declared: {declared.name} -> {declared.target}({declared.target_columns[0]})"
+            )
+        return Proposal(
+            {
+                **check,
+                "type": "foreign_key",
+                "columns": [column],
+                "absent": True,
+                "description": f"{column} is a conditional reference (by "
+                f"{proposal.check['discriminator']}); a plain foreign key on it points at one "
+                "table only",
+            },
+            "data",
+            proposal.confidence,
+            evidence,
+        )
+
+    def propose_reference(
+        self,
+        t: TableInfo,
+        column: str,
+        best: Candidate,
+        rest: list[Candidate],
+        declared: DeclaredReference | None = None,
+    ) -> None:
+        target = self.tables[best.table]
+        self.references[(t.name, column)] = _Reference(
+            t.name, column, target.name, best.column, declared is not None, best
+        )
+        check: dict[str, Any] = {
+            "id": check_id(t.name, column, "reference"),
+            "kind": "reference",
+            "table": t.name,
+            "column": column,
+            "target": {"table": target.name, "column": best.column},
+        }
+        evidence = [f"{column}: {best.describe()}"]
+        confidence = best.coverage
+        if best.name < 0.6:
+            # a handful of small numbers, or a narrow band of a big key (years, counts),
+            # fits every dense key: without a name, the values must use much of the key
+            confidence *= 0.85 * min(1.0, max(0.0, (best.fill - 0.3) / 0.5))
+            if best.distinct < 10:
+                confidence *= 0.5
+        close = [x for x in rest if x.score > best.score - 0.05]
+        if close:
+            confidence *= 0.8
+        violations = best.missing_rows
+        if best.through:
+            # the values are the key space's: every row violates the proposed reference
+            violations = best.rows
+            confidence = min(confidence, 0.8)
+            evidence.append(
+                f"the values are not {target.name}.{best.column} but {target.name}.{best.through} "
+                "values: the column holds keys of another key space"
+            )
+        questioned = []
+        if declared is not None:
+            questioned.append(
+                f"declared: {declared.name} -> {declared.target}({declared.target_columns[0]}); "
+                f"the data and the name say {target.name}({best.column})"
+            )
+            evidence += questioned
+        if best.through or best.missing_rows:
+            got = self.mis_key(t, column, [(None, target.name)], None)
+            if got is not None:
+                check["mis_key"], more = got
+                evidence += more
+        self.add(
+            Proposal(
+                check,
+                "data",
+                round(confidence, 3),
+                evidence,
+                [x.describe() for x in rest[:3]],
+                violations,
+            )
+        )
+        if declared is not None:
+            self.add(self.fk_proposal(declared, target.name, best.column, confidence, questioned))
+
+    def fk_proposal(
+        self,
+        d: DeclaredReference,
+        target: str,
+        target_column: str,
+        confidence: float,
+        evidence: list[str],
+    ) -> Proposal:
+        check: dict[str, Any] = {
+            "id": check_id("catalog", d.name),
+            "kind": "constraint",
+            "table": d.table,
+            "name": d.name,
+            "type": "foreign_key",
+            "columns": d.columns,
+            "references": {"table": target, "columns": [target_column]},
+        }
+        if d.on_delete is not None and d.on_delete != "no_action":
+            check["on_delete"] = d.on_delete
+        return Proposal(
+            check,
+            "catalog",
+            round(confidence, 3),
+            [f"FOREIGN KEY {d.name} in the catalog", *evidence],
+        )
+
+    def propose_declared(
+        self, d: DeclaredReference, questioned: tuple[Candidate, list[Candidate]] | None
+    ) -> None:
+        t = self.tables[d.table]
+        if (
+            questioned is not None
+            and (questioned[0].table != d.target or questioned[0].column != d.target_columns[0])
+            and questioned[0].name > name_fit(column_stem(d.columns[0], "id"), d.target)
+        ):
+            self.propose_reference(t, d.columns[0], questioned[0], questioned[1], declared=d)
+            return
+        if t.key is not None and self.tables[d.target].key is not None:
+            check = {
+                "id": check_id(d.table, d.columns[0], "reference"),
+                "kind": "reference",
+                "table": d.table,
+                "column": d.columns[0],
+                "target": {"table": d.target, "column": d.target_columns[0]},
+            }
+            evidence = [f"FOREIGN KEY {d.name} in the catalog"]
+            if not d.validated:
+                evidence.append("NOT VALID: existing rows were never checked")
+            self.add(Proposal(check, "catalog", 1.0, evidence))
+        self.add(self.fk_proposal(d, d.target, d.target_columns[0], 1.0, []))
+
+    def propose_composite(self, d: DeclaredReference) -> None:
+        check = {
+            "id": check_id("catalog", d.name),
+            "kind": "constraint",
+            "table": d.table,
+            "name": d.name,
+            "type": "foreign_key",
+            "columns": d.columns,
+            "references": {"table": d.target, "columns": d.target_columns},
+        }
+        if d.on_delete is not None and d.on_delete != "no_action":
+            check["on_delete"] = d.on_delete
+        self.add(Proposal(check, "catalog", 1.0, [f"FOREIGN KEY {d.name} in the catalog"]))
+        self.found.notes.append(
+            f"composite reference {d.table}({', '.join(d.columns)}) -> "
+            f"{d.target}({', '.join(d.target_columns)}) ({d.name}): the suite has no composite "
+            "reference check yet; only the constraint is checked"
+        )
+
+
+def _member(value: str, u: TableInfo, column: str) -> str:
+    """SQL: `value` is a value of `u.column` (see HASH_KEYS_BELOW)."""
+    q = sqltext.ident(column)
+    if u.rows < HASH_KEYS_BELOW:
+        return f"{value} IN (SELECT k.{q} FROM {u.sql} k WHERE k.{q} IS NOT NULL)"
+    return f"EXISTS (SELECT FROM {u.sql} k WHERE k.{q} = {value})"
+
+
+def _range_jaccard(low: Any, high: Any, klow: Any, khigh: Any) -> float:
+    """The overlap of two ranges of numbers over their union (1: the same range)."""
+    try:
+        inner = min(high, khigh) - max(low, klow)
+        outer = max(high, khigh) - min(low, klow)
+        return max(0.0, float(inner)) / float(outer) if outer else 1.0
+    except TypeError:
+        return 0.0
+
+
+def _overlaps(low: Any, high: Any, klow: Any, khigh: Any) -> bool:
+    if None in (low, high, klow, khigh):
+        return False
+    if isinstance(low, str):
+        return True  # text sorts by the column's collation, not Python's
+    try:
+        return bool(low <= khigh and klow <= high)
+    except TypeError:
+        return True
+
+
+# ============================================================================ YAML
+def render_suite(found: Discovery, min_confidence: float = DEFAULT_MIN_CONFIDENCE) -> str:
+    """The discovery as suite YAML: the checks at or above `min_confidence`, each under
+    comments that give its evidence, confidence and alternatives."""
+    kept = [p for p in found.proposals if p.confidence >= min_confidence]
+    if not kept:
+        raise UsageError(
+            f"no check of {found.database} reaches confidence {min_confidence}; lower "
+            "--min-confidence or pass the --schema that holds the tables"
+        )
+    used_spaces = {p.check["mis_key"]["key_space"] for p in kept if "mis_key" in p.check}
+    lines = [
+        f"# Suite discovered by refaudit discover from {_comment(found.database)}",
+        f"# snapshot {found.snapshot_taken_at}, PostgreSQL {_comment(found.server_version)}, "
+        f"schemas: {_comment(', '.join(found.schemas))}",
+        f"# {len(kept)} checks with confidence >= {min_confidence} "
+        f"({len(found.proposals) - len(kept)} below it left out). Review before relying on it:",
+        "# `catalog` checks state what the catalog declares; `data` checks are inferred from",
+        "# the rows and carry their evidence. Confidence: 1.0 declared, lower when inferred.",
+    ]
+    for note in found.notes:
+        lines.append(f"# note: {_comment(note)}")
+    tables = {
+        name: {"key": t.key or (t.primary_key or [next(iter(t.columns), "id")])[0]}
+        for name, t in found.tables.items()
+    }
+    head: dict[str, Any] = {"suite": check_id(found.database_name or "discovered")}
+    head["tables"] = tables
+    if used_spaces:
+        head["key_spaces"] = {k: v for k, v in found.key_spaces.items() if k in used_spaces}
+    lines.append(_dump(head).rstrip())
+    lines.append("checks:")
+    for p in kept:
+        lines.append("")
+        lines.append(
+            f"  # {p.source}, confidence {p.confidence:.2f}"
+            + (f", {p.violations} violating rows" if p.violations is not None else "")
+        )
+        for e in p.evidence:
+            lines.append(f"  #   {_comment(e)}")
+        for a in p.alternatives:
+            lines.append(f"  #   alternative: {_comment(a)}")
+        body = _dump([p.check]).rstrip().splitlines()
+        lines += [f"  {line}" for line in body]
+    text = "\n".join(lines) + "\n"
+    try:
+        Suite.model_validate(yaml.safe_load(text))
+    except Exception as exc:  # a bug: never write a suite `run` cannot load
+        raise AssertionError(f"the discovered suite does not validate: {exc}") from exc
+    return text
+
+
+def _comment(text: str) -> str:
+    return sqltext.comment(text)
+
+
+def _dump(data: Any) -> str:
+    return yaml.safe_dump(
+        data, sort_keys=False, default_flow_style=None, allow_unicode=False, width=100
+    )
+
+
+def write_suite(
+    found: Discovery, path: Path, min_confidence: float = DEFAULT_MIN_CONFIDENCE
+) -> str:
+    """Write the suite YAML to `path` (beside it first, then renamed into place)."""
+    text = render_suite(found, min_confidence)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise UsageError(
+            f"cannot write {path}: {exc.strerror}; pass --out to a writable file"
+        ) from None
+    return text
+
+
+def summary(found: Discovery, min_confidence: float = DEFAULT_MIN_CONFIDENCE) -> str:
+    kept = [p for p in found.proposals if p.confidence >= min_confidence]
+    refs = [p for p in kept if p.kind in ("reference", "conditional_reference")]
+    inferred = [p for p in refs if p.source == "data"]
+    conditional = [p for p in refs if p.kind == "conditional_reference"]
+    mis = [p for p in refs if "mis_key" in p.check]
+    return (
+        f"{len(kept)} checks on {len(found.tables)} tables: {len(refs)} references "
+        f"({len(inferred)} inferred from the data, {len(conditional)} conditional, "
+        f"{len(mis)} with a mis-key)"
+    )

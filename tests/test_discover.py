@@ -1,0 +1,571 @@
+"""`refaudit discover` on databases it has never seen: the Astegni demo with its foreign keys
+dropped, the seed's "before" state, polymorphic references whose type values are class names,
+single-table inheritance, dirty and composite references, hostile names, and generated
+schemas whose recall and precision are measured against the generator's ground truth."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+import psycopg2
+import pytest
+import yaml
+
+from pipeline.audit import AuditOptions, run_audit
+from pipeline.demo import build_sample
+from pipeline.discover import Discovery, discover, name_fit, render_suite, write_suite
+from pipeline.errors import ExitCode, UsageError
+from pipeline.suite import Suite, load_suite
+from tests.conftest import as_url, execute
+from tests.discover_world import build, generate
+from tests.test_cli import assert_one_line_error, refaudit
+
+NO_HISTORY = AuditOptions(record_history=False)
+
+
+def flagged(out: Path, suite: Suite) -> dict[tuple[str, str], set[str]]:
+    """The keys each reference check flagged, by (table, column) of the check."""
+    where = {
+        c.id: (c.table, getattr(c, "column", ""))
+        for c in suite.checks
+        if c.kind in ("reference", "conditional_reference")
+    }
+    got: dict[tuple[str, str], set[str]] = {}
+    with (out / "violations.csv").open(newline="") as f:
+        for row in csv.DictReader(f):
+            check = row["check"]
+            if check in where and where[check][1]:
+                got.setdefault(where[check], set()).add(row["key"])
+    return got
+
+
+def violations(out: Path) -> list[dict[str, str]]:
+    with (out / "violations.csv").open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def discovered_suite(found: Discovery, path: Path, min_confidence: float = 0.5) -> Suite:
+    write_suite(found, path, min_confidence)
+    return load_suite(path)
+
+
+def references(found: Discovery, min_confidence: float = 0.5) -> dict[tuple[str, str], Any]:
+    """(table, column) -> target table, or {value: table} for a conditional reference."""
+    out: dict[tuple[str, str], Any] = {}
+    for p in found.references():
+        if p.confidence < min_confidence:
+            continue
+        c = p.check
+        if c["kind"] == "reference":
+            out[(c["table"], c["column"])] = c["target"]["table"]
+        else:
+            out[(c["table"], c["column"])] = {v: t["table"] for v, t in c["targets"].items()}
+    return out
+
+
+def drop_foreign_keys(uri: str) -> None:
+    conn = psycopg2.connect(uri)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT conrelid::regclass::text, quote_ident(conname) FROM pg_constraint "
+                "WHERE contype = 'f'"
+            )
+            for table, name in cur.fetchall():
+                cur.execute(f"ALTER TABLE {table} DROP CONSTRAINT {name}")
+        conn.commit()
+    finally:
+        conn.close()
+
+
+# ------------------------------------------------------------------------ Astegni
+@pytest.fixture(scope="module")
+def astegni_without_fks(new_database, suite):  # type: ignore[no-untyped-def]
+    uri = new_database("discover")
+    build_sample(uri, suite, requests=3000, seed=11)
+    drop_foreign_keys(uri)
+    return uri
+
+
+def test_astegni_references_from_the_data_alone(astegni_without_fks) -> None:  # type: ignore[no-untyped-def]
+    found = discover(as_url(astegni_without_fks))
+    refs = references(found)
+    assert refs == {
+        ("session_requests", "tutor_id"): "tutor_profiles",
+        ("session_requests", "package_id"): "tutor_packages",
+        ("session_requests", "requester_id"): {
+            "student": "student_profiles",
+            "parent": "parent_profiles",
+        },
+        ("tutor_packages", "tutor_id"): "tutor_profiles",
+        ("tutor_profiles", "user_id"): "users",
+        ("student_profiles", "user_id"): "users",
+        ("parent_profiles", "user_id"): "users",
+    }
+    requester = found.find("conditional_reference", "session_requests", "requester_id")
+    assert requester is not None and requester.check["discriminator"] == "requester_type"
+    assert requester.check["mis_key"]["through"] == "user_id"
+    space = found.key_spaces[requester.check["mis_key"]["key_space"]]
+    assert space["table"] == "users"
+    evidence = {
+        e["attribute"]["column"]: e["attribute"]["key_space_column"]
+        for e in requester.check["mis_key"]["evidence"]
+    }
+    assert evidence == {"contact_email": "email", "contact_phone": "phone"}
+    # the stray type values ('guardian', 'Student', ...) are findings, not targets
+    assert any("discriminator findings" in e for e in requester.evidence)
+    tutor = found.find("reference", "session_requests", "tutor_id")
+    assert tutor is not None and tutor.violations and tutor.violations > 0
+    assert tutor.check["mis_key"]["through"] == "user_id"
+    assert {
+        "via": {
+            "column": "package_id",
+            "table": "tutor_packages",
+            "key": "id",
+            "target_column": "tutor_id",
+        }
+    } in tutor.check["mis_key"]["evidence"]
+    # every small id is also a users.id: the alternative is recorded
+    assert any(a.startswith("users.id") for a in tutor.alternatives)
+
+
+def test_astegni_discovered_suite_flags_what_the_hand_written_one_does(  # type: ignore[no-untyped-def]
+    astegni_without_fks, suite, tmp_path
+) -> None:
+    uri = astegni_without_fks
+    mine = discovered_suite(discover(as_url(uri)), tmp_path / "suite.yml")
+    run_audit(as_url(uri), suite, tmp_path / "hand", options=NO_HISTORY)
+    run_audit(as_url(uri), mine, tmp_path / "mine", options=NO_HISTORY)
+    hand = flagged(tmp_path / "hand", suite)
+    got = flagged(tmp_path / "mine", mine)
+    reference_ids = [c for c in suite.checks if c.kind in ("reference", "conditional_reference")]
+    total = found = 0
+    for c in reference_ids:
+        want = hand.get((c.table, c.column), set())  # type: ignore[union-attr]
+        total += len(want)
+        found += len(want & got.get((c.table, c.column), set()))  # type: ignore[union-attr]
+    assert total > 50
+    assert found == total  # mis-keys, hidden ones too, orphans and unknown requester types
+    # the diagnosis works with the discovered mis_key as with the hand-written one
+    lines = violations(tmp_path / "mine")
+    diagnoses = {row["diagnosis"] for row in lines if row["check"].endswith("tutor_id.reference")}
+    assert {"mis_keyed", "mis_keyed_hidden", "orphan"} <= diagnoses
+
+
+def lines_by_kind(out: Path, suite: Suite) -> dict[str, set[tuple[str, str, str]]]:
+    """(table, key, column) of every violation line, by the kind of the check that flagged it
+    (a discriminator finding counts as its conditional reference)."""
+    kinds = {c.id: (c.kind, c.table) for c in suite.checks}
+    got: dict[str, set[tuple[str, str, str]]] = {}
+    for row in violations(out):
+        kind, table = kinds.get(row["check"].removesuffix(".discriminator"), ("", ""))
+        if kind and kind not in ("constraint", "index", "trigger"):
+            got.setdefault(kind, set()).add((table, row["key"], row["column"]))
+    return got
+
+
+def test_astegni_discovered_suite_finds_the_demos_defects(  # type: ignore[no-untyped-def]
+    astegni_without_fks, suite, tmp_path
+) -> None:
+    """Beyond references: NULLs, unknown values, a user with two profiles of one role, a
+    package of another tutor or of another name. Patterns and row rules are not proposed."""
+    uri = astegni_without_fks
+    found = discover(as_url(uri))
+    mine = discovered_suite(found, tmp_path / "suite.yml")
+    run_audit(as_url(uri), suite, tmp_path / "hand", options=NO_HISTORY)
+    run_audit(as_url(uri), mine, tmp_path / "mine", options=NO_HISTORY)
+    hand = lines_by_kind(tmp_path / "hand", suite)
+    got = lines_by_kind(tmp_path / "mine", mine)
+    pending = {(c.table, c.id) for c in suite.checks if c.kind == "unique" and c.where}
+    assert pending  # the pending-request rule has a condition discover does not infer
+    for kind in ("reference", "conditional_reference", "not_null", "in_set", "consistency"):
+        assert hand[kind] and hand[kind] <= got.get(kind, set()), kind
+    profiles = {x for x in hand["unique"] if x[0].endswith("_profiles")}
+    assert profiles and profiles <= got["unique"]
+    status = found.find("in_set", "session_requests", "status")
+    assert status is not None and sorted(status.check["values"]) == [
+        "accepted",
+        "pending",
+        "rejected",
+    ]
+    requester_type = found.find("in_set", "session_requests", "requester_type")
+    assert requester_type is not None and requester_type.check["values"] == ["student", "parent"]
+    matches = {
+        (p.check["column"], p.check["match"][0]["column"], p.check["match"][0]["target_column"])
+        for p in found.proposals
+        if p.kind == "consistency"
+    }
+    assert matches == {
+        ("package_id", "tutor_id", "tutor_id"),
+        ("package_id", "package_name", "name"),
+    }
+    everything = set().union(*hand.values())
+    share = len(everything & set().union(*got.values())) / len(everything)
+    print(f"rows of the hand-written suite's data checks flagged: {share:.1%}")
+    assert share >= 0.78
+
+
+def test_astegni_through_the_command_line(astegni_without_fks, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "suite.yml"
+    proc = refaudit("discover", "--db", astegni_without_fks, "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "references" in proc.stdout and str(out) in proc.stdout
+    text = out.read_text()
+    assert "# data, confidence" in text and "alternative: users.id" in text
+    proc = refaudit(
+        "run",
+        "--db",
+        astegni_without_fks,
+        "--suite",
+        str(out),
+        "--out",
+        str(tmp_path / "run"),
+        "--no-history",
+    )
+    assert proc.returncode == ExitCode.VIOLATIONS, proc.stderr
+    checks = {row["check"] for row in violations(tmp_path / "run")}
+    assert "session_requests.requester_id.reference.discriminator" in checks
+
+
+# ------------------------------------------------------------------------ the seed
+def test_seed_before_the_declared_users_target_is_questioned(seed_before_db, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    uri, _ = seed_before_db
+    found = discover(as_url(uri))
+    tutor = found.find("reference", "session_requests", "tutor_id")
+    assert tutor is not None
+    assert tutor.check["target"] == {"table": "tutor_profiles", "column": "id"}
+    assert tutor.check["mis_key"] == {"key_space": "users", "through": "user_id"}
+    assert tutor.violations == 6 and tutor.confidence < 1
+    assert any("declared: fk_session_requests_tutor -> users(id)" in e for e in tutor.evidence)
+    assert any(a.startswith("users.id") for a in tutor.alternatives)
+    [fk] = [p.check for p in found.proposals if p.check.get("name") == "fk_session_requests_tutor"]
+    assert fk["references"] == {"table": "tutor_profiles", "columns": ["id"]}
+    requester = found.find("conditional_reference", "session_requests", "requester_id")
+    assert requester is not None
+    assert {v: t["table"] for v, t in requester.check["targets"].items()} == {
+        "student": "student_profiles",
+        "parent": "parent_profiles",
+    }
+    assert requester.check["mis_key"]["through"] == "user_id"
+    unwanted = [p.check for p in found.proposals if p.check.get("absent")]
+    assert [c["name"] for c in unwanted] == ["fk_session_requests_requester"]
+    # declared CHECKs and NOT NULLs
+    status = found.find("in_set", "session_requests", "status")
+    assert status is not None and status.check["values"] == ["pending", "accepted", "rejected"]
+
+    mine = discovered_suite(found, tmp_path / "suite.yml")
+    run_audit(as_url(uri), mine, tmp_path / "run", options=NO_HISTORY)
+    lines = [r for r in violations(tmp_path / "run") if r["check"] == tutor.check["id"]]
+    assert sorted(int(r["key"]) for r in lines) == [1, 2, 3, 4, 5, 6]
+    assert {(r["value"], r["diagnosis"], r["proposed_value"]) for r in lines} == {
+        ("115", "mis_keyed", "85")
+    }
+    requesters = [r for r in violations(tmp_path / "run") if r["check"] == requester.check["id"]]
+    assert {r["diagnosis"] for r in requesters} == {"mis_keyed"} and len(requesters) == 6
+
+
+# ------------------------------------------------------------------------ polymorphism
+POLYMORPHIC = """
+CREATE TABLE student_profiles (id serial PRIMARY KEY, name text);
+CREATE TABLE tutor_profiles (id serial PRIMARY KEY, name text);
+CREATE TABLE organizations (id integer PRIMARY KEY, name text);
+CREATE TABLE comments (id serial PRIMARY KEY, commentable_type text, commentable_id integer,
+                       body text);
+INSERT INTO student_profiles (name) SELECT 's' || g FROM generate_series(1, 80) g;
+INSERT INTO tutor_profiles (name) SELECT 't' || g FROM generate_series(1, 60) g;
+INSERT INTO organizations SELECT 9000 + g, 'o' || g FROM generate_series(1, 30) g;
+INSERT INTO comments (commentable_type, commentable_id, body)
+SELECT CASE g % 3 WHEN 0 THEN 'StudentProfile' WHEN 1 THEN 'TutorProfile' ELSE 'Company' END,
+       CASE g % 3 WHEN 0 THEN 1 + g % 80 WHEN 1 THEN 1 + g % 60 ELSE 9001 + g % 30 END,
+       'text ' || g
+FROM generate_series(1, 600) g;
+-- two orphans
+UPDATE comments SET commentable_id = 500 WHERE id IN (3, 6);
+"""
+
+
+def test_polymorphic_reference_whose_types_are_class_names(new_database, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    uri = new_database("poly")
+    execute(uri, POLYMORPHIC)
+    found = discover(as_url(uri))
+    assert references(found)[("comments", "commentable_id")] == {
+        "StudentProfile": "student_profiles",
+        "TutorProfile": "tutor_profiles",
+        "Company": "organizations",  # a class name unlike its table: the ids decide
+    }
+    proposal = found.find("conditional_reference", "comments", "commentable_id")
+    assert proposal is not None and proposal.violations == 2
+    mine = discovered_suite(found, tmp_path / "suite.yml")
+    run_audit(as_url(uri), mine, tmp_path / "run", options=NO_HISTORY)
+    assert flagged(tmp_path / "run", mine)[("comments", "commentable_id")] == {"3", "6"}
+
+
+STI = """
+CREATE TABLE users (id serial PRIMARY KEY, type text NOT NULL, name text);
+CREATE TABLE posts (id serial PRIMARY KEY, title text);
+CREATE TABLE likes (id serial PRIMARY KEY, likeable_type text, likeable_id integer);
+INSERT INTO users (type, name)
+SELECT CASE WHEN g % 4 = 0 THEN 'Admin' ELSE 'Member' END, 'u' || g FROM generate_series(1, 200) g;
+INSERT INTO posts (title) SELECT 'p' || g FROM generate_series(1, 150) g;
+INSERT INTO likes (likeable_type, likeable_id)
+SELECT 'Admin', id FROM users WHERE type = 'Admin'
+UNION ALL SELECT 'Member', id FROM users WHERE type = 'Member'
+UNION ALL SELECT 'Post', id FROM posts;
+UPDATE likes SET likeable_id = 777 WHERE id = 10;
+"""
+
+
+def test_single_table_inheritance_several_values_one_table(new_database, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    uri = new_database("sti")
+    execute(uri, STI)
+    found = discover(as_url(uri))
+    assert references(found)[("likes", "likeable_id")] == {
+        "Admin": "users",
+        "Member": "users",
+        "Post": "posts",
+    }
+    proposal = found.find("conditional_reference", "likes", "likeable_id")
+    assert proposal is not None and proposal.violations == 1
+    assert any("users.id" in e and "'Admin'" in e for e in proposal.evidence)
+    # the suite loads as it is written (two values naming one table)
+    mine = discovered_suite(found, tmp_path / "suite.yml")
+    check = mine.check(proposal.check["id"])
+    assert {v: t.table for v, t in check.targets.items()} == {  # type: ignore[union-attr]
+        "Admin": "users",
+        "Member": "users",
+        "Post": "posts",
+    }
+
+
+# ------------------------------------------------------------------------ dirty, composite
+DIRTY = """
+CREATE TABLE customers (id serial PRIMARY KEY, email text UNIQUE, tier smallint NOT NULL
+                        CHECK (tier IN (1, 2, 3)), code text UNIQUE NULLS NOT DISTINCT);
+CREATE TABLE orders (id serial PRIMARY KEY, customer_id integer, quantity integer,
+                     status text CHECK (status = ANY (ARRAY['open', 'paid'])));
+CREATE TABLE order_lines (order_id integer, line integer, sku text,
+                          PRIMARY KEY (order_id, line));
+CREATE TABLE shipments (id serial PRIMARY KEY, order_id integer, line integer,
+                        FOREIGN KEY (order_id, line) REFERENCES order_lines (order_id, line)
+                        ON DELETE CASCADE);
+CREATE INDEX orders_lower_status ON orders (lower(status));
+CREATE INDEX orders_customer ON orders (customer_id);
+INSERT INTO customers (email, tier, code) SELECT 'c' || g || '@x', 1 + g % 3, 'C' || g
+FROM generate_series(1, 120) g;
+INSERT INTO orders (customer_id, quantity, status)
+SELECT 1 + (g * 7) % 120, 1 + g % 9, CASE WHEN g % 2 = 0 THEN 'open' ELSE 'paid' END
+FROM generate_series(1, 500) g;
+INSERT INTO order_lines SELECT g, 1, 'sku' FROM generate_series(1, 50) g;
+INSERT INTO shipments (order_id, line) SELECT g, 1 FROM generate_series(1, 40) g;
+-- three orphans
+UPDATE orders SET customer_id = 4000 + id WHERE id IN (11, 22, 33);
+"""
+
+
+def test_dirty_reference_is_proposed_with_its_violations(new_database, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    uri = new_database("dirtyref")
+    execute(uri, DIRTY)
+    found = discover(as_url(uri))
+    orders = found.find("reference", "orders", "customer_id")
+    assert orders is not None
+    assert orders.check["target"] == {"table": "customers", "column": "id"}
+    assert orders.violations == 3 and orders.confidence > 0.9
+    assert "orders.quantity" not in str(references(found))  # small numbers fit every key
+    assert ("orders", "quantity") not in references(found)
+    # declared: composite key and reference, UNIQUE, CHECK value lists, indexes
+    composite = [p.check for p in found.proposals if p.check.get("type") == "foreign_key"]
+    assert composite == [
+        {
+            "id": composite[0]["id"],
+            "kind": "constraint",
+            "table": "shipments",
+            "name": composite[0]["name"],
+            "type": "foreign_key",
+            "columns": ["order_id", "line"],
+            "references": {"table": "order_lines", "columns": ["order_id", "line"]},
+            "on_delete": "cascade",
+        }
+    ]
+    assert any("composite reference shipments(order_id, line)" in n for n in found.notes)
+    assert any("order_lines has no single-column key" in n for n in found.notes)
+    tier = found.find("in_set", "customers", "tier")
+    assert tier is not None and tier.check["values"] == [1, 2, 3]
+    status = found.find("in_set", "orders", "status")
+    assert status is not None and status.check["values"] == ["open", "paid"]
+    uniques = {
+        tuple(p.check["columns"]): p.check.get("nulls")
+        for p in found.proposals
+        if p.kind == "unique" and p.table == "customers"
+    }
+    assert uniques == {("id",): None, ("email",): None, ("code",): "equal"}
+    indexes = {
+        p.check["name"]: p.check.get("columns") for p in found.proposals if p.kind == "index"
+    }
+    assert indexes == {"orders_lower_status": None, "orders_customer": ["customer_id"]}
+
+    mine = discovered_suite(found, tmp_path / "suite.yml")
+    result = run_audit(as_url(uri), mine, tmp_path / "run", options=NO_HISTORY)
+    assert flagged(tmp_path / "run", mine) == {("orders", "customer_id"): {"11", "22", "33"}}
+    failed = {c.id for c in result.checks if c.status == "failed"}
+    assert failed == {orders.check["id"]}
+
+
+def test_min_confidence_filters_and_nothing_left_is_a_usage_error(new_database) -> None:  # type: ignore[no-untyped-def]
+    uri = new_database("minconf")
+    execute(uri, DIRTY)
+    found = discover(as_url(uri))
+    everything = render_suite(found, 0.0)
+    declared_only = render_suite(found, 1.0)
+    assert "customer_id.reference" in everything and "customer_id.reference" not in declared_only
+    assert "left out" in declared_only
+    execute(uri, "DROP TABLE shipments, order_lines, orders, customers")
+    with pytest.raises(UsageError, match="--min-confidence"):
+        render_suite(discover(as_url(uri)), 0.5)
+
+
+# ------------------------------------------------------------------------ names
+HOSTILE = """
+CREATE SCHEMA "My Shop";
+CREATE TABLE "My Shop"."Cust""omers" ("Id" serial PRIMARY KEY, "e-mail" text);
+CREATE TABLE "My Shop"."order lines" (id serial PRIMARY KEY, "Cust""omer Id" integer,
+                                      "kind" text, "target" integer);
+CREATE TABLE "My Shop"."a.b" (id serial PRIMARY KEY);
+INSERT INTO "My Shop"."Cust""omers" ("e-mail") SELECT 'x' || g FROM generate_series(1, 90) g;
+INSERT INTO "My Shop"."order lines" ("Cust""omer Id")
+SELECT 1 + g % 90 FROM generate_series(1, 300) g;
+UPDATE "My Shop"."order lines" SET "Cust""omer Id" = 999 WHERE id = 5;
+"""
+
+
+def test_hostile_names_are_quoted_everywhere(new_database, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    uri = new_database("hostile")
+    execute(uri, HOSTILE)
+    out = tmp_path / "suite.yml"
+    proc = refaudit("discover", "--db", uri, "--schema", "My Shop", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    data = yaml.safe_load(out.read_text())
+    assert set(data["tables"]) == {'My Shop.Cust"omers', "My Shop.order lines"}
+    assert "table My Shop.a.b skipped" in out.read_text()
+    [ref] = [c for c in data["checks"] if c["kind"] == "reference"]
+    assert ref["column"] == 'Cust"omer Id'
+    assert ref["target"] == {"table": 'My Shop.Cust"omers', "column": "Id"}
+    proc = refaudit(
+        "run", "--db", uri, "--suite", str(out), "--out", str(tmp_path / "run"), "--no-history"
+    )
+    assert proc.returncode == ExitCode.VIOLATIONS, proc.stderr
+    lines = [r for r in violations(tmp_path / "run") if r["check"] == ref["id"]]
+    assert [(r["key"], r["value"]) for r in lines] == [("5", "999")]
+
+
+def test_names_fit_singular_plural_and_class_names() -> None:
+    assert name_fit("warehouse", "warehouses") == 1.0
+    assert name_fit("category", "categories") == 1.0
+    assert name_fit("TutorProfile", "tutor_profiles") == 1.0
+    assert name_fit("Student", "student_profiles") == 0.9
+    assert name_fit("tutor", "tutor_packages") == 0.9
+    assert name_fit("requester", "users") == 0.0
+
+
+# ------------------------------------------------------------------------ the command line
+def test_command_line_errors_are_one_line(new_database, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    proc = refaudit("discover", "--db", "postgresql://auditor:s3cret-pw@127.0.0.1:1/x")
+    line = assert_one_line_error(proc, ExitCode.RUNTIME)
+    assert "s3cret-pw" not in proc.stderr + proc.stdout and "is the server running" in line
+    uri = new_database("cli")
+    proc = refaudit("discover", "--db", uri, "--schema", "nowhere")
+    assert "--schema nowhere does not exist" in assert_one_line_error(proc, ExitCode.USAGE)
+    proc = refaudit("discover", "--db", uri, "--min-confidence", "1.5")
+    assert proc.returncode == ExitCode.USAGE
+    execute(uri, DIRTY)
+    proc = refaudit("discover", "--db", uri, "--out", str(tmp_path / "none" / "suite.yml"))
+    assert "cannot write" in assert_one_line_error(proc, ExitCode.USAGE)
+    proc = refaudit("discover", "--db", uri)  # the suite on standard output
+    assert proc.returncode == 0, proc.stderr
+    assert Suite.model_validate(yaml.safe_load(proc.stdout)).tables
+    assert "checks on 4 tables" in proc.stderr
+
+
+# ------------------------------------------------------------------------ generated schemas
+SEEDS = tuple(range(1, 10))
+
+
+def test_generated_schemas_recall_and_precision(new_database, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Every foreign key dropped: the discovered suite recovers >= 95% of the true references
+    (each discriminator value's table counted on its own) with >= 90% precision, and run as
+    it is flags >= 95% of the rows the hand-written suite flags."""
+    truth_total = found_total = correct = 0
+    hand_rows = matched_rows = 0
+    for seed in SEEDS:
+        world = generate(seed)
+        uri = new_database(f"world{seed}")
+        build(uri, world)
+        found = discover(as_url(uri))
+        truth = set()
+        for r in world.references:
+            if r.target is not None:
+                truth.add((r.table, r.column, None, r.target))
+            else:
+                truth |= {(r.table, r.column, v, t) for v, t in r.targets.items()}
+        got = set()
+        for (table, column), target in references(found).items():
+            if isinstance(target, str):
+                got.add((table, column, None, target))
+            else:
+                got |= {(table, column, v, t) for v, t in target.items()}
+        truth_total += len(truth)
+        found_total += len(got)
+        correct += len(truth & got)
+
+        hand = Suite.model_validate(world.suite())
+        mine = discovered_suite(found, tmp_path / f"suite{seed}.yml")
+        run_audit(as_url(uri), hand, tmp_path / f"hand{seed}", options=NO_HISTORY)
+        run_audit(as_url(uri), mine, tmp_path / f"mine{seed}", options=NO_HISTORY)
+        want = flagged(tmp_path / f"hand{seed}", hand)
+        have = flagged(tmp_path / f"mine{seed}", mine)
+        for where, keys in want.items():
+            hand_rows += len(keys)
+            matched_rows += len(keys & have.get(where, set()))
+    recall, precision = correct / truth_total, correct / found_total
+    print(
+        f"recall {recall:.3f} ({correct}/{truth_total}), precision {precision:.3f} "
+        f"({correct}/{found_total}), rows {matched_rows}/{hand_rows}"
+    )
+    assert recall >= 0.95
+    assert precision >= 0.90
+    assert hand_rows > 20 and matched_rows >= 0.95 * hand_rows
+
+
+@pytest.mark.xfail(
+    reason="the engine treats two discriminator values naming one table as one target; "
+    "the discovered suite is right, the run waits for that fix",
+    strict=False,
+)
+def test_single_table_inheritance_suite_runs_as_it_is(new_database, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    uri = new_database("sti_run")
+    execute(uri, STI)
+    mine = discovered_suite(discover(as_url(uri)), tmp_path / "suite.yml")
+    run_audit(as_url(uri), mine, tmp_path / "run", options=NO_HISTORY)
+    assert flagged(tmp_path / "run", mine) == {("likes", "likeable_id"): {"10"}}
+
+
+def test_progress_reports_the_stages(new_database) -> None:  # type: ignore[no-untyped-def]
+    from tests.test_progress import Recorder
+
+    uri = new_database("progress")
+    execute(uri, POLYMORPHIC)
+    rec = Recorder()
+    discover(as_url(uri), progress=rec)
+    stages = [e[1] for e in rec.events if e[0] == "stage"]
+    assert stages == [
+        "snapshot/1",
+        "catalog/1",
+        "profiles/4",
+        "references/1",
+        "conditional/1",
+        "mis-keys/1",
+        "rules/4",
+    ]
+    assert ("step", "comments.commentable_id by commentable_type") in rec.events
+    assert rec.events[-1] == ("done", "")
