@@ -537,11 +537,6 @@ def test_generated_schemas_recall_and_precision(new_database, tmp_path) -> None:
     assert hand_rows > 20 and matched_rows >= 0.95 * hand_rows
 
 
-@pytest.mark.xfail(
-    reason="the engine treats two discriminator values naming one table as one target; "
-    "the discovered suite is right, the run waits for that fix",
-    strict=False,
-)
 def test_single_table_inheritance_suite_runs_as_it_is(new_database, tmp_path) -> None:  # type: ignore[no-untyped-def]
     uri = new_database("sti_run")
     execute(uri, STI)
