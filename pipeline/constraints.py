@@ -163,14 +163,15 @@ def wrong_target_fks(suite: Suite, facts: dict[str, CatalogFacts]) -> list[Audit
         table_facts = facts.get(check.table)
         if table_facts is None or not table_facts.exists:
             continue
+        mine = check.key_of_row()
         for con in table_facts.constraints:
-            if con["type"] != "foreign_key" or check.column not in con["columns"]:
+            if con["type"] != "foreign_key" or not set(mine) & set(con["columns"]):
                 continue
             if isinstance(check, ReferenceCheck):
                 right = (
                     bare_name(con["target"]) == bare_name(check.target.table)
-                    and con["target_columns"] == [check.target.column]
-                    and con["columns"] == [check.column]
+                    and con["target_columns"] == check.target.key_columns()
+                    and con["columns"] == mine
                 )
                 if right:
                     continue

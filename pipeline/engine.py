@@ -33,12 +33,14 @@ from pipeline.checks.base import (
     VIOLATION_FIELDS,
     ColumnTypes,
     DiagnosisScope,
+    Key,
     RowRule,
     TableScan,
     Violation,
     check_rules,
     compile_condition,
     filter_key,
+    key_value,
     table_clause,
 )
 from pipeline.checks.catalog import (
@@ -190,7 +192,7 @@ class TablePlan:
     """Everything the engine will run against one table."""
 
     table: str
-    key: str
+    key: Key
     rules: list[RowRule] = field(default_factory=list)
     scan: TableScan | None = None
 
@@ -210,7 +212,7 @@ class TablePlan:
         """
         assert self.scan is not None
         scan = self.scan
-        cols: list[Any] = [scan.col(self.key).label("__key")]
+        cols: list[Any] = [key_value(scan.col, self.key).label("__key")]
         carried_columns: dict[str, None] = {}
         # A flagged row keeps only what its flags need: the value of a rule it violates, the
         # columns for diagnosis when a diagnosing rule flags it (narrow rows: the flagged set
@@ -423,7 +425,7 @@ def required_columns(suite: Suite) -> dict[str, set[str]]:
     for check in suite.checks:
         for table, cols in check.reads(suite.key_spaces).items():
             need[table] |= cols
-            need[table].add(suite.key_of(table))
+            need[table] |= set(suite.key_columns(table))
         kept = check.row_filter()
         if kept is not None:
             need[check.table] |= set(kept.columns())

@@ -116,7 +116,7 @@ def snapshot_plan(suite: Suite) -> tuple[dict[str, set[str]], list[str]]:
     """The columns to copy per table, and the tables whose catalog facts to record."""
     columns = required_columns(suite)
     for table, cols in columns.items():
-        cols.add(suite.key_of(table))
+        cols |= set(suite.key_columns(table))
     catalog = sorted({*columns, *(c.table for c in suite.checks if c.stage == "catalog")})
     return dict(sorted(columns.items())), catalog
 

@@ -432,6 +432,11 @@ class RepairPlan:
                 f"{tbl} is a view, not a table: its rows belong to the tables it reads "
                 "from; repair those"
             )
+        if len(self.suite.key_columns(tbl)) > 1:
+            return (
+                f"{tbl} has a composite key: repair.sql changes rows of single-column keys "
+                "only; decide by hand"
+            )
         if action == "quarantine":
             return ""
         col = info.column(column)
@@ -689,6 +694,12 @@ def _names_target(
     )
 
 
+def _single_key(plan: RepairPlan, tbl: str) -> str:
+    """A repaired table's key (tables with composite keys get no step: see `refusal`)."""
+    (key,) = plan.suite.key_columns(tbl)
+    return key
+
+
 def printable(expr: str) -> str:
     """SQL: the text `expr` with control characters and line separators shown as `?`, for
     messages a terminal shows (keys and names are the database's, whatever they hold)."""
@@ -926,7 +937,7 @@ def _write_step(
     check = plan.check_of(step)
     info = ctx.tables[k.table]
     tbl = info.sql
-    key = ident(plan.suite.key_of(k.table))
+    key = ident(_single_key(plan, k.table))
     col = ident(k.column)
     work = f"pg_temp.refaudit_step_{number}"
     guards = [f"guard_{i}" for i in range(1, len(k.guard) + 1)]
@@ -1215,7 +1226,7 @@ def _unique(statements: list[str]) -> list[str]:
 
 
 def _restore(plan: RepairPlan, ctx: RepairContext, tbl: str) -> str:
-    key_name = plan.suite.key_of(tbl)
+    key_name = _single_key(plan, tbl)
     key = ident(key_name)
     info = ctx.tables[tbl]
     cols = [c for c in info.columns if not c.generated]

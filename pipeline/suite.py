@@ -15,6 +15,7 @@ import yaml
 from pydantic import Field, ValidationError, model_validator
 
 from pipeline.checks import CATALOG_KINDS, CHECK_KINDS, KINDS, ROW_KINDS, SET_KINDS
+from pipeline.checks.base import Key
 from pipeline.checks.catalog import ConstraintCheck, ConstraintRefSpec, IndexCheck, TriggerCheck
 from pipeline.checks.consistency import ConsistencyCheck
 from pipeline.checks.in_set import InSetCheck
@@ -94,8 +95,13 @@ class Suite(Model):
                 return c
         raise KeyError(check_id)
 
-    def key_of(self, table: str) -> str:
-        return self.tables[table].key
+    def key_of(self, table: str) -> Key:
+        """The table's key: a column name, or a tuple of them for a composite key."""
+        columns = self.tables[table].key_columns()
+        return columns[0] if len(columns) == 1 else tuple(columns)
+
+    def key_columns(self, table: str) -> list[str]:
+        return self.tables[table].key_columns()
 
     @property
     def demo_path(self) -> Path | None:

@@ -98,7 +98,7 @@ def test_every_mistake_is_listed(tmp_path: Path) -> None:
         load_suite(path)
     text = str(err.value)
     assert text.startswith(f"{path}: 3 mistakes: ") and "more)" not in text, text
-    assert "checks[0].column: is required but missing" in text
+    assert "checks[0]: a reference names `column:` or (a composite key) `columns:`" in text
     assert "checks[1].severity" in text
     assert "checks[2].colour: is not a known key" in text
     assert "\n" not in text

@@ -92,7 +92,7 @@ class TableScan:
     def join(
         self,
         table: str,
-        by: str,
+        by: str | tuple[str, ...],
         on: Callable[[Any], ColumnElement[bool]],
         key: tuple[Any, ...] = (),
         keep: Condition | None = None,
@@ -107,7 +107,7 @@ class TableScan:
         full_key = (table, by, *key, condition_key(keep))
         if full_key not in self._joins:
             name = f"j{len(self._joins) + 1}"
-            columns = self._columns.get(table, [by])
+            columns = self._columns.get(table, [by] if isinstance(by, str) else list(by))
             alias = lookup(table, by, columns, self._unique, name, keep)
             self._joins[full_key] = (alias, on(alias))
         return self._joins[full_key][0]
@@ -121,7 +121,7 @@ class TableScan:
 
 def lookup(
     table: str,
-    by: str,
+    by: str | tuple[str, ...],
     columns: Iterable[str],
     unique: set[tuple[str, str]],
     name: str,
@@ -131,7 +131,8 @@ def lookup(
     catalog says `by` is unique, else `SELECT DISTINCT ON (by)`, so that duplicate keys never
     multiply the rows they are joined to. With `keep` (a target's `where`), only the rows it
     keeps count: filtered before DISTINCT ON, so a kept row is found whatever its duplicates."""
-    target = table_clause(table, [by, *columns, *(keep.columns() if keep else [])])
+    keys = [by] if isinstance(by, str) else list(by)
+    target = table_clause(table, [*keys, *columns, *(keep.columns() if keep else [])])
     if keep is None and (table, by) in unique:
         return target.alias(name)
     rows = sa.select(*target.c)
@@ -139,7 +140,8 @@ def lookup(
         rows = rows.where(compile_condition(keep, lambda c: target.c[c]))
         if (table, by) in unique:
             return rows.subquery(name)
-    return rows.ext(distinct_on(target.c[by])).order_by(target.c[by]).subquery(name)
+    on = [target.c[k] for k in keys]
+    return rows.ext(distinct_on(*on)).order_by(*on).subquery(name)
 
 
 class DiagnosisScope:
@@ -377,3 +379,24 @@ def condition_key(cond: Condition | None) -> str:
 def filter_key(check: Any) -> str:
     """Tells the row sets of a table's checks apart: "" for every row, else the filter."""
     return condition_key(check.row_filter())
+
+
+Key = str | tuple[str, ...]
+"""A table's key: one column, or the columns of a composite key."""
+
+
+def key_columns(key: Key) -> list[str]:
+    return [key] if isinstance(key, str) else list(key)
+
+
+def key_value(col: Callable[[str], Any], key: Key) -> Any:
+    """The key of a row as violations.csv writes it: the column's value, or for a composite
+    key a JSON array of the columns' values as text (`[7, "EU"]`)."""
+    if isinstance(key, str):
+        return col(key)
+    return sa.cast(sa.func.json_build_array(*(col(c) for c in key)), sa.Text)
+
+
+def key_order(col: Callable[[str], Any], key: Key) -> list[Any]:
+    """ORDER BY of rows in key order."""
+    return [col(c) for c in key_columns(key)]

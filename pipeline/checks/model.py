@@ -93,7 +93,12 @@ class Condition(Model):
 
 # ------------------------------------------------------------------------ building blocks
 class TableSpec(Model):
-    key: str = "id"
+    """An audited table: its primary `key`, one column (`id`) or several (`[org_id, id]`)."""
+
+    key: str | list[str] = "id"
+
+    def key_columns(self) -> list[str]:
+        return [self.key] if isinstance(self.key, str) else list(self.key)
 
 
 class ColumnRef(Model):
@@ -102,7 +107,12 @@ class ColumnRef(Model):
 
     table: str
     column: str = "id"
+    columns: list[str] | None = None  # a composite key: `columns: [org_id, id]`
     where: Condition | None = None
+
+    def key_columns(self) -> list[str]:
+        """The target's key columns: `columns`, else `[column]`."""
+        return list(self.columns) if self.columns else [self.column]
 
     def ref_key(self) -> str:
         """Tells targets apart (a dict key: a condition holds lists, which do not hash)."""
@@ -274,7 +284,7 @@ class Check(Model):
         """A `row` kind's rules: boolean flags over the rows of `scan`."""
         raise NotImplementedError(f"{self.family} is not a row check")
 
-    def query(self, key: str) -> Any:
+    def query(self, key: Any) -> Any:
         """A `set` kind's query: (key, value, kept) of every finding, in key order."""
         raise NotImplementedError(f"{self.family} is not a set check")
 

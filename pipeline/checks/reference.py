@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import sqlalchemy as sa
+from pydantic import model_validator
 
 from pipeline.checks.base import RowRule, TableScan, as_text, equal_as, not_one_of, one_of
 from pipeline.checks.diagnosis import (
@@ -29,9 +30,30 @@ DISCRIMINATOR_SUFFIX = ".discriminator"
 
 
 class _Reference(Filtered, Check):
-    column: str
+    column: str = ""
+    columns: list[str] | None = None
     mis_key: MisKey | None = None
     on_orphan: OnOrphan = "quarantine"
+
+    @model_validator(mode="after")
+    def _one_form(self) -> _Reference:
+        if bool(self.column) == bool(self.columns):
+            raise ValueError("a reference names `column:` or (a composite key) `columns:`")
+        if self.columns:
+            if self.mis_key is not None:
+                raise ValueError("`mis_key` is for single-column references")
+            for ref in self.refs():
+                if len(ref.key_columns()) != len(self.columns):
+                    raise ValueError(
+                        f"`columns:` has {len(self.columns)} columns but the target "
+                        f"{ref.table} has {len(ref.key_columns())}; give `target: {{table, "
+                        "columns: [...]}}` as many"
+                    )
+        return self
+
+    def key_of_row(self) -> list[str]:
+        """The referencing columns: `[column]` or `columns`."""
+        return list(self.columns) if self.columns else [self.column]
 
     def refs(self) -> list[ColumnRef]:
         raise NotImplementedError
@@ -58,7 +80,7 @@ class _Reference(Filtered, Check):
         need: dict[str, set[str]] = {self.table: set(self.row_columns())}
         for ref in self.refs():
             kept = ref.where.columns() if ref.where else []
-            need.setdefault(ref.table, set()).update({ref.column, *kept})
+            need.setdefault(ref.table, set()).update({*ref.key_columns(), *kept})
         if self.mis_key is not None:
             for table, cols in self.mis_key.reads(self.refs(), key_spaces).items():
                 need.setdefault(table, set()).update(cols)
@@ -73,7 +95,10 @@ class ReferenceCheck(_Reference):
     `report`) says what repair.sql does with a row whose value nothing maps. `where` limits
     the rows checked; a `where` in the target (`target: {table, column, where}`, dbt-utils'
     `relationships_where`) limits the target rows that count. A value whose type does not
-    compare with the key's (a text id, a bigint key) is compared as text."""
+    compare with the key's (a text id, a bigint key) is compared as text. A composite
+    reference names `columns: [org_id, project_no]` and `target: {table, columns: [...]}`
+    (as a foreign key MATCH SIMPLE: a NULL in any column names nothing); its findings carry
+    no diagnosis and are not repaired."""
 
     kind: Literal["reference"]
     target: ColumnRef
@@ -82,9 +107,11 @@ class ReferenceCheck(_Reference):
         return [self.target]
 
     def column_list(self) -> list[str]:
-        return [self.column]
+        return self.key_of_row()
 
     def rules(self, scan: TableScan) -> list[RowRule]:
+        if self.columns:
+            return [composite_rule(self, scan)]
         return reference_rules(self, scan)
 
 
@@ -100,6 +127,12 @@ class ConditionalReferenceCheck(_Reference):
     kind: Literal["conditional_reference"]
     discriminator: str
     targets: dict[str, ColumnRef]
+
+    @model_validator(mode="after")
+    def _single(self) -> ConditionalReferenceCheck:
+        if self.columns:
+            raise ValueError("a conditional reference names one `column:`")
+        return self
 
     def refs(self) -> list[ColumnRef]:
         return list(self.targets.values())
@@ -251,6 +284,35 @@ def value_compares(
         others.append((space.table, space.key))
         others += [(ev.via.table, ev.via.target_column) for ev in mis_key.evidence if ev.via]
     return all(scan.comparable(here, other) for other in others)
+
+
+def composite_rule(check: ReferenceCheck, scan: TableScan) -> RowRule:
+    """A composite reference (`columns: [a, b]` -> `target: {table, columns: [x, y]}`), as
+    a foreign key MATCH SIMPLE: a row with a NULL in any of the columns names nothing; any
+    other must name a target row with all of them. Its findings carry no diagnosis (and
+    repair.sql lists them for review); the value is a JSON array of the row's columns."""
+    assert check.columns is not None
+    target = check.target
+    keys = target.key_columns()
+    pairs = list(zip(keys, check.columns, strict=True))
+
+    def on(alias: Any) -> sa.ColumnElement[bool]:
+        return sa.and_(
+            *(
+                equal_as(
+                    scan.comparable((scan.table, col), (target.table, key)),
+                    alias.c[key],
+                    scan.col(col),
+                )
+                for key, col in pairs
+            )
+        )
+
+    j = scan.join(target.table, tuple(keys), on, (*check.columns,), keep=target.where)
+    named = sa.and_(*(scan.col(c).is_not(None) for c in check.columns))
+    flag = sa.and_(named, j.c[keys[0]].is_(None))
+    value = sa.cast(sa.func.json_build_array(*(scan.col(c) for c in check.columns)), sa.Text)
+    return RowRule(check.id, check, ",".join(check.columns), flag, value)
 
 
 def reference_rules(check: ReferenceCheck, scan: TableScan) -> list[RowRule]:

@@ -15,7 +15,14 @@ from typing import Any, ClassVar, Literal
 import sqlalchemy as sa
 from pydantic import Field
 
-from pipeline.checks.base import compile_condition, table_clause
+from pipeline.checks.base import (
+    Key,
+    compile_condition,
+    key_columns,
+    key_order,
+    key_value,
+    table_clause,
+)
 from pipeline.checks.model import Check, Filtered, Stage
 
 
@@ -40,28 +47,28 @@ class UniqueCheck(Filtered, Check):
     def evidence(self, kept: Any) -> str:
         return f"duplicate of {self.table} {kept}"
 
-    def query(self, key: str) -> sa.Select[tuple[object, ...]]:
+    def query(self, key: Key) -> sa.Select[tuple[object, ...]]:
         """(key, value, kept) of every finding, in key order (see `unique_query`)."""
         return unique_query(self, key)
 
 
-def unique_query(check: UniqueCheck, key: str) -> sa.Select[tuple[object, ...]]:
+def unique_query(check: UniqueCheck, key: Key) -> sa.Select[tuple[object, ...]]:
     """(key, value, kept) for every row but the first of its group, in key order.
 
     The rows are numbered within their group (one sort, parallel where PostgreSQL can) and
     the reported value is built only for the rows that come back, not for every row ranked.
     """
-    cols = list(
-        dict.fromkeys([key, *check.columns, *(check.where.columns() if check.where else [])])
-    )
+    where = check.where.columns() if check.where else []
+    cols = list(dict.fromkeys([*key_columns(key), *check.columns, *where]))
     t = table_clause(check.table, cols).alias("t")
     group = [t.c[c] for c in check.columns]
-    order = t.c[key]
+    order = key_order(lambda c: t.c[c], key)
+    row_key = key_value(lambda c: t.c[c], key)
     ranked = sa.select(
-        t.c[key].label("key"),
+        row_key.label("key"),
         *(t.c[c].label(f"g{i}") for i, c in enumerate(check.columns)),
         sa.func.row_number().over(partition_by=group, order_by=order).label("rn"),
-        sa.func.first_value(t.c[key]).over(partition_by=group, order_by=order).label("kept"),
+        sa.func.first_value(row_key).over(partition_by=group, order_by=order).label("kept"),
     )
     if check.where is not None:
         ranked = ranked.where(compile_condition(check.where, lambda c: t.c[c]))
