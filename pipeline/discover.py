@@ -574,13 +574,8 @@ class _Discoverer:
     def read_catalog(self) -> None:
         schemas = self.found.schemas
         for row in self.conn.execute(_TABLES_SQL, {"schemas": schemas}):
-            if "." in row.relname or "." in row.schema:
-                self.found.notes.append(
-                    f"table {row.schema}.{row.relname} skipped: the suite cannot name a table "
-                    "or schema whose name holds a dot"
-                )
-                continue
-            name = row.relname if row.first else f"{row.schema}.{row.relname}"
+            # the suite's spelling: a part holding a dot in double quotes
+            name = sqltext.join_name(None if row.first else row.schema, row.relname)
             info = TableInfo(name=name, schema=row.schema, relname=row.relname, columns={})
             self.tables[name] = info
             self.by_oid[int(row.oid)] = info

@@ -37,6 +37,7 @@ from sqlalchemy.dialects import postgresql
 from pipeline.checks.base import ColumnTypes, TableScan, check_rules, table_clause
 from pipeline.engine import TablePlan, required_columns
 from pipeline.errors import RefauditError, UsageError
+from pipeline.sqltext import split_name
 from pipeline.suite import Suite
 
 MANIFEST = "manifest.json"
@@ -288,7 +289,7 @@ def run_with_gx(
     source = _datasource(ctx, url)
     definitions = []
     for entry in manifest["suites"]:
-        schema, _, table = entry["table"].rpartition(".")
+        schema, table = split_name(entry["table"])
         where = {"schema_name": schema} if schema else {}
         asset = source.add_table_asset(name=entry["table"], table_name=table, **where)
         batch = asset.add_batch_definition_whole_table(name=f"{entry['table']} (whole table)")

@@ -69,6 +69,7 @@ from pipeline.sqltext import (
     object_name,
     qualified,
     regclass_text,
+    split_name,
     table,
 )
 from pipeline.suite import ColumnRef, ConditionalReferenceCheck, ReferenceCheck, Suite
@@ -515,7 +516,7 @@ class RepairPlan:
     def _backup_name(self, tbl: str, used: set[str]) -> str:
         info = self.context.tables.get(tbl) if self.context else None
         if info is None:
-            schema, _, relname = tbl.rpartition(".")
+            schema, relname = split_name(tbl)
             schema = schema or "public"
         else:
             schema, relname = info.schema, info.relname

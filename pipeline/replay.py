@@ -29,6 +29,7 @@ from pipeline.errors import RefauditError, UsageError
 from pipeline.progress import ProgressLike, as_progress
 from pipeline.results import AuditResult
 from pipeline.snapshot import Manifest, SnapshotColumn, check_coverage, verify_snapshot
+from pipeline.sqltext import split_name
 from pipeline.suite import Suite
 
 
@@ -142,7 +143,7 @@ def _create_database(name: str, locale: dict[str, Any]) -> sql.Composed:
 
 
 def _table_ident(name: str) -> sql.Identifier:
-    schema, _, bare = name.rpartition(".")
+    schema, bare = split_name(name)
     return sql.Identifier(schema, bare) if schema else sql.Identifier(bare)
 
 
@@ -186,7 +187,7 @@ def load_snapshot(
 
 
 def _create_types(cur: Any, manifest: Manifest) -> None:
-    schemas = {t.name.rpartition(".")[0] for t in manifest.tables} - {""}
+    schemas = {split_name(t.name)[0] for t in manifest.tables} - {""}
     enums = {
         (c.enum.schema_, c.enum.name): c.enum.labels
         for t in manifest.tables

@@ -53,9 +53,63 @@ def _unicode_escape(ch: str) -> str:
     return f"\\{code:04x}" if code <= 0xFFFF else f"\\+{code:06x}"
 
 
-def table(name: str) -> str:
-    """A table name as the suite writes it (`table` or `schema.table`), quoted per part."""
+def split_name(name: str) -> tuple[str, str]:
+    """(schema or "", table) of a table name as the suite writes it: `table`,
+    `schema.table`, and with double quotes around a part that holds a dot or a quote
+    (`legacy."audit.log"`, `"a""b"`), as in SQL but case kept. Unquoted, the last dot splits."""
+    parts: list[str] = []
+    i, current, quoted = 0, "", False
+    while i < len(name):
+        ch = name[i]
+        if ch == '"' and current == "" and not quoted:
+            end = i + 1
+            text = ""
+            while end < len(name):
+                if name[end] == '"' and name[end + 1 : end + 2] == '"':
+                    text, end = text + '"', end + 2
+                elif name[end] == '"':
+                    break
+                else:
+                    text, end = text + name[end], end + 1
+            if end >= len(name) or name[end + 1 : end + 2] not in ("", "."):
+                return _unquoted(name)  # not a quoted part after all: the name as written
+            parts.append(text)
+            quoted, i = True, end + 1
+            if i < len(name):
+                i += 1  # the dot
+                quoted = False
+            continue
+        if ch == ".":
+            parts.append(current)
+            current = ""
+        else:
+            current += ch
+        i += 1
+    if not quoted and (current or not parts):
+        parts.append(current)
+    if len(parts) == 1:
+        return "", parts[0]
+    return ".".join(parts[:-1]), parts[-1]
+
+
+def _unquoted(name: str) -> tuple[str, str]:
     schema, _, bare = name.rpartition(".")
+    return schema, bare
+
+
+def join_name(schema: str | None, name: str) -> str:
+    """The suite's spelling of a table: `schema.table`, a part that holds a dot or starts
+    with a double quote in double quotes (the inverse of `split_name`)."""
+
+    def part(p: str) -> str:
+        return '"' + p.replace('"', '""') + '"' if ("." in p or p.startswith('"')) else p
+
+    return f"{part(schema)}.{part(name)}" if schema else part(name)
+
+
+def table(name: str) -> str:
+    """A table name as the suite writes it (see `split_name`), quoted per part."""
+    schema, bare = split_name(name)
     return qualified(schema, bare) if schema else ident(bare)
 
 
@@ -97,7 +151,7 @@ def regclass_text(name: str) -> str:
     """A suite table name (`table` or `schema.table`) as `to_regclass` and `::regclass`
     read it: each part double-quoted (their parser knows no `U&"..."` escapes; the text
     travels as a bound parameter or a literal, never raw in a script)."""
-    schema, _, bare = name.rpartition(".")
+    schema, bare = split_name(name)
     parts = [schema, bare] if schema else [bare]
     return ".".join('"' + p.replace('"', '""') + '"' for p in parts)
 

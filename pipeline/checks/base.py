@@ -17,6 +17,7 @@ from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import TableClause
 
+from pipeline import sqltext
 from pipeline.checks.model import Condition, Operand
 
 
@@ -51,7 +52,7 @@ def equal_as(same: bool, a: Any, b: Any) -> ColumnElement[bool]:
 
 def table_clause(name: str, columns: list[str] | tuple[str, ...] = ()) -> TableClause:
     """A lightweight table for SQL generation; `schema.table` names are split."""
-    schema, _, bare = name.rpartition(".")
+    schema, bare = sqltext.split_name(name)
     return sa.table(bare, *(sa.column(c) for c in dict.fromkeys(columns)), schema=schema or None)
 
 

@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 
 from pipeline import sqltext
 from pipeline.checks.base import ColumnType
-from pipeline.checks.model import Check, Model, Stage
+from pipeline.checks.model import Check, Model, Stage, TableName
 
 
 class _CatalogCheck(Check):
@@ -28,7 +28,7 @@ class _CatalogCheck(Check):
 
 
 class ConstraintRefSpec(Model):
-    table: str
+    table: TableName
     columns: list[str] = Field(default_factory=lambda: ["id"])
 
 
@@ -195,7 +195,7 @@ def bare_name(name: str) -> str:
 
 
 def _bare(name: str) -> str:
-    return name.rpartition(".")[2].strip('"')
+    return sqltext.split_name(name)[1]
 
 
 def find_constraint(check: ConstraintCheck, facts: CatalogFacts) -> dict[str, Any] | None:

@@ -13,7 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from pipeline.sqltext import join_name
 
 if TYPE_CHECKING:
     from sqlalchemy.sql.elements import ColumnElement
@@ -21,6 +23,18 @@ if TYPE_CHECKING:
     from pipeline.checks.base import RowRule, TableScan
 
 Severity = Literal["error", "warn"]
+
+
+def _table_name(value: Any) -> Any:
+    """`{schema, name}` (for names holding a dot) as the suite's spelling of the table."""
+    if isinstance(value, dict) and set(value) <= {"schema", "name"} and "name" in value:
+        return join_name(value.get("schema"), str(value["name"]))
+    return value
+
+
+TableName = Annotated[str, BeforeValidator(_table_name)]
+"""A table: `table`, `schema.table`, `legacy."audit.log"` (double quotes around a part
+holding a dot) or `{schema: legacy, name: audit.log}`, which means the same."""
 
 
 class Model(BaseModel):
@@ -105,7 +119,7 @@ class ColumnRef(Model):
     """A target: `table` and its key `column` (default `id`); with `where`, only the target
     rows it keeps count (`{table: users, where: {column: type, eq: AdminUser}}`)."""
 
-    table: str
+    table: TableName
     column: str = "id"
     columns: list[str] | None = None  # a composite key: `columns: [org_id, id]`
     where: Condition | None = None
@@ -122,7 +136,7 @@ class ColumnRef(Model):
 class KeySpace(Model):
     """Another key space a reference value may wrongly come from (e.g. `users.id`)."""
 
-    table: str
+    table: TableName
     key: str = "id"
     attributes: list[str] = Field(default_factory=list)
 
@@ -134,7 +148,7 @@ class AttributeEvidence(Model):
 
 class ViaEvidence(Model):
     column: str
-    table: str
+    table: TableName
     key: str = "id"
     target_column: str
 
@@ -250,7 +264,7 @@ class Check(Model):
     stage: ClassVar[Stage] = "row"
 
     id: str = Field(pattern=r"^[A-Za-z0-9_.:-]+$")
-    table: str
+    table: TableName
     severity: Severity = "error"
     threshold: Threshold = Threshold()
     description: str | None = None
