@@ -52,7 +52,7 @@ from sqlalchemy.engine import Connection
 from pipeline.checks.base import ColumnTypes, Violation, comparable
 from pipeline.checks.catalog import CatalogFacts, column_types, read_catalog
 from pipeline.checks.enforce import condition_sql
-from pipeline.checks.reference import DISCRIMINATOR_SUFFIX
+from pipeline.checks.reference import DISCRIMINATOR_SUFFIX, Reference
 from pipeline.constraints import (
     AuditedConstraint,
     CatalogPlan,
@@ -72,7 +72,7 @@ from pipeline.sqltext import (
     split_name,
     table,
 )
-from pipeline.suite import ColumnRef, ConditionalReferenceCheck, ReferenceCheck, Suite
+from pipeline.suite import ColumnRef, Suite
 
 REPAIRABLE = frozenset({"mis_keyed", "mis_keyed_hidden", "wrong_type"})
 APPLIED_CONFIDENCE = frozenset({"high", "medium"})
@@ -83,7 +83,6 @@ ALLOW_OTHER_SETTING = "refaudit.allow_other_database"
 BATCH_ROWS = 1000
 LISTED_KEYS = 100
 
-Reference = ReferenceCheck | ConditionalReferenceCheck
 
 
 # ---------------------------------------------------------------------- database context
@@ -294,9 +293,7 @@ def read_reference_facts(
     the wrong table), added to what the audit's catalog checks already read."""
     ctx.facts = facts
     for check in suite.checks:
-        if isinstance(check, ReferenceCheck | ConditionalReferenceCheck) and (
-            check.table not in facts
-        ):
+        if check.repairs and check.table not in facts:
             facts[check.table] = read_catalog(conn, check.table)
 
 
@@ -366,9 +363,9 @@ class RepairPlan:
         self.dir = Path(self._tmp.name)
         self._steps: dict[StepKind, Step] = {}
         self._checks: dict[str, Reference] = {
-            c.id: c
+            c.id: c  # type: ignore[misc]  # a kind that repairs is a reference
             for c in suite.checks
-            if isinstance(c, ReferenceCheck | ConditionalReferenceCheck)
+            if c.repairs
         }
         self._review = (self.dir / "review.jsonl").open("w", encoding="utf-8")
         self.review_rows = 0
@@ -683,14 +680,12 @@ def _names_target(
             key += " AND " + key_equals(f"x.{ident(column)}", through, same=same)
         return f"EXISTS (SELECT 1 FROM {ctx.sql(target.table)} x WHERE {key})"
 
-    if isinstance(check, ReferenceCheck):
-        return exists(check.target)
+    choices = check.choices()
+    if check.discriminator_column() is None:
+        return exists(choices[0][1])
     return (
         "coalesce("
-        + " OR ".join(
-            f"({disc} = {literal(value)} AND {exists(target)})"
-            for value, target in check.targets.items()
-        )
+        + " OR ".join(f"({disc} = {literal(v)} AND {exists(target)})" for v, target in choices)
         + ", false)"
     )
 
@@ -972,7 +967,7 @@ def _write_step(
         _same_text(f"t.{ident(g)}", f"s.{name}") for g, name in zip(k.guard, guards, strict=True)
     )
     ref = f"t.{ident(check.column)}"
-    disc_column = check.discriminator if isinstance(check, ConditionalReferenceCheck) else None
+    disc_column = check.discriminator_column()
     disc = f"t.{ident(disc_column)}" if disc_column else ""
     if k.action == "update":
         # the new value must name an existing target row (it may have gone since the audit),

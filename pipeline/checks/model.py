@@ -262,6 +262,8 @@ class Check(Model):
     `threshold` (`max_count`, `max_rate`) and an optional `description`."""
 
     stage: ClassVar[Stage] = "row"
+    repairs: ClassVar[bool] = False
+    """True: the kind's diagnoses propose repairs that repair.sql plans (references)."""
 
     id: str = Field(pattern=r"^[A-Za-z0-9_.:-]+$")
     table: TableName

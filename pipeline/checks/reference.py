@@ -12,7 +12,7 @@ row); the diagnosis (`pipeline/checks/diagnosis.py`) confirms them on the flagge
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import sqlalchemy as sa
 from pydantic import model_validator
@@ -29,14 +29,18 @@ from pipeline.checks.model import Check, ColumnRef, Filtered, KeySpace, MisKey, 
 DISCRIMINATOR_SUFFIX = ".discriminator"
 
 
-class _Reference(Filtered, Check):
+class Reference(Filtered, Check):
+    """What every reference kind is: the row names a target row through `column`."""
+
+    repairs: ClassVar[bool] = True
+
     column: str = ""
     columns: list[str] | None = None
     mis_key: MisKey | None = None
     on_orphan: OnOrphan = "quarantine"
 
     @model_validator(mode="after")
-    def _one_form(self) -> _Reference:
+    def _one_form(self) -> Reference:
         if bool(self.column) == bool(self.columns):
             raise ValueError("a reference names `column:` or (a composite key) `columns:`")
         if self.columns:
@@ -57,6 +61,13 @@ class _Reference(Filtered, Check):
 
     def refs(self) -> list[ColumnRef]:
         raise NotImplementedError
+
+    def choices(self) -> list[tuple[str | None, ColumnRef]]:
+        """(discriminator value, target) pairs; the value is None for a plain reference."""
+        raise NotImplementedError
+
+    def discriminator_column(self) -> str | None:
+        return None
 
     def row_columns(self) -> list[str]:
         """The row's columns the check and its diagnosis read (a repair's guard)."""
@@ -87,7 +98,7 @@ class _Reference(Filtered, Check):
         return need
 
 
-class ReferenceCheck(_Reference):
+class ReferenceCheck(Reference):
     """`reference`: `column` must name a row of `target: {table, column}` (column default
     `id`); NULL names nothing and passes. With `mis_key` (see Diagnosis and repair) a value
     that exists in the target but that the row's own evidence says is a key of another key
@@ -106,6 +117,9 @@ class ReferenceCheck(_Reference):
     def refs(self) -> list[ColumnRef]:
         return [self.target]
 
+    def choices(self) -> list[tuple[str | None, ColumnRef]]:
+        return [(None, self.target)]
+
     def column_list(self) -> list[str]:
         return self.key_of_row()
 
@@ -115,7 +129,7 @@ class ReferenceCheck(_Reference):
         return reference_rules(self, scan)
 
 
-class ConditionalReferenceCheck(_Reference):
+class ConditionalReferenceCheck(Reference):
     """`conditional_reference`: `column` must name a row of the table its `discriminator`
     chooses, `targets: {value: {table, column}}` (a polymorphic association, which no foreign
     key can express). Several values may name one table (single-table inheritance). A NULL
@@ -136,6 +150,12 @@ class ConditionalReferenceCheck(_Reference):
 
     def refs(self) -> list[ColumnRef]:
         return list(self.targets.values())
+
+    def choices(self) -> list[tuple[str | None, ColumnRef]]:
+        return list(self.targets.items())
+
+    def discriminator_column(self) -> str | None:
+        return self.discriminator
 
     def column_list(self) -> list[str]:
         return [self.column, self.discriminator]
