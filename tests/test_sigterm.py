@@ -115,5 +115,5 @@ def test_sigterm_at_any_stage_leaves_complete_files_or_none(
         assert json.loads((out / "results.json").read_text())["verdict"].startswith("FAILED")
         return
     assert "terminated (SIGTERM)" in assert_one_line_error(done, 3)
-    assert names == FAILED
+    assert names == FAILED, (names, done.returncode, done.stderr[-500:])
     assert json.loads((out / "results.json").read_text())["verdict"] == "ERROR"
