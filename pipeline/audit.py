@@ -235,24 +235,24 @@ def run_audit(
         raise error from exc
     run.finished_at = datetime.now(UTC).isoformat(timespec="seconds")
     run.duration_s = round(time.perf_counter() - started, 3)
-    result = AuditResult(run=run, checks=checks, out_dir=out_dir)
-    result.extra["diagnoses"] = sink.diagnosis_summary()
+    result = AuditResult(run=run, checks=checks, out_dir=out_dir, fail_on=opts.fail_on)
+    result.diagnoses = sink.diagnosis_summary()
     if source is not None:
-        result.extra[source.kind] = dict(source.details)
+        result.source = dict(source.details)
     if baseline is not None:
-        result.extra["baseline"] = baseline_summary(baseline, checks)
+        result.baseline = baseline_summary(baseline, checks)
     try:
         if plan is not None:
             prog.stage("repair plan", 1)
             prog.step("writing repair.sql, rollback.sql and constraints.sql")
             try:
-                result.extra["repair"] = write_repair_files(plan, context, opts, result)
+                result.repair = write_repair_files(plan, context, opts, result)
             finally:
                 plan.cleanup()
         if history is not None:
             prog.stage("history", 1)
             prog.step(f"comparing with the last run ({history.path})")
-            result.extra["history"] = history.record(result, sink.keys or {})
+            result.history = history.record(result, sink.keys or {})
         prog.stage("writing files", 1)
         prog.step(f"writing {out_dir}")
         # the history keeps the run only once its files are written (results.json last)
@@ -395,8 +395,8 @@ def write_outputs(
             "report": "report.html",
         }
     )
-    if "history" in result.extra:
-        result.files["history"] = result.extra["history"]["store"]
+    if result.history is not None:
+        result.files["history"] = result.history["store"]
     write_junit(result, out / "junit.xml", fail_on)
     write_report(result, out / "report.html", fail_on)
     write_results_json(result, out / "results.json", fail_on, before_results)

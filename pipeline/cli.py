@@ -208,11 +208,11 @@ def _print_summary(result: Any, fail_on: str, quiet: bool) -> None:
                 mark = {"failed": "FAIL", "warned": "warn", "passed": "ok  "}[c.status]
                 known = f" ({c.new} new, {c.known} known)" if c.new is not None else ""
                 typer.echo(f"  {mark} {c.id}: {c.violations} of {c.rows_checked} rows{known}")
-    baseline = result.extra.get("baseline")
+    baseline = result.baseline
     known = (
         f" ({baseline['new']} new, {baseline['known']} known in the baseline)" if baseline else ""
     )
-    history = result.extra.get("history") or {}
+    history = result.history or {}
     change = ""
     if history.get("previous"):
         change = f" ({history['new']} new, {history['fixed']} fixed since the last run)"
@@ -317,7 +317,7 @@ def run(
                 quiet,
                 lambda bars: audit_snapshot(snapshot, loaded, out, options=opts, progress=bars),
             )
-            for note in result.extra["snapshot"]["notes"]:
+            for note in (result.source or {})["notes"]:
                 typer.echo(f"refaudit: note: {note}", err=True)
             return result
         url = _database_url(db)
@@ -327,7 +327,7 @@ def run(
 
     result = _guarded(debug, go, _secrets(db))
     _print_summary(result, fail_on.value, quiet)
-    plan = result.extra.get("repair")
+    plan = result.repair
     if plan is not None:
         typer.echo(
             f"repair plan: {plan['updates']} updates, {plan['set_null']} set to NULL, "

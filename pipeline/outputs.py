@@ -28,9 +28,9 @@ def results_document(result: AuditResult, fail_on: FailOn) -> dict[str, Any]:
         "passed": sum(1 for c in result.checks if c.status == "passed"),
         "violations": result.total_violations,
     }
-    if "baseline" in result.extra:
-        summary["known"] = result.extra["baseline"]["known"]
-        summary["new"] = result.extra["baseline"]["new"]
+    if result.baseline is not None:
+        summary["known"] = result.baseline["known"]
+        summary["new"] = result.baseline["new"]
     return {
         "run": asdict(result.run),
         "verdict": result.verdict(fail_on),
@@ -39,7 +39,7 @@ def results_document(result: AuditResult, fail_on: FailOn) -> dict[str, Any]:
         "summary": summary,
         "checks": [c.to_dict() for c in result.checks],
         "files": result.files,
-        **result.extra,
+        **result.sections(),
     }
 
 
@@ -169,7 +169,7 @@ def write_junit(result: AuditResult, path: Path, fail_on: FailOn) -> None:
     props = ET.SubElement(suite, "properties")
     for name in ("run_id", "database", "snapshot_taken_at", "refaudit_version"):
         ET.SubElement(props, "property", name=name, value=str(getattr(result.run, name)))
-    baseline = result.extra.get("baseline")
+    baseline = result.baseline
     if baseline:
         for name in ("path", "known", "new", "resolved"):
             ET.SubElement(props, "property", name=f"baseline.{name}", value=str(baseline[name]))

@@ -267,12 +267,11 @@ def _diagnosis_summary(diagnoses: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def build_view(result: AuditResult, doc: dict[str, Any], fail_on: FailOn) -> dict[str, Any]:
-    extra = result.extra
-    history = extra.get("history") or {}
+    history = result.history or {}
     hist_checks = history.get("checks") or {}
-    baseline = extra.get("baseline") or None
-    diagnoses = list(extra.get("diagnoses") or [])
-    repair = extra.get("repair") or None
+    baseline = result.baseline or None
+    diagnoses = list(result.diagnoses)
+    repair = result.repair or None
     by_check: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for d in diagnoses:
         by_check[str(d.get("check"))].append(d)

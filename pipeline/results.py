@@ -97,20 +97,36 @@ class AuditResult:
     checks: list[CheckResult]
     out_dir: Path
     files: dict[str, str] = field(default_factory=dict)
-    extra: dict[str, Any] = field(default_factory=dict)
+    fail_on: FailOn = "error"  # the lowest severity that fails the run
+    diagnoses: list[dict[str, Any]] = field(default_factory=list)  # per check and diagnosis
+    baseline: dict[str, Any] | None = None  # known / new / resolved against a baseline
+    repair: dict[str, Any] | None = None  # the repair plan's summary (run --repair)
+    history: dict[str, Any] | None = None  # what changed since the last run
+    source: dict[str, Any] | None = None  # the snapshot audited (run.source says which)
 
-    def failing(self, fail_on: FailOn = "error") -> list[CheckResult]:
+    def sections(self) -> dict[str, Any]:
+        """The optional parts of results.json, under the keys it has always used."""
+        out: dict[str, Any] = {"diagnoses": self.diagnoses}
+        for name in ("baseline", "repair", "history"):
+            if getattr(self, name) is not None:
+                out[name] = getattr(self, name)
+        if self.source is not None:
+            out[self.run.source] = self.source
+        return out
+
+    def failing(self, fail_on: FailOn | None = None) -> list[CheckResult]:
+        fail_on = fail_on or self.fail_on
         severities = {"error"} if fail_on == "error" else {"error", "warn"}
         return [c for c in self.checks if c.over_threshold and c.severity in severities]
 
-    def exit_code(self, fail_on: FailOn = "error") -> ExitCode:
+    def exit_code(self, fail_on: FailOn | None = None) -> ExitCode:
         return ExitCode.VIOLATIONS if self.failing(fail_on) else ExitCode.PASSED
 
     @property
     def total_violations(self) -> int:
         return sum(c.violations for c in self.checks)
 
-    def verdict(self, fail_on: FailOn = "error") -> str:
+    def verdict(self, fail_on: FailOn | None = None) -> str:
         failing = self.failing(fail_on)
         if failing:
             return f"FAILED: {len(failing)} of {len(self.checks)} checks over threshold"

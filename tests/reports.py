@@ -162,13 +162,13 @@ def fabricated_result(out: Path, *, extras: bool = True) -> AuditResult:
     }
     if not extras:
         return result
-    result.extra["diagnoses"] = [
+    result.diagnoses = [
         {"check": tutor, "diagnosis": "mis-keyed", "confidence": "high", "rows": 380},
         {"check": tutor, "diagnosis": "ambiguous", "confidence": "low", "rows": 12},
         {"check": tutor, "diagnosis": "orphan", "confidence": "high", "rows": 20},
         {"check": requester, "diagnosis": "wrong type", "confidence": "medium", "rows": 97},
     ]
-    result.extra["repair"] = {
+    result.repair = {
         "files": {
             "repair": "repair.sql",
             "rollback": "rollback.sql",
@@ -180,7 +180,7 @@ def fabricated_result(out: Path, *, extras: bool = True) -> AuditResult:
         "ambiguous": 12,
         "dropped_constraints": ["fk_session_requests_requester"],
     }
-    result.extra["baseline"] = {
+    result.baseline = {
         "path": "baseline.json",
         "known": 500,
         "new": 76,
@@ -195,7 +195,7 @@ def fabricated_result(out: Path, *, extras: bool = True) -> AuditResult:
         }
         for i, v in enumerate([800, 760, 700, 690, 620, 577])
     ]
-    result.extra["history"] = {
+    result.history = {
         "store": "reports/history.db",
         "runs": 6,
         "previous": {

@@ -56,7 +56,7 @@ def test_a_run_that_fails_while_writing_its_files_is_not_a_previous_run(
     with sqlite3.connect(store) as db:
         assert db.execute("SELECT run_id FROM runs").fetchall() == [(first.run.run_id,)]
     last = run_audit(as_url(gate_db), suite, tmp_path / "last", options=opts)
-    history = last.extra["history"]
+    history = last.history
     assert history["previous"]["run_id"] == first.run.run_id
     assert history["runs"] == 2
     # nothing new or fixed: the failed run's extra violation never reached the history

@@ -246,7 +246,7 @@ def test_hostile_names_and_values_stay_inert(hostile_db: str, tmp_path: Path) ->
     before_constraints = public_constraints(uri)
     options = AuditOptions(repair=True, repair_schema=REPAIR_SCHEMA)
     result = run_audit(as_url(uri), suite, tmp_path / "run", options=options)
-    plan = result.extra["repair"]
+    plan = result.repair
     assert (plan["updates"], plan["set_null"], plan["quarantined"], plan["ambiguous"]) == (
         2, 1, 1, 1,
     )  # fmt: skip

@@ -109,7 +109,7 @@ def test_repair_rollback_round_trip_with_psql(world: str, suite: Suite, tmp_path
     assert requests(world) == AUDITED
     before = dump(world)
     result = audit(world, suite, tmp_path / "run")
-    plan = result.extra["repair"]
+    plan = result.repair
     counts = (plan["updates"], plan["set_null"], plan["quarantined"], plan["ambiguous"])
     assert counts == (6, 1, 2, 2)
     assert sorted(plan["dropped_constraints"]) == [

@@ -36,7 +36,7 @@ def plan(uri: str, suite: dict[str, Any], out: Path) -> dict[str, Any]:
     result = run_audit(
         as_url(uri), Suite.model_validate(suite), out, options=AuditOptions(repair=True)
     )
-    repair: dict[str, Any] = result.extra["repair"]
+    repair: dict[str, Any] = result.repair
     return repair
 
 

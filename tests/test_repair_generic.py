@@ -68,7 +68,7 @@ def test_generic_suite_round_trip(new_database, tmp_path: Path) -> None:  # type
         "4": ["mis_keyed", "20", "medium"],
         "5": ["orphan", "", "high"],
     }
-    assert result.extra["repair"]["updates"] == 2
+    assert result.repair["updates"] == 2
 
     applied = apply_plan(as_url(uri), tmp_path / "run" / "repair.sql")
     assert applied.totals["updated"] == 2 and applied.totals["quarantine"] == 1

@@ -264,7 +264,7 @@ def test_changes_the_catalog_would_refuse_are_listed_for_review(
         }
     )
     result = run_audit(as_url(uri), suite, tmp_path / "run", options=AuditOptions(repair=True))
-    plan = result.extra["repair"]
+    plan = result.repair
     assert (plan["updates"], plan["set_null"], plan["quarantined"], plan["ambiguous"]) == (
         0, 0, 0, 2,
     )  # fmt: skip
@@ -289,7 +289,7 @@ def test_backups_live_in_the_schema_asked_for(world: str, suite: Suite, tmp_path
         tmp_path / "run",
         options=AuditOptions(repair=True, repair_schema="Repair Kept"),
     )
-    assert result.extra["repair"]["quarantine_table"] == "Repair Kept.quarantine"
+    assert result.repair["quarantine_table"] == "Repair Kept.quarantine"
     done = psql(world, tmp_path / "run" / "repair.sql")
     assert done.returncode == 0, done.stderr
     assert query(world, 'SELECT count(*) FROM "Repair Kept".quarantine') == [(2,)]

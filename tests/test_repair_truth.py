@@ -50,7 +50,7 @@ def test_seed_before_is_repaired_into_the_seed_after(
     build_state(uri, generator, "before")
     before, before_constraints = dump(uri), constraints(uri)
     result = run_audit(as_url(uri), suite, tmp_path / "run", options=REPAIR)
-    plan = result.extra["repair"]
+    plan = result.repair
     assert plan["updates"] == 12 and plan["ambiguous"] == 0
     assert set(plan["dropped_constraints"]) == {
         "fk_session_requests_tutor",

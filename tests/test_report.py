@@ -219,7 +219,7 @@ def test_history_is_scoped_by_database(two_runs, new_database, suite: Suite) -> 
     other = new_database("other")
     load_dirty_small(other)
     result = run_audit(as_url(other), suite, root / "run-other")
-    history = result.extra["history"]
+    history = result.history
     assert history["runs"] == 1 and history["previous"] is None
     with sqlite3.connect(root / "history.db") as db:
         scopes = db.execute("SELECT DISTINCT database FROM runs").fetchall()
@@ -231,12 +231,12 @@ def test_history_option_and_no_history(dirty_small: str, suite: Suite, tmp_path:
     opts = AuditOptions(history=store)
     run_audit(as_url(dirty_small), suite, tmp_path / "a", options=opts)
     again = run_audit(as_url(dirty_small), suite, tmp_path / "b", options=opts)
-    assert again.extra["history"]["runs"] == 2 and store.is_file()
+    assert again.history["runs"] == 2 and store.is_file()
     assert not (tmp_path / "history.db").exists()
     off = run_audit(
         as_url(dirty_small), suite, tmp_path / "c", options=AuditOptions(record_history=False)
     )
-    assert "history" not in off.extra
+    assert off.history is None
     assert "history" not in json.loads((tmp_path / "c" / "results.json").read_text())
     assert not (tmp_path / "history.db").exists()
 
@@ -315,7 +315,7 @@ def test_history_of_the_previous_version_is_migrated(
         )
         db.execute("PRAGMA user_version = 1")
     second = run_audit(as_url(dirty_small), suite, tmp_path / "b")
-    history = second.extra["history"]
+    history = second.history
     assert history["previous"]["run_id"] == first.run.run_id
     phone = history["checks"][check]
     assert (phone["new"], phone["new_keys"]) == (1, [dropped[1]])
@@ -324,4 +324,4 @@ def test_history_of_the_previous_version_is_migrated(
     with sqlite3.connect(store) as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == 2
     third = run_audit(as_url(dirty_small), suite, tmp_path / "c")
-    assert third.extra["history"]["new"] == 0 and third.extra["history"]["fixed"] == 0
+    assert third.history["new"] == 0 and third.history["fixed"] == 0
