@@ -1179,13 +1179,24 @@ class _Discoverer:
                 if disc is not None:
                     where += f" AND t.{sqltext.ident(disc)}::text = :value"
                     params["value"] = value
+                # per distinct value, not per row: the violating values are few, and the
+                # key-space and `through` tests become semi-joins over those values only
                 row = self.conn.execute(
                     sa.text(
-                        f"SELECT count(*), count(*) FILTER (WHERE EXISTS (SELECT FROM "
-                        f"{space.sql} s WHERE s.{sqltext.ident(space_key)} = t.{q}) AND EXISTS "
-                        f"(SELECT FROM {u.sql} m WHERE m.{sqltext.ident(through)} = t.{q})) "
-                        f"FROM {t.sql} t WHERE {where} AND NOT EXISTS (SELECT FROM {u.sql} k "
-                        f"WHERE k.{sqltext.ident(u.key)} = t.{q})"
+                        f"WITH v AS MATERIALIZED (SELECT t.{q} AS v, count(*) AS n "
+                        f"FROM {t.sql} t WHERE {where} GROUP BY 1), "
+                        "missing AS MATERIALIZED (SELECT v.v, v.n FROM v WHERE NOT EXISTS "
+                        f"(SELECT FROM {u.sql} k WHERE k.{sqltext.ident(u.key)} = v.v)), "
+                        f"spaced AS (SELECT DISTINCT s.{sqltext.ident(space_key)} AS v "
+                        f"FROM {space.sql} s WHERE s.{sqltext.ident(space_key)} IN "
+                        "(SELECT v FROM missing)), "
+                        f"mapped AS (SELECT DISTINCT m.{sqltext.ident(through)} AS v "
+                        f"FROM {u.sql} m WHERE m.{sqltext.ident(through)} IN "
+                        "(SELECT v FROM missing)) "
+                        "SELECT coalesce(sum(missing.n), 0), coalesce(sum(missing.n) FILTER "
+                        "(WHERE sp.v IS NOT NULL AND mp.v IS NOT NULL), 0) FROM missing "
+                        "LEFT JOIN spaced sp ON sp.v = missing.v "
+                        "LEFT JOIN mapped mp ON mp.v = missing.v"
                     ),
                     params,
                 ).one()
