@@ -76,12 +76,17 @@ def anchor(check_id: str) -> str:
 # ----------------------------------------------------------------------------- charts
 
 
-def _text(x: float, y: float, text: str, **attrs: Any) -> str:
-    extra = " ".join(f'{k.replace("_", "-")}="{escape(v)}"' for k, v in attrs.items())
-    return f'<text x="{x:.1f}" y="{y:.1f}" {extra}>{escape(text)}</text>'
+def _text(x: float, y: float, text: str, *, full: str = "", **attrs: Any) -> str:
+    """An SVG text; `full`, when the text shows less than that, is its tooltip (SVG has no
+    title attribute: a `<title>` child is how a browser shows one)."""
+    # text_anchor= is text-anchor, class_= is class
+    extra = " ".join(f'{k.rstrip("_").replace("_", "-")}="{escape(v)}"' for k, v in attrs.items())
+    tip = f"<title>{escape(full)}</title>" if full and full != text else ""
+    return f'<text x="{x:.1f}" y="{y:.1f}" {extra}>{tip}{escape(text)}</text>'
 
 
 def _clip(label: str, limit: int) -> str:
+    """`label`, or its first characters and "…" (the caller keeps the whole on hover)."""
     return label if len(label) <= limit else label[: limit - 1] + "…"
 
 
@@ -111,10 +116,12 @@ def bar_chart(bars: list[Bar], *, width: int = 600, unit: str = "rows") -> Marku
     for i, b in enumerate(bars):
         y = i * row + 2
         w = max(b.value / top * bar_w, 2.0 if b.value else 0.0)
-        tip = escape(b.title or f"{b.label}: {b.value:,} {unit}")
+        tip = b.title or f"{b.label}: {b.value:,} {unit}"  # begins with the whole label
+        label = _clip(b.label, label_chars)
         body = (
-            f"<title>{tip}</title>"
-            + _text(label_w - 8, y + 14, _clip(b.label, label_chars), text_anchor="end")
+            f"<title>{escape(tip)}</title>"
+            + _text(label_w - 8, y + 14, label, full=tip if label != b.label else "",
+                    text_anchor="end")
             + f'<rect x="{label_w:.1f}" y="{y + 3}" width="{w:.1f}" height="{row - 7}" '
             f'rx="2" fill="{b.color}"/>'
             + _text(label_w + w + 6, y + 14, f"{b.value:,}", class_="val")
@@ -192,7 +199,8 @@ def trend_chart(runs: list[dict[str, Any]], *, width: int = 560, height: int = 1
             )
         parts.append("</g>")
     for i in {0, len(runs) - 1}:
-        stamp = fmt_time(runs[i]["started_at"])[5:16]
+        whole = fmt_time(runs[i]["started_at"])
+        stamp = whole[5:16]  # month, day, hours and minutes; the whole time on hover
         x = left + i * slot + slot / 2
         anchor_at = "start" if i == 0 and len(runs) > 1 else "end" if i else "middle"
         if len(runs) == 1:
@@ -202,6 +210,7 @@ def trend_chart(runs: list[dict[str, Any]], *, width: int = 560, height: int = 1
                 x,
                 height - 6,
                 stamp + (" (this run)" if i else ""),
+                full=whole + (" (this run)" if i else ""),
                 text_anchor=anchor_at,
                 class_="axis",
             )

@@ -58,6 +58,10 @@ def real_report(new_database, suite: Suite, tmp_path_factory: pytest.TempPathFac
 def fabricated_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("fabricated")
     result = fabricated_result(out)
+    # text the page shortens: a check id too long for the chart's labels, a long value
+    phone = result.checks[3]
+    phone.id = "session_requests.contact_phone.pattern.ethiopian_mobile_numbers"
+    phone.sample[0]["value"] = "+2519" + "0123456789" * 9
     (out / "results.json").write_text(json.dumps({"checks": [c.to_dict() for c in result.checks]}))
     write_report(result, out / "report.html", "error")
     return out / "report.html"
@@ -78,6 +82,30 @@ def png_size(path: Path) -> tuple[int, int]:
 
 VISIBLE_ROWS = """[...document.querySelectorAll('#checks-table tbody tr')]
     .filter(tr => !tr.hidden && tr.offsetParent !== null).map(tr => tr.dataset.check)"""
+
+
+SHORTENED = """(() => {
+  // every element whose own text the report shortened: cut with "…", or cut by CSS ellipsis;
+  // what hovering shows: an HTML title attribute, in SVG a <title> child
+  const out = [];
+  for (const el of document.querySelectorAll('body *')) {
+    const shown = [...el.childNodes].filter(n => n.nodeType === Node.TEXT_NODE)
+      .map(n => n.textContent).join('').trim();
+    if (!shown) continue;
+    const cut = shown.endsWith('…') || (getComputedStyle(el).textOverflow === 'ellipsis'
+                                         && el.scrollWidth > el.clientWidth);
+    if (!cut) continue;
+    const tip = el instanceof SVGElement ? el.querySelector(':scope > title') : null;
+    out.push({shown, full: tip ? tip.textContent : el.getAttribute('title')});
+  }
+  return out;
+})()"""
+
+STAMPS = """[...document.querySelectorAll('.tile .l span[title], svg.trend text.axis')].map(el => ({
+  shown: [...el.childNodes].filter(n => n.nodeType === Node.TEXT_NODE)
+    .map(n => n.textContent).join('').replace(' (this run)', ''),
+  full: el instanceof SVGElement ? el.querySelector(':scope > title')?.textContent
+                                 : el.getAttribute('title')}))"""
 
 
 def set_control(browser: Chromium, element_id: str, value: str) -> list[str]:
@@ -117,6 +145,23 @@ def test_report_in_chromium(
     chart = "document.querySelector('svg.chart').getBoundingClientRect().width"
     assert browser.evaluate(chart) > 300
     assert browser.evaluate("document.documentElement.scrollWidth") <= VIEWPORT[0]
+
+    # text shortened on screen keeps the whole on hover
+    shortened = browser.evaluate(SHORTENED)
+    for item in shortened:
+        assert item["full"], f"{item['shown']!r} is shortened and has no title"
+        assert item["full"].startswith(item["shown"].removesuffix("…")), item
+        assert len(item["full"]) >= len(item["shown"]), item
+    if which == "fabricated":  # a chart label and a sample value are cut
+        assert any(i.startswith(s["shown"][:-1]) for s in shortened for i in checks), shortened
+        assert any(s["shown"].startswith("+2519") for s in shortened), shortened
+    # times shown to the minute (the changes tile, the trend's axis) keep the whole time
+    stamps = browser.evaluate(STAMPS)
+    if which == "real":
+        assert len(stamps) >= 2, stamps
+    for stamp in stamps:
+        assert stamp["full"] and stamp["shown"] in stamp["full"], stamp
+        assert stamp["full"].endswith(("UTC", "UTC (this run)")), stamp
 
     # filter by text, status, family
     tutor = set_control(browser, "filter", "tutor_id")

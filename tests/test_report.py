@@ -15,6 +15,7 @@ import pytest
 from pipeline.audit import AuditOptions, run_audit
 from pipeline.errors import UsageError
 from pipeline.outputs import render_report
+from pipeline.report import Bar, bar_chart
 from pipeline.suite import CATALOG_KINDS, Suite
 from tests.conftest import as_url, execute
 from tests.reports import DIRTY_KEYS, Page, fabricated_result, load_dirty_small
@@ -130,6 +131,15 @@ def test_values_from_the_database_are_escaped(tmp_path: Path) -> None:
     html = render_report(result, "error")
     assert evil not in html and "<img src=x" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_shortened_chart_labels_keep_the_whole_on_hover() -> None:
+    long_id = "session_requests.requester_id.reference.discriminator.of.a.long.suite"
+    svg = str(bar_chart([Bar(long_id, 7, "#c0392b"), Bar("short.id", 3, "#c0392b")]))
+    clipped = long_id[:45] + "…"
+    assert f"<title>{long_id}: 7 rows</title>{clipped}</text>" in svg
+    assert ">short.id</text>" in svg  # a label shown whole has no tooltip of its own
+    assert 'class="val">7</text>' in svg
 
 
 def test_passing_run_says_so(tmp_path: Path) -> None:
