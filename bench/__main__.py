@@ -46,8 +46,8 @@ sys.path.insert(0, str(ROOT))
 from bench.floor import run_floor  # noqa: E402
 from pipeline.demo import load_generator  # noqa: E402
 from pipeline.embedded import database_uri  # noqa: E402
-from pipeline.engine import PLANNER_SETTINGS  # noqa: E402
 from pipeline.gx_export import export_suite, write_export  # noqa: E402
+from pipeline.jobs import PLANNER_SETTINGS  # noqa: E402
 from pipeline.servers import SERVER_KINDS, throwaway_server  # noqa: E402
 from pipeline.suite import load_suite  # noqa: E402
 

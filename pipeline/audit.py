@@ -21,7 +21,7 @@ from sqlalchemy.engine import URL
 from pipeline import __version__
 from pipeline.baseline import IDENTITY_FIELDS, Baseline, load_baseline
 from pipeline.checks.base import ColumnTypes
-from pipeline.checks.catalog import CatalogFacts, column_types
+from pipeline.checks.catalog import CatalogFacts, column_types, unique_columns
 from pipeline.constraints import plan_catalog, render_constraints
 from pipeline.db import (
     create_engine,
@@ -30,13 +30,7 @@ from pipeline.db import (
     read_only_snapshot,
     scrub,
 )
-from pipeline.engine import (
-    ViolationSink,
-    run_checks,
-    unique_columns,
-    verify_schema,
-    verify_values,
-)
+from pipeline.engine import run_checks
 from pipeline.errors import ExitCode, RefauditError, Terminated, UsageError
 from pipeline.history import HistoryStore, default_history_path
 from pipeline.limits import DEFAULT_LOCK_TIMEOUT_S, DEFAULT_STATEMENT_TIMEOUT_S
@@ -60,7 +54,9 @@ from pipeline.repair import (
     write_rollback_sql,
 )
 from pipeline.results import AuditResult, CheckResult, FailOn, RunInfo
+from pipeline.sink import ViolationSink
 from pipeline.suite import Suite
+from pipeline.verify import verify_schema, verify_values
 
 DEFAULT_REPORTS = Path("reports")
 REPAIR_FILES = ("repair.sql", "rollback.sql", "constraints.sql")
@@ -87,7 +83,7 @@ class AuditOptions:
     record_history: bool = True
     second_connection: bool = True
     """Let a second connection in the same snapshot run statements meanwhile (see
-    `pipeline.engine._run_jobs`); False: everything on one connection."""
+    `pipeline.engine.run_jobs`); False: everything on one connection."""
     database_label: str | None = None
     """How the run names the database (results, report, run-history scope); None: its URL
     without the password. The demo's server lives in a new temporary directory each time."""

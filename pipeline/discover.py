@@ -38,8 +38,8 @@ from sqlalchemy.engine import URL, Connection
 
 from pipeline import sqltext
 from pipeline.db import create_engine, database_error, describe, read_only_snapshot
-from pipeline.engine import tune_session
 from pipeline.errors import UsageError
+from pipeline.jobs import tune_session
 from pipeline.limits import DEFAULT_LOCK_TIMEOUT_S, DEFAULT_STATEMENT_TIMEOUT_S
 from pipeline.progress import ProgressLike, as_progress
 from pipeline.suite import Suite

@@ -32,9 +32,10 @@ from sqlalchemy.engine import URL, Connection
 from pipeline import __version__, sqltext
 from pipeline.checks.catalog import read_catalog
 from pipeline.db import create_engine, database_error, describe, read_only_snapshot
-from pipeline.engine import required_columns, tune_session, verify_schema
 from pipeline.errors import RefauditError, UsageError
+from pipeline.jobs import tune_session
 from pipeline.limits import DEFAULT_LOCK_TIMEOUT_S, DEFAULT_STATEMENT_TIMEOUT_S
+from pipeline.plan import required_columns
 from pipeline.snapshot import (
     Manifest,
     SnapshotColumn,
@@ -45,6 +46,7 @@ from pipeline.snapshot import (
     sha256_of,
 )
 from pipeline.suite import Suite
+from pipeline.verify import verify_schema
 
 ExtractProgress = Callable[[str, int, int], None]
 """Called as `progress(table, rows_done, rows_total)`: at the start of each table (0), after

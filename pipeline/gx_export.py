@@ -35,8 +35,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from pipeline.checks.base import ColumnTypes, TableScan, check_rules, table_clause
-from pipeline.engine import TablePlan, required_columns
 from pipeline.errors import RefauditError, UsageError
+from pipeline.plan import TablePlan, required_columns
 from pipeline.sqltext import split_name
 from pipeline.suite import Suite
 

@@ -23,8 +23,8 @@ import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pipeline.checks.catalog import CatalogFacts
-from pipeline.engine import required_columns
 from pipeline.errors import UsageError
+from pipeline.plan import required_columns
 from pipeline.suite import Suite
 
 FORMAT = "refaudit-snapshot"

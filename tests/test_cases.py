@@ -13,7 +13,8 @@ import pytest
 import yaml
 
 from pipeline.db import create_engine, read_only_snapshot
-from pipeline.engine import ViolationSink, run_checks
+from pipeline.engine import run_checks
+from pipeline.sink import ViolationSink
 from pipeline.suite import Suite
 from tests.conftest import FIXTURES, as_url, execute
 

@@ -22,9 +22,10 @@ from pipeline import db
 from pipeline.audit import AuditOptions, run_audit
 from pipeline.cli import app
 from pipeline.db import companion, create_engine, read_only_snapshot
-from pipeline.engine import ViolationSink, run_checks
+from pipeline.engine import run_checks
 from pipeline.errors import DatabaseError
 from pipeline.results import CheckResult
+from pipeline.sink import ViolationSink
 from pipeline.suite import Suite, load_suite
 from tests.conftest import as_url, build_state, execute
 

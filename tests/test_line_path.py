@@ -13,7 +13,8 @@ import io
 import pytest
 
 from pipeline.db import create_engine, read_only_snapshot
-from pipeline.engine import ViolationSink, run_checks
+from pipeline.engine import run_checks
+from pipeline.sink import ViolationSink
 from pipeline.suite import ROW_KINDS, Suite
 from tests.conftest import FIXTURES, as_url, execute
 from tests.test_gx_export import HAND_ROWS, _with_tricky

@@ -6,7 +6,7 @@ import pytest
 import sqlalchemy as sa
 
 from pipeline.db import create_engine, read_only_snapshot
-from pipeline.engine import PLANNER_SETTINGS, tune_session
+from pipeline.jobs import PLANNER_SETTINGS, tune_session
 from tests.conftest import as_url, execute
 
 SHOWN = ("jit", "work_mem", "parallel_tuple_cost")

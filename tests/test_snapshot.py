@@ -23,9 +23,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.audit import AuditOptions, run_audit
-from pipeline.engine import required_columns
 from pipeline.errors import ExitCode, RefauditError
 from pipeline.extract import ExtractOptions, _row_blocks, extract_snapshot
+from pipeline.plan import required_columns
 from pipeline.replay import audit_snapshot, load_snapshot, scratch_database
 from pipeline.snapshot import MANIFEST, read_manifest
 from pipeline.suite import Suite, load_suite

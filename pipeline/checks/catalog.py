@@ -333,3 +333,20 @@ def annotate_check_constraints(
         found = find_constraint(check, table_facts) if table_facts and table_facts.exists else None
         if found is not None and DISAGREES not in found:
             found[DISAGREES] = disagreements(conn, suite, check, found)
+
+
+_UNIQUE_SQL = sa.text("""
+SELECT a.attname::text
+FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+WHERE i.indrelid = to_regclass(:t) AND i.indisunique AND i.indnatts = 1
+  AND i.indpred IS NULL AND i.indexprs IS NULL
+""")
+
+
+def unique_columns(conn: Connection, tables: Iterable[str]) -> set[tuple[str, str]]:
+    """(table, column) pairs that a single-column unique index guarantees to be unique."""
+    return {
+        (t, c)
+        for t in tables
+        for c in conn.execute(_UNIQUE_SQL, {"t": sqltext.regclass_text(t)}).scalars()
+    }

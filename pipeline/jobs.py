@@ -1,0 +1,189 @@
+"""The audit's statements as jobs: run in order on the snapshot's connection, or also on a
+second connection that imports the snapshot, with output spooled so the order holds; and the
+transaction-local planner settings every audit connection uses."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from pipeline import db
+from pipeline.copy_stream import Spooled
+from pipeline.progress import Progress
+
+# Transaction-local settings for the audit's statements. A table's statement returns only its
+# violating rows, but the planner cannot estimate rules across columns and expects most rows
+# back, which makes a parallel plan look expensive; and the joins' hash tables and the
+# uniqueness sorts should not spill to disk for want of a few MB. JIT off: the planner's
+# estimate for the lines statement's `JOIN unnest(array_positions(...))` (and for the diagnosis
+# branches over the flagged rows, which it takes for the whole table) runs to 10^10 rows and
+# more, past every `jit_*_above_cost`, and a server with JIT (Debian's postgresql-15 has it on
+# by default) then spends far longer compiling than running (20 s of 24 s at 1M requests).
+# The costs and work_mem are only ever moved in the direction named (never lowering the
+# server's own work_mem); jit is always turned off.
+PLANNER_SETTINGS = (("jit", "off"), ("parallel_tuple_cost", "0.01"), ("work_mem", "64MB"))
+_RAISE_WORK_MEM = sa.text(
+    "SELECT set_config('work_mem', :value, true) "
+    "WHERE pg_size_bytes(current_setting('work_mem')) < pg_size_bytes(:value)"
+)
+_LOWER_COST = sa.text(
+    "SELECT set_config(:name, :value, true) "
+    "WHERE CAST(current_setting(:name) AS float8) > CAST(:value AS float8)"
+)
+_SET = sa.text("SELECT set_config(:name, :value, true)")
+
+
+def tune_session(conn: Connection) -> None:
+    """Apply PLANNER_SETTINGS to the current transaction (SET LOCAL semantics)."""
+    for name, value in PLANNER_SETTINGS:
+        if name == "work_mem":
+            conn.execute(_RAISE_WORK_MEM, {"value": value})
+        elif name.endswith("_cost"):
+            conn.execute(_LOWER_COST, {"name": name, "value": value})
+        else:
+            conn.execute(_SET, {"name": name, "value": value})
+
+
+@dataclass
+class Job:
+    """One statement of the audit. `run` executes it on any connection in the snapshot and
+    returns what it produced (spooled); `take` hands that to the sink, on the calling thread,
+    in the job's turn; `stream` does both at once, for a job run in its turn."""
+
+    stage: str
+    """The progress stage it belongs to; "" for none."""
+    step: str
+    run: Callable[[Connection], Any]
+    take: Callable[[Any], None]
+    stream: Callable[[Connection], Any] | None = None
+
+
+class _Companion:
+    """A second connection in the audit's snapshot, running jobs in a thread of its own in the
+    order they are submitted (a job it has not started yet can still be cancelled, to run on
+    the main connection instead). When one of its statements fails it cancels the main
+    connection's statement, so the audit stops at once with that first error."""
+
+    def __init__(self, conn: Connection, main: Connection) -> None:
+        self._conn = conn
+        self._main: Any = main.connection.dbapi_connection
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="refaudit-companion")
+        self.error: BaseException | None = None
+        self._closing = False
+
+    def submit(self, job: Job) -> Future[Any]:
+        future = self._pool.submit(job.run, self._conn)
+        future.add_done_callback(self._failed)
+        return future
+
+    def _failed(self, future: Future[Any]) -> None:
+        if self._closing or future.cancelled() or future.exception() is None:
+            return
+        if self.error is None:
+            self.error = future.exception()
+            with contextlib.suppress(Exception):  # the main connection may be gone already
+                self._main.cancel()
+
+    def check(self) -> None:
+        """Raise the companion's error, if it had one (before starting another statement)."""
+        if self.error is not None:
+            raise self.error
+
+    def close(self, futures: list[Future[Any]]) -> None:
+        """Stop: cancel what is queued and the statement running, if any; wait for the
+        thread."""
+        self._closing = True
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        if any(f.running() for f in futures):
+            with contextlib.suppress(Exception):
+                self._conn.connection.dbapi_connection.cancel()  # type: ignore[union-attr]
+        self._pool.shutdown(wait=True)
+
+
+def run_jobs(conn: Connection, jobs: list[Job], prog: Progress, *, companion: bool) -> None:
+    """Run `jobs` and hand their output to the sink in list order.
+
+    With `companion`, a second connection in the same snapshot runs the jobs after the
+    first while the first runs here (PostgreSQL's serial steps, such as diagnosis, leave a
+    core idle); each job's output waits in a spool for its turn. A job the companion has not
+    started when its turn comes runs here, streamed; while this thread waits for a job the
+    companion is running, it takes later jobs the companion has not started yet.
+    """
+    stage = ""
+
+    def announce(job: Job) -> None:
+        nonlocal stage
+        if not job.stage:
+            return
+        if job.stage != stage:
+            stage = job.stage
+            prog.stage(stage, sum(j.stage == stage for j in jobs))
+        prog.step(job.step)
+
+    def here(job: Job) -> None:
+        if side is not None:
+            side.check()
+        announce(job)
+        if job.stream is not None:
+            job.stream(conn)
+        else:
+            job.take(job.run(conn))
+
+    side: _Companion | None = None
+    wanted = companion and len(jobs) > 1
+    with db.companion(conn) if wanted else contextlib.nullcontext() as other:
+        if other is None:
+            for job in jobs:
+                here(job)
+            return
+        tune_session(other)
+        side = _Companion(other, conn)
+        taken: dict[int, Any] = {}
+        futures: list[Future[Any]] = []
+
+        def then_take(job: Job, spooled: Any) -> None:
+            try:
+                announce(job)
+                job.take(spooled)
+            finally:
+                if isinstance(spooled, Spooled):
+                    spooled.close()
+
+        try:
+            futures.extend(side.submit(job) for job in jobs[1:])
+            try:
+                here(jobs[0])
+                for i, (job, future) in enumerate(zip(jobs[1:], futures, strict=True)):
+                    side.check()
+                    if i in taken:
+                        then_take(job, taken.pop(i))
+                        continue
+                    if future.cancel():
+                        here(job)
+                        continue
+                    for later in range(i + 1, len(futures)):
+                        if future.done():
+                            break
+                        if later not in taken and futures[later].cancel():
+                            side.check()
+                            taken[later] = jobs[later + 1].run(conn)
+                    then_take(job, future.result())
+            except Exception:
+                # the main connection's statement was cancelled because the companion's
+                # failed: report the companion's error, the cause (never for Ctrl-C)
+                side.check()
+                raise
+        finally:
+            side.close(futures)
+            left = list(taken.values()) + [
+                f.result() for f in futures if f.done() and not f.cancelled() and not f.exception()
+            ]
+            for spooled in left:
+                if isinstance(spooled, Spooled):
+                    spooled.close()  # output of a run that failed: never read

@@ -1,0 +1,285 @@
+"""What the engine runs against each table: the row rules of its checks in one statement (a
+scan, its shared joins and, per diagnosing rule, a branch over the rows it flags), split
+when a table has more rules than one statement may carry; and the columns a suite reads."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+from pipeline.checks.base import (
+    ColumnTypes,
+    DiagnosisScope,
+    Key,
+    RowRule,
+    TableScan,
+    check_rules,
+    key_value,
+)
+from pipeline.suite import Suite
+
+
+def rule_parts(rule: RowRule) -> list[str]:
+    """The result columns a rule has in a table statement, as prefixes of `{prefix}{i}`: flag
+    and value; for a diagnosing rule also diagnosis, proposed value, confidence, evidence,
+    repair column and the repair's guard (see `_guard`)."""
+    return ["f", "v"] + (["d", "p", "c", "e", "rc", "ro"] if rule.diagnoser else [])
+
+
+def _guard(rule: RowRule, column: Callable[[str], Any]) -> Any:
+    """The audited value of every column of the row the rule's diagnosis read, as a JSON
+    object of texts: a repair changes the row only while each of them still holds."""
+    args: list[Any] = []
+    for name in rule.columns:
+        args += [sa.literal(name, sa.Text), sa.cast(column(name), sa.Text)]
+    return sa.cast(sa.func.json_build_object(*args), sa.Text)
+
+
+@dataclass
+class TablePlan:
+    """Everything the engine will run against one table."""
+
+    table: str
+    key: Key
+    rules: list[RowRule] = field(default_factory=list)
+    scan: TableScan | None = None
+
+    def statement(self) -> Any:
+        """One statement for the whole table.
+
+        The table is scanned once; only rows some rule flags come back. When rules explain
+        their violations (a `Diagnoser`), the flagged rows become a MATERIALIZED CTE `v` and
+        the result is a UNION ALL of one branch with the plain rules' findings and, per
+        diagnosing rule, one branch over the rows *that rule* flags: its facts are LEFT JOINed
+        to those rows only, its steps are subquery levels, and its conclusion fills the
+        violations.csv columns. So diagnosis costs grow with the rule's violations, not with
+        the table. Every result row has, per rule i, `f{i}` (violates) and `v{i}` (value) and,
+        for diagnosing rules, `d{i}`, `p{i}`, `c{i}`, `e{i}` (diagnosis, proposed value,
+        confidence, evidence) and `rc{i}`, `ro{i}` (repair column and audited value); a
+        branch leaves the other rules' columns FALSE or NULL. Rows come in key order.
+        """
+        assert self.scan is not None
+        scan = self.scan
+        cols: list[Any] = [key_value(scan.col, self.key).label("__key")]
+        carried_columns: dict[str, None] = {}
+        # A flagged row keeps only what its flags need: the value of a rule it violates, the
+        # columns for diagnosis when a diagnosing rule flags it (narrow rows: the flagged set
+        # of a big table stays in memory for the diagnosis branches, which read it again).
+        diagnosing = []
+        for i, rule in enumerate(self.rules):
+            flag = rule.flag.is_(sa.true())
+            cols.append(flag.label(f"f{i}"))
+            cols.append(sa.case((flag, rule.value)).label(f"v{i}"))
+            for name, expr in rule.carry.items():
+                cols.append(expr.label(f"r{i}_{name}"))
+            carried_columns.update(dict.fromkeys(rule.columns))
+            if rule.diagnoser is not None:
+                diagnosing.append(flag)
+        if diagnosing:
+            needed = sa.or_(*diagnosing)
+            cols.extend(sa.case((needed, scan.col(c))).label(f"c_{c}") for c in carried_columns)
+        where = sa.or_(*(r.flag.is_(sa.true()) for r in self.rules))
+        scanned = sa.select(*cols).select_from(scan.from_clause()).where(where)
+        if not any(r.diagnoser for r in self.rules):
+            return scanned.order_by(cols[0])
+
+        v = scanned.cte("v").prefix_with("MATERIALIZED")
+        plain = [i for i, r in enumerate(self.rules) if r.diagnoser is None]
+        branches = []
+        if plain:
+            columns = {f"f{i}": v.c[f"f{i}"] for i in plain} | {
+                f"v{i}": v.c[f"v{i}"] for i in plain
+            }
+            branches.append(
+                sa.select(*self._row(v.c["__key"], columns)).where(
+                    sa.or_(*(v.c[f"f{i}"] for i in plain))
+                )
+            )
+        for i, rule in enumerate(self.rules):
+            if rule.diagnoser is not None:
+                branches.append(self._diagnosis_branch(v, scan, i, rule))
+        # in key order: the run's output does not depend on join strategies or branch order
+        if len(branches) == 1:
+            return branches[0].order_by(sa.literal_column("__key"))
+        return sa.union_all(*branches).order_by(sa.literal_column("__key"))
+
+    def _row(self, key: Any, given: dict[str, Any]) -> list[Any]:
+        """The result columns of one branch: `given`, the rest FALSE or NULL."""
+        out = [key.label("__key")]
+        for i, rule in enumerate(self.rules):
+            for n in rule_parts(rule):
+                expr = given.get(f"{n}{i}")
+                if expr is None:
+                    expr = sa.false() if n == "f" else sa.cast(sa.null(), sa.Text)
+                out.append(expr.label(f"{n}{i}"))
+        return out
+
+    def _diagnosis_branch(self, v: Any, scan: TableScan, i: int, rule: RowRule) -> Any:
+        """The rows rule i flags, with its diagnosis (see `Diagnoser`)."""
+        dg = rule.diagnoser
+        assert dg is not None
+        scope = DiagnosisScope(v, scan, rows=v.c[f"f{i}"])
+        carried = {name: v.c[f"r{i}_{name}"] for name in rule.carry}
+        carried.update(flag=v.c[f"f{i}"], value=v.c[f"v{i}"])
+        facts = dg.facts(scope, carried)
+        for name in facts:
+            assert name not in carried, f"fact {name} of {rule.rule_id} shadows a carried one"
+        keep = [v.c["__key"], v.c[f"v{i}"], *(c for c in v.c if c.name.startswith("c_"))]
+        d = (
+            sa.select(*keep, *(e.label(f"x_{n}") for n, e in {**carried, **facts}.items()))
+            .select_from(scope.from_clause())
+            .where(v.c[f"f{i}"])
+            .subquery(f"d{i}_0")
+        )
+
+        def named(sub: Any) -> dict[str, Any]:
+            return {c.name[2:]: c for c in sub.c if c.name.startswith("x_")}
+
+        def column(sub: Any) -> Callable[[str], Any]:
+            return lambda name: sub.c[f"c_{name}"]
+
+        for level, step in enumerate(dg.steps(), start=1):
+            more = step(named(d), column(d))
+            d = sa.select(*d.c, *(e.label(f"x_{n}") for n, e in more.items())).subquery(
+                f"d{i}_{level}"
+            )
+        diag = dg.conclude(named(d), column(d))
+        flag = diag.flag.is_(sa.true()) if diag.flag is not None else sa.true()
+        given = {
+            f"f{i}": flag,
+            f"v{i}": d.c[f"v{i}"],
+            f"d{i}": diag.diagnosis,
+            f"p{i}": diag.proposed,
+            f"c{i}": diag.confidence,
+            f"e{i}": diag.evidence,
+            f"rc{i}": diag.repair_column if diag.repair_column is not None else None,
+            f"ro{i}": _guard(rule, column(d)),
+        }
+        given = {k: e for k, e in given.items() if e is not None}
+        return sa.select(*self._row(d.c["__key"], given)).where(flag)
+
+    def lines_statement(self) -> Any:
+        """The table's violations as violations.csv lines: one row per (row, rule), ordered
+        by key and then rule.
+
+        `statement()`'s rows are unpivoted in PostgreSQL (`unnest(array_positions(flags,
+        true))`), so COPY can write the lines and Python handles no value at all. Same lines
+        as the per-row loop of `run_checks`; within one key that loop follows the statement's
+        branches.
+        """
+        w = self.statement().order_by(None).subquery("w")
+        # the positions (1-based) of the rule flags that are TRUE: one row per violation,
+        # and only the violations (not one row per rule and row, filtered)
+        flagged = (
+            sa.func.unnest(
+                sa.func.array_positions(
+                    postgresql.array([w.c[f"f{i}"] for i in range(len(self.rules))]), sa.true()
+                )
+            )
+            .table_valued("ord")
+            .render_derived(name="x")
+        )
+        ord_ = flagged.c.ord
+
+        def pick(prefix: str) -> Any:
+            """`{prefix}{i}` of the flagged rule as text, NULL (written empty) for '' or none."""
+            cases = {
+                i + 1: sa.cast(w.c[f"{prefix}{i}"], sa.Text)
+                for i in range(len(self.rules))
+                if f"{prefix}{i}" in w.c
+            }
+            if not cases:
+                return sa.cast(sa.null(), sa.Text)
+            return sa.func.nullif(sa.case(cases, value=ord_, else_=sa.null()), "")
+
+        def constant(values: list[str]) -> Any:
+            return postgresql.array([sa.literal(v, sa.Text) for v in values])[ord_]
+
+        return (
+            sa.select(
+                constant([r.rule_id for r in self.rules]).label("check"),
+                sa.literal(self.table, sa.Text).label("table"),
+                sa.cast(w.c["__key"], sa.Text).label("key"),
+                constant([r.column for r in self.rules]).label("column"),
+                pick("v").label("value"),
+                pick("d").label("diagnosis"),
+                pick("p").label("proposed_value"),
+                pick("c").label("confidence"),
+                pick("e").label("evidence"),
+            )
+            .select_from(w.join(flagged, sa.true()))
+            .order_by(w.c["__key"], ord_)
+        )
+
+
+MAX_STATEMENT_COLUMNS = 1000
+"""The most result columns one table statement may have; PostgreSQL refuses a select list of
+more than 1664 entries. A table with more rules is scanned by several statements."""
+
+
+def _width(rule: RowRule) -> int:
+    """The result columns a rule adds to a table statement, at most (see `TablePlan`)."""
+    return len(rule_parts(rule)) + len(rule.carry) + len(rule.columns)
+
+
+def plan_tables(
+    suite: Suite,
+    unique: set[tuple[str, str]] | None = None,
+    types: ColumnTypes | None = None,
+) -> list[TablePlan]:
+    """Group the suite's row rules by table; each table becomes one scan, or several when its
+    rules need more than MAX_STATEMENT_COLUMNS columns. `unique` lists the (table, column)
+    pairs known to be unique, which are joined directly; `types` the columns' types (values
+    are compared with keys of another type as text)."""
+    by_table: dict[str, list[Any]] = defaultdict(list)
+    for check in suite.checks:
+        if check.stage == "row":
+            by_table[check.table].append(check)
+    plans = []
+    columns = required_columns(suite)
+
+    def plan_of(table: str, checks: list[Any]) -> tuple[TablePlan, list[int]]:
+        scan = TableScan(table, columns, unique or set(), suite.key_spaces, types)
+        plan = TablePlan(table, suite.key_of(table), scan=scan)
+        widths = []
+        for check in checks:
+            rules = check_rules(check, scan)
+            plan.rules.extend(rules)
+            widths.append(sum(_width(r) for r in rules))
+        return plan, widths
+
+    for table, checks in by_table.items():
+        plan, widths = plan_of(table, checks)
+        if 1 + sum(widths) <= MAX_STATEMENT_COLUMNS:
+            plans.append(plan)
+            continue
+        # split the checks (never one check's rules) into statements of bounded width
+        groups: list[list[Any]] = [[]]
+        width = 1
+        for check, w in zip(checks, widths, strict=True):
+            if groups[-1] and width + w > MAX_STATEMENT_COLUMNS:
+                groups.append([])
+                width = 1
+            groups[-1].append(check)
+            width += w
+        plans.extend(plan_of(table, group)[0] for group in groups)
+    return plans
+
+
+def required_columns(suite: Suite) -> dict[str, set[str]]:
+    """Every column the row and set checks read, per table, keys included (catalog checks
+    need none)."""
+    need: dict[str, set[str]] = defaultdict(set)
+    for check in suite.checks:
+        for table, cols in check.reads(suite.key_spaces).items():
+            need[table] |= cols
+            need[table] |= set(suite.key_columns(table))
+        kept = check.row_filter()
+        if kept is not None:
+            need[check.table] |= set(kept.columns())
+    return need

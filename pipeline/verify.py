@@ -1,0 +1,134 @@
+"""Checks of a suite against a database before the audit reads a row: every table and column
+exists, every regex and value is one PostgreSQL can run on the columns' types."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import Connection
+
+from pipeline import sqltext
+from pipeline.checks.base import (
+    compile_condition,
+)
+from pipeline.checks.catalog import (
+    column_types,
+)
+from pipeline.errors import DatabaseError, SuiteError
+from pipeline.plan import MAX_STATEMENT_COLUMNS, required_columns
+from pipeline.suite import Suite
+
+
+def verify_schema(conn: Connection, suite: Suite) -> None:
+    """Fail with one clear line when the suite names a table or column the database lacks."""
+    for table, cols in sorted(required_columns(suite).items()):
+        regclass = conn.execute(
+            sa.text("SELECT to_regclass(:t)::text"), {"t": sqltext.regclass_text(table)}
+        ).scalar()
+        if regclass is None:
+            raise DatabaseError(
+                f"table {table} named by suite {suite.suite} does not exist in the database "
+                "- check --db and --suite"
+            )
+        present = set(
+            conn.execute(
+                sa.text(
+                    "SELECT attname::text FROM pg_attribute WHERE attrelid = to_regclass(:t) "
+                    "AND attnum > 0 AND NOT attisdropped"
+                ),
+                {"t": sqltext.regclass_text(table)},
+            ).scalars()
+        )
+        missing = sorted(cols - present)
+        if missing:
+            raise DatabaseError(
+                f"column {table}.{missing[0]} named by suite {suite.suite} does not exist in the "
+                "database - check the suite against the schema"
+            )
+
+
+# What PostgreSQL says when a suite's value does not fit its column: a data exception
+# (class 22: invalid input for the type or enum, out of range, invalid regular expression),
+# an operator that does not exist for the two types, or mismatched types.
+_VALUE_ERROR_CLASS = "22"
+_VALUE_ERRORS = frozenset({"42883", "42804"})
+
+
+def _value_error(exc: sa_exc.DBAPIError) -> str | None:
+    """PostgreSQL's message when `exc` says a value does not fit; None for any other error."""
+    orig: Any = exc.orig
+    code = getattr(orig, "pgcode", None) or ""
+    if not (code.startswith(_VALUE_ERROR_CLASS) or code in _VALUE_ERRORS):
+        return None
+    diag = getattr(orig, "diag", None)
+    message = getattr(diag, "message_primary", None) or str(orig).strip().splitlines()[0]
+    return " ".join(str(message).split())
+
+
+def _probe(conn: Connection, stmt: Any) -> str | None:
+    """Run `stmt` in a savepoint; PostgreSQL's message if a value did not fit, else None (any
+    other error is raised)."""
+    try:
+        with conn.begin_nested():
+            conn.execute(stmt)
+    except sa_exc.DBAPIError as exc:
+        message = _value_error(exc)
+        if message is None:
+            raise
+        return message
+    return None
+
+
+class _TypedNulls:
+    """Stands in for a table's scan: each column is a NULL of the column's type, so a rule's
+    SQL can be planned without the table (no lock, no row) and PostgreSQL still converts
+    every value to the type it is compared with."""
+
+    def __init__(self, types: dict[str, str]) -> None:
+        self._types = types
+
+    def col(self, name: str) -> Any:
+        return sa.literal_column(f"CAST(NULL AS {self._types[name]})")
+
+
+def verify_values(conn: Connection, suite: Suite) -> None:
+    """Fail with a SuiteError naming the check when a check cannot run in PostgreSQL as
+    written: a `regex` that PostgreSQL's `~` rejects, or a value its column's type (or enum)
+    cannot hold or be compared with. The server decides, on the rules' own SQL with each
+    column a NULL of its type (no table is read or locked); one statement per table unless
+    something is wrong."""
+    where = str(suite.path) if suite.path else f"suite {suite.suite}"
+    for check in suite.checks:
+        for stmt, explain in check.probes():
+            message = _probe(conn, stmt)
+            if message is not None:
+                raise SuiteError(f"{where}: check {check.id}: {explain(message)}")
+    by_table: dict[str, list[tuple[Any, list[Any]]]] = defaultdict(list)
+    every_type = column_types(conn, [c.table for c in suite.checks])
+    types: dict[str, _TypedNulls] = {}
+    for (table, column), kind in every_type.items():
+        types.setdefault(table, _TypedNulls({}))._types[column] = kind.name
+    for check in suite.checks:
+        nulls = types.setdefault(check.table, _TypedNulls({}))
+        tests = check.value_tests(nulls)
+        kept = check.row_filter()
+        if kept is not None:
+            tests = [*tests, compile_condition(kept, nulls.col)]
+        if tests:
+            by_table[check.table].append((check, tests))
+    for checks in by_table.values():
+        every = [t for _check, tests in checks for t in tests]
+        for start in range(0, len(every), MAX_STATEMENT_COLUMNS):
+            if _probe(conn, sa.select(*every[start : start + MAX_STATEMENT_COLUMNS])) is None:
+                continue
+            for check, tests in checks:
+                message = _probe(conn, sa.select(*tests))
+                if message is not None:
+                    columns = ", ".join(f"{check.table}.{c}" for c in check.column_list())
+                    raise SuiteError(
+                        f"{where}: check {check.id}: {message} ({columns}); write values the "
+                        "column can hold in the check"
+                    )
