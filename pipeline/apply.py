@@ -12,11 +12,13 @@ first error.
 Plans refuse to run on a database other than the one they were made for;
 `allow_other_database` sets the plan's psql variable for a rehearsal on a copy.
 
-What changed is read from the plan's own `RAISE NOTICE 'refaudit: ...'` lines.
+What changed is read from the JSON the plan's own `RAISE NOTICE 'refaudit: ...'` lines carry
+in their DETAIL.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,15 +32,9 @@ from pipeline.db import create_engine, database_error
 from pipeline.errors import DatabaseError, UsageError
 from pipeline.sqltext import ScriptError, comment, psql_lines, statements
 
-_STEP = re.compile(
-    r"^refaudit: step=(?P<step>\d+) action=(?P<action>[a-z_]+) planned=(?P<planned>\d+) "
-    r"changed=(?P<changed>\d+) already=(?P<already>\d+) skipped=(?P<skipped>\d+) "
-    r"held=(?P<held>\d+) "
-)
-_ROLLBACK = re.compile(
-    r"^refaudit: rollback restored=(?P<restored>\d+) "
-    r"reinserted=(?P<reinserted>\d+) unquarantined=(?P<unquarantined>\d+) "
-)
+_DETAIL = "\nDETAIL:  "
+"""libpq writes a notice's DETAIL on a line of its own: the plans put their counts there as
+JSON (`RAISE NOTICE ... USING DETAIL = json_build_object(...)`), for programs to read."""
 
 
 @dataclass
@@ -51,26 +47,30 @@ class ApplyResult:
     totals: dict[str, int] = field(default_factory=dict)
 
     def add_notice(self, raw: str) -> None:
-        text = re.sub(r"^(NOTICE|INFO|WARNING):\s+", "", raw.strip())
+        message, _, detail = raw.partition(_DETAIL)
+        text = re.sub(r"^(NOTICE|INFO|WARNING):\s+", "", message.strip())
         if not text.startswith("refaudit:"):
             return
         # one line, whatever the keys in it hold
         self.messages.append(comment(text))
-        m = _STEP.search(text)
-        if m:
-            action = m["action"]
+        try:
+            counts = json.loads(detail) if detail.strip() else {}
+        except ValueError:
+            counts = {}
+        if not isinstance(counts, dict):
+            return
+        if "action" in counts:  # a repair step
+            action = str(counts["action"])
             counts = {
-                "updated" if action == "update" else action: int(m["changed"]),
-                "already": int(m["already"]),
-                "skipped": int(m["skipped"]),
-                "held": int(m["held"]),
+                "updated" if action == "update" else action: counts["changed"],
+                "already": counts["already"],
+                "skipped": counts["skipped"],
+                "held": counts["held"],
             }
-            for k, n in counts.items():
-                self.totals[k] = self.totals.get(k, 0) + n
-        m = _ROLLBACK.search(text)
-        if m:
-            for k in ("restored", "reinserted", "unquarantined"):
-                self.totals[k] = self.totals.get(k, 0) + int(m[k])
+        for key in ("updated", "set_null", "quarantine", "already", "skipped", "held",
+                    "restored", "reinserted", "unquarantined"):  # fmt: skip
+            if isinstance(counts.get(key), int):
+                self.totals[key] = self.totals.get(key, 0) + counts[key]
 
     def summary(self) -> str:
         t = self.totals

@@ -1063,7 +1063,11 @@ def _write_step(
         "  END IF;\n"
         "  RAISE NOTICE 'refaudit: step=% action=% planned=% changed=% already=% skipped=% "
         f"held=% (%)',\n    {number}, {literal(k.action)}, planned, changed, already, skipped, "
-        f"held,\n    {literal(_describe(step))};\n"
+        f"held,\n    {literal(_describe(step))}\n"
+        # the same counts for programs (refaudit apply): JSON in the notice's DETAIL
+        "    USING DETAIL = pg_catalog.json_build_object('step', "
+        f"{number}, 'action', {literal(k.action)}, 'planned', planned, 'changed', changed, "
+        "'already', already, 'skipped', skipped, 'held', held)::text;\n"
         f"{_list_keys(work, number, 'skip', 'skipped (changed since the audit)')}"
         f"{_list_keys(work, number, 'held', 'held (rows of other tables reference them)')}"
         "END\n"
@@ -1247,7 +1251,9 @@ def _restore(plan: RepairPlan, ctx: RepairContext, tbl: str) -> str:
         f"AND table_name = {literal(tbl)};\n"
         "  GET DIAGNOSTICS released = ROW_COUNT;\n"
         "  RAISE NOTICE 'refaudit: rollback restored=% reinserted=% unquarantined=% (%)',\n"
-        f"    restored, reinserted, released, {literal(comment(tbl))};\n"
+        f"    restored, reinserted, released, {literal(comment(tbl))}\n"
+        "    USING DETAIL = pg_catalog.json_build_object('restored', restored, 'reinserted', "
+        "reinserted, 'unquarantined', released)::text;\n"
         "END\n"
     )
     return f"-- 2. rows of {comment(tbl)}, from {comment(plan.backup_sql(tbl))}\n" + do_block(body)
