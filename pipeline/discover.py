@@ -25,7 +25,10 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from collections import defaultdict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -37,7 +40,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Connection
 
 from pipeline import sqltext
-from pipeline.db import create_engine, database_error, describe, read_only_snapshot
+from pipeline.db import companion, create_engine, database_error, describe, read_only_snapshot
 from pipeline.errors import UsageError
 from pipeline.jobs import tune_session
 from pipeline.limits import DEFAULT_LOCK_TIMEOUT_S, DEFAULT_STATEMENT_TIMEOUT_S
@@ -239,7 +242,10 @@ def discover(
                 schemas=schemas,
                 tables={},
             )
-            _Discoverer(conn, found, prog).run()
+            with companion(conn) as other:  # a second connection in the same snapshot
+                if other is not None:
+                    tune_session(other)
+                _Discoverer(conn, found, prog, other).run()
     except (sa_exc.SQLAlchemyError, psycopg2.Error) as exc:
         raise database_error(exc, url, doing=doing) from None
     finally:
@@ -508,8 +514,12 @@ class _Reference:
 
 
 class _Discoverer:
-    def __init__(self, conn: Connection, found: Discovery, prog: Any) -> None:
-        self.conn = conn
+    def __init__(
+        self, conn: Connection, found: Discovery, prog: Any, other: Connection | None = None
+    ) -> None:
+        self._main = conn
+        self._other = other
+        self._local = threading.local()
         self.found = found
         self.prog = prog
         self.tables: dict[str, TableInfo] = {}
@@ -525,6 +535,48 @@ class _Discoverer:
         self.shapes: dict[tuple[str, str], tuple[int, int]] = {}
         """(non-NULL rows, distinct values) of each column tested for inclusion."""
 
+    @property
+    def conn(self) -> Connection:
+        """The connection of the running thread: the snapshot's, or its companion's."""
+        return getattr(self._local, "conn", self._main)
+
+    def each(
+        self, items: list[Any], work: Callable[[Any], Any], step: Callable[[Any], str]
+    ) -> list[Any]:
+        """`work(item)` for every item, results in item order: on the snapshot's connection
+        and, when there is one, on a second connection in the same snapshot at the same time
+        (each item's statements read only; what they record is keyed by the item)."""
+        if self._other is None or len(items) < 2:
+            out = []
+            for item in items:
+                self.prog.step(step(item))
+                out.append(work(item))
+            return out
+        pending = list(enumerate(items))
+        results: dict[int, Any] = {}
+        lock = threading.Lock()
+
+        def take() -> tuple[int, Any] | None:
+            with lock:
+                return pending.pop(0) if pending else None
+
+        def side() -> None:
+            self._local.conn = self._other
+            while (got := take()) is not None:
+                results[got[0]] = work(got[1])
+
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="refaudit-discover") as pool:
+            helper = pool.submit(side)
+            try:
+                while (got := take()) is not None:
+                    self.prog.step(step(got[1]))
+                    results[got[0]] = work(got[1])
+            finally:
+                with lock:
+                    pending.clear()  # on an error here, the other thread stops too
+                helper.result()
+        return [results[i] for i in range(len(items))]
+
     # ---------------------------------------------------------------- running
     def run(self) -> None:
         self.prog.stage("catalog", 1)
@@ -534,9 +586,7 @@ class _Discoverer:
         self.catalog_proposals()
         keyed = [t for t in self.tables.values() if t.key is not None]
         self.prog.stage("profiles", len(self.tables))
-        for table in self.tables.values():
-            self.prog.step(table.name)
-            self.profile(table)
+        self.each(list(self.tables.values()), self.profile, lambda t: t.name)
         families = {u.columns[k].family for u in self.tables.values() for k in u.single_keys()}
         dependents = [
             (t, c)
@@ -545,10 +595,12 @@ class _Discoverer:
             if c.family in families and self.is_dependent(t, c)
         ]
         self.prog.stage("references", len(dependents))
-        unconditional: dict[tuple[str, str], list[Candidate]] = {}
-        for table, column in dependents:
-            self.prog.step(f"{table.name}.{column.name}")
-            unconditional[(table.name, column.name)] = self.inclusion(table, column)
+        found = self.each(
+            dependents, lambda tc: self.inclusion(*tc), lambda tc: f"{tc[0].name}.{tc[1].name}"
+        )
+        unconditional: dict[tuple[str, str], list[Candidate]] = {
+            (t.name, c.name): got for (t, c), got in zip(dependents, found, strict=True)
+        }
         self.preliminary_references(dependents, unconditional)
         pairs = self.discriminator_pairs(keyed, unconditional)
         self.prog.stage("conditional", len(pairs))
