@@ -165,7 +165,8 @@ def wrong_target_fks(suite: Suite, facts: dict[str, CatalogFacts]) -> list[Audit
             continue
         mine = check.key_of_row()
         for con in table_facts.constraints:
-            if con["type"] != "foreign_key" or not set(mine) & set(con["columns"]):
+            # a key on exactly these columns; one that only shares a column is another's
+            if con["type"] != "foreign_key" or con["columns"] != mine:
                 continue
             if isinstance(check, ReferenceCheck):
                 right = (

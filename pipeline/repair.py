@@ -64,6 +64,7 @@ from pipeline.sqltext import (
     comment,
     do_block,
     ident,
+    join_name,
     key_equals,
     literal,
     object_name,
@@ -163,7 +164,7 @@ class RepairContext:
     def regclass(self, tbl: str) -> str:
         """`'"schema"."table"'::regclass` of a suite table, as the audit resolved it."""
         info = self.tables.get(tbl)
-        name = f"{info.schema}.{info.relname}" if info is not None else tbl
+        name = join_name(info.schema, info.relname) if info is not None else tbl
         return f"{literal(regclass_text(name))}::pg_catalog.regclass"
 
 

@@ -53,6 +53,13 @@ SUITE: dict[str, Any] = {
             "columns": ["org_id", "project_no"],
             "target": {"table": "projects", "columns": ["org_id", "project_no"]},
         },
+        {  # a reference on one column of the composite foreign key: that key is not its
+            "id": "tasks.org",
+            "kind": "reference",
+            "table": "tasks",
+            "column": "org_id",
+            "target": {"table": "orgs", "column": "org_id"},
+        },
         {
             "id": "tasks.state",
             "kind": "in_set",
@@ -127,6 +134,7 @@ def test_composite_references_and_keys_round_trip(tenants: str, tmp_path: Path) 
     # references carry no diagnosis, so repair.sql has nothing to do with them)
     repair = (tmp_path / "run" / "repair.sql").read_text()
     assert "projects has a composite key" in repair and "-- 0 steps" in repair
+
     applied = apply_plan(as_url(tenants), tmp_path / "run" / "repair.sql")
     assert not any(applied.totals.values()), applied.totals
     assert dump_all(tenants) == before
@@ -178,3 +186,16 @@ def test_a_snapshot_of_composite_keyed_tables_audits_alike(
     }
     assert lines["re"] == lines["direct"] and len(lines["re"]) == 7
     assert [c.to_dict() for c in replay.checks] == [c.to_dict() for c in direct.checks]
+
+
+def test_a_foreign_key_sharing_a_column_is_not_the_references(
+    tenants: str, tmp_path: Path
+) -> None:
+    """tasks.org names org_id alone; the composite key (org_id, project_no) -> projects is
+    another constraint, not a foreign key of tasks.org to the wrong table."""
+    checks = [c for c in SUITE["checks"] if c["id"] in ("tasks.project", "tasks.org")]
+    suite = Suite.model_validate({**SUITE, "checks": checks})
+    run_audit(as_url(tenants), suite, tmp_path / "run", options=AuditOptions(repair=True))
+    done = psql(tenants, tmp_path / "run" / "constraints.sql")
+    assert done.returncode == 0, done.stderr
+    assert query(tenants, "SELECT conname FROM pg_constraint WHERE conname = 'tasks_project_fkey'")

@@ -26,6 +26,12 @@ CREATE TABLE "legacy.audit".log (id int PRIMARY KEY, user_id int);
 INSERT INTO "my.app".users VALUES (1), (2);
 INSERT INTO legacy."audit.log" VALUES (1, 1), (2, 9), (3, NULL);
 INSERT INTO "legacy.audit".log VALUES (1, 7);
+-- a user trigger that logs every update: rollback turns it off while it restores rows
+CREATE TABLE legacy.touches (id int);
+CREATE FUNCTION legacy.touch() RETURNS trigger LANGUAGE plpgsql AS
+    $$BEGIN INSERT INTO legacy.touches VALUES (NEW.id); RETURN NEW; END$$;
+CREATE TRIGGER touch BEFORE UPDATE ON legacy."audit.log"
+    FOR EACH ROW EXECUTE FUNCTION legacy.touch();
 """
 
 
@@ -77,3 +83,5 @@ def test_tables_whose_names_hold_dots(new_database, tmp_path: Path) -> None:  # 
     back = psql(uri, tmp_path / "run" / "rollback.sql")
     assert back.returncode == 0, back.stderr
     assert query(uri, 'SELECT x::text FROM legacy."audit.log" x ORDER BY id') == before
+    assert query(uri, "SELECT tgenabled FROM pg_trigger WHERE tgname = 'touch'") == [("O",)]
+    assert query(uri, "SELECT id FROM legacy.touches") == [(2,)]  # the repair's, not rollback's
