@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.checks.base import ColumnTypes, comparable
+from pipeline.checks.base import ColumnTypes, comparable, folds
 from pipeline.checks.catalog import (
     DISAGREES,
     CatalogFacts,
@@ -382,6 +382,9 @@ def conditional_reference_triggers(
     def same(target: ColumnRef) -> bool:
         return comparable(here, known.get((target.table, target.column)))
 
+    def fold(target: ColumnRef) -> bool:
+        return folds(here, known.get((target.table, target.column)))
+
     by_key: dict[str, tuple[ColumnRef, list[str]]] = {}
     for value, target in check.targets.items():
         by_key.setdefault(target.ref_key(), (target, []))[1].append(value)
@@ -391,7 +394,9 @@ def conditional_reference_triggers(
     for i, (target, values) in enumerate(groups):
         keyword = "IF" if i == 0 else "ELSIF"
         chosen = ", ".join(literal(v) for v in values)
-        found = key_equals(ident(target.column), f"NEW.{col}", same=same(target))
+        found = key_equals(
+            ident(target.column), f"NEW.{col}", same=same(target), fold=fold(target)
+        )
         if target.where is not None:
             found += f" AND {condition_sql(target.where)}"
         branches.append(
@@ -440,7 +445,7 @@ def conditional_reference_triggers(
         tfn = object_name(name, part, "fn")
         key = ident(target.column)
         chosen = ", ".join(literal(v) for v in values)
-        held = key_equals(col, f"OLD.{key}", same=same(target))
+        held = key_equals(col, f"OLD.{key}", same=same(target), fold=fold(target))
         if check.where is not None:  # only rows the check looks at hold a target row
             held += f" AND coalesce({condition_sql(check.where)}, false)"
         watched = [key]

@@ -49,7 +49,7 @@ from typing import Any, TextIO
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from pipeline.checks.base import ColumnTypes, Violation, comparable
+from pipeline.checks.base import ColumnTypes, Violation, comparable, folds
 from pipeline.checks.catalog import CatalogFacts, column_types, read_catalog
 from pipeline.checks.enforce import condition_sql
 from pipeline.checks.reference import DISCRIMINATOR_SUFFIX, Reference
@@ -155,6 +155,9 @@ class RepairContext:
     def same(self, a: tuple[str, str], b: tuple[str, str]) -> bool:
         """Whether the columns `(table, column)` a and b compare with `=` as they are."""
         return comparable(self.types.get(a), self.types.get(b))
+
+    def folds(self, a: tuple[str, str], b: tuple[str, str]) -> bool:
+        return folds(self.types.get(a), self.types.get(b))
 
     def sql(self, tbl: str) -> str:
         """A suite table as a plan names it: schema-qualified, as the audit resolved it."""
@@ -670,8 +673,12 @@ def _names_target(
     here = (check.table, check.column)
 
     def exists(target: ColumnRef) -> str:
+        there = (target.table, target.column)
         key = key_equals(
-            f"x.{ident(target.column)}", ref, same=ctx.same((target.table, target.column), here)
+            f"x.{ident(target.column)}",
+            ref,
+            same=ctx.same(there, here),
+            fold=ctx.folds(there, here),
         )
         if target.where is not None:  # only the target rows it keeps count
             key += f" AND {condition_sql(target.where, 'x.')}"

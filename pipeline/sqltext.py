@@ -296,9 +296,12 @@ def _strip_comments(text: str) -> str:
     return "\n".join(lines).strip()
 
 
-def key_equals(a: str, b: str, *, same: bool = True) -> str:
+def key_equals(a: str, b: str, *, same: bool = True, fold: bool = False) -> str:
     """SQL: `a = b`, or both sides as text when their types do not compare with `=` (a
-    text polymorphic id against a bigint key; see `pipeline.checks.base.comparable`)."""
+    text polymorphic id against a bigint key; see `pipeline.checks.base.comparable`), in
+    lower case with `fold` (a uuid)."""
     if same:
         return f"{a} = {b}"
+    if fold:
+        return f"pg_catalog.lower({a}::pg_catalog.text) = pg_catalog.lower({b}::pg_catalog.text)"
     return f"{a}::pg_catalog.text = {b}::pg_catalog.text"

@@ -42,11 +42,20 @@ def comparable(a: ColumnType | None, b: ColumnType | None) -> bool:
     return a.name == b.name or (a.category == b.category and a.category in ("N", "S"))
 
 
-def equal_as(same: bool, a: Any, b: Any) -> ColumnElement[bool]:
+def folds(a: ColumnType | None, b: ColumnType | None) -> bool:
+    """Whether a comparison as text folds case: when one side is a uuid, whose text is
+    lowercase while PostgreSQL reads an uppercase spelling as the same uuid."""
+    return any(t is not None and t.name == "uuid" for t in (a, b))
+
+
+def equal_as(same: bool, a: Any, b: Any, fold: bool = False) -> ColumnElement[bool]:
     """`a = b`, or `a::text = b::text` when the types do not compare (`same` False): a key's
-    text is its type's canonical output, so a text id equals the key it spells."""
+    text is its type's canonical output, so a text id equals the key it spells (with `fold`,
+    compared in lower case: a text id spelling a uuid in capitals is that uuid)."""
     if same:
         return a == b
+    if fold:
+        return sa.func.lower(sa.cast(a, sa.Text)) == sa.func.lower(sa.cast(b, sa.Text))
     return sa.cast(a, sa.Text) == sa.cast(b, sa.Text)
 
 
@@ -89,6 +98,10 @@ class TableScan:
     def comparable(self, a: tuple[str, str], b: tuple[str, str]) -> bool:
         """Whether the columns `(table, column)` a and b compare with `=` as they are."""
         return comparable(self.types.get(a), self.types.get(b))
+
+    def folds(self, a: tuple[str, str], b: tuple[str, str]) -> bool:
+        """Whether comparing the columns as text folds case (see `folds`)."""
+        return folds(self.types.get(a), self.types.get(b))
 
     def join(
         self,

@@ -15,6 +15,9 @@ violating rows only (`DiagnosisScope`) and concludes with CASE expressions:
 - `ambiguous`: several candidates (a user with two tutor profiles), both readings possible,
   or the evidence conflicts. Listed for a person, never repaired.
 - `orphan`: nothing maps.
+- `filtered_out`: the value is a row of the target's table that the target's `where` leaves
+  out (a closed account, a `users` row of another `type`): listed for review, never
+  deleted or set to NULL as an orphan would be.
 
 Confidence: `high` when the row's own evidence confirms the proposal (or, for an orphan,
 when nothing maps at all); `medium` when the mapping is unique but the row carries no
@@ -50,6 +53,11 @@ class Target:
 
     value: str | None
     ref: ColumnRef
+
+
+FILTERED_OUT = (
+    " among the rows the target's `where` keeps, but the table has it: listed for review"
+)
 
 
 def _named(target: Target) -> str:
@@ -114,10 +122,12 @@ class _Common:
     same: bool = True
     """False when the column's type does not compare with a key it is compared with (a text
     polymorphic id against bigint or uuid keys): every such comparison is made as text."""
+    fold: bool = False
+    """With `same` False: the text comparisons fold case (a uuid key)."""
 
     def eq(self, a: Any, b: Any) -> Any:
         """`a = b` for the value against a key (see `same`)."""
-        return equal_as(self.same, a, b)
+        return equal_as(self.same, a, b, self.fold)
 
     def key_is(self, column: str, value: Any) -> Callable[[Any], Any]:
         """A join condition: the joined alias's key `column` is the value (see `same`)."""
@@ -127,6 +137,10 @@ class _Common:
         """`a IS DISTINCT FROM b` for the value against a key (see `same`)."""
         if self.same:
             return a.is_distinct_from(b)
+        if self.fold:
+            return sa.func.lower(sa.cast(a, sa.Text)).is_distinct_from(
+                sa.func.lower(sa.cast(b, sa.Text))
+            )
         return sa.cast(a, sa.Text).is_distinct_from(sa.cast(b, sa.Text))
 
     def elsewhere(self, disc: Any, target: Target) -> Any:
@@ -202,8 +216,9 @@ class ReferenceDiagnoser(_Common):
         key_space: KeySpace | None,
         on_orphan: str,
         same: bool = True,
+        fold: bool = False,
     ) -> None:
-        super().__init__(column, targets, discriminator, mis_key, key_space, same)
+        super().__init__(column, targets, discriminator, mis_key, key_space, same, fold)
         self.on_orphan = on_orphan
 
     # ------------------------------------------------------------------ facts (joins)
@@ -218,6 +233,7 @@ class ReferenceDiagnoser(_Common):
                 facts[f"in_{k}"] = definite(
                     sa.and_(d.c[t.ref.column].is_not(None), self.elsewhere(disc, t))
                 )
+        facts["kept_out"] = self.kept_out(scope, value, disc)
         if self.mis_key is None:
             return facts
 
@@ -311,6 +327,27 @@ class ReferenceDiagnoser(_Common):
             )
         return facts
 
+    def kept_out(self, scope: DiagnosisScope, value: Any, disc: Any) -> Any:
+        """The chosen target's table has the value, but not among the rows its `where`
+        keeps (a closed account, a `users` row of another `type`): not an orphan, and never
+        deleted or set to NULL for it."""
+        parts = []
+        for t in self.targets:
+            if t.ref.where is None:
+                parts.append(sa.false())
+                continue
+            row = scope.lookup(
+                t.ref.table,
+                t.ref.column,
+                [],
+                self.key_is(t.ref.column, value),
+                ("unfiltered", self.column),
+            )
+            parts.append(row.c[t.ref.column].is_not(None))
+        return definite(self.chosen(disc, parts)) if any(t.ref.where for t in self.targets) else (
+            sa.false()
+        )
+
     def _mapping(self, scope: DiagnosisScope, target: Target, value: Any) -> Any:
         """Target rows grouped by `through`, for the violating values only: how many rows
         a key-space value maps to, the first, and all of them."""
@@ -318,7 +355,12 @@ class ReferenceDiagnoser(_Common):
         through, key = self.mis_key.through, target.ref.column
         kept = target.ref.where
         tbl = table_clause(target.ref.table, [key, through, *(kept.columns() if kept else [])])
-        as_key = (lambda e: e) if self.same else (lambda e: sa.cast(e, sa.Text))
+        if self.same:
+            as_key: Callable[[Any], Any] = lambda e: e  # noqa: E731
+        elif self.fold:
+            as_key = lambda e: sa.func.lower(sa.cast(e, sa.Text))  # noqa: E731
+        else:
+            as_key = lambda e: sa.cast(e, sa.Text)  # noqa: E731
         wanted = sa.select(as_key(value)).where(value.is_not(None), scope.rows)
 
         def make(name: str) -> Any:
@@ -402,7 +444,7 @@ class ReferenceDiagnoser(_Common):
                 if self._conditional
                 else sa.literal("orphan")
             )
-            return {"label": label}
+            return {"label": self._filtered(facts, label)}
         mapped = facts["n"] >= 1
         supports, contradicts, unique = facts["supports"], facts["contradicts"], facts["unique"]
         wt_for = facts["wt_for"]
@@ -425,7 +467,14 @@ class ReferenceDiagnoser(_Common):
             (unique, "mis_keyed_hidden"),
             else_="ambiguous",
         )
-        return {"label": label}
+        return {"label": self._filtered(facts, label)}
+
+    @staticmethod
+    def _filtered(facts: Facts, label: Any) -> Any:
+        """An orphan whose value the target has outside its `where`: `filtered_out`."""
+        return sa.case(
+            (sa.and_(label == "orphan", facts["kept_out"]), "filtered_out"), else_=label
+        )
 
     def conclude(self, facts: Facts, column: Callable[[str], Any]) -> Diagnosis:
         value = column(self.column)
@@ -454,6 +503,7 @@ class ReferenceDiagnoser(_Common):
                 evidence=sa.case(
                     (label == "wrong_type", wrong_type),
                     (label == "orphan", text(no_target, self._orphan_action())),
+                    (label == "filtered_out", text(no_target, FILTERED_OUT)),
                     else_=text(no_target, "; several other targets have it"),
                 ),
                 repair_column=repair_column,
@@ -496,6 +546,7 @@ class ReferenceDiagnoser(_Common):
                 ),
             ),
             (label == "wrong_type", wrong_type),
+            (label == "filtered_out", text(no_target, FILTERED_OUT)),
             else_=sa.func.concat_ws(
                 "; ",
                 _when(missing, no_target),

@@ -177,10 +177,11 @@ def _target_join(
 ) -> Any:
     """LEFT JOIN the target on its key = the row's `column` (and the row's discriminator
     choosing it), compared as text when the two types do not compare (`comparable`)."""
-    same = scan.comparable((scan.table, column), (target.table, target.column))
+    here, there = (scan.table, column), (target.table, target.column)
+    same, fold = scan.comparable(here, there), scan.folds(here, there)
 
     def on(alias: Any) -> sa.ColumnElement[bool]:
-        cond = equal_as(same, alias.c[target.column], scan.col(column))
+        cond = equal_as(same, alias.c[target.column], scan.col(column), fold)
         return sa.and_(chosen, cond) if chosen is not None else cond
 
     return scan.join(target.table, target.column, on, (column, *key), keep=target.where)
@@ -240,8 +241,11 @@ def _hidden_candidates(
                 (via.column, ""),
             )
             points = row.c[via.target_column]
-            same = scan.comparable((via.table, via.target_column), (scan.table, column))
-            parts.append(sa.and_(points.is_not(None), sa.not_(equal_as(same, points, ref))))
+            pair = ((via.table, via.target_column), (scan.table, column))
+            same, fold = scan.comparable(*pair), scan.folds(*pair)
+            parts.append(
+                sa.and_(points.is_not(None), sa.not_(equal_as(same, points, ref, fold)))
+            )
     if not parts:
         return sa.false()
     return sa.and_(ref.is_not(None), exists, sa.or_(*parts))
@@ -286,6 +290,7 @@ def _rules(
             key_space=space,
             on_orphan=check.on_orphan,
             same=value_compares(scan, check.column, targets, check.mis_key),
+            fold=value_folds(scan, check.column, targets),
         ),
     )
 
@@ -323,6 +328,7 @@ def composite_rule(check: ReferenceCheck, scan: TableScan) -> RowRule:
                     scan.comparable((scan.table, col), (target.table, key)),
                     alias.c[key],
                     scan.col(col),
+                    scan.folds((scan.table, col), (target.table, key)),
                 )
                 for key, col in pairs
             )
@@ -333,6 +339,11 @@ def composite_rule(check: ReferenceCheck, scan: TableScan) -> RowRule:
     flag = sa.and_(named, j.c[keys[0]].is_(None))
     value = sa.cast(sa.func.json_build_array(*(scan.col(c) for c in check.columns)), sa.Text)
     return RowRule(check.id, check, ",".join(check.columns), flag, value)
+
+
+def value_folds(scan: TableScan, column: str, targets: list[Target]) -> bool:
+    """Whether the value is compared with a uuid key as text, folding case."""
+    return any(scan.folds((scan.table, column), (t.ref.table, t.ref.column)) for t in targets)
 
 
 def reference_rules(check: ReferenceCheck, scan: TableScan) -> list[RowRule]:
@@ -360,6 +371,7 @@ def conditional_reference_rules(check: ConditionalReferenceCheck, scan: TableSca
                 mis_key=check.mis_key,
                 key_space=space,
                 same=value_compares(scan, check.column, targets, check.mis_key),
+                fold=value_folds(scan, check.column, targets),
             ),
         ),
     ]
