@@ -16,7 +16,8 @@ that lost its constraints for a while would hold them. For each schema: every in
 is flagged (exact check and key), no clean row is; repair.sql (through `apply_plan` and
 through psql) changes only faulty rows; a new audit finds only what was left for review; the
 plan applied again changes nothing; rollback.sql restores every table byte for byte;
-constraints.sql enforces what it derives once the rows left for review are resolved."""
+constraints.sql enforces what it derives once the rows left for review are resolved; the GX
+export and an audit of a snapshot count alike."""
 
 from __future__ import annotations
 
@@ -691,3 +692,43 @@ def test_pagila_rating_outside_the_enum_is_a_suite_error(pagila: str, tmp_path: 
         run_audit(as_url(pagila), suite, tmp_path / "run")
     assert 'invalid input value for enum mpaa_rating: "NC17"' in str(err.value)
     assert "film.rating" in str(err.value)
+
+
+@pytest.mark.parametrize("schema", ["pagila", "discourse"])
+def test_gx_export_counts_alike(
+    schema: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    from pipeline.audit import check_suite
+    from pipeline.gx_export import export_suite, run_with_gx, write_export
+
+    uri = request.getfixturevalue(schema)
+    suite = Suite.model_validate(PAGILA_SUITE if schema == "pagila" else DISCOURSE_SUITE)
+    result = run_audit(as_url(uri), suite, tmp_path / "run")
+    ours = {c.id: c.violations for c in result.checks if c.family not in ("constraint", "trigger")}
+    types = check_suite(suite, as_url(uri))
+    write_export(export_suite(suite, types.types, types.unique), tmp_path / "gx")
+    gx = run_with_gx(as_url(uri).render_as_string(hide_password=False), tmp_path / "gx")
+    assert gx.broken == {}
+    assert gx.counts == ours
+
+
+@pytest.mark.parametrize("schema", ["pagila", "discourse"])
+def test_a_snapshot_audits_alike(
+    schema: str, request: pytest.FixtureRequest, pg_server: str, tmp_path: Path
+) -> None:
+    from pipeline.extract import extract_snapshot
+    from pipeline.replay import audit_snapshot
+
+    uri = request.getfixturevalue(schema)
+    suite = Suite.model_validate(PAGILA_SUITE if schema == "pagila" else DISCOURSE_SUITE)
+    options = AuditOptions(record_history=False)
+    direct = run_audit(as_url(uri), suite, tmp_path / "direct", options=options)
+    extract_snapshot(as_url(uri), suite, tmp_path / "snap")
+    replay = audit_snapshot(tmp_path / "snap", suite, tmp_path / "re", options=options,
+                            server=pg_server)  # fmt: skip
+    lines = {
+        n: sorted((tmp_path / n / "violations.csv").read_text().splitlines())
+        for n in ("direct", "re")
+    }
+    assert lines["re"] == lines["direct"]
+    assert [c.to_dict() for c in replay.checks] == [c.to_dict() for c in direct.checks]
