@@ -602,6 +602,10 @@ def test_discourse_faults_flagged_repaired_and_rolled_back(discourse: str, tmp_p
     diagnoses = {k: (v["diagnosis"], v["proposed_value"]) for k, v in got.items()}
     assert diagnoses[("reviewables.target", "4")] == ("orphan", "")
     assert diagnoses[("reviewables.target", "5")] == ("wrong_type", "Post")
+    # reviewables 2 exists, but is no ReviewableFlaggedPost: the evidence says which rows count
+    assert got[("reviewable_scores.flag", "3")]["evidence"] == (
+        "no reviewables.id 2 where type = 'ReviewableFlaggedPost'; listed for review"
+    )
     checked = {c.id: c.rows_checked for c in result.checks}
     assert checked["reviewable_scores.flag"] == 3  # only the flags' scores
     assert checked["poll_votes.option"] == 5

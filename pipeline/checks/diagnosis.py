@@ -40,6 +40,7 @@ from pipeline.checks.base import (
     not_one_of,
     table_clause,
 )
+from pipeline.checks.enforce import condition_sql
 from pipeline.checks.model import ColumnRef, KeySpace, MisKey
 
 
@@ -55,6 +56,12 @@ class Target:
 def _named(target: Target) -> str:
     """`table.column` of a target, as evidence names it."""
     return f"{target.ref.table}.{target.ref.column}"
+
+
+def _kept(target: Target) -> str:
+    """The rows of a target that count, after its value in the evidence: a row the target's
+    `where` leaves out exists but does not count (`no users.id 3 where type = 'User'`)."""
+    return "" if target.ref.where is None else f" where {condition_sql(target.ref.where)}"
 
 
 def row_columns(column: str, discriminator: str | None, mis_key: MisKey | None) -> list[str]:
@@ -432,7 +439,8 @@ class ReferenceDiagnoser(_Common):
         disc = column(self.discriminator) if self.discriminator else None
         missing, label = facts["missing"], facts["label"]
         target_name = self.chosen(disc, [sa.literal(_named(t)) for t in self.targets])
-        no_target = text("no ", target_name, " ", value)
+        kept = self.chosen(disc, [sa.literal(_kept(t)) for t in self.targets])
+        no_target = text("no ", target_name, " ", value, kept)
         wrong_type = text(
             no_target, ", but ", facts["wt_table"], " ", value,
             f" exists: {self.discriminator} should be ", facts["wt_value"],
