@@ -511,6 +511,10 @@ def test_pagila_faults_flagged_repaired_and_rolled_back(pagila: str, tmp_path: P
     got = findings(tmp_path / "run")
     assert set(got) == PAGILA_EXPECTED
     assert got[("film.language", "3")]["diagnosis"] == "orphan"
+    # repair.sql changes no row of a composite-keyed table, and the evidence says so
+    assert got[("film_actor.actor", "[99, 1]")]["evidence"] == (
+        "no actor.actor_id 99; listed for review (film_actor has a composite key)"
+    )
     checked = {c.id: c.rows_checked for c in result.checks}
     assert checked["film.original_differs"] == 3 and checked["film_actor.actor"] == 5
 

@@ -287,6 +287,7 @@ def _rules(
             key_space=space,
             on_orphan=check.on_orphan,
             same=value_compares(scan, check.column, targets, check.mis_key),
+            composite_table=scan.table if scan.composite_key else None,
         ),
     )
 
