@@ -740,3 +740,27 @@ def test_a_snapshot_audits_alike(
     }
     assert lines["re"] == lines["direct"]
     assert [c.to_dict() for c in replay.checks] == [c.to_dict() for c in direct.checks]
+
+
+def test_the_command_line_on_a_yaml_suite(discourse: str, tmp_path: Path) -> None:
+    import yaml
+
+    from tests.test_repair import refaudit
+
+    before = dump_all(discourse, DISCOURSE_TABLES)
+    suite = tmp_path / "discourse.yml"
+    suite.write_text(yaml.safe_dump(DISCOURSE_SUITE, sort_keys=False), encoding="utf-8")
+    assert refaudit("suite", "check", str(suite), "--db", discourse).returncode == 0
+    out = tmp_path / "run"
+    proc = refaudit(
+        "run", "--db", discourse, "--suite", str(suite), "--out", str(out), "--repair", "--quiet"
+    )
+    assert proc.returncode == 1, proc.stderr  # violations at error severity
+    assert set(findings(out)) == DISCOURSE_EXPECTED
+    applied = refaudit("apply", str(out / "repair.sql"), "--db", discourse)
+    assert applied.returncode == 0, applied.stderr
+    assert "1 updated, 1 set to NULL, 3 quarantined" in applied.stdout, applied.stdout
+    assert dump_all(discourse, DISCOURSE_TABLES) != before
+    back = refaudit("apply", str(out / "rollback.sql"), "--db", discourse)
+    assert back.returncode == 0, back.stderr
+    assert dump_all(discourse, DISCOURSE_TABLES) == before
