@@ -43,6 +43,7 @@ from pipeline.checks.base import (
     not_one_of,
     table_clause,
 )
+from pipeline.checks.enforce import condition_sql
 from pipeline.checks.model import ColumnRef, KeySpace, MisKey
 
 
@@ -55,14 +56,18 @@ class Target:
     ref: ColumnRef
 
 
-FILTERED_OUT = (
-    " among the rows the target's `where` keeps, but the table has it: listed for review"
-)
+FILTERED_OUT = "; the table has it, outside the target's `where`: listed for review"
 
 
 def _named(target: Target) -> str:
     """`table.column` of a target, as evidence names it."""
     return f"{target.ref.table}.{target.ref.column}"
+
+
+def _kept(target: Target) -> str:
+    """The rows of a target that count, after its value in the evidence: a row the target's
+    `where` leaves out exists but does not count (`no users.id 3 where type = 'User'`)."""
+    return "" if target.ref.where is None else f" where {condition_sql(target.ref.where)}"
 
 
 def row_columns(column: str, discriminator: str | None, mis_key: MisKey | None) -> list[str]:
@@ -217,9 +222,13 @@ class ReferenceDiagnoser(_Common):
         on_orphan: str,
         same: bool = True,
         fold: bool = False,
+        composite_table: str | None = None,
     ) -> None:
+        """`composite_table`: the table, when its key has several columns (repair.sql changes
+        none of its rows, so the evidence promises no repair)."""
         super().__init__(column, targets, discriminator, mis_key, key_space, same, fold)
         self.on_orphan = on_orphan
+        self.composite_table = composite_table
 
     # ------------------------------------------------------------------ facts (joins)
     def facts(self, scope: DiagnosisScope, carried: Mapping[str, Any]) -> dict[str, Any]:
@@ -481,7 +490,8 @@ class ReferenceDiagnoser(_Common):
         disc = column(self.discriminator) if self.discriminator else None
         missing, label = facts["missing"], facts["label"]
         target_name = self.chosen(disc, [sa.literal(_named(t)) for t in self.targets])
-        no_target = text("no ", target_name, " ", value)
+        kept = self.chosen(disc, [sa.literal(_kept(t)) for t in self.targets])
+        no_target = text("no ", target_name, " ", value, kept)
         wrong_type = text(
             no_target, ", but ", facts["wt_table"], " ", value,
             f" exists: {self.discriminator} should be ", facts["wt_value"],
@@ -634,6 +644,8 @@ class ReferenceDiagnoser(_Common):
         return sa.literal("NULL") if self.on_orphan == "set_null" else sa.literal("")
 
     def _orphan_action(self) -> str:
+        if self.composite_table is not None:
+            return f"; listed for review ({self.composite_table} has a composite key)"
         return {
             "set_null": "; repair sets it to NULL",
             "quarantine": "; repair moves the row to quarantine",

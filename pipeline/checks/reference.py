@@ -133,7 +133,8 @@ class ConditionalReferenceCheck(Reference):
     """`conditional_reference`: `column` must name a row of the table its `discriminator`
     chooses, `targets: {value: {table, column}}` (a polymorphic association, which no foreign
     key can express). Several values may name one table (single-table inheritance). A NULL
-    or unknown discriminator is its own finding, `<id>.discriminator`. A target's `where`
+    or unknown discriminator is its own finding, `<id>.discriminator`, unless the id is NULL
+    too (the row names nothing: Rails' optional association). A target's `where`
     tells values naming one table apart (`User: {table: users, where: {column: type, eq:
     User}}`). `where`, `mis_key` and `on_orphan` as for `reference`; a discriminator value
     that an enum column cannot hold is exit 2 before the audit."""
@@ -291,6 +292,7 @@ def _rules(
             on_orphan=check.on_orphan,
             same=value_compares(scan, check.column, targets, check.mis_key),
             fold=value_folds(scan, check.column, targets),
+            composite_table=scan.table if scan.composite_key else None,
         ),
     )
 
@@ -353,7 +355,10 @@ def reference_rules(check: ReferenceCheck, scan: TableScan) -> list[RowRule]:
 def conditional_reference_rules(check: ConditionalReferenceCheck, scan: TableScan) -> list[RowRule]:
     disc = scan.col(check.discriminator)
     targets = [Target(value, ref) for value, ref in check.targets.items()]
-    unknown = sa.or_(disc.is_(None), not_one_of(disc, check.targets))
+    # a row whose id is NULL names nothing, whatever its discriminator (Rails' optional
+    # polymorphic association leaves both NULL), as constraints.sql's trigger lets it pass
+    named = sa.and_(*(scan.col(c).is_not(None) for c in check.key_of_row()))
+    unknown = sa.and_(named, sa.or_(disc.is_(None), not_one_of(disc, check.targets)))
     space = scan.key_spaces[check.mis_key.key_space] if check.mis_key else None
     return [
         _rules(check, scan, targets, check.discriminator),
