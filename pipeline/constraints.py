@@ -394,14 +394,15 @@ def conditional_reference_triggers(
     for i, (target, values) in enumerate(groups):
         keyword = "IF" if i == 0 else "ELSIF"
         chosen = ", ".join(literal(v) for v in values)
+        # columns qualified by an alias: a column named `found` or `new` is no PL/pgSQL name
         found = key_equals(
-            ident(target.column), f"NEW.{col}", same=same(target), fold=fold(target)
+            f"x.{ident(target.column)}", f"NEW.{col}", same=same(target), fold=fold(target)
         )
         if target.where is not None:
-            found += f" AND {condition_sql(target.where)}"
+            found += f" AND {condition_sql(target.where, 'x.')}"
         branches.append(
             f"  {keyword} NEW.{disc} IN ({chosen}) THEN\n"
-            f"    PERFORM 1 FROM {table(target.table)} WHERE {found} FOR KEY SHARE;"
+            f"    PERFORM 1 FROM {table(target.table)} x WHERE {found} FOR KEY SHARE;"
         )
     not_in_target = _raise_message(
         f"{check.table}.{check.column} ",
@@ -445,19 +446,27 @@ def conditional_reference_triggers(
         tfn = object_name(name, part, "fn")
         key = ident(target.column)
         chosen = ", ".join(literal(v) for v in values)
-        held = key_equals(col, f"OLD.{key}", same=same(target), fold=fold(target))
+        held = key_equals(f"r.{col}", f"OLD.{key}", same=same(target), fold=fold(target))
         if check.where is not None:  # only rows the check looks at hold a target row
-            held += f" AND coalesce({condition_sql(check.where)}, false)"
+            held += f" AND coalesce({condition_sql(check.where, 'r.')}, false)"
         watched = [key]
         still = f"NEW.{key} IS NOT DISTINCT FROM OLD.{key}"
+        counted = ""
         if target.where is not None:  # a row that stops meeting `where` stops counting
             watched += [ident(c) for c in target.where.columns() if ident(c) not in watched]
             still += f" AND coalesce({condition_sql(target.where, 'NEW.')}, false)"
+            # a row the filter left out held nothing: deleting or changing it is free
+            counted = (
+                f"  IF NOT coalesce({condition_sql(target.where, 'OLD.')}, false) THEN\n"
+                "    IF TG_OP = 'DELETE' THEN\n      RETURN OLD;\n    END IF;\n"
+                "    RETURN NEW;\n  END IF;\n"
+            )
         tbody = (
             "\nBEGIN\n"
             f"  IF TG_OP = 'UPDATE' AND {still} THEN\n"
             "    RETURN NEW;\n  END IF;\n"
-            f"  IF EXISTS (SELECT 1 FROM {table(t)} WHERE {disc} IN ({chosen}) "
+            + counted
+            + f"  IF EXISTS (SELECT 1 FROM {table(t)} r WHERE r.{disc} IN ({chosen}) "
             f"AND {held}) THEN\n"
             "    RAISE EXCEPTION "
             + _raise_message(

@@ -107,7 +107,9 @@ def verify_values(conn: Connection, suite: Suite) -> None:
             if message is not None:
                 raise SuiteError(f"{where}: check {check.id}: {explain(message)}")
     by_table: dict[str, list[tuple[Any, list[Any]]]] = defaultdict(list)
-    every_type = column_types(conn, [c.table for c in suite.checks])
+    every_type = column_types(
+        conn, [*(c.table for c in suite.checks), *(t for c in suite.checks for t in c.tables())]
+    )
     types: dict[str, _TypedNulls] = {}
     for (table, column), kind in every_type.items():
         types.setdefault(table, _TypedNulls({}))._types[column] = kind.name
@@ -117,6 +119,9 @@ def verify_values(conn: Connection, suite: Suite) -> None:
         kept = check.row_filter()
         if kept is not None:
             tests = [*tests, compile_condition(kept, nulls.col)]
+        for table, target_where in check.target_filters():  # values of a target's `where`
+            there = types.setdefault(table, _TypedNulls({}))
+            tests = [*tests, compile_condition(target_where, there.col)]
         if tests:
             by_table[check.table].append((check, tests))
     for checks in by_table.values():

@@ -3,6 +3,7 @@ conditions as SQL text, rendered as the plans write values (`pipeline.sqltext`).
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -22,6 +23,10 @@ class _PlanCompiler(PGCompiler):
     def render_literal_value(self, value: Any, type_: Any) -> str:
         if isinstance(value, bool):
             return "true" if value else "false"
+        if isinstance(value, float) and not math.isfinite(value):
+            # `inf` and `nan` are no SQL literals (they would read as column names)
+            word = "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+            return f"'{word}'::pg_catalog.float8"
         if isinstance(value, int | float):
             return repr(value)
         if isinstance(value, str):

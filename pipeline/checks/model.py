@@ -13,7 +13,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    model_validator,
+)
 
 from pipeline.sqltext import join_name
 
@@ -48,7 +58,9 @@ class Operand(Model):
     column: str
 
 
-Comparand = Annotated[str | int | float | bool | Operand, Field(union_mode="left_to_right")]
+Scalar = StrictStr | StrictBool | StrictInt | StrictFloat
+"""A value in a condition, as YAML wrote it (`true` stays a boolean, `1` an integer)."""
+Comparand = Annotated[Scalar | Operand, Field(union_mode="left_to_right")]
 
 
 class Condition(Model):
@@ -65,8 +77,8 @@ class Condition(Model):
     ge: Comparand | None = None
     lt: Comparand | None = None
     le: Comparand | None = None
-    in_: list[str | int | float] | None = Field(default=None, alias="in")
-    not_in: list[str | int | float] | None = None
+    in_: list[Scalar] | None = Field(default=None, alias="in")
+    not_in: list[Scalar] | None = None
     is_null: bool | None = None
     all: list[Condition] | None = None
     any: list[Condition] | None = None
@@ -321,6 +333,10 @@ class Check(Model):
     def gx(self) -> list[GxSpec] | None:
         """The GX expectations this check exports as; None: the engine's own SQL."""
         return None
+
+    def target_filters(self) -> list[tuple[str, Condition]]:
+        """(table, where) of every target filter, for the server to check its values."""
+        return []
 
     def probe_values(self) -> list[Any]:
         """Values worth trying on a CHECK constraint that claims to enforce the check."""

@@ -84,6 +84,9 @@ class Reference(Filtered, Check):
     def tables(self) -> list[str]:
         return [self.table, *(r.table for r in self.refs())]
 
+    def target_filters(self) -> list[tuple[str, Any]]:
+        return [(r.table, r.where) for r in self.refs() if r.where is not None]
+
     def problems(self, tables: Any, key_spaces: dict[str, KeySpace]) -> list[str]:
         return self.mis_key.problems(tables, key_spaces) if self.mis_key else []
 
