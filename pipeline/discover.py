@@ -1841,11 +1841,22 @@ class _Discoverer:
         if d.on_delete is not None and d.on_delete != "no_action":
             check["on_delete"] = d.on_delete
         self.add(Proposal(check, "catalog", 1.0, [f"FOREIGN KEY {d.name} in the catalog"]))
-        self.found.notes.append(
-            f"composite reference {d.table}({', '.join(d.columns)}) -> "
-            f"{d.target}({', '.join(d.target_columns)}) ({d.name}): the suite has no composite "
-            "reference check yet; only the constraint is checked"
-        )
+        reference = {
+            "id": check_id(d.table, "_".join(d.columns), "reference"),
+            "kind": "reference",
+            "table": d.table,
+            "columns": d.columns,
+            "target": {"table": d.target, "columns": d.target_columns},
+        }
+        evidence = [f"FOREIGN KEY {d.name} in the catalog (composite: MATCH SIMPLE)"]
+        if not d.validated:
+            evidence.append("NOT VALID: existing rows were never checked")
+        self.add(Proposal(reference, "catalog", 1.0, evidence))
+
+
+def _composite_key(t: TableInfo) -> list[str] | None:
+    """A table's composite primary key, as the suite writes it (`key: [a, b]`)."""
+    return list(t.primary_key) if len(t.primary_key) > 1 else None
 
 
 def _member(value: str, u: TableInfo, column: str) -> str:
@@ -1900,7 +1911,7 @@ def render_suite(found: Discovery, min_confidence: float = DEFAULT_MIN_CONFIDENC
     for note in found.notes:
         lines.append(f"# note: {_comment(note)}")
     tables = {
-        name: {"key": t.key or (t.primary_key or [next(iter(t.columns), "id")])[0]}
+        name: {"key": t.key or _composite_key(t) or next(iter(t.columns), "id")}
         for name, t in found.tables.items()
     }
     head: dict[str, Any] = {"suite": check_id(found.database_name or "discovered")}

@@ -59,7 +59,8 @@ def references(found: Discovery, min_confidence: float = 0.5) -> dict[tuple[str,
             continue
         c = p.check
         if c["kind"] == "reference":
-            out[(c["table"], c["column"])] = c["target"]["table"]
+            column = c.get("column") or ",".join(c["columns"])
+            out[(c["table"], column)] = c["target"]["table"]
         else:
             out[(c["table"], c["column"])] = {v: t["table"] for v, t in c["targets"].items()}
     return out
@@ -388,7 +389,18 @@ def test_dirty_reference_is_proposed_with_its_violations(new_database, tmp_path)
             "on_delete": "cascade",
         }
     ]
-    assert any("composite reference shipments(order_id, line)" in n for n in found.notes)
+    composite_ref = [
+        p.check for p in found.proposals if p.kind == "reference" and "columns" in p.check
+    ]
+    assert composite_ref == [
+        {
+            "id": "shipments.order_id_line.reference",
+            "kind": "reference",
+            "table": "shipments",
+            "columns": ["order_id", "line"],
+            "target": {"table": "order_lines", "columns": ["order_id", "line"]},
+        }
+    ]
     assert any("order_lines has no single-column key" in n for n in found.notes)
     tier = found.find("in_set", "customers", "tier")
     assert tier is not None and tier.check["values"] == [1, 2, 3]
@@ -406,10 +418,24 @@ def test_dirty_reference_is_proposed_with_its_violations(new_database, tmp_path)
     assert indexes == {"orders_lower_status": None, "orders_customer": ["customer_id"]}
 
     mine = discovered_suite(found, tmp_path / "suite.yml")
+    assert mine.tables["order_lines"].key_columns() == ["order_id", "line"]
     result = run_audit(as_url(uri), mine, tmp_path / "run", options=NO_HISTORY)
     assert flagged(tmp_path / "run", mine) == {("orders", "customer_id"): {"11", "22", "33"}}
     failed = {c.id for c in result.checks if c.status == "failed"}
     assert failed == {orders.check["id"]}
+    # a shipment of a line that is not there (written past the foreign key): the discovered
+    # composite reference flags it
+    execute(
+        uri,
+        "SET session_replication_role = replica; "
+        "INSERT INTO shipments (order_id, line) VALUES (70, 2); "
+        "SET session_replication_role = DEFAULT",
+    )
+    run_audit(as_url(uri), mine, tmp_path / "again", options=NO_HISTORY)
+    with (tmp_path / "again" / "violations.csv").open(newline="") as f:
+        wanted = composite_ref[0]["id"]
+        composite_rows = [(r["key"], r["value"]) for r in csv.DictReader(f) if r["check"] == wanted]
+    assert composite_rows == [("41", "[70, 2]")]
 
 
 def test_min_confidence_filters_and_nothing_left_is_a_usage_error(new_database) -> None:  # type: ignore[no-untyped-def]
