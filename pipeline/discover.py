@@ -232,7 +232,7 @@ def discover(
         prog.step(f"connecting to {describe(url)}")
         with read_only_snapshot(engine) as (conn, snap):
             tune_session(conn)
-            doing = "reading the catalog"
+            doing = "reading the catalog and the data"
             schemas = _schemas(conn, opts.schemas)
             found = Discovery(
                 database=describe(url),
@@ -1171,11 +1171,7 @@ class _Discoverer:
                 if space.name not in holders or u.columns[through].family != c.family:
                     continue
                 q = sqltext.ident(c.name)
-                where = f"{q} IS NOT NULL"
-                params: dict[str, Any] = {}
-                if disc is not None:
-                    where += f" AND {sqltext.ident(disc)}::text = :value"
-                    params["value"] = value
+                where, params = _rows_of(c.name, disc, value)
                 row = self.conn.execute(
                     sa.text(
                         f"WITH v AS MATERIALIZED (SELECT {q} AS v, count(*) AS n FROM {t.sql} "
@@ -1226,11 +1222,7 @@ class _Discoverer:
                 u = self.tables[target]
                 assert u.key is not None
                 q = sqltext.ident(column)
-                where = f"t.{q} IS NOT NULL"
-                params: dict[str, Any] = {}
-                if disc is not None:
-                    where += f" AND t.{sqltext.ident(disc)}::text = :value"
-                    params["value"] = value
+                where, params = _rows_of(column, disc, value, "t.")
                 # per distinct value, not per row: the violating values are few, and the
                 # key-space and `through` tests become semi-joins over those values only
                 row = self.conn.execute(
@@ -1366,13 +1358,7 @@ class _Discoverer:
         for value, target in targets:
             u = self.tables[target]
             assert u.key is not None
-            exprs = []
-            for e, a in pairs:
-                te, sa_ = f"t.{sqltext.ident(e)}", f"s.{sqltext.ident(a)}"
-                exprs += [
-                    f"count(*) FILTER (WHERE {te} IS NOT NULL AND {sa_} IS NOT NULL)",
-                    f"count(*) FILTER (WHERE {te}::text = {sa_}::text)",
-                ]
+            exprs = _agreement(pairs, "s")
             where = ""
             params: dict[str, Any] = {}
             if disc is not None:
@@ -1592,13 +1578,7 @@ class _Discoverer:
             ]
             if not pairs:
                 continue
-            exprs = []
-            for e, a in pairs:
-                te, ua = f"t.{sqltext.ident(e)}", f"u.{sqltext.ident(a)}"
-                exprs += [
-                    f"count(*) FILTER (WHERE {te} IS NOT NULL AND {ua} IS NOT NULL)",
-                    f"count(*) FILTER (WHERE {te} = {ua})",
-                ]
+            exprs = _agreement(pairs, "u")
             row = self.conn.execute(
                 sa.text(
                     f"SELECT {', '.join(exprs)} FROM {t.sql} t JOIN {u.sql} u "
@@ -1852,6 +1832,31 @@ class _Discoverer:
         if not d.validated:
             evidence.append("NOT VALID: existing rows were never checked")
         self.add(Proposal(reference, "catalog", 1.0, evidence))
+
+
+def _rows_of(
+    column: str, disc: str | None, value: str | None, prefix: str = ""
+) -> tuple[str, dict[str, Any]]:
+    """SQL (and its parameters): the rows whose `column` is set and, for a conditional
+    reference, whose discriminator is `value`."""
+    where = f"{prefix}{sqltext.ident(column)} IS NOT NULL"
+    if disc is None:
+        return where, {}
+    return f"{where} AND {prefix}{sqltext.ident(disc)}::text = :value", {"value": value}
+
+
+def _agreement(pairs: list[tuple[str, str]], other: str) -> list[str]:
+    """Per (row column, column of the joined row `other`): how many joined rows have both
+    set, and how many agree. Compared as text: an enum, a varchar and a text column holding
+    the same words agree (and an enum is not comparable with text as it is)."""
+    exprs = []
+    for mine, theirs in pairs:
+        te, oa = f"t.{sqltext.ident(mine)}", f"{other}.{sqltext.ident(theirs)}"
+        exprs += [
+            f"count(*) FILTER (WHERE {te} IS NOT NULL AND {oa} IS NOT NULL)",
+            f"count(*) FILTER (WHERE {te}::text = {oa}::text)",
+        ]
+    return exprs
 
 
 def _composite_key(t: TableInfo) -> list[str] | None:

@@ -63,3 +63,18 @@ def test_the_shop_suite_runs_on_its_schema(new_database, tmp_path: Path) -> None
     assert {(r["check"], r["key"]) for r in rows} == EXPECTED
     wrong = next(r for r in rows if (r["check"], r["key"]) == ("comments.commentable", "3"))
     assert (wrong["diagnosis"], wrong["proposed_value"]) == ("wrong_type", "Staff")
+
+
+def test_discover_reads_the_shop_enum_and_all(new_database, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """discover on a schema with an enum beside text columns (compared as text), composite
+    keys and text polymorphic ids; its suite runs as it is."""
+    from pipeline.discover import discover, write_suite
+
+    uri = new_database("shop_discover")
+    execute(uri, (SHOP / "schema.sql").read_text() + ROWS)
+    found = discover(as_url(uri))
+    write_suite(found, tmp_path / "suite.yml", 0.5)
+    suite = load_suite(tmp_path / "suite.yml")
+    assert suite.tables["products"].key_columns() == ["shop_id", "sku"]
+    result = run_audit(as_url(uri), suite, tmp_path / "run", options=AuditOptions())
+    assert result.checks
