@@ -40,6 +40,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Connection
 
 from pipeline import sqltext
+from pipeline.checks.catalog import ON_DELETE
 from pipeline.db import companion, create_engine, database_error, describe, read_only_snapshot
 from pipeline.errors import UsageError
 from pipeline.jobs import tune_session
@@ -320,13 +321,6 @@ WHERE i.indrelid = ANY(:oids)
 ORDER BY i.indrelid, ic.relname
 """)
 
-_ON_DELETE = {
-    "c": "cascade",
-    "n": "set_null",
-    "r": "restrict",
-    "a": "no_action",
-    "d": "set_default",
-}
 
 
 @dataclass(frozen=True)
@@ -666,7 +660,7 @@ class _Discoverer:
                         target.name,
                         list(row.target_columns),
                         row.name,
-                        _ON_DELETE.get(row.on_delete),
+                        ON_DELETE.get(row.on_delete),
                         row.validated,
                     )
                 )

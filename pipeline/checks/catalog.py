@@ -104,7 +104,7 @@ def column_types(conn: Connection, tables: Iterable[str]) -> dict[tuple[str, str
 
 
 _CONTYPES = {"f": "foreign_key", "c": "check", "u": "unique", "p": "primary_key"}
-_ON_DELETE = {
+ON_DELETE = {  # pg_constraint.confdeltype -> the suite's `on_delete`
     "a": "no_action",
     "r": "restrict",
     "c": "cascade",
@@ -171,7 +171,7 @@ def read_catalog(conn: Connection, table: str) -> CatalogFacts:
     cons = [dict(r._mapping) for r in conn.execute(_CONSTRAINTS_SQL, {"table": quoted})]
     for c in cons:
         c["type"] = _CONTYPES.get(c.pop("contype"), "other")
-        c["on_delete"] = _ON_DELETE.get(c["on_delete"] or "")
+        c["on_delete"] = ON_DELETE.get(c["on_delete"] or "")
         c["columns"] = list(c["columns"])
         c["target_columns"] = list(c["target_columns"])
     idx = [dict(r._mapping) for r in conn.execute(_INDEXES_SQL, {"table": quoted})]

@@ -41,9 +41,7 @@ class InSetCheck(Filtered, Check):
     def value_tests(self, scan: Any) -> list[Any]:
         return [r.flag for r in self.rules(scan)]
 
-    def gx(self) -> list[GxSpec] | None:
-        if self.where is not None:
-            return None  # the engine's SQL, which applies the filter
+    def gx(self) -> list[GxSpec]:
         return [
             GxSpec(
                 "expect_column_values_to_be_in_set",

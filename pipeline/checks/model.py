@@ -331,7 +331,8 @@ class Check(Model):
         return []
 
     def gx(self) -> list[GxSpec] | None:
-        """The GX expectations this check exports as; None: the engine's own SQL."""
+        """The GX expectations this check exports as; None: the engine's own SQL (always
+        used for a check with a `where`)."""
         return None
 
     def target_filters(self) -> list[tuple[str, Condition]]:

@@ -27,9 +27,7 @@ class NotNullCheck(Filtered, Check):
             for c in self.columns
         ]
 
-    def gx(self) -> list[GxSpec] | None:
-        if self.where is not None:
-            return None  # the engine's SQL, which applies the filter
+    def gx(self) -> list[GxSpec]:
         return [
             GxSpec("expect_column_values_to_not_be_null", {"column": c}, c) for c in self.columns
         ]

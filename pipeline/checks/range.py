@@ -51,9 +51,7 @@ class RangeCheck(Filtered, Check):
     def value_tests(self, scan: Any) -> list[Any]:
         return [r.flag for r in self.rules(scan)]
 
-    def gx(self) -> list[GxSpec] | None:
-        if self.where is not None:
-            return None  # the engine's SQL, which applies the filter
+    def gx(self) -> list[GxSpec]:
         kwargs: dict[str, Any] = {"column": self.column}
         if self.min is not None:
             kwargs |= {"min_value": self.min, "strict_min": self.exclusive}
