@@ -21,7 +21,7 @@ from sqlalchemy.engine import URL
 from pipeline import __version__
 from pipeline.baseline import IDENTITY_FIELDS, Baseline, load_baseline
 from pipeline.checks.base import ColumnTypes
-from pipeline.checks.catalog import CatalogFacts, column_types, unique_columns
+from pipeline.checks.catalog import CatalogFacts, unique_columns
 from pipeline.constraints import plan_catalog, render_constraints
 from pipeline.db import (
     create_engine,
@@ -195,10 +195,10 @@ def run_audit(
                     prog.step("checking the schema")
                     verify_schema(conn, suite)
                     doing = "checking the suite's values"
-                    verify_values(conn, suite)
+                    types = verify_values(conn, suite)
                     if plan is not None:
                         doing = "reading the catalog the repair plan needs"
-                        plan.context = read_repair_context(conn, suite)
+                        plan.context = read_repair_context(conn, suite, types)
                     doing = "auditing"
                     catalog: dict[str, CatalogFacts] = dict(source.catalog) if source else {}
                     checks = run_checks(
@@ -208,6 +208,7 @@ def run_audit(
                         progress=prog,
                         catalog=catalog,
                         companion=opts.second_connection,
+                        types=types,
                     )
                     if plan is not None and plan.context is not None:
                         doing = "reading what the repair needs"
@@ -292,9 +293,8 @@ def check_suite(suite: Suite, url: URL | None = None) -> SuiteCheckResult:
                 doing = "checking the schema"
                 verify_schema(conn, suite)
                 doing = "checking the suite's values"
-                verify_values(conn, suite)
-                doing = "reading the tables' column types and keys"
-                types = column_types(conn, suite.tables)
+                types = verify_values(conn, suite)
+                doing = "reading the tables' keys"
                 unique = unique_columns(conn, suite.tables)
         except sa_exc.SQLAlchemyError as exc:
             raise database_error(exc, url, doing=doing) from None

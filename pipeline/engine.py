@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from pipeline.checks.base import (
+    ColumnTypes,
     RowRule,
     Violation,
     compile_condition,
@@ -154,15 +155,19 @@ def run_checks(
     progress: ProgressLike = None,
     catalog: dict[str, CatalogFacts] | None = None,
     companion: bool = True,
+    types: ColumnTypes | None = None,
 ) -> list[CheckResult]:
     """Run every check of `suite` on `conn` (already inside the snapshot). With `companion`,
     statements also run on a second connection in the same snapshot (see `run_jobs`); the
-    output is the same either way."""
+    output is the same either way. `types`: the suite tables' column types, when already
+    read (`verify_values` returns them)."""
     prog = as_progress(progress)
     tune_session(conn)
     rows: dict[str, dict[str, int]] = {}  # table -> filter_key -> rows
     rule_meta: dict[str, tuple[Any, list[str]]] = {}
-    plans = plan_tables(suite, unique_columns(conn, suite.tables), column_types(conn, suite.tables))
+    if types is None:
+        types = column_types(conn, suite.tables)
+    plans = plan_tables(suite, unique_columns(conn, suite.tables), types)
     jobs: list[Job] = []
 
     def found(n: int) -> None:

@@ -278,11 +278,16 @@ def read_table(conn: Connection, tbl: str) -> TableInfo | None:
     )
 
 
-def read_repair_context(conn: Connection, suite: Suite) -> RepairContext:
+def read_repair_context(
+    conn: Connection, suite: Suite, types: ColumnTypes | None = None
+) -> RepairContext:
     """The database's identity and the catalog of every suite table, read before the
-    checks run (in the audit's snapshot), so that planning knows what will work."""
+    checks run (in the audit's snapshot), so that planning knows what will work; `types`
+    the tables' column types when already read."""
     names = dict.fromkeys([*suite.tables, *(c.table for c in suite.checks)])
-    ctx = RepairContext(identity=read_identity(conn), types=column_types(conn, names))
+    if types is None:
+        types = column_types(conn, names)
+    ctx = RepairContext(identity=read_identity(conn), types=dict(types))
     for tbl in names:
         info = read_table(conn, tbl)
         if info is not None:

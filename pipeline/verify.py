@@ -12,6 +12,7 @@ from sqlalchemy.engine import Connection
 
 from pipeline import sqltext
 from pipeline.checks.base import (
+    ColumnTypes,
     compile_condition,
 )
 from pipeline.checks.catalog import (
@@ -94,12 +95,13 @@ class _TypedNulls:
         return sa.literal_column(f"CAST(NULL AS {self._types[name]})")
 
 
-def verify_values(conn: Connection, suite: Suite) -> None:
+def verify_values(conn: Connection, suite: Suite) -> ColumnTypes:
     """Fail with a SuiteError naming the check when a check cannot run in PostgreSQL as
     written: a `regex` that PostgreSQL's `~` rejects, or a value its column's type (or enum)
     cannot hold or be compared with. The server decides, on the rules' own SQL with each
     column a NULL of its type (no table is read or locked); one statement per table unless
-    something is wrong."""
+    something is wrong. Returns the column types of the suite's tables it read (the audit
+    compares keys with them)."""
     where = str(suite.path) if suite.path else f"suite {suite.suite}"
     for check in suite.checks:
         for stmt, explain in check.probes():
@@ -107,9 +109,7 @@ def verify_values(conn: Connection, suite: Suite) -> None:
             if message is not None:
                 raise SuiteError(f"{where}: check {check.id}: {explain(message)}")
     by_table: dict[str, list[tuple[Any, list[Any]]]] = defaultdict(list)
-    every_type = column_types(
-        conn, [*(c.table for c in suite.checks), *(t for c in suite.checks for t in c.tables())]
-    )
+    every_type = column_types(conn, suite.tables)  # every table a check names is declared
     types: dict[str, _TypedNulls] = {}
     for (table, column), kind in every_type.items():
         types.setdefault(table, _TypedNulls({}))._types[column] = kind.name
@@ -137,3 +137,4 @@ def verify_values(conn: Connection, suite: Suite) -> None:
                         f"{where}: check {check.id}: {message} ({columns}); write values the "
                         "column can hold in the check"
                     )
+    return every_type
