@@ -45,11 +45,9 @@ from pipeline.repair import (
     DEFAULT_SCHEMA,
     RepairContext,
     RepairPlan,
-    identity_check,
-    psql_preamble,
+    plan_preamble,
     read_reference_facts,
     read_repair_context,
-    session_settings,
     write_repair_sql,
     write_rollback_sql,
 )
@@ -318,11 +316,7 @@ def write_repair_files(
     }
     summary = write_repair_sql(plan, context, catalog, out / "repair.sql", **timeouts)
     write_rollback_sql(plan, context, catalog, out / "rollback.sql", **timeouts)
-    preamble = [
-        *psql_preamble(),
-        *session_settings(context.identity, local=False, **timeouts),
-        identity_check(context.identity, "constraints.sql"),
-    ]
+    preamble = plan_preamble(context.identity, "constraints.sql", local=False, **timeouts)
     (out / "constraints.sql").write_text(
         render_constraints(catalog, run_id=run.run_id, preamble=preamble), encoding="utf-8"
     )

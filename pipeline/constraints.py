@@ -502,7 +502,7 @@ def render_constraints(
     plan: CatalogPlan,
     *,
     run_id: str,
-    preamble: list[str],
+    preamble: str,
 ) -> str:
     """constraints.sql; `preamble` binds it to its database (see `pipeline.repair`)."""
     header = [
@@ -514,7 +514,6 @@ def render_constraints(
         "-- run again. A VALIDATE that fails leaves the constraint NOT VALID, still enforced",
         "-- for new rows; fix the rows it names and run the file again.",
         "",
-        *preamble,
-        "",
+        preamble,
     ]
     return "\n".join(header) + "\n\n".join(plan.sections) + "\n"

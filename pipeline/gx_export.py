@@ -138,10 +138,7 @@ def _rule_queries(
     """(rule, query) per rule of a row check: the violating rows exactly as `refaudit run`
     finds them, i.e. the engine's whole statement for that check (with its diagnosis stage,
     which confirms hidden mis-keys) narrowed to the rule."""
-    scan = TableScan(
-        check.table, columns, unique, suite.key_spaces, types,
-        composite_key=len(suite.key_columns(check.table)) > 1,
-    )  # fmt: skip
+    scan = TableScan(check.table, columns, unique, suite.key_spaces, types)
     plan = TablePlan(
         check.table, suite.key_of(check.table), rules=check_rules(check, scan),
         scan=scan,

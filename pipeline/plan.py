@@ -244,10 +244,7 @@ def plan_tables(
     columns = required_columns(suite)
 
     def plan_of(table: str, checks: list[Any]) -> tuple[TablePlan, list[int]]:
-        scan = TableScan(
-            table, columns, unique or set(), suite.key_spaces, types,
-            composite_key=len(suite.key_columns(table)) > 1,
-        )  # fmt: skip
+        scan = TableScan(table, columns, unique or set(), suite.key_spaces, types)
         plan = TablePlan(table, suite.key_of(table), scan=scan)
         widths = []
         for check in checks:

@@ -56,13 +56,12 @@ from pipeline.checks.reference import DISCRIMINATOR_SUFFIX, Reference
 from pipeline.constraints import (
     AuditedConstraint,
     CatalogPlan,
-    guarded_drop,
     readd,
 )
+from pipeline.sqlrender import Sql, render, sql, stream
 from pipeline.sqltext import (
     PSQL_ALLOW_OTHER,
     comment,
-    do_block,
     ident,
     join_name,
     key_equals,
@@ -83,7 +82,6 @@ QUARANTINE = "quarantine"
 ALLOW_OTHER_SETTING = "refaudit.allow_other_database"
 BATCH_ROWS = 1000
 LISTED_KEYS = 100
-
 
 
 # ---------------------------------------------------------------------- database context
@@ -439,13 +437,13 @@ class RepairPlan:
                 f"{tbl} is a view, not a table: its rows belong to the tables it reads "
                 "from; repair those"
             )
-        if len(self.suite.key_columns(tbl)) > 1:
-            return (
-                f"{tbl} has a composite key: repair.sql changes rows of single-column keys "
-                "only; decide by hand"
-            )
         if action == "quarantine":
             return ""
+        if column in self.suite.key_columns(tbl):
+            return (
+                f"{tbl}.{column} is part of the table's key: repair.sql does not re-key rows "
+                "(rollback.sql finds them by key); decide by hand"
+            )
         col = info.column(column)
         if col is None:
             return f"{tbl}.{column} was not found in the catalog"
@@ -579,94 +577,39 @@ class RepairSummary:
         }
 
 
-def psql_preamble() -> list[str]:
-    """psql commands every plan file starts with: stop at the first error, and the psql
-    variable that allows a rehearsal on another database (`refaudit apply` reads the same
-    lines; see `pipeline.sqltext.psql_lines`)."""
-    return [
-        "\\set ON_ERROR_STOP on",
-        # only this run's psql variable allows it: not a setting of the database, the role
-        # or the client's environment (PGOPTIONS)
-        f"SET {ALLOW_OTHER_SETTING} = off;",
-        f"\\if :{{?{PSQL_ALLOW_OTHER}}}",
-        f"SET {ALLOW_OTHER_SETTING} = on;",
-        "\\endif",
-    ]
-
-
-def session_settings(
+def plan_preamble(
     identity: DatabaseIdentity,
+    file: str,
     *,
+    local: bool,
     lock_timeout_s: float,
     statement_timeout_s: float,
-    local: bool,
-) -> list[str]:
-    """Timeouts, literal rules, and the audit's search_path (so that every name the plan
-    holds resolves as it did in the audit). In the one-transaction files (`local`:
-    repair.sql, rollback.sql) pg_catalog goes ahead of it: a function, operator or type
-    that someone created in a schema of that path never stands in for PostgreSQL's own.
-    (constraints.sql creates its trigger functions in the audit's current schema, so it
-    keeps the audit's path as it was; its identity check names pg_catalog's own.)"""
-    scope = "LOCAL " if local else ""
-    path = identity.search_path
-    if local:
-        path = f"pg_catalog, {path}" if path.strip() else "pg_catalog"
-    return [
-        f"SET {scope}lock_timeout = '{int(lock_timeout_s * 1000)}ms';",
-        f"SET {scope}statement_timeout = '{int(statement_timeout_s * 1000)}ms';",
-        f"SET {scope}standard_conforming_strings = on;",
-        f"SET {scope}client_min_messages = notice;",
-        # the plans' statements are short and set-based; JIT compilation would cost more
-        # than they do (stock servers have it on)
-        f"SET {scope}jit = off;",
-        f"SELECT pg_catalog.set_config('search_path', {literal(path)}, "
-        f"{'true' if local else 'false'});",
-    ]
+) -> Sql:
+    """The lines every plan file starts with (templates/sql/preamble.sql.j2): psql stops at
+    the first error, the psql variable that allows a rehearsal on another database (`refaudit
+    apply` reads the same lines; see `pipeline.sqltext.psql_lines`), timeouts, literal rules,
+    the audit's search_path, and the check that binds the file to its database.
 
-
-def identity_check(identity: DatabaseIdentity, file: str) -> str:
-    """A block that refuses, changing nothing, to go on in any database but the one the
-    plan was made for (or in an older copy of it), unless the rehearsal setting is on.
-    Every function, type and comparison in it is pg_catalog's, whatever the search_path
-    (a schema ahead of pg_catalog could otherwise hold a `current_database()` or an `=`)."""
-    return do_block(
-        "\n"
-        "DECLARE\n"
-        "  sysid pg_catalog.text := (SELECT system_identifier::pg_catalog.text "
-        "FROM pg_catalog.pg_control_system());\n"
-        "  dbname pg_catalog.text := pg_catalog.current_database()::pg_catalog.text;\n"
-        "  dboid pg_catalog.int8 := (SELECT oid::pg_catalog.int8 FROM pg_catalog.pg_database "
-        "WHERE pg_catalog.nameeq(datname, pg_catalog.current_database()));\n"
-        f"  made_for pg_catalog.text := {literal(comment(identity.name))};\n"
-        "  rehearsal pg_catalog.bool := pg_catalog.texteq(coalesce(pg_catalog.current_setting("
-        f"{literal(ALLOW_OTHER_SETTING)}, true), ''), 'on');\n"
-        "BEGIN\n"
-        f"  IF NOT (pg_catalog.texteq(sysid, {literal(identity.system_identifier)})\n"
-        f"          AND pg_catalog.texteq(dbname, {literal(identity.name)})\n"
-        f"          AND pg_catalog.int8eq(dboid, {identity.oid})) THEN\n"
-        "    IF rehearsal THEN\n"
-        "      RAISE WARNING 'refaudit: % was made for database % (oid %, system %); running "
-        "it on % (oid %, system %) because refaudit.allow_other_database is on',\n"
-        f"        {literal(file)}, made_for, {identity.oid}, {literal(identity.system_identifier)},"
-        f" {printable('dbname')}, dboid, sysid;\n"
-        "    ELSE\n"
-        "      RAISE EXCEPTION 'refaudit: % was made for database % (oid %, system %), not for "
-        "% (oid %, system %); nothing was changed. To rehearse it on a copy, run psql with "
-        f"-v {PSQL_ALLOW_OTHER}=1 or refaudit apply --allow-other-database',\n"
-        f"        {literal(file)}, made_for, {identity.oid}, {literal(identity.system_identifier)},"
-        f" {printable('dbname')}, dboid, sysid;\n"
-        "    END IF;\n"
-        "  ELSIF pg_catalog.int8lt(\n"
-        "        pg_catalog.txid_snapshot_xmax(pg_catalog.txid_current_snapshot()),\n"
-        "        pg_catalog.txid_snapshot_xmax("
-        f"{literal(identity.snapshot)}::pg_catalog.txid_snapshot))\n"
-        "        AND NOT rehearsal THEN\n"
-        "    RAISE EXCEPTION 'refaudit: % was made at a later point of this database than it "
-        "is now at (a restored older copy?); nothing was changed', "
-        f"{literal(file)};\n"
-        "  END IF;\n"
-        "END\n"
+    `local`: the one-transaction files (repair.sql, rollback.sql) open their transaction and
+    put pg_catalog ahead of the audit's path, so that a function, operator or type someone
+    created in a schema of that path never stands in for PostgreSQL's own. (constraints.sql
+    creates its trigger functions in the audit's current schema, so it keeps the audit's path
+    as it was; its database check names pg_catalog's own.)"""
+    return render(
+        "preamble.sql.j2",
+        identity=identity,
+        file=file,
+        local=local,
+        search_path=_session_path(identity, local=local),
+        lock_timeout_ms=int(lock_timeout_s * 1000),
+        statement_timeout_ms=int(statement_timeout_s * 1000),
+        **_names(),
     )
+
+
+def _names() -> dict[str, Sql]:
+    """The setting and the psql variable of a rehearsal, as the templates write them."""
+    return {"allow_setting": sql(ALLOW_OTHER_SETTING), "allow_variable": sql(PSQL_ALLOW_OTHER)}
 
 
 def _names_target(
@@ -703,17 +646,69 @@ def _names_target(
     )
 
 
-def _single_key(plan: RepairPlan, tbl: str) -> str:
-    """A repaired table's key (tables with composite keys get no step: see `refusal`)."""
-    (key,) = plan.suite.key_columns(tbl)
-    return key
+@dataclass(frozen=True)
+class RowKey:
+    """How a plan names the rows of one table: by its key, one column or several.
+
+    A step's scratch table holds the key as `row_key` (a single key, of the key's type) or as
+    `key_1`, `key_2`, ... of the key columns' types beside `row_key`, the key as
+    violations.csv writes it (a JSON array); a row matches on every typed column (the key's
+    index serves) and on that exact text."""
+
+    columns: tuple[str, ...]
+
+    @property
+    def composite(self) -> bool:
+        return len(self.columns) > 1
+
+    def select(self) -> Sql:
+        """The scratch table's key columns, as `CREATE TABLE AS SELECT ...` lists them."""
+        if not self.composite:
+            return sql(f"{ident(self.columns[0])} AS row_key")
+        typed = ", ".join(f"{ident(c)} AS key_{i}" for i, c in enumerate(self.columns, 1))
+        return sql(f"{typed}, ''::pg_catalog.text AS row_key")
+
+    def scratch_columns(self) -> list[str]:
+        if not self.composite:
+            return ["row_key"]
+        return [*(f"key_{i}" for i in range(1, len(self.columns) + 1)), "row_key"]
+
+    def values(self, key: str) -> list[str | None]:
+        """The scratch row's key values of a key as violations.csv writes it."""
+        if not self.composite:
+            return [key]
+        parts = json.loads(key, parse_float=str, parse_int=str)
+        if not isinstance(parts, list) or len(parts) != len(self.columns):
+            raise ValueError(f"not a key of {len(self.columns)} columns: {key}")
+        return [*(_key_part(p) for p in parts), key]
+
+    def text(self, alias: str) -> Sql:
+        """SQL: the key of row `alias` as violations.csv writes it."""
+        if not self.composite:
+            return sql(f"{alias}.{ident(self.columns[0])}::pg_catalog.text")
+        parts = ", ".join(f"{alias}.{ident(c)}" for c in self.columns)
+        return sql(f"pg_catalog.json_build_array({parts})::pg_catalog.text")
+
+    def match(self, row: str, scratch: str) -> Sql:
+        """SQL: table row `row` is the scratch row `scratch`."""
+        if not self.composite:
+            return sql(f"{row}.{ident(self.columns[0])} = {scratch}.row_key")
+        typed = " AND ".join(
+            f"{row}.{ident(c)} = {scratch}.key_{i}" for i, c in enumerate(self.columns, 1)
+        )
+        return sql(f"{typed} AND {self.text(row)} = {scratch}.row_key")
+
+    def same_row(self, a: str, b: str) -> Sql:
+        """SQL: rows `a` and `b` (of the table and of its backup) have the same key."""
+        return sql(" AND ".join(f"{a}.{ident(c)} = {b}.{ident(c)}" for c in self.columns))
 
 
-def printable(expr: str) -> str:
-    """SQL: the text `expr` with control characters and line separators shown as `?`, for
-    messages a terminal shows (keys and names are the database's, whatever they hold)."""
-    unsafe = "".join(chr(c) for c in range(1, 32)) + "\x7f\x85\u2028\u2029\u202e"
-    return f"pg_catalog.translate({expr}, {literal(unsafe)}, {literal('?' * len(unsafe))})"
+def _key_part(part: Any) -> str | None:
+    if part is None or isinstance(part, str):
+        return part
+    if isinstance(part, bool):
+        return "true" if part else "false"
+    return json.dumps(part)
 
 
 def blocking_fks(plan: RepairPlan, catalog: CatalogPlan) -> list[AuditedConstraint]:
@@ -722,7 +717,7 @@ def blocking_fks(plan: RepairPlan, catalog: CatalogPlan) -> list[AuditedConstrai
     return [w for w in catalog.wrong_fks if set(w.columns) & plan.changed_columns(w.table)]
 
 
-def _dependents(info: TableInfo, step: Step) -> list[str]:
+def _dependents(info: TableInfo, step: Step) -> list[Sql]:
     """SQL over `t`, one per inbound foreign key the step's change would reach: rows of
     the referencing table point at the row (a DELETE would cascade to them, set them to
     NULL or be refused; an UPDATE of a referenced column likewise)."""
@@ -737,8 +732,127 @@ def _dependents(info: TableInfo, step: Step) -> list[str]:
         )
         if fk.self_reference:
             match += " AND c.ctid <> t.ctid"
-        out.append(f"EXISTS (SELECT 1 FROM {fk.child} c WHERE {match})")
+        out.append(sql(f"EXISTS (SELECT 1 FROM {fk.child} c WHERE {match})"))
     return out
+
+
+@dataclass
+class StepView:
+    """One step as templates/sql/step.sql.j2 renders it."""
+
+    kind: StepKind
+    number: int
+    total: int
+    count: int
+    description: Sql
+    table: Sql
+    column: Sql
+    work: Sql
+    backup: Sql
+    key: RowKey
+    guard_select: Sql
+    guard: Sql
+    done_when: Sql | None
+    dependents: list[Sql]
+    rows: Iterator[list[str | None]]
+
+    @property
+    def action(self) -> str:
+        return self.kind.action
+
+    @property
+    def key_select(self) -> Sql:
+        return self.key.select()
+
+    @property
+    def columns(self) -> Sql:
+        guards = [f"guard_{i}" for i in range(1, len(self.kind.guard) + 1)]
+        return sql(", ".join([*self.key.scratch_columns(), "new_value", *guards, "note"]))
+
+    @property
+    def match(self) -> Sql:
+        return self.key.match("t", "s")
+
+    @property
+    def backed_up(self) -> Sql:
+        return self.key.same_row("b", "t")
+
+    @property
+    def row_key_text(self) -> Sql:
+        return self.key.text("t")
+
+
+def _step_view(
+    plan: RepairPlan,
+    ctx: RepairContext,
+    step: Step,
+    number: int,
+    total: int,
+    items: Iterator[Item],
+) -> StepView:
+    k = step.kind
+    check = plan.check_of(step)
+    info = ctx.tables[k.table]
+    key = RowKey(tuple(plan.suite.key_columns(k.table)))
+    guards = [f"guard_{i}" for i in range(1, len(k.guard) + 1)]
+    holds = " AND ".join(
+        _same_text(f"t.{ident(g)}", f"s.{name}") for g, name in zip(k.guard, guards, strict=True)
+    )
+    ref = f"t.{ident(check.column)}"
+    disc_column = check.discriminator_column()
+    disc = f"t.{ident(disc_column)}" if disc_column else ""
+    done_when = None
+    if k.action == "update":
+        # the new value must name an existing target row (it may have gone since the audit),
+        # and a mis-key's mapping must still hold (the target row's `through` is the value)
+        remapped = k.column == check.column and k.diagnosis in ("mis_keyed", "mis_keyed_hidden")
+        valid = _names_target(
+            ctx,
+            check,
+            "s.new_value" if k.column == check.column else ref,
+            "s.new_value" if disc_column and k.column == disc_column else disc,
+            through=ref if remapped else None,
+        )
+    else:  # an orphan: still nothing to name
+        valid = f"NOT {_names_target(ctx, check, ref, disc)}"
+    if k.action != "quarantine":
+        others = [
+            _same_text(f"t.{ident(g)}", f"s.{name}")
+            for g, name in zip(k.guard, guards, strict=True)
+            if g != k.column
+        ]
+        done_when = sql(" AND ".join([_same_text(f"t.{ident(k.column)}", "s.new_value"), *others]))
+    return StepView(
+        kind=k,
+        number=number,
+        total=total,
+        count=step.rows,
+        description=_describe(step),
+        table=sql(info.sql),
+        column=sql(ident(k.column)),
+        work=sql(f"pg_temp.refaudit_step_{number}"),
+        backup=sql(plan.backup_sql(k.table)),
+        key=key,
+        guard_select=sql(
+            ", ".join(f"{ident(g)} AS {name}" for g, name in zip(k.guard, guards, strict=True))
+        ),
+        guard=sql(f"{holds} AND {valid}"),
+        done_when=done_when,
+        # one statement per referencing foreign key: a semi-join, not a probe per row
+        dependents=_dependents(info, step),
+        rows=([*key.values(row_key), new, *audited, note] for row_key, audited, new, note in items),
+    )
+
+
+@dataclass(frozen=True)
+class _TableView:
+    name: str
+    info: TableInfo
+    backup: Sql
+
+    @property
+    def sql(self) -> Sql:
+        return sql(self.info.sql)
 
 
 def write_repair_sql(
@@ -750,6 +864,9 @@ def write_repair_sql(
     lock_timeout_s: float,
     statement_timeout_s: float,
 ) -> RepairSummary:
+    """repair.sql (templates/sql/repair.sql.j2 and step.sql.j2), written as it renders: a
+    step's rows are read from its spill file, so memory stays flat however many there are."""
+    timeouts = {"lock_timeout_s": lock_timeout_s, "statement_timeout_s": statement_timeout_s}
     plan.close()
     summary = RepairSummary(schema=plan.schema, database=_identity_dict(ctx.identity))
     # A row that goes to quarantine needs no other repair, and one quarantine per row.
@@ -759,88 +876,76 @@ def write_repair_sql(
             keys = quarantined.setdefault(step.kind.table, set())
             keys.update(key for key, *_ in step.items())
     steps = []
+    seen: dict[str, set[str]] = {}
     for step in plan.steps:
-        step.rows = sum(1 for _ in _kept_items(step, quarantined, {}))
+        step.rows = sum(1 for _ in _kept_items(step, quarantined, seen))
         if step.rows:
             steps.append(step)
     drops = blocking_fks(plan, catalog)
     summary.dropped_constraints = [w.name for w in drops]
     tables = sorted({s.kind.table for s in steps})
     summary.backup_tables = [f"{plan.schema}.{plan.backup_table(t)}" for t in tables]
-    with path.open("w", encoding="utf-8") as out:
-        _write_header(out, plan, ctx, steps)
-        out.write("\n".join(psql_preamble()) + "\n")
-        out.write("BEGIN;\n")
-        settings = session_settings(
-            ctx.identity,
-            lock_timeout_s=lock_timeout_s,
-            statement_timeout_s=statement_timeout_s,
-            local=True,
+    rendered: dict[str, set[str]] = {}  # the same rows as counted above, in the same order
+    views = [
+        _step_view(plan, ctx, step, number, len(steps), _kept_items(step, quarantined, rendered))
+        for number, step in enumerate(steps, start=1)
+    ]
+    for view in views:
+        k = view.kind
+        summary.steps.append(
+            {
+                "step": view.number,
+                "table": k.table,
+                "column": k.column,
+                "action": k.action,
+                "check": k.check,
+                "diagnosis": k.diagnosis,
+                "confidence": k.confidence,
+                "guarded_on": list(k.guard),
+                "rows": view.count,
+            }
         )
-        out.write("\n".join(settings) + "\n")
-        out.write(identity_check(ctx.identity, "repair.sql") + "\n\n")
-        if steps:
-            quarantine = plan.quarantine_sql
-            out.write(
-                f"-- Backup and quarantine tables live in the schema {comment(plan.schema)}.\n"
-                f"CREATE SCHEMA IF NOT EXISTS {ident(plan.schema)};\n"
-                "-- Rows removed by this plan are kept, whole, in the quarantine table.\n"
-                f"CREATE TABLE IF NOT EXISTS {quarantine} (\n"
-                "    run_id text NOT NULL,\n"
-                "    table_name text NOT NULL,\n"
-                "    row_key text NOT NULL,\n"
-                "    reason text NOT NULL,\n"
-                "    row_data jsonb NOT NULL,\n"
-                "    quarantined_at timestamptz NOT NULL DEFAULT pg_catalog.now()\n"
-                ");\n\n"
-                "-- Every row this plan changes or removes is first copied here (rollback.sql\n"
-                "-- restores from these tables).\n"
-            )
-            for tbl in tables:
-                backup = plan.backup_sql(tbl)
-                note = f"refaudit run {plan.run_id}: rows of {tbl} before repair.sql changed them"
-                out.write(
-                    f"CREATE TABLE IF NOT EXISTS {backup} AS TABLE {ctx.sql(tbl)} WITH NO DATA;\n"
-                    f"COMMENT ON TABLE {backup} IS {literal(note)};\n"
-                )
-            out.write("\n")
-        for w in drops:
-            out.write(
-                f"-- {comment(w.table)}.{comment(','.join(w.columns))} has the foreign key "
-                f"{comment(w.name)}: {comment(w.definition)}.\n"
-                "-- It points at the wrong table and would reject the repaired values; it is\n"
-                "-- dropped here (only if still as audited). constraints.sql adds the right\n"
-                "-- enforcement; rollback.sql re-creates this one.\n" + guarded_drop(w) + "\n\n"
-            )
-        seen: dict[str, set[str]] = {}
-        for number, step in enumerate(steps, start=1):
-            items = _kept_items(step, quarantined, seen)
-            _write_step(out, plan, ctx, step, number, len(steps), items)
-            n = step.rows
-            summary.steps.append(
-                {
-                    "step": number,
-                    "table": step.kind.table,
-                    "column": step.kind.column,
-                    "action": step.kind.action,
-                    "check": step.kind.check,
-                    "diagnosis": step.kind.diagnosis,
-                    "confidence": step.kind.confidence,
-                    "guarded_on": list(step.kind.guard),
-                    "rows": n,
-                }
-            )
-            if step.kind.action == "update":
-                summary.updates += n
-            elif step.kind.action == "set_null":
-                summary.set_null += n
-            else:
-                summary.quarantined += n
-        summary.ambiguous = _write_review(out, plan)
-        if steps:
-            out.write(_totals(len(steps)))
-        out.write("COMMIT;\n")
+        if k.action == "update":
+            summary.updates += view.count
+        elif k.action == "set_null":
+            summary.set_null += view.count
+        else:
+            summary.quarantined += view.count
+    summary.ambiguous = plan.review_rows
+    pieces = stream(
+        "repair.sql.j2",
+        plan=plan,
+        identity=ctx.identity,
+        preamble=plan_preamble(ctx.identity, "repair.sql", local=True, **timeouts),
+        tables=[_TableView(t, ctx.tables[t], sql(plan.backup_sql(t))) for t in tables],
+        quarantine=sql(plan.quarantine_sql),
+        drops=drops,
+        steps=views,
+        review_count=plan.review_rows,
+        review=_review_lines(plan),
+        batch_rows=BATCH_ROWS,
+        listed_keys=LISTED_KEYS,
+        allow_variable=sql(PSQL_ALLOW_OTHER),
+    )
+    with path.open("w", encoding="utf-8") as out:
+        out.writelines(pieces)
     return summary
+
+
+def _session_path(identity: DatabaseIdentity, *, local: bool) -> str:
+    path = identity.search_path
+    if local:
+        path = f"pg_catalog, {path}" if path.strip() else "pg_catalog"
+    return path
+
+
+def _review_lines(plan: RepairPlan) -> Iterator[str]:
+    for item in plan.review():
+        why = f" Not repaired: {item.reason}." if item.reason else ""
+        yield (
+            f"{item.table} {item.key}: {item.column} = {item.value} [{item.check}] "
+            f"{item.diagnosis} ({item.confidence}): {item.evidence}.{why}"
+        )
 
 
 def _identity_dict(identity: DatabaseIdentity) -> dict[str, Any]:
@@ -856,7 +961,7 @@ def _kept_items(
     step: Step, quarantined: dict[str, set[str]], seen: dict[str, set[str]]
 ) -> Iterator[Item]:
     """The step's rows minus those a quarantine step covers (`seen` tracks the quarantined
-    keys already rendered, so that a row is quarantined once)."""
+    keys already taken, so that a row is quarantined once)."""
     k = step.kind
     for item in step.items():
         if k.action == "quarantine":
@@ -869,46 +974,7 @@ def _kept_items(
         yield item
 
 
-def _write_header(out: TextIO, plan: RepairPlan, ctx: RepairContext, steps: list[Step]) -> None:
-    ident_ = ctx.identity
-    lines = [
-        "-- refaudit repair.sql",
-        f"-- run {comment(plan.run_id)}, suite {comment(plan.suite.suite)}.",
-        f"-- Made for database {comment(ident_.name)} (oid {ident_.oid}, system identifier "
-        f"{comment(ident_.system_identifier)}),",
-        f"-- audited snapshot {comment(ident_.snapshot)}. It refuses to run anywhere else",
-        f"-- (to rehearse on a copy: psql -v {PSQL_ALLOW_OTHER}=1, or",
-        "-- refaudit apply --allow-other-database).",
-        "--",
-        "-- Review, then run:   psql -v ON_ERROR_STOP=1 -f repair.sql",
-        "--           or:       refaudit apply repair.sql --db URL [--dry-run]",
-        "-- Undo with rollback.sql. One transaction: it applies entirely or not at all.",
-        "-- Each step changes only rows whose every column the diagnosis read still holds the",
-        "-- value the audit saw (a row changed since is skipped and reported in a NOTICE), and",
-        "-- never a row that rows of other tables reference (held, reported too); a second run",
-        "-- changes nothing. Each step asserts that it changed exactly the rows it should, or",
-        "-- aborts.",
-    ]
-    for tbl in sorted({s.kind.table for s in steps}):
-        info = ctx.tables[tbl]
-        if info.triggers:
-            lines.append(
-                f"-- User triggers on {comment(tbl)} fire for the changes: "
-                f"{comment(', '.join(info.triggers))}."
-            )
-        for fk in info.inbound:
-            lines.append(
-                f"-- {comment(fk.child)}({comment(','.join(fk.child_columns))}) references "
-                f"{comment(tbl)} ({comment(fk.name)}, ON DELETE {fk.on_delete}): rows it "
-                "references are held, not changed."
-            )
-    lines += ["--", f"-- {len(steps)} steps:"]
-    for number, step in enumerate(steps, start=1):
-        lines.append(f"--   {number}. {_describe(step)}")
-    out.write("\n".join(lines) + "\n\n")
-
-
-def _describe(step: Step) -> str:
+def _describe(step: Step) -> Sql:
     """One line about the step (comment-safe)."""
     k = step.kind
     where = f"{k.table}.{k.column}"
@@ -917,9 +983,11 @@ def _describe(step: Step) -> str:
         "set_null": f"set {where} to NULL",
         "quarantine": f"move rows of {k.table} to the quarantine",
     }[k.action]
-    return comment(
-        f"{what}: {k.check}, {k.diagnosis} ({k.confidence}), {step.rows} rows, "
-        f"guarded on {', '.join(k.guard)}"
+    return sql(
+        comment(
+            f"{what}: {k.check}, {k.diagnosis} ({k.confidence}), {step.rows} rows, "
+            f"guarded on {', '.join(k.guard)}"
+        )
     )
 
 
@@ -933,218 +1001,29 @@ def _same_text(a: str, b: str) -> str:
     )
 
 
-def _write_step(
-    out: TextIO,
-    plan: RepairPlan,
-    ctx: RepairContext,
-    step: Step,
-    number: int,
-    total: int,
-    items: Iterator[Item],
-) -> None:
-    k = step.kind
-    check = plan.check_of(step)
-    info = ctx.tables[k.table]
-    tbl = info.sql
-    key = ident(_single_key(plan, k.table))
-    col = ident(k.column)
-    work = f"pg_temp.refaudit_step_{number}"
-    guards = [f"guard_{i}" for i in range(1, len(k.guard) + 1)]
-    guard_cols = ", ".join(f"{ident(g)} AS {name}" for g, name in zip(k.guard, guards, strict=True))
-    out.write(f"-- Step {number} of {total}: {_describe(step)}\n")
-    out.write(
-        f"CREATE TEMP TABLE {work} ON COMMIT DROP AS\n"
-        f"    SELECT {key} AS row_key, {col} AS new_value, {guard_cols},\n"
-        f"           ''::text AS note, NULL::text AS outcome\n"
-        f"    FROM {tbl} WITH NO DATA;\n"
-    )
-    rows = 0
-    batch: list[str] = []
-    columns = ", ".join(["row_key", "new_value", *guards, "note"])
+@dataclass(frozen=True)
+class _RestoreView:
+    """One table of rollback.sql: its rows come back from its backup table."""
 
-    def flush() -> None:
-        if batch:
-            rows_sql = ",\n    ".join(batch)
-            out.write(f"INSERT INTO {work} ({columns}) VALUES\n    {rows_sql};\n")
-            batch.clear()
+    name: str
+    info: TableInfo
+    backup: Sql
+    backup_regclass: str
+    columns: list[str]
+    settable: list[str]
+    overriding: Sql
+    match: Sql
 
-    for row_key, audited, new, note in items:
-        values = [row_key, new, *audited, note]
-        batch.append("(" + ", ".join(literal(v) for v in values) + ")")
-        rows += 1
-        if len(batch) >= BATCH_ROWS:
-            flush()
-    flush()
-
-    holds = " AND ".join(
-        _same_text(f"t.{ident(g)}", f"s.{name}") for g, name in zip(k.guard, guards, strict=True)
-    )
-    ref = f"t.{ident(check.column)}"
-    disc_column = check.discriminator_column()
-    disc = f"t.{ident(disc_column)}" if disc_column else ""
-    if k.action == "update":
-        # the new value must name an existing target row (it may have gone since the audit),
-        # and a mis-key's mapping must still hold (the target row's `through` is the value)
-        remapped = k.column == check.column and k.diagnosis in ("mis_keyed", "mis_keyed_hidden")
-        valid = _names_target(
-            ctx,
-            check,
-            "s.new_value" if k.column == check.column else ref,
-            "s.new_value" if disc_column and k.column == disc_column else disc,
-            through=ref if remapped else None,
-        )
-    else:  # an orphan: still nothing to name
-        valid = f"NOT {_names_target(ctx, check, ref, disc)}"
-    guard = f"{holds} AND {valid}"
-    # one statement per referencing foreign key: a semi-join, not a probe per row
-    held = "".join(
-        f"  UPDATE {work} s SET outcome = 'held' FROM {tbl} t\n"
-        f"  WHERE t.{key} = s.row_key AND s.outcome = 'repair' AND {dependent};\n"
-        for dependent in _dependents(info, step)
-    )
-    quarantine = plan.quarantine_sql
-    if k.action == "quarantine":
-        gone = (
-            f"CASE WHEN EXISTS (SELECT 1 FROM {quarantine} q "
-            f"WHERE q.run_id = {literal(plan.run_id)} AND q.table_name = {literal(k.table)} "
-            "AND q.row_key = s.row_key::text) THEN 'done' ELSE 'skip' END"
-        )
-        done_when = ""
-        change = (
-            f"  INSERT INTO {quarantine}\n"
-            "         (run_id, table_name, row_key, reason, row_data)\n"
-            f"  SELECT {literal(plan.run_id)}, {literal(k.table)}, t.{key}::text,\n"
-            f"         {literal(k.check + ': orphan: ')} || s.note, pg_catalog.to_jsonb(t)\n"
-            f"  FROM {tbl} t JOIN {work} s ON t.{key} = s.row_key WHERE s.outcome = 'repair';\n"
-            "  GET DIAGNOSTICS kept = ROW_COUNT;\n"
-            f"  DELETE FROM {tbl} t USING {work} s\n"
-            f"  WHERE s.outcome = 'repair' AND t.{key} = s.row_key AND {guard};\n"
-            "  GET DIAGNOSTICS changed = ROW_COUNT;\n"
-            "  IF kept <> changed THEN\n"
-            "    RAISE EXCEPTION 'refaudit: step % quarantined % rows but deleted %; "
-            f"nothing was applied', {number}, kept, changed;\n"
-            "  END IF;\n"
-        )
-    else:
-        others = [
-            _same_text(f"t.{ident(g)}", f"s.{name}")
-            for g, name in zip(k.guard, guards, strict=True)
-            if g != k.column
-        ]
-        already = " AND ".join([_same_text(f"t.{col}", "s.new_value"), *others])
-        gone = "'skip'"
-        done_when = f"      WHEN {already} THEN 'done'\n"
-        change = (
-            f"  UPDATE {tbl} t SET {col} = s.new_value FROM {work} s\n"
-            f"  WHERE s.outcome = 'repair' AND t.{key} = s.row_key AND {guard};\n"
-            "  GET DIAGNOSTICS changed = ROW_COUNT;\n"
-        )
-    backup = plan.backup_sql(k.table)
-    body = (
-        "\n"
-        "DECLARE\n"
-        "  planned bigint; matched bigint; already bigint; skipped bigint; held bigint;\n"
-        "  changed bigint := 0; kept bigint := 0; keys text;\n"
-        "BEGIN\n"
-        "  -- lock the planned rows, then classify them: still as audited (repair), referenced\n"
-        "  -- by other rows (held), already repaired (done), or changed since the audit (skip)\n"
-        f"  PERFORM 1 FROM {tbl} t JOIN {work} s ON t.{key} = s.row_key FOR UPDATE OF t;\n"
-        f"  UPDATE {work} s SET outcome = CASE\n"
-        f"      WHEN {guard} THEN 'repair'\n"
-        f"{done_when}"
-        "      ELSE 'skip' END\n"
-        f"  FROM {tbl} t WHERE t.{key} = s.row_key;\n"
-        f"  UPDATE {work} s SET outcome = {gone} WHERE outcome IS NULL;  -- no such row now\n"
-        f"{held}"
-        f"  INSERT INTO {backup}\n"
-        f"  SELECT t.* FROM {tbl} t JOIN {work} s ON t.{key} = s.row_key\n"
-        "  WHERE s.outcome = 'repair'\n"
-        f"    AND NOT EXISTS (SELECT 1 FROM {backup} b WHERE b.{key} = t.{key});\n"
-        f"{change}"
-        "  SELECT pg_catalog.count(*), pg_catalog.count(*) FILTER (WHERE outcome = 'repair'),\n"
-        "         pg_catalog.count(*) FILTER (WHERE outcome = 'done'),\n"
-        "         pg_catalog.count(*) FILTER (WHERE outcome = 'skip'),\n"
-        "         pg_catalog.count(*) FILTER (WHERE outcome = 'held')\n"
-        f"    INTO planned, matched, already, skipped, held FROM {work};\n"
-        f"  IF planned <> {rows} THEN\n"
-        "    RAISE EXCEPTION 'refaudit: step % holds % rows, the plan has %; "
-        f"nothing was applied', {number}, planned, {rows};\n"
-        "  END IF;\n"
-        "  IF changed <> matched THEN\n"
-        "    RAISE EXCEPTION 'refaudit: step % changed % rows, but % matched their guard; "
-        f"nothing was applied', {number}, changed, matched;\n"
-        "  END IF;\n"
-        "  RAISE NOTICE 'refaudit: step=% action=% planned=% changed=% already=% skipped=% "
-        f"held=% (%)',\n    {number}, {literal(k.action)}, planned, changed, already, skipped, "
-        f"held,\n    {literal(_describe(step))}\n"
-        # the same counts for programs (refaudit apply): JSON in the notice's DETAIL
-        "    USING DETAIL = pg_catalog.json_build_object('step', "
-        f"{number}, 'action', {literal(k.action)}, 'planned', planned, 'changed', changed, "
-        "'already', already, 'skipped', skipped, 'held', held)::text;\n"
-        f"{_list_keys(work, number, 'skip', 'skipped (changed since the audit)')}"
-        f"{_list_keys(work, number, 'held', 'held (rows of other tables reference them)')}"
-        "END\n"
-    )
-    out.write(do_block(body) + "\n\n")
+    @property
+    def sql(self) -> Sql:
+        return sql(self.info.sql)
 
 
-def _list_keys(work: str, number: int, outcome: str, what: str) -> str:
-    """A NOTICE with the keys of the step's rows of one outcome (the first hundred)."""
-    rows = f"FROM {work} WHERE outcome = {literal(outcome)}"
-    return (
-        f"  IF EXISTS (SELECT 1 {rows}) THEN\n"
-        "    SELECT pg_catalog.string_agg(row_key::text, ', ') INTO keys\n"
-        f"      FROM (SELECT row_key {rows} ORDER BY row_key LIMIT {LISTED_KEYS}) k;\n"
-        f"    SELECT keys || CASE WHEN pg_catalog.count(*) > {LISTED_KEYS}\n"
-        "      THEN pg_catalog.format(' and %s more', "
-        f"pg_catalog.count(*) - {LISTED_KEYS}) ELSE '' END\n"
-        f"      INTO keys {rows};\n"
-        f"    RAISE NOTICE 'refaudit: step=% {what}: %', {number}, {printable('keys')};\n"
-        "  END IF;\n"
-    )
-
-
-def _write_review(out: TextIO, plan: RepairPlan) -> int:
-    n = 0
-    lines: list[str] = []
-    for item in plan.review():
-        n += 1
-        why = f" Not repaired: {item.reason}." if item.reason else ""
-        lines.append(
-            "--   "
-            + comment(
-                f"{item.table} {item.key}: {item.column} = {item.value} [{item.check}] "
-                f"{item.diagnosis} ({item.confidence}): {item.evidence}.{why}"
-            )
-        )
-    if n:
-        out.write(
-            f"-- Not repaired: {n} rows need a person (ambiguous, listed for review, or a change\n"
-            "-- the catalog would refuse). No statement is generated for them.\n"
-            + "\n".join(lines)
-            + "\n\n"
-        )
-    return n
-
-
-def _totals(steps: int) -> str:
-    parts = " + ".join(
-        "(SELECT pg_catalog.count(*) FILTER (WHERE outcome = '{o}') "
-        f"FROM pg_temp.refaudit_step_{i})"
-        for i in range(1, steps + 1)
-    )
-    return (
-        do_block(
-            " BEGIN\n"
-            "  RAISE NOTICE 'refaudit: total changed=% already=% skipped=% held=%',\n"
-            f"    {parts.format(o='repair')},\n"
-            f"    {parts.format(o='done')},\n"
-            f"    {parts.format(o='skip')},\n"
-            f"    {parts.format(o='held')};\n"
-            "END "
-        )
-        + "\n\n"
-    )
+@dataclass(frozen=True)
+class _TriggerView:
+    table: Sql
+    regclass: Sql
+    name: str
 
 
 def write_rollback_sql(
@@ -1156,117 +1035,56 @@ def write_rollback_sql(
     lock_timeout_s: float,
     statement_timeout_s: float,
 ) -> None:
+    """rollback.sql (templates/sql/rollback.sql.j2)."""
+    timeouts = {"lock_timeout_s": lock_timeout_s, "statement_timeout_s": statement_timeout_s}
     drops = blocking_fks(plan, catalog)
-    ident_ = ctx.identity
-    lines = [
-        "-- refaudit rollback.sql",
-        f"-- run {comment(plan.run_id)}, suite {comment(plan.suite.suite)}, database "
-        f"{comment(ident_.name)} (oid {ident_.oid}, system identifier "
-        f"{comment(ident_.system_identifier)}).",
-        "-- Undoes repair.sql of this run: every row it changed or removed is restored, whole,",
-        "-- from the backup tables, its quarantine entries are removed, and the constraints it",
-        "-- dropped are re-created as the audit saw them. If constraints.sql was applied, the",
-        "-- constraints and triggers it added are dropped first (they would reject the restored",
-        "-- rows); NOT VALID constraints on the restored tables are re-created NOT VALID (they",
-        "-- would reject the restored rows too), and user triggers are off while rows are",
-        "-- restored, so that every row comes back exactly. Rows changed by others after",
-        "-- repair.sql ran are overwritten by the backup.",
-        "-- Run:  psql -v ON_ERROR_STOP=1 -f rollback.sql   (or refaudit apply rollback.sql)",
-        "",
-        *psql_preamble(),
-        "BEGIN;",
-        *session_settings(
-            ident_,
-            lock_timeout_s=lock_timeout_s,
-            statement_timeout_s=statement_timeout_s,
-            local=True,
-        ),
-        identity_check(ident_, "rollback.sql"),
-        "",
-    ]
     tables = plan.tables()
-    if tables:
-        checks = "\n".join(
-            "  IF pg_catalog.to_regclass("
-            f"{literal(regclass_text(plan.schema + '.' + plan.backup_table(t)))})"
-            " IS NULL THEN\n"
-            "    RAISE EXCEPTION 'refaudit: backup table % does not exist: repair.sql of run % "
-            f"was not applied to this database', {literal(plan.backup_sql(t))}, "
-            f"{literal(plan.run_id)};\n"
-            "  END IF;"
-            for t in tables
-        )
-        lines += [do_block(" BEGIN\n" + checks + "\nEND "), ""]
     unvalidated = [c for t in tables for c in ctx.tables[t].unvalidated]
     before = _unique(
-        catalog.undo_before
-        + [
-            f"ALTER TABLE {ctx.sql(w.table)} DROP CONSTRAINT IF EXISTS {ident(w.name)};"
-            for w in [*drops, *unvalidated]
+        [
+            *catalog.undo_before,
+            *(
+                f"ALTER TABLE {ctx.sql(w.table)} DROP CONSTRAINT IF EXISTS {ident(w.name)};"
+                for w in [*drops, *unvalidated]
+            ),
         ]
     )
-    if before:
-        lines += ["-- 1. what would reject the restored rows", *before, ""]
-    triggers = [(t, name) for t in tables for name in ctx.tables[t].triggers]
-    lines += [_set_triggers(ctx, triggers, enable=False)] if triggers else []
-    for tbl in tables:
-        lines.append(_restore(plan, ctx, tbl))
-    lines += [_set_triggers(ctx, triggers, enable=True)] if triggers else []
     after = _unique([s for w in [*drops, *unvalidated] for s in readd(w)] + catalog.undo_after)
-    if after:
-        lines += ["-- 3. constraints as the audit saw them", *after, ""]
-    lines.append("COMMIT;")
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-
-
-def _set_triggers(ctx: RepairContext, triggers: list[tuple[str, str]], *, enable: bool) -> str:
-    """Turn the user triggers that were enabled at the audit off (or on again), those that
-    still exist."""
-    verb = "ENABLE" if enable else "DISABLE"
-    body = "\n".join(
-        f"  IF EXISTS (SELECT 1 FROM pg_catalog.pg_trigger WHERE tgrelid = {ctx.regclass(t)} "
-        f"AND tgname = {literal(name)}) THEN\n"
-        f"    ALTER TABLE {ctx.sql(t)} {verb} TRIGGER {ident(name)};\n"
-        "  END IF;"
-        for t, name in triggers
+    triggers = [
+        _TriggerView(sql(ctx.sql(t)), sql(ctx.regclass(t)), name)
+        for t in tables
+        for name in ctx.tables[t].triggers
+    ]
+    text = render(
+        "rollback.sql.j2",
+        plan=plan,
+        identity=ctx.identity,
+        preamble=plan_preamble(ctx.identity, "rollback.sql", local=True, **timeouts),
+        tables=[_restore_view(plan, ctx, t) for t in tables],
+        quarantine=sql(plan.quarantine_sql),
+        before=[sql(s) for s in before],
+        after=[sql(s) for s in after],
+        triggers=triggers,
     )
-    what = "user triggers on again" if enable else "user triggers off while rows are restored"
-    return f"-- {what}\n" + do_block(" BEGIN\n" + body + "\nEND ")
+    path.write_text(text, encoding="utf-8")
 
 
 def _unique(statements: list[str]) -> list[str]:
     return list(dict.fromkeys(statements))
 
 
-def _restore(plan: RepairPlan, ctx: RepairContext, tbl: str) -> str:
-    key_name = _single_key(plan, tbl)
-    key = ident(key_name)
+def _restore_view(plan: RepairPlan, ctx: RepairContext, tbl: str) -> _RestoreView:
+    key = plan.suite.key_columns(tbl)
     info = ctx.tables[tbl]
     cols = [c for c in info.columns if not c.generated]
-    # an identity GENERATED ALWAYS column cannot be set; the repair never changes one
-    settable = [c for c in cols if c.name != key_name and not c.identity_always]
-    backup = plan.backup_sql(tbl)
-    names = ", ".join(ident(c.name) for c in cols)
-    overriding = " OVERRIDING SYSTEM VALUE" if any(c.identity_always for c in cols) else ""
-    sets = ",\n      ".join(f"{ident(c.name)} = b.{ident(c.name)}" for c in settable)
-    body = (
-        "\n"
-        "DECLARE restored bigint; reinserted bigint; released bigint;\n"
-        "BEGIN\n"
-        f"  UPDATE {info.sql} t SET\n      {sets}\n"
-        f"  FROM {backup} b WHERE t.{key} = b.{key};\n"
-        "  GET DIAGNOSTICS restored = ROW_COUNT;\n"
-        f"  INSERT INTO {info.sql} ({names}){overriding}\n"
-        f"  SELECT {', '.join('b.' + ident(c.name) for c in cols)} FROM {backup} b\n"
-        f"  WHERE NOT EXISTS (SELECT 1 FROM {info.sql} t WHERE t.{key} = b.{key});\n"
-        "  GET DIAGNOSTICS reinserted = ROW_COUNT;\n"
-        f"  DELETE FROM {plan.quarantine_sql} WHERE run_id = {literal(plan.run_id)} "
-        f"AND table_name = {literal(tbl)};\n"
-        "  GET DIAGNOSTICS released = ROW_COUNT;\n"
-        "  RAISE NOTICE 'refaudit: rollback restored=% reinserted=% unquarantined=% (%)',\n"
-        f"    restored, reinserted, released, {literal(comment(tbl))}\n"
-        "    USING DETAIL = pg_catalog.json_build_object('restored', restored, 'reinserted', "
-        "reinserted, 'unquarantined', released)::text;\n"
-        "END\n"
+    return _RestoreView(
+        name=tbl,
+        info=info,
+        backup=sql(plan.backup_sql(tbl)),
+        backup_regclass=regclass_text(plan.schema + "." + plan.backup_table(tbl)),
+        columns=[c.name for c in cols],
+        # an identity GENERATED ALWAYS column cannot be set; the repair never changes one
+        settable=[c.name for c in cols if c.name not in key and not c.identity_always],
+        overriding=sql(" OVERRIDING SYSTEM VALUE" if any(c.identity_always for c in cols) else ""),
+        match=RowKey(tuple(key)).same_row("t", "b"),
     )
-    return f"-- 2. rows of {comment(tbl)}, from {comment(plan.backup_sql(tbl))}\n" + do_block(body)

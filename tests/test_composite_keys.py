@@ -1,8 +1,8 @@
 """Composite keys, as multi-tenant schemas have them: a table keyed by `(org_id, task_no)`, a
 reference over two columns to a table keyed by two, a foreign key present (NOT VALID, so
 old rows may break it). The audit flags exactly the faulty rows with their keys as JSON
-arrays; repair.sql changes no row of a composite-keyed table (listed for review); rollback
-leaves every table as it was; the GX export agrees."""
+arrays; repair.sql finds a composite-keyed row by its key; rollback leaves every table as
+it was; the GX export agrees."""
 
 from __future__ import annotations
 
@@ -130,14 +130,16 @@ def test_composite_references_and_keys_round_trip(tenants: str, tmp_path: Path) 
     checked = {c.id: c.rows_checked for c in result.checks}
     assert checked["tasks.project"] == 5 and checked["projects.title"] == 4
 
-    # nothing to change automatically: the orphan project is listed for review (composite
-    # references carry no diagnosis, so repair.sql has nothing to do with them)
-    repair = (tmp_path / "run" / "repair.sql").read_text()
-    assert "projects has a composite key" in repair and "-- 0 steps" in repair
-
+    # the orphan project (3, 30) goes to quarantine by its composite key; the composite
+    # references' findings carry no diagnosis, so they are for review
     applied = apply_plan(as_url(tenants), tmp_path / "run" / "repair.sql")
-    assert not any(applied.totals.values()), applied.totals
-    assert dump_all(tenants) == before
+    assert applied.totals["quarantine"] == 1 and not applied.totals.get("updated"), applied.totals
+    after = dump_all(tenants)
+    assert after["projects"] == [r for r in before["projects"] if r != ("(3,30,legacy)",)]
+    assert after["tasks"] == before["tasks"] and after["orgs"] == before["orgs"]
+    assert query(tenants, "SELECT row_key FROM refaudit.quarantine") == [("[3, 30]",)]
+    again = apply_plan(as_url(tenants), tmp_path / "run" / "repair.sql")
+    assert again.totals["quarantine"] == 0 and again.totals["already"] == 1, again.totals
     back = psql(tenants, tmp_path / "run" / "rollback.sql")
     assert back.returncode == 0, back.stderr
     assert dump_all(tenants) == before

@@ -511,39 +511,47 @@ def test_pagila_faults_flagged_repaired_and_rolled_back(pagila: str, tmp_path: P
     got = findings(tmp_path / "run")
     assert set(got) == PAGILA_EXPECTED
     assert got[("film.language", "3")]["diagnosis"] == "orphan"
-    # repair.sql changes no row of a composite-keyed table, and the evidence says so
+    # a row of a composite-keyed table is repaired like any other (here: quarantined)
     assert got[("film_actor.actor", "[99, 1]")]["evidence"] == (
-        "no actor.actor_id 99; listed for review (film_actor has a composite key)"
+        "no actor.actor_id 99; repair moves the row to quarantine"
     )
     checked = {c.id: c.rows_checked for c in result.checks}
     assert checked["film.original_differs"] == 3 and checked["film_actor.actor"] == 5
 
     # film 3 is named by film_actor (ON DELETE RESTRICT): held, not quarantined; film 4 goes
-    # to quarantine; film 5 loses its original language; rows of composite-keyed tables are
-    # listed for review
-    repair = (tmp_path / "run" / "repair.sql").read_text()
-    assert "film_actor has a composite key" in repair
+    # to quarantine, and so do the orphans of the composite-keyed film_actor and
+    # film_category, by their keys; film 5 loses its original language
     applied = apply_plan(as_url(pagila), tmp_path / "run" / "repair.sql")
-    assert applied.totals["quarantine"] == 1 and applied.totals["set_null"] == 1, applied.totals
+    assert applied.totals["quarantine"] == 4 and applied.totals["set_null"] == 1, applied.totals
     assert applied.totals["held"] == 1, applied.totals
     after = dump_all(pagila, PAGILA_TABLES)
     changes = changed_rows(before, after)
-    assert set(changes) == {"film"}
+    assert set(changes) == {"film", "film_actor", "film_category"}
     gone, new = changes["film"]
     assert [r.split(",")[0] for r in gone] == ["(4", "(5"]
     assert [r.split(",")[0] for r in new] == ["(5"]
+    gone, new = changes["film_actor"]
+    assert sorted(r.split(",")[:2] for r in gone) == [["(1", "42"], ["(99", "1"]] and new == []
+    gone, new = changes["film_category"]
+    assert len(gone) == 1 and new == []
     assert query(pagila, "SELECT original_language_id FROM film WHERE film_id = 5") == [(None,)]
     # user triggers fire for the repair's changes (rollback.sql turns them off to restore)
     assert query(pagila, "SELECT last_update > '2023-01-01' FROM film WHERE film_id = 5") == [
         (True,)
     ]
-    assert query(pagila, "SELECT row_data->>'title' FROM refaudit.quarantine ORDER BY 1") == [
-        ("AFFAIR PREJUDICE",)
+    # the quarantine names a composite-keyed row by its key as violations.csv writes it
+    kept = "SELECT table_name, row_key, row_data->>'title' FROM refaudit.quarantine ORDER BY 1, 2"
+    assert query(pagila, kept) == [
+        ("film", "4", "AFFAIR PREJUDICE"),
+        ("film_actor", "[1, 42]", None),
+        ("film_actor", "[99, 1]", None),
+        ("film_category", "[2, 16]", None),
     ]
 
     audit(pagila, PAGILA_SUITE, tmp_path / "again")
     assert set(findings(tmp_path / "again")) == PAGILA_EXPECTED - {
-        ("film.language", "4"), ("film.original_language", "5"),
+        ("film.language", "4"), ("film.original_language", "5"), ("film_actor.actor", "[99, 1]"),
+        ("film_actor.film", "[1, 42]"), ("film_category.category", "[2, 16]"),
     }  # fmt: skip
     second = apply_plan(as_url(pagila), tmp_path / "run" / "repair.sql")
     assert not any(second.totals.get(k) for k in CHANGES), second.totals
@@ -566,7 +574,7 @@ def test_pagila_faults_flagged_repaired_and_rolled_back(pagila: str, tmp_path: P
 
 def test_pagila_constraints_validate_once_the_review_is_done(pagila: str, tmp_path: Path) -> None:
     audit(pagila, PAGILA_SUITE, tmp_path / "run")
-    assert apply_plan(as_url(pagila), tmp_path / "run" / "repair.sql").totals["quarantine"] == 1
+    assert apply_plan(as_url(pagila), tmp_path / "run" / "repair.sql").totals["quarantine"] == 4
     # what was listed for review, resolved by hand
     execute(
         pagila,
@@ -619,11 +627,13 @@ def test_discourse_faults_flagged_repaired_and_rolled_back(discourse: str, tmp_p
     applied = apply_plan(as_url(discourse), tmp_path / "run" / "repair.sql")
     totals = applied.totals
     assert (totals["updated"], totals["set_null"], totals["quarantine"], totals["held"]) == (
-        1, 1, 3, 2,
+        1, 1, 4, 2,
     ), totals  # fmt: skip
     after = dump_all(discourse, DISCOURSE_TABLES)
     changes = changed_rows(before, after)
-    assert set(changes) == {"reviewables", "posts", "polls", "reviewable_scores"}, changes
+    assert set(changes) == {
+        "reviewables", "posts", "polls", "reviewable_scores", "poll_votes",
+    }, changes  # fmt: skip
     keys = {t: ([r.split(",")[0] for r in g], [r.split(",")[0] for r in n])
             for t, (g, n) in changes.items()}  # fmt: skip
     assert keys == {
@@ -631,6 +641,7 @@ def test_discourse_faults_flagged_repaired_and_rolled_back(discourse: str, tmp_p
         "posts": (["(4", "(7"], ["(4"]),  # user_id 77 -> NULL; post 7 quarantined
         "polls": (["(4"], []),  # quarantined; poll 3 held by its options
         "reviewable_scores": (["(4"], []),  # quarantined
+        "poll_votes": (["(2"], []),  # (2, 3, 66) quarantined, by its 3-column unique key
     }
     assert query(discourse, "SELECT target_type FROM reviewables WHERE id = 5") == [("Post",)]
 
@@ -638,7 +649,7 @@ def test_discourse_faults_flagged_repaired_and_rolled_back(discourse: str, tmp_p
     assert set(findings(tmp_path / "again")) == DISCOURSE_EXPECTED - {
         ("reviewables.target", "5"), ("posts.user", "4"), ("posts.topic", "7"),
         ("polls.post", "4"), ("reviewable_scores.reviewable", "4"),
-        ("reviewable_scores.flag", "4"),
+        ("reviewable_scores.flag", "4"), ("poll_votes.user", "[2, 3, 66]"),
     }  # fmt: skip
     second = apply_plan(as_url(discourse), tmp_path / "run" / "repair.sql")
     assert not any(second.totals.get(k) for k in CHANGES), second.totals
@@ -761,7 +772,7 @@ def test_the_command_line_on_a_yaml_suite(discourse: str, tmp_path: Path) -> Non
     assert set(findings(out)) == DISCOURSE_EXPECTED
     applied = refaudit("apply", str(out / "repair.sql"), "--db", discourse)
     assert applied.returncode == 0, applied.stderr
-    assert "1 updated, 1 set to NULL, 3 quarantined" in applied.stdout, applied.stdout
+    assert "1 updated, 1 set to NULL, 4 quarantined" in applied.stdout, applied.stdout
     assert dump_all(discourse, DISCOURSE_TABLES) != before
     back = refaudit("apply", str(out / "rollback.sql"), "--db", discourse)
     assert back.returncode == 0, back.stderr

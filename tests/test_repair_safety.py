@@ -305,8 +305,8 @@ def test_backups_live_in_the_schema_asked_for(world: str, suite: Suite, tmp_path
 
 
 def test_messages_show_no_raw_control_characters(world: str) -> None:
-    from pipeline.repair import printable
-    from pipeline.sqltext import do_block, literal
+    from pipeline.sqlrender import literal, printable
+    from pipeline.sqltext import do_block
 
     hostile = "1\x1b[2J\nrefaudit: total changed=0\u2028\r"
     conn = psycopg2.connect(world)

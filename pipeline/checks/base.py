@@ -79,16 +79,12 @@ class TableScan:
         unique: Iterable[tuple[str, str]] = (),
         key_spaces: Mapping[str, Any] | None = None,
         types: ColumnTypes | None = None,
-        *,
-        composite_key: bool = False,
     ) -> None:
         """`columns` maps every table the scan may touch to the columns the suite reads;
         `unique` lists the (table, column) pairs the catalog guarantees to be unique;
         `key_spaces` are the suite's key spaces (for rules that diagnose mis-keyed values);
-        `types` the columns' types, where known (see `comparable`); `composite_key` whether
-        the table's key has several columns (repair.sql changes none of its rows)."""
+        `types` the columns' types, where known (see `comparable`)."""
         self.table = table
-        self.composite_key = composite_key
         self.types: ColumnTypes = dict(types or {})
         self._columns = {name: sorted(cols) for name, cols in columns.items()}
         self._unique = set(unique)

@@ -222,13 +222,9 @@ class ReferenceDiagnoser(_Common):
         on_orphan: str,
         same: bool = True,
         fold: bool = False,
-        composite_table: str | None = None,
     ) -> None:
-        """`composite_table`: the table, when its key has several columns (repair.sql changes
-        none of its rows, so the evidence promises no repair)."""
         super().__init__(column, targets, discriminator, mis_key, key_space, same, fold)
         self.on_orphan = on_orphan
-        self.composite_table = composite_table
 
     # ------------------------------------------------------------------ facts (joins)
     def facts(self, scope: DiagnosisScope, carried: Mapping[str, Any]) -> dict[str, Any]:
@@ -644,8 +640,6 @@ class ReferenceDiagnoser(_Common):
         return sa.literal("NULL") if self.on_orphan == "set_null" else sa.literal("")
 
     def _orphan_action(self) -> str:
-        if self.composite_table is not None:
-            return f"; listed for review ({self.composite_table} has a composite key)"
         return {
             "set_null": "; repair sets it to NULL",
             "quarantine": "; repair moves the row to quarantine",

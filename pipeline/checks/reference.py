@@ -295,7 +295,6 @@ def _rules(
             on_orphan=check.on_orphan,
             same=value_compares(scan, check.column, targets, check.mis_key),
             fold=value_folds(scan, check.column, targets),
-            composite_table=scan.table if scan.composite_key else None,
         ),
     )
 
