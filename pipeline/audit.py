@@ -1,16 +1,22 @@
-"""The library API: `run_audit(...) -> AuditResult`.
+"""The library API: `audit(...) -> CompletedAudit`, `write_audit(...) -> AuditResult`, and
+`run_audit(...) -> AuditResult`, the two in one (what `refaudit run` does).
 
 Stages, in order: resolve the connection and the suite; open one read-only snapshot; verify
-that the suite's tables and columns exist; run the checks (engine); write the run's files.
+that the suite's tables and columns exist; run the checks (engine), streaming the violations
+to disk; then, a separate step, write the run's files and record it in the run history.
 """
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import time
 import uuid
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +25,8 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL
 
 from pipeline import __version__
-from pipeline.baseline import IDENTITY_FIELDS, Baseline, load_baseline
-from pipeline.checks.base import ColumnTypes
+from pipeline.baseline import IDENTITY_FIELDS, Baseline, csv_reader, load_baseline
+from pipeline.checks.base import VIOLATION_FIELDS, ColumnTypes
 from pipeline.checks.catalog import CatalogFacts, unique_columns
 from pipeline.constraints import plan_catalog, render_constraints
 from pipeline.db import (
@@ -32,7 +38,7 @@ from pipeline.db import (
 )
 from pipeline.engine import run_checks
 from pipeline.errors import ExitCode, RefauditError, Terminated, UsageError
-from pipeline.history import HistoryStore, default_history_path
+from pipeline.history import HistoryStore, Pairs, default_history_path, pair
 from pipeline.limits import DEFAULT_LOCK_TIMEOUT_S, DEFAULT_STATEMENT_TIMEOUT_S
 from pipeline.outputs import (
     write_error_outputs,
@@ -40,7 +46,7 @@ from pipeline.outputs import (
     write_report,
     write_results_json,
 )
-from pipeline.progress import ProgressLike, as_progress
+from pipeline.progress import Progress, ProgressLike, as_progress
 from pipeline.repair import (
     DEFAULT_SCHEMA,
     RepairContext,
@@ -123,12 +129,167 @@ def prepare_out_dir(out: Path) -> Path:
     return out
 
 
-def _check_baseline_location(baseline: Baseline, out_dir: Path) -> None:
-    if baseline.path.resolve() == (out_dir / "violations.csv").resolve():
+def _check_baseline_location(baseline: Path, out_dir: Path) -> None:
+    if baseline.resolve() == (out_dir / "violations.csv").resolve():
         raise UsageError(
-            f"--baseline {baseline.path} is inside --out {out_dir}, which this run overwrites; "
+            f"--baseline {baseline} is inside --out {out_dir}, which this run overwrites; "
             "keep the baseline in its own place (e.g. copy it to audit-baseline.csv)"
         )
+
+
+class CompletedAudit:
+    """An audit that has run, before (or after) its files are written: the typed result
+    (`result`: checks, counts, verdict; `result.out_dir` is None until written), every
+    violation in `violations` (a violations.csv the audit streamed, on disk: memory stays
+    flat however many there are), and with `AuditOptions.repair` the `repair_plan`, collected
+    on disk too (repair.sql and its summary are rendered when the files are written).
+
+    It owns those files: `close()` (or leaving `with`) removes them. `write_audit` writes
+    the run's files into a directory, as often as wanted, until then.
+    """
+
+    def __init__(
+        self,
+        result: AuditResult,
+        violations: Path,
+        *,
+        options: AuditOptions,
+        started: datetime,
+        clock: float,
+        url: URL,
+        baseline: Path | None = None,
+        plan: RepairPlan | None = None,
+        keys: dict[str, Pairs] | None = None,
+        workdir: tempfile.TemporaryDirectory[str] | None = None,
+    ) -> None:
+        self.result = result
+        self.violations = violations
+        self.options = options
+        self.repair_plan = plan
+        self._started = started
+        self._clock = clock  # time.perf_counter() when the run started
+        self._url = url  # for scrubbing the password out of an unexpected error
+        self._baseline = baseline
+        self._keys = keys  # the history's keys, when the audit kept them (run_audit)
+        self._workdir = workdir
+        self._recorded = False  # the history keeps a run once
+        self.closed = False
+
+    def read_violations(self) -> Iterator[dict[str, str]]:
+        """The violations, one dict per violations.csv line, read from disk as they come."""
+        self._open()
+        with self.violations.open(encoding="utf-8", newline="") as handle:
+            lines = csv_reader(handle)
+            header = next(lines)
+            for fields in lines:
+                yield dict(zip(header, fields, strict=True))
+
+    def close(self) -> None:
+        """Remove the audit's files (the spilled violations and repair plan); the files
+        already written into output directories stay."""
+        if self.closed:
+            return
+        self.closed = True
+        self._keys = None
+        try:
+            if self.repair_plan is not None:
+                self.repair_plan.cleanup()
+        finally:
+            self.violations.unlink(missing_ok=True)
+            if self._workdir is not None:
+                self._workdir.cleanup()
+
+    def __enter__(self) -> CompletedAudit:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _commit(self, history: HistoryStore) -> None:
+        history.commit()
+        self._recorded = True
+
+    def _open(self) -> None:
+        if self.closed:
+            raise ValueError("the audit is closed: its violations and repair plan are removed")
+
+
+def _new_run(
+    url: URL, suite: Suite, opts: AuditOptions, source: AuditSource | None, now: datetime
+) -> RunInfo:
+    return RunInfo(
+        run_id=f"{utc_stamp(now)}-{uuid.uuid4().hex[:6]}",
+        database=source.database if source else opts.database_label or describe(url),
+        suite=suite.suite,
+        suite_path=str(suite.path or ""),
+        refaudit_version=__version__,
+        started_at=now.isoformat(timespec="seconds"),
+    )
+
+
+def audit(
+    url: URL,
+    suite: Suite,
+    *,
+    options: AuditOptions | None = None,
+    progress: ProgressLike = None,
+    source: AuditSource | None = None,
+    workdir: Path | None = None,
+) -> CompletedAudit:
+    """Audit the database at `url` against `suite` and return what it found, without
+    writing any run file (write them with `write_audit`); close the result when done with
+    it. The violations and the repair plan are spilled into a new temporary directory in
+    `workdir` (None: the system's), removed by `close()` or when the audit fails.
+    With `source`, the rows at `url` stand for another database (see `AuditSource`).
+    """
+    opts = options or AuditOptions()
+    prog = as_progress(progress)
+    now = datetime.now(UTC)
+    baseline = load_baseline(opts.baseline) if opts.baseline is not None else None
+    run = _new_run(url, suite, opts, source, now)
+    spill = tempfile.TemporaryDirectory(prefix="refaudit-audit-", dir=workdir)
+    try:
+        done = _audit(
+            url,
+            suite,
+            run,
+            Path(spill.name) / "violations.csv",
+            opts=opts,
+            progress=prog,
+            source=source,
+            baseline=baseline,
+            started=now,
+            workdir=spill,
+        )
+    except BaseException:
+        spill.cleanup()
+        raise
+    prog.done()
+    return done
+
+
+def write_audit(
+    done: CompletedAudit, out: Path | None = None, *, progress: ProgressLike = None
+) -> AuditResult:
+    """Write the files of `done` into `out` (None: reports/<run's start time>): what
+    `run_audit` writes, the run history included (a run is recorded once, by its first
+    write). The files of an earlier run in `out` are removed first; when writing fails,
+    `out` holds only a results.json and a junit.xml that record the error, which is raised.
+    Returns `done.result`, its `out_dir` now `out`.
+    """
+    done._open()
+    opts = done.options
+    prog = as_progress(progress)
+    out_dir = out or default_out_dir(done._started)
+    if done._baseline is not None:
+        _check_baseline_location(done._baseline, out_dir)
+    out_dir = prepare_out_dir(out_dir)
+    history = None
+    if opts.record_history and not done._recorded:
+        history = HistoryStore(opts.history or default_history_path(out, DEFAULT_REPORTS))
+    _write(done, out_dir, history, prog, move=False)
+    prog.done()
+    return done.result
 
 
 def run_audit(
@@ -140,8 +301,9 @@ def run_audit(
     progress: ProgressLike = None,
     source: AuditSource | None = None,
 ) -> AuditResult:
-    """Audit the database at `url` against `suite` and write the run's files into `out`.
-    With `source`, the rows at `url` stand for another database (see `AuditSource`).
+    """Audit the database at `url` against `suite` and write the run's files into `out`
+    (`audit`, then `write_audit`). With `source`, the rows at `url` stand for another
+    database (see `AuditSource`).
 
     When the run fails (database unreachable, a timeout, the connection lost), `out` holds
     only a results.json and a junit.xml that record the error; no violations.csv or report
@@ -153,31 +315,70 @@ def run_audit(
     baseline = load_baseline(opts.baseline) if opts.baseline is not None else None
     out_dir = out or default_out_dir(now)
     if baseline is not None:
-        _check_baseline_location(baseline, out_dir)
+        _check_baseline_location(baseline.path, out_dir)
     out_dir = prepare_out_dir(out_dir)
     history = None
     if opts.record_history:
         history = HistoryStore(opts.history or default_history_path(out, DEFAULT_REPORTS))
-    run = RunInfo(
-        run_id=f"{utc_stamp(now)}-{uuid.uuid4().hex[:6]}",
-        database=source.database if source else opts.database_label or describe(url),
-        suite=suite.suite,
-        suite_path=str(suite.path or ""),
-        refaudit_version=__version__,
-        started_at=now.isoformat(timespec="seconds"),
-    )
-    started = time.perf_counter()
-    partial = out_dir / PARTIAL_VIOLATIONS
-    plan = RepairPlan(suite, run.run_id, schema=opts.repair_schema) if opts.repair else None
+    run = _new_run(url, suite, opts, source, now)
+    clock = time.perf_counter()
+    try:
+        # the violations stream into `out` and are renamed into place once every check ran
+        done = _audit(
+            url,
+            suite,
+            run,
+            out_dir / PARTIAL_VIOLATIONS,
+            opts=opts,
+            progress=prog,
+            source=source,
+            baseline=baseline,
+            started=now,
+            keep_keys=history is not None,
+        )
+    except BaseException as exc:
+        if history is not None:
+            history.close()
+        _record_failure(run, out_dir, exc, url, clock)
+        raise
+    with done:
+        _write(done, out_dir, history, prog, move=True)
+    prog.done()
+    return done.result
+
+
+def _audit(
+    url: URL,
+    suite: Suite,
+    run: RunInfo,
+    spill: Path,
+    *,
+    opts: AuditOptions,
+    progress: Progress,
+    source: AuditSource | None,
+    baseline: Baseline | None,
+    started: datetime,
+    workdir: tempfile.TemporaryDirectory[str] | None = None,
+    keep_keys: bool = False,
+) -> CompletedAudit:
+    """Run the audit of `run`, streaming its violations into `spill` (removed, like the
+    repair plan, when the audit fails; a database error is raised as a `RefauditError`).
+    `workdir`: the directory the result owns, which holds the spill and the repair plan."""
+    prog = progress
+    clock = time.perf_counter()
+    plan = None
+    if opts.repair:
+        inside = Path(workdir.name) if workdir is not None else None
+        plan = RepairPlan(suite, run.run_id, inside, schema=opts.repair_schema)
     doing = "connecting"
     try:
         engine = create_engine(
             url, statement_timeout_s=opts.statement_timeout_s, lock_timeout_s=opts.lock_timeout_s
         )
         try:
-            with partial.open("w", encoding="utf-8", newline="") as handle:
+            with spill.open("w", encoding="utf-8", newline="") as handle:
                 sink = ViolationSink(
-                    handle, baseline, tap=plan.add if plan else None, keep_keys=history is not None
+                    handle, baseline, tap=plan.add if plan else None, keep_keys=keep_keys
                 )
                 prog.stage("snapshot", 2)
                 where = run.database if source is None else f"the {source.kind} of {run.database}"
@@ -210,56 +411,101 @@ def run_audit(
                     )
                     if plan is not None and plan.context is not None:
                         doing = "reading what the repair needs"
-                        context = plan.context
-                        read_reference_facts(conn, suite, context, catalog)
+                        read_reference_facts(conn, suite, plan.context, catalog)
         finally:
             engine.dispose()
-        partial.replace(out_dir / "violations.csv")
     except BaseException as exc:
-        partial.unlink(missing_ok=True)
+        spill.unlink(missing_ok=True)
         if plan is not None:
             plan.cleanup()
-        if history is not None:
-            history.close()
-        error: BaseException = exc
         if isinstance(exc, (sa_exc.SQLAlchemyError, psycopg2.Error)):
-            error = database_error(exc, url, doing=doing)
-        _record_failure(run, out_dir, error, url, started)
-        if error is exc:
-            raise
-        raise error from exc
+            raise database_error(exc, url, doing=doing) from exc
+        raise
     run.finished_at = datetime.now(UTC).isoformat(timespec="seconds")
-    run.duration_s = round(time.perf_counter() - started, 3)
-    result = AuditResult(run=run, checks=checks, out_dir=out_dir, fail_on=opts.fail_on)
+    run.duration_s = round(time.perf_counter() - clock, 3)
+    result = AuditResult(run=run, checks=checks, out_dir=None, fail_on=opts.fail_on)
     result.diagnoses = sink.diagnosis_summary()
     if source is not None:
         result.source = dict(source.details)
     if baseline is not None:
         result.baseline = baseline_summary(baseline, checks)
+    return CompletedAudit(
+        result,
+        spill,
+        options=opts,
+        started=started,
+        clock=clock,
+        url=url,
+        baseline=baseline.path if baseline is not None else None,
+        plan=plan,
+        keys=sink.keys,
+        workdir=workdir,
+    )
+
+
+def _write(
+    done: CompletedAudit,
+    out_dir: Path,
+    history: HistoryStore | None,
+    prog: Progress,
+    *,
+    move: bool,
+) -> None:
+    """Write the files of `done` into the prepared `out_dir`, and record it in `history`;
+    results.json last. `move`: the violations are moved into place (`done` is closed next)."""
+    result, opts = done.result, done.options
+    before = (result.out_dir, result.repair, result.history)
+    result.out_dir = out_dir
     try:
-        if plan is not None:
+        target = out_dir / "violations.csv"
+        if move:
+            done.violations.replace(target)
+        else:
+            tmp = out_dir / ".violations.csv.tmp"
+            try:
+                shutil.copyfile(done.violations, tmp)
+                tmp.replace(target)
+            finally:
+                tmp.unlink(missing_ok=True)
+        plan = done.repair_plan
+        if plan is not None and plan.context is not None:
             prog.stage("repair plan", 1)
             prog.step("writing repair.sql, rollback.sql and constraints.sql")
-            try:
-                result.repair = write_repair_files(plan, context, opts, result)
-            finally:
-                plan.cleanup()
+            result.repair = write_repair_files(plan, plan.context, opts, result)
+        commit = None
         if history is not None:
             prog.stage("history", 1)
             prog.step(f"comparing with the last run ({history.path})")
-            result.history = history.record(result, sink.keys or {})
+            keys = done._keys if done._keys is not None else _history_keys(target)
+            result.history = history.record(result, keys)
+            del keys
+            commit = partial(done._commit, history)
         prog.stage("writing files", 1)
         prog.step(f"writing {out_dir}")
         # the history keeps the run only once its files are written (results.json last)
-        write_outputs(result, opts.fail_on, before_results=history.commit if history else None)
+        write_outputs(result, opts.fail_on, before_results=commit)
     except BaseException as exc:
-        _record_failure(run, out_dir, exc, url, started)
+        _record_failure(replace(result.run), out_dir, exc, done._url, done._clock)
+        if not done._recorded:
+            result.history = before[2]
+        result.out_dir, result.repair = before[0], before[1]
         raise
     finally:
         if history is not None:
             history.close()
-    prog.done()
-    return result
+
+
+def _history_keys(violations: Path) -> dict[str, Pairs]:
+    """Per check, the `pair(key, column)` of every violation in a violations.csv (what the
+    sink keeps when the audit is told a history will be recorded)."""
+    check, key, column = (VIOLATION_FIELDS.index(f) for f in ("check", "key", "column"))
+    keys: dict[str, Pairs] = defaultdict(list)
+    with violations.open(encoding="utf-8", newline="") as handle:
+        lines = csv_reader(handle)
+        next(lines)
+        for fields in lines:
+            keys[fields[check]].append(pair(fields[key], fields[column]))
+    return keys
 
 
 @dataclass(frozen=True)
@@ -308,6 +554,7 @@ def write_repair_files(
 ) -> dict[str, Any]:
     """repair.sql, rollback.sql and constraints.sql into the run's directory."""
     out, run = result.out_dir, result.run
+    assert out is not None  # the directory being written
     views = [t for t, info in context.tables.items() if not info.is_table]
     catalog = plan_catalog(plan.suite, context.facts, views, context.types)
     timeouts = {
@@ -377,6 +624,7 @@ def write_outputs(
     """Write the run's files; results.json last, so its presence means the run is complete.
     `before_results` runs when results.json is written but not yet in place."""
     out = result.out_dir
+    assert out is not None  # the directory being written
     result.files.update(
         {
             "violations": "violations.csv",

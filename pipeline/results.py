@@ -95,7 +95,7 @@ class RunInfo:
 class AuditResult:
     run: RunInfo
     checks: list[CheckResult]
-    out_dir: Path
+    out_dir: Path | None = None  # where its files are written (None: not yet)
     files: dict[str, str] = field(default_factory=dict)
     fail_on: FailOn = "error"  # the lowest severity that fails the run
     diagnoses: list[dict[str, Any]] = field(default_factory=list)  # per check and diagnosis
