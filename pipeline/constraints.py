@@ -33,15 +33,14 @@ from pipeline.checks.catalog import (
     unwanted_constraints,
 )
 from pipeline.checks.enforce import check_expression, condition_sql
+from pipeline.sqlrender import Sql, piece, render, sql
 from pipeline.sqltext import (
     comment,
-    do_block,
     dollar_quoted,
     ident,
     key_equals,
     literal,
     object_name,
-    regclass,
     table,
 )
 from pipeline.suite import (
@@ -106,50 +105,31 @@ def constraint_definition(suite: Suite, check: ConstraintCheck) -> str | None:
     return f"PRIMARY KEY ({cols})"
 
 
-def _exists_sql(tbl: str, name: str) -> str:
-    return (
-        f"SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = {regclass(tbl)} "
-        f"AND conname = {literal(name)}"
-    )
-
-
-def guarded_drop(audited: AuditedConstraint) -> str:
+def guarded_drop(audited: AuditedConstraint) -> Sql:
     """Drop a constraint only while it is still what the audit saw."""
-    return do_block(
-        " BEGIN\n"
-        "  IF EXISTS (SELECT 1 FROM pg_catalog.pg_constraint\n"
-        f"             WHERE conrelid = {regclass(audited.table)}\n"
-        f"             AND conname = {literal(audited.name)}\n"
-        "             AND pg_catalog.pg_get_constraintdef(oid) = "
-        f"{literal(audited.definition)}) THEN\n"
-        f"    ALTER TABLE {table(audited.table)} DROP CONSTRAINT {ident(audited.name)};\n"
-        "  END IF;\n"
-        "END "
+    return piece("guarded_drop.sql.j2", w=audited)
+
+
+def add_unless_exists(tbl: str, name: str, definition: str, not_valid: bool) -> Sql:
+    return piece(
+        "add_unless_exists.sql.j2",
+        table=tbl,
+        name=name,
+        definition=sql(definition),
+        not_valid=not_valid,
     )
 
 
-def add_unless_exists(tbl: str, name: str, definition: str, not_valid: bool) -> str:
-    suffix = " NOT VALID" if not_valid else ""
-    return do_block(
-        " BEGIN\n"
-        f"  IF NOT EXISTS ({_exists_sql(tbl, name)}) THEN\n"
-        f"    ALTER TABLE {table(tbl)} ADD CONSTRAINT {ident(name)} {definition}{suffix};\n"
-        "  END IF;\n"
-        "END "
-    )
+def drop_constraint(tbl: str, name: str) -> Sql:
+    return piece("drop_constraint.sql.j2", table=tbl, name=name)
 
 
 def readd(audited: AuditedConstraint) -> list[str]:
-    """rollback.sql: the constraint exactly as the audit saw it. Its definition is
-    PostgreSQL's own text (`pg_get_constraintdef`), run as a literal through EXECUTE, so the
-    file carries it quoted and on one line like every other value."""
-    tbl, name = table(audited.table), ident(audited.name)
+    """rollback.sql: the constraint exactly as the audit saw it (templates/sql/readd.sql.j2)."""
+    add = f"ALTER TABLE {table(audited.table)} ADD CONSTRAINT {ident(audited.name)} "
     return [
-        f"ALTER TABLE {tbl} DROP CONSTRAINT IF EXISTS {name};",
-        do_block(
-            f" BEGIN\n  EXECUTE {literal(f'ALTER TABLE {tbl} ADD CONSTRAINT {name} ')} || "
-            f"{literal(audited.definition)};\nEND "
-        ),
+        drop_constraint(audited.table, audited.name),
+        piece("readd.sql.j2", w=audited, add=add),
     ]
 
 
@@ -269,9 +249,7 @@ def _constraint(
     if not_valid:
         lines.append(f"ALTER TABLE {table(check.table)} VALIDATE CONSTRAINT {ident(name)};")
     # rollback: what these statements did would reject the restored rows; put back the audit's
-    plan.undo_before.append(
-        f"ALTER TABLE {table(check.table)} DROP CONSTRAINT IF EXISTS {ident(name)};"
-    )
+    plan.undo_before.append(drop_constraint(check.table, name))
     if audited is not None:
         plan.undo_after.extend(readd(audited))
     return "\n".join(lines)
@@ -504,16 +482,11 @@ def render_constraints(
     run_id: str,
     preamble: str,
 ) -> str:
-    """constraints.sql; `preamble` binds it to its database (see `pipeline.repair`)."""
-    header = [
-        "-- refaudit constraints.sql: the constraints, indexes and triggers that keep the data",
-        f"-- repaired. Run {comment(run_id)}.",
-        "-- Run it after repair.sql (and after resolving the rows repair.sql lists for review):",
-        "--   psql -v ON_ERROR_STOP=1 -f constraints.sql",
-        "-- Not one transaction: indexes are built CONCURRENTLY. Every statement is safe to",
-        "-- run again. A VALIDATE that fails leaves the constraint NOT VALID, still enforced",
-        "-- for new rows; fix the rows it names and run the file again.",
-        "",
-        preamble,
-    ]
-    return "\n".join(header) + "\n\n".join(plan.sections) + "\n"
+    """constraints.sql (templates/sql/constraints.sql.j2); `preamble` binds it to its
+    database (see `pipeline.repair.plan_preamble`)."""
+    return render(
+        "constraints.sql.j2",
+        run_id=run_id,
+        preamble=sql(preamble),
+        sections=[sql(s) for s in plan.sections],
+    )

@@ -161,6 +161,11 @@ def render(template: str, **context: Any) -> Sql:
     return Sql(_ENV.get_template(template).render(**context))
 
 
+def piece(template: str, **context: Any) -> Sql:
+    """One statement or block of a template, without the newline that ends the file."""
+    return Sql(render(template, **context).rstrip("\n"))
+
+
 def stream(template: str, **context: Any) -> Iterator[str]:
     """One template in pieces, as it renders (a file of any size, with flat memory)."""
     return _ENV.get_template(template).generate(**context)
