@@ -352,16 +352,28 @@ def conditional_reference_triggers(
     name an existing target row (locked FOR KEY SHARE, as a foreign key would); a target row
     still referenced cannot be deleted or re-keyed. Discriminator values naming one table
     (single-table inheritance) share its branch and its trigger. A value and a key whose
-    types do not compare are compared as text. Returns (statements, rollback drops)."""
-    t, col, disc = check.table, ident(check.column), ident(check.discriminator)
+    types do not compare are compared as text. A composite reference (`columns:`) is
+    enforced alike on all its columns, MATCH SIMPLE (a NULL in any of them names nothing).
+    Returns (statements, rollback drops)."""
+    t, disc = check.table, ident(check.discriminator)
+    columns = check.key_of_row()
+    cols = [ident(c) for c in columns]
     known = types or {}
-    here = known.get((check.table, check.column))
 
-    def same(target: ColumnRef) -> bool:
-        return comparable(here, known.get((target.table, target.column)))
+    def pairs(target: ColumnRef) -> list[tuple[str, str, bool, bool]]:
+        """(row column, key column, same, fold) of the reference's columns and the target's."""
+        out = []
+        for c, k in zip(columns, target.key_columns(), strict=True):
+            here, there = known.get((check.table, c)), known.get((target.table, k))
+            out.append((ident(c), ident(k), comparable(here, there), folds(here, there)))
+        return out
 
-    def fold(target: ColumnRef) -> bool:
-        return folds(here, known.get((target.table, target.column)))
+    def named(tbl: str, names: list[str]) -> str:
+        """How a message names columns: `t.c`, or `t(a, b)` for a composite key."""
+        return f"{tbl}.{names[0]}" if len(names) == 1 else f"{tbl}({', '.join(names)})"
+
+    # placeholders for the key's values in a message: `%`, or `(%, %)`
+    shown = ["%"] if len(cols) == 1 else ["(", *_placeholders(len(cols)), ")"]
 
     by_key: dict[str, tuple[ColumnRef, list[str]]] = {}
     for value, target in check.targets.items():
@@ -373,35 +385,38 @@ def conditional_reference_triggers(
         keyword = "IF" if i == 0 else "ELSIF"
         chosen = ", ".join(literal(v) for v in values)
         # columns qualified by an alias: a column named `found` or `new` is no PL/pgSQL name
-        found = key_equals(
-            f"x.{ident(target.column)}", f"NEW.{col}", same=same(target), fold=fold(target)
+        found = " AND ".join(
+            key_equals(_field("x", k), _field("NEW", c), same=same, fold=fold)
+            for c, k, same, fold in pairs(target)
         )
         if target.where is not None:
             found += f" AND {condition_sql(target.where, 'x.')}"
         branches.append(
-            f"  {keyword} NEW.{disc} IN ({chosen}) THEN\n"
+            f"  {keyword} {_field('NEW', disc)} IN ({chosen}) THEN\n"
             f"    PERFORM 1 FROM {table(target.table)} x WHERE {found} FOR KEY SHARE;"
         )
     not_in_target = _raise_message(
-        f"{check.table}.{check.column} ",
-        "%",
+        named(check.table, columns) + " ",
+        *shown,
         f" is not in the table {check.discriminator} ",
         "%",
         " names",
     )
     no_target = _raise_message(f"{check.table}.{check.discriminator} ", "%", " names no target")
-    skip = f"NEW.{col} IS NULL"
+    skip = " OR ".join(f"{_field('NEW', c)} IS NULL" for c in cols)
     if check.where is not None:  # rows the check does not look at
         skip += f" OR NOT coalesce({condition_sql(check.where, 'NEW.')}, false)"
+    new_values = ", ".join(_field("NEW", c) for c in cols)
+    new_disc = _field("NEW", disc)
     body = (
         "\nBEGIN\n"
         f"  IF {skip} THEN\n    RETURN NEW;\n  END IF;\n"
         + "\n".join(branches)
         + "\n  ELSE\n"
-        f"    RAISE EXCEPTION {no_target}, NEW.{disc} USING ERRCODE = 'check_violation';\n"
+        f"    RAISE EXCEPTION {no_target}, {new_disc} USING ERRCODE = 'check_violation';\n"
         "  END IF;\n"
         "  IF NOT FOUND THEN\n"
-        f"    RAISE EXCEPTION {not_in_target}, NEW.{col}, NEW.{disc}\n"
+        f"    RAISE EXCEPTION {not_in_target}, {new_values}, {new_disc}\n"
         "      USING ERRCODE = 'foreign_key_violation';\n"
         "  END IF;\n"
         "  RETURN NEW;\n"
@@ -411,7 +426,7 @@ def conditional_reference_triggers(
         f"CREATE OR REPLACE FUNCTION {ident(fn)}() RETURNS trigger LANGUAGE plpgsql AS "
         f"{dollar_quoted(body)};",
         f"CREATE OR REPLACE TRIGGER {ident(name)} BEFORE INSERT OR UPDATE OF "
-        f"{', '.join(dict.fromkeys([col, disc, *(ident(c) for c in check.row_columns())]))} "
+        f"{', '.join(dict.fromkeys([*cols, disc, *(ident(c) for c in check.row_columns())]))} "
         f"ON {table(t)} FOR EACH ROW EXECUTE FUNCTION {ident(fn)}();",
     ]
     undo = [f"DROP TRIGGER IF EXISTS {ident(name)} ON {table(t)};"]
@@ -422,13 +437,18 @@ def conditional_reference_triggers(
         part = bare_name(target.table) + (f"_{own.index(target) + 1}" if len(own) > 1 else "")
         tname = object_name(name, part)
         tfn = object_name(name, part, "fn")
-        key = ident(target.column)
+        keys = [ident(k) for k in target.key_columns()]
         chosen = ", ".join(literal(v) for v in values)
-        held = key_equals(f"r.{col}", f"OLD.{key}", same=same(target), fold=fold(target))
+        held = " AND ".join(
+            key_equals(_field("r", c), _field("OLD", k), same=same, fold=fold)
+            for c, k, same, fold in pairs(target)
+        )
         if check.where is not None:  # only rows the check looks at hold a target row
             held += f" AND coalesce({condition_sql(check.where, 'r.')}, false)"
-        watched = [key]
-        still = f"NEW.{key} IS NOT DISTINCT FROM OLD.{key}"
+        watched = list(keys)
+        still = " AND ".join(
+            f"{_field('NEW', k)} IS NOT DISTINCT FROM {_field('OLD', k)}" for k in keys
+        )
         counted = ""
         if target.where is not None:  # a row that stops meeting `where` stops counting
             watched += [ident(c) for c in target.where.columns() if ident(c) not in watched]
@@ -444,15 +464,15 @@ def conditional_reference_triggers(
             f"  IF TG_OP = 'UPDATE' AND {still} THEN\n"
             "    RETURN NEW;\n  END IF;\n"
             + counted
-            + f"  IF EXISTS (SELECT 1 FROM {table(t)} r WHERE r.{disc} IN ({chosen}) "
+            + f"  IF EXISTS (SELECT 1 FROM {table(t)} r WHERE {_field('r', disc)} IN ({chosen}) "
             f"AND {held}) THEN\n"
             "    RAISE EXCEPTION "
             + _raise_message(
-                f"{target.table}.{target.column} ",
-                "%",
-                f" is still referenced by {check.table}.{check.column}",
+                named(target.table, target.key_columns()) + " ",
+                *shown,
+                f" is still referenced by {named(check.table, columns)}",
             )
-            + f", OLD.{key}\n"
+            + f", {', '.join(_field('OLD', k) for k in keys)}\n"
             "      USING ERRCODE = 'foreign_key_violation';\n"
             "  END IF;\n"
             "  IF TG_OP = 'DELETE' THEN\n    RETURN OLD;\n  END IF;\n"
@@ -469,6 +489,20 @@ def conditional_reference_triggers(
         undo.append(f"DROP TRIGGER IF EXISTS {ident(tname)} ON {table(target.table)};")
         drops_fn.append(f"DROP FUNCTION IF EXISTS {ident(tfn)}();")
     return statements, undo + drops_fn
+
+
+def _field(record: str, quoted: str) -> str:
+    """`record.field` of a quoted name in PL/pgSQL: `(record).U&"..."` for a Unicode-escaped
+    name (a name holding a newline), which PL/pgSQL reads as no field of `NEW.U&"..."`."""
+    return f"({record}).{quoted}" if quoted.startswith("U&") else f"{record}.{quoted}"
+
+
+def _placeholders(n: int) -> list[str]:
+    """`%`, `, `, `%`, ... : n RAISE placeholders separated by commas, as message parts."""
+    out: list[str] = []
+    for i in range(n):
+        out += ([", "] if i else []) + ["%"]
+    return out
 
 
 def _raise_message(*parts: str) -> str:

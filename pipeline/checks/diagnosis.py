@@ -742,3 +742,156 @@ class DiscriminatorDiagnoser(_Common):
             evidence=evidence,
             repair_column=sa.literal(self.discriminator),
         )
+
+
+def _named_key(target: Target) -> str:
+    """`table(x, y)` of a composite target, as evidence names it."""
+    return f"{target.ref.table}({', '.join(target.ref.key_columns())})"
+
+
+class CompositeDiagnoser:
+    """Diagnoses the rows a composite (conditional) reference flags: `columns: [a, b]`
+    naming a target by several key columns. The labels are the single-column ones without
+    mis-keys (`wrong_type`: the key is another target's; `filtered_out`; `ambiguous`;
+    `orphan`), and nothing is proposed: repair.sql lists composite references for review.
+    With `unknown_discriminator` it diagnoses the `<id>.discriminator` finding instead: the
+    type of the one target holding the key is proposed, for review."""
+
+    def __init__(
+        self,
+        *,
+        columns: list[str],
+        targets: list[Target],
+        discriminator: str | None,
+        compares: list[list[tuple[bool, bool]]],
+        unknown_discriminator: bool = False,
+    ) -> None:
+        """`compares`: per target, per (column, key column) pair, whether they compare as
+        they are and whether as text they fold case (see `pipeline.checks.base.equal_as`)."""
+        self.columns = columns
+        self.targets = targets
+        self.discriminator = discriminator
+        self.compares = compares
+        self.unknown_discriminator = unknown_discriminator
+
+    @property
+    def _conditional(self) -> bool:
+        return self.discriminator is not None
+
+    def _found(self, scope: DiagnosisScope, k: int, keep: Any) -> Any:
+        """The target k has a row whose key is the row's columns (with `keep`, one it keeps)."""
+        ref = self.targets[k].ref
+        keys = ref.key_columns()
+        x = table_clause(ref.table, [*keys, *(keep.columns() if keep else [])]).alias(f"k{k}")
+        cond = [
+            equal_as(same, x.c[key], scope.column(col), fold)
+            for key, col, (same, fold) in zip(keys, self.columns, self.compares[k], strict=True)
+        ]
+        if keep is not None:
+            cond.append(compile_condition(keep, lambda c: x.c[c]))
+        return sa.select(sa.literal(1)).select_from(x).where(*cond).exists()
+
+    def _elsewhere(self, disc: Any, target: Target) -> Any:
+        values = [t.value for t in self.targets if t.ref == target.ref]
+        return sa.or_(disc.is_(None), not_one_of(disc, values))
+
+    def _chosen(self, disc: Any, by_target: list[Any]) -> Any:
+        if disc is None:
+            return by_target[0]
+        return sa.case(
+            *(
+                (disc == sa.literal(t.value), e)
+                for t, e in zip(self.targets, by_target, strict=True)
+            ),
+            else_=sa.null(),
+        )
+
+    def facts(self, scope: DiagnosisScope, carried: Mapping[str, Any]) -> dict[str, Any]:
+        disc = scope.column(self.discriminator) if self.discriminator else None
+        facts: dict[str, Any] = {}
+        for k, t in enumerate(self.targets if self._conditional else []):
+            found = self._found(scope, k, t.ref.where)
+            if not self.unknown_discriminator:  # another table than the one it names
+                found = sa.and_(found, self._elsewhere(disc, t))
+            facts[f"in_{k}"] = definite(found)
+        if not self.unknown_discriminator:
+            outside = [
+                self._found(scope, k, None) if t.ref.where is not None else sa.false()
+                for k, t in enumerate(self.targets)
+            ]
+            facts["kept_out"] = definite(self._chosen(disc, outside))
+        return facts
+
+    def steps(self) -> list[Step]:
+        return [self._readings]
+
+    def _readings(self, facts: Facts, column: Callable[[str], Any]) -> dict[str, Any]:
+        ins = [facts[f"in_{k}"] for k in range(len(self.targets))] if self._conditional else []
+        n = _sum([sa.case((i, 1), else_=0) for i in ins])
+        if self.unknown_discriminator:
+            label: Any = sa.case((n == 1, "wrong_type"), (n > 1, "ambiguous"), else_="")
+        else:
+            label = sa.case(
+                (n == 1, "wrong_type"),
+                (n > 1, "ambiguous"),
+                (facts["kept_out"], "filtered_out"),
+                else_="orphan",
+            )
+        return {
+            "label": label,
+            "wt_value": _first_of(ins, [sa.literal(t.value) for t in self.targets]),
+            "wt_table": _first_of(ins, [sa.literal(_named_key(t)) for t in self.targets]),
+        }
+
+    def conclude(self, facts: Facts, column: Callable[[str], Any]) -> Diagnosis:
+        label = facts["label"]
+        value = sa.cast(sa.func.json_build_array(*(column(c) for c in self.columns)), sa.Text)
+        if self.unknown_discriminator:
+            disc = self.discriminator
+            return Diagnosis(
+                diagnosis=label,
+                proposed=sa.case((label == "wrong_type", facts["wt_value"]), else_=""),
+                confidence=sa.case(
+                    (label == "wrong_type", "medium"), (label == "ambiguous", "low"), else_=""
+                ),
+                evidence=sa.case(
+                    (
+                        label == "wrong_type",
+                        text(
+                            f"{disc} names no target, but ", facts["wt_table"], " ", value,
+                            " exists",
+                        ),
+                    ),
+                    (
+                        label == "ambiguous",
+                        text(f"{disc} names no target; several targets have ", value),
+                    ),
+                    else_="",
+                ),
+                repair_column=sa.literal(disc),
+            )
+        disc_col = column(self.discriminator) if self.discriminator else None
+        target_name = self._chosen(disc_col, [sa.literal(_named_key(t)) for t in self.targets])
+        kept = self._chosen(disc_col, [sa.literal(_kept(t)) for t in self.targets])
+        no_target = text("no ", target_name, " ", value, kept)
+        review = "; listed for review (a composite reference)"
+        return Diagnosis(
+            diagnosis=label,
+            proposed=sa.literal(""),
+            confidence=sa.case(
+                (label == "wrong_type", "medium"), (label == "orphan", "high"), else_="low"
+            ),
+            evidence=sa.case(
+                (
+                    label == "wrong_type",
+                    text(
+                        no_target, ", but ", facts["wt_table"], " ", value,
+                        f" exists: {self.discriminator} should be ", facts["wt_value"],
+                        "; listed for review",
+                    ),
+                ),
+                (label == "orphan", text(no_target, review)),
+                (label == "filtered_out", text(no_target, FILTERED_OUT)),
+                else_=text(no_target, "; several other targets have it; listed for review"),
+            ),
+        )

@@ -51,7 +51,14 @@ def _column(name: str) -> Any:
 def condition_sql(cond: Any, prefix: str = "") -> str:
     """A suite condition as SQL text over columns `prefix + "col"` (`x.`, `NEW.`), values
     written by `pipeline.sqltext`."""
-    return literal_sql(compile_condition(cond, lambda c: sa.literal_column(prefix + ident(c))))
+
+    def column(c: str) -> Any:
+        name = ident(c)
+        if prefix and name.startswith("U&"):  # PL/pgSQL finds no field `NEW.U&"..."`
+            return sa.literal_column(f"({prefix.removesuffix('.')}).{name}")
+        return sa.literal_column(prefix + name)
+
+    return literal_sql(compile_condition(cond, column))
 
 
 def check_expression(suite: Any, check: ConstraintCheck) -> str | None:

@@ -145,6 +145,33 @@ class ColumnRef(Model):
         return self.model_dump_json(exclude_none=True)
 
 
+def key_form_problem(columns: list[str], refs: list[ColumnRef]) -> None:
+    """Raise what is wrong with a composite key `columns` and its targets, if anything: one
+    column, a column named twice, a target with another number of key columns."""
+    if len(columns) < 2:
+        raise ValueError(
+            f"`columns: [{', '.join(columns)}]` is a composite key of one column; "
+            f"write `column: {columns[0] if columns else '...'}`"
+        )
+    twice = [c for c in dict.fromkeys(columns) if columns.count(c) > 1]
+    if twice:
+        raise ValueError(f"`columns:` names `{twice[0]}` twice; name each column once")
+    for ref in refs:
+        keys = ref.key_columns()
+        if len(keys) != len(columns):
+            raise ValueError(
+                f"`columns:` has {len(columns)} columns but the target "
+                f"{ref.table} has {len(keys)}; give `target: {{table, "
+                "columns: [...]}` as many"
+            )
+        twice = [c for c in dict.fromkeys(keys) if keys.count(c) > 1]
+        if twice:
+            raise ValueError(
+                f"the target {ref.table} names `{twice[0]}` twice in `columns:`; name each "
+                "key column once"
+            )
+
+
 class KeySpace(Model):
     """Another key space a reference value may wrongly come from (e.g. `users.id`)."""
 

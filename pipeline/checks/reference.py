@@ -19,12 +19,21 @@ from pydantic import model_validator
 
 from pipeline.checks.base import RowRule, TableScan, as_text, equal_as, not_one_of, one_of
 from pipeline.checks.diagnosis import (
+    CompositeDiagnoser,
     DiscriminatorDiagnoser,
     ReferenceDiagnoser,
     Target,
     match,
 )
-from pipeline.checks.model import Check, ColumnRef, Filtered, KeySpace, MisKey, OnOrphan
+from pipeline.checks.model import (
+    Check,
+    ColumnRef,
+    Filtered,
+    KeySpace,
+    MisKey,
+    OnOrphan,
+    key_form_problem,
+)
 
 DISCRIMINATOR_SUFFIX = ".discriminator"
 
@@ -39,19 +48,36 @@ class Reference(Filtered, Check):
     mis_key: MisKey | None = None
     on_orphan: OnOrphan = "quarantine"
 
+    @model_validator(mode="before")
+    @classmethod
+    def _composite_is_reported(cls, data: Any) -> Any:
+        """A composite reference's orphans are listed for review (repair.sql changes no
+        composite reference): `on_orphan` defaults to `report` for it."""
+        if isinstance(data, dict) and data.get("columns") and "on_orphan" not in data:
+            return {**data, "on_orphan": "report"}
+        return data
+
     @model_validator(mode="after")
     def _one_form(self) -> Reference:
         if bool(self.column) == bool(self.columns):
             raise ValueError("a reference names `column:` or (a composite key) `columns:`")
         if self.columns:
+            key_form_problem(self.columns, self.refs())
             if self.mis_key is not None:
                 raise ValueError("`mis_key` is for single-column references")
+            if self.on_orphan != "report":
+                raise ValueError(
+                    f"`on_orphan: {self.on_orphan}` is for single-column references: a "
+                    "composite reference's orphans are listed for review; leave `on_orphan` "
+                    "out or write `report`"
+                )
+        else:
             for ref in self.refs():
-                if len(ref.key_columns()) != len(self.columns):
+                if ref.columns:
                     raise ValueError(
-                        f"`columns:` has {len(self.columns)} columns but the target "
-                        f"{ref.table} has {len(ref.key_columns())}; give `target: {{table, "
-                        "columns: [...]}}` as many"
+                        f"`column: {self.column}` names one column but the target {ref.table} "
+                        f"names `columns: [{', '.join(ref.columns)}]`; give the target "
+                        "`column:`, or the reference `columns: [...]` as many"
                     )
         return self
 
@@ -111,8 +137,9 @@ class ReferenceCheck(Reference):
     `relationships_where`) limits the target rows that count. A value whose type does not
     compare with the key's (a text id, a bigint key) is compared as text. A composite
     reference names `columns: [org_id, project_no]` and `target: {table, columns: [...]}`
-    (as a foreign key MATCH SIMPLE: a NULL in any column names nothing); its findings carry
-    no diagnosis and are not repaired."""
+    as many (as a foreign key MATCH SIMPLE: a NULL in any column names nothing); its
+    findings are `orphan` or `filtered_out`, its value a JSON array of the columns, and
+    repair.sql lists them for review (`on_orphan: report`, its only choice)."""
 
     kind: Literal["reference"]
     target: ColumnRef
@@ -128,7 +155,7 @@ class ReferenceCheck(Reference):
 
     def rules(self, scan: TableScan) -> list[RowRule]:
         if self.columns:
-            return [composite_rule(self, scan)]
+            return [composite_rules(self, scan, [Target(None, self.target)], None)]
         return reference_rules(self, scan)
 
 
@@ -140,16 +167,25 @@ class ConditionalReferenceCheck(Reference):
     too (the row names nothing: Rails' optional association). A target's `where`
     tells values naming one table apart (`User: {table: users, where: {column: type, eq:
     User}}`). `where`, `mis_key` and `on_orphan` as for `reference`; a discriminator value
-    that an enum column cannot hold is exit 2 before the audit."""
+    that an enum column cannot hold is exit 2 before the audit. A composite key names
+    `columns: [tenant_id, target_id]` (the discriminator is not one of them) and each target
+    `{table, columns: [...], where?}` as many, as a composite `reference` does: a NULL in
+    any column names nothing, a finding is `orphan`, `wrong_type` (another target holds the
+    key), `filtered_out` or `ambiguous`, proposes nothing and is listed for review."""
 
     kind: Literal["conditional_reference"]
     discriminator: str
     targets: dict[str, ColumnRef]
 
     @model_validator(mode="after")
-    def _single(self) -> ConditionalReferenceCheck:
-        if self.columns:
-            raise ValueError("a conditional reference names one `column:`")
+    def _discriminator_apart(self) -> ConditionalReferenceCheck:
+        if self.discriminator in self.key_of_row():
+            raise ValueError(
+                f"the discriminator `{self.discriminator}` is one of the reference's columns; "
+                "it names the target table, the reference's columns name the target row"
+            )
+        if not self.targets:
+            raise ValueError("`targets:` is empty; map each discriminator value to a target")
         return self
 
     def refs(self) -> list[ColumnRef]:
@@ -162,7 +198,7 @@ class ConditionalReferenceCheck(Reference):
         return self.discriminator
 
     def column_list(self) -> list[str]:
-        return [self.column, self.discriminator]
+        return [*self.key_of_row(), self.discriminator]
 
     def rules(self, scan: TableScan) -> list[RowRule]:
         return conditional_reference_rules(self, scan)
@@ -315,34 +351,74 @@ def value_compares(
     return all(scan.comparable(here, other) for other in others)
 
 
-def composite_rule(check: ReferenceCheck, scan: TableScan) -> RowRule:
-    """A composite reference (`columns: [a, b]` -> `target: {table, columns: [x, y]}`), as
-    a foreign key MATCH SIMPLE: a row with a NULL in any of the columns names nothing; any
-    other must name a target row with all of them. Its findings carry no diagnosis (and
-    repair.sql lists them for review); the value is a JSON array of the row's columns."""
-    assert check.columns is not None
-    target = check.target
-    keys = target.key_columns()
-    pairs = list(zip(keys, check.columns, strict=True))
-
-    def on(alias: Any) -> sa.ColumnElement[bool]:
-        return sa.and_(
-            *(
-                equal_as(
-                    scan.comparable((scan.table, col), (target.table, key)),
-                    alias.c[key],
-                    scan.col(col),
-                    scan.folds((scan.table, col), (target.table, key)),
-                )
-                for key, col in pairs
-            )
+def key_compares(scan: TableScan, columns: list[str], target: ColumnRef) -> list[tuple[bool, bool]]:
+    """Per (row column, target key column) pair of a composite reference: whether the two
+    compare as they are, and whether compared as text they fold case (see `comparable`)."""
+    return [
+        (
+            scan.comparable((scan.table, col), (target.table, key)),
+            scan.folds((scan.table, col), (target.table, key)),
         )
+        for col, key in zip(columns, target.key_columns(), strict=True)
+    ]
 
-    j = scan.join(target.table, tuple(keys), on, (*check.columns,), keep=target.where)
-    named = sa.and_(*(scan.col(c).is_not(None) for c in check.columns))
-    flag = sa.and_(named, j.c[keys[0]].is_(None))
-    value = sa.cast(sa.func.json_build_array(*(scan.col(c) for c in check.columns)), sa.Text)
-    return RowRule(check.id, check, ",".join(check.columns), flag, value)
+
+def composite_rules(
+    check: ReferenceCheck | ConditionalReferenceCheck,
+    scan: TableScan,
+    targets: list[Target],
+    discriminator: str | None,
+) -> RowRule:
+    """A composite reference (`columns: [a, b]` -> `target: {table, columns: [x, y]}`, or
+    per discriminator value for a conditional one), as a foreign key MATCH SIMPLE: a row
+    with a NULL in any of the columns names nothing; any other must name a row of its
+    target with all of them. The value is a JSON array of the row's columns; the diagnosis
+    labels the finding (orphan, wrong_type, filtered_out, ambiguous) and proposes nothing:
+    repair.sql lists composite references for review."""
+    columns = check.key_of_row()
+    disc = scan.col(discriminator) if discriminator else None
+    missing_parts = []
+    for target_ref, group in by_target(targets):
+        values = [t.value for t in group]
+        chosen = one_of(disc, values) if disc is not None else None
+        keys = target_ref.key_columns()
+        compares = key_compares(scan, columns, target_ref)
+
+        def on(
+            alias: Any,
+            keys: list[str] = keys,
+            compares: list[tuple[bool, bool]] = compares,
+            chosen: Any = chosen,
+        ) -> sa.ColumnElement[bool]:
+            cond = sa.and_(
+                *(
+                    equal_as(same, alias.c[key], scan.col(col), fold)
+                    for key, col, (same, fold) in zip(keys, columns, compares, strict=True)
+                )
+            )
+            return sa.and_(chosen, cond) if chosen is not None else cond
+
+        key = ("for", *values) if disc is not None else ()
+        j = scan.join(target_ref.table, tuple(keys), on, (*columns, *key), keep=target_ref.where)
+        absent = j.c[keys[0]].is_(None)
+        missing_parts.append(sa.and_(chosen, absent) if chosen is not None else absent)
+    named = sa.and_(*(scan.col(c).is_not(None) for c in columns))
+    flag = sa.and_(named, sa.or_(*missing_parts))
+    value = sa.cast(sa.func.json_build_array(*(scan.col(c) for c in columns)), sa.Text)
+    return RowRule(
+        check.id,
+        check,
+        ",".join(columns),
+        flag,
+        value,
+        columns=check.row_columns(),
+        diagnoser=CompositeDiagnoser(
+            columns=columns,
+            targets=targets,
+            discriminator=discriminator,
+            compares=[key_compares(scan, columns, t.ref) for t in targets],
+        ),
+    )
 
 
 def value_folds(scan: TableScan, column: str, targets: list[Target]) -> bool:
@@ -361,6 +437,26 @@ def conditional_reference_rules(check: ConditionalReferenceCheck, scan: TableSca
     # polymorphic association leaves both NULL), as constraints.sql's trigger lets it pass
     named = sa.and_(*(scan.col(c).is_not(None) for c in check.key_of_row()))
     unknown = sa.and_(named, sa.or_(disc.is_(None), not_one_of(disc, check.targets)))
+    value = sa.func.coalesce(as_text(disc), sa.literal("NULL"))
+    if check.columns:
+        return [
+            composite_rules(check, scan, targets, check.discriminator),
+            RowRule(
+                check.id + DISCRIMINATOR_SUFFIX,
+                check,
+                check.discriminator,
+                unknown,
+                value,
+                columns=check.row_columns(),
+                diagnoser=CompositeDiagnoser(
+                    columns=check.columns,
+                    targets=targets,
+                    discriminator=check.discriminator,
+                    compares=[key_compares(scan, check.columns, t.ref) for t in targets],
+                    unknown_discriminator=True,
+                ),
+            ),
+        ]
     space = scan.key_spaces[check.mis_key.key_space] if check.mis_key else None
     return [
         _rules(check, scan, targets, check.discriminator),
@@ -369,7 +465,7 @@ def conditional_reference_rules(check: ConditionalReferenceCheck, scan: TableSca
             check,
             check.discriminator,
             unknown,
-            sa.func.coalesce(as_text(disc), sa.literal("NULL")),
+            value,
             columns=check.row_columns(),
             diagnoser=DiscriminatorDiagnoser(
                 column=check.column,
