@@ -507,6 +507,36 @@ class _Reference:
     alternatives: list[Candidate] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class _TypeWhere:
+    """How the ids of one discriminator value fall in the rows of one type of their table."""
+
+    column: str  # the target's type column
+    found: int  # rows whose id is a row of the target
+    typed: int  # ... of the value's type
+    base: float  # the share of the target's rows of that type
+
+    @property
+    def wrong(self) -> int:
+        return self.found - self.typed
+
+    @property
+    def ok(self) -> bool:
+        return (
+            self.found > 0
+            and self.base < 0.99
+            and self.typed >= 0.9 * self.found
+            and self.wrong <= 0.25 * (1 - self.base) * self.found
+        )
+
+    def describe(self, table: str, value: str) -> str:
+        return (
+            f"where {table}.{self.column} = {value!r}: {self.typed} of the {self.found} ids "
+            f"found in {table} are rows of that {self.column} ({_pct(self.typed / self.found)}; "
+            f"{_pct(self.base)} of its rows are)"
+        )
+
+
 class _Discoverer:
     def __init__(
         self, conn: Connection, found: Discovery, prog: Any, other: Connection | None = None
@@ -1065,17 +1095,24 @@ class _Discoverer:
         violations += total - covered
         if any(x.through for x in targets.values()):
             confidence = min(confidence, 0.8)
+        wheres = self.sti_wheres(t, c, disc, targets)
+        violations += sum(w.wrong for w in wheres.values())
         check: dict[str, Any] = {
             "id": check_id(t.name, c.name, "reference"),
             "kind": "conditional_reference",
             "table": t.name,
             "column": c.name,
             "discriminator": disc,
-            "targets": {v: {"table": x.table, "column": x.column} for v, x in targets.items()},
+            "targets": {
+                v: {"table": x.table, "column": x.column}
+                | ({"where": {"column": wheres[v].column, "eq": v}} if v in wheres else {})
+                for v, x in targets.items()
+            },
         }
         evidence = [
             f"{disc} = {v!r}: {x.describe()}"
             + (" [mis-keyed: values of the key space]" if x.through else "")
+            + (f"; {wheres[v].describe(x.table, v)}" if v in wheres else "")
             for v, x in targets.items()
         ]
         unknown = sorted(set(per_value) - set(targets))
@@ -1090,6 +1127,81 @@ class _Discoverer:
         if plain is not None:
             alternatives.insert(0, f"one target for every row: {plain.describe()}")
         return Proposal(check, "data", round(confidence, 3), evidence, alternatives, violations)
+
+    def sti_wheres(
+        self, t: TableInfo, c: ColumnInfo, disc: str, targets: dict[str, Candidate]
+    ) -> dict[str, _TypeWhere]:
+        """Single-table inheritance: where several discriminator values name one table and a
+        few-valued text column of it holds those values (`users.type` in ('User',
+        'AdminUser')), the target `where` of each value whose ids fall in rows of its own type
+        (`{column: type, eq: AdminUser}`): at least 90% of the ids found in the table, and
+        at most a quarter of the wrong-type ids that ids of any row would give (a type
+        most rows have proves nothing). One join per such table and type column."""
+        by_target: dict[tuple[str, str], list[str]] = defaultdict(list)
+        for v, x in targets.items():
+            if not x.through:
+                by_target[(x.table, x.column)].append(v)
+        out: dict[str, _TypeWhere] = {}
+        for (table, key), values in sorted(by_target.items()):
+            if len(values) < 2:
+                continue
+            u = self.tables[table]
+            for col in u.columns.values():
+                prof = self.profiles.get((u.name, col.name))
+                if (
+                    col.family != "text"
+                    or (u is t and col.name == disc)
+                    or prof is None
+                    or prof.values is None
+                    or self.is_polymorphic_type(u, col.name)
+                ):
+                    continue
+                held = sorted(set(values) & set(prof.values))
+                if not held:
+                    continue
+                got = self.type_counts(t, c.name, disc, u, key, col.name, held)
+                for value, found in got.items():
+                    if found.ok and (value not in out or found.typed > out[value].typed):
+                        out[value] = found
+        return out
+
+    def type_counts(
+        self,
+        t: TableInfo,
+        column: str,
+        disc: str,
+        u: TableInfo,
+        key: str,
+        type_column: str,
+        values: list[str],
+    ) -> dict[str, _TypeWhere]:
+        """Per discriminator value: the rows whose id is a row of `u`, and how many of those
+        rows have `type_column` = the value; with the share of `u`'s rows of that type."""
+        q, dq, kq, tq = (sqltext.ident(n) for n in (column, disc, key, type_column))
+        rows = self.conn.execute(
+            sa.text(
+                f"SELECT t.{dq}::text, count(*), "
+                f"count(*) FILTER (WHERE k.{tq}::text = t.{dq}::text) "
+                f"FROM {t.sql} t JOIN {u.sql} k ON k.{kq} = t.{q} "
+                f"WHERE t.{dq}::text = ANY(:values) GROUP BY 1"
+            ),
+            {"values": values},
+        ).all()
+        base: dict[str, int] = dict(
+            self.conn.execute(
+                sa.text(
+                    f"SELECT {tq}::text, count(*) FROM {u.sql} "
+                    f"WHERE {tq}::text = ANY(:values) GROUP BY 1"
+                ),
+                {"values": values},
+            ).all()
+        )
+        return {
+            str(value): _TypeWhere(
+                type_column, int(found), int(typed), int(base.get(value, 0)) / (u.rows or 1)
+            )
+            for value, found, typed in rows
+        }
 
     def value_fit(self, value: str, u: TableInfo, t: TableInfo, disc: str) -> float:
         """How well a discriminator value names table `u`: by name (`student` ->
