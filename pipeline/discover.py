@@ -90,6 +90,9 @@ class TableInfo:
     columns: dict[str, ColumnInfo]
     primary_key: list[str] = field(default_factory=list)
     uniques: list[list[str]] = field(default_factory=list)
+    unique_indexes: dict[str, list[str]] = field(default_factory=dict)
+    """Unique indexes that back no constraint (`CREATE UNIQUE INDEX`), by name: plain
+    columns, not partial. Keys as UNIQUE constraints are."""
     rows: int = 0
 
     @property
@@ -101,15 +104,26 @@ class TableInfo:
         """The single column that identifies a row: the primary key, else a NOT NULL UNIQUE."""
         if len(self.primary_key) == 1:
             return self.primary_key[0]
-        for cols in self.uniques:
+        for cols in self.all_uniques():
             if len(cols) == 1 and self.columns[cols[0]].not_null:
                 return cols[0]
         return None
 
+    def all_uniques(self) -> list[list[str]]:
+        """UNIQUE constraints, then unique indexes."""
+        return [*self.uniques, *(c for c in self.unique_indexes.values() if c not in self.uniques)]
+
     def single_keys(self) -> list[str]:
-        """Columns whose values are unique by the catalog (primary key and UNIQUE)."""
+        """Columns whose values are unique by the catalog (primary key, UNIQUE and unique
+        indexes)."""
         keys = [self.primary_key[0]] if len(self.primary_key) == 1 else []
-        keys += [cols[0] for cols in self.uniques if len(cols) == 1 and cols[0] not in keys]
+        keys += [cols[0] for cols in self.all_uniques() if len(cols) == 1 and cols[0] not in keys]
+        return keys
+
+    def composite_keys(self) -> list[list[str]]:
+        """Keys of several columns: the primary key, UNIQUE constraints, unique indexes."""
+        keys = [list(self.primary_key)] if len(self.primary_key) > 1 else []
+        keys += [c for c in self.all_uniques() if len(c) > 1 and c not in keys]
         return keys
 
 
@@ -321,6 +335,21 @@ WHERE i.indrelid = ANY(:oids)
 ORDER BY i.indrelid, ic.relname
 """)
 
+
+_UNIQUE_INDEXES_SQL = sa.text("""
+SELECT i.indrelid::bigint AS oid, ic.relname::text AS name,
+       array_agg(a.attname::text ORDER BY k.ord) AS columns
+FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
+CROSS JOIN unnest(i.indkey::int2[]) WITH ORDINALITY k(attnum, ord)
+JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+WHERE i.indrelid = ANY(:oids) AND i.indisunique AND i.indexprs IS NULL AND i.indpred IS NULL
+  AND i.indisvalid
+  AND NOT EXISTS (SELECT FROM pg_constraint c WHERE c.conindid = i.indexrelid
+                  AND c.conrelid = i.indrelid)
+GROUP BY i.indrelid, ic.relname
+ORDER BY i.indrelid, ic.relname
+""")
+"""Unique indexes that back no constraint: keys too (a foreign key may reference one)."""
 
 
 @dataclass(frozen=True)
@@ -606,6 +635,7 @@ class _Discoverer:
         self.prog.stage("catalog", 1)
         self.prog.step("tables, keys, constraints and indexes")
         self.read_catalog()
+        self.read_unique_indexes()
         self.found.tables = self.tables
         self.catalog_proposals()
         keyed = [t for t in self.tables.values() if t.key is not None]
@@ -702,6 +732,12 @@ class _Discoverer:
             index_cols = list(row.columns) if row.plain and not row.partial else None
             self.indexes.append((self.by_oid[int(row.oid)].name, row.name, index_cols))
 
+    def read_unique_indexes(self) -> None:
+        if not self.by_oid:
+            return
+        for row in self.conn.execute(_UNIQUE_INDEXES_SQL, {"oids": list(self.by_oid)}):
+            self.by_oid[int(row.oid)].unique_indexes[row.name] = list(row.columns)
+
     def add(self, proposal: Proposal) -> None:
         base = str(proposal.check["id"])
         cid, n = base, 1
@@ -717,8 +753,8 @@ class _Discoverer:
             keyed = t.key is not None
             if not keyed:
                 self.found.notes.append(
-                    f"table {t.name} has no single-column key (primary key or NOT NULL "
-                    "UNIQUE): only its catalog is checked"
+                    f"table {t.name} has no single-column key (primary key, or NOT NULL "
+                    "UNIQUE or unique index): only its catalog is checked"
                 )
             if t.primary_key:
                 self.add_constraint(
@@ -730,6 +766,9 @@ class _Discoverer:
                 self.add_constraint(t, "unique", cols, f"UNIQUE ({', '.join(cols)})")
                 if keyed:
                     self.add_unique(t, cols, "UNIQUE")
+            for name, cols in t.unique_indexes.items():
+                if keyed and cols not in t.uniques and cols != t.primary_key:
+                    self.add_unique(t, cols, f"UNIQUE INDEX {name}")
             required = [c.name for c in t.columns.values() if c.not_null and c.name != t.key]
             if required and keyed:
                 self.add(
@@ -1628,7 +1667,7 @@ class _Discoverer:
     def unique_references(self, t: TableInfo) -> None:
         """A reference whose values are (almost) all distinct: one row per referenced row
         (a user holds one profile of a role)."""
-        declared = {tuple(cols) for cols in [t.primary_key, *t.uniques]}
+        declared = {tuple(cols) for cols in [t.primary_key, *t.all_uniques()]}
         for (table, column), ref in sorted(self.references.items()):
             if table != t.name or (column,) in declared:
                 continue

@@ -702,3 +702,54 @@ def test_sti_where_only_when_the_data_tells_the_types_apart(new_database) -> Non
         "Member": None,
         "Post": None,
     }
+
+
+# ------------------------------------------------------------------------ keys that are no PK
+UNIQUE_KEYS = """
+CREATE TABLE accounts (id serial PRIMARY KEY, login text NOT NULL, code text UNIQUE);
+CREATE UNIQUE INDEX accounts_login ON accounts (login);
+CREATE TABLE devices (serial_no text NOT NULL, label text);
+CREATE UNIQUE INDEX devices_serial ON devices (serial_no);
+CREATE UNIQUE INDEX devices_label_live ON devices (label) WHERE label <> '';
+CREATE TABLE logins (id serial PRIMARY KEY, account_login text, account_code text,
+                     device_serial text);
+INSERT INTO accounts (login, code) SELECT 'user' || g, 'A-' || g FROM generate_series(1, 120) g;
+INSERT INTO devices SELECT 'SN' || lpad(g::text, 5, '0'), 'd' || g FROM generate_series(1, 80) g;
+INSERT INTO logins (account_login, account_code, device_serial)
+SELECT 'user' || (1 + g % 120), 'A-' || (1 + (g * 7) % 120),
+       'SN' || lpad((1 + g % 80)::text, 5, '0')
+FROM generate_series(1, 400) g;
+UPDATE logins SET account_login = 'ghost' WHERE id = 7;
+UPDATE logins SET account_code = 'A-999' WHERE id = 8;
+UPDATE logins SET device_serial = 'SN99999' WHERE id = 9;
+"""
+
+
+def test_references_to_keys_that_are_no_primary_key(new_database, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Targets keyed by a UNIQUE constraint, by a unique index beside the primary key, and by
+    a unique index on a table without a primary key: each found, and its orphan flagged. A
+    partial unique index is no key."""
+    uri = new_database("uniquekeys")
+    execute(uri, UNIQUE_KEYS)
+    found = discover(as_url(uri))
+    refs = {
+        (p.table, p.check["column"]): (p.check["target"]["table"], p.check["target"]["column"])
+        for p in found.references()
+    }
+    assert refs == {
+        ("logins", "account_login"): ("accounts", "login"),
+        ("logins", "account_code"): ("accounts", "code"),
+        ("logins", "device_serial"): ("devices", "serial_no"),
+    }
+    assert not any("devices has no single-column key" in n for n in found.notes)
+    mine = discovered_suite(found, tmp_path / "suite.yml")
+    assert mine.tables["devices"].key == "serial_no"
+    [unique] = [p for p in found.proposals if p.kind == "unique" and p.table == "devices"]
+    assert unique.check["columns"] == ["serial_no"]  # not the partial index's label
+    assert unique.evidence == ["UNIQUE INDEX devices_serial (serial_no) in the catalog"]
+    run_audit(as_url(uri), mine, tmp_path / "run", options=NO_HISTORY)
+    assert flagged(tmp_path / "run", mine) == {
+        ("logins", "account_login"): {"7"},
+        ("logins", "account_code"): {"8"},
+        ("logins", "device_serial"): {"9"},
+    }
