@@ -23,6 +23,7 @@ and which `refaudit run --suite` runs as it is.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import threading
@@ -642,19 +643,27 @@ class _Discoverer:
         self.prog.stage("profiles", len(self.tables))
         self.each(list(self.tables.values()), self.profile, lambda t: t.name)
         families = {u.columns[k].family for u in self.tables.values() for k in u.single_keys()}
+        # a table keyed by a composite primary key references too (its rows have a key)
+        sources = [t for t in self.tables.values() if t.key or _composite_key(t)]
         dependents = [
             (t, c)
-            for t in keyed
+            for t in sources
             for c in t.columns.values()
             if c.family in families and self.is_dependent(t, c)
         ]
-        self.prog.stage("references", len(dependents))
+        composites = self.composite_candidates()
+        self.prog.stage("references", len(dependents) + len(composites))
         found = self.each(
             dependents, lambda tc: self.inclusion(*tc), lambda tc: f"{tc[0].name}.{tc[1].name}"
         )
         unconditional: dict[tuple[str, str], list[Candidate]] = {
             (t.name, c.name): got for (t, c), got in zip(dependents, found, strict=True)
         }
+        composite_found = self.each(
+            composites,
+            self.composite_inclusion,
+            lambda c: f"{c[0].name}({', '.join(c[1])})",
+        )
         self.preliminary_references(dependents, unconditional)
         pairs = self.discriminator_pairs(keyed, unconditional)
         self.prog.stage("conditional", len(pairs))
@@ -671,6 +680,8 @@ class _Discoverer:
         self.prog.stage("mis-keys", 1)
         self.prog.step("references whose values come from another key space")
         self.settle(dependents, unconditional, conditional)
+        for (t, cols, _targets), cands in zip(composites, composite_found, strict=True):
+            self.propose_inferred_composite(t, cols, cands)
         self.prog.stage("rules", len(keyed))
         for t in keyed:
             self.prog.step(t.name)
@@ -1013,6 +1024,143 @@ class _Discoverer:
             f"WITH v AS MATERIALIZED (SELECT {q} AS v, count(*) AS n FROM {t.sql} "
             f"WHERE {q} IS NOT NULL GROUP BY {q}) "
             f"SELECT count(*), sum(v.n), {misses} FROM v, LATERAL (SELECT {self._probes(keys)}) x"
+        )
+
+    # ---------------------------------------------------------------- composite
+    def composite_candidates(
+        self,
+    ) -> list[tuple[TableInfo, list[str], list[tuple[TableInfo, list[str]]]]]:
+        """(table, its columns, the composite keys they may be) to test for inclusion: only
+        keys of several columns the catalog declares (primary key, UNIQUE, unique index);
+        per key column, a column of the row of the same type family whose name is the key
+        column's (`tenant_id`) or names the key's table (`order_id` -> `orders(tenant_id,
+        id)`), never the row's own single key by name alone, and not the row's own key
+        as a whole by names alone; ranges that overlap; nothing a foreign key declares."""
+        declared = {(d.table, tuple(d.columns)) for d in self.declared}
+        found: dict[tuple[str, tuple[str, ...]], list[tuple[TableInfo, list[str]]]] = {}
+        for u in self.tables.values():
+            for key in u.composite_keys():
+                if len(key) > 4:
+                    continue
+                for t in self.tables.values():
+                    if t is u or (t.key is None and _composite_key(t) is None):
+                        continue
+                    for cols, named in self.composite_columns(t, u, key):
+                        own = any(set(cols) == set(k) for k in [t.primary_key, *t.all_uniques()])
+                        if (t.name, tuple(cols)) in declared or (own and not named):
+                            continue
+                        targets = found.setdefault((t.name, tuple(cols)), [])
+                        if (u, key) not in targets:
+                            targets.append((u, key))
+        return [
+            (self.tables[table], list(cols), targets[:MAX_KEYS_PER_COLUMN])
+            for (table, cols), targets in sorted(found.items())
+        ]
+
+    def composite_columns(
+        self, t: TableInfo, u: TableInfo, key: list[str]
+    ) -> list[tuple[list[str], bool]]:
+        """The columns of `t` that may hold `u`'s composite `key` (see
+        `composite_candidates`), with whether a column names `u`."""
+        options: list[list[tuple[str, bool]]] = []
+        for k in key:
+            kc, kp = u.columns[k], self.profiles.get((u.name, k))
+            here = []
+            for a in t.columns.values():
+                prof = self.profiles.get((t.name, a.name))
+                if a.family != kc.family or kp is None or prof is None or not prof.nonnull:
+                    continue
+                if not _overlaps(prof.low, prof.high, kp.low, kp.high):
+                    continue
+                named = name_fit(column_stem(a.name, k), u.name) >= 0.9
+                if named or (a.name == k and a.name not in t.single_keys()):
+                    here.append((a.name, named))
+            if not here:
+                return []
+            options.append(here)
+        out = []
+        for combo in itertools.product(*options):
+            cols = [a for a, _ in combo]
+            if len(set(cols)) == len(cols):
+                out.append((cols, any(n for _, n in combo)))
+        return out[:4]
+
+    def composite_inclusion(
+        self, item: tuple[TableInfo, list[str], list[tuple[TableInfo, list[str]]]]
+    ) -> list[Candidate]:
+        """How many of the rows' value tuples (every column set: MATCH SIMPLE) each
+        candidate composite key lacks: one statement, as for one column."""
+        t, cols, targets = item
+        names = [sqltext.ident(c) for c in cols]
+        vs = [f"v.v{i}" for i in range(len(cols))]
+        probes = ", ".join(
+            f"{_member_tuple(vs, u, key)} AS h{i}" for i, (u, key) in enumerate(targets)
+        )
+        misses = ", ".join(
+            f"sum(v.n) FILTER (WHERE NOT x.h{i}), count(*) FILTER (WHERE NOT x.h{i})"
+            for i in range(len(targets))
+        )
+        picked = ", ".join(f"{q} AS v{i}" for i, q in enumerate(names))
+        row = self.conn.execute(
+            sa.text(
+                f"WITH v AS MATERIALIZED (SELECT {picked}, count(*) AS n FROM {t.sql} "
+                f"WHERE {' AND '.join(f'{q} IS NOT NULL' for q in names)} "
+                f"GROUP BY {', '.join(names)}) "
+                f"SELECT count(*), sum(v.n), {misses} FROM v, LATERAL (SELECT {probes}) x"
+            )
+        ).one()
+        return [
+            Candidate(
+                u.name,
+                ", ".join(key),
+                int(row[1] or 0),
+                int(row[0] or 0),
+                int(row[2 + 2 * i] or 0),
+                int(row[3 + 2 * i] or 0),
+                u.rows,
+                max(name_fit(column_stem(c, k), u.name) for c, k in zip(cols, key, strict=True)),
+            )
+            for i, (u, key) in enumerate(targets)
+        ]
+
+    def propose_inferred_composite(
+        self, t: TableInfo, cols: list[str], cands: list[Candidate]
+    ) -> None:
+        """A composite reference the data holds (at least MIN_COVERAGE of the rows whose
+        columns are all set), to the best-fitting key."""
+        ranked = sorted(
+            [x for x in cands if x.rows and x.coverage >= MIN_COVERAGE], key=lambda x: -x.score
+        )
+        if not ranked:
+            return
+        best, rest = ranked[0], ranked[1:]
+        confidence = best.coverage * (1.0 if best.name >= 0.9 else 0.9)
+        if best.distinct < 10:
+            confidence *= 0.5
+        if any(x.score > best.score - 0.05 for x in rest):
+            confidence *= 0.8
+        key = best.column.split(", ")
+        self.add(
+            Proposal(
+                {
+                    "id": check_id(t.name, "_".join(cols), "reference"),
+                    "kind": "reference",
+                    "table": t.name,
+                    "columns": cols,
+                    "target": {"table": best.table, "columns": key},
+                },
+                "data",
+                round(confidence, 3),
+                [
+                    f"({', '.join(cols)}): {best.table}({best.column}) "
+                    f"({_pct(best.coverage)} of {best.rows} rows with every column set, "
+                    f"{best.distinct - best.missing_distinct} of {best.distinct} value tuples"
+                    + (f", name fits {best.name:.1f})" if best.name else ")"),
+                    f"no foreign key declares it; {best.table}({best.column}) is a declared key",
+                ],
+                [f"{x.table}({x.column}) ({_pct(x.coverage)} of {x.rows} rows)" for x in rest[:3]],
+                best.missing_rows,
+            )
         )
 
     # ---------------------------------------------------------------- conditional
@@ -2015,6 +2163,19 @@ def _member(value: str, u: TableInfo, column: str) -> str:
     if u.rows < HASH_KEYS_BELOW:
         return f"{value} IN (SELECT k.{q} FROM {u.sql} k WHERE k.{q} IS NOT NULL)"
     return f"EXISTS (SELECT FROM {u.sql} k WHERE k.{q} = {value})"
+
+
+def _member_tuple(values: list[str], u: TableInfo, columns: list[str]) -> str:
+    """SQL: the tuple `values` is a row of `u.columns` (see HASH_KEYS_BELOW)."""
+    qs = [sqltext.ident(c) for c in columns]
+    if u.rows < HASH_KEYS_BELOW:
+        picked = ", ".join(f"k.{q}" for q in qs)
+        return (
+            f"({', '.join(values)}) IN (SELECT {picked} FROM {u.sql} k "
+            f"WHERE {' AND '.join(f'k.{q} IS NOT NULL' for q in qs)})"
+        )
+    on = " AND ".join(f"k.{q} = {v}" for q, v in zip(qs, values, strict=True))
+    return f"EXISTS (SELECT FROM {u.sql} k WHERE {on})"
 
 
 def _range_jaccard(low: Any, high: Any, klow: Any, khigh: Any) -> float:

@@ -753,3 +753,54 @@ def test_references_to_keys_that_are_no_primary_key(new_database, tmp_path) -> N
         ("logins", "account_code"): {"8"},
         ("logins", "device_serial"): {"9"},
     }
+
+
+# ------------------------------------------------------------------------ composite, inferred
+TENANTS = """
+CREATE TABLE tenants (id integer PRIMARY KEY, name text);
+CREATE TABLE orders (tenant_id integer REFERENCES tenants, id integer, note text,
+                     PRIMARY KEY (tenant_id, id));
+CREATE TABLE invoices (tenant_id integer, id integer, total integer, PRIMARY KEY (tenant_id, id));
+CREATE TABLE order_items (id serial PRIMARY KEY, tenant_id integer, order_id integer, qty integer,
+                          FOREIGN KEY (tenant_id, order_id) REFERENCES orders);
+INSERT INTO tenants SELECT g, 't' || g FROM generate_series(1, 5) g;
+INSERT INTO orders SELECT t, o, 'n' FROM generate_series(1, 5) t,
+                   LATERAL generate_series(1, 20 + 5 * t) o;
+INSERT INTO invoices SELECT t, o, 100 * o FROM generate_series(1, 5) t,
+                     LATERAL generate_series(1, 30) o;
+INSERT INTO order_items (tenant_id, order_id, qty)
+SELECT 1 + g % 5, 1 + (g * 7) % (20 + 5 * (1 + g % 5)), 1 + g % 4 FROM generate_series(1, 600) g;
+"""
+
+
+def test_composite_reference_inferred_from_the_data(new_database, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    uri = new_database("composite_inferred")
+    execute(uri, TENANTS)
+    drop_foreign_keys(uri)
+    # an order of tenant 5's numbers under tenant 1: every single column exists, the pair not
+    execute(uri, "UPDATE order_items SET order_id = 44 WHERE id = 17 AND tenant_id = 3")
+    execute(uri, "UPDATE order_items SET tenant_id = 1, order_id = 44 WHERE id = 17")
+    found = discover(as_url(uri))
+    composite = [p for p in found.proposals if p.kind == "reference" and "columns" in p.check]
+    assert [p.check for p in composite] == [
+        {
+            "id": "order_items.tenant_id_order_id.reference",
+            "kind": "reference",
+            "table": "order_items",
+            "columns": ["tenant_id", "order_id"],
+            "target": {"table": "orders", "columns": ["tenant_id", "id"]},
+        }
+    ]
+    [p] = composite
+    assert p.source == "data" and p.violations == 1 and p.confidence > 0.9
+    assert p.evidence[0].startswith("(tenant_id, order_id): orders(tenant_id, id) (99.8% of 600")
+    # invoices(tenant_id, id) is its own key, not a reference to orders by the names alone
+    assert references(found)[("order_items", "tenant_id")] == "tenants"
+    assert references(found)[("orders", "tenant_id")] == "tenants"
+    mine = discovered_suite(found, tmp_path / "suite.yml")
+    assert mine.tables["orders"].key_columns() == ["tenant_id", "id"]
+    run_audit(as_url(uri), mine, tmp_path / "run", options=NO_HISTORY)
+    rows = violations(tmp_path / "run")
+    assert [(r["key"], r["value"]) for r in rows if r["check"] == p.check["id"]] == [
+        ("17", "[1, 44]")
+    ]
