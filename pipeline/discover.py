@@ -23,6 +23,7 @@ and which `refaudit run --suite` runs as it is.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import threading
@@ -90,6 +91,9 @@ class TableInfo:
     columns: dict[str, ColumnInfo]
     primary_key: list[str] = field(default_factory=list)
     uniques: list[list[str]] = field(default_factory=list)
+    unique_indexes: dict[str, list[str]] = field(default_factory=dict)
+    """Unique indexes that back no constraint (`CREATE UNIQUE INDEX`), by name: plain
+    columns, not partial. Keys as UNIQUE constraints are."""
     rows: int = 0
 
     @property
@@ -101,15 +105,26 @@ class TableInfo:
         """The single column that identifies a row: the primary key, else a NOT NULL UNIQUE."""
         if len(self.primary_key) == 1:
             return self.primary_key[0]
-        for cols in self.uniques:
+        for cols in self.all_uniques():
             if len(cols) == 1 and self.columns[cols[0]].not_null:
                 return cols[0]
         return None
 
+    def all_uniques(self) -> list[list[str]]:
+        """UNIQUE constraints, then unique indexes."""
+        return [*self.uniques, *(c for c in self.unique_indexes.values() if c not in self.uniques)]
+
     def single_keys(self) -> list[str]:
-        """Columns whose values are unique by the catalog (primary key and UNIQUE)."""
+        """Columns whose values are unique by the catalog (primary key, UNIQUE and unique
+        indexes)."""
         keys = [self.primary_key[0]] if len(self.primary_key) == 1 else []
-        keys += [cols[0] for cols in self.uniques if len(cols) == 1 and cols[0] not in keys]
+        keys += [cols[0] for cols in self.all_uniques() if len(cols) == 1 and cols[0] not in keys]
+        return keys
+
+    def composite_keys(self) -> list[list[str]]:
+        """Keys of several columns: the primary key, UNIQUE constraints, unique indexes."""
+        keys = [list(self.primary_key)] if len(self.primary_key) > 1 else []
+        keys += [c for c in self.all_uniques() if len(c) > 1 and c not in keys]
         return keys
 
 
@@ -322,6 +337,21 @@ ORDER BY i.indrelid, ic.relname
 """)
 
 
+_UNIQUE_INDEXES_SQL = sa.text("""
+SELECT i.indrelid::bigint AS oid, ic.relname::text AS name,
+       array_agg(a.attname::text ORDER BY k.ord) AS columns
+FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
+CROSS JOIN unnest(i.indkey::int2[]) WITH ORDINALITY k(attnum, ord)
+JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+WHERE i.indrelid = ANY(:oids) AND i.indisunique AND i.indexprs IS NULL AND i.indpred IS NULL
+  AND i.indisvalid
+  AND NOT EXISTS (SELECT FROM pg_constraint c WHERE c.conindid = i.indexrelid
+                  AND c.conrelid = i.indrelid)
+GROUP BY i.indrelid, ic.relname
+ORDER BY i.indrelid, ic.relname
+""")
+"""Unique indexes that back no constraint: keys too (a foreign key may reference one)."""
+
 
 @dataclass(frozen=True)
 class DeclaredReference:
@@ -507,6 +537,36 @@ class _Reference:
     alternatives: list[Candidate] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class _TypeWhere:
+    """How the ids of one discriminator value fall in the rows of one type of their table."""
+
+    column: str  # the target's type column
+    found: int  # rows whose id is a row of the target
+    typed: int  # ... of the value's type
+    base: float  # the share of the target's rows of that type
+
+    @property
+    def wrong(self) -> int:
+        return self.found - self.typed
+
+    @property
+    def ok(self) -> bool:
+        return (
+            self.found > 0
+            and self.base < 0.99
+            and self.typed >= 0.9 * self.found
+            and self.wrong <= 0.25 * (1 - self.base) * self.found
+        )
+
+    def describe(self, table: str, value: str) -> str:
+        return (
+            f"where {table}.{self.column} = {value!r}: {self.typed} of the {self.found} ids "
+            f"found in {table} are rows of that {self.column} ({_pct(self.typed / self.found)}; "
+            f"{_pct(self.base)} of its rows are)"
+        )
+
+
 class _Discoverer:
     def __init__(
         self, conn: Connection, found: Discovery, prog: Any, other: Connection | None = None
@@ -576,25 +636,34 @@ class _Discoverer:
         self.prog.stage("catalog", 1)
         self.prog.step("tables, keys, constraints and indexes")
         self.read_catalog()
+        self.read_unique_indexes()
         self.found.tables = self.tables
         self.catalog_proposals()
         keyed = [t for t in self.tables.values() if t.key is not None]
         self.prog.stage("profiles", len(self.tables))
         self.each(list(self.tables.values()), self.profile, lambda t: t.name)
         families = {u.columns[k].family for u in self.tables.values() for k in u.single_keys()}
+        # a table keyed by a composite primary key references too (its rows have a key)
+        sources = [t for t in self.tables.values() if t.key or _composite_key(t)]
         dependents = [
             (t, c)
-            for t in keyed
+            for t in sources
             for c in t.columns.values()
             if c.family in families and self.is_dependent(t, c)
         ]
-        self.prog.stage("references", len(dependents))
+        composites = self.composite_candidates()
+        self.prog.stage("references", len(dependents) + len(composites))
         found = self.each(
             dependents, lambda tc: self.inclusion(*tc), lambda tc: f"{tc[0].name}.{tc[1].name}"
         )
         unconditional: dict[tuple[str, str], list[Candidate]] = {
             (t.name, c.name): got for (t, c), got in zip(dependents, found, strict=True)
         }
+        composite_found = self.each(
+            composites,
+            self.composite_inclusion,
+            lambda c: f"{c[0].name}({', '.join(c[1])})",
+        )
         self.preliminary_references(dependents, unconditional)
         pairs = self.discriminator_pairs(keyed, unconditional)
         self.prog.stage("conditional", len(pairs))
@@ -611,6 +680,8 @@ class _Discoverer:
         self.prog.stage("mis-keys", 1)
         self.prog.step("references whose values come from another key space")
         self.settle(dependents, unconditional, conditional)
+        for (t, cols, _targets), cands in zip(composites, composite_found, strict=True):
+            self.propose_inferred_composite(t, cols, cands)
         self.prog.stage("rules", len(keyed))
         for t in keyed:
             self.prog.step(t.name)
@@ -672,6 +743,12 @@ class _Discoverer:
             index_cols = list(row.columns) if row.plain and not row.partial else None
             self.indexes.append((self.by_oid[int(row.oid)].name, row.name, index_cols))
 
+    def read_unique_indexes(self) -> None:
+        if not self.by_oid:
+            return
+        for row in self.conn.execute(_UNIQUE_INDEXES_SQL, {"oids": list(self.by_oid)}):
+            self.by_oid[int(row.oid)].unique_indexes[row.name] = list(row.columns)
+
     def add(self, proposal: Proposal) -> None:
         base = str(proposal.check["id"])
         cid, n = base, 1
@@ -687,8 +764,8 @@ class _Discoverer:
             keyed = t.key is not None
             if not keyed:
                 self.found.notes.append(
-                    f"table {t.name} has no single-column key (primary key or NOT NULL "
-                    "UNIQUE): only its catalog is checked"
+                    f"table {t.name} has no single-column key (primary key, or NOT NULL "
+                    "UNIQUE or unique index): only its catalog is checked"
                 )
             if t.primary_key:
                 self.add_constraint(
@@ -700,6 +777,9 @@ class _Discoverer:
                 self.add_constraint(t, "unique", cols, f"UNIQUE ({', '.join(cols)})")
                 if keyed:
                     self.add_unique(t, cols, "UNIQUE")
+            for name, cols in t.unique_indexes.items():
+                if keyed and cols not in t.uniques and cols != t.primary_key:
+                    self.add_unique(t, cols, f"UNIQUE INDEX {name}")
             required = [c.name for c in t.columns.values() if c.not_null and c.name != t.key]
             if required and keyed:
                 self.add(
@@ -946,6 +1026,143 @@ class _Discoverer:
             f"SELECT count(*), sum(v.n), {misses} FROM v, LATERAL (SELECT {self._probes(keys)}) x"
         )
 
+    # ---------------------------------------------------------------- composite
+    def composite_candidates(
+        self,
+    ) -> list[tuple[TableInfo, list[str], list[tuple[TableInfo, list[str]]]]]:
+        """(table, its columns, the composite keys they may be) to test for inclusion: only
+        keys of several columns the catalog declares (primary key, UNIQUE, unique index);
+        per key column, a column of the row of the same type family whose name is the key
+        column's (`tenant_id`) or names the key's table (`order_id` -> `orders(tenant_id,
+        id)`), never the row's own single key by name alone, and not the row's own key
+        as a whole by names alone; ranges that overlap; nothing a foreign key declares."""
+        declared = {(d.table, tuple(d.columns)) for d in self.declared}
+        found: dict[tuple[str, tuple[str, ...]], list[tuple[TableInfo, list[str]]]] = {}
+        for u in self.tables.values():
+            for key in u.composite_keys():
+                if len(key) > 4:
+                    continue
+                for t in self.tables.values():
+                    if t is u or (t.key is None and _composite_key(t) is None):
+                        continue
+                    for cols, named in self.composite_columns(t, u, key):
+                        own = any(set(cols) == set(k) for k in [t.primary_key, *t.all_uniques()])
+                        if (t.name, tuple(cols)) in declared or (own and not named):
+                            continue
+                        targets = found.setdefault((t.name, tuple(cols)), [])
+                        if (u, key) not in targets:
+                            targets.append((u, key))
+        return [
+            (self.tables[table], list(cols), targets[:MAX_KEYS_PER_COLUMN])
+            for (table, cols), targets in sorted(found.items())
+        ]
+
+    def composite_columns(
+        self, t: TableInfo, u: TableInfo, key: list[str]
+    ) -> list[tuple[list[str], bool]]:
+        """The columns of `t` that may hold `u`'s composite `key` (see
+        `composite_candidates`), with whether a column names `u`."""
+        options: list[list[tuple[str, bool]]] = []
+        for k in key:
+            kc, kp = u.columns[k], self.profiles.get((u.name, k))
+            here = []
+            for a in t.columns.values():
+                prof = self.profiles.get((t.name, a.name))
+                if a.family != kc.family or kp is None or prof is None or not prof.nonnull:
+                    continue
+                if not _overlaps(prof.low, prof.high, kp.low, kp.high):
+                    continue
+                named = name_fit(column_stem(a.name, k), u.name) >= 0.9
+                if named or (a.name == k and a.name not in t.single_keys()):
+                    here.append((a.name, named))
+            if not here:
+                return []
+            options.append(here)
+        out = []
+        for combo in itertools.product(*options):
+            cols = [a for a, _ in combo]
+            if len(set(cols)) == len(cols):
+                out.append((cols, any(n for _, n in combo)))
+        return out[:4]
+
+    def composite_inclusion(
+        self, item: tuple[TableInfo, list[str], list[tuple[TableInfo, list[str]]]]
+    ) -> list[Candidate]:
+        """How many of the rows' value tuples (every column set: MATCH SIMPLE) each
+        candidate composite key lacks: one statement, as for one column."""
+        t, cols, targets = item
+        names = [sqltext.ident(c) for c in cols]
+        vs = [f"v.v{i}" for i in range(len(cols))]
+        probes = ", ".join(
+            f"{_member_tuple(vs, u, key)} AS h{i}" for i, (u, key) in enumerate(targets)
+        )
+        misses = ", ".join(
+            f"sum(v.n) FILTER (WHERE NOT x.h{i}), count(*) FILTER (WHERE NOT x.h{i})"
+            for i in range(len(targets))
+        )
+        picked = ", ".join(f"{q} AS v{i}" for i, q in enumerate(names))
+        row = self.conn.execute(
+            sa.text(
+                f"WITH v AS MATERIALIZED (SELECT {picked}, count(*) AS n FROM {t.sql} "
+                f"WHERE {' AND '.join(f'{q} IS NOT NULL' for q in names)} "
+                f"GROUP BY {', '.join(names)}) "
+                f"SELECT count(*), sum(v.n), {misses} FROM v, LATERAL (SELECT {probes}) x"
+            )
+        ).one()
+        return [
+            Candidate(
+                u.name,
+                ", ".join(key),
+                int(row[1] or 0),
+                int(row[0] or 0),
+                int(row[2 + 2 * i] or 0),
+                int(row[3 + 2 * i] or 0),
+                u.rows,
+                max(name_fit(column_stem(c, k), u.name) for c, k in zip(cols, key, strict=True)),
+            )
+            for i, (u, key) in enumerate(targets)
+        ]
+
+    def propose_inferred_composite(
+        self, t: TableInfo, cols: list[str], cands: list[Candidate]
+    ) -> None:
+        """A composite reference the data holds (at least MIN_COVERAGE of the rows whose
+        columns are all set), to the best-fitting key."""
+        ranked = sorted(
+            [x for x in cands if x.rows and x.coverage >= MIN_COVERAGE], key=lambda x: -x.score
+        )
+        if not ranked:
+            return
+        best, rest = ranked[0], ranked[1:]
+        confidence = best.coverage * (1.0 if best.name >= 0.9 else 0.9)
+        if best.distinct < 10:
+            confidence *= 0.5
+        if any(x.score > best.score - 0.05 for x in rest):
+            confidence *= 0.8
+        key = best.column.split(", ")
+        self.add(
+            Proposal(
+                {
+                    "id": check_id(t.name, "_".join(cols), "reference"),
+                    "kind": "reference",
+                    "table": t.name,
+                    "columns": cols,
+                    "target": {"table": best.table, "columns": key},
+                },
+                "data",
+                round(confidence, 3),
+                [
+                    f"({', '.join(cols)}): {best.table}({best.column}) "
+                    f"({_pct(best.coverage)} of {best.rows} rows with every column set, "
+                    f"{best.distinct - best.missing_distinct} of {best.distinct} value tuples"
+                    + (f", name fits {best.name:.1f})" if best.name else ")"),
+                    f"no foreign key declares it; {best.table}({best.column}) is a declared key",
+                ],
+                [f"{x.table}({x.column}) ({_pct(x.coverage)} of {x.rows} rows)" for x in rest[:3]],
+                best.missing_rows,
+            )
+        )
+
     # ---------------------------------------------------------------- conditional
     def discriminator_pairs(
         self, keyed: list[TableInfo], unconditional: dict[tuple[str, str], list[Candidate]]
@@ -1065,17 +1282,24 @@ class _Discoverer:
         violations += total - covered
         if any(x.through for x in targets.values()):
             confidence = min(confidence, 0.8)
+        wheres = self.sti_wheres(t, c, disc, targets)
+        violations += sum(w.wrong for w in wheres.values())
         check: dict[str, Any] = {
             "id": check_id(t.name, c.name, "reference"),
             "kind": "conditional_reference",
             "table": t.name,
             "column": c.name,
             "discriminator": disc,
-            "targets": {v: {"table": x.table, "column": x.column} for v, x in targets.items()},
+            "targets": {
+                v: {"table": x.table, "column": x.column}
+                | ({"where": {"column": wheres[v].column, "eq": v}} if v in wheres else {})
+                for v, x in targets.items()
+            },
         }
         evidence = [
             f"{disc} = {v!r}: {x.describe()}"
             + (" [mis-keyed: values of the key space]" if x.through else "")
+            + (f"; {wheres[v].describe(x.table, v)}" if v in wheres else "")
             for v, x in targets.items()
         ]
         unknown = sorted(set(per_value) - set(targets))
@@ -1090,6 +1314,81 @@ class _Discoverer:
         if plain is not None:
             alternatives.insert(0, f"one target for every row: {plain.describe()}")
         return Proposal(check, "data", round(confidence, 3), evidence, alternatives, violations)
+
+    def sti_wheres(
+        self, t: TableInfo, c: ColumnInfo, disc: str, targets: dict[str, Candidate]
+    ) -> dict[str, _TypeWhere]:
+        """Single-table inheritance: where several discriminator values name one table and a
+        few-valued text column of it holds those values (`users.type` in ('User',
+        'AdminUser')), the target `where` of each value whose ids fall in rows of its own type
+        (`{column: type, eq: AdminUser}`): at least 90% of the ids found in the table, and
+        at most a quarter of the wrong-type ids that ids of any row would give (a type
+        most rows have proves nothing). One join per such table and type column."""
+        by_target: dict[tuple[str, str], list[str]] = defaultdict(list)
+        for v, x in targets.items():
+            if not x.through:
+                by_target[(x.table, x.column)].append(v)
+        out: dict[str, _TypeWhere] = {}
+        for (table, key), values in sorted(by_target.items()):
+            if len(values) < 2:
+                continue
+            u = self.tables[table]
+            for col in u.columns.values():
+                prof = self.profiles.get((u.name, col.name))
+                if (
+                    col.family != "text"
+                    or (u is t and col.name == disc)
+                    or prof is None
+                    or prof.values is None
+                    or self.is_polymorphic_type(u, col.name)
+                ):
+                    continue
+                held = sorted(set(values) & set(prof.values))
+                if not held:
+                    continue
+                got = self.type_counts(t, c.name, disc, u, key, col.name, held)
+                for value, found in got.items():
+                    if found.ok and (value not in out or found.typed > out[value].typed):
+                        out[value] = found
+        return out
+
+    def type_counts(
+        self,
+        t: TableInfo,
+        column: str,
+        disc: str,
+        u: TableInfo,
+        key: str,
+        type_column: str,
+        values: list[str],
+    ) -> dict[str, _TypeWhere]:
+        """Per discriminator value: the rows whose id is a row of `u`, and how many of those
+        rows have `type_column` = the value; with the share of `u`'s rows of that type."""
+        q, dq, kq, tq = (sqltext.ident(n) for n in (column, disc, key, type_column))
+        rows = self.conn.execute(
+            sa.text(
+                f"SELECT t.{dq}::text, count(*), "
+                f"count(*) FILTER (WHERE k.{tq}::text = t.{dq}::text) "
+                f"FROM {t.sql} t JOIN {u.sql} k ON k.{kq} = t.{q} "
+                f"WHERE t.{dq}::text = ANY(:values) GROUP BY 1"
+            ),
+            {"values": values},
+        ).all()
+        base: dict[str, int] = dict(
+            self.conn.execute(
+                sa.text(
+                    f"SELECT {tq}::text, count(*) FROM {u.sql} "
+                    f"WHERE {tq}::text = ANY(:values) GROUP BY 1"
+                ),
+                {"values": values},
+            ).all()
+        )
+        return {
+            str(value): _TypeWhere(
+                type_column, int(found), int(typed), int(base.get(value, 0)) / (u.rows or 1)
+            )
+            for value, found, typed in rows
+        }
 
     def value_fit(self, value: str, u: TableInfo, t: TableInfo, disc: str) -> float:
         """How well a discriminator value names table `u`: by name (`student` ->
@@ -1516,7 +1815,7 @@ class _Discoverer:
     def unique_references(self, t: TableInfo) -> None:
         """A reference whose values are (almost) all distinct: one row per referenced row
         (a user holds one profile of a role)."""
-        declared = {tuple(cols) for cols in [t.primary_key, *t.uniques]}
+        declared = {tuple(cols) for cols in [t.primary_key, *t.all_uniques()]}
         for (table, column), ref in sorted(self.references.items()):
             if table != t.name or (column,) in declared:
                 continue
@@ -1864,6 +2163,19 @@ def _member(value: str, u: TableInfo, column: str) -> str:
     if u.rows < HASH_KEYS_BELOW:
         return f"{value} IN (SELECT k.{q} FROM {u.sql} k WHERE k.{q} IS NOT NULL)"
     return f"EXISTS (SELECT FROM {u.sql} k WHERE k.{q} = {value})"
+
+
+def _member_tuple(values: list[str], u: TableInfo, columns: list[str]) -> str:
+    """SQL: the tuple `values` is a row of `u.columns` (see HASH_KEYS_BELOW)."""
+    qs = [sqltext.ident(c) for c in columns]
+    if u.rows < HASH_KEYS_BELOW:
+        picked = ", ".join(f"k.{q}" for q in qs)
+        return (
+            f"({', '.join(values)}) IN (SELECT {picked} FROM {u.sql} k "
+            f"WHERE {' AND '.join(f'k.{q} IS NOT NULL' for q in qs)})"
+        )
+    on = " AND ".join(f"k.{q} = {v}" for q, v in zip(qs, values, strict=True))
+    return f"EXISTS (SELECT FROM {u.sql} k WHERE {on})"
 
 
 def _range_jaccard(low: Any, high: Any, klow: Any, khigh: Any) -> float:

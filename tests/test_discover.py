@@ -589,3 +589,218 @@ def test_progress_reports_the_stages(new_database) -> None:  # type: ignore[no-u
     ]
     assert ("step", "comments.commentable_id by commentable_type") in rec.events
     assert rec.events[-1] == ("done", "")
+
+
+# ------------------------------------------------------------------------ STI target `where`
+ODD_TYPE = "Odd'\"--*/\n#Kind: x"
+"""A type value with quotes, a newline, SQL comment markers and YAML syntax in it."""
+
+RAILS_STI = f"""
+CREATE TABLE users (id serial PRIMARY KEY, type text NOT NULL, name text);
+CREATE TABLE posts (id serial PRIMARY KEY, user_id integer REFERENCES users, title text);
+CREATE TABLE comments (id serial PRIMARY KEY, post_id integer REFERENCES posts, body text);
+CREATE TABLE reactions (id serial PRIMARY KEY, reactable_type text, reactable_id integer);
+INSERT INTO users (type, name)
+SELECT CASE g % 3 WHEN 0 THEN 'AdminUser' WHEN 1 THEN 'User' ELSE $h${ODD_TYPE}$h$ END, 'u' || g
+FROM generate_series(1, 300) g;
+INSERT INTO posts (user_id, title) SELECT 1 + (g * 7) % 300, 'p' || g
+FROM generate_series(1, 200) g;
+INSERT INTO comments (post_id, body) SELECT 1 + g % 200, 'c' || g FROM generate_series(1, 150) g;
+INSERT INTO reactions (reactable_type, reactable_id)
+SELECT type, id FROM users
+UNION ALL SELECT 'Post', id FROM posts
+UNION ALL SELECT 'Comment', id FROM comments;
+"""
+
+
+def sti_wrong_types(uri: str) -> set[str]:
+    """Rows whose id is a users row of another type (three AdminUser reactions naming a
+    User, one of the odd type naming an AdminUser), and one id that is no row at all."""
+    execute(
+        uri,
+        """
+        UPDATE reactions SET reactable_id = 1 WHERE id IN (
+            SELECT id FROM reactions WHERE reactable_type = 'AdminUser' ORDER BY id LIMIT 3);
+        UPDATE reactions SET reactable_id = 3 WHERE id = (
+            SELECT max(id) FROM reactions WHERE reactable_type NOT IN
+            ('User', 'AdminUser', 'Post', 'Comment'));
+        UPDATE reactions SET reactable_id = 9999 WHERE id = (
+            SELECT max(id) FROM reactions WHERE reactable_type = 'User');
+        """,
+    )
+    conn = psycopg2.connect(uri)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT r.id FROM reactions r LEFT JOIN users u ON u.id = r.reactable_id "
+                "WHERE r.reactable_type NOT IN ('Post', 'Comment') "
+                "AND u.type IS DISTINCT FROM r.reactable_type"
+            )
+            return {str(r[0]) for r in cur.fetchall()}
+    finally:
+        conn.close()
+
+
+def test_single_table_inheritance_targets_get_a_where(new_database, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    uri = new_database("sti_where")
+    execute(uri, RAILS_STI)
+    drop_foreign_keys(uri)
+    wrong = sti_wrong_types(uri)
+    assert len(wrong) == 5
+    found = discover(as_url(uri))
+    proposal = found.find("conditional_reference", "reactions", "reactable_id")
+    assert proposal is not None
+    targets = proposal.check["targets"]
+    users = {"table": "users", "column": "id"}
+    assert targets == {
+        "AdminUser": {**users, "where": {"column": "type", "eq": "AdminUser"}},
+        "Comment": {"table": "comments", "column": "id"},
+        "Post": {"table": "posts", "column": "id"},
+        "User": {**users, "where": {"column": "type", "eq": "User"}},
+        ODD_TYPE: {**users, "where": {"column": "type", "eq": ODD_TYPE}},
+    }
+    assert proposal.violations == 5
+    assert any("where users.type = 'AdminUser': 97 of the 100 ids" in e for e in proposal.evidence)
+    # the plain references are found as well
+    refs = references(found)
+    assert refs[("posts", "user_id")] == "users" and refs[("comments", "post_id")] == "posts"
+    # the odd value survives the YAML exactly; the suite runs as it is and flags the
+    # wrong-type rows and the dangling one, no clean row
+    path = tmp_path / "suite.yml"
+    text = write_suite(found, path)
+    loaded = yaml.safe_load(text)
+    [check] = [c for c in loaded["checks"] if c["id"] == proposal.check["id"]]
+    assert check["targets"][ODD_TYPE]["where"]["eq"] == ODD_TYPE
+    mine = load_suite(path)
+    run_audit(as_url(uri), mine, tmp_path / "run", options=NO_HISTORY)
+    assert flagged(tmp_path / "run", mine)[("reactions", "reactable_id")] == wrong
+
+
+def test_sti_where_only_when_the_data_tells_the_types_apart(new_database) -> None:  # type: ignore[no-untyped-def]
+    """Ids of any type under every value: no `where` (the type column says nothing)."""
+    uri = new_database("sti_mixed")
+    execute(
+        uri,
+        """
+        CREATE TABLE users (id serial PRIMARY KEY, type text NOT NULL);
+        CREATE TABLE posts (id serial PRIMARY KEY);
+        CREATE TABLE likes (id serial PRIMARY KEY, likeable_type text, likeable_id integer);
+        INSERT INTO users (type) SELECT CASE WHEN g % 4 = 0 THEN 'Admin' ELSE 'Member' END
+        FROM generate_series(1, 200) g;
+        INSERT INTO posts SELECT FROM generate_series(1, 150);
+        INSERT INTO likes (likeable_type, likeable_id)
+        SELECT CASE WHEN g % 2 = 0 THEN 'Admin' ELSE 'Member' END, 1 + (g * 7) % 200
+        FROM generate_series(1, 400) g
+        UNION ALL SELECT 'Post', g FROM generate_series(1, 150) g;
+        """,
+    )
+    found = discover(as_url(uri))
+    proposal = found.find("conditional_reference", "likes", "likeable_id")
+    assert proposal is not None
+    assert {v: t.get("where") for v, t in proposal.check["targets"].items()} == {
+        "Admin": None,
+        "Member": None,
+        "Post": None,
+    }
+
+
+# ------------------------------------------------------------------------ keys that are no PK
+UNIQUE_KEYS = """
+CREATE TABLE accounts (id serial PRIMARY KEY, login text NOT NULL, code text UNIQUE);
+CREATE UNIQUE INDEX accounts_login ON accounts (login);
+CREATE TABLE devices (serial_no text NOT NULL, label text);
+CREATE UNIQUE INDEX devices_serial ON devices (serial_no);
+CREATE UNIQUE INDEX devices_label_live ON devices (label) WHERE label <> '';
+CREATE TABLE logins (id serial PRIMARY KEY, account_login text, account_code text,
+                     device_serial text);
+INSERT INTO accounts (login, code) SELECT 'user' || g, 'A-' || g FROM generate_series(1, 120) g;
+INSERT INTO devices SELECT 'SN' || lpad(g::text, 5, '0'), 'd' || g FROM generate_series(1, 80) g;
+INSERT INTO logins (account_login, account_code, device_serial)
+SELECT 'user' || (1 + g % 120), 'A-' || (1 + (g * 7) % 120),
+       'SN' || lpad((1 + g % 80)::text, 5, '0')
+FROM generate_series(1, 400) g;
+UPDATE logins SET account_login = 'ghost' WHERE id = 7;
+UPDATE logins SET account_code = 'A-999' WHERE id = 8;
+UPDATE logins SET device_serial = 'SN99999' WHERE id = 9;
+"""
+
+
+def test_references_to_keys_that_are_no_primary_key(new_database, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Targets keyed by a UNIQUE constraint, by a unique index beside the primary key, and by
+    a unique index on a table without a primary key: each found, and its orphan flagged. A
+    partial unique index is no key."""
+    uri = new_database("uniquekeys")
+    execute(uri, UNIQUE_KEYS)
+    found = discover(as_url(uri))
+    refs = {
+        (p.table, p.check["column"]): (p.check["target"]["table"], p.check["target"]["column"])
+        for p in found.references()
+    }
+    assert refs == {
+        ("logins", "account_login"): ("accounts", "login"),
+        ("logins", "account_code"): ("accounts", "code"),
+        ("logins", "device_serial"): ("devices", "serial_no"),
+    }
+    assert not any("devices has no single-column key" in n for n in found.notes)
+    mine = discovered_suite(found, tmp_path / "suite.yml")
+    assert mine.tables["devices"].key == "serial_no"
+    [unique] = [p for p in found.proposals if p.kind == "unique" and p.table == "devices"]
+    assert unique.check["columns"] == ["serial_no"]  # not the partial index's label
+    assert unique.evidence == ["UNIQUE INDEX devices_serial (serial_no) in the catalog"]
+    run_audit(as_url(uri), mine, tmp_path / "run", options=NO_HISTORY)
+    assert flagged(tmp_path / "run", mine) == {
+        ("logins", "account_login"): {"7"},
+        ("logins", "account_code"): {"8"},
+        ("logins", "device_serial"): {"9"},
+    }
+
+
+# ------------------------------------------------------------------------ composite, inferred
+TENANTS = """
+CREATE TABLE tenants (id integer PRIMARY KEY, name text);
+CREATE TABLE orders (tenant_id integer REFERENCES tenants, id integer, note text,
+                     PRIMARY KEY (tenant_id, id));
+CREATE TABLE invoices (tenant_id integer, id integer, total integer, PRIMARY KEY (tenant_id, id));
+CREATE TABLE order_items (id serial PRIMARY KEY, tenant_id integer, order_id integer, qty integer,
+                          FOREIGN KEY (tenant_id, order_id) REFERENCES orders);
+INSERT INTO tenants SELECT g, 't' || g FROM generate_series(1, 5) g;
+INSERT INTO orders SELECT t, o, 'n' FROM generate_series(1, 5) t,
+                   LATERAL generate_series(1, 20 + 5 * t) o;
+INSERT INTO invoices SELECT t, o, 100 * o FROM generate_series(1, 5) t,
+                     LATERAL generate_series(1, 30) o;
+INSERT INTO order_items (tenant_id, order_id, qty)
+SELECT 1 + g % 5, 1 + (g * 7) % (20 + 5 * (1 + g % 5)), 1 + g % 4 FROM generate_series(1, 600) g;
+"""
+
+
+def test_composite_reference_inferred_from_the_data(new_database, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    uri = new_database("composite_inferred")
+    execute(uri, TENANTS)
+    drop_foreign_keys(uri)
+    # an order of tenant 5's numbers under tenant 1: every single column exists, the pair not
+    execute(uri, "UPDATE order_items SET order_id = 44 WHERE id = 17 AND tenant_id = 3")
+    execute(uri, "UPDATE order_items SET tenant_id = 1, order_id = 44 WHERE id = 17")
+    found = discover(as_url(uri))
+    composite = [p for p in found.proposals if p.kind == "reference" and "columns" in p.check]
+    assert [p.check for p in composite] == [
+        {
+            "id": "order_items.tenant_id_order_id.reference",
+            "kind": "reference",
+            "table": "order_items",
+            "columns": ["tenant_id", "order_id"],
+            "target": {"table": "orders", "columns": ["tenant_id", "id"]},
+        }
+    ]
+    [p] = composite
+    assert p.source == "data" and p.violations == 1 and p.confidence > 0.9
+    assert p.evidence[0].startswith("(tenant_id, order_id): orders(tenant_id, id) (99.8% of 600")
+    # invoices(tenant_id, id) is its own key, not a reference to orders by the names alone
+    assert references(found)[("order_items", "tenant_id")] == "tenants"
+    assert references(found)[("orders", "tenant_id")] == "tenants"
+    mine = discovered_suite(found, tmp_path / "suite.yml")
+    assert mine.tables["orders"].key_columns() == ["tenant_id", "id"]
+    run_audit(as_url(uri), mine, tmp_path / "run", options=NO_HISTORY)
+    rows = violations(tmp_path / "run")
+    assert [(r["key"], r["value"]) for r in rows if r["check"] == p.check["id"]] == [
+        ("17", "[1, 44]")
+    ]
