@@ -33,13 +33,11 @@ from pipeline.checks.catalog import (
     unwanted_constraints,
 )
 from pipeline.checks.enforce import check_expression, condition_sql
-from pipeline.sqlrender import Sql, piece, render, sql
+from pipeline.sqlrender import Sql, piece, raise_format, render, sql
 from pipeline.sqltext import (
     comment,
-    dollar_quoted,
     ident,
     key_equals,
-    literal,
     object_name,
     table,
 )
@@ -380,57 +378,49 @@ def conditional_reference_triggers(
         by_key.setdefault(target.ref_key(), (target, []))[1].append(value)
     groups = list(by_key.values())
     fn = object_name(name, "fn")
-    branches = []
-    for i, (target, values) in enumerate(groups):
-        keyword = "IF" if i == 0 else "ELSIF"
-        chosen = ", ".join(literal(v) for v in values)
-        # columns qualified by an alias: a column named `found` or `new` is no PL/pgSQL name
-        found = " AND ".join(
+
+    def found(target: ColumnRef) -> Sql:
+        cond = " AND ".join(
             key_equals(_field("x", k), _field("NEW", c), same=same, fold=fold)
             for c, k, same, fold in pairs(target)
         )
         if target.where is not None:
-            found += f" AND {condition_sql(target.where, 'x.')}"
-        branches.append(
-            f"  {keyword} {_field('NEW', disc)} IN ({chosen}) THEN\n"
-            f"    PERFORM 1 FROM {table(target.table)} x WHERE {found} FOR KEY SHARE;"
-        )
-    not_in_target = _raise_message(
-        named(check.table, columns) + " ",
-        *shown,
-        f" is not in the table {check.discriminator} ",
-        "%",
-        " names",
-    )
-    no_target = _raise_message(f"{check.table}.{check.discriminator} ", "%", " names no target")
+            cond += f" AND {condition_sql(target.where, 'x.')}"
+        return sql(cond)
+
     skip = " OR ".join(f"{_field('NEW', c)} IS NULL" for c in cols)
     if check.where is not None:  # rows the check does not look at
         skip += f" OR NOT coalesce({condition_sql(check.where, 'NEW.')}, false)"
-    new_values = ", ".join(_field("NEW", c) for c in cols)
-    new_disc = _field("NEW", disc)
-    body = (
-        "\nBEGIN\n"
-        f"  IF {skip} THEN\n    RETURN NEW;\n  END IF;\n"
-        + "\n".join(branches)
-        + "\n  ELSE\n"
-        f"    RAISE EXCEPTION {no_target}, {new_disc} USING ERRCODE = 'check_violation';\n"
-        "  END IF;\n"
-        "  IF NOT FOUND THEN\n"
-        f"    RAISE EXCEPTION {not_in_target}, {new_values}, {new_disc}\n"
-        "      USING ERRCODE = 'foreign_key_violation';\n"
-        "  END IF;\n"
-        "  RETURN NEW;\n"
-        "END "
-    )
-    statements = [
-        f"CREATE OR REPLACE FUNCTION {ident(fn)}() RETURNS trigger LANGUAGE plpgsql AS "
-        f"{dollar_quoted(body)};",
-        f"CREATE OR REPLACE TRIGGER {ident(name)} BEFORE INSERT OR UPDATE OF "
-        f"{', '.join(dict.fromkeys([*cols, disc, *(ident(c) for c in check.row_columns())]))} "
-        f"ON {table(t)} FOR EACH ROW EXECUTE FUNCTION {ident(fn)}();",
+    statements: list[str] = [
+        piece(
+            "reference_trigger.sql.j2",
+            fn=fn,
+            name=name,
+            table=t,
+            skip=sql(skip),
+            branches=[
+                {"names": values, "table": target.table, "found": found(target)}
+                for target, values in groups
+            ],
+            new_disc=sql(_field("NEW", disc)),
+            new_values=[sql(_field("NEW", c)) for c in cols],
+            no_target=raise_format(
+                f"{check.table}.{check.discriminator} ", "%", " names no target"
+            ),
+            not_in_target=raise_format(
+                named(check.table, columns) + " ",
+                *shown,
+                f" is not in the table {check.discriminator} ",
+                "%",
+                " names",
+            ),
+            watched=[
+                sql(c) for c in dict.fromkeys([*cols, disc, *map(ident, check.row_columns())])
+            ],
+        )
     ]
-    undo = [f"DROP TRIGGER IF EXISTS {ident(name)} ON {table(t)};"]
-    drops_fn = [f"DROP FUNCTION IF EXISTS {ident(fn)}();"]
+    undo: list[str] = [piece("drop_trigger.sql.j2", name=name, table=t)]
+    drops_fn: list[str] = [piece("drop_function.sql.j2", name=fn)]
     for target, values in groups:
         # one trigger per target table; a second filtered target on the same table gets its own
         own = [t for t, _ in groups if t.table == target.table]
@@ -438,7 +428,6 @@ def conditional_reference_triggers(
         tname = object_name(name, part)
         tfn = object_name(name, part, "fn")
         keys = [ident(k) for k in target.key_columns()]
-        chosen = ", ".join(literal(v) for v in values)
         held = " AND ".join(
             key_equals(_field("r", c), _field("OLD", k), same=same, fold=fold)
             for c, k, same, fold in pairs(target)
@@ -449,45 +438,35 @@ def conditional_reference_triggers(
         still = " AND ".join(
             f"{_field('NEW', k)} IS NOT DISTINCT FROM {_field('OLD', k)}" for k in keys
         )
-        counted = ""
+        kept_before = None
         if target.where is not None:  # a row that stops meeting `where` stops counting
             watched += [ident(c) for c in target.where.columns() if ident(c) not in watched]
             still += f" AND coalesce({condition_sql(target.where, 'NEW.')}, false)"
             # a row the filter left out held nothing: deleting or changing it is free
-            counted = (
-                f"  IF NOT coalesce({condition_sql(target.where, 'OLD.')}, false) THEN\n"
-                "    IF TG_OP = 'DELETE' THEN\n      RETURN OLD;\n    END IF;\n"
-                "    RETURN NEW;\n  END IF;\n"
+            kept_before = sql(condition_sql(target.where, "OLD."))
+        statements.append(
+            piece(
+                "target_trigger.sql.j2",
+                fn=tfn,
+                name=tname,
+                target=target.table,
+                referencing=t,
+                still=sql(still),
+                kept_before=kept_before,
+                r_disc=sql(_field("r", disc)),
+                values=values,
+                held=sql(held),
+                message=raise_format(
+                    named(target.table, target.key_columns()) + " ",
+                    *shown,
+                    f" is still referenced by {named(check.table, columns)}",
+                ),
+                old_keys=[sql(_field("OLD", k)) for k in keys],
+                watched=[sql(c) for c in watched],
             )
-        tbody = (
-            "\nBEGIN\n"
-            f"  IF TG_OP = 'UPDATE' AND {still} THEN\n"
-            "    RETURN NEW;\n  END IF;\n"
-            + counted
-            + f"  IF EXISTS (SELECT 1 FROM {table(t)} r WHERE {_field('r', disc)} IN ({chosen}) "
-            f"AND {held}) THEN\n"
-            "    RAISE EXCEPTION "
-            + _raise_message(
-                named(target.table, target.key_columns()) + " ",
-                *shown,
-                f" is still referenced by {named(check.table, columns)}",
-            )
-            + f", {', '.join(_field('OLD', k) for k in keys)}\n"
-            "      USING ERRCODE = 'foreign_key_violation';\n"
-            "  END IF;\n"
-            "  IF TG_OP = 'DELETE' THEN\n    RETURN OLD;\n  END IF;\n"
-            "  RETURN NEW;\n"
-            "END "
         )
-        statements += [
-            f"CREATE OR REPLACE FUNCTION {ident(tfn)}() RETURNS trigger LANGUAGE plpgsql "
-            f"AS {dollar_quoted(tbody)};",
-            f"CREATE OR REPLACE TRIGGER {ident(tname)} BEFORE DELETE OR UPDATE OF "
-            f"{', '.join(watched)} "
-            f"ON {table(target.table)} FOR EACH ROW EXECUTE FUNCTION {ident(tfn)}();",
-        ]
-        undo.append(f"DROP TRIGGER IF EXISTS {ident(tname)} ON {table(target.table)};")
-        drops_fn.append(f"DROP FUNCTION IF EXISTS {ident(tfn)}();")
+        undo.append(piece("drop_trigger.sql.j2", name=tname, table=target.table))
+        drops_fn.append(piece("drop_function.sql.j2", name=tfn))
     return statements, undo + drops_fn
 
 
@@ -503,11 +482,6 @@ def _placeholders(n: int) -> list[str]:
     for i in range(n):
         out += ([", "] if i else []) + ["%"]
     return out
-
-
-def _raise_message(*parts: str) -> str:
-    """A RAISE format string: "%" parts are placeholders, every other part is text."""
-    return literal("".join(p if p == "%" else p.replace("%", "%%") for p in parts))
 
 
 def render_constraints(
