@@ -41,7 +41,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Connection
 
 from pipeline import sqltext
-from pipeline.checks.relations import read_schema_tables
+from pipeline.checks.relations import Definitions, read_schema_tables
 from pipeline.db import companion, create_engine, database_error, describe, read_only_snapshot
 from pipeline.errors import UsageError
 from pipeline.jobs import tune_session
@@ -623,7 +623,10 @@ class _Discoverer:
     def read_catalog(self) -> None:
         schemas = self.found.schemas
         relations = read_schema_tables(
-            self.conn, schemas, parts={"columns", "constraints", "indexes"}
+            self.conn,
+            schemas,
+            {"columns", "constraints", "indexes"},
+            Definitions(frozenset({"p", "u", "f", "c"}), indexes=False),
         )
         for rel in relations:
             # the suite's spelling: a part holding a dot in double quotes

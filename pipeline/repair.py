@@ -53,7 +53,7 @@ from pipeline.checks.base import ColumnType, ColumnTypes, Violation, comparable,
 from pipeline.checks.catalog import CatalogFacts, read_catalogs
 from pipeline.checks.enforce import condition_sql
 from pipeline.checks.reference import DISCRIMINATOR_SUFFIX, Reference
-from pipeline.checks.relations import Relation, read_relations
+from pipeline.checks.relations import Definitions, Relation, read_relations
 from pipeline.constraints import (
     AuditedConstraint,
     CatalogPlan,
@@ -227,7 +227,12 @@ def read_repair_context(
     checks run (in the audit's snapshot), so that planning knows what will work; `types`
     the tables' column types when already read."""
     names = list(dict.fromkeys([*suite.tables, *(c.table for c in suite.checks)]))
-    found = read_relations(conn, names, parts={"columns", "constraints", "triggers"})
+    found = read_relations(
+        conn,
+        names,
+        {"columns", "constraints", "triggers"},
+        Definitions(frozenset({"f", "c"}), unvalidated_only=True, indexes=False),
+    )
     if types is None:
         types = {
             (t, c.name): ColumnType(c.type, c.category)

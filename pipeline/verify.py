@@ -17,7 +17,7 @@ from pipeline.checks.base import (
 from pipeline.checks.catalog import (
     column_types,
 )
-from pipeline.checks.relations import read_relations
+from pipeline.checks.relations import NO_DEFINITION, read_relations
 from pipeline.errors import DatabaseError, SuiteError
 from pipeline.plan import MAX_STATEMENT_COLUMNS, required_columns
 from pipeline.suite import Suite
@@ -26,7 +26,7 @@ from pipeline.suite import Suite
 def verify_schema(conn: Connection, suite: Suite) -> None:
     """Fail with one clear line when the suite names a table or column the database lacks."""
     required = sorted(required_columns(suite).items())
-    found = read_relations(conn, [t for t, _cols in required], parts={"columns"})
+    found = read_relations(conn, [t for t, _cols in required], {"columns"}, NO_DEFINITION)
     for table, cols in required:
         if table not in found:
             raise DatabaseError(

@@ -11,6 +11,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any
 
+import psycopg2
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -613,3 +614,34 @@ def test_the_number_of_statements_does_not_grow_with_the_tables(wide_db: str) ->
     for label, per_size in counts.items():
         assert len(set(per_size)) == 1, (label, per_size)  # the same for 1, 2 and 20 tables
         assert per_size[0] <= 6, (label, per_size)
+
+
+def test_readers_before_the_scans_do_not_wait_on_a_locked_table(wide_db: str) -> None:
+    """`pg_get_constraintdef` and `pg_get_indexdef` wait for a table another transaction
+    locks exclusively: the column types, the unique columns and the repair context (of
+    tables with no NOT VALID constraint) do not deparse, so they read on as before and the
+    audit waits in its scans; the catalog checks' facts deparse, as they did."""
+    holder = psycopg2.connect(wide_db)
+    engine = sa.create_engine(as_url(wide_db))
+    names = [f"t{i}" for i in range(3)]
+    suite = Suite.model_validate(
+        {
+            "suite": "locked",
+            "tables": {n: {"key": "id"} for n in names},
+            "checks": [{"id": "v", "kind": "not_null", "table": "t0", "columns": ["v"]}],
+        }
+    )
+    try:
+        with holder.cursor() as cur:
+            cur.execute("LOCK TABLE t0 IN ACCESS EXCLUSIVE MODE")
+        with engine.connect() as c:
+            c.execute(sa.text("SET lock_timeout = '1s'"))
+            assert ("t0", "id") in unique_columns(c, names)
+            assert ("t0", "w") in column_types(c, names)
+            assert read_repair_context(c, suite).tables["t0"].triggers == ("t0_touch",)
+            with pytest.raises(sa.exc.OperationalError, match="lock timeout"):
+                read_catalogs(c, names)
+    finally:
+        holder.rollback()
+        holder.close()
+        engine.dispose()

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 from pipeline import sqltext
 from pipeline.checks.base import ColumnType
 from pipeline.checks.model import Check, Model, Stage, TableName
-from pipeline.checks.relations import ON_DELETE, Relation, read_relations
+from pipeline.checks.relations import NO_DEFINITION, ON_DELETE, Relation, read_relations
 
 
 class _CatalogCheck(Check):
@@ -89,7 +89,7 @@ def column_types(conn: Connection, tables: Iterable[str]) -> dict[tuple[str, str
     """(table, column) -> type of every column of `tables`, in one catalog read."""
     return {
         (t, c.name): ColumnType(c.type, c.category)
-        for t, rel in read_relations(conn, tables, parts={"columns"}).items()
+        for t, rel in read_relations(conn, tables, {"columns"}, NO_DEFINITION).items()
         for c in rel.columns
     }
 
@@ -305,7 +305,7 @@ def unique_columns(conn: Connection, tables: Iterable[str]) -> set[tuple[str, st
     """(table, column) pairs that a single-column unique index guarantees to be unique."""
     return {
         (t, i.columns[0])
-        for t, rel in read_relations(conn, tables, parts={"indexes"}).items()
+        for t, rel in read_relations(conn, tables, {"indexes"}, NO_DEFINITION).items()
         for i in rel.indexes
         if i.unique and i.key_count == 1 and i.plain and not i.partial and i.columns
     }

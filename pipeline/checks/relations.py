@@ -36,6 +36,23 @@ PARTS = frozenset({"columns", "constraints", "indexes", "triggers"})
 
 
 @dataclass(frozen=True)
+class Definitions:
+    """Which definitions to deparse. `pg_get_constraintdef` (of a CHECK, say) and
+    `pg_get_indexdef` wait for the lock another transaction holds on a table exclusively,
+    so each reader asks only for those it uses; the others read as ''."""
+
+    constraint_types: frozenset[str] | None = None
+    """pg_constraint.contype of the table's own constraints to deparse; None every type."""
+    unvalidated_only: bool = False
+    """Only the constraints that are NOT VALID."""
+    indexes: bool = True
+
+
+EVERY_DEFINITION = Definitions()
+NO_DEFINITION = Definitions(constraint_types=frozenset(), indexes=False)
+
+
+@dataclass(frozen=True)
 class Column:
     name: str
     type: str  # format_type(): `integer`, `character varying(20)`, a domain's name
@@ -58,7 +75,7 @@ class Constraint:
     target_oid: int  # a foreign key's referenced table, else 0
     target: str  # ... as `regclass::text` writes it (schema only when not on search_path)
     target_columns: tuple[str, ...]
-    definition: str  # pg_get_constraintdef()
+    definition: str  # pg_get_constraintdef(), '' when not asked for (see `Definitions`)
     on_delete: str  # confdeltype (a foreign key's; a blank for any other constraint)
     on_update: str  # confupdtype
 
@@ -85,7 +102,7 @@ class Index:
     plain: bool  # no expression
     partial: bool  # has a WHERE
     backs_constraint: bool  # the index of a primary key, unique or exclusion constraint
-    definition: str  # pg_get_indexdef()
+    definition: str  # pg_get_indexdef(), '' when not asked for (see `Definitions`)
 
 
 @dataclass(frozen=True)
@@ -159,7 +176,10 @@ SELECT c.conrelid::bigint AS oid, c.conname::text AS name, c.contype::text AS ty
                  JOIN pg_catalog.pg_attribute a ON a.attrelid = c.confrelid
                   AND a.attnum = k.attnum),
                 '{}') AS target_columns,
-       pg_catalog.pg_get_constraintdef(c.oid) AS definition,
+       CASE WHEN c.conrelid = ANY(CAST(:oids AS oid[]))
+             AND (:every_type OR c.contype::text = ANY(CAST(:types AS text[])))
+             AND NOT (:unvalidated_only AND c.convalidated)
+            THEN pg_catalog.pg_get_constraintdef(c.oid) ELSE '' END AS definition,
        c.confdeltype::text AS on_delete, c.confupdtype::text AS on_update
 FROM pg_catalog.pg_constraint c
 JOIN pg_catalog.pg_class r ON r.oid = c.conrelid
@@ -180,7 +200,8 @@ SELECT i.indrelid::bigint AS oid, ic.relname::text AS name, i.indisvalid AS vali
                  JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid
                   AND a.attnum = k.attnum),
                 '{}') AS columns,
-       pg_catalog.pg_get_indexdef(i.indexrelid) AS definition
+       CASE WHEN :definitions THEN pg_catalog.pg_get_indexdef(i.indexrelid) ELSE '' END
+           AS definition
 FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
 WHERE i.indrelid = ANY(CAST(:oids AS oid[]))
 ORDER BY ic.relname, i.indrelid
@@ -199,11 +220,15 @@ def _relation(row: sa.Row[Any]) -> Relation:
 
 
 def read_relations(
-    conn: Connection, names: Iterable[str], parts: Collection[str] = PARTS
+    conn: Connection,
+    names: Iterable[str],
+    parts: Collection[str] = PARTS,
+    definitions: Definitions = EVERY_DEFINITION,
 ) -> dict[str, Relation]:
     """name -> what the catalog says of it, for each of `names` (the suite's spelling) that
     resolves to a relation; names that resolve to the same relation share its facts.
-    `parts`: which of `PARTS` to read (the relation itself is always read)."""
+    `parts`: which of `PARTS` to read (the relation itself is always read); `definitions`:
+    which constraints and indexes to deparse."""
     wanted = list(dict.fromkeys(names))
     if not wanted:
         return {}
@@ -215,12 +240,15 @@ def read_relations(
     for row in rows:
         oid = int(row.oid)
         found[row.name] = by_oid.setdefault(oid, _relation(row))
-    _fill(conn, by_oid, parts)
+    _fill(conn, by_oid, parts, definitions)
     return {n: found[n] for n in wanted if n in found}
 
 
 def read_schema_tables(
-    conn: Connection, schemas: list[str], parts: Collection[str] = PARTS
+    conn: Connection,
+    schemas: list[str],
+    parts: Collection[str] = PARTS,
+    definitions: Definitions = EVERY_DEFINITION,
 ) -> list[Relation]:
     """The tables (plain and partitioned, not partitions) of `schemas`, in the order of
     `schemas` and then by name, with what the catalog says of each."""
@@ -228,11 +256,13 @@ def read_schema_tables(
         int(row.oid): _relation(row)
         for row in conn.execute(_IN_SCHEMAS_SQL, {"schemas": list(schemas)})
     }
-    _fill(conn, by_oid, parts)
+    _fill(conn, by_oid, parts, definitions)
     return list(by_oid.values())
 
 
-def _fill(conn: Connection, by_oid: dict[int, Relation], parts: Collection[str]) -> None:
+def _fill(
+    conn: Connection, by_oid: dict[int, Relation], parts: Collection[str], defs: Definitions
+) -> None:
     unknown = set(parts) - PARTS
     if unknown:
         raise ValueError(f"not a part of the catalog reader: {sorted(unknown)}")
@@ -254,7 +284,13 @@ def _fill(conn: Connection, by_oid: dict[int, Relation], parts: Collection[str])
                 )
             )
     if "constraints" in parts:
-        for r in conn.execute(_CONSTRAINTS_SQL, oids):
+        types = defs.constraint_types
+        chosen = {
+            "every_type": types is None,
+            "types": sorted(types or ()),
+            "unvalidated_only": defs.unvalidated_only,
+        }
+        for r in conn.execute(_CONSTRAINTS_SQL, {**oids, **chosen}):
             con = Constraint(
                 name=r.name,
                 type=r.type,
@@ -274,7 +310,7 @@ def _fill(conn: Connection, by_oid: dict[int, Relation], parts: Collection[str])
             if con.type == "f" and con.target_oid in by_oid:
                 by_oid[con.target_oid].inbound.append(con)
     if "indexes" in parts:
-        for r in conn.execute(_INDEXES_SQL, oids):
+        for r in conn.execute(_INDEXES_SQL, {**oids, "definitions": defs.indexes}):
             by_oid[int(r.oid)].indexes.append(
                 Index(
                     r.name,
