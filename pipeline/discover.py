@@ -41,7 +41,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Connection
 
 from pipeline import sqltext
-from pipeline.checks.catalog import ON_DELETE
+from pipeline.checks.relations import Definitions, read_schema_tables
 from pipeline.db import companion, create_engine, database_error, describe, read_only_snapshot
 from pipeline.errors import UsageError
 from pipeline.jobs import tune_session
@@ -286,73 +286,6 @@ def _schemas(conn: Connection, wanted: tuple[str, ...]) -> list[str]:
 
 
 # ============================================================================ the catalog
-_TABLES_SQL = sa.text("""
-SELECT c.oid::bigint AS oid, n.nspname::text AS schema, c.relname::text AS relname,
-       n.nspname = current_schema() AS first
-FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND n.nspname = ANY(:schemas)
-ORDER BY array_position(:schemas, n.nspname::text), c.relname
-""")
-
-_COLUMNS_SQL = sa.text("""
-SELECT a.attrelid::bigint AS oid, a.attname::text AS name,
-       format_type(a.atttypid, a.atttypmod) AS type,
-       b.typcategory::text AS category, b.typtype::text AS typtype, a.attnotnull AS not_null
-FROM pg_attribute a
-JOIN pg_type t ON t.oid = a.atttypid
-JOIN pg_type b ON b.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
-WHERE a.attrelid = ANY(:oids) AND a.attnum > 0 AND NOT a.attisdropped
-ORDER BY a.attrelid, a.attnum
-""")
-
-_CONSTRAINTS_SQL = sa.text("""
-SELECT c.conrelid::bigint AS oid, c.conname::text AS name, c.contype::text AS type,
-       c.convalidated AS validated, c.confrelid::bigint AS target_oid,
-       c.confdeltype::text AS on_delete, pg_get_constraintdef(c.oid) AS definition,
-       coalesce((SELECT array_agg(a.attname::text ORDER BY k.ord)
-                 FROM unnest(c.conkey) WITH ORDINALITY k(attnum, ord)
-                 JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.attnum),
-                '{}') AS columns,
-       coalesce((SELECT array_agg(a.attname::text ORDER BY k.ord)
-                 FROM unnest(c.confkey) WITH ORDINALITY k(attnum, ord)
-                 JOIN pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.attnum),
-                '{}') AS target_columns
-FROM pg_constraint c
-WHERE c.conrelid = ANY(:oids) AND c.contype IN ('p', 'u', 'f', 'c')
-ORDER BY c.conrelid, c.conname
-""")
-
-_INDEXES_SQL = sa.text("""
-SELECT i.indrelid::bigint AS oid, ic.relname::text AS name,
-       i.indexprs IS NULL AS plain, i.indpred IS NOT NULL AS partial,
-       coalesce((SELECT array_agg(a.attname::text ORDER BY k.ord)
-                 FROM unnest(i.indkey::int2[]) WITH ORDINALITY k(attnum, ord)
-                 JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum),
-                '{}') AS columns
-FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
-WHERE i.indrelid = ANY(:oids)
-  AND NOT EXISTS (SELECT FROM pg_constraint c WHERE c.conindid = i.indexrelid
-                  AND c.conrelid = i.indrelid)
-ORDER BY i.indrelid, ic.relname
-""")
-
-
-_UNIQUE_INDEXES_SQL = sa.text("""
-SELECT i.indrelid::bigint AS oid, ic.relname::text AS name,
-       array_agg(a.attname::text ORDER BY k.ord) AS columns
-FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
-CROSS JOIN unnest(i.indkey::int2[]) WITH ORDINALITY k(attnum, ord)
-JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-WHERE i.indrelid = ANY(:oids) AND i.indisunique AND i.indexprs IS NULL AND i.indpred IS NULL
-  AND i.indisvalid
-  AND NOT EXISTS (SELECT FROM pg_constraint c WHERE c.conindid = i.indexrelid
-                  AND c.conrelid = i.indrelid)
-GROUP BY i.indrelid, ic.relname
-ORDER BY i.indrelid, ic.relname
-""")
-"""Unique indexes that back no constraint: keys too (a foreign key may reference one)."""
-
-
 @dataclass(frozen=True)
 class DeclaredReference:
     table: str
@@ -635,8 +568,7 @@ class _Discoverer:
     def run(self) -> None:
         self.prog.stage("catalog", 1)
         self.prog.step("tables, keys, constraints and indexes")
-        self.read_catalog()
-        self.read_unique_indexes()
+        self.read_catalog()  # and the unique indexes that back no constraint
         self.found.tables = self.tables
         self.catalog_proposals()
         keyed = [t for t in self.tables.values() if t.key is not None]
@@ -690,64 +622,70 @@ class _Discoverer:
     # ---------------------------------------------------------------- catalog
     def read_catalog(self) -> None:
         schemas = self.found.schemas
-        for row in self.conn.execute(_TABLES_SQL, {"schemas": schemas}):
+        relations = read_schema_tables(
+            self.conn,
+            schemas,
+            {"columns", "constraints", "indexes"},
+            Definitions(frozenset({"p", "u", "f", "c"}), indexes=False),
+        )
+        for rel in relations:
             # the suite's spelling: a part holding a dot in double quotes
-            name = sqltext.join_name(None if row.first else row.schema, row.relname)
-            info = TableInfo(name=name, schema=row.schema, relname=row.relname, columns={})
+            name = sqltext.join_name(None if rel.current_schema else rel.schema, rel.relname)
+            info = TableInfo(name=name, schema=rel.schema, relname=rel.relname, columns={})
             self.tables[name] = info
-            self.by_oid[int(row.oid)] = info
-        oids = list(self.by_oid)
-        if not oids:
-            return
-        for row in self.conn.execute(_COLUMNS_SQL, {"oids": oids}):
-            self.by_oid[int(row.oid)].columns[row.name] = ColumnInfo(
-                row.name,
-                row.type,
-                _family(row.category, row.typtype),
-                row.not_null,
-                row.typtype == "e",
-            )
-        for row in self.conn.execute(_CONSTRAINTS_SQL, {"oids": oids}):
-            table = self.by_oid[int(row.oid)]
-            cols = list(row.columns)
-            if row.type == "p":
-                table.primary_key = cols
-            elif row.type == "u":
-                table.uniques.append(cols)
-                if "NULLS NOT DISTINCT" in row.definition:
-                    self.nulls_equal.add((table.name, tuple(cols)))
-            elif row.type == "f":
-                target = self.by_oid.get(int(row.target_oid))
-                if target is None:
-                    self.found.notes.append(
-                        f"foreign key {row.name} of {table.name} references a table outside "
-                        f"the schemas read ({', '.join(schemas)}): not checked"
-                    )
-                    continue
-                self.declared.append(
-                    DeclaredReference(
-                        table.name,
-                        cols,
-                        target.name,
-                        list(row.target_columns),
-                        row.name,
-                        ON_DELETE.get(row.on_delete),
-                        row.validated,
-                    )
+            self.by_oid[rel.oid] = info
+            for col in rel.columns:
+                info.columns[col.name] = ColumnInfo(
+                    col.name,
+                    col.type,
+                    _family(col.base_category, col.base_typtype),
+                    col.not_null,
+                    col.base_typtype == "e",
                 )
-            elif row.type == "c":
-                values = _check_values(row.definition)
-                if values is not None and values[0] in table.columns:
-                    self.checks_in[table.name].append(values)
-        for row in self.conn.execute(_INDEXES_SQL, {"oids": oids}):
-            index_cols = list(row.columns) if row.plain and not row.partial else None
-            self.indexes.append((self.by_oid[int(row.oid)].name, row.name, index_cols))
-
-    def read_unique_indexes(self) -> None:
-        if not self.by_oid:
-            return
-        for row in self.conn.execute(_UNIQUE_INDEXES_SQL, {"oids": list(self.by_oid)}):
-            self.by_oid[int(row.oid)].unique_indexes[row.name] = list(row.columns)
+        by_oid = sorted(relations, key=lambda r: r.oid)
+        for rel in by_oid:
+            table = self.by_oid[rel.oid]
+            for con in rel.constraints:
+                cols = list(con.columns)
+                if con.type == "p":
+                    table.primary_key = cols
+                elif con.type == "u":
+                    table.uniques.append(cols)
+                    if "NULLS NOT DISTINCT" in con.definition:
+                        self.nulls_equal.add((table.name, tuple(cols)))
+                elif con.type == "f":
+                    target = self.by_oid.get(con.target_oid)
+                    if target is None:
+                        self.found.notes.append(
+                            f"foreign key {con.name} of {table.name} references a table "
+                            f"outside the schemas read ({', '.join(schemas)}): not checked"
+                        )
+                        continue
+                    self.declared.append(
+                        DeclaredReference(
+                            table.name,
+                            cols,
+                            target.name,
+                            list(con.target_columns),
+                            con.name,
+                            con.on_delete_action,
+                            con.validated,
+                        )
+                    )
+                elif con.type == "c":
+                    values = _check_values(con.definition)
+                    if values is not None and values[0] in table.columns:
+                        self.checks_in[table.name].append(values)
+        for rel in by_oid:
+            for index in rel.indexes:
+                if index.backs_constraint:
+                    continue
+                index_cols = list(index.columns) if index.plain and not index.partial else None
+                self.indexes.append((self.by_oid[rel.oid].name, index.name, index_cols))
+                if index.unique and index.valid and index_cols:
+                    # a unique index backing no constraint is a key too (a foreign key may
+                    # reference one)
+                    self.by_oid[rel.oid].unique_indexes[index.name] = index_cols
 
     def add(self, proposal: Proposal) -> None:
         base = str(proposal.check["id"])

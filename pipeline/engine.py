@@ -34,7 +34,7 @@ from pipeline.checks.catalog import (
     annotate_check_constraints,
     catalog_findings,
     column_types,
-    read_catalog,
+    read_catalogs,
     unique_columns,
 )
 from pipeline.copy_stream import copy_each, copy_lines, spool_lines, spool_rows
@@ -222,10 +222,10 @@ def run_checks(
 
     facts = catalog if catalog is not None else {}
     prog.stage("catalog", len({c.table for c in suite.checks if c.stage == "catalog"}))
-    for check in suite.checks:
-        if check.stage == "catalog" and check.table not in facts:
-            prog.step(f"reading catalog of {check.table}")
-            facts[check.table] = read_catalog(conn, check.table)
+    unread = [c.table for c in suite.checks if c.stage == "catalog" and c.table not in facts]
+    for tbl in dict.fromkeys(unread):
+        prog.step(f"reading catalog of {tbl}")
+    facts.update(read_catalogs(conn, unread))  # every table at once
     annotate_check_constraints(conn, suite, suite.checks, facts)
     for check in suite.checks:
         if check.stage == "catalog":

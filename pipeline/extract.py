@@ -30,7 +30,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Connection
 
 from pipeline import __version__, sqltext
-from pipeline.checks.catalog import read_catalog
+from pipeline.checks.catalog import read_catalogs
 from pipeline.db import create_engine, database_error, describe, read_only_snapshot
 from pipeline.errors import RefauditError, UsageError
 from pipeline.jobs import tune_session
@@ -156,7 +156,7 @@ def extract_snapshot(
             verify_schema(conn, suite)
             doing = "reading the catalog"
             columns, catalog_tables = snapshot_plan(suite)
-            catalog = {t: read_catalog(conn, t).to_dict() for t in catalog_tables}
+            catalog = {t: f.to_dict() for t, f in read_catalogs(conn, catalog_tables).items()}
             tables = []
             taken: set[str] = set()
             for table, wanted in columns.items():

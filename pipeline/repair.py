@@ -49,10 +49,11 @@ from typing import Any, TextIO
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from pipeline.checks.base import ColumnTypes, Violation, comparable, folds
-from pipeline.checks.catalog import CatalogFacts, column_types, read_catalog
+from pipeline.checks.base import ColumnType, ColumnTypes, Violation, comparable, folds
+from pipeline.checks.catalog import CatalogFacts, read_catalogs
 from pipeline.checks.enforce import condition_sql
 from pipeline.checks.reference import DISCRIMINATOR_SUFFIX, Reference
+from pipeline.checks.relations import Definitions, Relation, read_relations
 from pipeline.constraints import (
     AuditedConstraint,
     CatalogPlan,
@@ -177,60 +178,6 @@ SELECT (SELECT system_identifier::text FROM pg_control_system()) AS system_ident
        current_setting('search_path') AS search_path
 """)
 
-_TABLE_SQL = sa.text("""
-SELECT n.nspname::text AS schema, c.relname::text AS relname, c.relkind::text AS kind
-FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.oid = to_regclass(:t)
-""")
-
-_COLUMNS_SQL = sa.text("""
-SELECT attname::text AS name, attnotnull AS not_null, attgenerated <> '' AS generated,
-       attidentity = 'a' AS identity
-FROM pg_attribute
-WHERE attrelid = to_regclass(:t) AND attnum > 0 AND NOT attisdropped
-ORDER BY attnum
-""")
-
-_INBOUND_SQL = sa.text("""
-SELECT c.conname::text AS name, quote_ident(n.nspname) || '.' || quote_ident(r.relname) AS child,
-       c.conrelid = c.confrelid AS self_reference, c.confdeltype::text AS on_delete,
-       (SELECT array_agg(a.attname::text ORDER BY k.ord)
-        FROM unnest(c.conkey) WITH ORDINALITY k(attnum, ord)
-        JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.attnum) AS child_columns,
-       (SELECT array_agg(a.attname::text ORDER BY k.ord)
-        FROM unnest(c.confkey) WITH ORDINALITY k(attnum, ord)
-        JOIN pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.attnum) AS columns
-FROM pg_constraint c
-JOIN pg_class r ON r.oid = c.conrelid JOIN pg_namespace n ON n.oid = r.relnamespace
-WHERE c.contype = 'f' AND c.confrelid = to_regclass(:t)
-ORDER BY c.conname
-""")
-
-_UNVALIDATED_SQL = sa.text("""
-SELECT c.conname::text AS name, pg_get_constraintdef(c.oid) AS definition,
-       coalesce((SELECT array_agg(a.attname::text ORDER BY k.ord)
-                 FROM unnest(c.conkey) WITH ORDINALITY k(attnum, ord)
-                 JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.attnum),
-                '{}') AS columns
-FROM pg_constraint c
-WHERE c.conrelid = to_regclass(:t) AND c.contype IN ('f', 'c') AND NOT c.convalidated
-ORDER BY c.conname
-""")
-
-_TRIGGERS_SQL = sa.text("""
-SELECT tgname::text FROM pg_trigger
-WHERE tgrelid = to_regclass(:t) AND NOT tgisinternal AND tgenabled <> 'D'
-ORDER BY tgname
-""")
-
-_ON_DELETE = {
-    "a": "NO ACTION",
-    "r": "RESTRICT",
-    "c": "CASCADE",
-    "n": "SET NULL",
-    "d": "SET DEFAULT",
-}
-
 
 def read_identity(conn: Connection) -> DatabaseIdentity:
     row = conn.execute(_IDENTITY_SQL).one()
@@ -243,36 +190,33 @@ def read_identity(conn: Connection) -> DatabaseIdentity:
     )
 
 
-def read_table(conn: Connection, tbl: str) -> TableInfo | None:
-    arg = {"t": regclass_text(tbl)}
-    found = conn.execute(_TABLE_SQL, arg).one_or_none()
-    if found is None:
-        return None
+def table_info(tbl: str, rel: Relation) -> TableInfo:
+    """What planning needs of the suite's table `tbl`, from what the catalog reader read."""
     return TableInfo(
         name=tbl,
-        schema=found.schema,
-        relname=found.relname,
-        kind=found.kind,
+        schema=rel.schema,
+        relname=rel.relname,
+        kind=rel.kind,
         columns=tuple(
-            ColumnInfo(r.name, r.not_null, r.generated, r.identity)
-            for r in conn.execute(_COLUMNS_SQL, arg)
+            ColumnInfo(c.name, c.not_null, c.generated, c.identity == "a") for c in rel.columns
         ),
         inbound=tuple(
             InboundKey(
-                r.name,
-                r.child,
-                tuple(r.child_columns),
-                tuple(r.columns),
-                _ON_DELETE.get(r.on_delete, r.on_delete),
-                r.self_reference,
+                k.name,
+                k.table_sql,
+                k.columns,
+                k.target_columns,
+                k.on_delete_sql,
+                k.table_oid == k.target_oid,
             )
-            for r in conn.execute(_INBOUND_SQL, arg)
+            for k in rel.inbound
         ),
         unvalidated=tuple(
-            AuditedConstraint(tbl, r.name, r.definition, tuple(r.columns))
-            for r in conn.execute(_UNVALIDATED_SQL, arg)
+            AuditedConstraint(tbl, c.name, c.definition, c.columns)
+            for c in rel.constraints
+            if c.type in ("f", "c") and not c.validated
         ),
-        triggers=tuple(conn.execute(_TRIGGERS_SQL, arg).scalars()),
+        triggers=tuple(t.name for t in rel.triggers if t.enabled),
     )
 
 
@@ -282,14 +226,22 @@ def read_repair_context(
     """The database's identity and the catalog of every suite table, read before the
     checks run (in the audit's snapshot), so that planning knows what will work; `types`
     the tables' column types when already read."""
-    names = dict.fromkeys([*suite.tables, *(c.table for c in suite.checks)])
+    names = list(dict.fromkeys([*suite.tables, *(c.table for c in suite.checks)]))
+    found = read_relations(
+        conn,
+        names,
+        {"columns", "constraints", "triggers"},
+        Definitions(frozenset({"f", "c"}), unvalidated_only=True, indexes=False),
+    )
     if types is None:
-        types = column_types(conn, names)
+        types = {
+            (t, c.name): ColumnType(c.type, c.category)
+            for t, rel in found.items()
+            for c in rel.columns
+        }
     ctx = RepairContext(identity=read_identity(conn), types=dict(types))
-    for tbl in names:
-        info = read_table(conn, tbl)
-        if info is not None:
-            ctx.tables[tbl] = info
+    for tbl, rel in found.items():
+        ctx.tables[tbl] = table_info(tbl, rel)
     return ctx
 
 
@@ -299,9 +251,8 @@ def read_reference_facts(
     """The catalog of every table holding a reference (to find foreign keys that point at
     the wrong table), added to what the audit's catalog checks already read."""
     ctx.facts = facts
-    for check in suite.checks:
-        if check.repairs and check.table not in facts:
-            facts[check.table] = read_catalog(conn, check.table)
+    missing = [c.table for c in suite.checks if c.repairs and c.table not in facts]
+    facts.update(read_catalogs(conn, missing))
 
 
 # ---------------------------------------------------------------------- collecting

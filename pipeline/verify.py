@@ -10,7 +10,6 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection
 
-from pipeline import sqltext
 from pipeline.checks.base import (
     ColumnTypes,
     compile_condition,
@@ -18,6 +17,7 @@ from pipeline.checks.base import (
 from pipeline.checks.catalog import (
     column_types,
 )
+from pipeline.checks.relations import NO_DEFINITION, read_relations
 from pipeline.errors import DatabaseError, SuiteError
 from pipeline.plan import MAX_STATEMENT_COLUMNS, required_columns
 from pipeline.suite import Suite
@@ -25,24 +25,15 @@ from pipeline.suite import Suite
 
 def verify_schema(conn: Connection, suite: Suite) -> None:
     """Fail with one clear line when the suite names a table or column the database lacks."""
-    for table, cols in sorted(required_columns(suite).items()):
-        regclass = conn.execute(
-            sa.text("SELECT to_regclass(:t)::text"), {"t": sqltext.regclass_text(table)}
-        ).scalar()
-        if regclass is None:
+    required = sorted(required_columns(suite).items())
+    found = read_relations(conn, [t for t, _cols in required], {"columns"}, NO_DEFINITION)
+    for table, cols in required:
+        if table not in found:
             raise DatabaseError(
                 f"table {table} named by suite {suite.suite} does not exist in the database "
                 "- check --db and --suite"
             )
-        present = set(
-            conn.execute(
-                sa.text(
-                    "SELECT attname::text FROM pg_attribute WHERE attrelid = to_regclass(:t) "
-                    "AND attnum > 0 AND NOT attisdropped"
-                ),
-                {"t": sqltext.regclass_text(table)},
-            ).scalars()
-        )
+        present = {c.name for c in found[table].columns}
         missing = sorted(cols - present)
         if missing:
             raise DatabaseError(

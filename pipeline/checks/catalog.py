@@ -1,8 +1,9 @@
 """Schema checks answered from `pg_catalog`: expected constraints exist, point at the right
 table and are validated; expected indexes and triggers exist.
 
-The catalog is read once per table into plain facts (`CatalogFacts`), so the same checks can
-be answered from a live database or from a snapshot's manifest.
+The catalog is read (`pipeline.checks.relations`, every table at once) into plain facts per
+table (`CatalogFacts`), so the same checks can be answered from a live database or from a
+snapshot's manifest.
 """
 
 from __future__ import annotations
@@ -11,13 +12,13 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, Literal
 
-import sqlalchemy as sa
 from pydantic import Field, model_validator
 from sqlalchemy.engine import Connection
 
 from pipeline import sqltext
 from pipeline.checks.base import ColumnType
 from pipeline.checks.model import Check, Model, Stage, TableName
+from pipeline.checks.relations import NO_DEFINITION, ON_DELETE, Relation, read_relations
 
 
 class _CatalogCheck(Check):
@@ -84,70 +85,16 @@ class TriggerCheck(_CatalogCheck):
     for_check: str | None = None
 
 
-_COLUMN_TYPES = sa.text("""
-SELECT s.name, a.attname::text, pg_catalog.format_type(a.atttypid, a.atttypmod),
-       ty.typcategory::text
-FROM unnest(CAST(:names AS text[]), CAST(:regs AS text[])) AS s(name, reg)
-JOIN pg_catalog.pg_attribute a ON a.attrelid = pg_catalog.to_regclass(s.reg)
-JOIN pg_catalog.pg_type ty ON ty.oid = a.atttypid
-WHERE a.attnum > 0 AND NOT a.attisdropped
-""")
-
-
 def column_types(conn: Connection, tables: Iterable[str]) -> dict[tuple[str, str], ColumnType]:
     """(table, column) -> type of every column of `tables`, in one catalog read."""
-    names = list(dict.fromkeys(tables))
-    rows = conn.execute(
-        _COLUMN_TYPES, {"names": names, "regs": [sqltext.regclass_text(t) for t in names]}
-    )
-    return {(t, c): ColumnType(kind, category) for t, c, kind, category in rows}
+    return {
+        (t, c.name): ColumnType(c.type, c.category)
+        for t, rel in read_relations(conn, tables, {"columns"}, NO_DEFINITION).items()
+        for c in rel.columns
+    }
 
 
 _CONTYPES = {"f": "foreign_key", "c": "check", "u": "unique", "p": "primary_key"}
-ON_DELETE = {  # pg_constraint.confdeltype -> the suite's `on_delete`
-    "a": "no_action",
-    "r": "restrict",
-    "c": "cascade",
-    "n": "set_null",
-    "d": "set_default",
-}
-
-_CONSTRAINTS_SQL = sa.text("""
-SELECT c.conname, c.contype::text, c.convalidated,
-       coalesce(c.confrelid::regclass::text, '') AS target,
-       pg_get_constraintdef(c.oid) AS definition,
-       coalesce((SELECT array_agg(a.attname::text ORDER BY k.ord)
-                 FROM unnest(c.conkey) WITH ORDINALITY k(attnum, ord)
-                 JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.attnum),
-                '{}') AS columns,
-       coalesce((SELECT array_agg(a.attname::text ORDER BY k.ord)
-                 FROM unnest(c.confkey) WITH ORDINALITY k(attnum, ord)
-                 JOIN pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.attnum),
-                '{}') AS target_columns,
-       c.confdeltype::text AS on_delete
-FROM pg_constraint c
-WHERE c.conrelid = to_regclass(:table)
-ORDER BY c.conname
-""")
-
-_INDEXES_SQL = sa.text("""
-SELECT ic.relname AS name, i.indisvalid AS valid,
-       coalesce((SELECT array_agg(a.attname::text ORDER BY k.ord)
-                 FROM unnest(i.indkey::int2[]) WITH ORDINALITY k(attnum, ord)
-                 JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum),
-                '{}') AS columns,
-       pg_get_indexdef(i.indexrelid) AS definition
-FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
-WHERE i.indrelid = to_regclass(:table)
-ORDER BY ic.relname
-""")
-
-_TRIGGERS_SQL = sa.text("""
-SELECT t.tgname AS name, t.tgenabled <> 'D' AS enabled
-FROM pg_trigger t
-WHERE t.tgrelid = to_regclass(:table) AND NOT t.tgisinternal
-ORDER BY t.tgname
-""")
 
 
 @dataclass
@@ -163,22 +110,41 @@ class CatalogFacts:
         return asdict(self)
 
 
-def read_catalog(conn: Connection, table: str) -> CatalogFacts:
-    quoted = sqltext.regclass_text(table)  # to_regclass parses its text: quote every part
-    exists = conn.execute(sa.text("SELECT to_regclass(:t) IS NOT NULL"), {"t": quoted}).scalar()
-    if not exists:
+def catalog_facts(rel: Relation | None) -> CatalogFacts:
+    """The facts the catalog checks compare, from what `read_relations` read of a table
+    (None: the table does not exist)."""
+    if rel is None:
         return CatalogFacts(exists=False)
-    cons = [dict(r._mapping) for r in conn.execute(_CONSTRAINTS_SQL, {"table": quoted})]
-    for c in cons:
-        c["type"] = _CONTYPES.get(c.pop("contype"), "other")
-        c["on_delete"] = ON_DELETE.get(c["on_delete"] or "")
-        c["columns"] = list(c["columns"])
-        c["target_columns"] = list(c["target_columns"])
-    idx = [dict(r._mapping) for r in conn.execute(_INDEXES_SQL, {"table": quoted})]
-    for i in idx:
-        i["columns"] = list(i["columns"])
-    trg = [dict(r._mapping) for r in conn.execute(_TRIGGERS_SQL, {"table": quoted})]
+    cons = [
+        {
+            "conname": c.name,
+            "convalidated": c.validated,
+            "target": c.target,
+            "definition": c.definition,
+            "columns": list(c.columns),
+            "target_columns": list(c.target_columns),
+            "on_delete": ON_DELETE.get(c.on_delete),
+            "type": _CONTYPES.get(c.type, "other"),
+        }
+        for c in rel.constraints
+    ]
+    idx = [
+        {"name": i.name, "valid": i.valid, "columns": list(i.columns), "definition": i.definition}
+        for i in rel.indexes
+    ]
+    trg = [{"name": t.name, "enabled": t.enabled} for t in rel.triggers]
     return CatalogFacts(exists=True, constraints=cons, indexes=idx, triggers=trg)
+
+
+def read_catalogs(conn: Connection, tables: Iterable[str]) -> dict[str, CatalogFacts]:
+    """table -> its `CatalogFacts`, for every table of `tables`, read together."""
+    names = list(dict.fromkeys(tables))
+    found = read_relations(conn, names, parts={"constraints", "indexes", "triggers"})
+    return {t: catalog_facts(found.get(t)) for t in names}
+
+
+def read_catalog(conn: Connection, table: str) -> CatalogFacts:
+    return read_catalogs(conn, [table])[table]
 
 
 @dataclass(frozen=True)
@@ -335,18 +301,11 @@ def annotate_check_constraints(
             found[DISAGREES] = disagreements(conn, suite, check, found)
 
 
-_UNIQUE_SQL = sa.text("""
-SELECT a.attname::text
-FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
-WHERE i.indrelid = to_regclass(:t) AND i.indisunique AND i.indnatts = 1
-  AND i.indpred IS NULL AND i.indexprs IS NULL
-""")
-
-
 def unique_columns(conn: Connection, tables: Iterable[str]) -> set[tuple[str, str]]:
     """(table, column) pairs that a single-column unique index guarantees to be unique."""
     return {
-        (t, c)
-        for t in tables
-        for c in conn.execute(_UNIQUE_SQL, {"t": sqltext.regclass_text(t)}).scalars()
+        (t, i.columns[0])
+        for t, rel in read_relations(conn, tables, {"indexes"}, NO_DEFINITION).items()
+        for i in rel.indexes
+        if i.unique and i.key_count == 1 and i.plain and not i.partial and i.columns
     }
