@@ -144,8 +144,8 @@ EXPECTED = [
     ("notes.target", "5", f"tenant,{REF}", key(T1, 2), "orphan", "",
      f"no {ORGS} {key(T1, 2)}; listed for review (a composite reference)"),
     ("notes.target", "6", f"tenant,{REF}", key(T2, 20), "wrong_type", "",
-     f"no {ORGS} {key(T2, 20)}, but {PEOPLE} {key(T2, 20)} exists: {TYPE} should be {BOT}; "
-     "listed for review"),
+     f"no {ORGS} {key(T2, 20)}, but {PEOPLE} {key(T2, 20)} where kind = 'bot' exists: "
+     f"{TYPE} should be {BOT}; listed for review"),
     ("notes.target", "7", f"tenant,{REF}", key(T1, 11), "filtered_out", "",
      f"no {PEOPLE} {key(T1, 11)} where kind = 'person'; the table has it, outside the "
      "target's `where`: listed for review"),
@@ -156,8 +156,8 @@ EXPECTED = [
      f"no {PEOPLE} {key(T2, 2)} where kind = 'person', but {ORGS} {key(T2, 2)} exists: "
      f"{TYPE} should be {ORG}; listed for review"),
     ("notes.target", "15", f"tenant,{REF}", key(T1, 10), "wrong_type", "",
-     f"no {PEOPLE} {key(T1, 10)} where kind = 'bot', but {PEOPLE} {key(T1, 10)} exists: "
-     f"{TYPE} should be {PERSON}; listed for review"),
+     f"no {PEOPLE} {key(T1, 10)} where kind = 'bot', but {PEOPLE} {key(T1, 10)} "
+     f"where kind = 'person' exists: {TYPE} should be {PERSON}; listed for review"),
     ("notes.target.discriminator", "11", TYPE, "Nope", "wrong_type", ORG,
      f"{TYPE} names no target, but {ORGS} {key(T1, 1)} exists"),
     ("notes.target.discriminator", "12", TYPE, "NULL", "", "", ""),

@@ -7,7 +7,6 @@ a second run changes nothing; rollback restores every table byte for byte."""
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from pipeline.audit import AuditOptions, run_audit
 from pipeline.sqltext import psql_lines, statements
 from pipeline.suite import Suite
 from tests.conftest import as_url, execute
+from tests.roundtrip import dump_tables, findings
 from tests.test_repair import psql, query
 
 HOSTILE = ["it's", "line\nbreak", "-- not a comment", "*/ $$ end", "sep\u2028x", 'q"uote']
@@ -71,21 +71,11 @@ SUITE: dict[str, Any] = {
     ],
 }  # fmt: skip
 
-TABLES = {
-    "orders": "region, placed_at, n",
-    "order_lines": "region, placed_at, n, line",
-    "customers": "id",
-    "regions": "code",
-}
+TABLES = ["orders", "order_lines", "customers", "regions"]
 
 
-def dump_all(uri: str) -> dict[str, list[Any]]:
-    return {
-        t: query(uri, f'SELECT x::text FROM {t} x ORDER BY {k} COLLATE "C"')
-        if t == "regions"
-        else query(uri, f"SELECT x::text FROM {t} x ORDER BY {k}")
-        for t, k in TABLES.items()
-    }
+def dump_all(uri: str) -> dict[str, list[str]]:
+    return dump_tables(uri, TABLES)
 
 
 @pytest.fixture
@@ -105,11 +95,6 @@ def orders(new_database) -> str:  # type: ignore[no-untyped-def]
         )
     conn.close()
     return uri
-
-
-def findings(run: Path) -> dict[tuple[str, str], dict[str, str]]:
-    with (run / "violations.csv").open(encoding="utf-8", newline="") as f:
-        return {(r["check"], r["key"]): r for r in csv.DictReader(f)}
 
 
 def test_composite_keyed_rows_are_repaired_by_their_keys(orders: str, tmp_path: Path) -> None:

@@ -25,7 +25,9 @@ from pipeline.audit import run_audit
 from pipeline.errors import SuiteError
 from pipeline.suite import Suite
 from tests.conftest import as_url, execute
-from tests.test_public_schemas import CHANGES, audit, changed_rows, dump_all, findings
+from tests.roundtrip import CHANGES, changed_rows, findings
+from tests.roundtrip import dump_tables as dump_all
+from tests.test_public_schemas import audit
 from tests.test_repair import psql, query
 
 # db/migrations: migration_init.sql, migration_tweet.sql, migration_poll.sql,

@@ -21,7 +21,6 @@ export and an audit of a snapshot count alike."""
 
 from __future__ import annotations
 
-import csv
 import re
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,8 @@ from pipeline.apply import apply_plan
 from pipeline.audit import AuditOptions, run_audit
 from pipeline.suite import Suite
 from tests.conftest import as_url, execute
+from tests.roundtrip import CHANGES, changed_rows, findings
+from tests.roundtrip import dump_tables as dump_all
 from tests.test_repair import psql, query
 
 # --- Pagila -------------------------------------------------------------------------------
@@ -453,34 +454,10 @@ DISCOURSE_EXPECTED = {
 # --- the harness --------------------------------------------------------------------------
 
 
-def dump_all(uri: str, tables: dict[str, str]) -> dict[str, list[str]]:
-    """Every table as text, row by row, in key order: equal dumps mean equal tables."""
-    return {
-        t: [r[0] for r in query(uri, f"SELECT x::text FROM {t} x ORDER BY {k}")]
-        for t, k in tables.items()
-    }
-
-
-def changed_rows(before: dict[str, list[str]], after: dict[str, list[str]]) -> dict[str, Any]:
-    return {
-        t: (sorted(set(before[t]) - set(after[t])), sorted(set(after[t]) - set(before[t])))
-        for t in before
-        if before[t] != after[t]
-    }
-
-
 def unstamped(dump: dict[str, list[str]]) -> dict[str, list[str]]:
     """`dump` with each row's `last_update` (a timestamp a trigger sets to now) blanked."""
     stamp = re.compile(r'"20\d\d-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)?"')
     return {t: [stamp.sub('"T"', r) for r in rows] for t, rows in dump.items()}
-
-
-def findings(out: Path) -> dict[tuple[str, str], dict[str, str]]:
-    with (out / "violations.csv").open(encoding="utf-8", newline="") as f:
-        return {(r["check"], r["key"]): r for r in csv.DictReader(f)}
-
-
-CHANGES = ("updated", "set_null", "quarantine")  # what apply counts as changed rows
 
 
 def audit(uri: str, suite: dict[str, Any], out: Path) -> Any:

@@ -402,6 +402,8 @@ class ReferenceDiagnoser(_Common):
         out["wt_n"] = _sum([sa.case((i, 1), else_=0) for i in ins])
         out["wt_value"] = _first_of(ins, [sa.literal(t.value) for t in self.targets])
         out["wt_table"] = _first_of(ins, [sa.literal(_named(t)) for t in self.targets])
+        # the rows of that target that count (its `where`), named after the value
+        out["wt_kept"] = _first_of(ins, [sa.literal(_kept(t)) for t in self.targets])
         if self.mis_key is None:
             return out
         attributes, vias = self.attributes(), self.vias()
@@ -489,7 +491,7 @@ class ReferenceDiagnoser(_Common):
         kept = self.chosen(disc, [sa.literal(_kept(t)) for t in self.targets])
         no_target = text("no ", target_name, " ", value, kept)
         wrong_type = text(
-            no_target, ", but ", facts["wt_table"], " ", value,
+            no_target, ", but ", facts["wt_table"], " ", value, facts["wt_kept"],
             f" exists: {self.discriminator} should be ", facts["wt_value"],
         )  # fmt: skip
         proposed = sa.case(
@@ -558,7 +560,8 @@ class ReferenceDiagnoser(_Common):
                 _when(missing, no_target),
                 _when(mapped, text(maps_to, facts["ids"], f" via {through}")),
                 _when(
-                    facts["wt_n"] >= 1, text(facts["wt_table"], " ", value, " exists")
+                    facts["wt_n"] >= 1,
+                    text(facts["wt_table"], " ", value, facts["wt_kept"], " exists"),
                 ),
                 *(
                     _when(
@@ -841,6 +844,7 @@ class CompositeDiagnoser:
             "label": label,
             "wt_value": _first_of(ins, [sa.literal(t.value) for t in self.targets]),
             "wt_table": _first_of(ins, [sa.literal(_named_key(t)) for t in self.targets]),
+            "wt_kept": _first_of(ins, [sa.literal(_kept(t)) for t in self.targets]),
         }
 
     def conclude(self, facts: Facts, column: Callable[[str], Any]) -> Diagnosis:
@@ -859,7 +863,7 @@ class CompositeDiagnoser:
                         label == "wrong_type",
                         text(
                             f"{disc} names no target, but ", facts["wt_table"], " ", value,
-                            " exists",
+                            facts["wt_kept"], " exists",
                         ),
                     ),
                     (
@@ -885,7 +889,7 @@ class CompositeDiagnoser:
                 (
                     label == "wrong_type",
                     text(
-                        no_target, ", but ", facts["wt_table"], " ", value,
+                        no_target, ", but ", facts["wt_table"], " ", value, facts["wt_kept"],
                         f" exists: {self.discriminator} should be ", facts["wt_value"],
                         "; listed for review",
                     ),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -19,6 +19,7 @@ class InSetCheck(Filtered, Check):
     `accepted_values` and GX's `expect_column_values_to_be_in_set`; writing `null` among the
     values says so explicitly. `where` limits the rows checked."""
 
+    holds_values: ClassVar[bool] = True
     kind: Literal["in_set"]
     column: str
     values: list[Scalar] = Field(min_length=1)
@@ -37,9 +38,6 @@ class InSetCheck(Filtered, Check):
     def rules(self, scan: TableScan) -> list[RowRule]:
         c = scan.col(self.column)
         return [RowRule(self.id, self, self.column, self._outside(c), as_text(c))]
-
-    def value_tests(self, scan: Any) -> list[Any]:
-        return [r.flag for r in self.rules(scan)]
 
     def gx(self) -> list[GxSpec]:
         return [

@@ -303,6 +303,9 @@ class Check(Model):
     stage: ClassVar[Stage] = "row"
     repairs: ClassVar[bool] = False
     """True: the kind's diagnoses propose repairs that repair.sql plans (references)."""
+    holds_values: ClassVar[bool] = False
+    """True: the kind's rules hold values of the suite (a set, a regex, bounds, a rule's
+    constants), which PostgreSQL checks against the columns' types before the audit."""
 
     id: str = Field(pattern=r"^[A-Za-z0-9_.:-]+$")
     table: TableName
@@ -354,8 +357,9 @@ class Check(Model):
 
     def value_tests(self, scan: Any) -> list[ColumnElement[Any]]:
         """The expressions that hold the suite's values, for PostgreSQL to check against
-        the columns' types before the audit (`scan` gives each column as a typed NULL)."""
-        return []
+        the columns' types before the audit (`scan` gives each column as a typed NULL):
+        the rules themselves, for a kind that `holds_values`."""
+        return [r.flag for r in self.rules(scan)] if self.holds_values else []
 
     def gx(self) -> list[GxSpec] | None:
         """The GX expectations this check exports as; None: the engine's own SQL (always

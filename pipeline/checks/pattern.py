@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import sqlalchemy as sa
 
@@ -15,6 +15,7 @@ class PatternCheck(Filtered, Check):
     """`pattern`: a value of `column` that is not NULL must match `regex` (PostgreSQL's `~`;
     a regex it rejects is exit 2 before the audit); `where` limits the rows checked."""
 
+    holds_values: ClassVar[bool] = True
     kind: Literal["pattern"]
     column: str
     regex: str
@@ -35,9 +36,6 @@ class PatternCheck(Filtered, Check):
             )
 
         return [(sa.select(sa.literal("").regexp_match(self.regex)), explain)]
-
-    def value_tests(self, scan: Any) -> list[Any]:
-        return [r.flag for r in self.rules(scan)]
 
     def gx(self) -> list[GxSpec]:
         return [

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import sqlalchemy as sa
 
@@ -15,6 +15,7 @@ class RowRuleCheck(Filtered, Check):
     must hold; a row where it is false is a finding (NULL passes). `columns` names what the
     findings show (default: the columns the conditions read)."""
 
+    holds_values: ClassVar[bool] = True
     kind: Literal["row_rule"]
     require: Condition
     columns: list[str] | None = None
@@ -36,9 +37,6 @@ class RowRuleCheck(Filtered, Check):
             ",", *(sa.func.coalesce(as_text(scan.col(c)), sa.literal("NULL")) for c in cols)
         )
         return [RowRule(self.id, self, ",".join(cols), flag, value)]
-
-    def value_tests(self, scan: Any) -> list[Any]:
-        return [r.flag for r in self.rules(scan)]
 
     def check_body(self, col: Any) -> Any:
         return compile_condition(self.require, col)  # `where`: constraints.sql

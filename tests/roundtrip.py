@@ -1,0 +1,37 @@
+"""What the repair round trips compare: every table's rows as text, and the findings of a run
+by (check, key)."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from tests.test_repair import query
+
+CHANGES = ("updated", "set_null", "quarantine")  # what `refaudit apply` counts as changed rows
+
+
+def dump_tables(uri: str, tables: Iterable[str]) -> dict[str, list[str]]:
+    """Every table as text, row by row, in a fixed order (the rows' own text, byte order):
+    equal dumps mean equal tables, whatever their keys. `tables` are SQL names."""
+    return {
+        t: [r[0] for r in query(uri, f'SELECT x::text FROM {t} x ORDER BY x::text COLLATE "C"')]
+        for t in tables
+    }
+
+
+def changed_rows(before: dict[str, list[str]], after: dict[str, list[str]]) -> dict[str, Any]:
+    """Per table that differs: (rows gone, rows new), each sorted."""
+    return {
+        t: (sorted(set(before[t]) - set(after[t])), sorted(set(after[t]) - set(before[t])))
+        for t in before
+        if before[t] != after[t]
+    }
+
+
+def findings(run: Path) -> dict[tuple[str, str], dict[str, str]]:
+    """violations.csv of a run, by (check, key)."""
+    with (run / "violations.csv").open(encoding="utf-8", newline="") as f:
+        return {(r["check"], r["key"]): r for r in csv.DictReader(f)}
