@@ -1,12 +1,14 @@
 """The DDL building blocks of constraints.sql and rollback.sql: how a constraint is added,
-dropped and put back, and the triggers that enforce a conditional reference.
+dropped and put back, and the triggers that enforce a conditional reference. Each catalog
+kind (`pipeline.checks.catalog`) writes its own section of constraints.sql from these
+(`Check.ddl_section`), told what the audit saw by a `DdlContext`.
 
 Every statement can run again without harm.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +20,7 @@ from pipeline.sqlrender import Sql, piece, raise_format, sql
 from pipeline.sqltext import ident, key_equals, object_name, table
 
 if TYPE_CHECKING:
-    from pipeline.checks.catalog import ConstraintCheck
+    from pipeline.checks.catalog import CatalogFacts, ConstraintCheck
     from pipeline.checks.reference import ConditionalReferenceCheck
 
 _ON_DELETE = {
@@ -50,6 +52,22 @@ class CatalogPlan:
     # statements rollback.sql runs after restoring rows (re-create what the audit saw)
     undo_after: list[str] = field(default_factory=list)
     wrong_fks: list[AuditedConstraint] = field(default_factory=list)
+
+
+@dataclass
+class DdlContext:
+    """What a check's section of constraints.sql is written from: the suite (`suite.check(id)`
+    finds the check a constraint or trigger enforces), the catalog as the audit saw it, the
+    columns' types, the suite tables that are views; and the plan the section adds its
+    rollback statements to."""
+
+    suite: Any
+    facts: Mapping[str, CatalogFacts]
+    plan: CatalogPlan
+    types: ColumnTypes | None = None
+    views: frozenset[str] = frozenset()
+    # (table, name) of the constraints some check's section already deals with
+    owned: set[tuple[str, str]] = field(default_factory=set)
 
 
 def columns_sql(columns: Iterable[str]) -> str:
