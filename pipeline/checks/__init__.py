@@ -3,9 +3,9 @@
 A kind is a pydantic model (a subclass of `pipeline.checks.model.Check`) whose docstring
 documents it and whose methods say how it runs (`stage`), what it reads, how it compiles
 to SQL (`rules`, or `query` for a set kind), how its values are checked before the audit,
-how it exports to Great Expectations (`gx`) and how a CHECK constraint enforces it
-(`check_body`). Adding a kind is its module, one line below and its case file in
-`tests/cases/`.
+how it exports to Great Expectations (`gx`), how a CHECK constraint enforces it
+(`check_body`) and what constraints.sql does for it (`ddl_section`). Adding a kind is its
+module, one line below and its case file in `tests/cases/`.
 """
 
 from __future__ import annotations

@@ -17,8 +17,22 @@ from sqlalchemy.engine import Connection
 
 from pipeline import sqltext
 from pipeline.checks.base import ColumnType
+from pipeline.checks.ddl import (
+    AuditedConstraint,
+    CatalogPlan,
+    DdlContext,
+    add_unless_exists,
+    columns_sql,
+    conditional_reference_triggers,
+    constraint_definition,
+    drop_constraint,
+    guarded_drop,
+    readd,
+)
 from pipeline.checks.model import Check, Model, Stage, TableName
+from pipeline.checks.reference import ConditionalReferenceCheck
 from pipeline.checks.relations import NO_DEFINITION, ON_DELETE, Relation, read_relations
+from pipeline.sqltext import comment, ident, object_name, table
 
 
 class _CatalogCheck(Check):
@@ -26,6 +40,19 @@ class _CatalogCheck(Check):
 
     def reads(self, key_spaces: Any) -> dict[str, set[str]]:
         return {}  # answered from pg_catalog: no row is read
+
+    def ddl_section(self, ctx: DdlContext) -> str | None:
+        if self.table in ctx.views:
+            return (
+                f"-- {comment(self.id)}: {comment(self.table)} is a view, not a table; "
+                "constraints, indexes and\n-- triggers belong on the tables it reads from: "
+                "nothing is generated for it"
+            )
+        return self._section(ctx.facts.get(self.table, CatalogFacts(exists=False)), ctx)
+
+    def _section(self, facts: CatalogFacts, ctx: DdlContext) -> str:
+        """constraints.sql's section for the check on a table, given its catalog facts."""
+        raise NotImplementedError
 
 
 class ConstraintRefSpec(Model):
@@ -64,6 +91,91 @@ class ConstraintCheck(_CatalogCheck):
     def tables(self) -> list[str]:
         return [self.table, *([self.references.table] if self.references else [])]
 
+    def _section(self, facts: CatalogFacts, ctx: DdlContext) -> str:
+        """Add the constraint `NOT VALID` and validate it, dropping first one that differs
+        (while it is still what the audit saw); with `absent`, drop what should not exist."""
+        if self.absent:
+            unwanted = unwanted_constraints(self, facts)
+            ctx.owned |= {(self.table, c["conname"]) for c in unwanted}
+            return self._drop_unwanted(unwanted, ctx.plan)
+        found = find_constraint(self, facts) if facts.exists else None
+        ctx.owned.add((self.table, found["conname"] if found else self.name or ""))
+        return self._enforce(found, facts, ctx)
+
+    def _enforce(self, found: dict[str, Any] | None, facts: CatalogFacts, ctx: DdlContext) -> str:
+        head = "-- " + comment(
+            f"{self.id}: {self.type.replace('_', ' ')} on {self.table}({','.join(self.columns)})"
+        )
+        problems = [f.problem for f in check_constraint(self, facts)]
+        name = self.name or (found["conname"] if found else None)
+        if name is None:
+            name = object_name(
+                self.table,
+                *self.columns,
+                {"foreign_key": "fkey", "check": "check", "unique": "key", "primary_key": "pkey"}[
+                    self.type
+                ],
+            )
+        if not problems:
+            return f"{head}\n--   present and validated at the audit: nothing to do"
+        definition = constraint_definition(ctx.suite, self)
+        if definition is None:
+            return f"{head}\n--   {comment('; '.join(problems))}\n--   no definition can be derived"
+        lines = [head, f"--   at the audit: {comment('; '.join(problems))}"]
+        audited = (
+            AuditedConstraint(
+                self.table, found["conname"], found["definition"], tuple(found["columns"])
+            )
+            if found
+            else None
+        )
+        only_unvalidated = found is not None and not self._differs(found)
+        if audited is not None and not only_unvalidated:
+            lines.append(guarded_drop(audited))
+        not_valid = self.type in ("foreign_key", "check")
+        if not only_unvalidated:
+            lines.append(add_unless_exists(self.table, name, definition, not_valid))
+        if not_valid:
+            lines.append(f"ALTER TABLE {table(self.table)} VALIDATE CONSTRAINT {ident(name)};")
+        # rollback: what these statements did would reject the restored rows; put back the audit's
+        ctx.plan.undo_before.append(drop_constraint(self.table, name))
+        if audited is not None:
+            ctx.plan.undo_after.extend(readd(audited))
+        return "\n".join(lines)
+
+    def _drop_unwanted(self, found: list[dict[str, Any]], plan: CatalogPlan) -> str:
+        kind = self.type.replace("_", " ")
+        head = "-- " + comment(f"{self.id}: no {kind} on {self.table}({','.join(self.columns)})")
+        if not found:
+            return f"{head}\n--   absent at the audit: nothing to do"
+        lines = [head]
+        if self.description:
+            lines.append(f"--   {comment(self.description)}")
+        for c in found:
+            audited = AuditedConstraint(
+                self.table, c["conname"], c["definition"], tuple(c["columns"])
+            )
+            lines.append(f"--   at the audit: {comment(c['conname'] + ' ' + c['definition'])}")
+            lines.append(guarded_drop(audited))
+            plan.undo_after.extend(readd(audited))
+        return "\n".join(lines)
+
+    def _differs(self, found: dict[str, Any]) -> bool:
+        """The catalog's constraint is another one than the suite expects (type, columns,
+        target, ON DELETE), not merely unvalidated."""
+        if found["type"] != self.type or found["columns"] != self.columns:
+            return True
+        if found.get(DISAGREES):  # a CHECK that allows other values than the suite's rule
+            return True
+        if self.type == "foreign_key" and self.references is not None:
+            if bare_name(found["target"]) != bare_name(self.references.table):
+                return True
+            if found["target_columns"] != self.references.columns:
+                return True
+            if self.on_delete is not None and found["on_delete"] != self.on_delete:
+                return True
+        return False
+
 
 class IndexCheck(_CatalogCheck):
     """`index`: an index `name` exists (on `columns`, when given) and is valid."""
@@ -75,6 +187,32 @@ class IndexCheck(_CatalogCheck):
     def column_list(self) -> list[str]:
         return list(self.columns or [])
 
+    def _section(self, facts: CatalogFacts, ctx: DdlContext) -> str:
+        """Build the index `CONCURRENTLY`, rebuild it when invalid, replace it when it covers
+        other columns."""
+        head = "-- " + comment(
+            f"{self.id}: index {self.name} on {self.table}({','.join(self.columns or [])})"
+        )
+        problems = [f.problem for f in check_index(self, facts)]
+        if not problems:
+            return f"{head}\n--   present at the audit: nothing to do"
+        lines = [head, f"--   at the audit: {comment('; '.join(problems))}"]
+        if not self.columns:
+            return "\n".join([*lines, "--   the suite names no columns: build it by hand"])
+        create = (
+            f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {ident(self.name)} "
+            f"ON {table(self.table)} ({columns_sql(self.columns)});"
+        )
+        found = next((i for i in facts.indexes if i["name"] == self.name), None)
+        if found is not None and found["columns"] != self.columns:
+            lines.append(f"DROP INDEX CONCURRENTLY IF EXISTS {ident(self.name)};")
+            lines.append(create)
+        elif found is not None:
+            lines.append(f"REINDEX INDEX CONCURRENTLY {ident(self.name)};")
+        else:
+            lines.append(create)
+        return "\n".join(lines)
+
 
 class TriggerCheck(_CatalogCheck):
     """`trigger`: a trigger `name` exists on the table and is enabled; `for_check: <id>` of
@@ -83,6 +221,34 @@ class TriggerCheck(_CatalogCheck):
     kind: Literal["trigger"]
     name: str
     for_check: str | None = None
+
+    def _section(self, facts: CatalogFacts, ctx: DdlContext) -> str:
+        """Enable the trigger when disabled; create the conditional reference's enforcement
+        triggers (`for_check`) when missing."""
+        head = "-- " + comment(f"{self.id}: trigger {self.name} on {self.table}")
+        problems = [f.problem for f in check_trigger(self, facts)]
+        if not problems:
+            return f"{head}\n--   present and enabled at the audit: nothing to do"
+        lines = [head, f"--   at the audit: {comment('; '.join(problems))}"]
+        found = next((t for t in facts.triggers if t["name"] == self.name), None)
+        if found is not None:  # present but disabled
+            lines.append(f"ALTER TABLE {table(self.table)} ENABLE TRIGGER {ident(self.name)};")
+            ctx.plan.undo_before.append(
+                f"ALTER TABLE {table(self.table)} DISABLE TRIGGER {ident(self.name)};"
+            )
+            return "\n".join(lines)
+        ref = None
+        if self.for_check is not None:
+            try:
+                ref = ctx.suite.check(self.for_check)
+            except KeyError:
+                ref = None
+        if not isinstance(ref, ConditionalReferenceCheck):
+            by_hand = "--   no enforcement can be derived for it: write it by hand"
+            return "\n".join([*lines, by_hand])
+        statements, undo = conditional_reference_triggers(ref, self.name, ctx.types)
+        ctx.plan.undo_before.extend(undo)
+        return "\n".join([*lines, *statements])
 
 
 def column_types(conn: Connection, tables: Iterable[str]) -> dict[tuple[str, str], ColumnType]:

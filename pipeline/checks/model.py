@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from sqlalchemy.sql.elements import ColumnElement
 
     from pipeline.checks.base import RowRule, TableScan
+    from pipeline.checks.ddl import DdlContext
 
 Severity = Literal["error", "warn"]
 
@@ -376,4 +377,9 @@ class Check(Model):
 
     def check_body(self, col: Any) -> ColumnElement[bool] | None:
         """The CHECK constraint that enforces it, over columns `col(name)`; None: none."""
+        return None
+
+    def ddl_section(self, ctx: DdlContext) -> str | None:
+        """The check's section of constraints.sql, the DDL that makes a repair stick (adding
+        to `ctx.plan` what rollback.sql must undo); None: the kind has none."""
         return None

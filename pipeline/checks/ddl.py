@@ -1,0 +1,263 @@
+"""The DDL building blocks of constraints.sql and rollback.sql: how a constraint is added,
+dropped and put back, and the triggers that enforce a conditional reference. Each catalog
+kind (`pipeline.checks.catalog`) writes its own section of constraints.sql from these
+(`Check.ddl_section`), told what the audit saw by a `DdlContext`.
+
+Every statement can run again without harm.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pipeline import sqltext
+from pipeline.checks.base import ColumnTypes, comparable, folds
+from pipeline.checks.enforce import check_expression, condition_sql
+from pipeline.checks.model import ColumnRef
+from pipeline.sqlrender import Sql, piece, raise_format, sql
+from pipeline.sqltext import ident, key_equals, object_name, table
+
+if TYPE_CHECKING:
+    from pipeline.checks.catalog import CatalogFacts, ConstraintCheck
+    from pipeline.checks.reference import ConditionalReferenceCheck
+
+_ON_DELETE = {
+    "cascade": "CASCADE",
+    "set_null": "SET NULL",
+    "restrict": "RESTRICT",
+    "no_action": "NO ACTION",
+    "set_default": "SET DEFAULT",
+}
+
+
+@dataclass(frozen=True)
+class AuditedConstraint:
+    """A constraint as the audit found it (pg_get_constraintdef)."""
+
+    table: str
+    name: str
+    definition: str
+    columns: tuple[str, ...]
+
+
+@dataclass
+class CatalogPlan:
+    """What constraints.sql does, and what rollback.sql must undo around restoring rows."""
+
+    sections: list[str] = field(default_factory=list)
+    # statements rollback.sql runs before restoring rows (drop what would reject them)
+    undo_before: list[str] = field(default_factory=list)
+    # statements rollback.sql runs after restoring rows (re-create what the audit saw)
+    undo_after: list[str] = field(default_factory=list)
+    wrong_fks: list[AuditedConstraint] = field(default_factory=list)
+
+
+@dataclass
+class DdlContext:
+    """What a check's section of constraints.sql is written from: the suite (`suite.check(id)`
+    finds the check a constraint or trigger enforces), the catalog as the audit saw it, the
+    columns' types, the suite tables that are views; and the plan the section adds its
+    rollback statements to."""
+
+    suite: Any
+    facts: Mapping[str, CatalogFacts]
+    plan: CatalogPlan
+    types: ColumnTypes | None = None
+    views: frozenset[str] = frozenset()
+    # (table, name) of the constraints some check's section already deals with
+    owned: set[tuple[str, str]] = field(default_factory=set)
+
+
+def columns_sql(columns: Iterable[str]) -> str:
+    """`"a", "b"`: columns as a DDL statement lists them."""
+    return ", ".join(ident(c) for c in columns)
+
+
+def constraint_definition(suite: Any, check: ConstraintCheck) -> str | None:
+    cols = columns_sql(check.columns)
+    if check.type == "foreign_key":
+        assert check.references is not None
+        on_delete = f" ON DELETE {_ON_DELETE[check.on_delete]}" if check.on_delete else ""
+        ref = check.references
+        return (
+            f"FOREIGN KEY ({cols}) REFERENCES {table(ref.table)} "
+            f"({columns_sql(ref.columns)}){on_delete}"
+        )
+    if check.type == "check":
+        expr = check_expression(suite, check)
+        return f"CHECK ({expr})" if expr else None
+    if check.type == "unique":
+        return f"UNIQUE ({cols})"
+    return f"PRIMARY KEY ({cols})"
+
+
+def guarded_drop(audited: AuditedConstraint) -> Sql:
+    """Drop a constraint only while it is still what the audit saw."""
+    return piece("guarded_drop.sql.j2", w=audited)
+
+
+def add_unless_exists(tbl: str, name: str, definition: str, not_valid: bool) -> Sql:
+    return piece(
+        "add_unless_exists.sql.j2",
+        table=tbl,
+        name=name,
+        definition=sql(definition),
+        not_valid=not_valid,
+    )
+
+
+def drop_constraint(tbl: str, name: str) -> Sql:
+    return piece("drop_constraint.sql.j2", table=tbl, name=name)
+
+
+def readd(audited: AuditedConstraint) -> list[str]:
+    """rollback.sql: the constraint exactly as the audit saw it (templates/sql/readd.sql.j2)."""
+    add = f"ALTER TABLE {table(audited.table)} ADD CONSTRAINT {ident(audited.name)} "
+    return [
+        drop_constraint(audited.table, audited.name),
+        piece("readd.sql.j2", w=audited, add=add),
+    ]
+
+
+def conditional_reference_triggers(
+    check: ConditionalReferenceCheck, name: str, types: ColumnTypes | None = None
+) -> tuple[list[str], list[str]]:
+    """Enforce `column -> targets[discriminator]` with triggers: the referencing row must
+    name an existing target row (locked FOR KEY SHARE, as a foreign key would); a target row
+    still referenced cannot be deleted or re-keyed. Discriminator values naming one table
+    (single-table inheritance) share its branch and its trigger. A value and a key whose
+    types do not compare are compared as text. A composite reference (`columns:`) is
+    enforced alike on all its columns, MATCH SIMPLE (a NULL in any of them names nothing).
+    Returns (statements, rollback drops)."""
+    t, disc = check.table, ident(check.discriminator)
+    columns = check.key_of_row()
+    cols = [ident(c) for c in columns]
+    known = types or {}
+
+    def pairs(target: ColumnRef) -> list[tuple[str, str, bool, bool]]:
+        """(row column, key column, same, fold) of the reference's columns and the target's."""
+        out = []
+        for c, k in zip(columns, target.key_columns(), strict=True):
+            here, there = known.get((check.table, c)), known.get((target.table, k))
+            out.append((ident(c), ident(k), comparable(here, there), folds(here, there)))
+        return out
+
+    def named(tbl: str, names: list[str]) -> str:
+        """How a message names columns: `t.c`, or `t(a, b)` for a composite key."""
+        return f"{tbl}.{names[0]}" if len(names) == 1 else f"{tbl}({', '.join(names)})"
+
+    # placeholders for the key's values in a message: `%`, or `(%, %)`
+    shown = ["%"] if len(cols) == 1 else ["(", *_placeholders(len(cols)), ")"]
+
+    by_key: dict[str, tuple[ColumnRef, list[str]]] = {}
+    for value, target in check.targets.items():
+        by_key.setdefault(target.ref_key(), (target, []))[1].append(value)
+    groups = list(by_key.values())
+    fn = object_name(name, "fn")
+
+    def found(target: ColumnRef) -> Sql:
+        cond = " AND ".join(
+            key_equals(_field("x", k), _field("NEW", c), same=same, fold=fold)
+            for c, k, same, fold in pairs(target)
+        )
+        if target.where is not None:
+            cond += f" AND {condition_sql(target.where, 'x.')}"
+        return sql(cond)
+
+    skip = " OR ".join(f"{_field('NEW', c)} IS NULL" for c in cols)
+    if check.where is not None:  # rows the check does not look at
+        skip += f" OR NOT coalesce({condition_sql(check.where, 'NEW.')}, false)"
+    statements: list[str] = [
+        piece(
+            "reference_trigger.sql.j2",
+            fn=fn,
+            name=name,
+            table=t,
+            skip=sql(skip),
+            branches=[
+                {"names": values, "table": target.table, "found": found(target)}
+                for target, values in groups
+            ],
+            new_disc=sql(_field("NEW", disc)),
+            new_values=[sql(_field("NEW", c)) for c in cols],
+            no_target=raise_format(
+                f"{check.table}.{check.discriminator} ", "%", " names no target"
+            ),
+            not_in_target=raise_format(
+                named(check.table, columns) + " ",
+                *shown,
+                f" is not in the table {check.discriminator} ",
+                "%",
+                " names",
+            ),
+            watched=[
+                sql(c) for c in dict.fromkeys([*cols, disc, *map(ident, check.row_columns())])
+            ],
+        )
+    ]
+    undo: list[str] = [piece("drop_trigger.sql.j2", name=name, table=t)]
+    drops_fn: list[str] = [piece("drop_function.sql.j2", name=fn)]
+    for target, values in groups:
+        # one trigger per target table; a second filtered target on the same table gets its own
+        own = [t for t, _ in groups if t.table == target.table]
+        bare = sqltext.split_name(target.table)[1]  # without its schema, as catalog.bare_name
+        part = bare + (f"_{own.index(target) + 1}" if len(own) > 1 else "")
+        tname = object_name(name, part)
+        tfn = object_name(name, part, "fn")
+        keys = [ident(k) for k in target.key_columns()]
+        held = " AND ".join(
+            key_equals(_field("r", c), _field("OLD", k), same=same, fold=fold)
+            for c, k, same, fold in pairs(target)
+        )
+        if check.where is not None:  # only rows the check looks at hold a target row
+            held += f" AND coalesce({condition_sql(check.where, 'r.')}, false)"
+        watched = list(keys)
+        still = " AND ".join(
+            f"{_field('NEW', k)} IS NOT DISTINCT FROM {_field('OLD', k)}" for k in keys
+        )
+        kept_before = None
+        if target.where is not None:  # a row that stops meeting `where` stops counting
+            watched += [ident(c) for c in target.where.columns() if ident(c) not in watched]
+            still += f" AND coalesce({condition_sql(target.where, 'NEW.')}, false)"
+            # a row the filter left out held nothing: deleting or changing it is free
+            kept_before = sql(condition_sql(target.where, "OLD."))
+        statements.append(
+            piece(
+                "target_trigger.sql.j2",
+                fn=tfn,
+                name=tname,
+                target=target.table,
+                referencing=t,
+                still=sql(still),
+                kept_before=kept_before,
+                r_disc=sql(_field("r", disc)),
+                values=values,
+                held=sql(held),
+                message=raise_format(
+                    named(target.table, target.key_columns()) + " ",
+                    *shown,
+                    f" is still referenced by {named(check.table, columns)}",
+                ),
+                old_keys=[sql(_field("OLD", k)) for k in keys],
+                watched=[sql(c) for c in watched],
+            )
+        )
+        undo.append(piece("drop_trigger.sql.j2", name=tname, table=target.table))
+        drops_fn.append(piece("drop_function.sql.j2", name=tfn))
+    return statements, undo + drops_fn
+
+
+def _field(record: str, quoted: str) -> str:
+    """`record.field` of a quoted name in PL/pgSQL: `(record).U&"..."` for a Unicode-escaped
+    name (a name holding a newline), which PL/pgSQL reads as no field of `NEW.U&"..."`."""
+    return f"({record}).{quoted}" if quoted.startswith("U&") else f"{record}.{quoted}"
+
+
+def _placeholders(n: int) -> list[str]:
+    """`%`, `, `, `%`, ... : n RAISE placeholders separated by commas, as message parts."""
+    out: list[str] = []
+    for i in range(n):
+        out += ([", "] if i else []) + ["%"]
+    return out
