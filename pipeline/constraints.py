@@ -26,9 +26,10 @@ from collections.abc import Iterable
 from pipeline.checks.base import ColumnTypes
 from pipeline.checks.catalog import CatalogFacts, bare_name
 from pipeline.checks.ddl import AuditedConstraint, CatalogPlan, DdlContext, guarded_drop, readd
+from pipeline.checks.reference import Reference
 from pipeline.sqlrender import render, sql
 from pipeline.sqltext import comment
-from pipeline.suite import ConditionalReferenceCheck, ReferenceCheck, Suite
+from pipeline.suite import Suite
 
 # the building blocks come from pipeline.checks.ddl; repair.py and the tests import them here
 __all__ = [
@@ -47,7 +48,7 @@ def wrong_target_fks(suite: Suite, facts: dict[str, CatalogFacts]) -> list[Audit
     foreign key on a conditional reference is wrong: it has no single target)."""
     wrong: list[AuditedConstraint] = []
     for check in suite.checks:
-        if not isinstance(check, ReferenceCheck | ConditionalReferenceCheck):
+        if not isinstance(check, Reference):  # the checks that name target rows
             continue
         table_facts = facts.get(check.table)
         if table_facts is None or not table_facts.exists:
@@ -57,11 +58,11 @@ def wrong_target_fks(suite: Suite, facts: dict[str, CatalogFacts]) -> list[Audit
             # a key on exactly these columns; one that only shares a column is another's
             if con["type"] != "foreign_key" or con["columns"] != mine:
                 continue
-            if isinstance(check, ReferenceCheck):
+            if check.discriminator_column() is None:  # one target: its own key is right
+                ((_, target),) = check.choices()
                 right = (
-                    bare_name(con["target"]) == bare_name(check.target.table)
-                    and con["target_columns"] == check.target.key_columns()
-                    and con["columns"] == mine
+                    bare_name(con["target"]) == bare_name(target.table)
+                    and con["target_columns"] == target.key_columns()
                 )
                 if right:
                     continue
