@@ -1998,7 +1998,6 @@ class _Discoverer:
             f"SELECT i, {_shape_sql('v.v')} AS shape, count(*) AS n, "
             'percentile_disc(0.01) WITHIN GROUP (ORDER BY v.v COLLATE "C") AS low, '
             'percentile_disc(0.99) WITHIN GROUP (ORDER BY v.v COLLATE "C") AS high, '
-
             "sum(count(*)) OVER (PARTITION BY i) AS total, "
             "sum(count(*) FILTER (WHERE v.v ~ :email)) OVER (PARTITION BY i) AS emails, "
             "row_number() OVER (PARTITION BY i ORDER BY count(*) DESC, "
