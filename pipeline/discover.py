@@ -76,7 +76,7 @@ PREFIX_ROWS values have it."""
 MAX_SHAPE_LENGTH = 64
 MAX_ORDERED_COLUMNS = 8
 """Date and timestamp columns of a table compared pairwise (the first ones)."""
-MAX_RULE_GROUPS = 256
+MAX_RULE_GROUPS = 4096
 """The rule counts of a table are grouped by few-valued columns of at most this many groups."""
 MAX_UNIQUE_VALUES = 10
 MAX_UNIQUE_COUNTS = 24
@@ -2158,13 +2158,28 @@ class _Discoverer:
         """The reference columns of `t` together (a conditional reference with its
         discriminator): unique among all rows but a few, or else among the rows of one value
         of a few-valued column (`status = 'pending'`): one grouped statement per table (one
-        group per tuple of the columns, a count per value)."""
+        group per tuple of the columns), and only when they are not unique among all rows a
+        second one that counts per group the rows of each value."""
         refs = {c for (table, c) in self.references if table == t.name}
         for (table, c), p in conditional.items():
             if table == t.name:
                 refs |= {c, p.check["discriminator"]}
         columns = [c for c in t.columns if c in refs]
         if len(columns) < 2 or t.rows < MIN_RULE_ROWS or set(columns) & set(t.single_keys()):
+            return
+        full = " AND ".join(f"{_q(c)} IS NOT NULL" for c in columns)
+        grouped = f"FROM {_q_table(t)} GROUP BY {', '.join(_q(c) for c in columns)}"
+        overall, distinct = (
+            int(x or 0)
+            for x in self.conn.execute(
+                sa.text(
+                    "SELECT sum(n - 1), sum(n - 1) FILTER (WHERE complete) FROM ("
+                    f"SELECT count(*) AS n, {full} AS complete {grouped}) g"
+                )
+            ).one()
+        )
+        if overall <= UNIQUE_DUPLICATES * t.rows:  # unique among all rows but a few
+            self.composite_unique(t, columns, None, overall, distinct, t.rows, overall)
             return
         values = [
             (d.name, v)
@@ -2173,29 +2188,22 @@ class _Discoverer:
             and len(vals := self.profiles[(t.name, d.name)].values or []) <= MAX_UNIQUE_VALUES
             for v in vals
         ][:MAX_UNIQUE_COUNTS]
+        if not values:
+            return
         params = {f"uv_{i}": v for i, (_, v) in enumerate(values)}
         counts = "".join(
             f", count(*) FILTER (WHERE {_q(d)}::text = :uv_{i}) AS n{i}"
             for i, (d, _) in enumerate(values)
         )
-        full = " AND ".join(f"{_q(c)} IS NOT NULL" for c in columns)
         sums = "".join(
             f", sum(greatest(n{i} - 1, 0)), sum(greatest(n{i} - 1, 0)) FILTER (WHERE complete)"
             f", sum(n{i})"
             for i in range(len(values))
         )
-        sql = (
-            f"SELECT sum(n - 1), sum(n - 1) FILTER (WHERE complete){sums} FROM ("
-            f"SELECT count(*) AS n, {full} AS complete{counts} "
-            f"FROM {_q_table(t)} GROUP BY {', '.join(_q(c) for c in columns)}) g"
-        )
+        sql = f"SELECT {sums[2:]} FROM (SELECT {full} AS complete{counts} {grouped}) g"
         row = [int(x or 0) for x in self.conn.execute(sa.text(sql), params).one()]
-        overall = row[0]
-        if overall <= UNIQUE_DUPLICATES * t.rows:  # unique among all rows but a few
-            self.composite_unique(t, columns, None, overall, row[1], t.rows, overall)
-            return
         for i, (disc, value) in enumerate(values):
-            equal, distinct, rows = row[2 + 3 * i : 5 + 3 * i]
+            equal, distinct, rows = row[3 * i : 3 + 3 * i]
             if rows >= MIN_RULE_ROWS and equal <= UNIQUE_DUPLICATES * rows:
                 self.composite_unique(t, columns, (disc, value), equal, distinct, rows, overall)
 
