@@ -14,7 +14,11 @@ Stages, in order, all in one read-only snapshot with the audit's timeouts:
    column (`*_type`/`*_id`, or any other naming);
 5. mis-keys: a reference whose violating values are keys of another key space that map
    through a column of the target (`users.id` -> `tutor_profiles.user_id`), with the
-   row's columns that agree with that key space's attributes as evidence.
+   row's columns that agree with that key space's attributes as evidence;
+6. rules: what the rows almost always obey (NOT NULL, value sets, unique and consistent
+   references), row rules between two columns (`updated_at >= created_at`, `responded_at`
+   set exactly for some statuses), e-mail and shape patterns, and the reference columns
+   unique together (among all rows, or those of one status), each with its violations.
 
 `discover(...)` returns a `Discovery` (typed proposals with evidence, confidence and
 alternatives); `render_suite(...)` turns it into suite YAML whose comments carry the evidence,
@@ -77,6 +81,7 @@ MAX_SHAPE_LENGTH = 64
 MAX_ORDERED_COLUMNS = 8
 """Date and timestamp columns of a table compared pairwise (the first ones)."""
 MAX_RULE_GROUPS = 4096
+MAX_LABEL_LENGTH = 32
 """The rule counts of a table are grouped by few-valued columns of at most this many groups."""
 MAX_UNIQUE_VALUES = 10
 MAX_UNIQUE_COUNTS = 24
@@ -1952,8 +1957,9 @@ class _Discoverer:
             self.pattern(t, c.name, regex, shape, total(hit_i))
 
     def rule_discriminators(self, t: TableInfo) -> list[ColumnInfo]:
-        """Few-valued text columns (not enums) to group a table's rule counts by, as many as
-        keep the groups at most MAX_RULE_GROUPS (the fewest-valued first)."""
+        """Few-valued text columns (not enums) whose values are labels (of at most
+        MAX_LABEL_LENGTH characters, not sentences) to group a table's rule counts by, as
+        many as keep the groups at most MAX_RULE_GROUPS (the fewest-valued first)."""
         found = sorted(
             (len(p.values), c.name)
             for c in t.columns.values()
@@ -1963,6 +1969,7 @@ class _Discoverer:
             and (p := self.profiles.get((t.name, c.name))) is not None
             and p.values is not None
             and len(p.values) >= 2
+            and max(map(len, p.values)) <= MAX_LABEL_LENGTH
         )
         kept, groups = [], 1
         for n, name in found:
