@@ -1,8 +1,8 @@
 """`refaudit discover` on databases it has never seen: the Astegni demo with its foreign keys
 dropped, the seed's "before" state, polymorphic references whose type values are class names,
 single-table inheritance, dirty and composite references, row rules, patterns and a unique
-among pending requests, hostile names, and generated
-schemas whose recall and precision are measured against the generator's ground truth."""
+among pending requests, hostile names, and generated schemas whose recall and precision are
+measured against the generator's ground truth."""
 
 from __future__ import annotations
 
