@@ -14,7 +14,11 @@ Stages, in order, all in one read-only snapshot with the audit's timeouts:
    column (`*_type`/`*_id`, or any other naming);
 5. mis-keys: a reference whose violating values are keys of another key space that map
    through a column of the target (`users.id` -> `tutor_profiles.user_id`), with the
-   row's columns that agree with that key space's attributes as evidence.
+   row's columns that agree with that key space's attributes as evidence;
+6. rules: what the rows almost always obey (NOT NULL, value sets, unique and consistent
+   references), row rules between two columns (`updated_at >= created_at`, `responded_at`
+   set exactly for some statuses), e-mail and shape patterns, and the reference columns
+   unique together (among all rows, or those of one status), each with its violations.
 
 `discover(...)` returns a `Discovery` (typed proposals with evidence, confidence and
 alternatives); `render_suite(...)` turns it into suite YAML whose comments carry the evidence,
@@ -26,6 +30,7 @@ from __future__ import annotations
 import itertools
 import os
 import re
+import string
 import threading
 from collections import defaultdict
 from collections.abc import Callable
@@ -63,6 +68,32 @@ MAX_KEYS_PER_COLUMN = 12
 """At most this many candidate keys are tested for one column (the best by name and range)."""
 RARE_VALUE_SHARE = 0.01
 """A discriminator value below this share of the rows is only a target when its name fits."""
+MIN_RULE_ROWS = 20
+"""Row rules, patterns and conditional uniques are proposed on at least this many rows."""
+RULE_HOLDS = 0.95
+"""A row rule (ordering, set exactly when) is proposed when this share of its rows hold."""
+SHAPE_SHARE = 0.9
+"""A pattern is proposed when this share of the column's non-NULL values match it."""
+SAMPLE_SHAPE_SHARE = 0.8
+"""... and a shape (or e-mail) is counted over the table when this share of the first
+PREFIX_ROWS values have it."""
+MAX_SHAPE_LENGTH = 64
+MAX_ORDERED_COLUMNS = 8
+"""Date and timestamp columns of a table compared pairwise (the first ones)."""
+MAX_RULE_GROUPS = 4096
+MAX_LABEL_LENGTH = 32
+"""The rule counts of a table are grouped by few-valued columns of at most this many groups."""
+MAX_UNIQUE_VALUES = 10
+MAX_UNIQUE_COUNTS = 24
+"""Conditional uniques: values of columns of at most MAX_UNIQUE_VALUES values, at most
+MAX_UNIQUE_COUNTS values per table."""
+UNIQUE_DUPLICATES = 0.02
+"""A conditional unique is proposed when at most this share of its rows repeat another."""
+EMAIL_REGEX = r"^[^@[:space:]]+@[^@[:space:]]+\.[^@[:space:]]+$"
+"""A plausible e-mail address (the regex of the Astegni suite)."""
+_SHAPE_FROM = string.digits + string.ascii_lowercase + string.ascii_uppercase
+_SHAPE_TO = "9" * 10 + "a" * 26 + "A" * 26
+_SHAPE_CLASSES = {"9": "[0-9]", "a": "[a-z]", "A": "[A-Z]"}
 
 Source = Literal["catalog", "data"]
 
@@ -1657,6 +1688,8 @@ class _Discoverer:
         self.value_sets(t, discriminators)
         self.unique_references(t)
         self.consistencies(t)
+        self.row_rules(t)
+        self.conditional_uniques(t, conditional)
 
     def rare_nulls(self, t: TableInfo) -> None:
         if t.rows < 100:
@@ -1839,6 +1872,393 @@ class _Discoverer:
                         violations=both - same,
                     )
                 )
+
+    # ---------------------------------------------------------------- row rules, patterns
+    def row_rules(self, t: TableInfo) -> None:
+        """Rules across the columns of a row and shapes of text columns, proposed with the
+        rows that break them: one column later than another (`updated_at >= created_at`), a
+        column set exactly for some values of a few-valued column (`responded_at` set iff
+        `status` in (accepted, rejected)), and a regex that most values of a text column
+        match (an e-mail address, or the dominant shape `+2519########`). The shapes are read
+        from the first PREFIX_ROWS rows; everything proposed is counted over the whole table
+        in one grouped statement (grouped by the few-valued columns)."""
+        if t.rows < MIN_RULE_ROWS:
+            return
+        ordered = [
+            c
+            for c in t.columns.values()
+            if c.family == "time"
+            and c.type.startswith(("date", "timestamp"))
+            and self.nonnull.get((t.name, c.name), 0) >= MIN_RULE_ROWS
+        ][:MAX_ORDERED_COLUMNS]
+        pairs = list(itertools.combinations(ordered, 2))
+        discs = self.rule_discriminators(t)
+        nullable = [
+            c
+            for c in t.columns.values()
+            if 0 < self.nonnull.get((t.name, c.name), 0) < t.rows
+            and c.name not in {d.name for d in discs}
+        ]
+        if not discs:
+            nullable = []
+        shapes = self.shape_candidates(t)
+        if not (pairs or nullable or shapes):
+            return
+        aggs = ["count(*)"]
+        params: dict[str, Any] = {}
+
+        def agg(expr: str) -> int:
+            aggs.append(expr)
+            return len(discs) + len(aggs) - 1
+
+        pair_at = []
+        for a, b in pairs:
+            qa, qb = _q(a.name), _q(b.name)
+            pair_at.append(
+                (
+                    agg(f"count(*) FILTER (WHERE {qa} IS NOT NULL AND {qb} IS NOT NULL)"),
+                    agg(f"count(*) FILTER (WHERE {qa} < {qb})"),
+                    agg(f"count(*) FILTER (WHERE {qa} > {qb})"),
+                )
+            )
+        null_at = [agg(f"count({_q(c.name)})") for c in nullable]
+        shape_at = []
+        for n, (c, regex, _) in enumerate(shapes):
+            params[f"rr_{n}"] = regex
+            shape_at.append(agg(f"count(*) FILTER (WHERE {_q(c.name)} ~ :rr_{n})"))
+        group = [f"{_q(d.name)}::text" for d in discs]
+        sql = f"SELECT {', '.join([*group, *aggs])} FROM {_q_table(t)}"
+        if group:
+            sql += " GROUP BY " + ", ".join(str(i + 1) for i in range(len(group)))
+        rows = [tuple(r) for r in self.conn.execute(sa.text(sql), params)]
+
+        def total(i: int) -> int:
+            return sum(int(r[i] or 0) for r in rows)
+
+        for (a, b), (both_i, lt_i, gt_i) in zip(pairs, pair_at, strict=True):
+            self.ordering(t, a.name, b.name, total(both_i), total(lt_i), total(gt_i))
+        best: dict[str, Proposal] = {}
+        for d_i, d in enumerate(discs):
+            for c, at in zip(nullable, null_at, strict=True):
+                counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+                for r in rows:
+                    if r[d_i] is not None:
+                        counts[r[d_i]][0] += int(r[len(discs)])
+                        counts[r[d_i]][1] += int(r[at])
+                got = self.set_when(t, c.name, d.name, counts)
+                if got is not None and (
+                    c.name not in best or got.violations < best[c.name].violations  # type: ignore[operator]
+                ):
+                    best[c.name] = got
+        for c in nullable:
+            if c.name in best:
+                self.add(best[c.name])
+        for (c, regex, shape), hit_i in zip(shapes, shape_at, strict=True):
+            self.pattern(t, c.name, regex, shape, total(hit_i))
+
+    def rule_discriminators(self, t: TableInfo) -> list[ColumnInfo]:
+        """Few-valued text columns (not enums) whose values are labels (of at most
+        MAX_LABEL_LENGTH characters, not sentences) to group a table's rule counts by, as
+        many as keep the groups at most MAX_RULE_GROUPS (the fewest-valued first)."""
+        found = sorted(
+            (len(p.values), c.name)
+            for c in t.columns.values()
+            if c.family == "text"
+            and not c.enum
+            and c.name != t.key
+            and (p := self.profiles.get((t.name, c.name))) is not None
+            and p.values is not None
+            and len(p.values) >= 2
+            and max(map(len, p.values)) <= MAX_LABEL_LENGTH
+        )
+        kept, groups = [], 1
+        for n, name in found:
+            if groups * (n + 1) > MAX_RULE_GROUPS:
+                break
+            groups *= n + 1
+            kept.append(t.columns[name])
+        return sorted(kept, key=lambda c: list(t.columns).index(c.name))
+
+    def shape_candidates(self, t: TableInfo) -> list[tuple[ColumnInfo, str, str | None]]:
+        """Text columns of many values whose first PREFIX_ROWS rows are mostly e-mail
+        addresses or mostly of one shape (`translate`d: digits 9, letters a / A), with the
+        regex to count over the whole table (and the shape; None for e-mail addresses): one
+        grouped statement over those rows. A shape's fixed prefix is what its 1st and 99th
+        percentile values (in byte order) begin with, so a few stray values of the shape
+        (`+2517...` among `+2519...`) do not shorten it."""
+        cols = [
+            c
+            for c in t.columns.values()
+            if c.family == "text"
+            and not c.enum
+            and c.type.startswith(("text", "character varying"))
+            and self.nonnull.get((t.name, c.name), 0) >= MIN_RULE_ROWS
+            and (p := self.profiles.get((t.name, c.name))) is not None
+            and p.values is None
+        ]
+        if not cols:
+            return []
+        picked = ", ".join(f"{_q(c.name)}::text AS c{i}" for i, c in enumerate(cols))
+        values = ", ".join(f"({i}, p.c{i})" for i in range(len(cols)))
+        sql = (
+            "SELECT i, shape, n, total, emails, low, high FROM ("
+            f"SELECT i, {_shape_sql('v.v')} AS shape, count(*) AS n, "
+            'percentile_disc(0.01) WITHIN GROUP (ORDER BY v.v COLLATE "C") AS low, '
+            'percentile_disc(0.99) WITHIN GROUP (ORDER BY v.v COLLATE "C") AS high, '
+            "sum(count(*)) OVER (PARTITION BY i) AS total, "
+            "sum(count(*) FILTER (WHERE v.v ~ :email)) OVER (PARTITION BY i) AS emails, "
+            "row_number() OVER (PARTITION BY i ORDER BY count(*) DESC, "
+            f"{_shape_sql('v.v')}) AS rank "
+            f"FROM (SELECT {picked} FROM {_q_table(t)} LIMIT {PREFIX_ROWS}) p "
+            f"CROSS JOIN LATERAL (VALUES {values}) v(i, v) WHERE v.v IS NOT NULL "
+            "GROUP BY 1, 2) s WHERE rank = 1 ORDER BY i"
+        )
+        out: list[tuple[ColumnInfo, str, str | None]] = []
+        found = self.conn.execute(sa.text(sql), {"email": EMAIL_REGEX})
+        for i, shape, n, total, email, low, high in found:
+            tot, emails = int(total or 0), int(email or 0)
+            if not tot:
+                continue
+            if emails >= SAMPLE_SHAPE_SHARE * tot:
+                out.append((cols[i], EMAIL_REGEX, None))
+                continue
+            prefix = _common_prefix(low, high)
+            if (
+                n >= SAMPLE_SHAPE_SHARE * tot
+                and len(shape) <= MAX_SHAPE_LENGTH
+                and any(ch in _SHAPE_CLASSES for ch in shape[len(prefix) :])
+            ):
+                out.append((cols[i], shape_regex(shape, prefix), shape))
+        return out
+
+    def ordering(self, t: TableInfo, a: str, b: str, both: int, lt: int, gt: int) -> None:
+        """`a >= b` (or `b >= a`) when it holds on nearly all rows with both set, and the
+        later one is strictly later on more rows than it is earlier."""
+        if both < MIN_RULE_ROWS:
+            return
+        if lt > gt:
+            a, b, lt, gt = b, a, gt, lt
+        equal = both - lt - gt
+        if lt > (1 - RULE_HOLDS) * both or gt < max(5, 2 * lt):
+            return
+        share = lt / both
+        self.add(
+            Proposal(
+                {
+                    "id": check_id(t.name, a, "after_" + b),
+                    "kind": "row_rule",
+                    "table": t.name,
+                    "columns": [a, b],
+                    "description": f"{a} is never before {b}",
+                    "require": {"column": a, "ge": {"column": b}},
+                },
+                "data",
+                round(min(0.95, 1 - 5 * share), 3),
+                [
+                    f"{a} >= {b} on {both - lt} of the {both} rows with both set "
+                    f"({_pct(1 - share)}; later on {gt}, equal on {equal})"
+                ],
+                violations=lt,
+            )
+        )
+
+    def set_when(
+        self, t: TableInfo, column: str, disc: str, counts: dict[str, list[int]]
+    ) -> Proposal | None:
+        """`column` set exactly for some values of `disc` (and NULL for the others), on
+        nearly all rows of its values (rare values, under RARE_VALUE_SHARE of the rows, are
+        left to `in_set`); `counts`: value -> [rows, rows with `column` set]."""
+        every = sum(n for n, _ in counts.values())
+        kept = {v: x for v, x in counts.items() if x[0] >= RARE_VALUE_SHARE * every}
+        rows = sum(n for n, _ in kept.values())
+        if rows < MIN_RULE_ROWS or len(kept) < 2:
+            return None
+        order = sorted(kept, key=lambda v: (-kept[v][0], v))
+        set_values = [v for v in order if kept[v][1] * 2 > kept[v][0]]
+        null_values = [v for v in order if v not in set_values]
+        set_rows = sum(kept[v][0] for v in set_values)
+        null_rows = sum(kept[v][0] for v in null_values)
+        if not set_values or not null_values or min(set_rows, null_rows) < 5:
+            return None
+        unset = sum(kept[v][0] - kept[v][1] for v in set_values)
+        stray = sum(kept[v][1] for v in null_values)
+        violations = unset + stray
+        if violations > (1 - RULE_HOLDS) * rows:
+            return None
+        share = violations / rows
+        return Proposal(
+            {
+                "id": check_id(t.name, column, "matches_" + disc),
+                "kind": "row_rule",
+                "table": t.name,
+                "columns": [disc, column],
+                "description": f"{column} is set exactly when {disc} is one of "
+                f"{', '.join(set_values)}",
+                "where": {"column": disc, "in": order},
+                "require": {
+                    "any": [
+                        {
+                            "all": [
+                                {"column": disc, "in": set_values},
+                                {"column": column, "is_null": False},
+                            ]
+                        },
+                        {
+                            "all": [
+                                {"column": disc, "in": null_values},
+                                {"column": column, "is_null": True},
+                            ]
+                        },
+                    ]
+                },
+            },
+            "data",
+            round(min(0.95, 1 - 5 * share), 3),
+            [
+                f"{column} is set on {set_rows - unset} of the {set_rows} rows whose {disc} is "
+                f"{' or '.join(repr(v) for v in set_values)}",
+                f"{column} is NULL on {null_rows - stray} of the {null_rows} rows whose {disc} "
+                f"is {' or '.join(repr(v) for v in null_values)}",
+            ]
+            + (
+                [f"rare {disc} values left to in_set: {', '.join(repr(v) for v in rare)}"]
+                if (rare := sorted(set(counts) - set(kept)))
+                else []
+            ),
+            violations=violations,
+        )
+
+    def pattern(self, t: TableInfo, column: str, regex: str, shape: str | None, hits: int) -> None:
+        """A `pattern` when at least SHAPE_SHARE of the column's non-NULL values match
+        `regex` (`hits` of them): the e-mail regex (`shape` None), or that of the dominant
+        shape and its fixed prefix."""
+        nonnull = self.nonnull.get((t.name, column), 0)
+        if nonnull < MIN_RULE_ROWS or hits < SHAPE_SHARE * nonnull:
+            return
+        if shape is None:
+            what = "a plausible e-mail address"
+            evidence = f"{hits} of the {nonnull} values are e-mail addresses"
+        else:
+            what = f"values shaped {shape!r} (9 a digit, a / A a letter)"
+            evidence = f"{hits} of the {nonnull} values have the shape {shape!r} and match"
+        share = hits / nonnull
+        self.add(
+            Proposal(
+                {
+                    "id": check_id(t.name, column, "pattern"),
+                    "kind": "pattern",
+                    "table": t.name,
+                    "column": column,
+                    "regex": regex,
+                    "description": what,
+                },
+                "data",
+                round(min(0.95, 1 - 3 * (1 - share)), 3),
+                [f"{evidence} ({_pct(share)})"],
+                violations=nonnull - hits,
+            )
+        )
+
+    def conditional_uniques(
+        self, t: TableInfo, conditional: dict[tuple[str, str], Proposal]
+    ) -> None:
+        """The reference columns of `t` together (a conditional reference with its
+        discriminator): unique among all rows but a few, or else among the rows of one value
+        of a few-valued column (`status = 'pending'`): one grouped statement per table (one
+        group per tuple of the columns), and only when they are not unique among all rows a
+        second one that counts per group the rows of each value."""
+        refs = {c for (table, c) in self.references if table == t.name}
+        for (table, c), p in conditional.items():
+            if table == t.name:
+                refs |= {c, p.check["discriminator"]}
+        columns = [c for c in t.columns if c in refs]
+        if len(columns) < 2 or t.rows < MIN_RULE_ROWS or set(columns) & set(t.single_keys()):
+            return
+        full = " AND ".join(f"{_q(c)} IS NOT NULL" for c in columns)
+        grouped = f"FROM {_q_table(t)} GROUP BY {', '.join(_q(c) for c in columns)}"
+        overall, distinct = (
+            int(x or 0)
+            for x in self.conn.execute(
+                sa.text(
+                    "SELECT sum(n - 1), sum(n - 1) FILTER (WHERE complete) FROM ("
+                    f"SELECT count(*) AS n, {full} AS complete {grouped}) g"
+                )
+            ).one()
+        )
+        if overall <= UNIQUE_DUPLICATES * t.rows:  # unique among all rows but a few
+            self.composite_unique(t, columns, None, overall, distinct, t.rows, overall)
+            return
+        values = [
+            (d.name, v)
+            for d in self.rule_discriminators(t)
+            if d.name not in refs
+            and len(vals := self.profiles[(t.name, d.name)].values or []) <= MAX_UNIQUE_VALUES
+            for v in vals
+        ][:MAX_UNIQUE_COUNTS]
+        if not values:
+            return
+        params = {f"uv_{i}": v for i, (_, v) in enumerate(values)}
+        counts = "".join(
+            f", count(*) FILTER (WHERE {_q(d)}::text = :uv_{i}) AS n{i}"
+            for i, (d, _) in enumerate(values)
+        )
+        sums = "".join(
+            f", sum(greatest(n{i} - 1, 0)), sum(greatest(n{i} - 1, 0)) FILTER (WHERE complete)"
+            f", sum(n{i})"
+            for i in range(len(values))
+        )
+        sql = f"SELECT {sums[2:]} FROM (SELECT {full} AS complete{counts} {grouped}) g"
+        row = [int(x or 0) for x in self.conn.execute(sa.text(sql), params).one()]
+        for i, (disc, value) in enumerate(values):
+            equal, distinct, rows = row[3 * i : 3 + 3 * i]
+            if rows >= MIN_RULE_ROWS and equal <= UNIQUE_DUPLICATES * rows:
+                self.composite_unique(t, columns, (disc, value), equal, distinct, rows, overall)
+
+    def composite_unique(
+        self,
+        t: TableInfo,
+        columns: list[str],
+        where: tuple[str, str] | None,
+        equal: int,
+        distinct: int,
+        rows: int,
+        overall: int,
+    ) -> None:
+        """A `unique` on `columns` (of the rows where `where` holds): `equal` and `distinct`
+        of its `rows` repeat another's columns, NULLs compared equal or not; `nulls: equal`
+        when NULLs would hide duplicates."""
+        nulls = equal > distinct
+        dups = equal if nulls else distinct
+        names = ", ".join(columns)
+        check: dict[str, Any] = {
+            "id": check_id(t.name, *(where or ["_".join(columns)]), "unique"),
+            "kind": "unique",
+            "table": t.name,
+            "columns": columns,
+        }
+        if where is not None:
+            check["where"] = {"column": where[0], "eq": where[1]}
+        if nulls:
+            check["nulls"] = "equal"
+        whose = f" whose {where[0]} is {where[1]!r}" if where else ""
+        check["description"] = f"one row per {names}" + (
+            f" where {where[0]} is {where[1]!r}" if where else ""
+        )
+        evidence = [
+            f"{dups} of the {rows} rows{whose} repeat another's {names}"
+            + (" (NULLs compared equal)" if nulls else "")
+        ]
+        if where:
+            evidence.append(f"{overall} of all {t.rows} rows do")
+        self.add(
+            Proposal(
+                check,
+                "data",
+                round(min(0.9, 1 - 10 * dups / rows), 3),
+                evidence,
+                violations=dups,
+            )
+        )
 
     # ---------------------------------------------------------------- settling
     def settle(
@@ -2135,6 +2555,47 @@ def _overlaps(low: Any, high: Any, klow: Any, khigh: Any) -> bool:
         return bool(low <= khigh and klow <= high)
     except TypeError:
         return True
+
+
+def _q(name: str) -> str:
+    """A quoted column name for `sa.text` (a colon in it is no bind parameter)."""
+    return sqltext.ident(name).replace(":", "\\:")
+
+
+def _q_table(t: TableInfo) -> str:
+    return t.sql.replace(":", "\\:")
+
+
+def _shape_sql(value: str) -> str:
+    """SQL: the shape of a text value (ASCII digits 9, lowercase letters a, uppercase A)."""
+    return f"translate({value}, '{_SHAPE_FROM}', '{_SHAPE_TO}')"
+
+
+def shape_regex(shape: str, prefix: str) -> str:
+    """The regex of the values of `shape` that begin with `prefix` (`+2519`, `+9999999999999`
+    -> `^\\+2519[0-9]{8}$`): exactly the values of that shape and prefix."""
+    out = ["^", _literal(prefix)]
+    for ch, run in itertools.groupby(shape[len(prefix) :]):
+        n = len(list(run))
+        if ch in _SHAPE_CLASSES:
+            out.append(_SHAPE_CLASSES[ch] + (f"{{{n}}}" if n > 1 else ""))
+        else:
+            out.append(_literal(ch) * n)
+    return "".join(out) + "$"
+
+
+def _common_prefix(low: str, high: str) -> str:
+    """What the least and the greatest value (in byte order) begin with: every value between
+    them begins with it too."""
+    n = 0
+    while n < min(len(low), len(high)) and low[n] == high[n]:
+        n += 1
+    return low[:n]
+
+
+def _literal(text: str) -> str:
+    """Text matched as it is by a PostgreSQL regex (ASCII punctuation escaped)."""
+    return "".join("\\" + ch if ch in string.punctuation else ch for ch in text)
 
 
 # ============================================================================ YAML
