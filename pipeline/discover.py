@@ -948,20 +948,48 @@ class _Discoverer:
             for i, (u, k) in enumerate(keys)
         ]
 
-    @staticmethod
-    def _probes(keys: list[tuple[TableInfo, str]]) -> str:
-        return ", ".join(f"{_member('v.v', u, k)} AS h{i}" for i, (u, k) in enumerate(keys))
+    def _dense(self, c: ColumnInfo, u: TableInfo, key: str) -> tuple[int, int] | None:
+        """(low, high) when the integer key `u.key` holds every integer from its min to its
+        max (as many distinct values as the range is wide; a key's values are distinct) and
+        `c` is an integer column too: a value is then a key exactly when it lies in the
+        range, and no key table need be read."""
+        kp = self.profiles.get((u.name, key))
+        if (
+            c.type not in _INTEGER_TYPES
+            or u.columns[key].type not in _INTEGER_TYPES
+            or kp is None
+            or kp.low is None
+            or kp.high is None
+        ):
+            return None
+        low, high = int(kp.low), int(kp.high)
+        return (low, high) if kp.nonnull == high - low + 1 else None
+
+    def _probes(self, c: ColumnInfo, keys: list[tuple[TableInfo, str]]) -> tuple[str, str]:
+        """SQL: a LEFT JOIN of the distinct values `v` of `c` to every key (a key matches a
+        value at most once), and per key the rows and values it lacks. The planner hashes
+        each key table once (or probes its index); a dense integer key is a range test."""
+        joins, lacks = [], []
+        for i, (u, k) in enumerate(keys):
+            dense = self._dense(c, u, k)
+            if dense is not None:
+                lacks.append(f"v.v NOT BETWEEN {dense[0]} AND {dense[1]}")
+                continue
+            q = sqltext.ident(k)
+            joins.append(f"LEFT JOIN {u.sql} k{i} ON k{i}.{q} = v.v")
+            lacks.append(f"k{i}.{q} IS NULL")
+        misses = ", ".join(
+            f"sum(v.n) FILTER (WHERE {lack}), count(*) FILTER (WHERE {lack})" for lack in lacks
+        )
+        return " ".join(joins), misses
 
     def _inclusion_sql(self, t: TableInfo, column: str, keys: list[tuple[TableInfo, str]]) -> Any:
         q = sqltext.ident(column)
-        misses = ", ".join(
-            f"sum(v.n) FILTER (WHERE NOT x.h{i}), count(*) FILTER (WHERE NOT x.h{i})"
-            for i in range(len(keys))
-        )
+        joins, misses = self._probes(t.columns[column], keys)
         return sa.text(
             f"WITH v AS MATERIALIZED (SELECT {q} AS v, count(*) AS n FROM {t.sql} "
             f"WHERE {q} IS NOT NULL GROUP BY {q}) "
-            f"SELECT count(*), sum(v.n), {misses} FROM v, LATERAL (SELECT {self._probes(keys)}) x"
+            f"SELECT count(*), sum(v.n), {misses} FROM v {joins}"
         )
 
     # ---------------------------------------------------------------- composite
@@ -1141,15 +1169,12 @@ class _Discoverer:
         if not keys:
             return None
         q, dq = sqltext.ident(c.name), sqltext.ident(disc)
-        misses = ", ".join(
-            f"sum(v.n) FILTER (WHERE NOT x.h{i}), count(*) FILTER (WHERE NOT x.h{i})"
-            for i in range(len(keys))
-        )
+        joins, misses = self._probes(c, keys)
         stmt = sa.text(
             f"WITH v AS MATERIALIZED (SELECT {dq}::text AS d, {q} AS v, count(*) AS n "
             f"FROM {t.sql} WHERE {q} IS NOT NULL AND {dq} IS NOT NULL GROUP BY 1, 2) "
             f"SELECT v.d, count(*), sum(v.n), {misses} "
-            f'FROM v, LATERAL (SELECT {self._probes(keys)}) x GROUP BY v.d ORDER BY v.d COLLATE "C"'
+            f'FROM v {joins} GROUP BY v.d ORDER BY v.d COLLATE "C"'
         )
         per_value: dict[str, list[Candidate]] = {}
         for row in self.conn.execute(stmt):
