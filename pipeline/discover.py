@@ -1431,10 +1431,12 @@ class _Discoverer:
                 row = self.conn.execute(
                     sa.text(
                         f"WITH v AS MATERIALIZED (SELECT {q} AS v, count(*) AS n FROM {t.sql} "
-                        f"WHERE {where} GROUP BY {q}) "
-                        f"SELECT count(*), sum(v.n), "
-                        f"sum(v.n) FILTER (WHERE NOT x.h), count(*) FILTER (WHERE NOT x.h) "
-                        f"FROM v, LATERAL (SELECT {_member('v.v', u, through)} AS h) x"
+                        f"WHERE {where} GROUP BY {q}), "
+                        # the test once per value (read twice below)
+                        f"x AS MATERIALIZED (SELECT v.n, {_member('v.v', u, through)} AS h "
+                        "FROM v) "
+                        "SELECT count(*), sum(x.n), "
+                        "sum(x.n) FILTER (WHERE NOT x.h), count(*) FILTER (WHERE NOT x.h) FROM x"
                     ),
                     params,
                 ).one()
