@@ -521,6 +521,8 @@ class _Discoverer:
         self.nonnull: dict[tuple[str, str], int] = {}
         self.shapes: dict[tuple[str, str], tuple[int, int]] = {}
         """(non-NULL rows, distinct values) of each column tested for inclusion."""
+        self.value_counts: dict[tuple[str, str], dict[str, int]] = {}
+        """Rows per value of the text columns of few values (as `few_values` read them)."""
 
     @property
     def conn(self) -> Connection:
@@ -867,15 +869,27 @@ class _Discoverer:
             probe = [c for c, n in zip(probe, row, strict=True) if n <= limit]
         found: dict[str, list[str] | None] = {}
         if probe:
-            aggs = ", ".join(
-                f"(array_agg(DISTINCT {sqltext.ident(c.name)}::text) "
-                f"FILTER (WHERE {sqltext.ident(c.name)} IS NOT NULL))[1:{limit + 1}]"
-                for c in probe
+            # one hashed pass for every column (GROUPING SETS), at most limit + 1 values each
+            exprs = [f"{sqltext.ident(c.name)}::text" for c in probe]
+            which = " ".join(f"WHEN GROUPING({e}) = 0 THEN {i}" for i, e in enumerate(exprs))
+            grouped = (
+                f"SELECT CASE {which} END AS i, coalesce({', '.join(exprs)}) AS value, "
+                f"count(*) AS n FROM {t.sql} "
+                f"GROUP BY GROUPING SETS ({', '.join(f'({e})' for e in exprs)})"
             )
-            row = self.conn.execute(sa.text(f"SELECT {aggs} FROM {t.sql}")).one()
-            for c, values in zip(probe, row, strict=True):
-                vals = list(values or [])
-                found[c.name] = sorted(vals) if len(vals) <= limit else None
+            values: dict[int, dict[str, int]] = defaultdict(dict)
+            for i, value, n in self.conn.execute(
+                sa.text(
+                    f"SELECT i, value, n FROM (SELECT g.*, row_number() OVER (PARTITION BY i) "
+                    f"AS r FROM ({grouped}) g WHERE value IS NOT NULL) w WHERE r <= {limit + 1}"
+                )
+            ):
+                values[int(i)][str(value)] = int(n)
+            for i, c in enumerate(probe):
+                counts = values.get(i, {})
+                found[c.name] = sorted(counts) if len(counts) <= limit else None
+                if len(counts) <= limit:
+                    self.value_counts[(t.name, c.name)] = counts
         return [found.get(c.name) for c in columns]
 
     # ---------------------------------------------------------------- inclusion
@@ -1726,18 +1740,26 @@ class _Discoverer:
         ]
         if not cols:
             return
-        sets = ", ".join(f"({sqltext.ident(c.name)})" for c in cols)
-        exprs = ", ".join(
-            f"CASE WHEN GROUPING({q}) = 0 THEN {q}::text END"
-            for q in (sqltext.ident(c.name) for c in cols)
-        )
         counts: dict[str, dict[str, int]] = defaultdict(dict)
-        for row in self.conn.execute(
-            sa.text(f"SELECT {exprs}, count(*) FROM {t.sql} GROUP BY GROUPING SETS ({sets})")
-        ):
-            for c, value in zip(cols, row[:-1], strict=True):
-                if value is not None:
-                    counts[c.name][value] = int(row[-1])
+        # the profile counted the values of a text or character column already (grouped as
+        # text: the same groups); other types (citext) group by their own equality
+        for c in cols:
+            known = self.value_counts.get((t.name, c.name))
+            if known is not None and c.type.startswith(("text", "character")):
+                counts[c.name] = dict(known)
+        unread = [c for c in cols if c.name not in counts]
+        if unread:
+            sets = ", ".join(f"({sqltext.ident(c.name)})" for c in unread)
+            exprs = ", ".join(
+                f"CASE WHEN GROUPING({q}) = 0 THEN {q}::text END"
+                for q in (sqltext.ident(c.name) for c in unread)
+            )
+            for row in self.conn.execute(
+                sa.text(f"SELECT {exprs}, count(*) FROM {t.sql} GROUP BY GROUPING SETS ({sets})")
+            ):
+                for c, value in zip(unread, row[:-1], strict=True):
+                    if value is not None:
+                        counts[c.name][value] = int(row[-1])
         for c in cols:
             values = counts.get(c.name, {})
             total = sum(values.values())
