@@ -8,8 +8,9 @@ Stages, in order, all in one read-only snapshot with the audit's timeouts:
    columns have few values (`pg_stats.n_distinct` where ANALYZE has run, else a bounded
    DISTINCT);
 3. undeclared references: inclusion dependencies between columns and keys, computed in
-   PostgreSQL (one grouped statement per column that tests every surviving key with an index
-   probe per distinct value); candidates are pruned by type, range and distinct count first;
+   PostgreSQL (one grouped statement per column that joins its distinct values to every
+   surviving key, or tests a dense integer key's range); candidates are pruned by type, range
+   and distinct count first;
 4. conditional references: the same per value of a low-cardinality text column beside the id
    column (`*_type`/`*_id`, or any other naming);
 5. mis-keys: a reference whose violating values are keys of another key space that map
@@ -942,7 +943,7 @@ class _Discoverer:
         self, t: TableInfo, c: ColumnInfo, keys: list[tuple[TableInfo, str]] | None = None
     ) -> list[Candidate]:
         """How many of `c`'s values (rows and distinct) each candidate key lacks: one
-        statement, a hash of the distinct values and an index probe per value and key."""
+        statement, the distinct values grouped once and joined to every key (`_probes`)."""
         keys = self.keys_for(t, c) if keys is None else keys
         if not keys:
             return []
