@@ -887,10 +887,10 @@ class _Discoverer:
             ):
                 values[int(i)][str(value)] = int(n)
             for i, c in enumerate(probe):
-                counts = values.get(i, {})
-                found[c.name] = sorted(counts) if len(counts) <= limit else None
-                if len(counts) <= limit:
-                    self.value_counts[(t.name, c.name)] = counts
+                held = values.get(i, {})
+                found[c.name] = sorted(held) if len(held) <= limit else None
+                if len(held) <= limit:
+                    self.value_counts[(t.name, c.name)] = held
         return [found.get(c.name) for c in columns]
 
     # ---------------------------------------------------------------- inclusion
