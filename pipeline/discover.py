@@ -1600,6 +1600,62 @@ class _Discoverer:
                 entry["attributes"].append(a)
         return name
 
+    def disjoint_pairs(
+        self, t: TableInfo, u: TableInfo, pairs: list[tuple[str, str]]
+    ) -> set[tuple[str, str]]:
+        """The pairs (column of `t`, column of `u`) of text columns whose values cannot be
+        equal: their ranges (the profiles' min and max) do not overlap in the collation both
+        columns have. Such a pair agrees on no row, so an agreement test can leave it out."""
+        typed = ("text", "character varying")
+        todo = []
+        for e, a in pairs:
+            ce, ca = t.columns.get(e), u.columns.get(a)
+            pe, pa = self.profiles.get((t.name, e)), self.profiles.get((u.name, a))
+            if (
+                ce is not None
+                and ca is not None
+                and ce.type.startswith(typed)
+                and ca.type.startswith(typed)
+                and pe is not None
+                and pa is not None
+                and None not in (pe.low, pe.high, pa.low, pa.high)
+            ):
+                todo.append((e, a, pe, pa))
+        if not todo:
+            return set()
+        collations: dict[tuple[str, str], tuple[int, str]] = {}
+        for table, names in ((t, {x[0] for x in todo}), (u, {x[1] for x in todo})):
+            for name, oid, collation in self.conn.execute(
+                sa.text(
+                    "SELECT a.attname::text, co.oid::bigint, "
+                    "quote_ident(n.nspname) || '.' || quote_ident(co.collname) "
+                    "FROM pg_attribute a JOIN pg_collation co ON co.oid = a.attcollation "
+                    "JOIN pg_namespace n ON n.oid = co.collnamespace "
+                    "WHERE a.attrelid = CAST(:rel AS regclass) AND a.attname = ANY(:names)"
+                ),
+                {"rel": table.sql, "names": sorted(names)},
+            ):
+                collations[(table.name, name)] = (int(oid), str(collation))
+        tests: list[str] = []
+        params: dict[str, Any] = {}
+        asked: list[tuple[str, str]] = []
+        for e, a, pe, pa in todo:
+            ke, ka = collations.get((t.name, e)), collations.get((u.name, a))
+            if ke is None or ka is None or ke[0] != ka[0]:
+                continue  # no one collation both columns compare in: not pruned
+            i = len(asked)
+            params |= {f"el{i}": pe.low, f"eh{i}": pe.high, f"al{i}": pa.low, f"ah{i}": pa.high}
+            c = ke[1]
+            tests.append(
+                f"(CAST(:el{i} AS text) COLLATE {c} <= CAST(:ah{i} AS text) COLLATE {c} "
+                f"AND CAST(:al{i} AS text) COLLATE {c} <= CAST(:eh{i} AS text) COLLATE {c})"
+            )
+            asked.append((e, a))
+        if not asked:
+            return set()
+        row = self.conn.execute(sa.text(f"SELECT {', '.join(tests)}"), params).one()
+        return {pair for pair, overlaps in zip(asked, row, strict=True) if overlaps is False}
+
     def attribute_evidence(
         self,
         t: TableInfo,
@@ -1624,6 +1680,9 @@ class _Discoverer:
             if c.family == "text" and c.name != space_key and not c.enum
         ]
         pairs = [(e, a) for e in mine for a in theirs]
+        if pairs:  # a pair that cannot agree on any row is not counted
+            apart = self.disjoint_pairs(t, space, pairs)
+            pairs = [p for p in pairs if p not in apart]
         if not pairs:
             return []
         both = [0] * len(pairs)
@@ -1851,12 +1910,15 @@ class _Discoverer:
                         ref2.target_column,
                     ):
                         pairs.append((other, q))
-            pairs += [
+            named = [
                 (e, a.name)
                 for e in texts
                 for a in u.columns.values()
                 if a.family == "text" and a.name != ref.target_column
             ]
+            if named:  # a pair that cannot agree on any row is not counted
+                apart = self.disjoint_pairs(t, u, named)
+                pairs += [p for p in named if p not in apart]
             if not pairs:
                 continue
             exprs = _agreement(pairs, "u")
