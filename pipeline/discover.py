@@ -8,8 +8,9 @@ Stages, in order, all in one read-only snapshot with the audit's timeouts:
    columns have few values (`pg_stats.n_distinct` where ANALYZE has run, else a bounded
    DISTINCT);
 3. undeclared references: inclusion dependencies between columns and keys, computed in
-   PostgreSQL (one grouped statement per column that tests every surviving key with an index
-   probe per distinct value); candidates are pruned by type, range and distinct count first;
+   PostgreSQL (one grouped statement per column that joins its distinct values to every
+   surviving key, or tests a dense integer key's range); candidates are pruned by type, range
+   and distinct count first;
 4. conditional references: the same per value of a low-cardinality text column beside the id
    column (`*_type`/`*_id`, or any other naming);
 5. mis-keys: a reference whose violating values are keys of another key space that map
@@ -552,6 +553,8 @@ class _Discoverer:
         self.nonnull: dict[tuple[str, str], int] = {}
         self.shapes: dict[tuple[str, str], tuple[int, int]] = {}
         """(non-NULL rows, distinct values) of each column tested for inclusion."""
+        self.value_counts: dict[tuple[str, str], dict[str, int]] = {}
+        """Rows per value of the text columns of few values (as `few_values` read them)."""
 
     @property
     def conn(self) -> Connection:
@@ -898,15 +901,27 @@ class _Discoverer:
             probe = [c for c, n in zip(probe, row, strict=True) if n <= limit]
         found: dict[str, list[str] | None] = {}
         if probe:
-            aggs = ", ".join(
-                f"(array_agg(DISTINCT {sqltext.ident(c.name)}::text) "
-                f"FILTER (WHERE {sqltext.ident(c.name)} IS NOT NULL))[1:{limit + 1}]"
-                for c in probe
+            # one hashed pass for every column (GROUPING SETS), at most limit + 1 values each
+            exprs = [f"{sqltext.ident(c.name)}::text" for c in probe]
+            which = " ".join(f"WHEN GROUPING({e}) = 0 THEN {i}" for i, e in enumerate(exprs))
+            grouped = (
+                f"SELECT CASE {which} END AS i, coalesce({', '.join(exprs)}) AS value, "
+                f"count(*) AS n FROM {t.sql} "
+                f"GROUP BY GROUPING SETS ({', '.join(f'({e})' for e in exprs)})"
             )
-            row = self.conn.execute(sa.text(f"SELECT {aggs} FROM {t.sql}")).one()
-            for c, values in zip(probe, row, strict=True):
-                vals = list(values or [])
-                found[c.name] = sorted(vals) if len(vals) <= limit else None
+            values: dict[int, dict[str, int]] = defaultdict(dict)
+            for i, value, n in self.conn.execute(
+                sa.text(
+                    f"SELECT i, value, n FROM (SELECT g.*, row_number() OVER (PARTITION BY i) "
+                    f"AS r FROM ({grouped}) g WHERE value IS NOT NULL) w WHERE r <= {limit + 1}"
+                )
+            ):
+                values[int(i)][str(value)] = int(n)
+            for i, c in enumerate(probe):
+                held = values.get(i, {})
+                found[c.name] = sorted(held) if len(held) <= limit else None
+                if len(held) <= limit:
+                    self.value_counts[(t.name, c.name)] = held
         return [found.get(c.name) for c in columns]
 
     # ---------------------------------------------------------------- inclusion
@@ -959,7 +974,7 @@ class _Discoverer:
         self, t: TableInfo, c: ColumnInfo, keys: list[tuple[TableInfo, str]] | None = None
     ) -> list[Candidate]:
         """How many of `c`'s values (rows and distinct) each candidate key lacks: one
-        statement, a hash of the distinct values and an index probe per value and key."""
+        statement, the distinct values grouped once and joined to every key (`_probes`)."""
         keys = self.keys_for(t, c) if keys is None else keys
         if not keys:
             return []
@@ -979,20 +994,48 @@ class _Discoverer:
             for i, (u, k) in enumerate(keys)
         ]
 
-    @staticmethod
-    def _probes(keys: list[tuple[TableInfo, str]]) -> str:
-        return ", ".join(f"{_member('v.v', u, k)} AS h{i}" for i, (u, k) in enumerate(keys))
+    def _dense(self, c: ColumnInfo, u: TableInfo, key: str) -> tuple[int, int] | None:
+        """(low, high) when the integer key `u.key` holds every integer from its min to its
+        max (as many distinct values as the range is wide; a key's values are distinct) and
+        `c` is an integer column too: a value is then a key exactly when it lies in the
+        range, and no key table need be read."""
+        kp = self.profiles.get((u.name, key))
+        if (
+            c.type not in _INTEGER_TYPES
+            or u.columns[key].type not in _INTEGER_TYPES
+            or kp is None
+            or kp.low is None
+            or kp.high is None
+        ):
+            return None
+        low, high = int(kp.low), int(kp.high)
+        return (low, high) if kp.nonnull == high - low + 1 else None
+
+    def _probes(self, c: ColumnInfo, keys: list[tuple[TableInfo, str]]) -> tuple[str, str]:
+        """SQL: a LEFT JOIN of the distinct values `v` of `c` to every key (a key matches a
+        value at most once), and per key the rows and values it lacks. The planner hashes
+        each key table once (or probes its index); a dense integer key is a range test."""
+        joins, lacks = [], []
+        for i, (u, k) in enumerate(keys):
+            dense = self._dense(c, u, k)
+            if dense is not None:
+                lacks.append(f"v.v NOT BETWEEN {dense[0]} AND {dense[1]}")
+                continue
+            q = sqltext.ident(k)
+            joins.append(f"LEFT JOIN {u.sql} k{i} ON k{i}.{q} = v.v")
+            lacks.append(f"k{i}.{q} IS NULL")
+        misses = ", ".join(
+            f"sum(v.n) FILTER (WHERE {lack}), count(*) FILTER (WHERE {lack})" for lack in lacks
+        )
+        return " ".join(joins), misses
 
     def _inclusion_sql(self, t: TableInfo, column: str, keys: list[tuple[TableInfo, str]]) -> Any:
         q = sqltext.ident(column)
-        misses = ", ".join(
-            f"sum(v.n) FILTER (WHERE NOT x.h{i}), count(*) FILTER (WHERE NOT x.h{i})"
-            for i in range(len(keys))
-        )
+        joins, misses = self._probes(t.columns[column], keys)
         return sa.text(
             f"WITH v AS MATERIALIZED (SELECT {q} AS v, count(*) AS n FROM {t.sql} "
             f"WHERE {q} IS NOT NULL GROUP BY {q}) "
-            f"SELECT count(*), sum(v.n), {misses} FROM v, LATERAL (SELECT {self._probes(keys)}) x"
+            f"SELECT count(*), sum(v.n), {misses} FROM v {joins}"
         )
 
     # ---------------------------------------------------------------- composite
@@ -1172,15 +1215,12 @@ class _Discoverer:
         if not keys:
             return None
         q, dq = sqltext.ident(c.name), sqltext.ident(disc)
-        misses = ", ".join(
-            f"sum(v.n) FILTER (WHERE NOT x.h{i}), count(*) FILTER (WHERE NOT x.h{i})"
-            for i in range(len(keys))
-        )
+        joins, misses = self._probes(c, keys)
         stmt = sa.text(
             f"WITH v AS MATERIALIZED (SELECT {dq}::text AS d, {q} AS v, count(*) AS n "
             f"FROM {t.sql} WHERE {q} IS NOT NULL AND {dq} IS NOT NULL GROUP BY 1, 2) "
             f"SELECT v.d, count(*), sum(v.n), {misses} "
-            f'FROM v, LATERAL (SELECT {self._probes(keys)}) x GROUP BY v.d ORDER BY v.d COLLATE "C"'
+            f'FROM v {joins} GROUP BY v.d ORDER BY v.d COLLATE "C"'
         )
         per_value: dict[str, list[Candidate]] = {}
         for row in self.conn.execute(stmt):
@@ -1437,10 +1477,12 @@ class _Discoverer:
                 row = self.conn.execute(
                     sa.text(
                         f"WITH v AS MATERIALIZED (SELECT {q} AS v, count(*) AS n FROM {t.sql} "
-                        f"WHERE {where} GROUP BY {q}) "
-                        f"SELECT count(*), sum(v.n), "
-                        f"sum(v.n) FILTER (WHERE NOT x.h), count(*) FILTER (WHERE NOT x.h) "
-                        f"FROM v, LATERAL (SELECT {_member('v.v', u, through)} AS h) x"
+                        f"WHERE {where} GROUP BY {q}), "
+                        # the test once per value (read twice below)
+                        f"x AS MATERIALIZED (SELECT v.n, {_member('v.v', u, through)} AS h "
+                        "FROM v) "
+                        "SELECT count(*), sum(x.n), "
+                        "sum(x.n) FILTER (WHERE NOT x.h), count(*) FILTER (WHERE NOT x.h) FROM x"
                     ),
                     params,
                 ).one()
@@ -1589,6 +1631,62 @@ class _Discoverer:
                 entry["attributes"].append(a)
         return name
 
+    def disjoint_pairs(
+        self, t: TableInfo, u: TableInfo, pairs: list[tuple[str, str]]
+    ) -> set[tuple[str, str]]:
+        """The pairs (column of `t`, column of `u`) of text columns whose values cannot be
+        equal: their ranges (the profiles' min and max) do not overlap in the collation both
+        columns have. Such a pair agrees on no row, so an agreement test can leave it out."""
+        typed = ("text", "character varying")
+        todo = []
+        for e, a in pairs:
+            ce, ca = t.columns.get(e), u.columns.get(a)
+            pe, pa = self.profiles.get((t.name, e)), self.profiles.get((u.name, a))
+            if (
+                ce is not None
+                and ca is not None
+                and ce.type.startswith(typed)
+                and ca.type.startswith(typed)
+                and pe is not None
+                and pa is not None
+                and None not in (pe.low, pe.high, pa.low, pa.high)
+            ):
+                todo.append((e, a, pe, pa))
+        if not todo:
+            return set()
+        collations: dict[tuple[str, str], tuple[int, str]] = {}
+        for table, names in ((t, {x[0] for x in todo}), (u, {x[1] for x in todo})):
+            for name, oid, collation in self.conn.execute(
+                sa.text(
+                    "SELECT a.attname::text, co.oid::bigint, "
+                    "quote_ident(n.nspname) || '.' || quote_ident(co.collname) "
+                    "FROM pg_attribute a JOIN pg_collation co ON co.oid = a.attcollation "
+                    "JOIN pg_namespace n ON n.oid = co.collnamespace "
+                    "WHERE a.attrelid = CAST(:rel AS regclass) AND a.attname = ANY(:names)"
+                ),
+                {"rel": table.sql, "names": sorted(names)},
+            ):
+                collations[(table.name, name)] = (int(oid), str(collation))
+        tests: list[str] = []
+        params: dict[str, Any] = {}
+        asked: list[tuple[str, str]] = []
+        for e, a, pe, pa in todo:
+            ke, ka = collations.get((t.name, e)), collations.get((u.name, a))
+            if ke is None or ka is None or ke[0] != ka[0]:
+                continue  # no one collation both columns compare in: not pruned
+            i = len(asked)
+            params |= {f"el{i}": pe.low, f"eh{i}": pe.high, f"al{i}": pa.low, f"ah{i}": pa.high}
+            c = ke[1]
+            tests.append(
+                f"(CAST(:el{i} AS text) COLLATE {c} <= CAST(:ah{i} AS text) COLLATE {c} "
+                f"AND CAST(:al{i} AS text) COLLATE {c} <= CAST(:eh{i} AS text) COLLATE {c})"
+            )
+            asked.append((e, a))
+        if not asked:
+            return set()
+        row = self.conn.execute(sa.text(f"SELECT {', '.join(tests)}"), params).one()
+        return {pair for pair, overlaps in zip(asked, row, strict=True) if overlaps is False}
+
     def attribute_evidence(
         self,
         t: TableInfo,
@@ -1613,6 +1711,9 @@ class _Discoverer:
             if c.family == "text" and c.name != space_key and not c.enum
         ]
         pairs = [(e, a) for e in mine for a in theirs]
+        if pairs:  # a pair that cannot agree on any row is not counted
+            apart = self.disjoint_pairs(t, space, pairs)
+            pairs = [p for p in pairs if p not in apart]
         if not pairs:
             return []
         both = [0] * len(pairs)
@@ -1732,18 +1833,26 @@ class _Discoverer:
         ]
         if not cols:
             return
-        sets = ", ".join(f"({sqltext.ident(c.name)})" for c in cols)
-        exprs = ", ".join(
-            f"CASE WHEN GROUPING({q}) = 0 THEN {q}::text END"
-            for q in (sqltext.ident(c.name) for c in cols)
-        )
         counts: dict[str, dict[str, int]] = defaultdict(dict)
-        for row in self.conn.execute(
-            sa.text(f"SELECT {exprs}, count(*) FROM {t.sql} GROUP BY GROUPING SETS ({sets})")
-        ):
-            for c, value in zip(cols, row[:-1], strict=True):
-                if value is not None:
-                    counts[c.name][value] = int(row[-1])
+        # the profile counted the values of a text or character column already (grouped as
+        # text: the same groups); other types (citext) group by their own equality
+        for c in cols:
+            known = self.value_counts.get((t.name, c.name))
+            if known is not None and c.type.startswith(("text", "character")):
+                counts[c.name] = dict(known)
+        unread = [c for c in cols if c.name not in counts]
+        if unread:
+            sets = ", ".join(f"({sqltext.ident(c.name)})" for c in unread)
+            exprs = ", ".join(
+                f"CASE WHEN GROUPING({q}) = 0 THEN {q}::text END"
+                for q in (sqltext.ident(c.name) for c in unread)
+            )
+            for row in self.conn.execute(
+                sa.text(f"SELECT {exprs}, count(*) FROM {t.sql} GROUP BY GROUPING SETS ({sets})")
+            ):
+                for c, value in zip(unread, row[:-1], strict=True):
+                    if value is not None:
+                        counts[c.name][value] = int(row[-1])
         for c in cols:
             values = counts.get(c.name, {})
             total = sum(values.values())
@@ -1834,12 +1943,15 @@ class _Discoverer:
                         ref2.target_column,
                     ):
                         pairs.append((other, q))
-            pairs += [
+            named = [
                 (e, a.name)
                 for e in texts
                 for a in u.columns.values()
                 if a.family == "text" and a.name != ref.target_column
             ]
+            if named:  # a pair that cannot agree on any row is not counted
+                apart = self.disjoint_pairs(t, u, named)
+                pairs += [p for p in named if p not in apart]
             if not pairs:
                 continue
             exprs = _agreement(pairs, "u")
