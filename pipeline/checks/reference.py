@@ -17,7 +17,15 @@ from typing import Any, ClassVar, Literal
 import sqlalchemy as sa
 from pydantic import model_validator
 
-from pipeline.checks.base import RowRule, TableScan, as_text, equal_as, not_one_of, one_of
+from pipeline.checks.base import (
+    Diagnoser,
+    RowRule,
+    TableScan,
+    as_text,
+    equal_as,
+    not_one_of,
+    one_of,
+)
 from pipeline.checks.diagnosis import (
     CompositeDiagnoser,
     DiscriminatorDiagnoser,
@@ -438,43 +446,34 @@ def conditional_reference_rules(check: ConditionalReferenceCheck, scan: TableSca
     named = sa.and_(*(scan.col(c).is_not(None) for c in check.key_of_row()))
     unknown = sa.and_(named, sa.or_(disc.is_(None), not_one_of(disc, check.targets)))
     value = sa.func.coalesce(as_text(disc), sa.literal("NULL"))
+    diagnoser: Diagnoser
     if check.columns:
-        return [
-            composite_rules(check, scan, targets, check.discriminator),
-            RowRule(
-                check.id + DISCRIMINATOR_SUFFIX,
-                check,
-                check.discriminator,
-                unknown,
-                value,
-                columns=check.row_columns(),
-                diagnoser=CompositeDiagnoser(
-                    columns=check.columns,
-                    targets=targets,
-                    discriminator=check.discriminator,
-                    compares=[key_compares(scan, check.columns, t.ref) for t in targets],
-                    unknown_discriminator=True,
-                ),
-            ),
-        ]
-    space = scan.key_spaces[check.mis_key.key_space] if check.mis_key else None
-    return [
-        _rules(check, scan, targets, check.discriminator),
-        RowRule(
-            check.id + DISCRIMINATOR_SUFFIX,
-            check,
-            check.discriminator,
-            unknown,
-            value,
-            columns=check.row_columns(),
-            diagnoser=DiscriminatorDiagnoser(
-                column=check.column,
-                targets=targets,
-                discriminator=check.discriminator,
-                mis_key=check.mis_key,
-                key_space=space,
-                same=value_compares(scan, check.column, targets, check.mis_key),
-                fold=value_folds(scan, check.column, targets),
-            ),
-        ),
-    ]
+        rule = composite_rules(check, scan, targets, check.discriminator)
+        diagnoser = CompositeDiagnoser(
+            columns=check.columns,
+            targets=targets,
+            discriminator=check.discriminator,
+            compares=[key_compares(scan, check.columns, t.ref) for t in targets],
+            unknown_discriminator=True,
+        )
+    else:
+        rule = _rules(check, scan, targets, check.discriminator)
+        diagnoser = DiscriminatorDiagnoser(
+            column=check.column,
+            targets=targets,
+            discriminator=check.discriminator,
+            mis_key=check.mis_key,
+            key_space=scan.key_spaces[check.mis_key.key_space] if check.mis_key else None,
+            same=value_compares(scan, check.column, targets, check.mis_key),
+            fold=value_folds(scan, check.column, targets),
+        )
+    unknown_rule = RowRule(
+        check.id + DISCRIMINATOR_SUFFIX,
+        check,
+        check.discriminator,
+        unknown,
+        value,
+        columns=check.row_columns(),
+        diagnoser=diagnoser,
+    )
+    return [rule, unknown_rule]
