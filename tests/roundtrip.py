@@ -8,6 +8,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from pipeline.audit import AuditOptions, run_audit
+from pipeline.suite import Suite
+from tests.conftest import as_url
 from tests.test_repair import query
 
 CHANGES = ("updated", "set_null", "quarantine")  # what `refaudit apply` counts as changed rows
@@ -35,3 +38,25 @@ def findings(run: Path) -> dict[tuple[str, str], dict[str, str]]:
     """violations.csv of a run, by (check, key)."""
     with (run / "violations.csv").open(encoding="utf-8", newline="") as f:
         return {(r["check"], r["key"]): r for r in csv.DictReader(f)}
+
+
+def audits_alike_from_a_snapshot(uri: str, suite: Suite, tmp_path: Path, server: str) -> list[str]:
+    """Audit `uri` directly and from a snapshot of it (extracted, then replayed on `server`);
+    assert both give the same violations.csv lines and the same check results, and return
+    those lines, sorted."""
+    from pipeline.extract import extract_snapshot
+    from pipeline.replay import audit_snapshot
+
+    options = AuditOptions(record_history=False)
+    direct = run_audit(as_url(uri), suite, tmp_path / "direct", options=options)
+    extract_snapshot(as_url(uri), suite, tmp_path / "snap")
+    replay = audit_snapshot(
+        tmp_path / "snap", suite, tmp_path / "re", options=options, server=server
+    )
+    lines = {
+        n: sorted((tmp_path / n / "violations.csv").read_text().splitlines())
+        for n in ("direct", "re")
+    }
+    assert lines["re"] == lines["direct"]
+    assert [c.to_dict() for c in replay.checks] == [c.to_dict() for c in direct.checks]
+    return lines["re"]
