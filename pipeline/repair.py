@@ -32,8 +32,11 @@ asserts that it changed exactly those rows (and, for quarantine, that it kept as
 as it deleted) or raises, which aborts the whole transaction; it reports its counts and the
 skipped and held keys with RAISE NOTICE.
 
-Every name and value reaches the files through `pipeline.sqltext` (quoted, one line);
-backup, quarantine and scratch tables live in refaudit's own schema or in `pg_temp`.
+The files are rendered from templates (`pipeline/templates/sql/`: repair.sql.j2, step.sql.j2,
+rollback.sql.j2, preamble.sql.j2) by `pipeline.sqlrender`, through whose filters every name
+and value reaches them quoted and on one line (a value that is not raises while rendering).
+A row is named by its table's key, one column or several (`RowKey`). Backup, quarantine and
+scratch tables live in refaudit's own schema or in `pg_temp`.
 """
 
 from __future__ import annotations
