@@ -1656,17 +1656,18 @@ class _Discoverer:
             return set()
         collations: dict[tuple[str, str], tuple[int, str]] = {}
         for table, names in ((t, {x[0] for x in todo}), (u, {x[1] for x in todo})):
-            for name, oid, collation in self.conn.execute(
+            for name, oid, schema, collname in self.conn.execute(
                 sa.text(
-                    "SELECT a.attname::text, co.oid::bigint, "
-                    "quote_ident(n.nspname) || '.' || quote_ident(co.collname) "
+                    "SELECT a.attname::text, co.oid::bigint, n.nspname::text, co.collname::text "
                     "FROM pg_attribute a JOIN pg_collation co ON co.oid = a.attcollation "
                     "JOIN pg_namespace n ON n.oid = co.collnamespace "
                     "WHERE a.attrelid = CAST(:rel AS regclass) AND a.attname = ANY(:names)"
                 ),
                 {"rel": table.sql, "names": sorted(names)},
             ):
-                collations[(table.name, name)] = (int(oid), str(collation))
+                # quoted here (quote_ident leaves a newline raw), a colon no bind parameter
+                quoted = sqltext.qualified(schema, collname).replace(":", "\\:")
+                collations[(table.name, name)] = (int(oid), quoted)
         tests: list[str] = []
         params: dict[str, Any] = {}
         asked: list[tuple[str, str]] = []

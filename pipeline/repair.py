@@ -85,6 +85,9 @@ DEFAULT_SCHEMA = "refaudit"
 QUARANTINE = "quarantine"
 ALLOW_OTHER_SETTING = "refaudit.allow_other_database"
 BATCH_ROWS = 1000
+# pg_type.typcategory of the key columns a composite key's JSON text spells exactly: numbers,
+# strings, dates and times, intervals, booleans, enums (uuid and bytea by name)
+_KEY_CATEGORIES = frozenset("NSDTBE")
 LISTED_KEYS = 100
 
 
@@ -98,6 +101,10 @@ class DatabaseIdentity:
     oid: int
     snapshot: str  # txid_current_snapshot() of the audit
     search_path: str
+    # the settings that shape a value's text, as the audit read them: a step's guards compare
+    # the columns as text (a timestamptz's text follows TimeZone), so repair.sql and
+    # rollback.sql set them again, whatever the client's PGTZ or PGDATESTYLE
+    text_settings: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -178,7 +185,11 @@ SELECT (SELECT system_identifier::text FROM pg_control_system()) AS system_ident
        current_database()::text AS name,
        (SELECT oid::bigint FROM pg_database WHERE datname = current_database()) AS oid,
        txid_current_snapshot()::text AS snapshot,
-       current_setting('search_path') AS search_path
+       current_setting('search_path') AS search_path,
+       current_setting('TimeZone') AS timezone,
+       current_setting('DateStyle') AS datestyle,
+       current_setting('IntervalStyle') AS intervalstyle,
+       current_setting('extra_float_digits') AS extra_float_digits
 """)
 
 
@@ -190,6 +201,12 @@ def read_identity(conn: Connection) -> DatabaseIdentity:
         oid=int(row.oid),
         snapshot=row.snapshot,
         search_path=row.search_path,
+        text_settings=(
+            ("TimeZone", row.timezone),
+            ("DateStyle", row.datestyle),
+            ("IntervalStyle", row.intervalstyle),
+            ("extra_float_digits", row.extra_float_digits),
+        ),
     )
 
 
@@ -391,6 +408,9 @@ class RepairPlan:
                 f"{tbl} is a view, not a table: its rows belong to the tables it reads "
                 "from; repair those"
             )
+        odd = self._unspellable_key(tbl)
+        if odd:
+            return odd
         if action == "quarantine":
             return ""
         if column in self.suite.key_columns(tbl):
@@ -407,6 +427,25 @@ class RepairPlan:
             return f"{tbl}.{column} is an identity column (GENERATED ALWAYS): it cannot be set"
         if action == "set_null" and col.not_null:
             return f"{tbl}.{column} is NOT NULL: it cannot be set to NULL; decide by hand"
+        return ""
+
+    def _unspellable_key(self, tbl: str) -> str:
+        """Why rows of `tbl` cannot be found by their composite key ('' when they can): a
+        key column of a type (an array, json, a composite or range type) whose value
+        violations.csv's JSON key does not spell back exactly."""
+        key = self.suite.key_columns(tbl)
+        if len(key) < 2 or self.context is None:
+            return ""
+        for column in key:
+            t = self.context.types.get((tbl, column))
+            if t is not None and not (
+                t.category in _KEY_CATEGORIES or t.name in ("uuid", "bytea")
+            ):
+                return (
+                    f"{tbl}'s key column {column} is of type {t.name}: repair.sql finds rows "
+                    "of composite keys made of numbers, text, dates, times, booleans, enums "
+                    "and uuids only; decide by hand"
+                )
         return ""
 
     def _add_review(self, v: Violation, reason: str) -> None:
@@ -631,7 +670,7 @@ class RowKey:
         """The scratch row's key values of a key as violations.csv writes it."""
         if not self.composite:
             return [key]
-        parts = json.loads(key, parse_float=str, parse_int=str)
+        parts = json.loads(key, parse_float=str, parse_int=str, parse_constant=_no_constant)
         if not isinstance(parts, list) or len(parts) != len(self.columns):
             raise ValueError(f"not a key of {len(self.columns)} columns: {key}")
         return [*(_key_part(p) for p in parts), key]
@@ -655,6 +694,10 @@ class RowKey:
     def same_row(self, a: str, b: str) -> Sql:
         """SQL: rows `a` and `b` (of the table and of its backup) have the same key."""
         return sql(" AND ".join(f"{a}.{ident(c)} = {b}.{ident(c)}" for c in self.columns))
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"not a key as PostgreSQL writes one: {name}")
 
 
 def _key_part(part: Any) -> str | None:
@@ -881,8 +924,13 @@ def write_repair_sql(
         listed_keys=LISTED_KEYS,
         allow_variable=sql(PSQL_ALLOW_OTHER),
     )
-    with path.open("w", encoding="utf-8") as out:
-        out.writelines(pieces)
+    partial = path.with_name(path.name + ".partial")  # no half-written plan is ever left
+    try:
+        with partial.open("w", encoding="utf-8") as out:
+            out.writelines(pieces)
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
     return summary
 
 
@@ -1035,7 +1083,7 @@ def _restore_view(plan: RepairPlan, ctx: RepairContext, tbl: str) -> _RestoreVie
         name=tbl,
         info=info,
         backup=sql(plan.backup_sql(tbl)),
-        backup_regclass=regclass_text(plan.schema + "." + plan.backup_table(tbl)),
+        backup_regclass=regclass_text(join_name(plan.schema, plan.backup_table(tbl))),
         columns=[c.name for c in cols],
         # an identity GENERATED ALWAYS column cannot be set; the repair never changes one
         settable=[c.name for c in cols if c.name not in key and not c.identity_always],

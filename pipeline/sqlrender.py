@@ -156,9 +156,45 @@ def _env() -> jinja2.Environment:
 _ENV = _env()
 
 
+_PSQL_LINES = frozenset(
+    {
+        "\\set ON_ERROR_STOP on",
+        f"\\if :{{?{sqltext.PSQL_ALLOW_OTHER}}}",
+        "\\endif",
+    }
+)
+"""The only psql commands a plan file holds: its preamble's (see `preamble.sql.j2`)."""
+
+
+class _Lines:
+    """Watches rendered text, piece by piece, for a line that psql would read as a command
+    (one that starts with a backslash) other than the preamble's: whatever a name or value
+    holds, no such line may appear (a second guard behind the quoting filters)."""
+
+    def __init__(self) -> None:
+        self.line = ""
+
+    def feed(self, text: str) -> str:
+        *done, self.line = (self.line + text).split("\n")
+        for line in done:
+            self._check(line)
+        return text
+
+    def close(self) -> None:
+        self._check(self.line)
+
+    @staticmethod
+    def _check(line: str) -> None:
+        if line.lstrip().startswith("\\") and line not in _PSQL_LINES:
+            raise UnquotedValue(f"a line of the SQL would be a psql command: {line!r:.60}")
+
+
 def render(template: str, **context: Any) -> Sql:
     """One template, whole (a statement or a section of a file)."""
-    return Sql(_ENV.get_template(template).render(**context))
+    lines = _Lines()
+    text = lines.feed(_ENV.get_template(template).render(**context))
+    lines.close()
+    return Sql(text)
 
 
 def piece(template: str, **context: Any) -> Sql:
@@ -168,4 +204,7 @@ def piece(template: str, **context: Any) -> Sql:
 
 def stream(template: str, **context: Any) -> Iterator[str]:
     """One template in pieces, as it renders (a file of any size, with flat memory)."""
-    return _ENV.get_template(template).generate(**context)
+    lines = _Lines()
+    for piece_ in _ENV.get_template(template).generate(**context):
+        yield lines.feed(piece_)
+    lines.close()

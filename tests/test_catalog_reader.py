@@ -222,7 +222,7 @@ WHERE attrelid = to_regclass(:t) AND attnum > 0 AND NOT attisdropped
 ORDER BY attnum
 """)
 _OLD_INBOUND = sa.text("""
-SELECT c.conname::text AS name, quote_ident(n.nspname) || '.' || quote_ident(r.relname) AS child,
+SELECT c.conname::text AS name, n.nspname::text AS child_schema, r.relname::text AS child_name,
        c.conrelid = c.confrelid AS self_reference, c.confdeltype::text AS on_delete,
        (SELECT array_agg(a.attname::text ORDER BY k.ord)
         FROM unnest(c.conkey) WITH ORDINALITY k(attnum, ord)
@@ -276,7 +276,8 @@ def old_read_table(conn: Connection, tbl: str) -> RepairTable | None:
         inbound=tuple(
             InboundKey(
                 r.name,
-                r.child,
+                # quoted as the reader does now (quote_ident left a newline in a name raw)
+                sqltext.qualified(r.child_schema, r.child_name),
                 tuple(r.child_columns),
                 tuple(r.columns),
                 _OLD_ON_DELETE.get(r.on_delete, r.on_delete),
@@ -501,7 +502,7 @@ def test_repair_tables_are_what_the_per_table_queries_read(conn: Connection) -> 
         assert new == old, name
     people = table_info("people", found["people"])
     assert [(k.name, k.child, k.on_delete, k.self_reference) for k in people.inbound] == [
-        (f"{ORG}_Person Id_fkey", f"{q(ODD_SCHEMA)}.{q(ORG)}", "RESTRICT", False),
+        (f"{ORG}_Person Id_fkey", sqltext.qualified(ODD_SCHEMA, ORG), "RESTRICT", False),
         ("outside_person_id_fkey", "other.outside", "NO ACTION", False),
         ("people_manager_id_fkey", "public.people", "SET NULL", True),
     ]

@@ -7,6 +7,8 @@ a second run changes nothing; rollback restores every table byte for byte."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +17,11 @@ import pytest
 
 from pipeline.apply import apply_plan
 from pipeline.audit import AuditOptions, run_audit
-from pipeline.sqltext import psql_lines, statements
+from pipeline.sqltext import ident, psql_lines, statements
 from pipeline.suite import Suite
 from tests.conftest import as_url, execute
 from tests.roundtrip import dump_tables, findings
-from tests.test_repair import psql, query
+from tests.test_repair import psql, psql_binary, query
 
 HOSTILE = ["it's", "line\nbreak", "-- not a comment", "*/ $$ end", "sep\u2028x", 'q"uote']
 
@@ -157,3 +159,90 @@ def test_a_row_changed_since_the_audit_is_skipped(orders: str, tmp_path: Path) -
     assert applied.totals["set_null"] == 1 and applied.totals["skipped"] == 1, applied.totals
     assert query(orders, "SELECT customer_id FROM orders WHERE note LIKE 'it%'") == [(2,)]
     assert query(orders, "SELECT customer_id FROM orders WHERE note LIKE 'sep%'") == [(None,)]
+
+
+CHILD = 'lines\n\\! touch /tmp/refaudit-pwned-child\n'
+
+
+def test_a_hostile_referencing_table_stays_one_quoted_name(orders: str, tmp_path: Path) -> None:
+    """A table that references the repaired one is named in the held test; a name holding
+    newlines and a psql command stays one quoted line, and `refaudit apply` runs the file
+    psql would run (the row it references is held, nothing else happens)."""
+    marker = Path("/tmp/refaudit-pwned-child")
+    marker.unlink(missing_ok=True)
+    conn = psycopg2.connect(orders)
+    with conn, conn.cursor() as cur:
+        cur.execute(
+            f"CREATE TABLE {ident(CHILD)} (region text, placed_at timestamptz, n numeric, "
+            "FOREIGN KEY (region, placed_at, n) REFERENCES orders ON DELETE CASCADE)"
+        )
+        cur.execute(
+            f"INSERT INTO {ident(CHILD)} SELECT region, placed_at, n FROM orders "
+            "WHERE region = %s",
+            (HOSTILE[1],),
+        )
+    conn.close()
+    suite = Suite.model_validate(SUITE)
+    run_audit(as_url(orders), suite, tmp_path / "run", options=AuditOptions(repair=True))
+    for name in ("repair.sql", "rollback.sql", "constraints.sql"):
+        statements(psql_lines((tmp_path / "run" / name).read_text(encoding="utf-8")))
+    applied = apply_plan(as_url(orders), tmp_path / "run" / "repair.sql")
+    assert applied.totals["held"] == 2, applied.totals  # HOSTILE[1] too, now
+    assert applied.totals["quarantine"] == 1, applied.totals
+    assert query(orders, f"SELECT count(*) FROM {ident(CHILD)}") == [(1,)]
+    assert not marker.exists()
+
+
+def test_the_client_s_time_zone_and_styles_change_nothing(orders: str, tmp_path: Path) -> None:
+    """repair.sql compares keys and guards as text; it sets the settings that shape that
+    text as the audit had them, so a psql with another PGTZ, DateStyle, IntervalStyle or
+    extra_float_digits repairs the same rows."""
+    suite = Suite.model_validate(SUITE)
+    run_audit(as_url(orders), suite, tmp_path / "run", options=AuditOptions(repair=True))
+    env = {
+        **os.environ,
+        "PGTZ": "America/New_York",
+        "PGDATESTYLE": "SQL, DMY",
+        "PGOPTIONS": "-c IntervalStyle=postgres_verbose -c extra_float_digits=0",
+    }
+    done = subprocess.run(
+        [str(psql_binary()), orders, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f",
+         str(tmp_path / "run" / "repair.sql")],
+        capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "total changed=4 already=0 skipped=0 held=1" in done.stderr, done.stderr
+
+
+def test_a_quoted_repair_schema_rolls_back(orders: str, tmp_path: Path) -> None:
+    before = dump_all(orders)
+    options = AuditOptions(repair=True, repair_schema='"a".b')
+    run_audit(as_url(orders), Suite.model_validate(SUITE), tmp_path / "run", options=options)
+    assert apply_plan(as_url(orders), tmp_path / "run" / "repair.sql").totals["quarantine"] == 2
+    back = apply_plan(as_url(orders), tmp_path / "run" / "rollback.sql")
+    assert back.totals, back
+    assert dump_all(orders) == before
+
+
+def test_a_key_of_an_array_is_for_review(new_database, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    uri: str = new_database("arraykey")
+    execute(
+        uri,
+        "CREATE TABLE customers (id int PRIMARY KEY);"
+        "CREATE TABLE tags (tag int[] NOT NULL, n int NOT NULL, customer_id int,"
+        " PRIMARY KEY (tag, n));"
+        "INSERT INTO tags VALUES ('{1,2}', 1, 7);",
+    )
+    suite = Suite.model_validate(
+        {
+            "suite": "tags",
+            "tables": {"customers": {"key": "id"}, "tags": {"key": ["tag", "n"]}},
+            "checks": [
+                {"id": "tags.customer", "kind": "reference", "table": "tags",
+                 "column": "customer_id", "target": {"table": "customers"}},
+            ],
+        }
+    )
+    run_audit(as_url(uri), suite, tmp_path / "run", options=AuditOptions(repair=True))
+    repair = (tmp_path / "run" / "repair.sql").read_text(encoding="utf-8")
+    assert "tags's key column tag is of type integer[]" in repair and "-- 0 steps" in repair

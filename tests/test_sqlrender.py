@@ -20,6 +20,7 @@ from pipeline.sqlrender import (
     printable,
     render,
     sep,
+    stream,
 )
 from pipeline.sqltext import psql_lines, statements
 
@@ -72,3 +73,18 @@ def test_every_template_is_package_data() -> None:
     )
     text = (Path(pipeline.__file__).parent.parent / "pyproject.toml").read_text()
     assert '"templates/sql/*"' in text
+
+
+def test_no_line_of_a_plan_can_be_a_psql_command() -> None:
+    """A second guard behind the filters: SQL that would put a line starting with a
+    backslash into a file (a name quoted by something else, with a raw newline) stops the
+    rendering; the preamble's own psql lines pass."""
+    hostile = Sql('CHECK (x)\n\\! touch /tmp/pwned\n')
+    with pytest.raises(UnquotedValue, match="psql command"):
+        render("add_unless_exists.sql.j2", table="t", name="c", definition=hostile,
+               not_valid=False)  # fmt: skip
+    with pytest.raises(UnquotedValue, match="psql command"):
+        list(stream("constraints.sql.j2", run_id="r", preamble=Sql(""), sections=[hostile]))
+    assert "\\set ON_ERROR_STOP on" in render(
+        "constraints.sql.j2", run_id="r", preamble=Sql("\\set ON_ERROR_STOP on"), sections=[]
+    )

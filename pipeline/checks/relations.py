@@ -70,7 +70,7 @@ class Constraint:
     type: str  # pg_constraint.contype: p, u, f, c, ...
     validated: bool
     table_oid: int  # the table it is declared on
-    table_sql: str  # that table, schema-qualified with quote_ident
+    table_sql: str  # that table, schema-qualified and quoted by `sqltext.qualified` (one line)
     columns: tuple[str, ...]
     target_oid: int  # a foreign key's referenced table, else 0
     target: str  # ... as `regclass::text` writes it (schema only when not on search_path)
@@ -163,7 +163,7 @@ ORDER BY a.attrelid, a.attnum
 _CONSTRAINTS_SQL = sa.text("""
 SELECT c.conrelid::bigint AS oid, c.conname::text AS name, c.contype::text AS type,
        c.convalidated AS validated,
-       pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(r.relname) AS table_sql,
+       n.nspname::text AS table_schema, r.relname::text AS table_name,
        coalesce((SELECT array_agg(a.attname::text ORDER BY k.ord)
                  FROM unnest(c.conkey) WITH ORDINALITY k(attnum, ord)
                  JOIN pg_catalog.pg_attribute a ON a.attrelid = c.conrelid
@@ -296,7 +296,8 @@ def _fill(
                 type=r.type,
                 validated=r.validated,
                 table_oid=int(r.oid),
-                table_sql=r.table_sql,
+                # quoted here, not by quote_ident: that leaves a newline in a name raw
+                table_sql=sqltext.qualified(r.table_schema, r.table_name),
                 columns=tuple(r.columns),
                 target_oid=int(r.target_oid),
                 target=r.target,
