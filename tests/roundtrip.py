@@ -4,7 +4,7 @@ by (check, key)."""
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -60,3 +60,23 @@ def audits_alike_from_a_snapshot(uri: str, suite: Suite, tmp_path: Path, server:
     assert lines["re"] == lines["direct"]
     assert [c.to_dict() for c in replay.checks] == [c.to_dict() for c in direct.checks]
     return lines["re"]
+
+
+def assert_reapplied_then_rolled_back(
+    uri: str,
+    run: Path,
+    dump: Callable[[], dict[str, list[str]]],
+    before: dict[str, list[str]],
+    after: dict[str, list[str]],
+) -> None:
+    """The plan of `run`, applied again, changes nothing (every table as `after`); then its
+    rollback.sql, through psql, restores every table as `before`."""
+    from pipeline.apply import apply_plan
+    from tests.test_repair import psql
+
+    second = apply_plan(as_url(uri), run / "repair.sql")
+    assert not any(second.totals.get(k) for k in CHANGES), second.totals
+    assert dump() == after
+    back = psql(uri, run / "rollback.sql")
+    assert back.returncode == 0, back.stderr
+    assert dump() == before

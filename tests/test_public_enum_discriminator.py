@@ -25,7 +25,7 @@ from pipeline.audit import run_audit
 from pipeline.errors import SuiteError
 from pipeline.suite import Suite
 from tests.conftest import as_url, execute
-from tests.roundtrip import CHANGES, changed_rows, findings
+from tests.roundtrip import assert_reapplied_then_rolled_back, changed_rows, findings
 from tests.roundtrip import dump_tables as dump_all
 from tests.test_public_schemas import audit
 from tests.test_repair import psql, query
@@ -205,13 +205,9 @@ def test_enum_discriminator_flagged_repaired_and_rolled_back(y_api: str, tmp_pat
         ("notifications.content", u(3)),
         ("notifications.content", u(4)),
     }
-    second = apply_plan(as_url(y_api), tmp_path / "run" / "repair.sql")
-    assert not any(second.totals.get(k) for k in CHANGES), second.totals
-    assert dump_all(y_api, TABLES) == after
-
-    back = psql(y_api, tmp_path / "run" / "rollback.sql")
-    assert back.returncode == 0, back.stderr
-    assert dump_all(y_api, TABLES) == before
+    assert_reapplied_then_rolled_back(
+        y_api, tmp_path / "run", lambda: dump_all(y_api, TABLES), before, after
+    )
 
     # constraints.sql: the enum-discriminated reference enforced by triggers
     apply_plan(as_url(y_api), tmp_path / "run" / "repair.sql")

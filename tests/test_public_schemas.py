@@ -32,7 +32,12 @@ from pipeline.apply import apply_plan
 from pipeline.audit import AuditOptions, run_audit
 from pipeline.suite import Suite
 from tests.conftest import as_url, execute
-from tests.roundtrip import CHANGES, audits_alike_from_a_snapshot, changed_rows, findings
+from tests.roundtrip import (
+    assert_reapplied_then_rolled_back,
+    audits_alike_from_a_snapshot,
+    changed_rows,
+    findings,
+)
 from tests.roundtrip import dump_tables as dump_all
 from tests.test_repair import psql, query
 
@@ -530,13 +535,9 @@ def test_pagila_faults_flagged_repaired_and_rolled_back(pagila: str, tmp_path: P
         ("film.language", "4"), ("film.original_language", "5"), ("film_actor.actor", "[99, 1]"),
         ("film_actor.film", "[1, 42]"), ("film_category.category", "[2, 16]"),
     }  # fmt: skip
-    second = apply_plan(as_url(pagila), tmp_path / "run" / "repair.sql")
-    assert not any(second.totals.get(k) for k in CHANGES), second.totals
-    assert dump_all(pagila, PAGILA_TABLES) == after
-
-    back = psql(pagila, tmp_path / "run" / "rollback.sql")
-    assert back.returncode == 0, back.stderr
-    assert dump_all(pagila, PAGILA_TABLES) == before
+    assert_reapplied_then_rolled_back(
+        pagila, tmp_path / "run", lambda: dump_all(pagila, PAGILA_TABLES), before, after
+    )
     assert query(pagila, "SELECT count(*) FROM refaudit.quarantine") == [(0,)]
 
     # the same plan through psql: the same rows, but Pagila's last_updated trigger stamps
@@ -628,13 +629,9 @@ def test_discourse_faults_flagged_repaired_and_rolled_back(discourse: str, tmp_p
         ("polls.post", "4"), ("reviewable_scores.reviewable", "4"),
         ("reviewable_scores.flag", "4"), ("poll_votes.user", "[2, 3, 66]"),
     }  # fmt: skip
-    second = apply_plan(as_url(discourse), tmp_path / "run" / "repair.sql")
-    assert not any(second.totals.get(k) for k in CHANGES), second.totals
-    assert dump_all(discourse, DISCOURSE_TABLES) == after
-
-    back = psql(discourse, tmp_path / "run" / "rollback.sql")
-    assert back.returncode == 0, back.stderr
-    assert dump_all(discourse, DISCOURSE_TABLES) == before
+    assert_reapplied_then_rolled_back(
+        discourse, tmp_path / "run", lambda: dump_all(discourse, DISCOURSE_TABLES), before, after
+    )
 
     again = psql(discourse, tmp_path / "run" / "repair.sql")
     assert again.returncode == 0, again.stderr
