@@ -1372,7 +1372,8 @@ class _Discoverer:
         values: list[str],
     ) -> dict[str, _TypeWhere]:
         """Per discriminator value: the rows whose id is a row of `u`, and how many of those
-        rows have `type_column` = the value; with the share of `u`'s rows of that type."""
+        rows have `type_column` = the value; with the share of `u`'s rows of that type (the
+        rows per value the profile counted: `type_column` is a few-valued text column)."""
         q, dq, kq, tq = (sqltext.ident(n) for n in (column, disc, key, type_column))
         rows = self.conn.execute(
             sa.text(
@@ -1383,15 +1384,7 @@ class _Discoverer:
             ),
             {"values": values},
         ).all()
-        base: dict[str, int] = dict(
-            self.conn.execute(
-                sa.text(
-                    f"SELECT {tq}::text, count(*) FROM {u.sql} "
-                    f"WHERE {tq}::text = ANY(:values) GROUP BY 1"
-                ),
-                {"values": values},
-            ).all()
-        )
+        base = self.value_counts[(u.name, type_column)]
         return {
             str(value): _TypeWhere(
                 type_column, int(found), int(typed), int(base.get(value, 0)) / (u.rows or 1)
