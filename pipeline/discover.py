@@ -2512,13 +2512,15 @@ class _Discoverer:
             )
         )
         if declared is not None:
-            self.add(self.fk_proposal(declared, target.name, best.column, confidence, questioned))
+            self.add(
+                self.fk_proposal(declared, target.name, [best.column], confidence, questioned)
+            )
 
     def fk_proposal(
         self,
         d: DeclaredReference,
         target: str,
-        target_column: str,
+        target_columns: list[str],
         confidence: float,
         evidence: list[str],
     ) -> Proposal:
@@ -2529,7 +2531,7 @@ class _Discoverer:
             "name": d.name,
             "type": "foreign_key",
             "columns": d.columns,
-            "references": {"table": target, "columns": [target_column]},
+            "references": {"table": target, "columns": target_columns},
         }
         if d.on_delete is not None and d.on_delete != "no_action":
             check["on_delete"] = d.on_delete
@@ -2563,21 +2565,10 @@ class _Discoverer:
             if not d.validated:
                 evidence.append("NOT VALID: existing rows were never checked")
             self.add(Proposal(check, "catalog", 1.0, evidence))
-        self.add(self.fk_proposal(d, d.target, d.target_columns[0], 1.0, []))
+        self.add(self.fk_proposal(d, d.target, d.target_columns[:1], 1.0, []))
 
     def propose_composite(self, d: DeclaredReference) -> None:
-        check = {
-            "id": check_id("catalog", d.name),
-            "kind": "constraint",
-            "table": d.table,
-            "name": d.name,
-            "type": "foreign_key",
-            "columns": d.columns,
-            "references": {"table": d.target, "columns": d.target_columns},
-        }
-        if d.on_delete is not None and d.on_delete != "no_action":
-            check["on_delete"] = d.on_delete
-        self.add(Proposal(check, "catalog", 1.0, [f"FOREIGN KEY {d.name} in the catalog"]))
+        self.add(self.fk_proposal(d, d.target, d.target_columns, 1.0, []))
         reference = {
             "id": check_id(d.table, "_".join(d.columns), "reference"),
             "kind": "reference",
