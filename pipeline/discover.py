@@ -1140,9 +1140,7 @@ class _Discoverer:
     ) -> None:
         """A composite reference the data holds (at least MIN_COVERAGE of the rows whose
         columns are all set), to the best-fitting key."""
-        ranked = sorted(
-            [x for x in cands if x.rows and x.coverage >= MIN_COVERAGE], key=lambda x: -x.score
-        )
+        ranked = _ranked(cands)
         if not ranked:
             return
         best, rest = ranked[0], ranked[1:]
@@ -1248,10 +1246,7 @@ class _Discoverer:
         for value, cands in sorted(per_value.items(), key=lambda kv: -kv[1][0].rows):
             share = cands[0].rows / total
             through = self.through_candidates(t, c, cands, disc=disc, value=value)
-            ranked = sorted(
-                [x for x in cands + through if x.coverage >= MIN_COVERAGE],
-                key=lambda x: -x.score,
-            )
+            ranked = _ranked(cands + through)
             if not ranked:
                 continue
             best = ranked[0]
@@ -1755,10 +1750,7 @@ class _Discoverer:
         spaces that conditional targets and mis-keys may map through."""
         self.references.clear()
         for t, c in dependents:
-            ranked = sorted(
-                [x for x in unconditional.get((t.name, c.name), []) if x.coverage >= MIN_COVERAGE],
-                key=lambda x: -x.score,
-            )
+            ranked = _ranked(unconditional.get((t.name, c.name), []))
             if ranked:
                 best = ranked[0]
                 self.references[(t.name, c.name)] = _Reference(
@@ -2381,10 +2373,7 @@ class _Discoverer:
             key = (t.name, c.name)
             if key in conditional:
                 continue
-            ranked = sorted(
-                [x for x in unconditional.get(key, []) if x.coverage >= MIN_COVERAGE],
-                key=lambda x: -x.score,
-            )
+            ranked = _ranked(unconditional.get(key, []))
             if ranked:
                 chosen[key] = (ranked[0], ranked[1:])
         for key in conditional:
@@ -2396,9 +2385,7 @@ class _Discoverer:
                 continue
             direct = unconditional.get(key, [])
             through = self.through_candidates(t, c, direct)
-            ranked = sorted(
-                [x for x in direct + through if x.coverage >= MIN_COVERAGE], key=lambda x: -x.score
-            )
+            ranked = _ranked(direct + through)
             if ranked and ranked[0].through:
                 chosen[key] = (ranked[0], ranked[1:])
         for (table, column), d in declared.items():
@@ -2580,6 +2567,11 @@ class _Discoverer:
         if not d.validated:
             evidence.append("NOT VALID: existing rows were never checked")
         self.add(Proposal(reference, "catalog", 1.0, evidence))
+
+
+def _ranked(cands: list[Candidate]) -> list[Candidate]:
+    """The candidates that hold at least MIN_COVERAGE of the rows, the best score first."""
+    return sorted((x for x in cands if x.coverage >= MIN_COVERAGE), key=lambda x: -x.score)
 
 
 def _rows_of(
