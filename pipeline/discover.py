@@ -554,6 +554,7 @@ class _Discoverer:
         self.shapes: dict[tuple[str, str], tuple[int, int]] = {}
         """(non-NULL rows, distinct values) of each column tested for inclusion."""
         self.value_counts: dict[tuple[str, str], dict[str, int]] = {}
+        self._collations: dict[str, dict[str, tuple[int, str]]] = {}
         """Rows per value of the text columns of few values (as `few_values` read them)."""
 
     @property
@@ -1642,25 +1643,11 @@ class _Discoverer:
                 todo.append((e, a, pe, pa))
         if not todo:
             return set()
-        collations: dict[tuple[str, str], tuple[int, str]] = {}
-        for table, names in ((t, {x[0] for x in todo}), (u, {x[1] for x in todo})):
-            for name, oid, schema, collname in self.conn.execute(
-                sa.text(
-                    "SELECT a.attname::text, co.oid::bigint, n.nspname::text, co.collname::text "
-                    "FROM pg_attribute a JOIN pg_collation co ON co.oid = a.attcollation "
-                    "JOIN pg_namespace n ON n.oid = co.collnamespace "
-                    "WHERE a.attrelid = CAST(:rel AS regclass) AND a.attname = ANY(:names)"
-                ),
-                {"rel": table.sql, "names": sorted(names)},
-            ):
-                # quoted here (quote_ident leaves a newline raw), a colon no bind parameter
-                quoted = sqltext.qualified(schema, collname).replace(":", "\\:")
-                collations[(table.name, name)] = (int(oid), quoted)
         tests: list[str] = []
         params: dict[str, Any] = {}
         asked: list[tuple[str, str]] = []
         for e, a, pe, pa in todo:
-            ke, ka = collations.get((t.name, e)), collations.get((u.name, a))
+            ke, ka = self.collations(t).get(e), self.collations(u).get(a)
             if ke is None or ka is None or ke[0] != ka[0]:
                 continue  # no one collation both columns compare in: not pruned
             i = len(asked)
@@ -1675,6 +1662,27 @@ class _Discoverer:
             return set()
         row = self.conn.execute(sa.text(f"SELECT {', '.join(tests)}"), params).one()
         return {pair for pair, overlaps in zip(asked, row, strict=True) if overlaps is False}
+
+    def collations(self, t: TableInfo) -> dict[str, tuple[int, str]]:
+        """Column -> (oid, quoted name) of its collation, for the columns of `t` that have
+        one; read once per table."""
+        got = self._collations.get(t.name)
+        if got is None:
+            got = {}
+            for name, oid, schema, collname in self.conn.execute(
+                sa.text(
+                    "SELECT a.attname::text, co.oid::bigint, n.nspname::text, co.collname::text "
+                    "FROM pg_attribute a JOIN pg_collation co ON co.oid = a.attcollation "
+                    "JOIN pg_namespace n ON n.oid = co.collnamespace "
+                    "WHERE a.attrelid = CAST(:rel AS regclass) AND a.attnum > 0 "
+                    "AND NOT a.attisdropped"
+                ),
+                {"rel": t.sql},
+            ):
+                # quoted here (quote_ident leaves a newline raw), a colon no bind parameter
+                got[name] = (int(oid), sqltext.qualified(schema, collname).replace(":", "\\:"))
+            self._collations[t.name] = got
+        return got
 
     def attribute_evidence(
         self,
