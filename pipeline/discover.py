@@ -554,6 +554,7 @@ class _Discoverer:
         self.shapes: dict[tuple[str, str], tuple[int, int]] = {}
         """(non-NULL rows, distinct values) of each column tested for inclusion."""
         self.value_counts: dict[tuple[str, str], dict[str, int]] = {}
+        self._collations: dict[str, dict[str, tuple[int, str]]] = {}
         """Rows per value of the text columns of few values (as `few_values` read them)."""
 
     @property
@@ -1140,9 +1141,7 @@ class _Discoverer:
     ) -> None:
         """A composite reference the data holds (at least MIN_COVERAGE of the rows whose
         columns are all set), to the best-fitting key."""
-        ranked = sorted(
-            [x for x in cands if x.rows and x.coverage >= MIN_COVERAGE], key=lambda x: -x.score
-        )
+        ranked = _ranked(cands)
         if not ranked:
             return
         best, rest = ranked[0], ranked[1:]
@@ -1248,10 +1247,7 @@ class _Discoverer:
         for value, cands in sorted(per_value.items(), key=lambda kv: -kv[1][0].rows):
             share = cands[0].rows / total
             through = self.through_candidates(t, c, cands, disc=disc, value=value)
-            ranked = sorted(
-                [x for x in cands + through if x.coverage >= MIN_COVERAGE],
-                key=lambda x: -x.score,
-            )
+            ranked = _ranked(cands + through)
             if not ranked:
                 continue
             best = ranked[0]
@@ -1372,7 +1368,8 @@ class _Discoverer:
         values: list[str],
     ) -> dict[str, _TypeWhere]:
         """Per discriminator value: the rows whose id is a row of `u`, and how many of those
-        rows have `type_column` = the value; with the share of `u`'s rows of that type."""
+        rows have `type_column` = the value; with the share of `u`'s rows of that type (the
+        rows per value the profile counted: `type_column` is a few-valued text column)."""
         q, dq, kq, tq = (sqltext.ident(n) for n in (column, disc, key, type_column))
         rows = self.conn.execute(
             sa.text(
@@ -1383,15 +1380,7 @@ class _Discoverer:
             ),
             {"values": values},
         ).all()
-        base: dict[str, int] = dict(
-            self.conn.execute(
-                sa.text(
-                    f"SELECT {tq}::text, count(*) FROM {u.sql} "
-                    f"WHERE {tq}::text = ANY(:values) GROUP BY 1"
-                ),
-                {"values": values},
-            ).all()
-        )
+        base = self.value_counts[(u.name, type_column)]
         return {
             str(value): _TypeWhere(
                 type_column, int(found), int(typed), int(base.get(value, 0)) / (u.rows or 1)
@@ -1654,25 +1643,11 @@ class _Discoverer:
                 todo.append((e, a, pe, pa))
         if not todo:
             return set()
-        collations: dict[tuple[str, str], tuple[int, str]] = {}
-        for table, names in ((t, {x[0] for x in todo}), (u, {x[1] for x in todo})):
-            for name, oid, schema, collname in self.conn.execute(
-                sa.text(
-                    "SELECT a.attname::text, co.oid::bigint, n.nspname::text, co.collname::text "
-                    "FROM pg_attribute a JOIN pg_collation co ON co.oid = a.attcollation "
-                    "JOIN pg_namespace n ON n.oid = co.collnamespace "
-                    "WHERE a.attrelid = CAST(:rel AS regclass) AND a.attname = ANY(:names)"
-                ),
-                {"rel": table.sql, "names": sorted(names)},
-            ):
-                # quoted here (quote_ident leaves a newline raw), a colon no bind parameter
-                quoted = sqltext.qualified(schema, collname).replace(":", "\\:")
-                collations[(table.name, name)] = (int(oid), quoted)
         tests: list[str] = []
         params: dict[str, Any] = {}
         asked: list[tuple[str, str]] = []
         for e, a, pe, pa in todo:
-            ke, ka = collations.get((t.name, e)), collations.get((u.name, a))
+            ke, ka = self.collations(t).get(e), self.collations(u).get(a)
             if ke is None or ka is None or ke[0] != ka[0]:
                 continue  # no one collation both columns compare in: not pruned
             i = len(asked)
@@ -1687,6 +1662,27 @@ class _Discoverer:
             return set()
         row = self.conn.execute(sa.text(f"SELECT {', '.join(tests)}"), params).one()
         return {pair for pair, overlaps in zip(asked, row, strict=True) if overlaps is False}
+
+    def collations(self, t: TableInfo) -> dict[str, tuple[int, str]]:
+        """Column -> (oid, quoted name) of its collation, for the columns of `t` that have
+        one; read once per table."""
+        got = self._collations.get(t.name)
+        if got is None:
+            got = {}
+            for name, oid, schema, collname in self.conn.execute(
+                sa.text(
+                    "SELECT a.attname::text, co.oid::bigint, n.nspname::text, co.collname::text "
+                    "FROM pg_attribute a JOIN pg_collation co ON co.oid = a.attcollation "
+                    "JOIN pg_namespace n ON n.oid = co.collnamespace "
+                    "WHERE a.attrelid = CAST(:rel AS regclass) AND a.attnum > 0 "
+                    "AND NOT a.attisdropped"
+                ),
+                {"rel": t.sql},
+            ):
+                # quoted here (quote_ident leaves a newline raw), a colon no bind parameter
+                got[name] = (int(oid), sqltext.qualified(schema, collname).replace(":", "\\:"))
+            self._collations[t.name] = got
+        return got
 
     def attribute_evidence(
         self,
@@ -1762,10 +1758,7 @@ class _Discoverer:
         spaces that conditional targets and mis-keys may map through."""
         self.references.clear()
         for t, c in dependents:
-            ranked = sorted(
-                [x for x in unconditional.get((t.name, c.name), []) if x.coverage >= MIN_COVERAGE],
-                key=lambda x: -x.score,
-            )
+            ranked = _ranked(unconditional.get((t.name, c.name), []))
             if ranked:
                 best = ranked[0]
                 self.references[(t.name, c.name)] = _Reference(
@@ -2388,10 +2381,7 @@ class _Discoverer:
             key = (t.name, c.name)
             if key in conditional:
                 continue
-            ranked = sorted(
-                [x for x in unconditional.get(key, []) if x.coverage >= MIN_COVERAGE],
-                key=lambda x: -x.score,
-            )
+            ranked = _ranked(unconditional.get(key, []))
             if ranked:
                 chosen[key] = (ranked[0], ranked[1:])
         for key in conditional:
@@ -2403,9 +2393,7 @@ class _Discoverer:
                 continue
             direct = unconditional.get(key, [])
             through = self.through_candidates(t, c, direct)
-            ranked = sorted(
-                [x for x in direct + through if x.coverage >= MIN_COVERAGE], key=lambda x: -x.score
-            )
+            ranked = _ranked(direct + through)
             if ranked and ranked[0].through:
                 chosen[key] = (ranked[0], ranked[1:])
         for (table, column), d in declared.items():
@@ -2519,13 +2507,15 @@ class _Discoverer:
             )
         )
         if declared is not None:
-            self.add(self.fk_proposal(declared, target.name, best.column, confidence, questioned))
+            self.add(
+                self.fk_proposal(declared, target.name, [best.column], confidence, questioned)
+            )
 
     def fk_proposal(
         self,
         d: DeclaredReference,
         target: str,
-        target_column: str,
+        target_columns: list[str],
         confidence: float,
         evidence: list[str],
     ) -> Proposal:
@@ -2536,7 +2526,7 @@ class _Discoverer:
             "name": d.name,
             "type": "foreign_key",
             "columns": d.columns,
-            "references": {"table": target, "columns": [target_column]},
+            "references": {"table": target, "columns": target_columns},
         }
         if d.on_delete is not None and d.on_delete != "no_action":
             check["on_delete"] = d.on_delete
@@ -2570,21 +2560,10 @@ class _Discoverer:
             if not d.validated:
                 evidence.append("NOT VALID: existing rows were never checked")
             self.add(Proposal(check, "catalog", 1.0, evidence))
-        self.add(self.fk_proposal(d, d.target, d.target_columns[0], 1.0, []))
+        self.add(self.fk_proposal(d, d.target, d.target_columns[:1], 1.0, []))
 
     def propose_composite(self, d: DeclaredReference) -> None:
-        check = {
-            "id": check_id("catalog", d.name),
-            "kind": "constraint",
-            "table": d.table,
-            "name": d.name,
-            "type": "foreign_key",
-            "columns": d.columns,
-            "references": {"table": d.target, "columns": d.target_columns},
-        }
-        if d.on_delete is not None and d.on_delete != "no_action":
-            check["on_delete"] = d.on_delete
-        self.add(Proposal(check, "catalog", 1.0, [f"FOREIGN KEY {d.name} in the catalog"]))
+        self.add(self.fk_proposal(d, d.target, d.target_columns, 1.0, []))
         reference = {
             "id": check_id(d.table, "_".join(d.columns), "reference"),
             "kind": "reference",
@@ -2596,6 +2575,11 @@ class _Discoverer:
         if not d.validated:
             evidence.append("NOT VALID: existing rows were never checked")
         self.add(Proposal(reference, "catalog", 1.0, evidence))
+
+
+def _ranked(cands: list[Candidate]) -> list[Candidate]:
+    """The candidates that hold at least MIN_COVERAGE of the rows, the best score first."""
+    return sorted((x for x in cands if x.coverage >= MIN_COVERAGE), key=lambda x: -x.score)
 
 
 def _rows_of(
