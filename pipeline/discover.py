@@ -842,7 +842,7 @@ class _Discoverer:
         cols = [c for c in t.columns.values() if c.family in ("number", "text", "uuid")]
         exprs = ["count(*)"]
         for c in cols:
-            q = sqltext.ident(c.name)
+            q = _q(c.name)
             cast = "::text" if c.enum else ""
             exprs.append(f"count({q})")
             if c.family == "uuid":
@@ -850,8 +850,8 @@ class _Discoverer:
             else:
                 exprs += [f"min({q}{cast})", f"max({q}{cast})"]
         others = [c for c in t.columns.values() if c not in cols]
-        exprs += [f"count({sqltext.ident(c.name)})" for c in others]
-        row = self.conn.execute(sa.text(f"SELECT {', '.join(exprs)} FROM {t.sql}")).one()
+        exprs += [f"count({_q(c.name)})" for c in others]
+        row = self.conn.execute(sa.text(f"SELECT {', '.join(exprs)} FROM {_q_table(t)}")).one()
         t.rows = int(row[0])
         for i, c in enumerate(cols):
             prof = _Profile(t.rows, int(row[1 + 3 * i]), row[2 + 3 * i], row[3 + 3 * i])
@@ -894,20 +894,23 @@ class _Discoverer:
             candidates.append(n is None or n <= 3 * limit)
         probe = [c for c, ok in zip(columns, candidates, strict=True) if ok]
         if probe:
-            counts = ", ".join(f"count(DISTINCT {sqltext.ident(c.name)})" for c in probe)
-            names = ", ".join(sqltext.ident(c.name) for c in probe)
+            counts = ", ".join(f"count(DISTINCT {_q(c.name)})" for c in probe)
+            names = ", ".join(_q(c.name) for c in probe)
             row = self.conn.execute(
-                sa.text(f"SELECT {counts} FROM (SELECT {names} FROM {t.sql} LIMIT {PREFIX_ROWS}) p")
+                sa.text(
+                    f"SELECT {counts} FROM (SELECT {names} FROM {_q_table(t)} "
+                    f"LIMIT {PREFIX_ROWS}) p"
+                )
             ).one()
             probe = [c for c, n in zip(probe, row, strict=True) if n <= limit]
         found: dict[str, list[str] | None] = {}
         if probe:
             # one hashed pass for every column (GROUPING SETS), at most limit + 1 values each
-            exprs = [f"{sqltext.ident(c.name)}::text" for c in probe]
+            exprs = [f"{_q(c.name)}::text" for c in probe]
             which = " ".join(f"WHEN GROUPING({e}) = 0 THEN {i}" for i, e in enumerate(exprs))
             grouped = (
                 f"SELECT CASE {which} END AS i, coalesce({', '.join(exprs)}) AS value, "
-                f"count(*) AS n FROM {t.sql} "
+                f"count(*) AS n FROM {_q_table(t)} "
                 f"GROUP BY GROUPING SETS ({', '.join(f'({e})' for e in exprs)})"
             )
             values: dict[int, dict[str, int]] = defaultdict(dict)
@@ -1022,8 +1025,8 @@ class _Discoverer:
             if dense is not None:
                 lacks.append(f"v.v NOT BETWEEN {dense[0]} AND {dense[1]}")
                 continue
-            q = sqltext.ident(k)
-            joins.append(f"LEFT JOIN {u.sql} k{i} ON k{i}.{q} = v.v")
+            q = _q(k)
+            joins.append(f"LEFT JOIN {_q_table(u)} k{i} ON k{i}.{q} = v.v")
             lacks.append(f"k{i}.{q} IS NULL")
         misses = ", ".join(
             f"sum(v.n) FILTER (WHERE {lack}), count(*) FILTER (WHERE {lack})" for lack in lacks
@@ -1031,10 +1034,10 @@ class _Discoverer:
         return " ".join(joins), misses
 
     def _inclusion_sql(self, t: TableInfo, column: str, keys: list[tuple[TableInfo, str]]) -> Any:
-        q = sqltext.ident(column)
+        q = _q(column)
         joins, misses = self._probes(t.columns[column], keys)
         return sa.text(
-            f"WITH v AS MATERIALIZED (SELECT {q} AS v, count(*) AS n FROM {t.sql} "
+            f"WITH v AS MATERIALIZED (SELECT {q} AS v, count(*) AS n FROM {_q_table(t)} "
             f"WHERE {q} IS NOT NULL GROUP BY {q}) "
             f"SELECT count(*), sum(v.n), {misses} FROM v {joins}"
         )
@@ -1104,7 +1107,7 @@ class _Discoverer:
         """How many of the rows' value tuples (every column set: MATCH SIMPLE) each
         candidate composite key lacks: one statement, as for one column."""
         t, cols, targets = item
-        names = [sqltext.ident(c) for c in cols]
+        names = [_q(c) for c in cols]
         vs = [f"v.v{i}" for i in range(len(cols))]
         probes = ", ".join(
             f"{_member_tuple(vs, u, key)} AS h{i}" for i, (u, key) in enumerate(targets)
@@ -1116,7 +1119,7 @@ class _Discoverer:
         picked = ", ".join(f"{q} AS v{i}" for i, q in enumerate(names))
         row = self.conn.execute(
             sa.text(
-                f"WITH v AS MATERIALIZED (SELECT {picked}, count(*) AS n FROM {t.sql} "
+                f"WITH v AS MATERIALIZED (SELECT {picked}, count(*) AS n FROM {_q_table(t)} "
                 f"WHERE {' AND '.join(f'{q} IS NOT NULL' for q in names)} "
                 f"GROUP BY {', '.join(names)}) "
                 f"SELECT count(*), sum(v.n), {misses} FROM v, LATERAL (SELECT {probes}) x"
@@ -1213,11 +1216,11 @@ class _Discoverer:
         keys = self.keys_for(t, c, disc)
         if not keys:
             return None
-        q, dq = sqltext.ident(c.name), sqltext.ident(disc)
+        q, dq = _q(c.name), _q(disc)
         joins, misses = self._probes(c, keys)
         stmt = sa.text(
             f"WITH v AS MATERIALIZED (SELECT {dq}::text AS d, {q} AS v, count(*) AS n "
-            f"FROM {t.sql} WHERE {q} IS NOT NULL AND {dq} IS NOT NULL GROUP BY 1, 2) "
+            f"FROM {_q_table(t)} WHERE {q} IS NOT NULL AND {dq} IS NOT NULL GROUP BY 1, 2) "
             f"SELECT v.d, count(*), sum(v.n), {misses} "
             f'FROM v {joins} GROUP BY v.d ORDER BY v.d COLLATE "C"'
         )
@@ -1370,12 +1373,12 @@ class _Discoverer:
         """Per discriminator value: the rows whose id is a row of `u`, and how many of those
         rows have `type_column` = the value; with the share of `u`'s rows of that type (the
         rows per value the profile counted: `type_column` is a few-valued text column)."""
-        q, dq, kq, tq = (sqltext.ident(n) for n in (column, disc, key, type_column))
+        q, dq, kq, tq = (_q(n) for n in (column, disc, key, type_column))
         rows = self.conn.execute(
             sa.text(
                 f"SELECT t.{dq}::text, count(*), "
                 f"count(*) FILTER (WHERE k.{tq}::text = t.{dq}::text) "
-                f"FROM {t.sql} t JOIN {u.sql} k ON k.{kq} = t.{q} "
+                f"FROM {_q_table(t)} t JOIN {_q_table(u)} k ON k.{kq} = t.{q} "
                 f"WHERE t.{dq}::text = ANY(:values) GROUP BY 1"
             ),
             {"values": values},
@@ -1461,11 +1464,12 @@ class _Discoverer:
             for through, space, _space_key in self.key_spaces_of(u.name):
                 if space.name not in holders or u.columns[through].family != c.family:
                     continue
-                q = sqltext.ident(c.name)
+                q = _q(c.name)
                 where, params = _rows_of(c.name, disc, value)
                 row = self.conn.execute(
                     sa.text(
-                        f"WITH v AS MATERIALIZED (SELECT {q} AS v, count(*) AS n FROM {t.sql} "
+                        f"WITH v AS MATERIALIZED (SELECT {q} AS v, count(*) AS n "
+                        f"FROM {_q_table(t)} "
                         f"WHERE {where} GROUP BY {q}), "
                         # the test once per value (read twice below)
                         f"x AS MATERIALIZED (SELECT v.n, {_member('v.v', u, through)} AS h "
@@ -1514,21 +1518,21 @@ class _Discoverer:
             for value, target in targets:
                 u = self.tables[target]
                 assert u.key is not None
-                q = sqltext.ident(column)
+                q = _q(column)
                 where, params = _rows_of(column, disc, value, "t.")
                 # per distinct value, not per row: the violating values are few, and the
                 # key-space and `through` tests become semi-joins over those values only
                 row = self.conn.execute(
                     sa.text(
                         f"WITH v AS MATERIALIZED (SELECT t.{q} AS v, count(*) AS n "
-                        f"FROM {t.sql} t WHERE {where} GROUP BY 1), "
+                        f"FROM {_q_table(t)} t WHERE {where} GROUP BY 1), "
                         "missing AS MATERIALIZED (SELECT v.v, v.n FROM v WHERE NOT EXISTS "
-                        f"(SELECT FROM {u.sql} k WHERE k.{sqltext.ident(u.key)} = v.v)), "
-                        f"spaced AS (SELECT DISTINCT s.{sqltext.ident(space_key)} AS v "
-                        f"FROM {space.sql} s WHERE s.{sqltext.ident(space_key)} IN "
+                        f"(SELECT FROM {_q_table(u)} k WHERE k.{_q(u.key)} = v.v)), "
+                        f"spaced AS (SELECT DISTINCT s.{_q(space_key)} AS v "
+                        f"FROM {_q_table(space)} s WHERE s.{_q(space_key)} IN "
                         "(SELECT v FROM missing)), "
-                        f"mapped AS (SELECT DISTINCT m.{sqltext.ident(through)} AS v "
-                        f"FROM {u.sql} m WHERE m.{sqltext.ident(through)} IN "
+                        f"mapped AS (SELECT DISTINCT m.{_q(through)} AS v "
+                        f"FROM {_q_table(u)} m WHERE m.{_q(through)} IN "
                         "(SELECT v FROM missing)) "
                         "SELECT coalesce(sum(missing.n), 0), coalesce(sum(missing.n) FILTER "
                         "(WHERE sp.v IS NOT NULL AND mp.v IS NOT NULL), 0) FROM missing "
@@ -1588,13 +1592,13 @@ class _Discoverer:
             for (table2, q), ref2 in sorted(self.references.items()):
                 if table2 != other.name or ref2.target != target:
                     continue
-                tc, tp = sqltext.ident(column), sqltext.ident(p)
+                tc, tp = _q(column), _q(p)
                 row = self.conn.execute(
                     sa.text(
-                        f"SELECT count(*) FILTER (WHERE o.{sqltext.ident(q)} IS NOT NULL), "
-                        f"count(*) FILTER (WHERE o.{sqltext.ident(q)} = t.{tc}) "
-                        f"FROM {t.sql} t JOIN {other.sql} o "
-                        f"ON o.{sqltext.ident(ref.target_column)} = t.{tp} "
+                        f"SELECT count(*) FILTER (WHERE o.{_q(q)} IS NOT NULL), "
+                        f"count(*) FILTER (WHERE o.{_q(q)} = t.{tc}) "
+                        f"FROM {_q_table(t)} t JOIN {_q_table(other)} o "
+                        f"ON o.{_q(ref.target_column)} = t.{tp} "
                         f"WHERE t.{tc} IS NOT NULL"
                     )
                 ).one()
@@ -1722,14 +1726,14 @@ class _Discoverer:
             where = ""
             params: dict[str, Any] = {}
             if disc is not None:
-                where = f"WHERE t.{sqltext.ident(disc)}::text = :value"
+                where = f"WHERE t.{_q(disc)}::text = :value"
                 params["value"] = value
             row = self.conn.execute(
                 sa.text(
-                    f"SELECT {', '.join(exprs)} FROM {t.sql} t "
-                    f"JOIN {u.sql} u ON u.{sqltext.ident(u.key)} = t.{sqltext.ident(column)} "
-                    f"JOIN {space.sql} s "
-                    f"ON s.{sqltext.ident(space_key)} = u.{sqltext.ident(through)} "
+                    f"SELECT {', '.join(exprs)} FROM {_q_table(t)} t "
+                    f"JOIN {_q_table(u)} u ON u.{_q(u.key)} = t.{_q(column)} "
+                    f"JOIN {_q_table(space)} s "
+                    f"ON s.{_q(space_key)} = u.{_q(through)} "
                     f"{where}"
                 ),
                 params,
@@ -1836,13 +1840,15 @@ class _Discoverer:
                 counts[c.name] = dict(known)
         unread = [c for c in cols if c.name not in counts]
         if unread:
-            sets = ", ".join(f"({sqltext.ident(c.name)})" for c in unread)
+            sets = ", ".join(f"({_q(c.name)})" for c in unread)
             exprs = ", ".join(
                 f"CASE WHEN GROUPING({q}) = 0 THEN {q}::text END"
-                for q in (sqltext.ident(c.name) for c in unread)
+                for q in (_q(c.name) for c in unread)
             )
             for row in self.conn.execute(
-                sa.text(f"SELECT {exprs}, count(*) FROM {t.sql} GROUP BY GROUPING SETS ({sets})")
+                sa.text(
+                    f"SELECT {exprs}, count(*) FROM {_q_table(t)} GROUP BY GROUPING SETS ({sets})"
+                )
             ):
                 for c, value in zip(unread, row[:-1], strict=True):
                     if value is not None:
@@ -1951,8 +1957,8 @@ class _Discoverer:
             exprs = _agreement(pairs, "u")
             row = self.conn.execute(
                 sa.text(
-                    f"SELECT {', '.join(exprs)} FROM {t.sql} t JOIN {u.sql} u "
-                    f"ON u.{sqltext.ident(ref.target_column)} = t.{sqltext.ident(column)}"
+                    f"SELECT {', '.join(exprs)} FROM {_q_table(t)} t JOIN {_q_table(u)} u "
+                    f"ON u.{_q(ref.target_column)} = t.{_q(column)}"
                 )
             ).one()
             for i, (e, a) in enumerate(pairs):
@@ -2587,10 +2593,10 @@ def _rows_of(
 ) -> tuple[str, dict[str, Any]]:
     """SQL (and its parameters): the rows whose `column` is set and, for a conditional
     reference, whose discriminator is `value`."""
-    where = f"{prefix}{sqltext.ident(column)} IS NOT NULL"
+    where = f"{prefix}{_q(column)} IS NOT NULL"
     if disc is None:
         return where, {}
-    return f"{where} AND {prefix}{sqltext.ident(disc)}::text = :value", {"value": value}
+    return f"{where} AND {prefix}{_q(disc)}::text = :value", {"value": value}
 
 
 def _agreement(pairs: list[tuple[str, str]], other: str) -> list[str]:
@@ -2599,7 +2605,7 @@ def _agreement(pairs: list[tuple[str, str]], other: str) -> list[str]:
     the same words agree (and an enum is not comparable with text as it is)."""
     exprs = []
     for mine, theirs in pairs:
-        te, oa = f"t.{sqltext.ident(mine)}", f"{other}.{sqltext.ident(theirs)}"
+        te, oa = f"t.{_q(mine)}", f"{other}.{_q(theirs)}"
         exprs += [
             f"count(*) FILTER (WHERE {te} IS NOT NULL AND {oa} IS NOT NULL)",
             f"count(*) FILTER (WHERE {te}::text = {oa}::text)",
@@ -2614,23 +2620,23 @@ def _composite_key(t: TableInfo) -> list[str] | None:
 
 def _member(value: str, u: TableInfo, column: str) -> str:
     """SQL: `value` is a value of `u.column` (see HASH_KEYS_BELOW)."""
-    q = sqltext.ident(column)
+    q = _q(column)
     if u.rows < HASH_KEYS_BELOW:
-        return f"{value} IN (SELECT k.{q} FROM {u.sql} k WHERE k.{q} IS NOT NULL)"
-    return f"EXISTS (SELECT FROM {u.sql} k WHERE k.{q} = {value})"
+        return f"{value} IN (SELECT k.{q} FROM {_q_table(u)} k WHERE k.{q} IS NOT NULL)"
+    return f"EXISTS (SELECT FROM {_q_table(u)} k WHERE k.{q} = {value})"
 
 
 def _member_tuple(values: list[str], u: TableInfo, columns: list[str]) -> str:
     """SQL: the tuple `values` is a row of `u.columns` (see HASH_KEYS_BELOW)."""
-    qs = [sqltext.ident(c) for c in columns]
+    qs = [_q(c) for c in columns]
     if u.rows < HASH_KEYS_BELOW:
         picked = ", ".join(f"k.{q}" for q in qs)
         return (
-            f"({', '.join(values)}) IN (SELECT {picked} FROM {u.sql} k "
+            f"({', '.join(values)}) IN (SELECT {picked} FROM {_q_table(u)} k "
             f"WHERE {' AND '.join(f'k.{q} IS NOT NULL' for q in qs)})"
         )
     on = " AND ".join(f"k.{q} = {v}" for q, v in zip(qs, values, strict=True))
-    return f"EXISTS (SELECT FROM {u.sql} k WHERE {on})"
+    return f"EXISTS (SELECT FROM {_q_table(u)} k WHERE {on})"
 
 
 def _range_jaccard(low: Any, high: Any, klow: Any, khigh: Any) -> float:

@@ -487,6 +487,36 @@ def test_hostile_names_are_quoted_everywhere(new_database, tmp_path) -> None:  #
     assert [(r["key"], r["value"]) for r in lines] == [("5", "999")]
 
 
+COLONS = """
+CREATE TABLE "o:rg" (id int PRIMARY KEY, "ty :pe" text);
+CREATE TABLE "p :x" (id int PRIMARY KEY, "o :id" int, "st :at" text);
+INSERT INTO "o:rg" SELECT g, CASE WHEN g % 2 = 0 THEN 'A' ELSE 'B' END
+FROM generate_series(1, 50) g;
+INSERT INTO "p :x" SELECT g, 1 + g % 50, CASE WHEN g % 3 = 0 THEN 'on' ELSE 'off' END
+FROM generate_series(1, 500) g;
+UPDATE "p :x" SET "o :id" = 77 WHERE id = 9;
+"""
+
+
+def test_a_colon_in_a_name_is_no_bind_parameter(new_database, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    uri = new_database("colons")
+    execute(uri, COLONS)
+    out = tmp_path / "suite.yml"
+    proc = refaudit("discover", "--db", uri, "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    data = yaml.safe_load(out.read_text())
+    [ref] = [c for c in data["checks"] if c["kind"] == "reference"]
+    assert (ref["table"], ref["column"], ref["target"]) == (
+        "p :x", "o :id", {"table": "o:rg", "column": "id"}
+    )
+    proc = refaudit(
+        "run", "--db", uri, "--suite", str(out), "--out", str(tmp_path / "run"), "--no-history"
+    )
+    assert proc.returncode == ExitCode.VIOLATIONS, proc.stderr
+    lines = [r for r in violations(tmp_path / "run") if r["check"] == ref["id"]]
+    assert [(r["key"], r["value"]) for r in lines] == [("9", "77")]
+
+
 def test_names_fit_singular_plural_and_class_names() -> None:
     assert name_fit("warehouse", "warehouses") == 1.0
     assert name_fit("category", "categories") == 1.0
