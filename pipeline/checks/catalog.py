@@ -8,7 +8,7 @@ snapshot's manifest.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, Literal
 
@@ -253,10 +253,14 @@ class TriggerCheck(_CatalogCheck):
 
 def column_types(conn: Connection, tables: Iterable[str]) -> dict[tuple[str, str], ColumnType]:
     """(table, column) -> type of every column of `tables`, in one catalog read."""
+    return relation_types(read_relations(conn, tables, {"columns"}, NO_DEFINITION))
+
+
+def relation_types(found: Mapping[str, Relation]) -> dict[tuple[str, str], ColumnType]:
+    """(table, column) -> type of every column of relations already read with their
+    columns (`read_relations`)."""
     return {
-        (t, c.name): ColumnType(c.type, c.category)
-        for t, rel in read_relations(conn, tables, {"columns"}, NO_DEFINITION).items()
-        for c in rel.columns
+        (t, c.name): ColumnType(c.type, c.category) for t, rel in found.items() for c in rel.columns
     }
 
 
