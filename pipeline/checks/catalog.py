@@ -327,10 +327,6 @@ class CatalogFinding:
 
 def bare_name(name: str) -> str:
     """A table name without schema or quotes, as the catalog and the suite compare them."""
-    return _bare(name)
-
-
-def _bare(name: str) -> str:
     return sqltext.split_name(name)[1]
 
 
@@ -391,9 +387,9 @@ def check_constraint(check: ConstraintCheck, facts: CatalogFacts) -> list[Catalo
         problems.append(f"covers ({','.join(found['columns'])}), expected ({cols})")
     if check.references is not None and found["type"] == "foreign_key":
         want = f"{check.references.table}({','.join(check.references.columns)})"
-        got = f"{_bare(found['target'])}({','.join(found['target_columns'])})"
+        got = f"{bare_name(found['target'])}({','.join(found['target_columns'])})"
         if (
-            _bare(found["target"]) != _bare(check.references.table)
+            bare_name(found["target"]) != bare_name(check.references.table)
             or found["target_columns"] != check.references.columns
         ):
             problems.append(f"references {got}, expected {want}")
