@@ -392,9 +392,9 @@ def _audit(
                         run.server_version = source.server_version
                     doing = "checking the schema"
                     prog.step("checking the schema")
-                    verify_schema(conn, suite)
+                    types = verify_schema(conn, suite)
                     doing = "checking the suite's values"
-                    types = verify_values(conn, suite)
+                    types = verify_values(conn, suite, types)
                     if plan is not None:
                         doing = "reading the catalog the repair plan needs"
                         plan.context = read_repair_context(conn, suite, types)
@@ -535,9 +535,9 @@ def check_suite(suite: Suite, url: URL | None = None) -> SuiteCheckResult:
         try:
             with read_only_snapshot(engine) as (conn, _snap):
                 doing = "checking the schema"
-                verify_schema(conn, suite)
+                types = verify_schema(conn, suite)
                 doing = "checking the suite's values"
-                types = verify_values(conn, suite)
+                types = verify_values(conn, suite, types)
                 doing = "reading the tables' keys"
                 unique = unique_columns(conn, suite.tables)
         except sa_exc.SQLAlchemyError as exc:

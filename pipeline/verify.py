@@ -16,6 +16,7 @@ from pipeline.checks.base import (
 )
 from pipeline.checks.catalog import (
     column_types,
+    relation_types,
 )
 from pipeline.checks.relations import NO_DEFINITION, read_relations
 from pipeline.errors import DatabaseError, SuiteError
@@ -23,10 +24,13 @@ from pipeline.plan import MAX_STATEMENT_COLUMNS, required_columns
 from pipeline.suite import Suite
 
 
-def verify_schema(conn: Connection, suite: Suite) -> None:
-    """Fail with one clear line when the suite names a table or column the database lacks."""
+def verify_schema(conn: Connection, suite: Suite) -> ColumnTypes:
+    """Fail with one clear line when the suite names a table or column the database lacks.
+    Returns the column types of the suite's tables, read in the same catalog read (what
+    `verify_values` takes)."""
     required = sorted(required_columns(suite).items())
-    found = read_relations(conn, [t for t, _cols in required], {"columns"}, NO_DEFINITION)
+    names = list(dict.fromkeys([*suite.tables, *(t for t, _cols in required)]))
+    found = read_relations(conn, names, {"columns"}, NO_DEFINITION)
     for table, cols in required:
         if table not in found:
             raise DatabaseError(
@@ -40,6 +44,7 @@ def verify_schema(conn: Connection, suite: Suite) -> None:
                 f"column {table}.{missing[0]} named by suite {suite.suite} does not exist in the "
                 "database - check the suite against the schema"
             )
+    return relation_types({t: found[t] for t in suite.tables if t in found})
 
 
 # What PostgreSQL says when a suite's value does not fit its column: a data exception
@@ -86,13 +91,16 @@ class _TypedNulls:
         return sa.literal_column(f"CAST(NULL AS {self._types[name]})")
 
 
-def verify_values(conn: Connection, suite: Suite) -> ColumnTypes:
+def verify_values(
+    conn: Connection, suite: Suite, types: ColumnTypes | None = None
+) -> ColumnTypes:
     """Fail with a SuiteError naming the check when a check cannot run in PostgreSQL as
     written: a `regex` that PostgreSQL's `~` rejects, or a value its column's type (or enum)
     cannot hold or be compared with. The server decides, on the rules' own SQL with each
     column a NULL of its type (no table is read or locked); one statement per table unless
-    something is wrong. Returns the column types of the suite's tables it read (the audit
-    compares keys with them)."""
+    something is wrong. `types`: the suite tables' column types when already read
+    (`verify_schema` returns them). Returns those column types (the audit compares keys
+    with them)."""
     where = str(suite.path) if suite.path else f"suite {suite.suite}"
     for check in suite.checks:
         for stmt, explain in check.probes():
@@ -100,18 +108,19 @@ def verify_values(conn: Connection, suite: Suite) -> ColumnTypes:
             if message is not None:
                 raise SuiteError(f"{where}: check {check.id}: {explain(message)}")
     by_table: dict[str, list[tuple[Any, list[Any]]]] = defaultdict(list)
-    every_type = column_types(conn, suite.tables)  # every table a check names is declared
-    types: dict[str, _TypedNulls] = {}
+    # every table a check names is declared
+    every_type = column_types(conn, suite.tables) if types is None else types
+    typed: dict[str, _TypedNulls] = {}
     for (table, column), kind in every_type.items():
-        types.setdefault(table, _TypedNulls({}))._types[column] = kind.name
+        typed.setdefault(table, _TypedNulls({}))._types[column] = kind.name
     for check in suite.checks:
-        nulls = types.setdefault(check.table, _TypedNulls({}))
+        nulls = typed.setdefault(check.table, _TypedNulls({}))
         tests = check.value_tests(nulls)
         kept = check.row_filter()
         if kept is not None:
             tests = [*tests, compile_condition(kept, nulls.col)]
         for table, target_where in check.target_filters():  # values of a target's `where`
-            there = types.setdefault(table, _TypedNulls({}))
+            there = typed.setdefault(table, _TypedNulls({}))
             tests = [*tests, compile_condition(target_where, there.col)]
         if tests:
             by_table[check.table].append((check, tests))

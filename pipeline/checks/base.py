@@ -30,7 +30,8 @@ class ColumnType:
 
 
 ColumnTypes = Mapping[tuple[str, str], ColumnType]
-"""(table, column) -> its type, for the tables a suite names (`pipeline.engine.column_types`)."""
+"""(table, column) -> its type, for the tables a suite names
+(`pipeline.checks.catalog.column_types`)."""
 
 
 def comparable(a: ColumnType | None, b: ColumnType | None) -> bool:

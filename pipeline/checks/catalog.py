@@ -8,7 +8,7 @@ snapshot's manifest.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, Literal
 
@@ -253,10 +253,14 @@ class TriggerCheck(_CatalogCheck):
 
 def column_types(conn: Connection, tables: Iterable[str]) -> dict[tuple[str, str], ColumnType]:
     """(table, column) -> type of every column of `tables`, in one catalog read."""
+    return relation_types(read_relations(conn, tables, {"columns"}, NO_DEFINITION))
+
+
+def relation_types(found: Mapping[str, Relation]) -> dict[tuple[str, str], ColumnType]:
+    """(table, column) -> type of every column of relations already read with their
+    columns (`read_relations`)."""
     return {
-        (t, c.name): ColumnType(c.type, c.category)
-        for t, rel in read_relations(conn, tables, {"columns"}, NO_DEFINITION).items()
-        for c in rel.columns
+        (t, c.name): ColumnType(c.type, c.category) for t, rel in found.items() for c in rel.columns
     }
 
 
@@ -323,10 +327,6 @@ class CatalogFinding:
 
 def bare_name(name: str) -> str:
     """A table name without schema or quotes, as the catalog and the suite compare them."""
-    return _bare(name)
-
-
-def _bare(name: str) -> str:
     return sqltext.split_name(name)[1]
 
 
@@ -387,9 +387,9 @@ def check_constraint(check: ConstraintCheck, facts: CatalogFacts) -> list[Catalo
         problems.append(f"covers ({','.join(found['columns'])}), expected ({cols})")
     if check.references is not None and found["type"] == "foreign_key":
         want = f"{check.references.table}({','.join(check.references.columns)})"
-        got = f"{_bare(found['target'])}({','.join(found['target_columns'])})"
+        got = f"{bare_name(found['target'])}({','.join(found['target_columns'])})"
         if (
-            _bare(found["target"]) != _bare(check.references.table)
+            bare_name(found["target"]) != bare_name(check.references.table)
             or found["target_columns"] != check.references.columns
         ):
             problems.append(f"references {got}, expected {want}")
