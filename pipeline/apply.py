@@ -68,7 +68,7 @@ class ApplyResult:
                 "held": counts["held"],
             }
         for key in ("updated", "set_null", "quarantine", "already", "skipped", "held",
-                    "restored", "reinserted", "unquarantined"):  # fmt: skip
+                    "restored", "reinserted", "unquarantined", "moved_aside"):  # fmt: skip
             if isinstance(counts.get(key), int):
                 self.totals[key] = self.totals.get(key, 0) + counts[key]
 
@@ -82,6 +82,7 @@ class ApplyResult:
             ("restored", "restored"),
             ("reinserted", "re-inserted"),
             ("unquarantined", "released from quarantine"),
+            ("moved_aside", "changed since the repair, kept aside before restoring"),
             ("already", "already done"),
             ("skipped", "skipped (changed since the audit)"),
             ("held", "held (referenced by rows of other tables)"),

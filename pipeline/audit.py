@@ -28,6 +28,7 @@ from pipeline import __version__
 from pipeline.baseline import IDENTITY_FIELDS, Baseline, csv_reader, load_baseline
 from pipeline.checks.base import VIOLATION_FIELDS, ColumnTypes
 from pipeline.checks.catalog import CatalogFacts, unique_columns
+from pipeline.checks.relations import NO_DEFINITION, read_relations
 from pipeline.constraints import plan_catalog, render_constraints
 from pipeline.db import (
     create_engine,
@@ -51,6 +52,7 @@ from pipeline.repair import (
     DEFAULT_SCHEMA,
     RepairContext,
     RepairPlan,
+    key_proof,
     plan_preamble,
     read_reference_facts,
     read_repair_context,
@@ -519,6 +521,27 @@ class SuiteCheckResult:
     # what that database's catalog says of the suite's tables (empty without one)
     types: ColumnTypes = field(default_factory=dict)
     unique: set[tuple[str, str]] = field(default_factory=set)
+    warnings: list[str] = field(default_factory=list)  # what holds, but limits the audit
+
+
+def key_warnings(conn: Any, suite: Suite) -> list[str]:
+    """A table whose rows a repair may change and whose suite key no primary key or unique
+    index makes unique: the plan finds rows by key, so it repairs them only if the audit
+    finds no two rows sharing one (it reads them then; checking the suite reads none)."""
+    repaired = sorted({c.table for c in suite.checks if c.repairs})
+    found = read_relations(conn, repaired, {"indexes"}, NO_DEFINITION)
+    out = []
+    for tbl in repaired:
+        rel = found.get(tbl)
+        key = suite.key_columns(tbl)
+        if rel is not None and rel.kind in ("r", "p") and not key_proof(rel, key):
+            out.append(
+                f"{tbl}: no primary key or unique index makes its key ({', '.join(key)}) "
+                "unique; repair.sql changes its rows only if the audit finds no two rows "
+                "sharing a key (declare the table's real key under `tables:`, or add a "
+                "unique index)"
+            )
+    return out
 
 
 def check_suite(suite: Suite, url: URL | None = None) -> SuiteCheckResult:
@@ -528,6 +551,7 @@ def check_suite(suite: Suite, url: URL | None = None) -> SuiteCheckResult:
     database = None
     types: ColumnTypes = {}
     unique: set[tuple[str, str]] = set()
+    warnings: list[str] = []
     if url is not None:
         database = describe(url)
         engine = create_engine(url)
@@ -540,12 +564,13 @@ def check_suite(suite: Suite, url: URL | None = None) -> SuiteCheckResult:
                 types = verify_values(conn, suite, types)
                 doing = "reading the tables' keys"
                 unique = unique_columns(conn, suite.tables)
+                warnings = key_warnings(conn, suite)
         except sa_exc.SQLAlchemyError as exc:
             raise database_error(exc, url, doing=doing) from None
         finally:
             engine.dispose()
     return SuiteCheckResult(
-        suite.suite, len(suite.tables), len(suite.checks), database, types, unique
+        suite.suite, len(suite.tables), len(suite.checks), database, types, unique, warnings
     )
 
 

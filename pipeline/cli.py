@@ -603,6 +603,8 @@ def suite_check(
         f"suite {result.suite} is valid: {result.checks} checks on {result.tables} "
         f"tables{against}"
     )
+    for warning in result.warnings:
+        typer.echo(f"warning: {warning}", err=True)
 
 
 @suite_app.command(

@@ -45,7 +45,7 @@ import hashlib
 import json
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -62,6 +62,7 @@ from pipeline.constraints import (
     CatalogPlan,
     readd,
 )
+from pipeline.drift import COLUMN_FACT, facts_sql, read_facts
 from pipeline.sqlrender import Sql, render, sql, stream
 from pipeline.sqltext import (
     PSQL_ALLOW_OTHER,
@@ -83,6 +84,8 @@ APPLIED_CONFIDENCE = frozenset({"high", "medium"})
 ACTIONS = ("update", "set_null", "quarantine")
 DEFAULT_SCHEMA = "refaudit"
 QUARANTINE = "quarantine"
+CONFLICTS = "rollback_conflicts"
+AFTER_COLUMN = "refaudit_repaired_row"
 ALLOW_OTHER_SETTING = "refaudit.allow_other_database"
 BATCH_ROWS = 1000
 # pg_type.typcategory of the key columns a composite key's JSON text spells exactly: numbers,
@@ -139,6 +142,10 @@ class TableInfo:
     inbound: tuple[InboundKey, ...]
     unvalidated: tuple[AuditedConstraint, ...]  # NOT VALID foreign keys and CHECKs on it
     triggers: tuple[str, ...]  # enabled user triggers
+    oid: int = 0
+    facts: tuple[str, ...] = ()  # what repair.sql checks again before it changes a row
+    key_proof: str = ""  # what proves the suite's key unique ('' nothing: see `duplicate_keys`)
+    duplicate_keys: int = 0  # key values several rows share, in the audit's snapshot
 
     @property
     def sql(self) -> str:
@@ -147,6 +154,11 @@ class TableInfo:
     @property
     def is_table(self) -> bool:
         return self.kind in ("r", "p")
+
+    @property
+    def has_children(self) -> bool:
+        """A parent of inheritance (not partitions): its scans read its children's rows."""
+        return any(f.startswith("inheritance child ") for f in self.facts)
 
     def column(self, name: str) -> ColumnInfo | None:
         return next((c for c in self.columns if c.name == name), None)
@@ -237,6 +249,7 @@ def table_info(tbl: str, rel: Relation) -> TableInfo:
             if c.type in ("f", "c") and not c.validated
         ),
         triggers=tuple(t.name for t in rel.triggers if t.enabled),
+        oid=rel.oid,
     )
 
 
@@ -250,7 +263,7 @@ def read_repair_context(
     found = read_relations(
         conn,
         names,
-        {"columns", "constraints", "triggers"},
+        {"columns", "constraints", "indexes", "triggers"},
         Definitions(frozenset({"f", "c"}), unvalidated_only=True, indexes=False),
     )
     if types is None:
@@ -260,9 +273,46 @@ def read_repair_context(
             for c in rel.columns
         }
     ctx = RepairContext(identity=read_identity(conn), types=dict(types))
+    changed = {c.table for c in suite.checks if c.repairs}
+    facts = read_facts(conn, (rel.oid for t, rel in found.items() if t in changed))
     for tbl, rel in found.items():
-        ctx.tables[tbl] = table_info(tbl, rel)
+        info = table_info(tbl, rel)
+        if tbl in changed and info.is_table:
+            key = suite.key_columns(tbl)
+            proof = key_proof(rel, key)
+            info = replace(
+                info,
+                facts=facts.get(rel.oid, ()),
+                key_proof=proof,
+                duplicate_keys=0 if proof else duplicate_keys(conn, info.sql, key),
+            )
+        ctx.tables[tbl] = info
     return ctx
+
+
+def key_proof(rel: Relation, key: list[str]) -> str:
+    """What in the catalog proves the suite's `key` of `rel` unique: a valid unique index
+    (of a primary key, a UNIQUE constraint or its own), without expressions or a WHERE, on
+    some of the key's columns; '' when none does. (A row whose key holds a NULL is never
+    matched by a plan: `=` finds no NULL.)"""
+    for index in rel.indexes:
+        columns = set(index.columns[: index.key_count])
+        proves = index.unique and index.valid and index.plain and not index.partial
+        if proves and columns and columns <= set(key):
+            return f"unique index {index.name}"
+    return ""
+
+
+def duplicate_keys(conn: Connection, table_sql: str, key: list[str]) -> int:
+    """How many values of `key` several rows of the table share (rows with a NULL in the key
+    left out), in the audit's snapshot: 0 proves the key unique there."""
+    columns = ", ".join(ident(c) for c in key)
+    present = " AND ".join(f"{ident(c)} IS NOT NULL" for c in key)
+    statement = (
+        f"SELECT pg_catalog.count(*) FROM (SELECT 1 FROM {table_sql} WHERE {present} "
+        f"GROUP BY {columns} HAVING pg_catalog.count(*) > 1) d"
+    )
+    return int(conn.execute(sa.text(statement)).scalar_one())
 
 
 def read_reference_facts(
@@ -411,6 +461,14 @@ class RepairPlan:
         odd = self._unspellable_key(tbl)
         if odd:
             return odd
+        if info.duplicate_keys:
+            key = ", ".join(self.suite.key_columns(tbl))
+            return (
+                f"{tbl}'s key ({key}) is not unique: {info.duplicate_keys} of its values are "
+                "shared by several rows, and no primary key or unique index makes it unique; "
+                "repair.sql and rollback.sql find rows by key; declare a unique key for the "
+                "table in the suite, or decide by hand"
+            )
         if action == "quarantine":
             return ""
         if column in self.suite.key_columns(tbl):
@@ -527,6 +585,21 @@ class RepairPlan:
         while name in used:
             n += 1
             name = object_name("backup", self.run_id, *parts, str(n))
+        return name
+
+    def after_column(self, tbl: str) -> str:
+        """The backup table's own column (after the table's columns): the row's text as the
+        repair left it (NULL for a quarantined row), which rollback.sql compares with the row
+        it finds, to move aside a row changed since. Named apart from every column of
+        `tbl`."""
+        taken = set()
+        info = self.context.tables.get(tbl) if self.context else None
+        if info is not None:
+            taken = {c.name for c in info.columns}
+        name, n = AFTER_COLUMN, 1
+        while name in taken:
+            n += 1
+            name = f"{AFTER_COLUMN}_{n}"
         return name
 
     def backup_sql(self, tbl: str) -> str:
@@ -733,6 +806,45 @@ def _dependents(info: TableInfo, step: Step) -> list[Sql]:
     return out
 
 
+def _suite_dependents(plan: RepairPlan, ctx: RepairContext, step: Step) -> list[Sql]:
+    """SQL over `t`, one per reference of the suite (conditional and composite ones too)
+    whose targets include the step's table: rows that name the row through it, which no
+    foreign key protects (a generic relation's tag, comment or version). The step holds
+    such a row rather than leave them naming nothing."""
+    k = step.kind
+    here = ctx.tables[k.table]
+    out = []
+    for check in plan.suite.checks:
+        if not isinstance(check, Reference):
+            continue
+        source = ctx.tables.get(check.table)
+        if source is None:
+            continue
+        disc = check.discriminator_column()
+        for value, target in check.choices():
+            there = ctx.tables.get(target.table)
+            if there is None or there.oid != here.oid:
+                continue
+            pairs = list(zip(check.key_of_row(), target.key_columns(), strict=True))
+            if k.action != "quarantine" and k.column not in target.key_columns():
+                continue
+            tests = [
+                key_equals(
+                    f"x.{ident(column)}",
+                    f"t.{ident(key)}",
+                    same=ctx.same((check.table, column), (k.table, key)),
+                    fold=ctx.folds((check.table, column), (k.table, key)),
+                )
+                for column, key in pairs
+            ]
+            if disc is not None:
+                tests.append(f"x.{ident(disc)} = {literal(value)}")
+            if source.oid == here.oid:
+                tests.append("x.ctid <> t.ctid")
+            out.append(sql(f"EXISTS (SELECT 1 FROM {source.sql} x WHERE {' AND '.join(tests)})"))
+    return list(dict.fromkeys(out))
+
+
 @dataclass
 class StepView:
     """One step as templates/sql/step.sql.j2 renders it."""
@@ -751,6 +863,8 @@ class StepView:
     guard: Sql
     done_when: Sql | None
     dependents: list[Sql]
+    child_rows: Sql | None
+    after: Sql  # the backup's column for the row's text as the step left it
     rows: Iterator[list[str | None]]
 
     @property
@@ -835,8 +949,17 @@ def _step_view(
         ),
         guard=sql(f"{holds} AND {valid}"),
         done_when=done_when,
-        # one statement per referencing foreign key: a semi-join, not a probe per row
-        dependents=_dependents(info, step),
+        # one statement per referencing foreign key or suite reference: a semi-join, not a
+        # probe per row
+        dependents=[*_dependents(info, step), *_suite_dependents(plan, ctx, step)],
+        # a row of an inheritance child: a DELETE through the parent would take the child's
+        # own columns with it, and rollback.sql could not put it back where it was
+        child_rows=(
+            sql(f"t.tableoid <> {ctx.regclass(k.table)}")
+            if k.action == "quarantine" and info.kind == "r" and info.has_children
+            else None
+        ),
+        after=sql(ident(plan.after_column(k.table))),
         rows=([*key.values(row_key), new, *audited, note] for row_key, audited, new, note in items),
     )
 
@@ -846,10 +969,103 @@ class _TableView:
     name: str
     info: TableInfo
     backup: Sql
+    after: Sql
 
     @property
     def sql(self) -> Sql:
         return sql(self.info.sql)
+
+
+@dataclass(frozen=True)
+class _DriftView:
+    """One table of drift_check.sql.j2: the facts the audit read, and the statement that
+    reads them now."""
+
+    name: str
+    facts: Sql  # a text[] literal
+    facts_sql: Sql
+
+
+def drift_check(
+    ctx: RepairContext, tables: list[str], file: str, *, columns_only: bool = False
+) -> Sql:
+    """The block that stops `file` if a table it changes is not as the audit saw it
+    (`columns_only`: if its columns are not: rollback.sql's backups hold rows of them)."""
+    views = []
+    for t in tables:
+        facts = ctx.tables[t].facts
+        statement = facts_sql(ctx.regclass(t))
+        if columns_only:
+            facts = tuple(f for f in facts if f.startswith(COLUMN_FACT))
+            like = literal(COLUMN_FACT + "%")
+            statement = f"SELECT fact FROM ({statement}) f WHERE fact LIKE {like}"
+        array = "ARRAY[" + ", ".join(literal(f) for f in facts) + "]::pg_catalog.text[]"
+        views.append(_DriftView(t, sql(array), sql(statement)))
+    return render("drift_check.sql.j2", tables=views, file=file)
+
+
+@dataclass(frozen=True)
+class _OwnedView:
+    """One table of own_schema.sql.j2."""
+
+    name: str
+    regclass_text: str
+    columns: Sql  # SQL: the columns it must have, as `name type, ...`
+    default: str | None = None  # the one column that may have a default (now())
+
+
+QUARANTINE_COLUMNS = (
+    "run_id text, table_name text, row_key text, reason text, row_data jsonb, "
+    "quarantined_at timestamp with time zone"
+)
+CONFLICTS_COLUMNS = (
+    "run_id text, table_name text, row_key text, row_data jsonb, row_text text, "
+    "moved_at timestamp with time zone"
+)
+
+
+def _columns_of(regclass: str, extra: str) -> Sql:
+    """SQL: the columns of the table `regclass` (SQL) as `name type, ...`, then `extra`'s
+    column of type text."""
+    return sql(
+        "(SELECT pg_catalog.string_agg(pg_catalog.format('%I %s', attname, "
+        "pg_catalog.format_type(atttypid, atttypmod)), ', ' ORDER BY attnum) "
+        f"FROM pg_catalog.pg_attribute WHERE attrelid = {regclass} AND attnum > 0 "
+        f"AND NOT attisdropped) || ', ' || pg_catalog.format('%I text', {literal(extra)})"
+    )
+
+
+def own_schema(
+    plan: RepairPlan, ctx: RepairContext, tables: list[str], file: str, *, conflicts: bool
+) -> Sql:
+    """The block that stops `file` unless the repair schema and its tables are the
+    applying role's own, as a plan made them."""
+    owned = [
+        _OwnedView(
+            f"{plan.schema}.{QUARANTINE}",
+            regclass_text(join_name(plan.schema, QUARANTINE)),
+            sql(literal(QUARANTINE_COLUMNS)),
+            "quarantined_at",
+        )
+    ]
+    if conflicts:
+        owned.append(
+            _OwnedView(
+                f"{plan.schema}.{CONFLICTS}",
+                regclass_text(join_name(plan.schema, CONFLICTS)),
+                sql(literal(CONFLICTS_COLUMNS)),
+                "moved_at",
+            )
+        )
+    owned += [
+        _OwnedView(
+            f"{plan.schema}.{plan.backup_table(t)}",
+            regclass_text(join_name(plan.schema, plan.backup_table(t))),
+            _columns_of(ctx.regclass(t), plan.after_column(t)),
+        )
+        for t in tables
+    ]
+    return render("own_schema.sql.j2", schema=plan.schema, tables=owned, file=file)
 
 
 def write_repair_sql(
@@ -914,7 +1130,14 @@ def write_repair_sql(
         plan=plan,
         identity=ctx.identity,
         preamble=plan_preamble(ctx.identity, "repair.sql", local=True, **timeouts),
-        tables=[_TableView(t, ctx.tables[t], sql(plan.backup_sql(t))) for t in tables],
+        tables=[
+            _TableView(
+                t, ctx.tables[t], sql(plan.backup_sql(t)), sql(ident(plan.after_column(t)))
+            )
+            for t in tables
+        ],
+        drift=drift_check(ctx, tables, "repair.sql"),
+        own_schema=own_schema(plan, ctx, tables, "repair.sql", conflicts=False),
         quarantine=sql(plan.quarantine_sql),
         drops=drops,
         steps=views,
@@ -937,7 +1160,9 @@ def write_repair_sql(
 def _session_path(identity: DatabaseIdentity, *, local: bool) -> str:
     path = identity.search_path
     if local:
-        path = f"pg_catalog, {path}" if path.strip() else "pg_catalog"
+        # pg_temp last: a temporary table of the applying session never stands in for a
+        # table of the audit's path
+        path = f"pg_catalog, {path}, pg_temp" if path.strip() else "pg_catalog, pg_temp"
     return path
 
 
@@ -1014,18 +1239,15 @@ class _RestoreView:
     columns: list[str]
     settable: list[str]
     overriding: Sql
-    match: Sql
+    match: Sql  # a row `t` of the table is the backup's row `b`
+    key_text_b: Sql  # the key of the backup's row `b` as violations.csv writes it
+    key_text_t: Sql  # ... of the table's row `t`
+    after: Sql  # the backup's column for the row as the repair left it
+    regclass: Sql
 
     @property
     def sql(self) -> Sql:
         return sql(self.info.sql)
-
-
-@dataclass(frozen=True)
-class _TriggerView:
-    table: Sql
-    regclass: Sql
-    name: str
 
 
 def write_rollback_sql(
@@ -1037,7 +1259,7 @@ def write_rollback_sql(
     lock_timeout_s: float,
     statement_timeout_s: float,
 ) -> None:
-    """rollback.sql (templates/sql/rollback.sql.j2)."""
+    """rollback.sql (templates/sql/rollback.sql.j2, restore.sql.j2)."""
     timeouts = {"lock_timeout_s": lock_timeout_s, "statement_timeout_s": statement_timeout_s}
     drops = blocking_fks(plan, catalog)
     tables = plan.tables()
@@ -1052,21 +1274,21 @@ def write_rollback_sql(
         ]
     )
     after = _unique([s for w in [*drops, *unvalidated] for s in readd(w)] + catalog.undo_after)
-    triggers = [
-        _TriggerView(sql(ctx.sql(t)), sql(ctx.regclass(t)), name)
-        for t in tables
-        for name in ctx.tables[t].triggers
-    ]
     text = render(
         "rollback.sql.j2",
         plan=plan,
         identity=ctx.identity,
         preamble=plan_preamble(ctx.identity, "rollback.sql", local=True, **timeouts),
         tables=[_restore_view(plan, ctx, t) for t in tables],
+        drift=drift_check(ctx, tables, "rollback.sql", columns_only=True) if tables else sql(""),
+        own_schema=own_schema(plan, ctx, tables, "rollback.sql", conflicts=True),
         quarantine=sql(plan.quarantine_sql),
+        conflicts=sql(qualified(plan.schema, CONFLICTS)),
+        conflicts_name=f"{plan.schema}.{CONFLICTS}",
+        regclasses=[sql(ctx.regclass(t)) for t in tables],
         before=[sql(s) for s in before],
         after=[sql(s) for s in after],
-        triggers=triggers,
+        listed_keys=LISTED_KEYS,
     )
     path.write_text(text, encoding="utf-8")
 
@@ -1079,6 +1301,7 @@ def _restore_view(plan: RepairPlan, ctx: RepairContext, tbl: str) -> _RestoreVie
     key = plan.suite.key_columns(tbl)
     info = ctx.tables[tbl]
     cols = [c for c in info.columns if not c.generated]
+    row_key = RowKey(tuple(key))
     return _RestoreView(
         name=tbl,
         info=info,
@@ -1088,5 +1311,9 @@ def _restore_view(plan: RepairPlan, ctx: RepairContext, tbl: str) -> _RestoreVie
         # an identity GENERATED ALWAYS column cannot be set; the repair never changes one
         settable=[c.name for c in cols if c.name not in key and not c.identity_always],
         overriding=sql(" OVERRIDING SYSTEM VALUE" if any(c.identity_always for c in cols) else ""),
-        match=RowKey(tuple(key)).same_row("t", "b"),
+        match=row_key.same_row("t", "b"),
+        key_text_b=row_key.text("b"),
+        key_text_t=row_key.text("t"),
+        after=sql(ident(plan.after_column(tbl))),
+        regclass=sql(ctx.regclass(tbl)),
     )
