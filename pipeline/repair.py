@@ -1244,6 +1244,8 @@ class _RestoreView:
     key_text_t: Sql  # ... of the table's row `t`
     after: Sql  # the backup's column for the row as the repair left it
     regclass: Sql
+    backup_row: Sql  # SQL: the backup's row `b` as the table's row text reads
+    plain_parent: bool  # a plain table with inheritance children
 
     @property
     def sql(self) -> Sql:
@@ -1316,4 +1318,8 @@ def _restore_view(plan: RepairPlan, ctx: RepairContext, tbl: str) -> _RestoreVie
         key_text_t=row_key.text("t"),
         after=sql(ident(plan.after_column(tbl))),
         regclass=sql(ctx.regclass(tbl)),
+        backup_row=sql(
+            "ROW(" + ", ".join(f"b.{ident(c.name)}" for c in info.columns) + ")::pg_catalog.text"
+        ),
+        plain_parent=info.kind == "r" and info.has_children,
     )

@@ -43,7 +43,7 @@ def pg_server() -> Iterator[str]:
 # command line and the planner settings.
 SMOKE_MODULES = {
     "test_audit.py", "test_cases.py", "test_line_path.py", "test_companion.py",
-    "test_repair.py", "test_cli.py", "test_servers.py",
+    "test_repair.py", "test_cli.py", "test_servers.py", "test_live_repair.py",
 }
 
 
