@@ -1036,10 +1036,20 @@ def _columns_of(regclass: str, extra: str) -> Sql:
 
 
 def own_schema(
-    plan: RepairPlan, ctx: RepairContext, tables: list[str], file: str, *, conflicts: bool
+    plan: RepairPlan,
+    ctx: RepairContext,
+    tables: list[str],
+    file: str,
+    *,
+    conflicts: bool,
+    schema_only: bool = False,
 ) -> Sql:
-    """The block that stops `file` unless the repair schema and its tables are the
-    applying role's own, as a plan made them."""
+    """The block that stops `file` unless the repair schema (`schema_only`: the schema; else
+    its tables) is the applying role's own, as a plan made it."""
+    if schema_only:
+        return render(
+            "own_schema.sql.j2", schema=plan.schema, tables=[], file=file, check_schema=True
+        )
     owned = [
         _OwnedView(
             f"{plan.schema}.{QUARANTINE}",
@@ -1065,7 +1075,9 @@ def own_schema(
         )
         for t in tables
     ]
-    return render("own_schema.sql.j2", schema=plan.schema, tables=owned, file=file)
+    return render(
+        "own_schema.sql.j2", schema=plan.schema, tables=owned, file=file, check_schema=False
+    )
 
 
 def write_repair_sql(
@@ -1138,6 +1150,9 @@ def write_repair_sql(
         ],
         drift=drift_check(ctx, tables, "repair.sql"),
         own_schema=own_schema(plan, ctx, tables, "repair.sql", conflicts=False),
+        own_schema_itself=own_schema(
+            plan, ctx, tables, "repair.sql", conflicts=False, schema_only=True
+        ),
         quarantine=sql(plan.quarantine_sql),
         drops=drops,
         steps=views,
@@ -1284,6 +1299,9 @@ def write_rollback_sql(
         tables=[_restore_view(plan, ctx, t) for t in tables],
         drift=drift_check(ctx, tables, "rollback.sql", columns_only=True) if tables else sql(""),
         own_schema=own_schema(plan, ctx, tables, "rollback.sql", conflicts=True),
+        own_schema_itself=own_schema(
+            plan, ctx, tables, "rollback.sql", conflicts=True, schema_only=True
+        ),
         quarantine=sql(plan.quarantine_sql),
         conflicts=sql(qualified(plan.schema, CONFLICTS)),
         conflicts_name=f"{plan.schema}.{CONFLICTS}",

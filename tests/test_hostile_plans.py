@@ -268,9 +268,9 @@ def test_hostile_names_and_values_stay_inert(hostile_db: str, tmp_path: Path) ->
             # the audit's search_path, and its TimeZone, DateStyle, IntervalStyle and
             # extra_float_digits (the guards compare text)
             "SelectStmt": 5,
-            # identity, the tables as audited, the repair schema's owner, the wrong FK's drop,
-            # steps, totals
-            "DoStmt": 1 + 1 + 1 + 1 + len(steps) + 1,
+            # identity, the tables as audited, the repair schema's owner and its tables, the
+            # wrong FK's drop, steps, totals
+            "DoStmt": 1 + 1 + 2 + 1 + len(steps) + 1,
             "LockStmt": 1,  # the tables it changes, against changes of their definition
             "CreateSchemaStmt": 1,
             "CreateStmt": 1,  # quarantine table
@@ -286,9 +286,9 @@ def test_hostile_names_and_values_stay_inert(hostile_db: str, tmp_path: Path) ->
             "TransactionStmt": 2,
             "VariableSetStmt": 6,
             "SelectStmt": 5,
-            # identity, backup check, the columns as audited, the repair schema's owner,
-            # triggers off, restore, triggers on, re-create the wrong FK as it was
-            "DoStmt": 8,
+            # identity, backup check, the columns as audited, the repair schema's owner and
+            # its tables, triggers off, restore, triggers on, re-create the wrong FK as it was
+            "DoStmt": 9,
             "LockStmt": 1,
             "CreateStmt": 1,  # the table rows changed since the repair are kept in
             "CreateTableAsStmt": 1,  # the triggers turned off

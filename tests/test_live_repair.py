@@ -207,6 +207,30 @@ def test_a_repair_schema_another_role_made_is_refused(
     assert dump(live) == before
 
 
+def test_a_dba_without_superuser_is_told_whose_schema_it_is(
+    live: str, mallory: str, tmp_path: Path
+) -> None:
+    """An applying role that is no superuser (it owns the tables and may CREATE in the
+    database) hears whose the schema is, before any statement needs a right on it."""
+    role = f"dba_{os.getpid()}"
+    db = make_url(live).database
+    execute(
+        live,
+        f'CREATE ROLE {role} LOGIN; GRANT CREATE ON DATABASE "{db}" TO {role}; '
+        + "".join(f"ALTER TABLE {t} OWNER TO {role}; " for t in TABLES)
+        + f"SET ROLE {mallory}; CREATE SCHEMA refaudit; RESET ROLE;",
+    )
+    try:
+        as_dba = make_url(live).set(username=role).render_as_string(hide_password=False)
+        plan(as_dba, suite_of(), tmp_path / "run")
+        before = dump(live)
+        message = refused(as_dba, tmp_path / "run" / "repair.sql")
+        assert f"the schema refaudit belongs to the role {mallory}, not to {role}" in message
+        assert dump(live) == before
+    finally:
+        execute(live, f"DROP OWNED BY {role} CASCADE; DROP ROLE {role}")
+
+
 def test_a_quarantine_table_another_role_made_in_our_schema_is_refused(
     live: str, mallory: str, tmp_path: Path
 ) -> None:
