@@ -72,7 +72,9 @@ def django_template(new_database: Any) -> str:
 @pytest.fixture
 def shop(pg_server: str, django_template: str) -> str:
     """A copy of the shop's database for one test."""
-    return copy_of(pg_server, django_template, f"refaudit_dj_{os.getpid()}_{next(_copies)}")
+    return copy_of(
+        pg_server, django_template, f"refaudit_django_copy_{os.getpid()}_{next(_copies)}"
+    )
 
 
 def content_types(uri: str) -> dict[str, tuple[str, str]]:
