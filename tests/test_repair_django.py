@@ -309,8 +309,11 @@ def test_quarantined_parent_of_generic_relations_rolls_back(shop: str, tmp_path:
     """A product quarantined while generic relations name it: applying again changes nothing,
     and the rollback puts every table back byte for byte."""
     t = trip(shop, tmp_path, PARENT_OF_GENERIC)
+    parent = query(shop, "SELECT id FROM shop_product WHERE supplier_id = 90007")
+    assert len(parent) == 1
     t.audit_and_repair()
-    assert t.apply().totals["quarantine"] >= 1
+    assert t.first[("shop_product.supplier_id", str(parent[0][0]))]["diagnosis"] == "orphan"
+    t.apply()  # quarantined today; held, or its dependents handled, once #19 item 7 is done
     assert_reapplies_nothing(t)
     assert_rolls_back(t)
 

@@ -239,9 +239,11 @@ def test_quarantined_parent_of_polymorphic_rows_rolls_back(app: str, tmp_path: P
     """A product quarantined while polymorphic rows name it: applying again changes nothing,
     and the rollback puts every table back byte for byte."""
     t = trip(app, tmp_path, PARENT_OF_GENERIC)
-    assert query(app, "SELECT count(*) FROM products WHERE supplier_id = 90007") == [(1,)]
+    parent = query(app, "SELECT id FROM products WHERE supplier_id = 90007")
+    assert len(parent) == 1
     t.audit_and_repair()
-    assert t.apply().totals["quarantine"] == 1
+    assert t.first[("products.supplier_id", str(parent[0][0]))]["diagnosis"] == "orphan"
+    t.apply()  # quarantined today; held, or its dependents handled, once #19 item 7 is done
     assert_reapplies_nothing(t)
     assert_rolls_back(t)
 
