@@ -371,6 +371,16 @@ class ReviewItem:
     reason: str = ""
 
 
+def _why_review(check: Reference) -> str:
+    """Why repair.sql changes nothing for a check that does not propose (`proposes`)."""
+    if check.columns:  # a composite reference proposes nothing, whatever it says
+        return ""
+    if check.repair == "review":
+        return f"{check.id} says `repair: review`"
+    said = "`severity: warn`" if check.severity == "warn" else "`on_orphan: report`"
+    return f"{check.id} is {said}: repair.sql changes its rows only with `repair: propose`"
+
+
 class RepairPlan:
     """Every repair the diagnoses support, grouped into steps and spilled to disk."""
 
@@ -411,6 +421,9 @@ class RepairPlan:
         own_finding = v.check.endswith(DISCRIMINATOR_SUFFIX)
         action: str | None = None
         new: str | None = None
+        if not check.proposes():
+            self._add_review(v, _why_review(check))
+            return
         if (
             v.diagnosis in REPAIRABLE
             and v.confidence in APPLIED_CONFIDENCE

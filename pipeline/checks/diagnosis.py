@@ -11,13 +11,31 @@ violating rows only (`DiagnosisScope`) and concludes with CASE expressions:
   `users.id` equals the value, not of the referenced row's user) or a `via` row (the
   request's package belongs to the target row the `users.id` reading gives).
 - `wrong_type` (conditional references): the value is not in the table the discriminator
-  names but is in another target; proposed value: that discriminator value.
+  names but is in another target, and chance cannot explain that (see below); proposed
+  value: that discriminator value.
 - `ambiguous`: several candidates (a user with two tutor profiles), both readings possible,
   or the evidence conflicts. Listed for a person, never repaired.
 - `orphan`: nothing maps.
 - `filtered_out`: the value is a row of the target's table that the target's `where` leaves
   out (a closed account, a `users` row of another `type`): listed for review, never
   deleted or set to NULL as an orphan would be.
+
+Chance: with integer ids from dense sequences (Django's and Rails' generic relations) a
+value that is not in its own table is often in another target's by chance: the id of a
+deleted product is usually some article's id too. So "the id exists in the other target" is
+evidence only where the other target's keys are sparse around the value: the chance of a
+hit is the share of the integers within `CHANCE_WINDOW` of the value (clipped to the
+target's key range) that are its keys, counted in the audit (an index range probe per
+candidate row). Above `CHANCE_LIMIT` the row is `ambiguous`, for review, and its evidence
+says so, unless the row's own evidence (an `attribute` of the mis-key agreeing with the
+other target's row) picks the other type. A value far outside the key range of the table
+the row names (beyond it by more than that range's width, at least `CHANCE_WINDOW`) is no id
+of that table, not even of a row deleted since: there a hit is no chance either (key spaces
+that do not overlap). Keys that are not numbers (uuids, text) come from spaces where a hit is
+not chance; neither is a hit in a target on the same table and key
+as the one the row names (single-table inheritance: the id is a row of that table, and the
+row's type is another). A mis-key (`mis_keyed`) is not weighed so: the suite's `mis_key`
+declares that values of that key space land in the column, and a mapping must be unique.
 
 Confidence: `high` when the row's own evidence confirms the proposal (or, for an orphan,
 when nothing maps at all); `medium` when the mapping is unique but the row carries no
@@ -41,6 +59,7 @@ from pipeline.checks.base import (
     compile_condition,
     equal_as,
     not_one_of,
+    one_of,
     table_clause,
 )
 from pipeline.checks.enforce import condition_sql
@@ -57,6 +76,12 @@ class Target:
 
 
 FILTERED_OUT = "; the table has it, outside the target's `where`: listed for review"
+CHANCE_WINDOW = 500
+"""How far either side of a value the density of another target's keys is measured."""
+CHANCE_LIMIT = 0.01
+"""The highest chance of a hit in another target that still counts as evidence of the type:
+above it, "the id exists there" is what a random id would do too (see the module's doc)."""
+INTEGER_TYPES = frozenset({"smallint", "integer", "bigint"})
 
 
 def _named(target: Target) -> str:
@@ -191,6 +216,81 @@ class _Common:
             for t in self.targets
         ]
 
+    def _number(self, scope: DiagnosisScope) -> Any:
+        """The value as a number (NULL for a text id that spells none)."""
+        value = scope.column(self.column)
+        if self.same:
+            return sa.cast(value, sa.Numeric)
+        spelled = sa.cast(value, sa.Text)  # only the spelling of an integer equals an integer key
+        return sa.case(
+            (spelled.regexp_match("^-?[0-9]+$"), sa.cast(spelled, sa.Numeric)), else_=sa.null()
+        )
+
+    def chance(self, scope: DiagnosisScope, target: Target, found: Any) -> Any:
+        """The chance that a random id like the value is a key of `target` (see the
+        module's doc): (share, lo, hi), the share of the integers lo..hi (within
+        CHANCE_WINDOW of the value, clipped to the target's key range) that are its keys,
+        0 where the value lies far outside the key range of the target the row names (it is
+        no id of that target: not one of its deleted rows' either); None when the key is
+        not a number (a uuid, text): a hit there is no chance.
+
+        Counted by a LATERAL probe, only for a row whose value `found` a row of the target
+        (an index range scan of at most 2 * CHANCE_WINDOW + 1 keys); the targets' key
+        ranges are read once per statement (uncorrelated subqueries)."""
+        ref = target.ref
+        key_type = scope.types.get((ref.table, ref.column))
+        if key_type is None or key_type.category != "N":
+            return None
+        number = self._number(scope)
+        bound = sa.BigInteger if key_type.name in INTEGER_TYPES else sa.Numeric
+        disc = scope.column(self.discriminator) if self.discriminator else None
+
+        def make(name: str) -> Any:
+            keep = ref.where
+            columns = [ref.column, *(keep.columns() if keep else [])]
+            inner = table_clause(ref.table, columns).alias(f"{name}_t")
+            least, most = _key_range(ref, f"{name}_s")
+            # within the target's key range, so the casts to the key's type cannot overflow
+            lo = sa.func.least(sa.func.greatest(number - CHANCE_WINDOW, least()), most())
+            hi = sa.func.greatest(sa.func.least(number + CHANCE_WINDOW, most()), least())
+            key = inner.c[ref.column]
+            kept = compile_condition(keep, lambda c: inner.c[c]) if keep else sa.true()
+            return (
+                sa.select(
+                    sa.func.count(sa.distinct(key)).label("n"),
+                    lo.label("lo"),
+                    hi.label("hi"),
+                    self._outside(scope, disc, number, f"{name}_o").label("outside"),
+                )
+                .where(found, key.between(sa.cast(lo, bound), sa.cast(hi, bound)), kept)
+                .offset(0)
+                .lateral(name)
+            )
+
+        probe = scope.join(
+            ("chance", ref.ref_key(), self.column), make, lambda _alias: sa.true()
+        )
+        share = sa.cast(probe.c.n, sa.Numeric) / sa.func.nullif(probe.c.hi - probe.c.lo + 1, 0)
+        return sa.case((probe.c.outside, 0), else_=share), probe.c.lo, probe.c.hi
+
+    def _outside(self, scope: DiagnosisScope, disc: Any, number: Any, name: str) -> Any:
+        """Whether the value lies far outside the key range lo..hi of the target the row
+        names: beyond it by more than the range's own width (at least CHANCE_WINDOW), room
+        for the ids of rows deleted since. FALSE for a target whose key is no number or
+        that has no row."""
+        if disc is None:
+            return sa.false()
+        cases = []
+        for j, (ref, values) in enumerate(_by_ref(self.targets)):
+            key_type = scope.types.get((ref.table, ref.column))
+            if key_type is None or key_type.category != "N":
+                continue
+            least, most = _key_range(ref, f"{name}{j}")
+            margin = sa.func.greatest(CHANCE_WINDOW, most() - least() + 1)
+            far = sa.or_(number < least() - margin, number > most() + margin)
+            cases.append((one_of(disc, values), sa.func.coalesce(far, sa.false())))
+        return sa.case(*cases, else_=sa.false()) if cases else sa.false()
+
     def users_of(self, scope: DiagnosisScope, direct: list[Any]) -> list[Any]:
         """Per target, the key-space row of the direct row (the profile's user)."""
         space = self.key_space
@@ -206,6 +306,28 @@ class _Common:
             )
             for t, d in zip(self.targets, direct, strict=True)
         ]
+
+
+def _by_ref(targets: list[Target]) -> list[tuple[ColumnRef, list[str | None]]]:
+    """The targets' distinct table-and-filter choices, each with the values that name it."""
+    groups: dict[str, tuple[ColumnRef, list[str | None]]] = {}
+    for t in targets:
+        groups.setdefault(t.ref.ref_key(), (t.ref, []))[1].append(t.value)
+    return list(groups.values())
+
+
+def _key_range(ref: ColumnRef, name: str) -> tuple[Callable[[], Any], Callable[[], Any]]:
+    """The lowest and highest key among the rows of a target that count, as makers of
+    uncorrelated scalar subqueries (PostgreSQL reads each once per statement; with an index
+    on the key, from one end of it)."""
+    keep = ref.where
+    span = table_clause(ref.table, [ref.column, *(keep.columns() if keep else [])]).alias(name)
+    kept = compile_condition(keep, lambda c: span.c[c]) if keep else sa.true()
+    key = span.c[ref.column]
+    return (
+        lambda: sa.select(sa.func.min(key)).where(kept).scalar_subquery(),
+        lambda: sa.select(sa.func.max(key)).where(kept).scalar_subquery(),
+    )
 
 
 class ReferenceDiagnoser(_Common):
@@ -238,6 +360,11 @@ class ReferenceDiagnoser(_Common):
                 facts[f"in_{k}"] = definite(
                     sa.and_(d.c[t.ref.column].is_not(None), self.elsewhere(disc, t))
                 )
+                chance = self.chance(scope, t, facts[f"in_{k}"])
+                if chance is not None:
+                    facts[f"chance_{k}"], facts[f"chance_lo_{k}"], facts[f"chance_hi_{k}"] = (
+                        chance
+                    )
         facts["kept_out"] = self.kept_out(scope, value, disc)
         if self.mis_key is None:
             return facts
@@ -404,6 +531,7 @@ class ReferenceDiagnoser(_Common):
         out["wt_table"] = _first_of(ins, [sa.literal(_named(t)) for t in self.targets])
         # the rows of that target that count (its `where`), named after the value
         out["wt_kept"] = _first_of(ins, [sa.literal(_kept(t)) for t in self.targets])
+        out.update(self._chance_readings(facts, column, ins, out["wt_n"]))
         if self.mis_key is None:
             return out
         attributes, vias = self.attributes(), self.vias()
@@ -443,11 +571,65 @@ class ReferenceDiagnoser(_Common):
         )
         return out
 
+    def _chance_readings(
+        self, facts: Facts, column: Callable[[str], Any], ins: list[Any], wt_n: Any
+    ) -> dict[str, Any]:
+        """Whether the one other target holding the value may hold it by chance
+        (`by_chance`), with the share of ids it holds around the value and their range."""
+        if not self._conditional:
+            return {"by_chance": sa.false()}
+        assert self.discriminator is not None  # a conditional reference has one
+        disc = column(self.discriminator)
+        shares: list[Any] = []
+        los, his, names = [], [], []
+        for k, t in enumerate(self.targets):
+            # a target on the table and key the row names: the id is a row of that table,
+            # of another type; that is no chance
+            same_rows = [u.value for u in self.targets if u.ref.table == t.ref.table and (
+                u.ref.column == t.ref.column)]  # fmt: skip
+            share = facts.get(f"chance_{k}")
+            none = sa.cast(sa.null(), sa.Numeric)
+            if share is None:
+                shares.append(none)
+            else:
+                shares.append(sa.case((one_of(disc, same_rows), none), else_=share))
+            los.append(facts.get(f"chance_lo_{k}", sa.null()))
+            his.append(facts.get(f"chance_hi_{k}", sa.null()))
+            names.append(sa.literal(t.ref.table))
+        share = _first_of(ins, shares)
+        return {
+            "by_chance": definite(sa.and_(wt_n == 1, share > CHANCE_LIMIT)),
+            "chance_share": share,
+            "chance_lo": _first_of(ins, los),
+            "chance_hi": _first_of(ins, his),
+            "chance_table": _first_of(ins, names),
+        }
+
+    def _by_chance_note(self, facts: Facts) -> Any:
+        """Why the one other target holding the value is no evidence of the type."""
+        if not self._conditional:
+            return sa.null()
+        return text(
+            facts["chance_table"],
+            " holds ",
+            sa.func.round(facts["chance_share"] * 100),
+            "% of the ids ",
+            facts["chance_lo"],
+            "..",
+            facts["chance_hi"],
+            " around it: chance, not evidence of the type; listed for review",
+        )
+
     def _classify(self, facts: Facts, column: Callable[[str], Any]) -> dict[str, Any]:
         missing, wt_n = facts["missing"], facts["wt_n"]
+        by_chance = facts["by_chance"]
         if self.mis_key is None:
             label: Any = (
-                sa.case((wt_n == 1, "wrong_type"), (wt_n > 1, "ambiguous"), else_="orphan")
+                sa.case(
+                    (sa.and_(wt_n == 1, sa.not_(by_chance)), "wrong_type"),
+                    (wt_n >= 1, "ambiguous"),
+                    else_="orphan",
+                )
                 if self._conditional
                 else sa.literal("orphan")
             )
@@ -468,7 +650,10 @@ class ReferenceDiagnoser(_Common):
                 ),
             ),
             (sa.and_(missing, mapped), sa.case((unique, "mis_keyed"), else_="ambiguous")),
-            (sa.and_(missing, wt_n == 1, sa.not_(supports)), "wrong_type"),
+            (
+                sa.and_(missing, wt_n == 1, sa.not_(supports), sa.or_(wt_for, sa.not_(by_chance))),
+                "wrong_type",
+            ),
             (missing, "ambiguous"),
             (contradicts, "ambiguous"),
             (unique, "mis_keyed_hidden"),
@@ -512,6 +697,13 @@ class ReferenceDiagnoser(_Common):
                     (label == "wrong_type", wrong_type),
                     (label == "orphan", text(no_target, self._orphan_action())),
                     (label == "filtered_out", text(no_target, FILTERED_OUT)),
+                    (
+                        facts["by_chance"],
+                        text(
+                            no_target, ", but ", facts["wt_table"], " ", value, facts["wt_kept"],
+                            " exists; ", self._by_chance_note(facts),
+                        ),
+                    ),
                     else_=text(no_target, "; several other targets have it"),
                 ),
                 repair_column=repair_column,
@@ -562,6 +754,10 @@ class ReferenceDiagnoser(_Common):
                 _when(
                     facts["wt_n"] >= 1,
                     text(facts["wt_table"], " ", value, facts["wt_kept"], " exists"),
+                ),
+                _when(
+                    sa.and_(facts["by_chance"], sa.not_(facts["wt_for"])),
+                    self._by_chance_note(facts),
                 ),
                 *(
                     _when(

@@ -258,6 +258,11 @@ class MisKey(Model):
 # and delete it, set the reference to NULL, or only list it (rows other tables point at).
 OnOrphan = Literal["quarantine", "set_null", "report"]
 
+# Whether repair.sql plans the changes a check's diagnoses propose (`propose`) or lists all its
+# findings for review (`review`); unset: `review` for a check of `severity: warn` or with
+# `on_orphan: report`, else `propose`.
+RepairChoice = Literal["propose", "review"]
+
 
 class Threshold(Model):
     """How many violations a check tolerates before it fails."""

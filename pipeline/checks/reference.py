@@ -40,6 +40,7 @@ from pipeline.checks.model import (
     KeySpace,
     MisKey,
     OnOrphan,
+    RepairChoice,
     key_form_problem,
 )
 
@@ -55,6 +56,15 @@ class Reference(Filtered, Check):
     columns: list[str] | None = None
     mis_key: MisKey | None = None
     on_orphan: OnOrphan = "quarantine"
+    repair: RepairChoice | None = None
+
+    def proposes(self) -> bool:
+        """Whether repair.sql plans changes for the check's findings: `repair: propose`, or
+        no `repair` and neither `severity: warn` nor `on_orphan: report` (a check that only
+        warns, or that keeps its orphans, changes nothing unless the suite says so)."""
+        if self.repair is not None:
+            return self.repair == "propose"
+        return self.severity == "error" and self.on_orphan != "report"
 
     @model_validator(mode="before")
     @classmethod
@@ -78,6 +88,12 @@ class Reference(Filtered, Check):
                     f"`on_orphan: {self.on_orphan}` is for single-column references: a "
                     "composite reference's orphans are listed for review; leave `on_orphan` "
                     "out or write `report`"
+                )
+            if self.repair == "propose":
+                raise ValueError(
+                    "`repair: propose` is for single-column references: repair.sql lists a "
+                    "composite reference's findings for review; leave `repair` out or write "
+                    "`review`"
                 )
         else:
             for ref in self.refs():
@@ -140,7 +156,10 @@ class ReferenceCheck(Reference):
     `id`); NULL names nothing and passes. With `mis_key` (see Diagnosis and repair) a value
     that exists in the target but that the row's own evidence says is a key of another key
     space is flagged too (a hidden mis-key). `on_orphan` (`quarantine`, `set_null`,
-    `report`) says what repair.sql does with a row whose value nothing maps. `where` limits
+    `report`) says what repair.sql does with a row whose value nothing maps. `repair`
+    (`propose`, `review`) says whether repair.sql plans the changes the diagnoses propose or
+    lists every finding for review; left out, a check of `severity: warn` or with
+    `on_orphan: report` is `review`, any other `propose`. `where` limits
     the rows checked; a `where` in the target (`target: {table, column, where}`, dbt-utils'
     `relationships_where`) limits the target rows that count. A value whose type does not
     compare with the key's (a text id, a bigint key) is compared as text. A composite
@@ -174,7 +193,12 @@ class ConditionalReferenceCheck(Reference):
     or unknown discriminator is its own finding, `<id>.discriminator`, unless the id is NULL
     too (the row names nothing: Rails' optional association). A target's `where`
     tells values naming one table apart (`User: {table: users, where: {column: type, eq:
-    User}}`). `where`, `mis_key` and `on_orphan` as for `reference`; a discriminator value
+    User}}`). `where`, `mis_key`, `on_orphan` and `repair` as for `reference`. A row whose id is
+    not in the table its discriminator names but is in another target is `wrong_type` (that
+    target's value proposed) only when chance cannot explain the hit: where that target's
+    integer ids are dense around the value (more than 1% of the ids within 500 of it), a
+    random id would hit it too, and the row is `ambiguous`, for review, unless the mis-key's
+    `attribute` evidence agrees with that target's row. A discriminator value
     that an enum column cannot hold is exit 2 before the audit. A composite key names
     `columns: [tenant_id, target_id]` (the discriminator is not one of them) and each target
     `{table, columns: [...], where?}` as many, as a composite `reference` does: a NULL in
