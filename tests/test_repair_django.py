@@ -210,8 +210,6 @@ INSERT INTO shop_taggeditem (tag, content_type_id, object_id)
     WHERE NOT EXISTS (SELECT 1 FROM shop_product p WHERE p.id = a.id);
 """
 
-ITEM_6 = "#19 item 6: rollback.sql re-inserts and restores rows that violate a validated FK"
-ITEM_7 = "#19 item 7: "
 
 
 def trip(uri: str, tmp_path: Path, *faults: str) -> Trip:
@@ -293,7 +291,6 @@ def test_rows_violating_validated_fks_are_repaired(shop: str, tmp_path: Path) ->
     assert_reapplies_nothing(t)
 
 
-@pytest.mark.xfail(strict=True, reason=ITEM_6 + " (Django: DEFERRABLE INITIALLY DEFERRED)")
 @pytest.mark.parametrize("rollback", ["psql", "apply"])
 def test_rollback_restores_rows_violating_validated_fks(
     shop: str, tmp_path: Path, rollback: str
@@ -318,12 +315,6 @@ def test_quarantined_parent_of_generic_relations_rolls_back(shop: str, tmp_path:
     assert_rolls_back(t)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=ITEM_7 + "a product that tags, comments, versions and object permissions name is "
-    "quarantined (held counts declared FKs only): they dangle, and the re-audit proposes "
-    "re-pointing them to the article of the same id",
-)
 def test_repair_leaves_no_generic_relation_dangling(shop: str, tmp_path: Path) -> None:
     t = trip(shop, tmp_path, PARENT_OF_GENERIC)
     t.audit_and_repair()
@@ -331,11 +322,6 @@ def test_repair_leaves_no_generic_relation_dangling(shop: str, tmp_path: Path) -
     assert new_findings(t.first, t.reaudit()) == {}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=ITEM_7 + "a check with severity: warn, on_orphan: report plans changes: the "
-    "versions of destroyed products are re-labelled as articles of the same id",
-)
 def test_report_only_checks_plan_no_change(shop: str, tmp_path: Path) -> None:
     t = trip(shop, tmp_path)
     t.audit_and_repair()
@@ -346,11 +332,6 @@ def test_report_only_checks_plan_no_change(shop: str, tmp_path: Path) -> None:
         assert t.after[table] == t.before[table]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=ITEM_7 + "wrong_type is proposed when another model's row has the id, which with "
-    "dense integer ids is chance, not evidence",
-)
 def test_an_id_another_model_holds_by_chance_is_no_evidence(shop: str, tmp_path: Path) -> None:
     t = trip(shop, tmp_path, TAG_OF_A_DESTROYED_PRODUCT)
     t.audit_and_repair()
@@ -358,7 +339,6 @@ def test_an_id_another_model_holds_by_chance_is_no_evidence(shop: str, tmp_path:
     assert (tag["diagnosis"], tag["proposed_value"]) == ("ambiguous", "")
 
 
-@pytest.mark.xfail(strict=True, reason="#19 items 6 and 7, as the tests above show")
 def test_django_round_trip(shop: str, tmp_path: Path) -> None:
     """Issue #19's Done-when on the Django database, every fault at once, every FK present."""
     assert_round_trip(

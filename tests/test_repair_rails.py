@@ -156,8 +156,6 @@ INSERT INTO taggings (tag_id, taggable_type, taggable_id, tagger_type, tagger_id
     WHERE NOT EXISTS (SELECT 1 FROM products p WHERE p.id = a.id);
 """
 
-ITEM_6 = "#19 item 6: rollback.sql re-inserts and restores rows that violate a validated FK"
-ITEM_7 = "#19 item 7: "
 
 
 def trip(uri: str, tmp_path: Path, *faults: str) -> Trip:
@@ -223,7 +221,6 @@ def test_rows_violating_validated_fks_are_repaired(app: str, tmp_path: Path) -> 
     assert_reapplies_nothing(t)
 
 
-@pytest.mark.xfail(strict=True, reason=ITEM_6 + " (Rails: immediate fk_rails_* keys)")
 @pytest.mark.parametrize("rollback", ["psql", "apply"])
 def test_rollback_restores_rows_violating_validated_fks(
     app: str, tmp_path: Path, rollback: str
@@ -248,12 +245,6 @@ def test_quarantined_parent_of_polymorphic_rows_rolls_back(app: str, tmp_path: P
     assert_rolls_back(t)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=ITEM_7 + "a product that taggings, comments and versions name is quarantined (held "
-    "counts declared FKs only): they dangle, and the re-audit proposes re-pointing them to "
-    "the article of the same id",
-)
 def test_repair_leaves_no_polymorphic_row_dangling(app: str, tmp_path: Path) -> None:
     t = trip(app, tmp_path, PARENT_OF_GENERIC)
     t.audit_and_repair()
@@ -261,11 +252,6 @@ def test_repair_leaves_no_polymorphic_row_dangling(app: str, tmp_path: Path) -> 
     assert new_findings(t.first, t.reaudit()) == {}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=ITEM_7 + "a check with severity: warn, on_orphan: report plans changes: the "
-    "versions of destroyed products are re-labelled as articles of the same id",
-)
 def test_report_only_checks_plan_no_change(app: str, tmp_path: Path) -> None:
     t = trip(app, tmp_path)
     t.audit_and_repair()
@@ -276,11 +262,6 @@ def test_report_only_checks_plan_no_change(app: str, tmp_path: Path) -> None:
         assert t.after[table] == t.before[table]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=ITEM_7 + "wrong_type is proposed when another class's row has the id, which with "
-    "dense bigint ids is chance, not evidence",
-)
 def test_an_id_another_class_holds_by_chance_is_no_evidence(app: str, tmp_path: Path) -> None:
     t = trip(app, tmp_path, TAG_OF_A_DESTROYED_PRODUCT)
     t.audit_and_repair()
@@ -288,7 +269,6 @@ def test_an_id_another_class_holds_by_chance_is_no_evidence(app: str, tmp_path: 
     assert (tagging["diagnosis"], tagging["proposed_value"]) == ("ambiguous", "")
 
 
-@pytest.mark.xfail(strict=True, reason="#19 items 6 and 7, as the tests above show")
 def test_rails_round_trip(app: str, tmp_path: Path) -> None:
     """Issue #19's Done-when on the Rails-style database, every fault at once, every FK
     present."""
