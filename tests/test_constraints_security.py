@@ -20,6 +20,7 @@ from urllib.parse import quote
 import psycopg2
 import pytest
 
+from pipeline import sqltext
 from pipeline.apply import apply_plan
 from pipeline.suite import Suite
 from tests.conftest import as_url, execute
@@ -227,3 +228,68 @@ def test_a_function_the_applier_may_not_give_away_stays_its_own_and_says_so(
     run(as_app, VALID.format(id=100))
     with pytest.raises(psycopg2.errors.ForeignKeyViolation):
         run(as_app, INVALID.format(id=101))
+
+
+SCHEMA = 'app "s".x\n$$'  # a schema on no search_path, its name hostile
+
+
+def test_tables_in_a_schema_on_no_search_path(new_database: Any, tmp_path: Path) -> None:
+    """The tables live in a schema no session's search_path holds, its name full of quotes, a
+    dot, a newline and `$$`: constraints.sql creates the functions there, and the triggers
+    judge a session with the default search_path as any other; rollback.sql drops them."""
+    uri = new_database("schema")
+    s = '"' + SCHEMA.replace('"', '""') + '"'
+    execute(
+        uri,
+        f"CREATE SCHEMA {s}; "
+        f"CREATE TABLE {s}.articles (id int PRIMARY KEY); "
+        f"CREATE TABLE {s}.videos (id int PRIMARY KEY); "
+        f"CREATE TABLE {s}.comments (id int PRIMARY KEY, kind text, item_id int); "
+        f"INSERT INTO {s}.articles VALUES (1), (2); INSERT INTO {s}.videos VALUES (7); "
+        f"INSERT INTO {s}.comments VALUES (1, 'article', 1), (2, 'video', 7)",
+    )
+    name = sqltext.join_name(SCHEMA, "{}")
+    suite = Suite.model_validate(
+        {
+            "suite": "schema",
+            "tables": {name.format(t): {"key": "id"} for t in ("articles", "videos", "comments")},
+            "checks": [
+                {"id": "comments.item", "kind": "conditional_reference",
+                 "table": name.format("comments"), "column": "item_id", "discriminator": "kind",
+                 "targets": {"article": {"table": name.format("articles")},
+                             "video": {"table": name.format("videos")}}},
+                {"id": "comments.item.trigger", "kind": "trigger",
+                 "table": name.format("comments"), "name": "comments_item_ref",
+                 "for_check": "comments.item"},
+            ],
+        }
+    )  # fmt: skip
+    audit(uri, suite, tmp_path / "run")
+    done = psql(uri, tmp_path / "run" / "constraints.sql")
+    assert done.returncode == 0, done.stderr
+    made = query(
+        uri,
+        "SELECT proname, pronamespace::regnamespace::text, prosecdef, proconfig FROM pg_proc "
+        "WHERE proname LIKE 'comments_item_ref%' ORDER BY proname",
+    )
+    assert made == [
+        (fn, s, True, ["search_path=pg_catalog, pg_temp"])
+        for fn in (
+            "comments_item_ref_articles_fn",
+            "comments_item_ref_fn",
+            "comments_item_ref_videos_fn",
+        )
+    ]
+    insert = f"INSERT INTO {s}.comments VALUES (%s, 'video', %s)"
+    run(uri, insert % (3, 7))
+    with pytest.raises(psycopg2.errors.ForeignKeyViolation):
+        run(uri, insert % (4, 1))  # 1 is an article, no video
+    with pytest.raises(psycopg2.errors.ForeignKeyViolation):
+        run(uri, f"DELETE FROM {s}.articles WHERE id = 1")
+    run(uri, f"DELETE FROM {s}.articles WHERE id = 2")
+    back = psql(uri, tmp_path / "run" / "rollback.sql")
+    assert back.returncode == 0, back.stderr
+    assert query(uri, "SELECT count(*) FROM pg_proc WHERE proname LIKE 'comments_item_ref%'") == [
+        (0,)
+    ]
+    assert query(uri, "SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal") == [(0,)]
