@@ -581,7 +581,8 @@ def write_repair_files(
     out, run = result.out_dir, result.run
     assert out is not None  # the directory being written
     views = [t for t, info in context.tables.items() if not info.is_table]
-    catalog = plan_catalog(plan.suite, context.facts, views, context.types)
+    resolved = {t: (info.schema, info.relname) for t, info in context.tables.items()}
+    catalog = plan_catalog(plan.suite, context.facts, views, context.types, resolved)
     timeouts = {
         "lock_timeout_s": opts.lock_timeout_s,
         "statement_timeout_s": opts.statement_timeout_s,

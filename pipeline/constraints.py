@@ -21,7 +21,8 @@ index build cannot run inside one), so psql runs it statement by statement.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
 
 from pipeline.checks.base import ColumnTypes
 from pipeline.checks.catalog import CatalogFacts, bare_name
@@ -79,22 +80,33 @@ def plan_catalog(
     facts: dict[str, CatalogFacts],
     views: Iterable[str] = (),
     types: ColumnTypes | None = None,
+    resolved: Mapping[str, tuple[str, str]] | None = None,
 ) -> CatalogPlan:
     """What constraints.sql does: each check's section (`Check.ddl_section`), then the drop
     of every wrong-target foreign key no section dealt with; `views` are suite tables that
     are views (or other relations that are not tables), which get no DDL; `types` the
-    columns' types."""
+    columns' types; `resolved` each suite table's (schema, relation) as the audit found it,
+    which every statement names it by."""
     plan = CatalogPlan(wrong_fks=wrong_target_fks(suite, facts))
-    ctx = DdlContext(suite=suite, facts=facts, plan=plan, types=types, views=frozenset(views))
+    ctx = DdlContext(
+        suite=suite,
+        facts=facts,
+        plan=plan,
+        types=types,
+        views=frozenset(views),
+        resolved=resolved or {},
+    )
     for check in suite.checks:
         section = check.ddl_section(ctx)
         if section is not None:
             plan.sections.append(section)
     extra = [w for w in plan.wrong_fks if (w.table, w.name) not in ctx.owned]
     for w in extra:
+        qualified = replace(w, table=ctx.name(w.table))
         plan.sections.append(
             f"-- {comment(w.table)}.{comment(','.join(w.columns))}: {comment(w.name)} "
-            f"({comment(w.definition)}) points at the wrong table; it goes\n" + guarded_drop(w)
+            f"({comment(w.definition)}) points at the wrong table; it goes\n"
+            + guarded_drop(qualified)
         )
         plan.undo_after.extend(readd(w))
     return plan

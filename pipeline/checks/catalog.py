@@ -9,7 +9,7 @@ snapshot's manifest.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
@@ -19,7 +19,6 @@ from pipeline import sqltext
 from pipeline.checks.base import ColumnType
 from pipeline.checks.ddl import (
     AuditedConstraint,
-    CatalogPlan,
     DdlContext,
     add_unless_exists,
     columns_sql,
@@ -97,7 +96,7 @@ class ConstraintCheck(_CatalogCheck):
         if self.absent:
             unwanted = unwanted_constraints(self, facts)
             ctx.owned |= {(self.table, c["conname"]) for c in unwanted}
-            return self._drop_unwanted(unwanted, ctx.plan)
+            return self._drop_unwanted(unwanted, ctx)
         found = find_constraint(self, facts) if facts.exists else None
         ctx.owned.add((self.table, found["conname"] if found else self.name or ""))
         return self._enforce(found, facts, ctx)
@@ -118,10 +117,11 @@ class ConstraintCheck(_CatalogCheck):
             )
         if not problems:
             return f"{head}\n--   present and validated at the audit: nothing to do"
-        definition = constraint_definition(ctx.suite, self)
+        definition = constraint_definition(ctx.suite, self, ctx)
         if definition is None:
             return f"{head}\n--   {comment('; '.join(problems))}\n--   no definition can be derived"
         lines = [head, f"--   at the audit: {comment('; '.join(problems))}"]
+        tbl = ctx.name(self.table)  # with its schema, as the audit found it
         audited = (
             AuditedConstraint(
                 self.table, found["conname"], found["definition"], tuple(found["columns"])
@@ -131,19 +131,19 @@ class ConstraintCheck(_CatalogCheck):
         )
         only_unvalidated = found is not None and not self._differs(found)
         if audited is not None and not only_unvalidated:
-            lines.append(guarded_drop(audited))
+            lines.append(guarded_drop(replace(audited, table=tbl)))
         not_valid = self.type in ("foreign_key", "check")
         if not only_unvalidated:
-            lines.append(add_unless_exists(self.table, name, definition, not_valid))
+            lines.append(add_unless_exists(tbl, name, definition, not_valid))
         if not_valid:
-            lines.append(f"ALTER TABLE {table(self.table)} VALIDATE CONSTRAINT {ident(name)};")
+            lines.append(f"ALTER TABLE {table(tbl)} VALIDATE CONSTRAINT {ident(name)};")
         # rollback: what these statements did would reject the restored rows; put back the audit's
-        ctx.plan.undo_before.append(drop_constraint(self.table, name))
+        ctx.plan.undo_before.append(drop_constraint(tbl, name))
         if audited is not None:
             ctx.plan.undo_after.extend(readd(audited))
         return "\n".join(lines)
 
-    def _drop_unwanted(self, found: list[dict[str, Any]], plan: CatalogPlan) -> str:
+    def _drop_unwanted(self, found: list[dict[str, Any]], ctx: DdlContext) -> str:
         kind = self.type.replace("_", " ")
         head = "-- " + comment(f"{self.id}: no {kind} on {self.table}({','.join(self.columns)})")
         if not found:
@@ -156,8 +156,8 @@ class ConstraintCheck(_CatalogCheck):
                 self.table, c["conname"], c["definition"], tuple(c["columns"])
             )
             lines.append(f"--   at the audit: {comment(c['conname'] + ' ' + c['definition'])}")
-            lines.append(guarded_drop(audited))
-            plan.undo_after.extend(readd(audited))
+            lines.append(guarded_drop(replace(audited, table=ctx.name(self.table))))
+            ctx.plan.undo_after.extend(readd(audited))
         return "\n".join(lines)
 
     def _differs(self, found: dict[str, Any]) -> bool:
@@ -199,16 +199,19 @@ class IndexCheck(_CatalogCheck):
         lines = [head, f"--   at the audit: {comment('; '.join(problems))}"]
         if not self.columns:
             return "\n".join([*lines, "--   the suite names no columns: build it by hand"])
+        tbl = ctx.name(self.table)  # with its schema, as the audit found it
+        # an index lives in its table's schema: CREATE INDEX takes no schema, the others do
+        index = table(sqltext.join_name(sqltext.split_name(tbl)[0], self.name))
         create = (
             f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {ident(self.name)} "
-            f"ON {table(self.table)} ({columns_sql(self.columns)});"
+            f"ON {table(tbl)} ({columns_sql(self.columns)});"
         )
         found = next((i for i in facts.indexes if i["name"] == self.name), None)
         if found is not None and found["columns"] != self.columns:
-            lines.append(f"DROP INDEX CONCURRENTLY IF EXISTS {ident(self.name)};")
+            lines.append(f"DROP INDEX CONCURRENTLY IF EXISTS {index};")
             lines.append(create)
         elif found is not None:
-            lines.append(f"REINDEX INDEX CONCURRENTLY {ident(self.name)};")
+            lines.append(f"REINDEX INDEX CONCURRENTLY {index};")
         else:
             lines.append(create)
         return "\n".join(lines)
@@ -232,10 +235,9 @@ class TriggerCheck(_CatalogCheck):
         lines = [head, f"--   at the audit: {comment('; '.join(problems))}"]
         found = next((t for t in facts.triggers if t["name"] == self.name), None)
         if found is not None:  # present but disabled
-            lines.append(f"ALTER TABLE {table(self.table)} ENABLE TRIGGER {ident(self.name)};")
-            ctx.plan.undo_before.append(
-                f"ALTER TABLE {table(self.table)} DISABLE TRIGGER {ident(self.name)};"
-            )
+            tbl = table(ctx.name(self.table))
+            lines.append(f"ALTER TABLE {tbl} ENABLE TRIGGER {ident(self.name)};")
+            ctx.plan.undo_before.append(f"ALTER TABLE {tbl} DISABLE TRIGGER {ident(self.name)};")
             return "\n".join(lines)
         ref = None
         if self.for_check is not None:
@@ -246,7 +248,7 @@ class TriggerCheck(_CatalogCheck):
         if not isinstance(ref, ConditionalReferenceCheck):
             by_hand = "--   no enforcement can be derived for it: write it by hand"
             return "\n".join([*lines, by_hand])
-        statements, undo = conditional_reference_triggers(ref, self.name, ctx.types)
+        statements, undo = conditional_reference_triggers(ref, self.name, ctx)
         ctx.plan.undo_before.extend(undo)
         return "\n".join([*lines, *statements])
 

@@ -49,7 +49,9 @@ class CatalogPlan:
     sections: list[str] = field(default_factory=list)
     # statements rollback.sql runs before restoring rows (drop what would reject them)
     undo_before: list[str] = field(default_factory=list)
-    # statements rollback.sql runs after restoring rows (re-create what the audit saw)
+    # statements rollback.sql runs after restoring rows (re-create what the audit saw); the
+    # constraints as the suite names their tables, as repair.sql's own re-adds do, so that
+    # rollback.sql (under the audit's search_path) re-creates each once
     undo_after: list[str] = field(default_factory=list)
     wrong_fks: list[AuditedConstraint] = field(default_factory=list)
 
@@ -68,6 +70,16 @@ class DdlContext:
     views: frozenset[str] = frozenset()
     # (table, name) of the constraints some check's section already deals with
     owned: set[tuple[str, str]] = field(default_factory=set)
+    # suite table -> (schema, relation) as the audit resolved it (tables that existed)
+    resolved: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+
+    def name(self, tbl: str) -> str:
+        """A suite table spelled with the schema the audit found it in (`schema.table`, as
+        `sqltext.split_name` reads it), so that the statements written with it name that
+        table whatever `search_path` the file runs under; as the suite writes it when the
+        audit did not find it."""
+        found = self.resolved.get(tbl)
+        return sqltext.join_name(*found) if found is not None else tbl
 
 
 def columns_sql(columns: Iterable[str]) -> str:
@@ -75,14 +87,17 @@ def columns_sql(columns: Iterable[str]) -> str:
     return ", ".join(ident(c) for c in columns)
 
 
-def constraint_definition(suite: Any, check: ConstraintCheck) -> str | None:
+def constraint_definition(
+    suite: Any, check: ConstraintCheck, ctx: DdlContext | None = None
+) -> str | None:
     cols = columns_sql(check.columns)
     if check.type == "foreign_key":
         assert check.references is not None
         on_delete = f" ON DELETE {_ON_DELETE[check.on_delete]}" if check.on_delete else ""
         ref = check.references
+        target = ctx.name(ref.table) if ctx is not None else ref.table
         return (
-            f"FOREIGN KEY ({cols}) REFERENCES {table(ref.table)} "
+            f"FOREIGN KEY ({cols}) REFERENCES {table(target)} "
             f"({columns_sql(ref.columns)}){on_delete}"
         )
     if check.type == "check":
@@ -122,7 +137,7 @@ def readd(audited: AuditedConstraint) -> list[str]:
 
 
 def conditional_reference_triggers(
-    check: ConditionalReferenceCheck, name: str, types: ColumnTypes | None = None
+    check: ConditionalReferenceCheck, name: str, ctx: DdlContext
 ) -> tuple[list[str], list[str]]:
     """Enforce `column -> targets[discriminator]` with triggers: the referencing row must
     name an existing target row (locked FOR KEY SHARE, as a foreign key would); a target row
@@ -130,11 +145,27 @@ def conditional_reference_triggers(
     (single-table inheritance) share its branch and its trigger. A value and a key whose
     types do not compare are compared as text. A composite reference (`columns:`) is
     enforced alike on all its columns, MATCH SIMPLE (a NULL in any of them names nothing).
+
+    The triggers hold like a foreign key whoever writes and whatever `search_path` the
+    writer's session has: every table is named with the schema the audit found it in (a
+    temporary table of the same name never stands in for it); each trigger function lives in
+    the schema of the table whose trigger calls it, runs with the rights of that table's
+    owner (`SECURITY DEFINER`, owned by it: see `definer.sql.j2`) under `search_path =
+    pg_catalog, pg_temp`, so a writer needs no right on the other table, as with a foreign
+    key. Tables the audit did not find get no trigger (a comment says so).
     Returns (statements, rollback drops)."""
     t, disc = check.table, ident(check.discriminator)
     columns = check.key_of_row()
     cols = [ident(c) for c in columns]
-    known = types or {}
+    known = ctx.types or {}
+
+    tables = dict.fromkeys([t, *(r.table for r in check.targets.values())])
+    missing = [x for x in tables if x not in ctx.resolved]
+    if missing:
+        return [
+            f"--   {sqltext.comment(', '.join(missing))}: not found at the audit; "
+            "no trigger is generated (run the audit again once the tables exist)"
+        ], []
 
     def pairs(target: ColumnRef) -> list[tuple[str, str, bool, bool]]:
         """(row column, key column, same, fold) of the reference's columns and the target's."""
@@ -148,6 +179,24 @@ def conditional_reference_triggers(
         """How a message names columns: `t.c`, or `t(a, b)` for a composite key."""
         return f"{tbl}.{names[0]}" if len(names) == 1 else f"{tbl}({', '.join(names)})"
 
+    def function(tbl: str, fname: str) -> Sql:
+        """A trigger function's name, in the schema of the table whose trigger calls it."""
+        return sql(sqltext.qualified(ctx.resolved[tbl][0], fname))
+
+    def definer(tbl: str, fname: str, needs: list[tuple[str, str]]) -> Sql:
+        """The block that hands the function `fname` of `tbl`'s trigger to the table's owner;
+        `needs` the (table, privilege) its body uses, which that owner must hold."""
+        schema = ctx.resolved[tbl][0]
+        return piece(
+            "definer.sql.j2",
+            fn=function(tbl, fname),
+            fn_text=f"{function(tbl, fname)}()",
+            # as `::regprocedure` reads it (each part double-quoted: it knows no U&"...")
+            fn_reg=sqltext.regclass_text(sqltext.join_name(schema, fname)) + "()",
+            table=ctx.name(tbl),
+            needs=[{"table": ctx.name(x), "privilege": p} for x, p in needs],
+        )
+
     # placeholders for the key's values in a message: `%`, or `(%, %)`
     shown = ["%"] if len(cols) == 1 else ["(", *_placeholders(len(cols)), ")"]
 
@@ -155,7 +204,8 @@ def conditional_reference_triggers(
     for value, target in check.targets.items():
         by_key.setdefault(target.ref_key(), (target, []))[1].append(value)
     groups = list(by_key.values())
-    fn = object_name(name, "fn")
+    fname = object_name(name, "fn")
+    fn = function(t, fname)
 
     def found(target: ColumnRef) -> Sql:
         cond = " AND ".join(
@@ -169,15 +219,18 @@ def conditional_reference_triggers(
     skip = " OR ".join(f"{_field('NEW', c)} IS NULL" for c in cols)
     if check.where is not None:  # rows the check does not look at
         skip += f" OR NOT coalesce({condition_sql(check.where, 'NEW.')}, false)"
+    # FOR KEY SHARE asks for UPDATE on the target besides SELECT: of the function's owner
+    reads = dict.fromkeys(target.table for target, _ in groups)
     statements: list[str] = [
         piece(
             "reference_trigger.sql.j2",
             fn=fn,
+            definer=definer(t, fname, [(x, p) for x in reads for p in ("SELECT", "UPDATE")]),
             name=name,
-            table=t,
+            table=ctx.name(t),
             skip=sql(skip),
             branches=[
-                {"names": values, "table": target.table, "found": found(target)}
+                {"names": values, "table": ctx.name(target.table), "found": found(target)}
                 for target, values in groups
             ],
             new_disc=sql(_field("NEW", disc)),
@@ -197,15 +250,16 @@ def conditional_reference_triggers(
             ],
         )
     ]
-    undo: list[str] = [piece("drop_trigger.sql.j2", name=name, table=t)]
-    drops_fn: list[str] = [piece("drop_function.sql.j2", name=fn)]
+    undo: list[str] = [piece("drop_trigger.sql.j2", name=name, table=ctx.name(t))]
+    drops_fn: list[str] = [piece("drop_function.sql.j2", fn=fn)]
     for target, values in groups:
         # one trigger per target table; a second filtered target on the same table gets its own
         own = [t for t, _ in groups if t.table == target.table]
         bare = sqltext.split_name(target.table)[1]  # without its schema, as catalog.bare_name
         part = bare + (f"_{own.index(target) + 1}" if len(own) > 1 else "")
         tname = object_name(name, part)
-        tfn = object_name(name, part, "fn")
+        tfname = object_name(name, part, "fn")
+        tfn = function(target.table, tfname)
         keys = [ident(k) for k in target.key_columns()]
         held = " AND ".join(
             key_equals(_field("r", c), _field("OLD", k), same=same, fold=fold)
@@ -227,9 +281,10 @@ def conditional_reference_triggers(
             piece(
                 "target_trigger.sql.j2",
                 fn=tfn,
+                definer=definer(target.table, tfname, [(t, "SELECT")]),
                 name=tname,
-                target=target.table,
-                referencing=t,
+                target=ctx.name(target.table),
+                referencing=ctx.name(t),
                 still=sql(still),
                 kept_before=kept_before,
                 r_disc=sql(_field("r", disc)),
@@ -244,8 +299,8 @@ def conditional_reference_triggers(
                 watched=[sql(c) for c in watched],
             )
         )
-        undo.append(piece("drop_trigger.sql.j2", name=tname, table=target.table))
-        drops_fn.append(piece("drop_function.sql.j2", name=tfn))
+        undo.append(piece("drop_trigger.sql.j2", name=tname, table=ctx.name(target.table)))
+        drops_fn.append(piece("drop_function.sql.j2", fn=tfn))
     return statements, undo + drops_fn
 
 
