@@ -108,7 +108,7 @@ def plan_catalog(
             f"({comment(w.definition)}) points at the wrong table; it goes\n"
             + guarded_drop(qualified)
         )
-        plan.undo_after.extend(readd(w))
+        plan.undo_after.extend(readd(qualified))
     return plan
 
 

@@ -54,6 +54,7 @@ from sqlalchemy.engine import Connection
 
 from pipeline.checks.base import ColumnType, ColumnTypes, Violation, comparable, folds
 from pipeline.checks.catalog import CatalogFacts, read_catalogs
+from pipeline.checks.ddl import drop_constraint
 from pipeline.checks.enforce import condition_sql
 from pipeline.checks.reference import DISCRIMINATOR_SUFFIX, Reference
 from pipeline.checks.relations import Definitions, Relation, read_relations
@@ -184,6 +185,16 @@ class RepairContext:
         """A suite table as a plan names it: schema-qualified, as the audit resolved it."""
         info = self.tables.get(tbl)
         return info.sql if info is not None else table(tbl)
+
+    def name(self, tbl: str) -> str:
+        """A suite table spelled with the schema the audit found it in (`schema.table`, as
+        `sqltext.split_name` reads it); as the suite writes it when the audit did not."""
+        info = self.tables.get(tbl)
+        return join_name(info.schema, info.relname) if info is not None else tbl
+
+    def resolved(self, w: AuditedConstraint) -> AuditedConstraint:
+        """`w` on its table named with the schema the audit found it in."""
+        return replace(w, table=self.name(w.table))
 
     def regclass(self, tbl: str) -> str:
         """`'"schema"."table"'::regclass` of a suite table, as the audit resolved it."""
@@ -1167,7 +1178,7 @@ def write_repair_sql(
             plan, ctx, tables, "repair.sql", conflicts=False, schema_only=True
         ),
         quarantine=sql(plan.quarantine_sql),
-        drops=drops,
+        drops=[ctx.resolved(w) for w in drops],
         steps=views,
         review_count=plan.review_rows,
         review=_review_lines(plan),
@@ -1297,13 +1308,12 @@ def write_rollback_sql(
     before = _unique(
         [
             *catalog.undo_before,
-            *(
-                f"ALTER TABLE {ctx.sql(w.table)} DROP CONSTRAINT IF EXISTS {ident(w.name)};"
-                for w in [*drops, *unvalidated]
-            ),
+            *(drop_constraint(ctx.name(w.table), w.name) for w in [*drops, *unvalidated]),
         ]
     )
-    after = _unique([s for w in [*drops, *unvalidated] for s in readd(w)] + catalog.undo_after)
+    after = _unique(
+        [s for w in [*drops, *unvalidated] for s in readd(ctx.resolved(w))] + catalog.undo_after
+    )
     text = render(
         "rollback.sql.j2",
         plan=plan,

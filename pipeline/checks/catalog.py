@@ -140,7 +140,7 @@ class ConstraintCheck(_CatalogCheck):
         # rollback: what these statements did would reject the restored rows; put back the audit's
         ctx.plan.undo_before.append(drop_constraint(tbl, name))
         if audited is not None:
-            ctx.plan.undo_after.extend(readd(audited))
+            ctx.plan.undo_after.extend(readd(replace(audited, table=tbl)))
         return "\n".join(lines)
 
     def _drop_unwanted(self, found: list[dict[str, Any]], ctx: DdlContext) -> str:
@@ -156,8 +156,9 @@ class ConstraintCheck(_CatalogCheck):
                 self.table, c["conname"], c["definition"], tuple(c["columns"])
             )
             lines.append(f"--   at the audit: {comment(c['conname'] + ' ' + c['definition'])}")
-            lines.append(guarded_drop(replace(audited, table=ctx.name(self.table))))
-            ctx.plan.undo_after.extend(readd(audited))
+            qualified = replace(audited, table=ctx.name(self.table))
+            lines.append(guarded_drop(qualified))
+            ctx.plan.undo_after.extend(readd(qualified))
         return "\n".join(lines)
 
     def _differs(self, found: dict[str, Any]) -> bool:
