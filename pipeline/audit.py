@@ -41,6 +41,7 @@ from pipeline.engine import run_checks
 from pipeline.errors import ExitCode, RefauditError, Terminated, UsageError
 from pipeline.history import HistoryStore, Pairs, default_history_path, pair
 from pipeline.limits import DEFAULT_LOCK_TIMEOUT_S, DEFAULT_STATEMENT_TIMEOUT_S
+from pipeline.lookups import Resolution, resolve_lookups
 from pipeline.outputs import (
     write_error_outputs,
     write_junit,
@@ -369,6 +370,7 @@ def _audit(
     prog = progress
     clock = time.perf_counter()
     plan = None
+    lookups: list[Resolution] = []
     if opts.repair:
         inside = Path(workdir.name) if workdir is not None else None
         plan = RepairPlan(suite, run.run_id, inside, schema=opts.repair_schema)
@@ -395,6 +397,10 @@ def _audit(
                     doing = "checking the schema"
                     prog.step("checking the schema")
                     types = verify_schema(conn, suite)
+                    doing = "reading the type tables of the suite's lookups"
+                    suite, lookups = resolve_lookups(conn, suite)
+                    if plan is not None:
+                        plan.use_suite(suite)
                     doing = "checking the suite's values"
                     types = verify_values(conn, suite, types)
                     if plan is not None:
@@ -427,6 +433,9 @@ def _audit(
     run.duration_s = round(time.perf_counter() - clock, 3)
     result = AuditResult(run=run, checks=checks, out_dir=None, fail_on=opts.fail_on)
     result.diagnoses = sink.diagnosis_summary()
+    if lookups:
+        result.lookups = [r.to_dict() for r in lookups]
+        result.notes = [n for r in lookups for n in r.notes()]
     if source is not None:
         result.source = dict(source.details)
     if baseline is not None:
@@ -560,11 +569,14 @@ def check_suite(suite: Suite, url: URL | None = None) -> SuiteCheckResult:
             with read_only_snapshot(engine) as (conn, _snap):
                 doing = "checking the schema"
                 types = verify_schema(conn, suite)
+                doing = "reading the type tables of the suite's lookups"
+                suite, lookups = resolve_lookups(conn, suite)
+                warnings += [n for r in lookups for n in r.notes()]
                 doing = "checking the suite's values"
                 types = verify_values(conn, suite, types)
                 doing = "reading the tables' keys"
                 unique = unique_columns(conn, suite.tables)
-                warnings = key_warnings(conn, suite)
+                warnings += key_warnings(conn, suite)
         except sa_exc.SQLAlchemyError as exc:
             raise database_error(exc, url, doing=doing) from None
         finally:

@@ -216,6 +216,8 @@ def _print_summary(result: Any, fail_on: str, quiet: bool) -> None:
     change = ""
     if history.get("previous"):
         change = f" ({history['new']} new, {history['fixed']} fixed since the last run)"
+    for note in result.notes:
+        typer.echo(f"note: {note}", err=True)
     typer.echo(
         f"{result.verdict(fail_on)}: {result.total_violations} violations{known}{change}, "
         f"{len(failing)} failing checks; report {result.out_dir / 'report.html'}"

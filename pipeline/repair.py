@@ -420,6 +420,11 @@ class RepairPlan:
         self.review_rows = 0
         self._backups: dict[str, str] | None = None
 
+    def use_suite(self, suite: Suite) -> None:
+        """Plan for `suite` as the audit resolved it (its lookups' type ids read)."""
+        self.suite = suite
+        self._checks = {c.id: c for c in suite.checks if c.repairs}  # type: ignore[misc]
+
     def add(self, v: Violation) -> None:
         """Plan the repair of one diagnosed violation (the audit's violation tap)."""
         if not v.diagnosis or v.diagnosis == "catalog":

@@ -103,15 +103,19 @@ class AuditResult:
     repair: dict[str, Any] | None = None  # the repair plan's summary (run --repair)
     history: dict[str, Any] | None = None  # what changed since the last run
     source: dict[str, Any] | None = None  # the snapshot audited (run.source says which)
+    lookups: list[dict[str, Any]] | None = None  # what each `lookup`'s type table said
+    notes: list[str] = field(default_factory=list)  # what the run could not do as asked
 
     def sections(self) -> dict[str, Any]:
         """The optional parts of results.json, under the keys it has always used."""
         out: dict[str, Any] = {"diagnoses": self.diagnoses}
-        for name in ("baseline", "repair", "history"):
+        for name in ("baseline", "repair", "history", "lookups"):
             if getattr(self, name) is not None:
                 out[name] = getattr(self, name)
         if self.source is not None:
             out[self.run.source] = self.source
+        if self.notes:
+            out["notes"] = self.notes
         return out
 
     def failing(self, fail_on: FailOn | None = None) -> list[CheckResult]:

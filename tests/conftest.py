@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import itertools
 import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -132,4 +134,23 @@ def world(new_database) -> str:  # type: ignore[no-untyped-def]
     uri: str = new_database("repair")
     execute(uri, (FIXTURES / "astegni_bare.sql").read_text())
     execute(uri, (FIXTURES / "repair_world.sql").read_text())
+    return uri
+
+
+@pytest.fixture(scope="session")
+def django_template(new_database: Callable[[str], str]) -> str:
+    """A Django project's database (tests/frameworks/django_project), built once per session:
+    Django's own `migrate`, then the ORM's data (no fault yet)."""
+    uri: str = new_database("django")
+    env = {**os.environ, "REFAUDIT_DJANGO_DSN": uri}
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    built = subprocess.run(
+        [sys.executable, "-m", "tests.frameworks.django_project.build"],
+        cwd=Path(__file__).resolve().parent.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert built.returncode == 0, built.stderr
     return uri

@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import itertools
 import os
-import subprocess
-import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -49,24 +46,6 @@ def ct(model: str) -> str:
     """The content type id of `app.model`, as SQL."""
     app, name = model.split(".")
     return f"(SELECT id FROM django_content_type WHERE app_label = '{app}' AND model = '{name}')"
-
-
-@pytest.fixture(scope="session")
-def django_template(new_database: Any) -> str:
-    """The shop's database, built once: `migrate`, then the ORM's data (no fault yet)."""
-    uri: str = new_database("django")
-    env = {**os.environ, "REFAUDIT_DJANGO_DSN": uri}
-    env.pop("DJANGO_SETTINGS_MODULE", None)
-    built = subprocess.run(
-        [sys.executable, "-m", "tests.frameworks.django_project.build"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert built.returncode == 0, built.stderr
-    return uri
 
 
 @pytest.fixture

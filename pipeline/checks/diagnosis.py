@@ -45,7 +45,7 @@ evidence either way; `low` for everything ambiguous.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
@@ -73,6 +73,12 @@ class Target:
 
     value: str | None
     ref: ColumnRef
+    label: str = ""  # with a `lookup`: what the type row of `value` says (`shop.article`)
+
+    @property
+    def shown(self) -> str:
+        """The value as evidence shows it: `19 (shop.article)` through a type table."""
+        return f"{self.value} ({self.label})" if self.label else str(self.value)
 
 
 FILTERED_OUT = "; the table has it, outside the target's `where`: listed for review"
@@ -154,6 +160,9 @@ class _Common:
     polymorphic id against bigint or uuid keys): every such comparison is made as text."""
     fold: bool = False
     """With `same` False: the text comparisons fold case (a uuid key)."""
+    types: Mapping[str, str] = field(default_factory=dict)
+    """With a `lookup`: every discriminator value the type table holds -> its name."""
+    type_table: str = ""
 
     def eq(self, a: Any, b: Any) -> Any:
         """`a = b` for the value against a key (see `same`)."""
@@ -528,6 +537,7 @@ class ReferenceDiagnoser(_Common):
         # the wrong-type reading (conditional references): the value is another target's key
         out["wt_n"] = _sum([sa.case((i, 1), else_=0) for i in ins])
         out["wt_value"] = _first_of(ins, [sa.literal(t.value) for t in self.targets])
+        out["wt_shown"] = _first_of(ins, [sa.literal(t.shown) for t in self.targets])
         out["wt_table"] = _first_of(ins, [sa.literal(_named(t)) for t in self.targets])
         # the rows of that target that count (its `where`), named after the value
         out["wt_kept"] = _first_of(ins, [sa.literal(_kept(t)) for t in self.targets])
@@ -677,7 +687,7 @@ class ReferenceDiagnoser(_Common):
         no_target = text("no ", target_name, " ", value, kept)
         wrong_type = text(
             no_target, ", but ", facts["wt_table"], " ", value, facts["wt_kept"],
-            f" exists: {self.discriminator} should be ", facts["wt_value"],
+            f" exists: {self.discriminator} should be ", facts["wt_shown"],
         )  # fmt: skip
         proposed = sa.case(
             (label == "wrong_type", facts["wt_value"]),
@@ -875,6 +885,23 @@ class DiscriminatorDiagnoser(_Common):
     def steps(self) -> list[Step]:
         return [self._counts, self._classify]
 
+    def _names_no_target(self, disc: Any) -> Any:
+        """SQL: why the discriminator names no target. Through a type table, in its names: a
+        type row no target maps (`content_type_id 12 is shop.oldmodel in django_content_type,
+        which no target maps`: a stale type, or one the suite does not list) apart from an
+        id that names no type row at all."""
+        if not self.type_table:
+            return sa.literal(f"{self.discriminator} names no target")
+        shown = sa.func.coalesce(sa.cast(disc, sa.Text), "NULL")
+        stale = f" in {self.type_table}, which no target maps"
+        known = [
+            (sa.cast(disc, sa.Text) == type_id, f" is {name}{stale}")
+            for type_id, name in self.types.items()
+        ]
+        none = f" names no row of {self.type_table}"
+        why = sa.case(*known, else_=none) if known else sa.literal(none)
+        return text(f"{self.discriminator} ", shown, why)
+
     def _counts(self, facts: Facts, column: Callable[[str], Any]) -> dict[str, Any]:
         ins = [facts[f"in_{k}"] for k in range(len(self.targets))]
         agrees = [facts[f"agree_{k}"] for k in range(len(self.targets))]
@@ -916,11 +943,14 @@ class DiscriminatorDiagnoser(_Common):
             else_="",
         )
         where = sa.case((single, facts["in_table"]), else_=facts["agree_table"])
+        assert self.discriminator is not None  # a conditional reference has one
+        names_none = self._names_no_target(column(self.discriminator))
         evidence = sa.case(
             (
                 label == "wrong_type",
                 text(
-                    f"{self.discriminator} names no target, but ",
+                    names_none,
+                    ", but ",
                     where,
                     " ",
                     value,
@@ -930,9 +960,9 @@ class DiscriminatorDiagnoser(_Common):
             ),
             (
                 label == "ambiguous",
-                text(f"{self.discriminator} names no target; several targets have ", value),
+                text(names_none, "; several targets have ", value),
             ),
-            else_="",
+            else_=names_none if self.types or self.type_table else "",
         )
         return Diagnosis(
             diagnosis=label,

@@ -146,6 +146,23 @@ class ColumnRef(Model):
         return self.model_dump_json(exclude_none=True)
 
 
+class Lookup(Model):
+    """`lookup:` of a conditional reference whose discriminator holds the key of a row of a
+    type table rather than a name: Django's `content_type_id` (a row `(app_label, model)` of
+    `django_content_type`), a home-made `entity_type_id`. The suite names each target by
+    what that row says (`shop.article`: the `name` columns' values joined by `separator`),
+    and the audit reads the table in its snapshot to learn which ids those are, so one
+    suite holds on every database of a project, whatever ids each has given its types."""
+
+    table: TableName
+    key: str = "id"
+    name: str | list[str] = "name"
+    separator: str = "."
+
+    def name_columns(self) -> list[str]:
+        return [self.name] if isinstance(self.name, str) else list(self.name)
+
+
 def key_form_problem(columns: list[str], refs: list[ColumnRef]) -> None:
     """Raise what is wrong with a composite key `columns` and its targets, if anything: one
     column, a column named twice, a target with another number of key columns."""

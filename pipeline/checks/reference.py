@@ -12,10 +12,10 @@ row); the diagnosis (`pipeline/checks/diagnosis.py`) confirms them on the flagge
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Self
 
 import sqlalchemy as sa
-from pydantic import model_validator
+from pydantic import PrivateAttr, field_validator, model_validator
 
 from pipeline.checks.base import (
     Diagnoser,
@@ -38,6 +38,7 @@ from pipeline.checks.model import (
     ColumnRef,
     Filtered,
     KeySpace,
+    Lookup,
     MisKey,
     OnOrphan,
     RepairChoice,
@@ -203,11 +204,52 @@ class ConditionalReferenceCheck(Reference):
     `columns: [tenant_id, target_id]` (the discriminator is not one of them) and each target
     `{table, columns: [...], where?}` as many, as a composite `reference` does: a NULL in
     any column names nothing, a finding is `orphan`, `wrong_type` (another target holds the
-    key), `filtered_out` or `ambiguous`, proposes nothing and is listed for review."""
+    key), `filtered_out` or `ambiguous`, proposes nothing and is listed for review. With
+    `lookup: {table, key, name, separator}` the discriminator holds the key of a row of a
+    type table (Django's `content_type_id`; `name: [app_label, model]` joined by `.`), and
+    `targets` are written by what that row says (`shop.article: {table: shop_article}`): the
+    audit reads the table in its snapshot, so one suite holds on every database of a project
+    whatever ids each gave its types; evidence speaks in those names, a row whose type id is
+    a type row no target maps (a stale content type) or no type row at all says which, and a
+    target name no row says is reported with the closest one. A target key written as a
+    number (`19:`) is that value as text."""
 
     kind: Literal["conditional_reference"]
     discriminator: str
     targets: dict[str, ColumnRef]
+    lookup: Lookup | None = None
+    _labels: dict[str, str] = PrivateAttr(default_factory=dict)
+    """With `lookup`, once resolved in the audit's snapshot (`pipeline.lookups`): every
+    discriminator value the type table holds -> the name its row says."""
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return self._labels
+
+    def resolved(self, targets: dict[str, ColumnRef], labels: dict[str, str]) -> Self:
+        """This check with `targets` keyed by the type table's ids and its rows' `labels`
+        (not validated again: a check none of whose names the table holds keeps no target,
+        and then flags every row that has a type as naming none)."""
+        copy = self.model_copy(update={"targets": targets})
+        copy._labels = dict(labels)
+        return copy
+
+    @field_validator("targets", mode="before")
+    @classmethod
+    def _values_as_text(cls, data: Any) -> Any:
+        """A YAML key written as a number (`19: {table: shop_article}`) is the value as
+        text; a key YAML reads as true/false or null is no value (quote it)."""
+        if not isinstance(data, dict):
+            return data
+        out = {}
+        for key, ref in data.items():
+            if isinstance(key, bool) or key is None:
+                raise ValueError(
+                    f"the target key `{key}` reads as {'null' if key is None else 'a boolean'} "
+                    f"in YAML; quote it (`'{key}': ...`) to mean the discriminator value"
+                )
+            out[str(key) if isinstance(key, int) else key] = ref
+        return out
 
     @model_validator(mode="after")
     def _discriminator_apart(self) -> ConditionalReferenceCheck:
@@ -225,6 +267,23 @@ class ConditionalReferenceCheck(Reference):
 
     def choices(self) -> list[tuple[str | None, ColumnRef]]:
         return list(self.targets.items())
+
+    def tables(self) -> list[str]:
+        return [*super().tables(), *([self.lookup.table] if self.lookup else [])]
+
+    def reads(self, key_spaces: dict[str, KeySpace]) -> dict[str, set[str]]:
+        need = super().reads(key_spaces)
+        if self.lookup is not None:
+            need.setdefault(self.lookup.table, set()).update(
+                {self.lookup.key, *self.lookup.name_columns()}
+            )
+        return need
+
+    def label(self, value: str | None) -> str:
+        """` (shop.article)`: what the type table's row of a resolved discriminator value
+        says, for evidence; '' without a lookup."""
+        name = self.labels.get(value or "")
+        return f" ({name})" if name else ""
 
     def discriminator_column(self) -> str | None:
         return self.discriminator
@@ -464,7 +523,9 @@ def reference_rules(check: ReferenceCheck, scan: TableScan) -> list[RowRule]:
 
 def conditional_reference_rules(check: ConditionalReferenceCheck, scan: TableScan) -> list[RowRule]:
     disc = scan.col(check.discriminator)
-    targets = [Target(value, ref) for value, ref in check.targets.items()]
+    targets = [
+        Target(value, ref, check.labels.get(value, "")) for value, ref in check.targets.items()
+    ]
     # a row whose id is NULL names nothing, whatever its discriminator (Rails' optional
     # polymorphic association leaves both NULL), as constraints.sql's trigger lets it pass
     named = sa.and_(*(scan.col(c).is_not(None) for c in check.key_of_row()))
@@ -490,6 +551,8 @@ def conditional_reference_rules(check: ConditionalReferenceCheck, scan: TableSca
             key_space=scan.key_spaces[check.mis_key.key_space] if check.mis_key else None,
             same=value_compares(scan, check.column, targets, check.mis_key),
             fold=value_folds(scan, check.column, targets),
+            types=check.labels,
+            type_table=check.lookup.table if check.lookup else "",
         )
     unknown_rule = RowRule(
         check.id + DISCRIMINATOR_SUFFIX,
