@@ -8,7 +8,8 @@ raises, a second apply changes nothing, the re-audit finds nothing the repair cr
 rollback exact or refused before any change.
 
 Profiles: `fast` (the default and CI's: derandomized, so reproducible) and `long`
-(`REFAUDIT_FUZZ=long`: 10,000 examples, random seed; see README). A counterexample is
+(`REFAUDIT_FUZZ=long`: 10,000 examples or `REFAUDIT_FUZZ_EXAMPLES`, random seed;
+see README). A counterexample is
 printed with its reproduction: the schema, rows, suite and every drift statement.
 
 What fails on today's code is kept out of `test_fuzz` by the switches of tests/fuzz/world.py
@@ -40,7 +41,11 @@ settings.register_profile(
     suppress_health_check=_QUIET, print_blob=True,
 )  # fmt: skip
 settings.register_profile(
-    "long", max_examples=10_000, deadline=None, suppress_health_check=_QUIET, print_blob=True
+    "long",
+    max_examples=int(os.environ.get("REFAUDIT_FUZZ_EXAMPLES") or 10_000),
+    deadline=None,
+    suppress_health_check=_QUIET,
+    print_blob=True,
 )
 LONG = os.environ.get("REFAUDIT_FUZZ") == "long"
 PROFILE = settings.get_profile("long" if LONG else "fast")
