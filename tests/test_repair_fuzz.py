@@ -1,0 +1,285 @@
+"""The repair fuzzer (issue #19), on a real PostgreSQL: random small schemas (foreign keys
+with every ON DELETE action, deferrable, NOT VALID; composite keys and keys that are not
+unique; inheritance; conditional references with several values per table), random faults
+(orphans, wrong types, rows that violate validated foreign keys) and random drift between
+the audit and `apply` and between `apply` and `rollback`. After every step the invariants
+of tests/fuzz/state.py: no row lost, no role or owner changed, nothing applied where a step
+raises, a second apply changes nothing, the re-audit finds nothing the repair created,
+rollback exact or refused before any change.
+
+Profiles: `fast` (the default and CI's: derandomized, so reproducible) and `long`
+(`REFAUDIT_FUZZ=long`: 10,000 examples or `REFAUDIT_FUZZ_EXAMPLES`, random seed;
+see README). A counterexample is
+printed with its reproduction: the schema, rows, suite and every drift statement.
+
+What fails on today's code is kept out of `test_fuzz` by the switches of tests/fuzz/world.py
+(`Feature`) and tests/fuzz/drift.py (`Drift`): each such class runs in `test_fuzz_class`,
+xfail until its fix lands, and each counterexample found is a plain regression test below
+(`test_regression_*`), also xfail, naming the item of #19 it belongs to.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+from tests.conftest import execute
+from tests.fuzz.drift import ALL_DRIFTS, Drift
+from tests.fuzz.scenario import Run, run_example
+from tests.fuzz.world import ALL_FEATURES, Feature, Fixed, Scripted, World, worlds
+
+_QUIET = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
+settings.register_profile(
+    "fast", max_examples=60, deadline=None, derandomize=True, database=None,
+    suppress_health_check=_QUIET, print_blob=True,
+)  # fmt: skip
+settings.register_profile(
+    "long",
+    max_examples=int(os.environ.get("REFAUDIT_FUZZ_EXAMPLES") or 10_000),
+    deadline=None,
+    suppress_health_check=_QUIET,
+    print_blob=True,
+)
+LONG = os.environ.get("REFAUDIT_FUZZ") == "long"
+PROFILE = settings.get_profile("long" if LONG else "fast")
+# a class known to fail stops at its first counterexample (no shrinking: the transcript is
+# the reproduction), and looks at fewer examples in CI
+CLASS_PROFILE = settings(
+    PROFILE, max_examples=PROFILE.max_examples if LONG else 25, phases=[Phase.generate]
+)
+
+# ------------------------------------------------------------- what holds today
+FAILING_FEATURES = {
+    Feature.NONUNIQUE_KEY: "#19 item 3: a suite key that is not unique; rollback writes one "
+    "row's values over every row of the key",
+    Feature.INHERITANCE: "#19 item 5: a quarantined row of an inheritance child loses the "
+    "child's columns (the backup and row_data are the parent's), rollback puts it in the parent",
+    Feature.SUITE_REF_INTO_PLANNED: "#19 item 7: a row that a suite reference without a "
+    "foreign key (or a conditional reference) points at is quarantined; the re-audit finds "
+    "the dangling references",
+}
+FAILING_DRIFTS = {
+    Drift.ADD_FK: "#19 item 1: a foreign key added after the audit (ON DELETE CASCADE / SET "
+    "NULL) is not re-checked; the quarantine cascades into its rows",
+    Drift.PRECREATE_SCHEMA: "#19 item 2: a repair schema pre-created by another role is "
+    "adopted; its trigger runs as the applying superuser",
+    Drift.HOSTILE_SCHEMA_DROP: "#19 item 2: the backups and quarantine live in a schema "
+    "another role owns, which it drops",
+    Drift.ADD_LOG_TRIGGER: "#19 item 5: a trigger created after the audit fires during "
+    "rollback (only the triggers seen at the audit are disabled)",
+    Drift.ADD_STAMP_TRIGGER: "#19 item 5: a trigger created after apply fires during "
+    "rollback and changes the restored rows",
+    Drift.EDIT_REPAIRED: "#19 item 5: rollback overwrites a row edited after the repair; "
+    "the edit is kept nowhere",
+    Drift.REUSE_QUARANTINED_KEY: "#19 item 5: rollback overwrites a new row that reuses a "
+    "quarantined key; it is kept nowhere",
+}
+PASSING_FEATURES = ALL_FEATURES - set(FAILING_FEATURES)
+PASSING_DRIFTS = ALL_DRIFTS - set(FAILING_DRIFTS)
+
+
+@pytest.fixture(scope="module")
+def mallory(pg_server: str) -> Iterator[str]:
+    """A role with no rights but those a drift grants it (CREATE on one database)."""
+    name = f"refaudit_fz_mallory_{os.getpid()}"
+    execute(pg_server, f'DROP ROLE IF EXISTS "{name}"; CREATE ROLE "{name}" NOLOGIN')
+    yield name
+    execute(pg_server, f'DROP ROLE IF EXISTS "{name}"')
+
+
+@settings(PROFILE)
+@given(data=st.data())
+def test_fuzz(pg_server: str, mallory: str, data: st.DataObject) -> None:
+    """Every schema feature and drift kind that holds today, mixed."""
+    world: World = data.draw(worlds(PASSING_FEATURES), label="world")
+    run_example(pg_server, world, data, mallory, PASSING_DRIFTS, PASSING_DRIFTS)
+
+
+CLASSES = [
+    *(pytest.param(f, id=f.value, marks=pytest.mark.xfail(reason=why, strict=False))
+      for f, why in FAILING_FEATURES.items()),
+    *(pytest.param(d, id=d.value, marks=pytest.mark.xfail(reason=why, strict=False))
+      for d, why in FAILING_DRIFTS.items()),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("extra", CLASSES)
+def test_fuzz_class(pg_server: str, mallory: str, extra: Feature | Drift) -> None:
+    """One class that fails today, on top of everything that holds: the feature in every
+    world it fits, or the drift in every example (with what it needs before it)."""
+    features = PASSING_FEATURES | ({extra} if isinstance(extra, Feature) else set())
+    drifts: set[Drift] = set()
+    if isinstance(extra, Drift):
+        drifts = {extra, Drift.PRECREATE_SCHEMA} if extra is Drift.HOSTILE_SCHEMA_DROP else {extra}
+
+    @CLASS_PROFILE
+    @given(data=st.data())
+    def run(data: st.DataObject) -> None:
+        world: World = data.draw(worlds(features), label="world")
+        run_example(pg_server, world, data, mallory, drifts, drifts, forced=bool(drifts))
+
+    run()
+
+
+# ----------------------------------------------------------- regressions (#19)
+T0 = "CREATE TABLE t0 (id int PRIMARY KEY, note text);\nINSERT INTO t0 VALUES (1, 'a');\n"
+KEYS = {t: ["id"] for t in ("t0", "t1", "t2", "t1_kid", "poly")}
+
+
+def reference(table: str, column: str, target: str, on_orphan: str) -> dict[str, Any]:
+    return {
+        "id": f"{table}.{column}", "kind": "reference", "table": table, "column": column,
+        "target": {"table": target, "column": "id"}, "on_orphan": on_orphan,
+    }  # fmt: skip
+
+
+def fixed(sql: str, *checks: dict[str, Any], tables: tuple[str, ...] = ("t0", "t1")) -> Fixed:
+    suite = {"suite": "fuzz", "tables": {t: {"key": "id"} for t in tables}, "checks": [*checks]}
+    return Fixed(T0 + sql, suite, KEYS, {"t0", "t1", "t2", "poly"})
+
+
+def reproduce(
+    server: str, mallory: str, world: Fixed, pre: list[Drift], post: list[Drift], **choices: Any
+) -> None:
+    """Run the scenario on `world` with these drifts, in order, and these choices."""
+    data = Scripted(drift=pre, **{"drift after apply": post}, **choices)
+    with tempfile.TemporaryDirectory(prefix="refaudit-fuzz-") as tmp:
+        Run(server, world, data, mallory)(
+            [d for d in Drift if not d.after_apply], [d for d in Drift if d.after_apply], Path(tmp)
+        )
+
+
+ORPHAN_T1 = "CREATE TABLE t1 (id int PRIMARY KEY, r0 int, note text);\n"
+Q = reference("t1", "r0", "t0", "quarantine")
+
+
+@pytest.mark.xfail(reason=FAILING_DRIFTS[Drift.ADD_FK], strict=False)
+def test_regression_fk_added_after_the_audit_cascades(pg_server: str, mallory: str) -> None:
+    world = fixed(ORPHAN_T1 + "INSERT INTO t1 VALUES (1, 1, 'ok'), (2, 9, 'orphan');\n", Q)
+    reproduce(pg_server, mallory, world, [Drift.ADD_FK], [],
+              **{"add_fk table": "t1", "add_fk action": "CASCADE"})  # fmt: skip
+
+
+@pytest.mark.xfail(reason=FAILING_DRIFTS[Drift.PRECREATE_SCHEMA], strict=False)
+def test_regression_precreated_quarantine_elevates(pg_server: str, mallory: str) -> None:
+    world = fixed(ORPHAN_T1 + "INSERT INTO t1 VALUES (2, 9, 'orphan');\n", Q)
+    reproduce(pg_server, mallory, world, [Drift.PRECREATE_SCHEMA], [],
+              precreate_schema="quarantine")  # fmt: skip
+
+
+@pytest.mark.xfail(reason=FAILING_DRIFTS[Drift.HOSTILE_SCHEMA_DROP], strict=False)
+def test_regression_precreated_schema_is_dropped_by_its_owner(pg_server: str, mallory: str) -> None:
+    world = fixed(ORPHAN_T1 + "INSERT INTO t1 VALUES (2, 9, 'orphan');\n", Q)
+    reproduce(pg_server, mallory, world, [Drift.PRECREATE_SCHEMA],
+              [Drift.HOSTILE_SCHEMA_DROP], precreate_schema="schema")  # fmt: skip
+
+
+@pytest.mark.xfail(reason=FAILING_FEATURES[Feature.NONUNIQUE_KEY], strict=False)
+def test_regression_key_that_is_not_unique(pg_server: str, mallory: str) -> None:
+    world = fixed(
+        "CREATE TABLE t1 (id int, r0 int, note text);\n"
+        "INSERT INTO t1 VALUES (5, 9, 'x'), (5, NULL, 'y');\n",
+        reference("t1", "r0", "t0", "set_null"),
+    )
+    reproduce(pg_server, mallory, world, [], [])
+
+
+@pytest.mark.xfail(reason=FAILING_FEATURES[Feature.INHERITANCE], strict=False)
+def test_regression_row_of_an_inheritance_child(pg_server: str, mallory: str) -> None:
+    world = fixed(
+        ORPHAN_T1 + "CREATE TABLE t1_kid (extra text) INHERITS (t1);\n"
+        "INSERT INTO t1_kid VALUES (12, 8, 'n', 'x12');\n",
+        Q,
+    )
+    reproduce(pg_server, mallory, world, [], [])
+
+
+@pytest.mark.xfail(reason=FAILING_FEATURES[Feature.SUITE_REF_INTO_PLANNED], strict=False)
+def test_regression_suite_reference_into_a_quarantined_row(pg_server: str, mallory: str) -> None:
+    world = fixed(
+        ORPHAN_T1 + "CREATE TABLE t2 (id int PRIMARY KEY, r1 int);\n"
+        "INSERT INTO t1 VALUES (2, 9, 'orphan');\nINSERT INTO t2 VALUES (1, 2);\n",
+        Q,
+        reference("t2", "r1", "t1", "report"),
+        tables=("t0", "t1", "t2"),
+    )
+    reproduce(pg_server, mallory, world, [], [])
+
+
+@pytest.mark.xfail(reason=FAILING_FEATURES[Feature.SUITE_REF_INTO_PLANNED], strict=False)
+def test_regression_conditional_reference_into_a_quarantined_row(
+    pg_server: str, mallory: str
+) -> None:
+    targets = {v: {"table": "t1", "column": "id"} for v in ("T1", "T1b")}
+    world = fixed(
+        ORPHAN_T1 + "CREATE TABLE poly (id int PRIMARY KEY, kind text, ref int);\n"
+        "INSERT INTO t1 VALUES (2, 9, 'orphan');\n"
+        "INSERT INTO poly VALUES (1, 'T1', 2), (2, 'T1b', 2);\n",
+        Q,
+        {"id": "poly.ref", "kind": "conditional_reference", "table": "poly", "column": "ref",
+         "discriminator": "kind", "targets": {**targets, "T0": {"table": "t0", "column": "id"}},
+         "on_orphan": "report"},
+        tables=("t0", "t1", "poly"),
+    )  # fmt: skip
+    reproduce(pg_server, mallory, world, [], [])
+
+
+@pytest.mark.xfail(reason=FAILING_DRIFTS[Drift.ADD_LOG_TRIGGER], strict=False)
+def test_regression_trigger_added_before_apply_fires_in_rollback(
+    pg_server: str, mallory: str
+) -> None:
+    world = fixed(ORPHAN_T1 + "INSERT INTO t1 VALUES (2, 9, 'orphan');\n", Q)
+    reproduce(pg_server, mallory, world, [Drift.ADD_LOG_TRIGGER], [], add_log_trigger="t1")
+
+
+@pytest.mark.xfail(reason=FAILING_DRIFTS[Drift.ADD_STAMP_TRIGGER], strict=False)
+def test_regression_trigger_added_after_apply_changes_restored_rows(
+    pg_server: str, mallory: str
+) -> None:
+    world = fixed(ORPHAN_T1 + "INSERT INTO t1 VALUES (2, 9, 'orphan');\n", Q)
+    reproduce(pg_server, mallory, world, [], [Drift.ADD_STAMP_TRIGGER], add_stamp_trigger="t1")
+
+
+@pytest.mark.xfail(reason=FAILING_DRIFTS[Drift.EDIT_REPAIRED], strict=False)
+def test_regression_rollback_overwrites_an_edit(pg_server: str, mallory: str) -> None:
+    world = fixed(
+        ORPHAN_T1 + "INSERT INTO t1 VALUES (1, 8, 'b');\n", reference("t1", "r0", "t0", "set_null")
+    )
+    reproduce(pg_server, mallory, world, [], [Drift.EDIT_REPAIRED], edit_repaired=("t1", "1"))
+
+
+@pytest.mark.xfail(reason=FAILING_DRIFTS[Drift.REUSE_QUARANTINED_KEY], strict=False)
+def test_regression_rollback_overwrites_a_reused_key(pg_server: str, mallory: str) -> None:
+    world = fixed(ORPHAN_T1 + "INSERT INTO t1 VALUES (2, 7, 'orphan');\n", Q)
+    reproduce(pg_server, mallory, world, [], [Drift.REUSE_QUARANTINED_KEY],
+              reuse_quarantined_key=("t1", "2"))  # fmt: skip
+
+
+def test_rows_violating_a_validated_fk_roll_back_or_refuse(pg_server: str, mallory: str) -> None:
+    """#19 item 6: a quarantined row that violates a validated (deferrable) foreign key;
+    today rollback refuses before any change, which the invariants accept."""
+    world = fixed(
+        "CREATE TABLE t1 (id int PRIMARY KEY, r0 int REFERENCES t0 DEFERRABLE INITIALLY "
+        "DEFERRED, note text);\nSET session_replication_role = replica;\n"
+        "INSERT INTO t1 VALUES (1, 9, 'x');\nRESET session_replication_role;\n",
+        Q,
+    )
+    reproduce(pg_server, mallory, world, [], [])
+
+
+def test_the_invariants_catch_a_lost_row(pg_server: str, mallory: str) -> None:
+    """The checks can fail: the row of a table created after the audit, which the
+    quarantine's delete cascades into, is reported lost with its reproduction."""
+    from tests.fuzz.state import Broken
+
+    world = fixed(ORPHAN_T1 + "INSERT INTO t1 VALUES (1, 1, 'ok'), (2, 9, 'orphan');\n", Q)
+    with pytest.raises(Broken, match=r"(?s)\[lost-row\].*dr_fk1.*--- reproduction"):
+        reproduce(pg_server, mallory, world, [Drift.ADD_FK], [],
+                  **{"add_fk table": "t1", "add_fk action": "CASCADE"})  # fmt: skip
