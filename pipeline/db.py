@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import parse_qsl, quote, quote_plus, unquote
 
 import psycopg2
 import sqlalchemy as sa
@@ -95,8 +95,19 @@ def _query_password(url: URL) -> str | None:
     return value
 
 
+SECRET_PARAMETERS = ("password", "sslpassword", "oauth_client_secret")
+"""libpq's connection parameters that carry a secret: those `PQconndefaults()` marks as
+passwords (`password`, `sslpassword`) and PostgreSQL 18's OAuth client secret. Every other
+one is a setting or a path (`passfile`, `sslkey`, `sslcert` name files), shown as given."""
+
+_MASK = "***"
+_MASKED = "refaudit-masked-secret"  # stands for _MASK in a URL until it is rendered
+
+
 def describe(url: URL) -> str:
-    """The URL as it may be shown anywhere: the password replaced by `***`, wherever it was."""
+    """The URL as it may be shown anywhere: the password and every other secret parameter
+    (`SECRET_PARAMETERS`) replaced by `***`, wherever it was. The same database gives the
+    same text whatever its secrets, so it also keys the run history."""
     if not url.host and not url.database and not url.query:
         parts = [
             f"{k}={os.environ[k]}"
@@ -107,31 +118,80 @@ def describe(url: URL) -> str:
     query_password = _query_password(url)
     if query_password is not None:
         url = url.difference_update_query(["password"]).set(password=query_password)
-    return url.set(drivername="postgresql").render_as_string(hide_password=True)
+    hidden = {name: _MASKED for name in SECRET_PARAMETERS if name in url.query}
+    if hidden:
+        url = url.update_query_dict(hidden)
+    shown = url.set(drivername="postgresql").render_as_string(hide_password=True)
+    return shown.replace(_MASKED, _MASK)
+
+
+def mask_shown(shown: str) -> str:
+    """A URL as `describe` showed it before it masked every secret parameter, as it shows it
+    now (other text unchanged): for URLs stored by an older refaudit."""
+    if "://" not in shown or not any(f"{name}=" in shown for name in SECRET_PARAMETERS):
+        return shown
+    try:
+        url = make_url(shown)
+    except (sa_exc.ArgumentError, ValueError):
+        return shown
+    if url.password is not None and url.password != _MASK:
+        return shown  # not a URL `describe` wrote
+    return describe(url)
 
 
 def secrets(*urls: URL | str | None) -> list[str]:
-    """Every password a message must never show: those of `urls` (in the user info or as
-    `?password=`), of DATABASE_URL and PGPASSWORD, and of the password file libpq would read
-    for them; as written and as percent-encoded in a URL; longest first."""
+    """Every secret a message must never show: the passwords and other secret parameters
+    (`SECRET_PARAMETERS`) of `urls` (in the user info or the query string, or in a libpq
+    `key=value` string), of DATABASE_URL and PGPASSWORD, and of the password file libpq
+    would read for them; as written and as percent-encoded in a URL; longest first."""
     found = {os.environ.get("PGPASSWORD", "")}
     passfiles = {os.environ.get("PGPASSFILE") or str(Path("~/.pgpass").expanduser())}
     for raw in (*urls, os.environ.get("DATABASE_URL")):
         if isinstance(raw, str) and raw:
             found.add(_raw_password(raw))
+            found |= _raw_secret_parameters(raw)
             try:
                 raw = make_url(raw)
             except (sa_exc.ArgumentError, ValueError):
                 continue
         if isinstance(raw, URL):
-            found |= {raw.password or "", _query_password(raw) or ""}
-            passfile = raw.query.get("passfile")
-            passfiles |= set((passfile,) if isinstance(passfile, str) else passfile or ())
+            found.add(raw.password or "")
+            for name in SECRET_PARAMETERS:
+                found |= set(_values(raw, name))
+            passfiles |= set(_values(raw, "passfile"))
     for passfile in passfiles:
         found |= _passfile_passwords(Path(passfile))
     for secret in list(found):
-        found |= {quote(secret, safe=""), quote(secret)}
+        found |= {quote(secret, safe=""), quote(secret), quote_plus(secret)}
     return sorted((s for s in found if s), key=len, reverse=True)
+
+
+def _values(url: URL, name: str) -> tuple[str, ...]:
+    value = url.query.get(name)
+    return (value,) if isinstance(value, str) else tuple(value or ())
+
+
+def _raw_secret_parameters(raw: str) -> set[str]:
+    """The secret parameters of a URL's query string or of a libpq `key=value` string, as
+    their author meant them, even where the rest cannot be parsed."""
+    from psycopg2.extensions import parse_dsn
+
+    found: set[str] = set()
+    if "://" in raw:
+        query = raw.partition("?")[2].partition("#")[0]
+        pairs = parse_qsl(query, keep_blank_values=True)
+        found |= {value for name, value in pairs if name in SECRET_PARAMETERS}
+        found |= {value for name, value in parse_qsl(query.replace("+", "%2B"))
+                  if name in SECRET_PARAMETERS}  # fmt: skip
+        return found
+    try:
+        params = parse_dsn(raw)
+    except psycopg2.Error:
+        # unparseable: whatever follows `name=` up to the next blank
+        for name in SECRET_PARAMETERS:
+            found |= {m.strip("'") for m in re.findall(rf"\b{name}\s*=\s*(\S+)", raw)}
+        return found
+    return {value for name, value in params.items() if name in SECRET_PARAMETERS}
 
 
 def _raw_password(raw: str) -> str:
