@@ -307,9 +307,11 @@ LOST_CONNECTION = "the connection to the server was lost"
 
 def database_error(exc: BaseException, url: URL | None, *, doing: str) -> DatabaseError:
     """One clear line for a failed database operation: the server's (or libpq's) first line,
-    without the driver's class names, links or follow-up lines."""
+    without the driver's class names, links or follow-up lines, and a hint at what to do
+    (for a missing privilege: which one, on what)."""
     orig = getattr(exc, "orig", None) or exc
-    first = next((ln.strip() for ln in str(orig).splitlines() if ln.strip()), type(orig).__name__)
+    full = str(orig)
+    first = next((ln.strip() for ln in full.splitlines() if ln.strip()), type(orig).__name__)
     first = _SQLALCHEMY_NOISE.sub("", first).replace("FATAL:", "").replace("ERROR:", "")
     first = " ".join(first.split())
     lower = first.lower()
@@ -319,7 +321,11 @@ def database_error(exc: BaseException, url: URL | None, *, doing: str) -> Databa
         lost = any(marker in lower for marker in _LOST)
     lost = lost or bool(getattr(exc, "connection_invalidated", False))
     where = describe(url) if url is not None else "the database"
-    hint = _LOST_HINT if lost else _hint(first)
+    if lost:
+        hint = _LOST_HINT
+    else:
+        privilege = _privilege_hint(first, full, _failed_statement(exc, orig), doing)
+        hint = privilege if privilege is not None else _hint(first)
     return DatabaseError(scrub(f"{doing} failed on {where}: {first}{hint}", url))
 
 
@@ -336,10 +342,6 @@ def _hint(message: str) -> str:
         return " - raise --statement-timeout or audit off-peak"
     if "lock timeout" in m:
         return " - another session holds a lock; retry or raise --lock-timeout"
-    if "permission denied for database" in m:
-        return " - grant CONNECT on the database to this role"
-    if "permission denied" in m:
-        return " - grant SELECT on the audited tables to this role"
     if 'database "' in m and "does not exist" in m:
         return " - check the database name in --db or DATABASE_URL"
     if 'role "' in m and "does not exist" in m:
@@ -347,6 +349,143 @@ def _hint(message: str) -> str:
     if "does not exist" in m:
         return " - check the suite against the database schema"
     return ""
+
+
+# What PostgreSQL says when a privilege is missing (SQLSTATE 42501, insufficient_privilege):
+# the kind of object and its name, never the privilege; that follows from the kind and from
+# the statement that was refused.
+_KINDS = (
+    "materialized view", "foreign table", "foreign-data wrapper", "foreign server",
+    "large object", "database", "schema", "table", "relation", "view", "sequence",
+    "function", "procedure", "routine", "aggregate", "type", "domain", "language",
+    "tablespace", "parameter",
+)  # fmt: skip
+_KIND = "|".join(re.escape(k) for k in _KINDS)
+_DENIED = re.compile(rf"permission denied for ({_KIND}) (.+)$", re.IGNORECASE)
+_OWNER = re.compile(rf"must be owner of ({_KIND}) (.+)$", re.IGNORECASE)
+_TEMP = re.compile(r"permission denied to create temporary tables in database (.+)$", re.I)
+_SET_PARAMETER = re.compile(r'permission denied to set parameter "?([^"]+)"?', re.I)
+_RELATIONS = {"table", "relation", "view", "materialized view", "foreign table"}
+_USAGE_KINDS = {"type", "domain", "language", "foreign-data wrapper", "foreign server"}
+
+_IDENT = r'(?:"(?:[^"]|"")*"|[^\W\d][\w$]*)'
+_NAME = rf"{_IDENT}(?:\s*\.\s*{_IDENT})*"
+_TARGETS = [
+    (verb, re.compile(pattern, re.IGNORECASE | re.DOTALL))
+    for verb, pattern in (
+        ("UPDATE", rf"UPDATE\s+(?:ONLY\s+)?({_NAME})"),
+        ("DELETE", rf"DELETE\s+FROM\s+(?:ONLY\s+)?({_NAME})"),
+        ("INSERT", rf"INSERT\s+INTO\s+({_NAME})"),
+        ("TRUNCATE", rf"TRUNCATE\s+(?:TABLE\s+)?(?:ONLY\s+)?({_NAME})"),
+        ("INSERT", rf"COPY\s+({_NAME})(?:\s*\([^)]*\))?\s+FROM\b"),
+        ("CREATE", r"CREATE\b(?:\s+\w+)*?\s+(?:TABLE|VIEW|SEQUENCE|FUNCTION|PROCEDURE|TYPE"
+                   rf"|DOMAIN|INDEX|SCHEMA)\s+(?:IF\s+NOT\s+EXISTS\s+)?({_NAME})"),
+        ("ALTER", rf"ALTER\s+\w+(?:\s+VIEW)?\s+(?:IF\s+EXISTS\s+)?(?:ONLY\s+)?({_NAME})"),
+    )
+]
+_RELATION_PRIVILEGE = {
+    "UPDATE": "UPDATE and SELECT",  # SELECT for the columns its WHERE and SET read
+    "DELETE": "DELETE and SELECT",
+    "INSERT": "INSERT",
+    "TRUNCATE": "TRUNCATE",
+}
+_CONTEXT_STATEMENT = re.compile(r'SQL statement "(.*?)"\s*(?:\n|$)', re.DOTALL)
+
+
+def _failed_statement(exc: BaseException, orig: BaseException) -> str | None:
+    """The statement the server refused: inside a function or DO block the one PostgreSQL
+    names in its CONTEXT, else the one sent."""
+    diag = getattr(orig, "diag", None)
+    context = getattr(diag, "context", None) or ""
+    found = _CONTEXT_STATEMENT.search(context)
+    if found:
+        return found.group(1)
+    statement = getattr(exc, "statement", None)
+    if statement is None:
+        query = getattr(getattr(orig, "cursor", None), "query", None)
+        statement = query.decode(errors="replace") if isinstance(query, bytes) else query
+    return statement if isinstance(statement, str) else None
+
+
+def _strip_comments(statement: str) -> str:
+    text = statement.lstrip()
+    while text.startswith("--") or text.startswith("/*"):
+        end = text.find("\n") if text.startswith("--") else text.find("*/") + 1
+        text = text[end + 1 :].lstrip() if end > 0 else ""
+    return text
+
+
+def _target(statement: str | None) -> tuple[str, list[str]] | None:
+    """What `statement` does (UPDATE, DELETE, INSERT, TRUNCATE, CREATE, ALTER) and the name of
+    the object it does it to, as its parts (`schema`, `name`), unquoted."""
+    if not statement:
+        return None
+    text = _strip_comments(statement)
+    for verb, pattern in _TARGETS:
+        found = pattern.match(text)
+        if found:
+            parts = re.findall(_IDENT, found.group(1))
+            return verb, [p[1:-1].replace('""', '"') if p[0] == '"' else p.lower() for p in parts]
+    return None
+
+
+def _unquote(name: str) -> str:
+    name = name.strip()
+    return name[1:-1] if len(name) > 1 and name[0] == name[-1] == '"' else name
+
+
+def _privilege_hint(message: str, full: str, statement: str | None, doing: str) -> str | None:
+    """The privilege a refused statement lacks, as what to grant on what; None when the
+    message is not about a privilege."""
+    grant = ' - grant {} on {} "{}" to this role'
+    found = _TEMP.search(message)
+    if found:
+        return grant.format("TEMPORARY", "database", _unquote(found.group(1)))
+    found = _SET_PARAMETER.search(message)
+    if found:
+        return (
+            " - run it as a superuser, or have one GRANT SET ON PARAMETER "
+            f"{found.group(1)} TO this role (PostgreSQL 15 and later)"
+        )
+    found = _OWNER.search(message)
+    if found:
+        kind = found.group(1).lower()
+        kind = "table" if kind == "relation" else kind
+        return (
+            f' - run it as the owner of {kind} "{_unquote(found.group(2))}" (or a member of '
+            "the role that owns it)"
+        )
+    if "must be superuser" in message.lower():
+        return " - run it as a superuser"
+    found = _DENIED.search(message)
+    if found is None:
+        return None
+    kind, name = found.group(1).lower(), _unquote(found.group(2))
+    target = _target(statement)
+    verb, parts = target if target is not None else ("", [])
+    if kind == "database":
+        connecting = "CONNECT privilege" in full or doing.startswith("connecting")
+        privilege = "CREATE" if verb == "CREATE" or not connecting else "CONNECT"
+    elif kind == "schema":
+        # creating in the schema needs CREATE on it; naming anything in it, USAGE
+        creates_here = verb == "CREATE" and (len(parts) < 2 or parts[-2] == name)
+        privilege = "CREATE" if creates_here else "USAGE"
+    elif kind in _RELATIONS:
+        kind = "table" if kind == "relation" else kind
+        privilege = _RELATION_PRIVILEGE.get(verb, "SELECT") if parts[-1:] == [name] else "SELECT"
+    elif kind == "sequence":
+        privilege = "USAGE"
+    elif kind in {"function", "procedure", "routine", "aggregate"}:
+        privilege = "EXECUTE"
+    elif kind in _USAGE_KINDS:
+        privilege = "USAGE"
+    elif kind == "large object":
+        privilege = "SELECT and UPDATE"
+    elif kind == "tablespace":
+        privilege = "CREATE"
+    else:
+        return None
+    return grant.format(privilege, kind, name)
 
 
 @contextmanager

@@ -4,11 +4,17 @@ line, and one huge value does not cost memory in proportion to the rows around i
 
 from __future__ import annotations
 
+import itertools
+import os
 from pathlib import Path
 
+import psycopg2
 import pytest
+from sqlalchemy.engine import make_url
 
+from pipeline.db import database_error
 from pipeline.errors import ExitCode
+from tests.conftest import as_url, execute
 from tests.test_cli import assert_one_line_error
 from tests.test_repair import refaudit
 
@@ -50,3 +56,105 @@ def test_an_unusual_but_valid_repair_schema_is_used(world: str, tmp_path: Path) 
     assert proc.returncode == ExitCode.VIOLATIONS, proc.stderr
     applied = refaudit("apply", str(out / "repair.sql"), "--db", world, "--dry-run")
     assert applied.returncode == ExitCode.PASSED, applied.stderr
+
+
+# -- a missing privilege is named --------------------------------------------------------------
+
+_roles = itertools.count()
+
+
+def _role(uri: str, grants: str = "") -> str:
+    """A new login role with `grants` (`{role}` stands for its name); its URL."""
+    name = f"ops_role_{os.getpid()}_{next(_roles)}"
+    execute(uri, f"CREATE ROLE {name} LOGIN; " + grants.format(role=name))
+    return make_url(uri).set(username=name).render_as_string(hide_password=False)
+
+
+@pytest.fixture
+def plain(new_database) -> str:  # type: ignore[no-untyped-def]
+    uri: str = new_database("ops")
+    execute(
+        uri,
+        "CREATE TABLE items (id int PRIMARY KEY, code text);"
+        "INSERT INTO items VALUES (1, 'a');"
+        "CREATE SCHEMA vault; CREATE TABLE vault.box (id int);",
+    )
+    return uri
+
+
+def _hint(uri: str, role_uri: str, statement: str) -> str:
+    try:
+        conn = psycopg2.connect(role_uri)
+    except psycopg2.Error as exc:
+        return str(database_error(exc, as_url(role_uri), doing="connecting"))
+    try:
+        with conn.cursor() as cur:
+            cur.execute(statement)
+    except psycopg2.Error as exc:
+        return str(database_error(exc, as_url(role_uri), doing="applying"))
+    finally:
+        conn.close()
+    raise AssertionError(f"{statement} did not fail")
+
+
+@pytest.mark.parametrize(
+    ("grants", "statement", "hint"),
+    [
+        ("REVOKE CONNECT ON DATABASE {db} FROM PUBLIC", "SELECT 1",
+         'grant CONNECT on database "{db}" to this role'),
+        ("", "CREATE SCHEMA refaudit",
+         'grant CREATE on database "{db}" to this role'),
+        ("REVOKE TEMPORARY ON DATABASE {db} FROM PUBLIC", "CREATE TEMP TABLE w (x int)",
+         'grant TEMPORARY on database "{db}" to this role'),
+        ("GRANT USAGE ON SCHEMA vault TO {role}", "CREATE TABLE vault.t (x int)",
+         'grant CREATE on schema "vault" to this role'),
+        ("", "SELECT * FROM vault.box",
+         'grant USAGE on schema "vault" to this role'),
+        ("", "SELECT * FROM items",
+         'grant SELECT on table "items" to this role'),
+        ("GRANT SELECT ON items TO {role}", "UPDATE items SET code = 'b' WHERE id = 1",
+         'grant UPDATE and SELECT on table "items" to this role'),
+        ("GRANT SELECT ON items TO {role}", "DELETE FROM items WHERE id = 1",
+         'grant DELETE and SELECT on table "items" to this role'),
+        ("GRANT SELECT ON items TO {role}", "INSERT INTO items VALUES (2, 'b')",
+         'grant INSERT on table "items" to this role'),
+        # inside a plan's DO block: the statement PostgreSQL names in its context
+        ("GRANT SELECT ON items TO {role}",
+         "DO $$ BEGIN UPDATE public.items SET code = 'c'; END $$",
+         'grant UPDATE and SELECT on table "items" to this role'),
+        # a table the statement only reads
+        ("GRANT SELECT, UPDATE ON items TO {role}",
+         "UPDATE items SET code = v.code FROM vault.box b, items v WHERE b.id = v.id",
+         'grant USAGE on schema "vault" to this role'),
+        ("GRANT ALL ON items TO {role}; GRANT USAGE ON SCHEMA vault TO {role}",
+         "UPDATE items SET code = 'x' FROM vault.box b WHERE b.id = items.id",
+         'grant SELECT on table "box" to this role'),
+        ("GRANT USAGE, CREATE ON SCHEMA vault TO {role}",
+         "CREATE TABLE vault.copy AS SELECT * FROM items",
+         'grant SELECT on table "items" to this role'),
+        ("GRANT ALL ON items TO {role}", "ALTER TABLE items DISABLE TRIGGER ALL",
+         'run it as the owner of table "items"'),
+        ("", "SET session_replication_role = replica",
+         'GRANT SET ON PARAMETER session_replication_role'),
+    ],
+)  # fmt: skip
+def test_a_missing_privilege_is_named(plain: str, grants: str, statement: str, hint: str) -> None:
+    db = make_url(plain).database
+    role_uri = _role(plain, grants.replace("{db}", str(db)))
+    message = _hint(plain, role_uri, statement)
+    assert hint.format(db=db) in message, message
+    assert "grant CONNECT" not in message or "CONNECT" in hint
+    assert "\n" not in message
+
+
+def test_apply_by_a_role_without_create_names_create(world: str, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    made = refaudit("run", "--db", world, "--out", str(out), "--repair", "--no-history", "--quiet")
+    assert made.returncode == ExitCode.VIOLATIONS, made.stderr
+    db = make_url(world).database
+    fixer = _role(world, "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}")
+    proc = refaudit("apply", str(out / "repair.sql"), "--db", fixer)
+    line = assert_one_line_error(proc, ExitCode.RUNTIME)
+    assert f'permission denied for database {db}' in line, line
+    assert f'grant CREATE on database "{db}" to this role' in line and "CONNECT" not in line
+    assert line.endswith("nothing was applied")

@@ -282,7 +282,7 @@ def test_revoked_grant(tmp_path: Path, tcp: TcpServer) -> None:
         sql(tcp.admin(), "GRANT SELECT ON tutor_packages TO auditor")
     line = assert_one_line_error(proc, ExitCode.RUNTIME)
     assert "permission denied for table tutor_packages" in line
-    assert "grant SELECT on the audited tables" in line
+    assert 'grant SELECT on table "tutor_packages" to this role' in line
     assert_error_left_no_pass(tmp_path / "o", "permission denied")
     assert_no_secret(proc.stdout, proc.stderr, files=tmp_path)
 
