@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import itertools
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import psycopg2
@@ -16,7 +19,10 @@ from pipeline.db import database_error
 from pipeline.errors import ExitCode
 from tests.conftest import as_url, execute
 from tests.test_cli import assert_one_line_error
-from tests.test_repair import refaudit
+from tests.test_cli import ROOT
+from tests.test_operations import TcpServer, sql
+from tests.test_operations import tcp as tcp  # a server of the module's own, to restart
+from tests.test_repair import query, refaudit
 
 
 @pytest.mark.parametrize(
@@ -158,3 +164,71 @@ def test_apply_by_a_role_without_create_names_create(world: str, tmp_path: Path)
     assert f'permission denied for database {db}' in line, line
     assert f'grant CREATE on database "{db}" to this role' in line and "CONNECT" not in line
     assert line.endswith("nothing was applied")
+
+
+# -- a connection lost mid-apply -----------------------------------------------------------------
+
+
+def _wait_for_refaudit_statement(uri: str, marker: str, proc: subprocess.Popen[str]) -> int:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        rows = query(
+            uri,
+            "SELECT pid FROM pg_stat_activity WHERE application_name = 'refaudit' "
+            f"AND query LIKE '%{marker}%' AND state = 'active'",
+        )
+        if rows:
+            return int(rows[0][0])
+        time.sleep(0.1)
+    raise AssertionError("apply never ran its statement")
+
+
+@pytest.mark.parametrize("transactional", [True, False])
+def test_a_connection_lost_mid_apply_is_one_line(
+    plain: str, tmp_path: Path, transactional: bool
+) -> None:
+    plan = tmp_path / "plan.sql"
+    body = (
+        "UPDATE items SET code = 'z';\n"
+        "DO $$ BEGIN PERFORM pg_sleep(60); END $$;\n"
+        "UPDATE items SET code = 'y';\n"
+    )
+    plan.write_text(f"BEGIN;\n{body}COMMIT;\n" if transactional else body)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "apply", str(plan), "--db", plain],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+    )  # fmt: skip
+    try:
+        pid = _wait_for_refaudit_statement(plain, "pg_sleep(60)", proc)
+        query(plain, f"SELECT pg_terminate_backend({pid})")
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    done = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+    line = assert_one_line_error(done, ExitCode.RUNTIME)
+    assert "the connection was lost" in line, line
+    assert "statement 2" in line, line
+    expected = "a" if transactional else "z"  # a transaction is all or nothing
+    assert query(plain, "SELECT code FROM items") == [(expected,)]
+
+
+def test_a_server_restart_mid_apply_is_one_line(tmp_path: Path, tcp: TcpServer) -> None:
+    plan = tmp_path / "plan.sql"
+    plan.write_text("BEGIN;\nSELECT count(*) FROM tutor_packages;\nSELECT pg_sleep(60);\nCOMMIT;\n")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "apply", str(plan), "--db", tcp.url()],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+    )  # fmt: skip
+    try:
+        _wait_for_refaudit_statement(tcp.admin(), "pg_sleep(60)", proc)
+        tcp.restart()
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    done = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+    line = assert_one_line_error(done, ExitCode.RUNTIME)
+    assert "the connection was lost" in line and "nothing was applied" in line, line
+    assert sql(tcp.admin(), "SELECT 1") == [(1,)]  # the server is back for the next test
