@@ -4,6 +4,7 @@ line, and one huge value does not cost memory in proportion to the rows around i
 
 from __future__ import annotations
 
+import csv
 import itertools
 import os
 import subprocess
@@ -232,3 +233,101 @@ def test_a_server_restart_mid_apply_is_one_line(tmp_path: Path, tcp: TcpServer) 
     line = assert_one_line_error(done, ExitCode.RUNTIME)
     assert "the connection was lost" in line and "nothing was applied" in line, line
     assert sql(tcp.admin(), "SELECT 1") == [(1,)]  # the server is back for the next test
+
+
+# -- one huge value ------------------------------------------------------------------------------
+
+BIG = 40_000_000  # characters (and bytes: ASCII) of the one huge value
+
+BIG_SUITE = """
+suite: big
+tables:
+  items: {key: id}
+  tags: {key: code}
+checks:
+  - id: items.tag
+    kind: reference
+    table: items
+    column: tag
+    target: {table: tags, column: code}
+    on_orphan: quarantine
+  - id: items.tag.pattern
+    kind: pattern
+    table: items
+    column: tag
+    regex: '^[a-z]$'
+"""
+
+_PEAK = (
+    "import resource, subprocess, sys\n"
+    "p = subprocess.run(sys.argv[1:], capture_output=True, text=True)\n"
+    "sys.stderr.write(p.stderr)\n"
+    "print(p.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+)
+
+
+def _peak_rss(*args: str) -> tuple[int, int, str]:
+    """Exit code, peak RSS in bytes and stderr of `refaudit *args`, alone in a process of
+    its own (so no other child's peak counts)."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _PEAK, sys.executable, "-m", "pipeline", *args],
+        capture_output=True, text=True, cwd=ROOT, timeout=600,
+    )  # fmt: skip
+    code, kb = proc.stdout.split()
+    return int(code), int(kb) * 1024, proc.stderr
+
+
+def _big_world(new_database, size: int) -> str:  # type: ignore[no-untyped-def]
+    uri: str = new_database("big")
+    execute(
+        uri,
+        "CREATE TABLE tags (code text PRIMARY KEY); INSERT INTO tags VALUES ('a'), ('b');"
+        "CREATE TABLE items (id int PRIMARY KEY, tag text);"
+        "INSERT INTO items SELECT g, 'a' FROM generate_series(1, 1000) g;"
+        f"INSERT INTO items VALUES (0, repeat('x', {size}))",
+    )
+    return uri
+
+
+def test_one_huge_value_costs_at_most_three_times_its_size(
+    new_database, tmp_path: Path  # type: ignore[no-untyped-def]
+) -> None:
+    from pipeline.checks.base import VALUE_CHARS
+
+    suite = tmp_path / "big.yml"
+    suite.write_text(BIG_SUITE)
+    peaks = {}
+    for size in (1, BIG):
+        uri = _big_world(new_database, size)
+        out = tmp_path / f"run{size}"
+        code, peaks[size], stderr = _peak_rss(
+            "run", "--db", uri, "--suite", str(suite), "--out", str(out), "--repair",
+            "--no-history", "--quiet",
+        )  # fmt: skip
+        assert code == ExitCode.VIOLATIONS, stderr
+    grown = peaks[BIG] - peaks[1]
+    assert grown <= 3 * BIG, f"{grown / 1e6:.0f} MB more for one value of {BIG / 1e6:.0f} MB"
+
+    # violations.csv has the value's first VALUE_CHARS characters and says it is cut
+    csv.field_size_limit(2**31 - 1)
+    with (out / "violations.csv").open(newline="", encoding="utf-8") as f:
+        values = {(v["check"], v["key"]): v["value"] for v in csv.DictReader(f)}
+    for check in ("items.tag", "items.tag.pattern"):
+        assert values[(check, "0")] == "x" * VALUE_CHARS + f"… [cut: {BIG:,} characters in all]"
+    report = (out / "report.html").read_text(encoding="utf-8")
+    assert f"[{BIG:,} characters; the first {VALUE_CHARS:,} in violations.csv]" in report
+    # the guard is a hash; the note (the evidence) holds the value as cut
+    assert (out / "repair.sql").stat().st_size < 2 * VALUE_CHARS
+
+    # the guard still compares the whole value: one character changed since the audit and
+    # the row is skipped; as audited, it is quarantined
+    execute(uri, "UPDATE items SET tag = repeat('x', 39999999) || 'y' WHERE id = 0")
+    proc = refaudit("apply", str(out / "repair.sql"), "--db", uri, "--dry-run")
+    assert proc.returncode == ExitCode.PASSED, proc.stderr
+    assert "1 skipped (changed since the audit)" in proc.stdout, proc.stdout
+    execute(uri, f"UPDATE items SET tag = repeat('x', {BIG}) WHERE id = 0")
+    proc = refaudit("apply", str(out / "repair.sql"), "--db", uri)
+    assert proc.returncode == ExitCode.PASSED, proc.stderr
+    assert "1 quarantined, 0 already done, 0 skipped" in proc.stdout, proc.stdout
+    assert query(uri, "SELECT count(*) FROM items WHERE id = 0") == [(0,)]
+    assert query(uri, "SELECT length(row_data->>'tag') FROM refaudit.quarantine") == [(BIG,)]
