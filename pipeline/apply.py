@@ -167,9 +167,7 @@ def apply_plan(
     except (sa_exc.SQLAlchemyError, _psycopg_error()) as exc:
         err = database_error(exc, url, doing=doing)
         if committing:
-            tail = (
-                "; whether the server committed it is unknown: run the audit again to see"
-            )
+            tail = "; whether the server committed it is unknown: run the audit again to see"
         elif transactional:
             tail = "; nothing was applied"
         else:

@@ -179,10 +179,10 @@ def _raw_secret_parameters(raw: str) -> set[str]:
     found: set[str] = set()
     if "://" in raw:
         query = raw.partition("?")[2].partition("#")[0]
-        pairs = parse_qsl(query, keep_blank_values=True)
-        found |= {value for name, value in pairs if name in SECRET_PARAMETERS}
-        found |= {value for name, value in parse_qsl(query.replace("+", "%2B"))
-                  if name in SECRET_PARAMETERS}  # fmt: skip
+        # a + may stand for a blank or for itself, depending on who decodes the URL: both
+        for reading in (query, query.replace("+", "%2B")):
+            pairs = parse_qsl(reading, keep_blank_values=True)
+            found |= {value for name, value in pairs if name in SECRET_PARAMETERS}
         return found
     try:
         params = parse_dsn(raw)
@@ -378,8 +378,11 @@ _TARGETS = [
         ("INSERT", rf"INSERT\s+INTO\s+({_NAME})"),
         ("TRUNCATE", rf"TRUNCATE\s+(?:TABLE\s+)?(?:ONLY\s+)?({_NAME})"),
         ("INSERT", rf"COPY\s+({_NAME})(?:\s*\([^)]*\))?\s+FROM\b"),
-        ("CREATE", r"CREATE\b(?:\s+\w+)*?\s+(?:TABLE|VIEW|SEQUENCE|FUNCTION|PROCEDURE|TYPE"
-                   rf"|DOMAIN|INDEX|SCHEMA)\s+(?:IF\s+NOT\s+EXISTS\s+)?({_NAME})"),
+        (
+            "CREATE",
+            r"CREATE\b(?:\s+\w+)*?\s+(?:TABLE|VIEW|SEQUENCE|FUNCTION|PROCEDURE|TYPE"
+            rf"|DOMAIN|INDEX|SCHEMA)\s+(?:IF\s+NOT\s+EXISTS\s+)?({_NAME})",
+        ),
         ("ALTER", rf"ALTER\s+\w+(?:\s+VIEW)?\s+(?:IF\s+EXISTS\s+)?(?:ONLY\s+)?({_NAME})"),
     )
 ]

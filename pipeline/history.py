@@ -190,7 +190,9 @@ class HistoryStore:
                     db.execute("DELETE FROM last_keys WHERE database = ?", (name,))
                 for _, name in names:
                     if name != masked:
-                        db.execute("UPDATE runs SET database = ? WHERE database = ?", (masked, name))
+                        db.execute(
+                            "UPDATE runs SET database = ? WHERE database = ?", (masked, name)
+                        )
                         db.execute(
                             "UPDATE last_keys SET database = ? WHERE database = ?", (masked, name)
                         )

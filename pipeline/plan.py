@@ -95,7 +95,8 @@ class TablePlan:
         where = sa.or_(*(r.flag.is_(sa.true()) for r in self.rules))
         if not diagnosing:
             shown = [
-                cut_text(c.element).label(c.name) if c.name[1:].isdigit() and c.name[0] == "v"
+                cut_text(c.element).label(c.name)
+                if c.name[1:].isdigit() and c.name[0] == "v"
                 else c
                 for c in cols
             ]

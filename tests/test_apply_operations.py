@@ -19,8 +19,7 @@ from sqlalchemy.engine import make_url
 from pipeline.db import database_error
 from pipeline.errors import ExitCode
 from tests.conftest import as_url, execute
-from tests.test_cli import assert_one_line_error
-from tests.test_cli import ROOT
+from tests.test_cli import ROOT, assert_one_line_error
 from tests.test_operations import TcpServer, sql
 from tests.test_operations import tcp as tcp  # a server of the module's own, to restart
 from tests.test_repair import query, refaudit
@@ -29,10 +28,10 @@ from tests.test_repair import query, refaudit
 @pytest.mark.parametrize(
     ("schema", "says"),
     [
-        ("pg_temp", 'reserved for PostgreSQL\'s own schemas'),
-        ("pg_catalog", 'reserved for PostgreSQL\'s own schemas'),
-        ("pg_toast", 'reserved for PostgreSQL\'s own schemas'),
-        ("pg_refaudit", 'reserved for PostgreSQL\'s own schemas'),
+        ("pg_temp", "reserved for PostgreSQL's own schemas"),
+        ("pg_catalog", "reserved for PostgreSQL's own schemas"),
+        ("pg_toast", "reserved for PostgreSQL's own schemas"),
+        ("pg_refaudit", "reserved for PostgreSQL's own schemas"),
         ("information_schema", "PostgreSQL's own schema"),
         ("", "is empty"),
         ("x" * 64, "longer than 63 bytes"),
@@ -159,10 +158,12 @@ def test_apply_by_a_role_without_create_names_create(world: str, tmp_path: Path)
     made = refaudit("run", "--db", world, "--out", str(out), "--repair", "--no-history", "--quiet")
     assert made.returncode == ExitCode.VIOLATIONS, made.stderr
     db = make_url(world).database
-    fixer = _role(world, "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}")
+    fixer = _role(
+        world, "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}"
+    )
     proc = refaudit("apply", str(out / "repair.sql"), "--db", fixer)
     line = assert_one_line_error(proc, ExitCode.RUNTIME)
-    assert f'permission denied for database {db}' in line, line
+    assert f"permission denied for database {db}" in line, line
     assert f'grant CREATE on database "{db}" to this role' in line and "CONNECT" not in line
     assert line.endswith("nothing was applied")
 
@@ -290,7 +291,8 @@ def _big_world(new_database, size: int) -> str:  # type: ignore[no-untyped-def]
 
 
 def test_one_huge_value_costs_at_most_three_times_its_size(
-    new_database, tmp_path: Path  # type: ignore[no-untyped-def]
+    new_database,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
     from pipeline.checks.base import VALUE_CHARS
 

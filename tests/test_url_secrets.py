@@ -164,9 +164,10 @@ def test_sslpassword_is_masked_in_every_output(tmp_path: Path, odd_role: TcpServ
     out = tmp_path / "o"
     assert json.loads((out / "results.json").read_text())["run"]["database"] == shown
     for name in ("junit.xml", "report.html"):
-        assert shown.replace("&", "&amp;") in (out / name).read_text() or shown in (
-            out / name
-        ).read_text(), name
+        assert (
+            shown.replace("&", "&amp;") in (out / name).read_text()
+            or shown in (out / name).read_text()
+        ), name
     assert_no_ssl_password(tmp_path, first.stdout, first.stderr)
 
     # another ssl password for the same database: the same history, nothing of either shown
@@ -204,7 +205,9 @@ def test_a_history_that_holds_an_ssl_password_is_masked_and_continued(
     assert_no_ssl_password(tmp_path, again.stdout, again.stderr)
 
 
-def test_sslpassword_is_masked_in_errors_and_tracebacks(tmp_path: Path, odd_role: TcpServer) -> None:
+def test_sslpassword_is_masked_in_errors_and_tracebacks(
+    tmp_path: Path, odd_role: TcpServer
+) -> None:
     wrong = f"postgresql://{ROLE}:wrong@127.0.0.1:{odd_role.port}/{DB}?sslpassword={SSL_PASSWORD}"
     proc = run(odd_role, tmp_path, wrong)
     line = assert_one_line_error(proc, ExitCode.RUNTIME)
