@@ -18,6 +18,7 @@ in their DETAIL.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from collections.abc import Callable
@@ -134,6 +135,7 @@ def apply_plan(
     result = ApplyResult(path=path, dry_run=dry_run, transactional=transactional)
     engine = create_engine(url)
     doing = f"connecting to apply {path.name}"
+    committing = False
     try:
         raw: Any = engine.raw_connection()
         try:
@@ -157,24 +159,39 @@ def apply_plan(
                 if dry_run:
                     conn.rollback()
                 else:
+                    doing, committing = f"committing {path.name}", True
                     conn.commit()
         except BaseException:
-            if transactional:
-                raw.driver_connection.rollback()
+            _release(raw, transactional)
             raise
-        finally:
-            raw.close()
+        raw.close()
     except (sa_exc.SQLAlchemyError, _psycopg_error()) as exc:
         err = database_error(exc, url, doing=doing)
-        tail = (
-            "; nothing was applied"
-            if transactional
-            else f"; the {result.statements} statements before it were applied"
-        )
+        if committing:
+            tail = "; whether the server committed it is unknown: run the audit again to see"
+        elif transactional:
+            tail = "; nothing was applied"
+        else:
+            tail = f"; the {result.statements} statements before it were applied"
         raise DatabaseError(str(err) + tail) from None
     finally:
         engine.dispose()
     return result
+
+
+def _release(raw: Any, transactional: bool) -> None:
+    """Give back the connection of a failed plan without a second error: a live one rolls
+    the transaction back (and goes back to the pool, which resets it); a dead one (the
+    server restarted, the backend was terminated) is discarded, since rolling it back or
+    resetting it would only fail again, and the pool would print that failure's traceback."""
+    conn = raw.driver_connection
+    if not conn.closed and transactional:
+        with contextlib.suppress(_psycopg_error()):
+            conn.rollback()
+    if conn.closed:
+        raw.invalidate()
+    else:
+        raw.close()
 
 
 def _psycopg_error() -> type[BaseException]:

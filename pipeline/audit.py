@@ -95,6 +95,40 @@ class AuditOptions:
     """How the run names the database (results, report, run-history scope); None: its URL
     without the password. The demo's server lives in a new temporary directory each time."""
 
+    def __post_init__(self) -> None:
+        check_repair_schema(self.repair_schema)
+
+
+_NAMEDATALEN = 63
+"""The longest identifier PostgreSQL keeps, in bytes; a longer one is cut, silently."""
+
+
+def check_repair_schema(name: str) -> None:
+    """A UsageError unless `name` can be the repair schema: a schema the plan may create and
+    own. PostgreSQL reserves names that start with `pg_` (`pg_temp` would even be each
+    session's own temporary schema: backups gone at the end of the apply) and keeps its
+    catalogs in pg_catalog and information_schema; an identifier is 1 to 63 bytes, without
+    NUL (the plans quote it, so any other character will do)."""
+    why = None
+    if not name:
+        why = "is empty"
+    elif name.startswith("pg_"):
+        why = "starts with pg_, which is reserved for PostgreSQL's own schemas"
+    elif name == "information_schema":
+        why = "is PostgreSQL's own schema of catalog views"
+    elif "\0" in name:
+        why = "holds a NUL character"
+    elif len(name.encode()) > _NAMEDATALEN:
+        why = (
+            f"is longer than {_NAMEDATALEN} bytes ({len(name.encode())}), which PostgreSQL "
+            "would cut"
+        )
+    if why is not None:
+        raise UsageError(
+            f"--repair-schema {name!r} {why}; name a schema refaudit may create and own "
+            "(default refaudit)"
+        )
+
 
 @dataclass(frozen=True)
 class AuditSource:

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import parse_qsl, quote, quote_plus, unquote
 
 import psycopg2
 import sqlalchemy as sa
@@ -95,8 +95,19 @@ def _query_password(url: URL) -> str | None:
     return value
 
 
+SECRET_PARAMETERS = ("password", "sslpassword", "oauth_client_secret")
+"""libpq's connection parameters that carry a secret: those `PQconndefaults()` marks as
+passwords (`password`, `sslpassword`) and PostgreSQL 18's OAuth client secret. Every other
+one is a setting or a path (`passfile`, `sslkey`, `sslcert` name files), shown as given."""
+
+_MASK = "***"
+_MASKED = "refaudit-masked-secret"  # stands for _MASK in a URL until it is rendered
+
+
 def describe(url: URL) -> str:
-    """The URL as it may be shown anywhere: the password replaced by `***`, wherever it was."""
+    """The URL as it may be shown anywhere: the password and every other secret parameter
+    (`SECRET_PARAMETERS`) replaced by `***`, wherever it was. The same database gives the
+    same text whatever its secrets, so it also keys the run history."""
     if not url.host and not url.database and not url.query:
         parts = [
             f"{k}={os.environ[k]}"
@@ -107,31 +118,80 @@ def describe(url: URL) -> str:
     query_password = _query_password(url)
     if query_password is not None:
         url = url.difference_update_query(["password"]).set(password=query_password)
-    return url.set(drivername="postgresql").render_as_string(hide_password=True)
+    hidden = {name: _MASKED for name in SECRET_PARAMETERS if name in url.query}
+    if hidden:
+        url = url.update_query_dict(hidden)
+    shown = url.set(drivername="postgresql").render_as_string(hide_password=True)
+    return shown.replace(_MASKED, _MASK)
+
+
+def mask_shown(shown: str) -> str:
+    """A URL as `describe` showed it before it masked every secret parameter, as it shows it
+    now (other text unchanged): for URLs stored by an older refaudit."""
+    if "://" not in shown or not any(f"{name}=" in shown for name in SECRET_PARAMETERS):
+        return shown
+    try:
+        url = make_url(shown)
+    except (sa_exc.ArgumentError, ValueError):
+        return shown
+    if url.password is not None and url.password != _MASK:
+        return shown  # not a URL `describe` wrote
+    return describe(url)
 
 
 def secrets(*urls: URL | str | None) -> list[str]:
-    """Every password a message must never show: those of `urls` (in the user info or as
-    `?password=`), of DATABASE_URL and PGPASSWORD, and of the password file libpq would read
-    for them; as written and as percent-encoded in a URL; longest first."""
+    """Every secret a message must never show: the passwords and other secret parameters
+    (`SECRET_PARAMETERS`) of `urls` (in the user info or the query string, or in a libpq
+    `key=value` string), of DATABASE_URL and PGPASSWORD, and of the password file libpq
+    would read for them; as written and as percent-encoded in a URL; longest first."""
     found = {os.environ.get("PGPASSWORD", "")}
     passfiles = {os.environ.get("PGPASSFILE") or str(Path("~/.pgpass").expanduser())}
     for raw in (*urls, os.environ.get("DATABASE_URL")):
         if isinstance(raw, str) and raw:
             found.add(_raw_password(raw))
+            found |= _raw_secret_parameters(raw)
             try:
                 raw = make_url(raw)
             except (sa_exc.ArgumentError, ValueError):
                 continue
         if isinstance(raw, URL):
-            found |= {raw.password or "", _query_password(raw) or ""}
-            passfile = raw.query.get("passfile")
-            passfiles |= set((passfile,) if isinstance(passfile, str) else passfile or ())
+            found.add(raw.password or "")
+            for name in SECRET_PARAMETERS:
+                found |= set(_values(raw, name))
+            passfiles |= set(_values(raw, "passfile"))
     for passfile in passfiles:
         found |= _passfile_passwords(Path(passfile))
     for secret in list(found):
-        found |= {quote(secret, safe=""), quote(secret)}
+        found |= {quote(secret, safe=""), quote(secret), quote_plus(secret)}
     return sorted((s for s in found if s), key=len, reverse=True)
+
+
+def _values(url: URL, name: str) -> tuple[str, ...]:
+    value = url.query.get(name)
+    return (value,) if isinstance(value, str) else tuple(value or ())
+
+
+def _raw_secret_parameters(raw: str) -> set[str]:
+    """The secret parameters of a URL's query string or of a libpq `key=value` string, as
+    their author meant them, even where the rest cannot be parsed."""
+    from psycopg2.extensions import parse_dsn
+
+    found: set[str] = set()
+    if "://" in raw:
+        query = raw.partition("?")[2].partition("#")[0]
+        # a + may stand for a blank or for itself, depending on who decodes the URL: both
+        for reading in (query, query.replace("+", "%2B")):
+            pairs = parse_qsl(reading, keep_blank_values=True)
+            found |= {value for name, value in pairs if name in SECRET_PARAMETERS}
+        return found
+    try:
+        params = parse_dsn(raw)
+    except psycopg2.Error:
+        # unparseable: whatever follows `name=` up to the next blank
+        for name in SECRET_PARAMETERS:
+            found |= {m.strip("'") for m in re.findall(rf"\b{name}\s*=\s*(\S+)", raw)}
+        return found
+    return {value for name, value in params.items() if name in SECRET_PARAMETERS}
 
 
 def _raw_password(raw: str) -> str:
@@ -247,9 +307,11 @@ LOST_CONNECTION = "the connection to the server was lost"
 
 def database_error(exc: BaseException, url: URL | None, *, doing: str) -> DatabaseError:
     """One clear line for a failed database operation: the server's (or libpq's) first line,
-    without the driver's class names, links or follow-up lines."""
+    without the driver's class names, links or follow-up lines, and a hint at what to do
+    (for a missing privilege: which one, on what)."""
     orig = getattr(exc, "orig", None) or exc
-    first = next((ln.strip() for ln in str(orig).splitlines() if ln.strip()), type(orig).__name__)
+    full = str(orig)
+    first = next((ln.strip() for ln in full.splitlines() if ln.strip()), type(orig).__name__)
     first = _SQLALCHEMY_NOISE.sub("", first).replace("FATAL:", "").replace("ERROR:", "")
     first = " ".join(first.split())
     lower = first.lower()
@@ -259,7 +321,11 @@ def database_error(exc: BaseException, url: URL | None, *, doing: str) -> Databa
         lost = any(marker in lower for marker in _LOST)
     lost = lost or bool(getattr(exc, "connection_invalidated", False))
     where = describe(url) if url is not None else "the database"
-    hint = _LOST_HINT if lost else _hint(first)
+    if lost:
+        hint = _LOST_HINT
+    else:
+        privilege = _privilege_hint(first, full, _failed_statement(exc, orig), doing)
+        hint = privilege if privilege is not None else _hint(first)
     return DatabaseError(scrub(f"{doing} failed on {where}: {first}{hint}", url))
 
 
@@ -276,10 +342,6 @@ def _hint(message: str) -> str:
         return " - raise --statement-timeout or audit off-peak"
     if "lock timeout" in m:
         return " - another session holds a lock; retry or raise --lock-timeout"
-    if "permission denied for database" in m:
-        return " - grant CONNECT on the database to this role"
-    if "permission denied" in m:
-        return " - grant SELECT on the audited tables to this role"
     if 'database "' in m and "does not exist" in m:
         return " - check the database name in --db or DATABASE_URL"
     if 'role "' in m and "does not exist" in m:
@@ -287,6 +349,146 @@ def _hint(message: str) -> str:
     if "does not exist" in m:
         return " - check the suite against the database schema"
     return ""
+
+
+# What PostgreSQL says when a privilege is missing (SQLSTATE 42501, insufficient_privilege):
+# the kind of object and its name, never the privilege; that follows from the kind and from
+# the statement that was refused.
+_KINDS = (
+    "materialized view", "foreign table", "foreign-data wrapper", "foreign server",
+    "large object", "database", "schema", "table", "relation", "view", "sequence",
+    "function", "procedure", "routine", "aggregate", "type", "domain", "language",
+    "tablespace", "parameter",
+)  # fmt: skip
+_KIND = "|".join(re.escape(k) for k in _KINDS)
+_DENIED = re.compile(rf"permission denied for ({_KIND}) (.+)$", re.IGNORECASE)
+_OWNER = re.compile(rf"must be owner of ({_KIND}) (.+)$", re.IGNORECASE)
+_TEMP = re.compile(r"permission denied to create temporary tables in database (.+)$", re.I)
+_SET_PARAMETER = re.compile(r'permission denied to set parameter "?([^"]+)"?', re.I)
+_RELATIONS = {"table", "relation", "view", "materialized view", "foreign table"}
+_USAGE_KINDS = {"type", "domain", "language", "foreign-data wrapper", "foreign server"}
+
+_IDENT = r'(?:"(?:[^"]|"")*"|[^\W\d][\w$]*)'
+_NAME = rf"{_IDENT}(?:\s*\.\s*{_IDENT})*"
+_TARGETS = [
+    (verb, re.compile(pattern, re.IGNORECASE | re.DOTALL))
+    for verb, pattern in (
+        ("UPDATE", rf"UPDATE\s+(?:ONLY\s+)?({_NAME})"),
+        ("DELETE", rf"DELETE\s+FROM\s+(?:ONLY\s+)?({_NAME})"),
+        ("INSERT", rf"INSERT\s+INTO\s+({_NAME})"),
+        ("TRUNCATE", rf"TRUNCATE\s+(?:TABLE\s+)?(?:ONLY\s+)?({_NAME})"),
+        ("INSERT", rf"COPY\s+({_NAME})(?:\s*\([^)]*\))?\s+FROM\b"),
+        (
+            "CREATE",
+            r"CREATE\b(?:\s+\w+)*?\s+(?:TABLE|VIEW|SEQUENCE|FUNCTION|PROCEDURE|TYPE"
+            rf"|DOMAIN|INDEX|SCHEMA)\s+(?:IF\s+NOT\s+EXISTS\s+)?({_NAME})",
+        ),
+        ("ALTER", rf"ALTER\s+\w+(?:\s+VIEW)?\s+(?:IF\s+EXISTS\s+)?(?:ONLY\s+)?({_NAME})"),
+    )
+]
+_RELATION_PRIVILEGE = {
+    "UPDATE": "UPDATE and SELECT",  # SELECT for the columns its WHERE and SET read
+    "DELETE": "DELETE and SELECT",
+    "INSERT": "INSERT",
+    "TRUNCATE": "TRUNCATE",
+}
+_CONTEXT_STATEMENT = re.compile(r'SQL statement "(.*?)"\s*(?:\n|$)', re.DOTALL)
+
+
+def _failed_statement(exc: BaseException, orig: BaseException) -> str | None:
+    """The statement the server refused: inside a function or DO block the one PostgreSQL
+    names in its CONTEXT, else the one sent."""
+    diag = getattr(orig, "diag", None)
+    context = getattr(diag, "context", None) or ""
+    found = _CONTEXT_STATEMENT.search(context)
+    if found:
+        return found.group(1)
+    statement = getattr(exc, "statement", None)
+    if statement is None:
+        query = getattr(getattr(orig, "cursor", None), "query", None)
+        statement = query.decode(errors="replace") if isinstance(query, bytes) else query
+    return statement if isinstance(statement, str) else None
+
+
+def _strip_comments(statement: str) -> str:
+    text = statement.lstrip()
+    while text.startswith("--") or text.startswith("/*"):
+        end = text.find("\n") if text.startswith("--") else text.find("*/") + 1
+        text = text[end + 1 :].lstrip() if end > 0 else ""
+    return text
+
+
+def _target(statement: str | None) -> tuple[str, list[str]] | None:
+    """What `statement` does (UPDATE, DELETE, INSERT, TRUNCATE, CREATE, ALTER) and the name of
+    the object it does it to, as its parts (`schema`, `name`), unquoted."""
+    if not statement:
+        return None
+    text = _strip_comments(statement)
+    for verb, pattern in _TARGETS:
+        found = pattern.match(text)
+        if found:
+            parts = re.findall(_IDENT, found.group(1))
+            return verb, [p[1:-1].replace('""', '"') if p[0] == '"' else p.lower() for p in parts]
+    return None
+
+
+def _unquote(name: str) -> str:
+    name = name.strip()
+    return name[1:-1] if len(name) > 1 and name[0] == name[-1] == '"' else name
+
+
+def _privilege_hint(message: str, full: str, statement: str | None, doing: str) -> str | None:
+    """The privilege a refused statement lacks, as what to grant on what; None when the
+    message is not about a privilege."""
+    grant = ' - grant {} on {} "{}" to this role'
+    found = _TEMP.search(message)
+    if found:
+        return grant.format("TEMPORARY", "database", _unquote(found.group(1)))
+    found = _SET_PARAMETER.search(message)
+    if found:
+        return (
+            " - run it as a superuser, or have one GRANT SET ON PARAMETER "
+            f"{found.group(1)} TO this role (PostgreSQL 15 and later)"
+        )
+    found = _OWNER.search(message)
+    if found:
+        kind = found.group(1).lower()
+        kind = "table" if kind == "relation" else kind
+        return (
+            f' - run it as the owner of {kind} "{_unquote(found.group(2))}" (or a member of '
+            "the role that owns it)"
+        )
+    if "must be superuser" in message.lower():
+        return " - run it as a superuser"
+    found = _DENIED.search(message)
+    if found is None:
+        return None
+    kind, name = found.group(1).lower(), _unquote(found.group(2))
+    target = _target(statement)
+    verb, parts = target if target is not None else ("", [])
+    if kind == "database":
+        connecting = "CONNECT privilege" in full or doing.startswith("connecting")
+        privilege = "CREATE" if verb == "CREATE" or not connecting else "CONNECT"
+    elif kind == "schema":
+        # creating in the schema needs CREATE on it; naming anything in it, USAGE
+        creates_here = verb == "CREATE" and (len(parts) < 2 or parts[-2] == name)
+        privilege = "CREATE" if creates_here else "USAGE"
+    elif kind in _RELATIONS:
+        kind = "table" if kind == "relation" else kind
+        privilege = _RELATION_PRIVILEGE.get(verb, "SELECT") if parts[-1:] == [name] else "SELECT"
+    elif kind == "sequence":
+        privilege = "USAGE"
+    elif kind in {"function", "procedure", "routine", "aggregate"}:
+        privilege = "EXECUTE"
+    elif kind in _USAGE_KINDS:
+        privilege = "USAGE"
+    elif kind == "large object":
+        privilege = "SELECT and UPDATE"
+    elif kind == "tablespace":
+        privilege = "CREATE"
+    else:
+        return None
+    return grant.format(privilege, kind, name)
 
 
 @contextmanager

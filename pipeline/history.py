@@ -28,6 +28,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from pipeline.db import mask_shown
 from pipeline.errors import UsageError
 from pipeline.results import AuditResult
 
@@ -147,6 +148,7 @@ class HistoryStore:
                     "pass --history to another path or --no-history"
                 )
             self._db.execute("PRAGMA foreign_keys = ON")
+            self._mask_stored_secrets()
         except sqlite3.DatabaseError as exc:
             raise UsageError(
                 f"cannot use run history {path}: {exc}; pass --history to a writable file "
@@ -163,6 +165,41 @@ class HistoryStore:
         if self._db.in_transaction:
             self._db.execute("ROLLBACK")
         self._db.close()
+
+    def _mask_stored_secrets(self) -> None:
+        """Databases stored by a refaudit that showed secret connection parameters (an
+        `sslpassword`) in clear are stored as they are shown now: the secret leaves the file
+        (its pages are overwritten, `secure_delete`) and the history of that database goes
+        on under the masked name. Where several stored names become one, the violation keys
+        of the one with the latest run are kept."""
+        db = self._db
+        latest = dict(db.execute("SELECT database, max(seq) FROM runs GROUP BY database"))
+        for (name,) in db.execute("SELECT DISTINCT database FROM last_keys"):
+            latest.setdefault(name, -1)
+        groups: dict[str, list[tuple[int, str]]] = {}
+        for name, seq in latest.items():
+            groups.setdefault(mask_shown(name), []).append((seq, name))
+        if all(mask_shown(name) == name for name in latest):
+            return
+        db.execute("PRAGMA secure_delete = ON")
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for masked, names in groups.items():
+                names.sort()
+                for _, name in names[:-1]:
+                    db.execute("DELETE FROM last_keys WHERE database = ?", (name,))
+                for _, name in names:
+                    if name != masked:
+                        db.execute(
+                            "UPDATE runs SET database = ? WHERE database = ?", (masked, name)
+                        )
+                        db.execute(
+                            "UPDATE last_keys SET database = ? WHERE database = ?", (masked, name)
+                        )
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
 
     def _migrate_from_1(self) -> None:
         db = self._db

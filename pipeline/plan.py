@@ -19,6 +19,8 @@ from pipeline.checks.base import (
     RowRule,
     TableScan,
     check_rules,
+    cut_text,
+    guard_value,
     key_value,
 )
 from pipeline.suite import Suite
@@ -33,11 +35,18 @@ def rule_parts(rule: RowRule) -> list[str]:
 
 def _guard(rule: RowRule, column: Callable[[str], Any]) -> Any:
     """The audited value of every column of the row the rule's diagnosis read, as a JSON
-    object of texts: a repair changes the row only while each of them still holds."""
+    object of texts (a long one as its length and SHA-256, see `guard_value`): a repair
+    changes the row only while each of them still holds."""
     args: list[Any] = []
     for name in rule.columns:
-        args += [sa.literal(name, sa.Text), sa.cast(column(name), sa.Text)]
+        args += [sa.literal(name, sa.Text), guard_value(column(name))]
     return sa.cast(sa.func.json_build_object(*args), sa.Text)
+
+
+_CUT = {"v", "e"}
+"""The parts of a rule's result that carry values or text made from them (value, evidence):
+cut to VALUE_CHARS characters in a statement's output (see `cut_text`), never inside it,
+where the diagnosis reads the values whole."""
 
 
 @dataclass
@@ -84,9 +93,15 @@ class TablePlan:
             needed = sa.or_(*diagnosing)
             cols.extend(sa.case((needed, scan.col(c))).label(f"c_{c}") for c in carried_columns)
         where = sa.or_(*(r.flag.is_(sa.true()) for r in self.rules))
+        if not diagnosing:
+            shown = [
+                cut_text(c.element).label(c.name)
+                if c.name[1:].isdigit() and c.name[0] == "v"
+                else c
+                for c in cols
+            ]
+            return sa.select(*shown).select_from(scan.from_clause()).where(where).order_by(cols[0])
         scanned = sa.select(*cols).select_from(scan.from_clause()).where(where)
-        if not any(r.diagnoser for r in self.rules):
-            return scanned.order_by(cols[0])
 
         v = scanned.cte("v").prefix_with("MATERIALIZED")
         plain = [i for i, r in enumerate(self.rules) if r.diagnoser is None]
@@ -116,6 +131,8 @@ class TablePlan:
                 expr = given.get(f"{n}{i}")
                 if expr is None:
                     expr = sa.false() if n == "f" else sa.cast(sa.null(), sa.Text)
+                elif n in _CUT:
+                    expr = cut_text(expr)
                 out.append(expr.label(f"{n}{i}"))
         return out
 

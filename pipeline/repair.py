@@ -52,7 +52,15 @@ from typing import Any, TextIO
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from pipeline.checks.base import ColumnType, ColumnTypes, Violation, comparable, folds
+from pipeline.checks.base import (
+    HASHED_GUARD,
+    ColumnType,
+    ColumnTypes,
+    Violation,
+    comparable,
+    folds,
+    guard_text,
+)
 from pipeline.checks.catalog import CatalogFacts, read_catalogs
 from pipeline.checks.ddl import drop_constraint
 from pipeline.checks.enforce import condition_sql
@@ -361,6 +369,9 @@ class Step:
     path: Path
     rows: int = 0
     handle: TextIO | None = None
+    hashed: set[str] = field(default_factory=set)
+    """Guard columns of which some row's audited value is long: compared by its length and
+    SHA-256 (see `pipeline.checks.base.guard_value`)."""
 
     def items(self) -> Iterator[Item]:
         with self.path.open(encoding="utf-8") as f:
@@ -472,7 +483,9 @@ class RepairPlan:
             step = self._steps[kind] = Step(kind, path, handle=path.open("w", encoding="utf-8"))
             self._backups = None  # the plan's tables changed
         assert step.handle is not None
-        step.handle.write(json.dumps([v.key, list(guard.values()), new, v.evidence]) + "\n")
+        step.hashed.update(name for name, value in guard.items() if isinstance(value, dict))
+        audited = [guard_text(value, self.run_id) for value in guard.values()]
+        step.handle.write(json.dumps([v.key, audited, new, v.evidence]) + "\n")
         step.rows += 1
 
     def refusal(self, tbl: str, column: str, action: str) -> str:
@@ -935,8 +948,10 @@ def _step_view(
     info = ctx.tables[k.table]
     key = RowKey(tuple(plan.suite.key_columns(k.table)))
     guards = [f"guard_{i}" for i in range(1, len(k.guard) + 1)]
+    hashed = {g: plan.run_id for g in step.hashed}
     holds = " AND ".join(
-        _same_text(f"t.{ident(g)}", f"s.{name}") for g, name in zip(k.guard, guards, strict=True)
+        _guard_holds(f"t.{ident(g)}", f"s.{name}", hashed.get(g))
+        for g, name in zip(k.guard, guards, strict=True)
     )
     ref = f"t.{ident(check.column)}"
     disc_column = check.discriminator_column()
@@ -957,7 +972,7 @@ def _step_view(
         valid = f"NOT {_names_target(ctx, check, ref, disc)}"
     if k.action != "quarantine":
         others = [
-            _same_text(f"t.{ident(g)}", f"s.{name}")
+            _guard_holds(f"t.{ident(g)}", f"s.{name}", hashed.get(g))
             for g, name in zip(k.guard, guards, strict=True)
             if g != k.column
         ]
@@ -974,7 +989,11 @@ def _step_view(
         backup=sql(plan.backup_sql(k.table)),
         key=key,
         guard_select=sql(
-            ", ".join(f"{ident(g)} AS {name}" for g, name in zip(k.guard, guards, strict=True))
+            ", ".join(
+                # a hashed value's column holds text, whatever the column's type
+                f"{ident(g)}{'::pg_catalog.text' if g in hashed else ''} AS {name}"
+                for g, name in zip(k.guard, guards, strict=True)
+            )
         ),
         guard=sql(f"{holds} AND {valid}"),
         done_when=done_when,
@@ -1269,6 +1288,28 @@ def _same_text(a: str, b: str) -> str:
     return (
         f'{a}::pg_catalog.text COLLATE pg_catalog."C" IS NOT DISTINCT FROM '
         f'{b}::pg_catalog.text COLLATE pg_catalog."C"'
+    )
+
+
+def _guard_holds(a: str, b: str, nonce: str | None) -> str:
+    """SQL: column `a` still holds the audited value `b` (`_same_text`). With `nonce` (the
+    column has long values, see `Step.hashed`), a `b` the audit hashed
+    (`refaudit-sha256:<nonce>:<length>:<hex>`) holds when `a` has that length and SHA-256."""
+    same = _same_text(a, b)
+    if nonce is None:
+        return same
+    prefix = literal(f"{HASHED_GUARD}{nonce}:")
+    whole = f"{a}::pg_catalog.text"
+    digest = (
+        f"pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to({whole}, 'UTF8')), 'hex')"
+    )
+    hashed = (
+        f"{b} COLLATE pg_catalog.\"C\" = ({prefix} || pg_catalog.length({whole})::pg_catalog.text"
+        f" || ':' || {digest}) COLLATE pg_catalog.\"C\""
+    )
+    return (
+        f"(CASE WHEN pg_catalog.starts_with({b}, {prefix}) THEN "
+        f"COALESCE({hashed}, false) ELSE {same} END)"
     )
 
 

@@ -23,7 +23,7 @@ from psycopg2 import sql
 from sqlalchemy.engine import make_url
 
 from pipeline.audit import AuditOptions, AuditSource, run_audit
-from pipeline.db import DRIVER
+from pipeline.db import DRIVER, mask_shown
 from pipeline.embedded import database_uri, embedded_server
 from pipeline.errors import RefauditError, UsageError
 from pipeline.progress import ProgressLike, as_progress
@@ -61,7 +61,7 @@ def audit_snapshot(
         load_snapshot(uri, directory, manifest, progress=prog)
         source = AuditSource(
             kind="snapshot",
-            database=manifest.database,
+            database=mask_shown(manifest.database),  # as an older refaudit may have shown it
             snapshot_taken_at=manifest.snapshot_taken_at,
             server_version=manifest.server_version,
             catalog=manifest.catalog_facts(),

@@ -11,6 +11,8 @@ from typing import Any, TextIO
 
 from pipeline.baseline import BASELINE_COLUMN, KNOWN, NEW, Baseline, csv_reader
 from pipeline.checks.base import (
+    CUT_MARK,
+    VALUE_CHARS,
     VIOLATION_FIELDS,
     Violation,
 )
@@ -22,9 +24,16 @@ SAMPLE_CHARS = 120
 
 
 def shorten(text: str, limit: int = SAMPLE_CHARS) -> str:
-    """`text`, or its first `limit` characters and a visible note of how long it is."""
+    """`text`, or its first `limit` characters and a visible note of how long it is (and,
+    for a value the audit cut, how much of it violations.csv has)."""
     if len(text) <= limit:
         return text
+    cut = CUT_MARK.search(text)
+    if cut is not None:
+        return (
+            f"{text[:limit]}… [{cut.group(1)} characters; the first {VALUE_CHARS:,} in "
+            "violations.csv]"
+        )
     return f"{text[:limit]}… [{len(text):,} characters; whole in violations.csv]"
 
 

@@ -140,3 +140,138 @@ def test_describe_hides_every_form_of_the_password() -> None:
         assert shown == "postgresql://u:***@h/db"
     # the password given as a parameter is the one connected with
     assert resolve_url("postgresql://u@h/db?password=Kq7Zr4").password == "Kq7Zr4"
+
+
+# libpq's parameters that carry a secret (those PQconndefaults() marks with dispchar "*", and
+# PostgreSQL 18's OAuth client secret); every other one (passfile, sslkey, ...) is a path or a
+# setting and is shown as given
+SSL_PASSWORD = "Hj3Lp6Ns9Rt"
+
+
+def assert_no_ssl_password(out: Path, *texts: str, secret: str = SSL_PASSWORD) -> None:
+    for text in texts:
+        assert secret not in text, text
+    for path in out.rglob("*"):
+        if path.is_file():
+            assert secret.encode() not in path.read_bytes(), f"the ssl password in {path}"
+
+
+def test_sslpassword_is_masked_in_every_output(tmp_path: Path, odd_role: TcpServer) -> None:
+    base = f"postgresql://{ROLE}:{quote(ODD_PASSWORD, safe='')}@127.0.0.1:{odd_role.port}/{DB}"
+    shown = f"postgresql://{ROLE}:***@127.0.0.1:{odd_role.port}/{DB}?sslpassword=***"
+    first = run(odd_role, tmp_path, f"{base}?sslpassword={SSL_PASSWORD}")
+    assert first.returncode == ExitCode.VIOLATIONS, first.stderr
+    out = tmp_path / "o"
+    assert json.loads((out / "results.json").read_text())["run"]["database"] == shown
+    for name in ("junit.xml", "report.html"):
+        assert (
+            shown.replace("&", "&amp;") in (out / name).read_text()
+            or shown in (out / name).read_text()
+        ), name
+    assert_no_ssl_password(tmp_path, first.stdout, first.stderr)
+
+    # another ssl password for the same database: the same history, nothing of either shown
+    other = "Bw5Dk8Fq2"
+    again = run(odd_role, tmp_path, f"{base}?sslpassword={other}")
+    assert again.returncode == ExitCode.VIOLATIONS, again.stderr
+    doc = json.loads((out / "results.json").read_text())
+    assert doc["run"]["database"] == shown
+    assert doc["history"]["runs"] == 2 and doc["history"]["previous"] is not None
+    assert_no_ssl_password(tmp_path, again.stdout, again.stderr, secret=other)
+    assert_no_ssl_password(tmp_path, secret=SSL_PASSWORD)
+
+
+def test_a_history_that_holds_an_ssl_password_is_masked_and_continued(
+    tmp_path: Path, odd_role: TcpServer
+) -> None:
+    """A history file written before the ssl password was masked: the run masks the stored
+    URL in place and continues its history."""
+    base = f"postgresql://{ROLE}:{quote(ODD_PASSWORD, safe='')}@127.0.0.1:{odd_role.port}/{DB}"
+    first = run(odd_role, tmp_path, base)
+    assert first.returncode == ExitCode.VIOLATIONS, first.stderr
+    import sqlite3
+
+    history = tmp_path / "history.db"
+    clear = f"postgresql://{ROLE}:***@127.0.0.1:{odd_role.port}/{DB}?sslpassword={SSL_PASSWORD}"
+    with sqlite3.connect(history) as db:
+        db.execute("UPDATE runs SET database = ?", (clear,))
+        db.execute("UPDATE last_keys SET database = ?", (clear,))
+    db.close()
+    again = run(odd_role, tmp_path, f"{base}?sslpassword=Bw5Dk8Fq2")
+    assert again.returncode == ExitCode.VIOLATIONS, again.stderr
+    doc = json.loads((tmp_path / "o" / "results.json").read_text())
+    assert doc["history"]["runs"] == 2 and doc["history"]["previous"] is not None
+    assert doc["history"]["new"] == 0 and doc["history"]["fixed"] == 0
+    assert_no_ssl_password(tmp_path, again.stdout, again.stderr)
+
+
+def test_sslpassword_is_masked_in_errors_and_tracebacks(
+    tmp_path: Path, odd_role: TcpServer
+) -> None:
+    wrong = f"postgresql://{ROLE}:wrong@127.0.0.1:{odd_role.port}/{DB}?sslpassword={SSL_PASSWORD}"
+    proc = run(odd_role, tmp_path, wrong)
+    line = assert_one_line_error(proc, ExitCode.RUNTIME)
+    assert "sslpassword=***" in line and "password authentication failed" in line
+    assert_no_ssl_password(tmp_path, proc.stdout, proc.stderr)
+    # --debug prints the traceback, scrubbed too
+    proc = refaudit("run", "--debug", "--db", wrong, "--out", str(tmp_path / "d"), "--no-history")
+    assert proc.returncode == ExitCode.RUNTIME and "Traceback" in proc.stderr, proc.stderr
+    assert_no_ssl_password(tmp_path, proc.stdout, proc.stderr)
+    # given in DATABASE_URL, and to apply
+    plan = tmp_path / "plan.sql"
+    plan.write_text("BEGIN;\nSELECT 1/0;\nCOMMIT;\n")
+    good = wrong.replace(":wrong@", f":{quote(ODD_PASSWORD, safe='')}@")
+    for env in ({"DATABASE_URL": good}, {"DATABASE_URL": wrong}):
+        proc = refaudit("apply", str(plan), env=env)
+        line = assert_one_line_error(proc, ExitCode.RUNTIME)
+        assert "sslpassword=***" in line
+        assert_no_ssl_password(tmp_path, proc.stdout, proc.stderr)
+
+
+@pytest.mark.parametrize("name", ["sslpassword", "password", "oauth_client_secret"])
+def test_describe_and_scrub_hide_every_secret_parameter(name: str) -> None:
+    from sqlalchemy.engine import make_url
+
+    url = make_url(f"postgresql://u@h/db?{name}=Kq7Zr4&{name}=Wm9Yx2&sslkey=/k.pem")
+    shown = describe(url)
+    assert "Kq7Zr4" not in shown and "Wm9Yx2" not in shown, shown
+    assert "sslkey=%2Fk.pem" in shown  # a path, not a secret
+    for raw in (url, url.render_as_string(hide_password=False)):
+        assert scrub("x Kq7Zr4 y Wm9Yx2", raw) == "x *** y ***"
+    # a libpq key=value string (in DATABASE_URL, say) is refused, but its secrets are known
+    assert scrub("Kq7Zr4", f"host=h {name}='Kq7Zr4'") == "***"
+
+
+def test_secret_parameters_cover_libpq() -> None:
+    """Every parameter the libpq psycopg2 uses marks as a password ("*") is masked."""
+    from pipeline.db import SECRET_PARAMETERS
+
+    assert set(_libpq_password_parameters()) <= set(SECRET_PARAMETERS)
+
+
+def _libpq_password_parameters() -> list[str]:
+    import ctypes
+    import ctypes.util
+
+    import psycopg2
+
+    class Option(ctypes.Structure):
+        _fields_ = [
+            (name, ctypes.c_char_p)
+            for name in ("keyword", "envvar", "compiled", "val", "label", "dispchar")
+        ] + [("dispsize", ctypes.c_int)]
+
+    libs = sorted(Path(psycopg2.__file__).parent.parent.glob("psycopg2*.libs/libpq*.so*"))
+    path = str(libs[0]) if libs else ctypes.util.find_library("pq")
+    if path is None:
+        pytest.skip("no libpq to ask")
+    lib = ctypes.CDLL(path)
+    lib.PQconndefaults.restype = ctypes.POINTER(Option)
+    options = lib.PQconndefaults()
+    found, i = [], 0
+    while options[i].keyword:
+        if options[i].dispchar == b"*":
+            found.append(options[i].keyword.decode())
+        i += 1
+    assert "password" in found  # the list was read
+    return found

@@ -8,6 +8,7 @@ statement, so the table is scanned once whatever the number of checks. Set famil
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
@@ -310,10 +311,80 @@ class Violation:
     repair_column: str = ""
     repair_guard: str | None = None
 
-    def guard(self) -> dict[str, str | None]:
+    def guard(self) -> dict[str, Any]:
+        """The audited values of the columns the diagnosis read: texts (None for NULL), or
+        for a long one its length and SHA-256 (see `guard_value`)."""
         import json
 
         return dict(json.loads(self.repair_guard)) if self.repair_guard else {}
+
+
+VALUE_CHARS = 1 << 20
+"""The most characters of a value (and of an evidence text) a violation carries into
+violations.csv and everything made from it: a longer one is cut there, and says so
+(`CUT_MARK`). One huge value then costs the run a few MB, not ten times its size. A repair
+still compares such a value whole: its guard holds the value's length and SHA-256
+(`guard_text`), computed by PostgreSQL."""
+
+CUT_MARK = re.compile(r"… \[cut: ([\d,]+) characters in all\]$")
+"""How a cut value ends: the first VALUE_CHARS characters, then this."""
+
+
+def cut_text(expr: Any) -> ColumnElement[Any]:
+    """SQL: `expr` as text, cut to VALUE_CHARS characters with a note of its whole length
+    when it is longer (see `CUT_MARK`)."""
+    text = sa.cast(expr, sa.Text)
+    length = sa.func.length(text)
+    return sa.case(
+        (
+            length > VALUE_CHARS,
+            sa.func.concat(
+                sa.func.left(text, VALUE_CHARS),
+                sa.literal("… [cut: ", sa.Text),
+                sa.func.to_char(length, sa.literal("FM999,999,999,999", sa.Text)),
+                sa.literal(" characters in all]", sa.Text),
+            ),
+        ),
+        else_=text,
+    )
+
+
+def sha256_hex(text: Any) -> ColumnElement[Any]:
+    """SQL: the SHA-256 of `text`'s UTF-8 bytes, in hex (the same whatever the server's
+    encoding)."""
+    return sa.func.encode(
+        sa.func.sha256(sa.func.convert_to(text, sa.literal("UTF8", sa.Text))),
+        sa.literal("hex", sa.Text),
+    )
+
+
+def guard_value(expr: Any) -> ColumnElement[Any]:
+    """SQL: the audited value of a guard column as JSON: its text, or for a value longer than
+    VALUE_CHARS `{"length": n, "sha256": hex}` (see `guard_text`)."""
+    text = sa.cast(expr, sa.Text)
+    length = sa.func.length(text)
+    return sa.case(
+        (
+            length > VALUE_CHARS,
+            sa.func.json_build_object(
+                sa.literal("length", sa.Text), length,
+                sa.literal("sha256", sa.Text), sha256_hex(text),
+            ),
+        ),
+        else_=sa.func.to_json(text),
+    )  # fmt: skip
+
+
+HASHED_GUARD = "refaudit-sha256:"
+
+
+def guard_text(value: Any, nonce: str) -> str | None:
+    """A guard column's audited value as a plan stores it: its text, or for a value the
+    audit hashed (`guard_value`) `refaudit-sha256:<nonce>:<length>:<hex>`, which the plan
+    compares with the length and SHA-256 of the row's current value."""
+    if isinstance(value, dict):
+        return f"{HASHED_GUARD}{nonce}:{int(value['length'])}:{value['sha256']}"
+    return None if value is None else str(value)
 
 
 VIOLATION_FIELDS = (

@@ -18,6 +18,7 @@ from pydantic import Field
 from pipeline.checks.base import (
     Key,
     compile_condition,
+    cut_text,
     key_columns,
     key_order,
     key_value,
@@ -83,7 +84,7 @@ def unique_query(check: UniqueCheck, key: Key) -> sa.Select[tuple[object, ...]]:
         ),
     )
     return (
-        sa.select(sub.c.key, value.label("value"), sub.c.kept)
+        sa.select(sub.c.key, cut_text(value).label("value"), sub.c.kept)
         .where(sub.c.rn > 1)
         .order_by(sub.c.key)
     )
