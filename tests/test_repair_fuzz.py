@@ -12,10 +12,9 @@ Profiles: `fast` (the default and CI's: derandomized, so reproducible) and `long
 see README). A counterexample is
 printed with its reproduction: the schema, rows, suite and every drift statement.
 
-What fails on today's code is kept out of `test_fuzz` by the switches of tests/fuzz/world.py
-(`Feature`) and tests/fuzz/drift.py (`Drift`): each such class runs in `test_fuzz_class`,
-xfail until its fix lands, and each counterexample found is a plain regression test below
-(`test_regression_*`), also xfail, naming the item of #19 it belongs to.
+Each counterexample the fuzzer found is a plain regression test below (`test_regression_*`);
+the switches of tests/fuzz/world.py (`Feature`) and tests/fuzz/drift.py (`Drift`) let a run
+look at one class alone.
 """
 
 from __future__ import annotations
@@ -33,11 +32,11 @@ from hypothesis import strategies as st
 from tests.conftest import execute
 from tests.fuzz.drift import ALL_DRIFTS, Drift
 from tests.fuzz.scenario import Run, run_example
-from tests.fuzz.world import ALL_FEATURES, Feature, Fixed, Scripted, World, worlds
+from tests.fuzz.world import ALL_FEATURES, Fixed, Scripted, World, worlds
 
 _QUIET = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
 settings.register_profile(
-    "fast", max_examples=60, deadline=None, derandomize=True, database=None,
+    "fast", max_examples=100, deadline=None, derandomize=True, database=None,
     suppress_health_check=_QUIET, print_blob=True,
 )  # fmt: skip
 settings.register_profile(
@@ -55,36 +54,6 @@ CLASS_PROFILE = settings(
     PROFILE, max_examples=PROFILE.max_examples if LONG else 25, phases=[Phase.generate]
 )
 
-# ------------------------------------------------------------- what holds today
-FAILING_FEATURES = {
-    Feature.NONUNIQUE_KEY: "#19 item 3: a suite key that is not unique; rollback writes one "
-    "row's values over every row of the key",
-    Feature.INHERITANCE: "#19 item 5: a quarantined row of an inheritance child loses the "
-    "child's columns (the backup and row_data are the parent's), rollback puts it in the parent",
-    Feature.SUITE_REF_INTO_PLANNED: "#19 item 7: a row that a suite reference without a "
-    "foreign key (or a conditional reference) points at is quarantined; the re-audit finds "
-    "the dangling references",
-}
-FAILING_DRIFTS = {
-    Drift.ADD_FK: "#19 item 1: a foreign key added after the audit (ON DELETE CASCADE / SET "
-    "NULL) is not re-checked; the quarantine cascades into its rows",
-    Drift.PRECREATE_SCHEMA: "#19 item 2: a repair schema pre-created by another role is "
-    "adopted; its trigger runs as the applying superuser",
-    Drift.HOSTILE_SCHEMA_DROP: "#19 item 2: the backups and quarantine live in a schema "
-    "another role owns, which it drops",
-    Drift.ADD_LOG_TRIGGER: "#19 item 5: a trigger created after the audit fires during "
-    "rollback (only the triggers seen at the audit are disabled)",
-    Drift.ADD_STAMP_TRIGGER: "#19 item 5: a trigger created after apply fires during "
-    "rollback and changes the restored rows",
-    Drift.EDIT_REPAIRED: "#19 item 5: rollback overwrites a row edited after the repair; "
-    "the edit is kept nowhere",
-    Drift.REUSE_QUARANTINED_KEY: "#19 item 5: rollback overwrites a new row that reuses a "
-    "quarantined key; it is kept nowhere",
-}
-PASSING_FEATURES = ALL_FEATURES - set(FAILING_FEATURES)
-PASSING_DRIFTS = ALL_DRIFTS - set(FAILING_DRIFTS)
-
-
 @pytest.fixture(scope="module")
 def mallory(pg_server: str) -> Iterator[str]:
     """A role with no rights but those a drift grants it (CREATE on one database)."""
@@ -97,35 +66,9 @@ def mallory(pg_server: str) -> Iterator[str]:
 @settings(PROFILE)
 @given(data=st.data())
 def test_fuzz(pg_server: str, mallory: str, data: st.DataObject) -> None:
-    """Every schema feature and drift kind that holds today, mixed."""
-    world: World = data.draw(worlds(PASSING_FEATURES), label="world")
-    run_example(pg_server, world, data, mallory, PASSING_DRIFTS, PASSING_DRIFTS)
-
-
-CLASSES = [
-    *(pytest.param(f, id=f.value, marks=pytest.mark.xfail(reason=why, strict=False))
-      for f, why in FAILING_FEATURES.items()),
-    *(pytest.param(d, id=d.value, marks=pytest.mark.xfail(reason=why, strict=False))
-      for d, why in FAILING_DRIFTS.items()),
-]  # fmt: skip
-
-
-@pytest.mark.parametrize("extra", CLASSES)
-def test_fuzz_class(pg_server: str, mallory: str, extra: Feature | Drift) -> None:
-    """One class that fails today, on top of everything that holds: the feature in every
-    world it fits, or the drift in every example (with what it needs before it)."""
-    features = PASSING_FEATURES | ({extra} if isinstance(extra, Feature) else set())
-    drifts: set[Drift] = set()
-    if isinstance(extra, Drift):
-        drifts = {extra, Drift.PRECREATE_SCHEMA} if extra is Drift.HOSTILE_SCHEMA_DROP else {extra}
-
-    @CLASS_PROFILE
-    @given(data=st.data())
-    def run(data: st.DataObject) -> None:
-        world: World = data.draw(worlds(features), label="world")
-        run_example(pg_server, world, data, mallory, drifts, drifts, forced=bool(drifts))
-
-    run()
+    """Every schema feature and every kind of drift, mixed."""
+    world: World = data.draw(worlds(ALL_FEATURES), label="world")
+    run_example(pg_server, world, data, mallory, ALL_DRIFTS, ALL_DRIFTS)
 
 
 # ----------------------------------------------------------- regressions (#19)
@@ -160,28 +103,24 @@ ORPHAN_T1 = "CREATE TABLE t1 (id int PRIMARY KEY, r0 int, note text);\n"
 Q = reference("t1", "r0", "t0", "quarantine")
 
 
-@pytest.mark.xfail(reason=FAILING_DRIFTS[Drift.ADD_FK], strict=False)
 def test_regression_fk_added_after_the_audit_cascades(pg_server: str, mallory: str) -> None:
     world = fixed(ORPHAN_T1 + "INSERT INTO t1 VALUES (1, 1, 'ok'), (2, 9, 'orphan');\n", Q)
     reproduce(pg_server, mallory, world, [Drift.ADD_FK], [],
               **{"add_fk table": "t1", "add_fk action": "CASCADE"})  # fmt: skip
 
 
-@pytest.mark.xfail(reason=FAILING_DRIFTS[Drift.PRECREATE_SCHEMA], strict=False)
 def test_regression_precreated_quarantine_elevates(pg_server: str, mallory: str) -> None:
     world = fixed(ORPHAN_T1 + "INSERT INTO t1 VALUES (2, 9, 'orphan');\n", Q)
     reproduce(pg_server, mallory, world, [Drift.PRECREATE_SCHEMA], [],
               precreate_schema="quarantine")  # fmt: skip
 
 
-@pytest.mark.xfail(reason=FAILING_DRIFTS[Drift.HOSTILE_SCHEMA_DROP], strict=False)
 def test_regression_precreated_schema_is_dropped_by_its_owner(pg_server: str, mallory: str) -> None:
     world = fixed(ORPHAN_T1 + "INSERT INTO t1 VALUES (2, 9, 'orphan');\n", Q)
     reproduce(pg_server, mallory, world, [Drift.PRECREATE_SCHEMA],
               [Drift.HOSTILE_SCHEMA_DROP], precreate_schema="schema")  # fmt: skip
 
 
-@pytest.mark.xfail(reason=FAILING_FEATURES[Feature.NONUNIQUE_KEY], strict=False)
 def test_regression_key_that_is_not_unique(pg_server: str, mallory: str) -> None:
     world = fixed(
         "CREATE TABLE t1 (id int, r0 int, note text);\n"
@@ -191,7 +130,6 @@ def test_regression_key_that_is_not_unique(pg_server: str, mallory: str) -> None
     reproduce(pg_server, mallory, world, [], [])
 
 
-@pytest.mark.xfail(reason=FAILING_FEATURES[Feature.INHERITANCE], strict=False)
 def test_regression_row_of_an_inheritance_child(pg_server: str, mallory: str) -> None:
     world = fixed(
         ORPHAN_T1 + "CREATE TABLE t1_kid (extra text) INHERITS (t1);\n"
@@ -201,7 +139,6 @@ def test_regression_row_of_an_inheritance_child(pg_server: str, mallory: str) ->
     reproduce(pg_server, mallory, world, [], [])
 
 
-@pytest.mark.xfail(reason=FAILING_FEATURES[Feature.SUITE_REF_INTO_PLANNED], strict=False)
 def test_regression_suite_reference_into_a_quarantined_row(pg_server: str, mallory: str) -> None:
     world = fixed(
         ORPHAN_T1 + "CREATE TABLE t2 (id int PRIMARY KEY, r1 int);\n"
@@ -213,7 +150,6 @@ def test_regression_suite_reference_into_a_quarantined_row(pg_server: str, mallo
     reproduce(pg_server, mallory, world, [], [])
 
 
-@pytest.mark.xfail(reason=FAILING_FEATURES[Feature.SUITE_REF_INTO_PLANNED], strict=False)
 def test_regression_conditional_reference_into_a_quarantined_row(
     pg_server: str, mallory: str
 ) -> None:
@@ -231,7 +167,6 @@ def test_regression_conditional_reference_into_a_quarantined_row(
     reproduce(pg_server, mallory, world, [], [])
 
 
-@pytest.mark.xfail(reason=FAILING_DRIFTS[Drift.ADD_LOG_TRIGGER], strict=False)
 def test_regression_trigger_added_before_apply_fires_in_rollback(
     pg_server: str, mallory: str
 ) -> None:
@@ -239,7 +174,6 @@ def test_regression_trigger_added_before_apply_fires_in_rollback(
     reproduce(pg_server, mallory, world, [Drift.ADD_LOG_TRIGGER], [], add_log_trigger="t1")
 
 
-@pytest.mark.xfail(reason=FAILING_DRIFTS[Drift.ADD_STAMP_TRIGGER], strict=False)
 def test_regression_trigger_added_after_apply_changes_restored_rows(
     pg_server: str, mallory: str
 ) -> None:
@@ -247,7 +181,6 @@ def test_regression_trigger_added_after_apply_changes_restored_rows(
     reproduce(pg_server, mallory, world, [], [Drift.ADD_STAMP_TRIGGER], add_stamp_trigger="t1")
 
 
-@pytest.mark.xfail(reason=FAILING_DRIFTS[Drift.EDIT_REPAIRED], strict=False)
 def test_regression_rollback_overwrites_an_edit(pg_server: str, mallory: str) -> None:
     world = fixed(
         ORPHAN_T1 + "INSERT INTO t1 VALUES (1, 8, 'b');\n", reference("t1", "r0", "t0", "set_null")
@@ -255,7 +188,6 @@ def test_regression_rollback_overwrites_an_edit(pg_server: str, mallory: str) ->
     reproduce(pg_server, mallory, world, [], [Drift.EDIT_REPAIRED], edit_repaired=("t1", "1"))
 
 
-@pytest.mark.xfail(reason=FAILING_DRIFTS[Drift.REUSE_QUARANTINED_KEY], strict=False)
 def test_regression_rollback_overwrites_a_reused_key(pg_server: str, mallory: str) -> None:
     world = fixed(ORPHAN_T1 + "INSERT INTO t1 VALUES (2, 7, 'orphan');\n", Q)
     reproduce(pg_server, mallory, world, [], [Drift.REUSE_QUARANTINED_KEY],
@@ -274,12 +206,20 @@ def test_rows_violating_a_validated_fk_roll_back_or_refuse(pg_server: str, mallo
     reproduce(pg_server, mallory, world, [], [])
 
 
-def test_the_invariants_catch_a_lost_row(pg_server: str, mallory: str) -> None:
-    """The checks can fail: the row of a table created after the audit, which the
-    quarantine's delete cascades into, is reported lost with its reproduction."""
-    from tests.fuzz.state import Broken
+def test_the_invariants_catch_a_lost_row(new_database: Any) -> None:
+    """The checks can fail: a row deleted behind the plan's back, kept in no backup or
+    quarantine, is reported lost; one moved into the quarantine's row_data is not."""
+    from tests.fuzz.state import Broken, no_row_lost, snapshot
 
-    world = fixed(ORPHAN_T1 + "INSERT INTO t1 VALUES (1, 1, 'ok'), (2, 9, 'orphan');\n", Q)
-    with pytest.raises(Broken, match=r"(?s)\[lost-row\].*dr_fk1.*--- reproduction"):
-        reproduce(pg_server, mallory, world, [Drift.ADD_FK], [],
-                  **{"add_fk table": "t1", "add_fk action": "CASCADE"})  # fmt: skip
+    uri = new_database("fzlost")
+    execute(uri, T0 + ORPHAN_T1 + "INSERT INTO t1 VALUES (1, 1, 'ok'), (2, 9, 'orphan');")
+    before = snapshot(uri, lambda t: ["id"])
+    execute(uri, "DELETE FROM t1 WHERE id = 2")
+    with pytest.raises(Broken, match=r"\[lost-row\].*\(2,9,orphan\) of t1"):
+        no_row_lost(before, snapshot(uri, lambda t: ["id"]), "a delete")
+    execute(
+        uri,
+        "CREATE SCHEMA refaudit; CREATE TABLE refaudit.quarantine (row_data jsonb); "
+        """INSERT INTO refaudit.quarantine VALUES ('{"id": 2, "r0": 9, "note": "orphan"}')""",
+    )
+    no_row_lost(before, snapshot(uri, lambda t: ["id"]), "a quarantine")

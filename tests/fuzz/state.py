@@ -75,7 +75,13 @@ def snapshot(uri: str, key_of: Callable[[str], list[str] | None]) -> Snapshot:
                             f"WHERE attrelid = '{qualified}'::regclass AND attnum > 0",
                         )
                     }
-                    data = "x.row_data" if "row_data" in cols else "pg_catalog.to_jsonb(x)"
+                    # a backup row without the row's text as the repair left it (a column
+                    # of refaudit's own, after the table's)
+                    data = (
+                        "x.row_data"
+                        if "row_data" in cols
+                        else "pg_catalog.to_jsonb(x) - 'refaudit_repaired_row'"
+                    )
                     got = _q(cur, f"SELECT x::text, {data} FROM ONLY {qualified} x")
                     repair_rows[name] = Counter(t for t, _ in got)
                     kept += [j for _, j in got if isinstance(j, dict)]
