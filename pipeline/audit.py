@@ -82,7 +82,7 @@ class AuditOptions:
     baseline: Path | None = None
     """An earlier run's violations.csv (or its directory): its violations do not fail the run."""
     repair: bool = False
-    """Also write repair.sql, rollback.sql and constraints.sql (see pipeline/repair.py)."""
+    """Also write repair.sql, rollback.sql and constraints.sql (see pipeline/repair/)."""
     repair_schema: str = DEFAULT_SCHEMA
     """The schema that holds the repair's backup and quarantine tables."""
     history: Path | None = None

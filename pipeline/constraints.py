@@ -32,7 +32,7 @@ from pipeline.sqlrender import render, sql
 from pipeline.sqltext import comment
 from pipeline.suite import Suite
 
-# the building blocks come from pipeline.checks.ddl; repair.py and the tests import them here
+# the building blocks come from pipeline.checks.ddl; pipeline.repair and the tests import them here
 __all__ = [
     "AuditedConstraint",
     "CatalogPlan",

@@ -307,7 +307,7 @@ class Violation:
     evidence: str = ""
     # not in violations.csv: what a repair of this row would change, and the audited value
     # of every column of the row the diagnosis read, a JSON object of texts (NULL as null):
-    # the repair changes the row only while all of them still hold (see pipeline/repair.py)
+    # the repair changes the row only while all of them still hold (see pipeline/repair/)
     repair_column: str = ""
     repair_guard: str | None = None
 
