@@ -223,3 +223,14 @@ def test_the_invariants_catch_a_lost_row(new_database: Any) -> None:
         """INSERT INTO refaudit.quarantine VALUES ('{"id": 2, "r0": 9, "note": "orphan"}')""",
     )
     no_row_lost(before, snapshot(uri, lambda t: ["id"]), "a quarantine")
+
+
+def test_regression_a_concurrent_writer_s_own_trigger_is_not_apply_s_doing(
+    pg_server: str, mallory: str
+) -> None:
+    """Found by the long profile: a log trigger made after the audit stops apply (the table
+    changed since), while a concurrent writer's update, committed meanwhile, fires it; the row
+    the writer's trigger logged is the writer's, not a change of the apply that raised."""
+    world = fixed(ORPHAN_T1 + "INSERT INTO t1 VALUES (1, 7, 'a');\n", Q)
+    reproduce(pg_server, mallory, world, [Drift.ADD_LOG_TRIGGER, Drift.CONCURRENT_WRITER], [],
+              add_log_trigger="t1", concurrent_writer=("t1", "1"))  # fmt: skip

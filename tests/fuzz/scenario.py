@@ -57,8 +57,12 @@ def _apply(uri: str, path: Path, ctx: Context | None = None) -> ApplyResult:
     writer = psycopg2.connect(uri)
     try:
         with writer.cursor() as cur:
+            before = _logged(cur)
             cur.execute(update)
             ctx.applied["concurrent"] = (table, cur.fetchall())
+            # what the update's own triggers wrote (a log trigger a drift made): the
+            # writer's doing, not apply's
+            ctx.applied["concurrent_log"] = [r for r in _logged(cur) if r not in before]
         outcome: list[Any] = []
 
         def run() -> None:
@@ -81,6 +85,15 @@ def _apply(uri: str, path: Path, ctx: Context | None = None) -> ApplyResult:
     return result
 
 
+def _logged(cur: Any) -> list[tuple[str, Any]]:
+    """The rows of the drifts' log table, if there is one (text, jsonb)."""
+    cur.execute("SELECT to_regclass('public.dr_log') IS NOT NULL")
+    if not cur.fetchone()[0]:
+        return []
+    cur.execute("SELECT x::text, pg_catalog.to_jsonb(x) FROM public.dr_log x")
+    return list(cur.fetchall())
+
+
 def _with_concurrent(a: state.Snapshot, ctx: Context) -> state.Snapshot:
     """`a` as it is with the concurrent writer's update committed (what apply may see)."""
     if "concurrent" not in ctx.applied:
@@ -97,6 +110,10 @@ def _with_concurrent(a: state.Snapshot, ctx: Context) -> state.Snapshot:
         a.rows[table][text] += 1
         a.keyed[table][key] = Counter([text])
         a.as_json[table][text] = as_json
+    for text, as_json in ctx.applied.get("concurrent_log", []):
+        a.rows.setdefault("dr_log", Counter())[text] += 1
+        a.keyed.setdefault("dr_log", {}).setdefault(text, Counter())[text] += 1
+        a.as_json.setdefault("dr_log", {})[text] = as_json
     return a
 
 
