@@ -12,7 +12,10 @@ Stages, in order, all in one read-only snapshot with the audit's timeouts:
    surviving key, or tests a dense integer key's range); candidates are pruned by type, range
    and distinct count first;
 4. conditional references: the same per value of a low-cardinality text column beside the id
-   column (`*_type`/`*_id`, or any other naming);
+   column (`*_type`/`*_id`, or any other naming); and generic relations through a type table
+   (Django's `content_type_id`): a small table whose rows' text columns, joined, name tables,
+   a column holding its keys, and beside it the id column whose values, for the rows of each
+   type, are keys of the table the type names (`pipeline.discover_generic`);
 5. mis-keys: a reference whose violating values are keys of another key space that map
    through a column of the target (`users.id` -> `tutor_profiles.user_id`), with the
    row's columns that agree with that key space's attributes as evidence;
@@ -49,6 +52,15 @@ from sqlalchemy.engine import URL, Connection
 from pipeline import sqltext
 from pipeline.checks.relations import Definitions, read_schema_tables
 from pipeline.db import companion, create_engine, database_error, describe, read_only_snapshot
+from pipeline.discover_generic import (
+    MAX_NAME_COLUMNS,
+    MAX_TYPE_ROWS,
+    MAX_TYPES_USED,
+    TypeCount,
+    TypeTable,
+    relation_sql,
+    type_table,
+)
 from pipeline.errors import UsageError
 from pipeline.jobs import tune_session
 from pipeline.limits import DEFAULT_LOCK_TIMEOUT_S, DEFAULT_STATEMENT_TIMEOUT_S
@@ -599,6 +611,46 @@ class _Discoverer:
                 helper.result()
         return [results[i] for i in range(len(items))]
 
+    def plannable(
+        self,
+        what: str,
+        keys: list[tuple[TableInfo, str]],
+        statement: Callable[[list[tuple[TableInfo, str]]], Any],
+    ) -> list[tuple[TableInfo, str]]:
+        """The keys whose statement PostgreSQL plans (`EXPLAIN`, nothing runs), when one of
+        several candidate keys made a statement fail: those it refuses (a comparison of
+        types with no operator) are dropped with a note, the rest tested together again."""
+        return [
+            (u, k)
+            for u, k in keys
+            if self.attempt(
+                f"{what} -> {u.name}.{k}", sa.text(f"EXPLAIN {statement([(u, k)]).text}")
+            )
+            is not None
+        ]
+
+    def attempt(
+        self, what: str, stmt: Any, params: dict[str, Any] | None = None, note: bool = True
+    ) -> list[Any] | None:
+        """The rows of one candidate's statement, or None when PostgreSQL refuses it (types
+        it cannot compare, a value it cannot cast, the statement timeout): the statement runs
+        in a savepoint, so the snapshot's transaction survives, and the candidate is dropped
+        with a note. A lost connection or a cancel asked by the user still ends discovery."""
+        conn = self.conn
+        try:
+            with conn.begin_nested():
+                return list(conn.execute(stmt, params or {}).all())
+        except sa_exc.DBAPIError as exc:
+            message = str(getattr(exc.orig, "pgerror", None) or exc.orig or exc).strip()
+            if exc.connection_invalidated or "due to user request" in message:
+                raise
+            first = message.splitlines()[0] if message else type(exc.orig).__name__
+            if note:
+                self.found.notes.append(
+                    f"{what}: not tested, PostgreSQL refused its statement ({first})"
+                )
+            return None
+
     # ---------------------------------------------------------------- running
     def run(self) -> None:
         self.prog.stage("catalog", 1)
@@ -644,9 +696,12 @@ class _Discoverer:
                 key not in conditional or got.confidence > conditional[key].confidence
             ):
                 conditional[key] = got
+        self.prog.stage("generic", 1)
+        self.prog.step("type tables and the generic relations through them")
+        generic = self.generic_relations(unconditional)
         self.prog.stage("mis-keys", 1)
         self.prog.step("references whose values come from another key space")
-        self.settle(dependents, unconditional, conditional)
+        self.settle(dependents, unconditional, {**conditional, **generic})
         for (t, cols, _targets), cands in zip(composites, composite_found, strict=True):
             self.propose_inferred_composite(t, cols, cands)
         self.prog.stage("rules", len(keyed))
@@ -982,7 +1037,14 @@ class _Discoverer:
         keys = self.keys_for(t, c) if keys is None else keys
         if not keys:
             return []
-        rows = self.conn.execute(self._inclusion_sql(t, c.name, keys)).one()
+        what = f"{t.name}.{c.name}"
+        got = self.attempt(what, self._inclusion_sql(t, c.name, keys), note=len(keys) == 1)
+        if got is None and len(keys) > 1:
+            keys = self.plannable(what, keys, lambda ks: self._inclusion_sql(t, c.name, ks))
+            got = self.attempt(what, self._inclusion_sql(t, c.name, keys)) if keys else None
+        if not got:
+            return []
+        rows = got[0]
         self.shapes[(t.name, c.name)] = (int(rows[1] or 0), int(rows[0] or 0))
         return [
             Candidate(
@@ -1117,14 +1179,18 @@ class _Discoverer:
             for i in range(len(targets))
         )
         picked = ", ".join(f"{q} AS v{i}" for i, q in enumerate(names))
-        row = self.conn.execute(
+        got = self.attempt(
+            f"{t.name}({', '.join(cols)})",
             sa.text(
                 f"WITH v AS MATERIALIZED (SELECT {picked}, count(*) AS n FROM {_q_table(t)} "
                 f"WHERE {' AND '.join(f'{q} IS NOT NULL' for q in names)} "
                 f"GROUP BY {', '.join(names)}) "
                 f"SELECT count(*), sum(v.n), {misses} FROM v, LATERAL (SELECT {probes}) x"
-            )
-        ).one()
+            ),
+        )
+        if not got:
+            return []
+        row = got[0]
         return [
             Candidate(
                 u.name,
@@ -1217,15 +1283,25 @@ class _Discoverer:
         if not keys:
             return None
         q, dq = _q(c.name), _q(disc)
-        joins, misses = self._probes(c, keys)
-        stmt = sa.text(
-            f"WITH v AS MATERIALIZED (SELECT {dq}::text AS d, {q} AS v, count(*) AS n "
-            f"FROM {_q_table(t)} WHERE {q} IS NOT NULL AND {dq} IS NOT NULL GROUP BY 1, 2) "
-            f"SELECT v.d, count(*), sum(v.n), {misses} "
-            f'FROM v {joins} GROUP BY v.d ORDER BY v.d COLLATE "C"'
-        )
+
+        def statement(keys: list[tuple[TableInfo, str]]) -> Any:
+            joins, misses = self._probes(c, keys)
+            return sa.text(
+                f"WITH v AS MATERIALIZED (SELECT {dq}::text AS d, {q} AS v, count(*) AS n "
+                f"FROM {_q_table(t)} WHERE {q} IS NOT NULL AND {dq} IS NOT NULL "
+                f"GROUP BY 1, 2) SELECT v.d, count(*), sum(v.n), {misses} "
+                f'FROM v {joins} GROUP BY v.d ORDER BY v.d COLLATE "C"'
+            )
+
         per_value: dict[str, list[Candidate]] = {}
-        for row in self.conn.execute(stmt):
+        what = f"{t.name}.{c.name} by {disc}"
+        rows = self.attempt(what, statement(keys), note=len(keys) == 1)
+        if rows is None and len(keys) > 1:
+            keys = self.plannable(what, keys, statement)
+            rows = self.attempt(what, statement(keys)) if keys else None
+        if rows is None:
+            return None
+        for row in rows:
             per_value[row[0]] = [
                 Candidate(
                     u.name,
@@ -1374,15 +1450,19 @@ class _Discoverer:
         rows have `type_column` = the value; with the share of `u`'s rows of that type (the
         rows per value the profile counted: `type_column` is a few-valued text column)."""
         q, dq, kq, tq = (_q(n) for n in (column, disc, key, type_column))
-        rows = self.conn.execute(
-            sa.text(
-                f"SELECT t.{dq}::text, count(*), "
-                f"count(*) FILTER (WHERE k.{tq}::text = t.{dq}::text) "
-                f"FROM {_q_table(t)} t JOIN {_q_table(u)} k ON k.{kq} = t.{q} "
-                f"WHERE t.{dq}::text = ANY(:values) GROUP BY 1"
-            ),
-            {"values": values},
-        ).all()
+        rows = (
+            self.attempt(
+                f"{t.name}.{column} by {disc} in rows of {u.name}.{type_column}",
+                sa.text(
+                    f"SELECT t.{dq}::text, count(*), "
+                    f"count(*) FILTER (WHERE k.{tq}::text = t.{dq}::text) "
+                    f"FROM {_q_table(t)} t JOIN {_q_table(u)} k ON k.{kq} = t.{q} "
+                    f"WHERE t.{dq}::text = ANY(:values) GROUP BY 1"
+                ),
+                {"values": values},
+            )
+            or []
+        )
         base = self.value_counts[(u.name, type_column)]
         return {
             str(value): _TypeWhere(
@@ -1424,6 +1504,269 @@ class _Discoverer:
         if u is t and set(tokens(stem)) & _HIERARCHY:
             fit = max(fit, 0.8)  # parent_id, manager_id: the table's own rows
         return fit
+
+    # ---------------------------------------------------------------- generic relations
+    def generic_relations(
+        self, unconditional: dict[tuple[str, str], list[Candidate]]
+    ) -> dict[tuple[str, str], Proposal]:
+        """Generic relations through every type table (see `pipeline.discover_generic`), by
+        (table, id column)."""
+        declared = {(d.table, d.columns[0]): d for d in self.declared if len(d.columns) == 1}
+        out: dict[tuple[str, str], Proposal] = {}
+        for types in self.type_tables():
+            for t in self.tables.values():
+                if t.name == types.table or t.key is None:
+                    continue
+                holders = {
+                    c.name: how
+                    for c in t.columns.values()
+                    if (how := self.holds_types(t, c, types, declared, unconditional))
+                }
+                for column, how in holders.items():
+                    got = self.generic(t, column, types, how, set(holders), declared)
+                    if got is not None:
+                        key = (t.name, str(got.check["column"]))
+                        if key not in out or got.confidence > out[key].confidence:
+                            out[key] = got
+        return out
+
+    def type_tables(self) -> list[TypeTable]:
+        """The small tables keyed by one integer column whose rows' text columns, joined
+        with `_`, name tables (`shop` + `article`: `shop_article`)."""
+        names: dict[str, str] = {}
+        for u in self.tables.values():
+            for form in (u.name, u.relname):
+                names.setdefault(_normal(form), u.name)
+        out = []
+        for t in self.tables.values():
+            key = t.key
+            if key is None or t.columns[key].type not in _INTEGER_TYPES:
+                continue
+            if not 2 <= t.rows <= MAX_TYPE_ROWS:
+                continue
+            texts = [
+                c.name
+                for c in t.columns.values()
+                if c.family == "text" and c.name != key and self.nonnull.get((t.name, c.name))
+            ][:MAX_NAME_COLUMNS]
+            if not texts:
+                continue
+            picked = ", ".join(f"{_q(c)}::text" for c in [key, *texts])
+            rows = self.attempt(
+                f"{t.name} as a type table", sa.text(f"SELECT {picked} FROM {_q_table(t)}")
+            )
+            if rows:
+                got = type_table(t.name, key, texts, [tuple(r) for r in rows], names, _normal)
+                if got is not None:
+                    out.append(got)
+        return out
+
+    def holds_types(
+        self,
+        t: TableInfo,
+        c: ColumnInfo,
+        types: TypeTable,
+        declared: dict[tuple[str, str], DeclaredReference],
+        unconditional: dict[tuple[str, str], list[Candidate]],
+    ) -> str | None:
+        """How an integer column holds keys of the type table (a foreign key, or the data: at
+        least MIN_COVERAGE of its rows, by a name that fits or as the best key for them), or
+        None."""
+        if c.type not in _INTEGER_TYPES:
+            return None
+        d = declared.get((t.name, c.name))
+        if d is not None:
+            if d.target == types.table and d.target_columns[0] == types.key:
+                return f"FOREIGN KEY {d.name} -> {types.table}({types.key}) in the catalog"
+            return None
+        ranked = _ranked(unconditional.get((t.name, c.name), []))
+        for n, x in enumerate(ranked):
+            mine = x.table == types.table and x.column == types.key and not x.through
+            if mine and (x.name >= 0.6 or n == 0):
+                return f"{c.name} holds keys of {x.describe()}; no foreign key declares it"
+        return None
+
+    def generic(
+        self,
+        t: TableInfo,
+        column: str,
+        types: TypeTable,
+        how: str,
+        holders: set[str],
+        declared: dict[tuple[str, str], DeclaredReference],
+    ) -> Proposal | None:
+        """The generic relation of `t` whose type is `column` (keys of `types`): the id
+        column beside it whose values, for the rows of each type, are keys of the table that
+        type names, for at least MIN_COVERAGE of the rows of types that name a table (and
+        those are MIN_COVERAGE of the rows). Targets by the type rows' names."""
+        used_rows = self.attempt(
+            f"{t.name}.{column} as types of {types.table}",
+            sa.text(
+                f"SELECT {_q(column)}::text, count(*) FROM {_q_table(t)} "
+                f"WHERE {_q(column)} IS NOT NULL GROUP BY 1"
+            ),
+        )
+        if not used_rows or len(used_rows) > MAX_TYPES_USED:
+            return None
+        used = {str(r[0]): int(r[1]) for r in used_rows}
+        targets: dict[str, tuple[str, str, tuple[int, int] | None]] = {}
+        for type_id in used:
+            name = types.tables.get(type_id)
+            u = self.tables.get(name) if name is not None else None
+            if u is None or u.key is None:
+                continue
+            kp = self.profiles.get((u.name, u.key))
+            span = None
+            if (
+                u.columns[u.key].type in _INTEGER_TYPES
+                and kp is not None
+                and kp.low is not None
+                and kp.high is not None
+            ):
+                span = (int(kp.low), int(kp.high))
+            targets[type_id] = (_q_table(u), u.key, span)
+        if not targets:
+            return None
+        stem = column_stem(column_stem(column, "id"), "type")
+        best: tuple[float, str, dict[str, TypeCount]] | None = None
+        for a in t.columns.values():
+            if not self.may_be_object_id(t, a, holders, declared):
+                continue
+            rows = self.attempt(
+                f"{t.name}.{a.name} by {column}",
+                sa.text(relation_sql(_q_table(t), column, a.name, targets)),
+            )
+            if not rows:
+                continue
+            counts = {
+                str(r[0]): TypeCount(
+                    int(r[1]), int(r[2] or 0), int(r[3]), int(r[4] or 0), int(r[5] or 0)
+                )
+                for r in rows
+            }
+            typed = sum(x.rows for x in counts.values())
+            mapped = [x for d, x in counts.items() if d in targets]
+            rows_mapped = sum(x.rows for x in mapped)
+            if not rows_mapped or rows_mapped < MIN_COVERAGE * typed:
+                continue
+            coverage = sum(x.found for x in mapped) / rows_mapped
+            if coverage < MIN_COVERAGE:
+                continue
+            named = 1.0 if column_stem(a.name, "id") == stem and stem != a.name else 0.0
+            # a handful of small numbers (a flag, a count) is found in every dense key; the
+            # ids of objects are many for their rows, or cover much of their tables
+            sizes = sum(self.tables[types.tables[d]].rows for d in counts if d in targets)
+            fill = min(1.0, sum(x.distinct_found for x in mapped) / sizes) if sizes else 0.0
+            spread = max(fill, sum(x.distinct for x in mapped) / rows_mapped)
+            score = coverage + 0.25 * named + 0.5 * spread
+            if best is None or score > best[0]:
+                best = (score, a.name, counts)
+        if best is None:
+            return None
+        return self.generic_proposal(t, column, best[1], types, how, targets, best[2])
+
+    def may_be_object_id(
+        self,
+        t: TableInfo,
+        a: ColumnInfo,
+        holders: set[str],
+        declared: dict[tuple[str, str], DeclaredReference],
+    ) -> bool:
+        """A column that may hold the ids of a generic relation's objects: integer, text or
+        uuid, set in some rows, not its table's key, nor a type column, nor a reference
+        declared or named after a table (`user_id`)."""
+        if a.name in holders or a.name in t.single_keys() or (t.name, a.name) in declared:
+            return False
+        if not (a.type in _INTEGER_TYPES or a.family in ("text", "uuid")):
+            return False
+        if not self.nonnull.get((t.name, a.name)):
+            return False
+        ref = self.references.get((t.name, a.name))
+        return not (ref is not None and ref.best is not None and ref.best.name >= 0.9)
+
+    def generic_proposal(
+        self,
+        t: TableInfo,
+        column: str,
+        id_column: str,
+        types: TypeTable,
+        how: str,
+        targets: dict[str, tuple[str, str, tuple[int, int] | None]],
+        counts: dict[str, TypeCount],
+    ) -> Proposal:
+        """The conditional reference through `types`, its targets by name (sorted by name:
+        the same text whatever ids a database gave its types)."""
+        by_name: dict[str, tuple[str, str, TypeCount]] = {}
+        for type_id, x in counts.items():
+            if type_id not in targets:
+                continue
+            name = types.names[type_id]
+            u = self.tables[types.tables[type_id]]
+            key = u.key or "id"
+            if name in by_name:  # two type rows of one name (a duplicate): one target
+                old = by_name[name][2]
+                x = TypeCount(
+                    old.rows + x.rows,
+                    old.found + x.found,
+                    old.distinct + x.distinct,
+                    old.distinct_found + x.distinct_found,
+                    old.gaps + x.gaps,
+                )
+            by_name[name] = (u.name, key, x)
+        typed = sum(x.rows for x in counts.values())
+        mapped = sum(x.rows for _, _, x in by_name.values())
+        found = sum(x.found for _, _, x in by_name.values())
+        missing = mapped - found
+        gaps = sum(x.gaps for _, _, x in by_name.values())
+        coverage = found / mapped
+        confidence = coverage * (mapped / typed)
+        if sum(x.distinct for _, _, x in by_name.values()) < 10:
+            confidence *= 0.5  # a few ids fit any key by chance
+        if how.startswith("FOREIGN KEY"):
+            evidence = [f"{column}: {how}"]
+        else:
+            evidence = [how]
+            confidence *= 0.9
+        label = ", ".join(types.name)
+        evidence.append(
+            f"{types.table} is a type table: {len(types.tables)} of its "
+            f"{types.rows} rows name a table by {label}"
+            + (f" (joined with {types.separator!r})" if len(types.name) > 1 else "")
+        )
+        for name, (table, key, x) in sorted(by_name.items()):
+            evidence.append(
+                f"{column} = {name}: {x.found} of {x.rows} rows' {id_column} are "
+                f"{table}.{key} ({_pct(x.coverage)}, {x.distinct_found} of {x.distinct} values)"
+            )
+        other = typed - mapped
+        if other:
+            evidence.append(
+                f"{other} rows have a {column} whose {types.table} row names no table: "
+                "discriminator findings"
+            )
+        check: dict[str, Any] = {
+            "id": check_id(t.name, id_column, "reference"),
+            "kind": "conditional_reference",
+            "table": t.name,
+            "column": id_column,
+            "discriminator": column,
+            "lookup": types.lookup(),
+            "targets": {
+                name: {"table": table} | ({"column": key} if key != "id" else {})
+                for name, (table, key, _) in sorted(by_name.items())
+            },
+        }
+        if missing > RARE_VALUE_SHARE * mapped and gaps == missing:
+            # every id not found lies within its target's key: objects since deleted, whose
+            # rows the table keeps (versions, an admin log): reported, never repaired
+            check["severity"] = "warn"
+            check["on_orphan"] = "report"
+            evidence.append(
+                f"each of the {missing} rows whose object is not found has an id within its "
+                "target's key range (an object since deleted, that the table keeps rows "
+                "of): a warning, reported, not repaired"
+            )
+        return Proposal(check, "data", round(confidence, 3), evidence, [], missing + other)
 
     # ---------------------------------------------------------------- mis-keys
     def key_spaces_of(self, target: str) -> list[tuple[str, TableInfo, str]]:
@@ -2415,7 +2758,12 @@ class _Discoverer:
         for key, proposal in sorted(conditional.items()):
             t = self.tables[key[0]]
             targets = [(v, x["table"]) for v, x in proposal.check["targets"].items()]
-            got = self.mis_key(t, key[1], targets, proposal.check["discriminator"])
+            # through a type table, the discriminator's values are ids, not the targets' names
+            got = (
+                None
+                if "lookup" in proposal.check
+                else self.mis_key(t, key[1], targets, proposal.check["discriminator"])
+            )
             if got is not None:
                 proposal.check["mis_key"], more = got
                 proposal.evidence += more
@@ -2581,6 +2929,12 @@ class _Discoverer:
         if not d.validated:
             evidence.append("NOT VALID: existing rows were never checked")
         self.add(Proposal(reference, "catalog", 1.0, evidence))
+
+
+def _normal(name: str) -> str:
+    """A table's name as words joined by `_`, singular and plural alike (`Shop.Articles`,
+    `shop_article` -> `shop_article`)."""
+    return "_".join(tokens(name))
 
 
 def _ranked(cands: list[Candidate]) -> list[Candidate]:

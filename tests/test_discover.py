@@ -617,6 +617,7 @@ def test_progress_reports_the_stages(new_database) -> None:  # type: ignore[no-u
         "profiles/4",
         "references/1",
         "conditional/1",
+        "generic/1",
         "mis-keys/1",
         "rules/4",
     ]
