@@ -234,3 +234,20 @@ def test_regression_a_concurrent_writer_s_own_trigger_is_not_apply_s_doing(
     world = fixed(ORPHAN_T1 + "INSERT INTO t1 VALUES (1, 7, 'a');\n", Q)
     reproduce(pg_server, mallory, world, [Drift.ADD_LOG_TRIGGER, Drift.CONCURRENT_WRITER], [],
               add_log_trigger="t1", concurrent_writer=("t1", "1"))  # fmt: skip
+
+
+def test_regression_a_row_held_by_a_row_the_plan_removes_goes_in_the_same_run(
+    pg_server: str, mallory: str
+) -> None:
+    """Found by the long profile: t1's orphan was held because t2's orphan named it, and t2's
+    was quarantined after it; the second apply then quarantined t1's (not idempotent). The
+    table whose rows name the other's loses its rows first."""
+    world = fixed(
+        ORPHAN_T1 + "CREATE TABLE t2 (id int PRIMARY KEY, r0 int, r1 int);\n"
+        "INSERT INTO t1 VALUES (1, 7, 'a');\nINSERT INTO t2 VALUES (1, 9, 1);\n",
+        Q,
+        reference("t2", "r0", "t0", "quarantine"),
+        reference("t2", "r1", "t1", "report"),
+        tables=("t0", "t1", "t2"),
+    )
+    reproduce(pg_server, mallory, world, [], [])

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 from typing import Any
 
@@ -287,7 +288,7 @@ def write_repair_sql(
             keys.update(key for key, *_ in step.items())
     steps = []
     seen: dict[str, set[str]] = {}
-    for step in plan.steps:
+    for step in removal_order(plan, ctx, plan.steps):
         step.rows = sum(1 for _ in _kept_items(step, quarantined, seen))
         if step.rows:
             steps.append(step)
@@ -355,6 +356,33 @@ def write_repair_sql(
     finally:
         partial.unlink(missing_ok=True)
     return summary
+
+
+def removal_order(plan: RepairPlan, ctx: RepairContext, steps: list[Step]) -> list[Step]:
+    """`steps` with the quarantine steps ordered so that a table whose rows name another
+    table's rows (a suite reference or a foreign key) loses its rows first: a row held only
+    because a row this plan removes names it is then removed in the same run, and a second
+    run changes nothing. Tables that name each other keep the plain order."""
+    removing = [s for s in steps if s.kind.action == "quarantine"]
+    tables = {s.kind.table for s in removing}
+    by_sql = {ctx.tables[t].sql: t for t in ctx.tables}
+    graph: dict[str, set[str]] = {t: set() for t in tables}  # table -> the tables before it
+    for check in plan.suite.checks:
+        if isinstance(check, Reference):
+            for ref in check.refs():
+                if ref.table in tables and check.table in tables and ref.table != check.table:
+                    graph[ref.table].add(check.table)
+    for t in tables:
+        for fk in ctx.tables[t].inbound:
+            child = by_sql.get(fk.child)
+            if child in tables and child != t:
+                graph[t].add(child)
+    try:
+        rank = {t: i for i, t in enumerate(TopologicalSorter(graph).static_order())}
+    except CycleError:
+        return steps
+    order = sorted(range(len(removing)), key=lambda i: (rank[removing[i].kind.table], i))
+    return [s for s in steps if s.kind.action != "quarantine"] + [removing[i] for i in order]
 
 
 def _review_lines(plan: RepairPlan) -> Iterator[str]:
