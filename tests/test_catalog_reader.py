@@ -29,15 +29,10 @@ from pipeline.checks.catalog import (
 )
 from pipeline.checks.relations import read_relations, read_schema_tables
 from pipeline.constraints import AuditedConstraint
-from pipeline.discover import (
-    ColumnInfo,
-    DeclaredReference,
-    Discovery,
-    TableInfo,
-    _check_values,
-    _Discoverer,
-    _family,
-)
+from pipeline.discover import ColumnInfo, DeclaredReference, Discovery, TableInfo
+from pipeline.discover.catalog import read_catalog as discover_read_catalog
+from pipeline.discover.context import Discoverer as _Discoverer
+from pipeline.discover.model import _check_values, _family
 from pipeline.repair import ColumnInfo as RepairColumn
 from pipeline.repair import InboundKey, read_repair_context, table_info
 from pipeline.repair import TableInfo as RepairTable
@@ -539,7 +534,7 @@ def test_repair_context_reads_every_suite_table(conn: Connection) -> None:
 )
 def test_discovery_reads_the_catalog_as_before(conn: Connection, schemas: list[str]) -> None:
     new, old = _discoverer(conn, schemas), _discoverer(conn, schemas)
-    new.read_catalog()
+    discover_read_catalog(new)
     old_discover_read(old)
     assert new.tables == old.tables
     assert list(new.tables) == list(old.tables)
@@ -613,7 +608,7 @@ def test_the_number_of_statements_does_not_grow_with_the_tables(wide_db: str) ->
             assert all(len(rels[n].triggers) == 1 and len(rels[n].inbound) == 1 for n in names)
             with Counter(c) as counter:
                 discoverer = _discoverer(c, ["public"])
-                discoverer.read_catalog()
+                discover_read_catalog(discoverer)
             assert len(discoverer.tables) == 20 and counter.n <= 4
     finally:
         engine.dispose()

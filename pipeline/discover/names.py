@@ -1,0 +1,123 @@
+"""Names: how a column's or a value's words name a table (`tutor_id` -> `tutor_profiles`,
+`TutorProfile`, `categories`), singular and plural alike, and how a column or a discriminator
+value fits a candidate target by name."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pipeline.discover.context import Discoverer
+    from pipeline.discover.model import TableInfo
+
+_STOP = {"id", "fk", "key", "ref", "uuid", "no", "num", "cod", "typ", "kind"}
+
+
+def _stem(word: str) -> str:
+    """One form for singular and plural (`warehouse`, `warehouses` -> `warehous`; `category`,
+    `categories` -> `category`): the same on both sides of a comparison is all that counts."""
+    if len(word) > 4 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) > 2 and word.endswith("s") and not word.endswith("ss"):
+        word = word[:-1]
+    if len(word) > 3 and word.endswith("e"):
+        word = word[:-1]
+    return word
+
+
+_NAME_LIKE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:\-]{0,62}$")
+
+
+_HIERARCHY = {
+    _stem(w)
+    for w in (
+        "parent",
+        "manager",
+        "boss",
+        "supervisor",
+        "predecessor",
+        "successor",
+        "previous",
+        "next",
+        "original",
+        "root",
+        "superior",
+        "mentor",
+        "referrer",
+        "replaced",
+        "merged",
+    )
+}
+
+
+def tokens(name: str) -> list[str]:
+    """The words of a name (`TutorProfile`, `tutor_profiles`, `tutor-profile` -> tutor,
+    profile), lower case, singular and plural alike (see `_stem`)."""
+    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", name)
+    return [_stem(w) for w in re.split(r"[^A-Za-z0-9]+", spaced.lower()) if w]
+
+
+def name_fit(word: str, table: str) -> float:
+    """How well `word` (a column's stem, a discriminator value) names `table`: 1 the same
+    words, 0.9 the table's leading or trailing words (`tutor` -> `tutor_profiles`), 0.6 a
+    shared word, 0.4 an abbreviation (`cust` -> `customers`), 0 otherwise."""
+    w = [t for t in tokens(word) if t not in _STOP]
+    t = tokens(table.rpartition(".")[2])
+    if not w or not t:
+        return 0.0
+    if w == t:
+        return 1.0
+    if w == t[: len(w)] or w == t[-len(w) :]:
+        return 0.9
+    if set(w) & set(t):
+        return 0.6
+    if len(w[0]) >= 3 and t[0].startswith(w[0]):
+        return 0.4
+    return 0.0
+
+
+def column_stem(column: str, key: str) -> str:
+    """A reference column's name without its key suffix (`tutor_id` -> `tutor`)."""
+    for suffix in (key, "id", "uuid", "key", "fk", "ref", "code", "no"):
+        for sep in ("_", ""):
+            tail = sep + suffix
+            if len(column) > len(tail) and column.lower().endswith(tail.lower()):
+                return column[: -len(tail)].rstrip("_")
+    return column
+
+
+def value_fit(ctx: Discoverer, value: str, u: TableInfo, t: TableInfo, disc: str) -> float:
+    """How well a discriminator value names table `u`: by name (`student` ->
+    `student_profiles`, `TutorProfile` -> `tutor_profiles`), or, for single-table
+    inheritance, 0.9 when a low-cardinality column of `u` holds the value itself
+    (`commentable_type = 'Admin'` and `users.type = 'Admin'`)."""
+    fit = name_fit(value, u.name)
+    for c in u.columns.values():
+        if (u is t and c.name == disc) or is_polymorphic_type(u, c.name):
+            continue
+        prof = ctx.profiles.get((u.name, c.name))
+        if prof is not None and prof.values is not None and value in prof.values:
+            return max(fit, 0.9)
+    return fit
+
+
+def is_polymorphic_type(u: TableInfo, column: str) -> bool:
+    """`x_type` beside `x_id`: the discriminator of a reference of `u`, not its class."""
+    stem = column_stem(column, "type")
+    return stem != column and any(
+        other != column and column_stem(other, "id") == stem for other in u.columns
+    )
+
+
+def column_fit(ctx: Discoverer, t: TableInfo, column: str, u: TableInfo, key: str) -> float:
+    """How well a column's name names table `u`; halved when `u` has a column of the same
+    name (`tutor_packages.tutor_id`): a table that references the same thing is its
+    sibling, not its target."""
+    stem = column_stem(column, key)
+    fit = name_fit(stem, u.name)
+    if u is not t and column in u.columns:
+        fit *= 0.5
+    if u is t and set(tokens(stem)) & _HIERARCHY:
+        fit = max(fit, 0.8)  # parent_id, manager_id: the table's own rows
+    return fit

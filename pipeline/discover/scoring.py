@@ -1,0 +1,241 @@
+"""Stage 6, settling: per column, the declared, conditional or plain reference that the
+candidates' scores choose, with its confidence, evidence and alternatives; declared foreign
+keys (single and composite) become data checks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipeline.discover import miskeys
+from pipeline.discover.context import Discoverer
+from pipeline.discover.model import (
+    Candidate,
+    ColumnInfo,
+    DeclaredReference,
+    Proposal,
+    TableInfo,
+    _ranked,
+    _Reference,
+    check_id,
+)
+from pipeline.discover.names import column_stem, name_fit
+
+
+def settle(
+    ctx: Discoverer,
+    dependents: list[tuple[TableInfo, ColumnInfo]],
+    unconditional: dict[tuple[str, str], list[Candidate]],
+    conditional: dict[tuple[str, str], Proposal],
+) -> None:
+    """Choose per column: declared, conditional or plain reference; key spaces (the
+    references between key tables) first, so mis-keys can map through them."""
+    declared = {(d.table, d.columns[0]): d for d in ctx.declared if len(d.columns) == 1}
+    chosen: dict[tuple[str, str], tuple[Candidate, list[Candidate]]] = {}
+    for t, c in dependents:
+        key = (t.name, c.name)
+        if key in conditional:
+            continue
+        ranked = _ranked(unconditional.get(key, []))
+        if ranked:
+            chosen[key] = (ranked[0], ranked[1:])
+    for key in conditional:
+        ctx.references.pop(key, None)
+    # with the key spaces known: a better target through which the values map
+    for t, c in dependents:
+        key = (t.name, c.name)
+        if key in conditional:
+            continue
+        direct = unconditional.get(key, [])
+        through = miskeys.through_candidates(ctx, t, c, direct)
+        ranked = _ranked(direct + through)
+        if ranked and ranked[0].through:
+            chosen[key] = (ranked[0], ranked[1:])
+    for (table, column), d in declared.items():
+        if (table, column) not in conditional:
+            propose_declared(ctx, d, chosen.get((table, column)))
+    for d in ctx.declared:
+        if len(d.columns) > 1:
+            propose_composite(ctx, d)
+    for key, (best, rest) in sorted(chosen.items()):
+        if key in declared:
+            continue
+        propose_reference(ctx, ctx.tables[key[0]], key[1], best, rest)
+    for key, proposal in sorted(conditional.items()):
+        t = ctx.tables[key[0]]
+        targets = [(v, x["table"]) for v, x in proposal.check["targets"].items()]
+        # through a type table, the discriminator's values are ids, not the targets' names
+        got = (
+            None
+            if "lookup" in proposal.check
+            else miskeys.mis_key(ctx, t, key[1], targets, proposal.check["discriminator"])
+        )
+        if got is not None:
+            proposal.check["mis_key"], more = got
+            proposal.evidence += more
+        ctx.add(proposal)
+        ctx.add(trigger_note(ctx, proposal, declared.get(key)))
+
+
+def trigger_note(
+    ctx: Discoverer, proposal: Proposal, declared: DeclaredReference | None
+) -> Proposal:
+    """No foreign key can hold a conditional reference: a declared one is questioned."""
+    column = proposal.check["column"]
+    check: dict[str, Any] = {
+        "id": check_id("catalog", proposal.table, column, "no_foreign_key"),
+        "kind": "constraint",
+        "table": proposal.table,
+    }
+    evidence = ["a foreign key on a conditional reference can only point at one of its targets"]
+    if declared is not None:
+        check["name"] = declared.name
+        evidence.append(
+            f"declared: {declared.name} -> {declared.target}({declared.target_columns[0]})"
+        )
+    return Proposal(
+        {
+            **check,
+            "type": "foreign_key",
+            "columns": [column],
+            "absent": True,
+            "description": f"{column} is a conditional reference (by "
+            f"{proposal.check['discriminator']}); a plain foreign key on it points at one "
+            "table only",
+        },
+        "data",
+        proposal.confidence,
+        evidence,
+    )
+
+
+def propose_reference(
+    ctx: Discoverer,
+    t: TableInfo,
+    column: str,
+    best: Candidate,
+    rest: list[Candidate],
+    declared: DeclaredReference | None = None,
+) -> None:
+    target = ctx.tables[best.table]
+    ctx.references[(t.name, column)] = _Reference(
+        t.name, column, target.name, best.column, declared is not None, best
+    )
+    check: dict[str, Any] = {
+        "id": check_id(t.name, column, "reference"),
+        "kind": "reference",
+        "table": t.name,
+        "column": column,
+        "target": {"table": target.name, "column": best.column},
+    }
+    evidence = [f"{column}: {best.describe()}"]
+    confidence = best.coverage
+    if best.name < 0.6:
+        # a handful of small numbers, or a narrow band of a big key (years, counts),
+        # fits every dense key: without a name, the values must use much of the key
+        confidence *= 0.85 * min(1.0, max(0.0, (best.fill - 0.3) / 0.5))
+        if best.distinct < 10:
+            confidence *= 0.5
+    close = [x for x in rest if x.score > best.score - 0.05]
+    if close:
+        confidence *= 0.8
+    violations = best.missing_rows
+    if best.through:
+        # the values are the key space's: every row violates the proposed reference
+        violations = best.rows
+        confidence = min(confidence, 0.8)
+        evidence.append(
+            f"the values are not {target.name}.{best.column} but {target.name}.{best.through} "
+            "values: the column holds keys of another key space"
+        )
+    questioned = []
+    if declared is not None:
+        questioned.append(
+            f"declared: {declared.name} -> {declared.target}({declared.target_columns[0]}); "
+            f"the data and the name say {target.name}({best.column})"
+        )
+        evidence += questioned
+    if best.through or best.missing_rows:
+        got = miskeys.mis_key(ctx, t, column, [(None, target.name)], None)
+        if got is not None:
+            check["mis_key"], more = got
+            evidence += more
+    ctx.add(
+        Proposal(
+            check,
+            "data",
+            round(confidence, 3),
+            evidence,
+            [x.describe() for x in rest[:3]],
+            violations,
+        )
+    )
+    if declared is not None:
+        ctx.add(fk_proposal(ctx, declared, target.name, [best.column], confidence, questioned))
+
+
+def fk_proposal(
+    ctx: Discoverer,
+    d: DeclaredReference,
+    target: str,
+    target_columns: list[str],
+    confidence: float,
+    evidence: list[str],
+) -> Proposal:
+    check: dict[str, Any] = {
+        "id": check_id("catalog", d.name),
+        "kind": "constraint",
+        "table": d.table,
+        "name": d.name,
+        "type": "foreign_key",
+        "columns": d.columns,
+        "references": {"table": target, "columns": target_columns},
+    }
+    if d.on_delete is not None and d.on_delete != "no_action":
+        check["on_delete"] = d.on_delete
+    return Proposal(
+        check,
+        "catalog",
+        round(confidence, 3),
+        [f"FOREIGN KEY {d.name} in the catalog", *evidence],
+    )
+
+
+def propose_declared(
+    ctx: Discoverer, d: DeclaredReference, questioned: tuple[Candidate, list[Candidate]] | None
+) -> None:
+    t = ctx.tables[d.table]
+    if (
+        questioned is not None
+        and (questioned[0].table != d.target or questioned[0].column != d.target_columns[0])
+        and questioned[0].name > name_fit(column_stem(d.columns[0], "id"), d.target)
+    ):
+        propose_reference(ctx, t, d.columns[0], questioned[0], questioned[1], declared=d)
+        return
+    if t.key is not None and ctx.tables[d.target].key is not None:
+        check = {
+            "id": check_id(d.table, d.columns[0], "reference"),
+            "kind": "reference",
+            "table": d.table,
+            "column": d.columns[0],
+            "target": {"table": d.target, "column": d.target_columns[0]},
+        }
+        evidence = [f"FOREIGN KEY {d.name} in the catalog"]
+        if not d.validated:
+            evidence.append("NOT VALID: existing rows were never checked")
+        ctx.add(Proposal(check, "catalog", 1.0, evidence))
+    ctx.add(fk_proposal(ctx, d, d.target, d.target_columns[:1], 1.0, []))
+
+
+def propose_composite(ctx: Discoverer, d: DeclaredReference) -> None:
+    ctx.add(fk_proposal(ctx, d, d.target, d.target_columns, 1.0, []))
+    reference = {
+        "id": check_id(d.table, "_".join(d.columns), "reference"),
+        "kind": "reference",
+        "table": d.table,
+        "columns": d.columns,
+        "target": {"table": d.target, "columns": d.target_columns},
+    }
+    evidence = [f"FOREIGN KEY {d.name} in the catalog (composite: MATCH SIMPLE)"]
+    if not d.validated:
+        evidence.append("NOT VALID: existing rows were never checked")
+    ctx.add(Proposal(reference, "catalog", 1.0, evidence))
