@@ -14,6 +14,7 @@ from pipeline.discover.context import Discoverer
 from pipeline.discover.model import (
     _INTEGER_TYPES,
     MAX_KEYS_PER_COLUMN,
+    NAME_VOUCHES,
     Candidate,
     ColumnInfo,
     Proposal,
@@ -27,6 +28,7 @@ from pipeline.discover.model import (
     _range_jaccard,
     _ranked,
     check_id,
+    narrow_band,
 )
 from pipeline.discover.names import column_fit, column_stem, name_fit, value_fit
 
@@ -93,19 +95,33 @@ def inclusion(
         return []
     rows = got[0]
     ctx.shapes[(t.name, c.name)] = (int(rows[1] or 0), int(rows[0] or 0))
-    return [
-        Candidate(
-            u.name,
-            k,
-            int(rows[1] or 0),
-            int(rows[0] or 0),
-            int(rows[2 + 2 * i] or 0),
-            int(rows[3 + 2 * i] or 0),
-            u.rows,
-            column_fit(ctx, t, c.name, u, k),
+    prof = ctx.profiles[(t.name, c.name)]
+    out = []
+    for i, (u, k) in enumerate(keys):
+        distinct, missing = int(rows[0] or 0), int(rows[3 + 2 * i] or 0)
+        kp = ctx.profiles.get((u.name, k))
+        bunched = 0.0
+        if c.family == "number" and kp is not None:
+            bunched = narrow_band(
+                distinct - missing, prof.low, prof.high, kp.nonnull, kp.low, kp.high
+            )
+        fit = column_fit(ctx, t, c.name, u, k)
+        if c.name in t.single_keys() and fit < NAME_VOUCHES:
+            continue  # a table's own key is another's only where its name says so
+        out.append(
+            Candidate(
+                u.name,
+                k,
+                int(rows[1] or 0),
+                distinct,
+                int(rows[2 + 2 * i] or 0),
+                missing,
+                u.rows,
+                fit,
+                bunched=bunched,
+            )
         )
-        for i, (u, k) in enumerate(keys)
-    ]
+    return out
 
 
 def _dense(ctx: Discoverer, c: ColumnInfo, u: TableInfo, key: str) -> tuple[int, int] | None:

@@ -54,7 +54,7 @@ def through_candidates(
     fits (the column's stem or the discriminator value) and that maps a key space the
     values belong to (the values are users.id and U.user_id holds them)."""
     out = []
-    holders = {x.table for x in direct if x.coverage >= MIN_COVERAGE}
+    holders = {x.table: x for x in direct if x.coverage >= MIN_COVERAGE}
     for u in ctx.tables.values():
         if value is not None and disc is not None:
             fit = value_fit(ctx, value, u, t, disc)
@@ -91,6 +91,8 @@ def through_candidates(
                     u.rows,
                     fit,
                     through=through,
+                    # the values are keys of the key space: they spread over it as its
+                    bunched=holders[space.name].bunched,
                 )
             )
     return out

@@ -5,6 +5,7 @@ column fits a key (`Candidate`), the checks it proposes (`Proposal`) and the who
 from __future__ import annotations
 
 import itertools
+import math
 import re
 import string
 from dataclasses import dataclass, field
@@ -15,6 +16,12 @@ from pipeline.discover.names import tokens
 from pipeline.limits import DEFAULT_LOCK_TIMEOUT_S, DEFAULT_STATEMENT_TIMEOUT_S
 
 DEFAULT_MIN_CONFIDENCE = 0.5
+NAME_VOUCHES = 0.9
+"""A name that fits its target at least this well (`invoice_id` -> `invoice.invoice_id`)
+vouches for a reference whatever the spread of its values."""
+BUNCHED = -4.0
+"""Below this `Candidate.bunched` (a chance of 1 in 10,000), values are no reference
+unless their name vouches for it."""
 
 
 MIN_COVERAGE = 0.8
@@ -178,6 +185,10 @@ class Candidate:
     through: str | None = None
     """Set when the values are not the table's keys but values of its `through` column (a
     mis-keyed reference): `missing_rows` then counts the values `through` lacks."""
+    bunched: float = 0.0
+    """log10 of the chance that as many keys drawn at random span as narrow a band of the
+    key's range as the values do (`narrow_band`): far below 0 for measures (lengths,
+    durations, counts) that fall into a dense key by accident."""
 
     @property
     def coverage(self) -> float:
@@ -411,8 +422,39 @@ def _normal(name: str) -> str:
 
 
 def _ranked(cands: list[Candidate]) -> list[Candidate]:
-    """The candidates that hold at least MIN_COVERAGE of the rows, the best score first."""
-    return sorted((x for x in cands if x.coverage >= MIN_COVERAGE), key=lambda x: -x.score)
+    """The candidates that hold at least MIN_COVERAGE of the rows, the best score first;
+    without a name that vouches for it, none whose values bunch in a band of the key's
+    range that keys drawn at random would almost never span (`Candidate.bunched`)."""
+    return sorted(
+        (
+            x
+            for x in cands
+            if x.coverage >= MIN_COVERAGE and (x.name >= NAME_VOUCHES or x.bunched > BUNCHED)
+        ),
+        key=lambda x: -x.score,
+    )
+
+
+def narrow_band(values: int, low: Any, high: Any, keys: int, klow: Any, khigh: Any) -> float:
+    """log10 of the chance that `values` keys drawn at random from `keys` keys spread
+    evenly over `klow..khigh` span no more of that range than `low..high` does (an upper
+    bound: the band's start times the ways to pick them all inside it). References spread
+    over the keys they name; a measure (a film's length in minutes, a rental's duration in
+    days) that lands in a dense id range by accident bunches in a narrow band of it: the
+    randomness test of Zhang et al. (VLDB 2010), on ranges. 0 where it says nothing."""
+    try:
+        width, kwidth = float(high) - float(low), float(khigh) - float(klow)
+    except (TypeError, ValueError):
+        return 0.0
+    if values < 3 or keys <= values or kwidth <= 0:
+        return 0.0
+    span = max(values, min(keys, round(width / kwidth * (keys - 1)) + 1))
+
+    def log_choose(n: int, k: int) -> float:
+        return math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
+
+    chance = math.log(keys - span + 1) + log_choose(span, values) - log_choose(keys, values)
+    return min(0.0, chance / math.log(10))
 
 
 def _rows_of(

@@ -47,6 +47,7 @@ _HIERARCHY = {
         "referrer",
         "replaced",
         "merged",
+        "report",
     )
 }
 
@@ -111,13 +112,28 @@ def is_polymorphic_type(u: TableInfo, column: str) -> bool:
 
 
 def column_fit(ctx: Discoverer, t: TableInfo, column: str, u: TableInfo, key: str) -> float:
-    """How well a column's name names table `u`; halved when `u` has a column of the same
-    name (`tutor_packages.tutor_id`): a table that references the same thing is its
-    sibling, not its target."""
+    """How well a column's name names table `u` and its key `key`:
+
+    - at least 0.9 when the column is named as the key is, and that name says more than
+      `id` (`invoice_line.invoice_id` -> `invoice.invoice_id`): the strongest evidence a
+      name gives, more where the table's name fits too;
+    - else the fit of the column's stem to the table's name (`tutor_id` -> `tutor_profiles`,
+      `manager_staff_id` -> `staff`), halved when `u` has a column of the same name
+      (`tutor_packages.tutor_id`): a table that references the same thing is its sibling,
+      not its target;
+    - on the table's own rows, 0.8 for a word of hierarchy (`parent_id`, `reports_to`)."""
     stem = column_stem(column, key)
     fit = name_fit(stem, u.name)
+    if u is not t and column.lower() == key.lower() and _says_more(key):
+        return 0.9 + 0.1 * fit
     if u is not t and column in u.columns:
         fit *= 0.5
     if u is t and set(tokens(stem)) & _HIERARCHY:
         fit = max(fit, 0.8)  # parent_id, manager_id: the table's own rows
     return fit
+
+
+def _says_more(key: str) -> bool:
+    """A key's name says which thing it is (`invoice_id`, `isbn`), not only that it is one
+    (`id`, `uuid`, `key`)."""
+    return any(w not in _STOP for w in tokens(key))
