@@ -609,7 +609,8 @@ def test_the_number_of_statements_does_not_grow_with_the_tables(wide_db: str) ->
             with Counter(c) as counter:
                 discoverer = _discoverer(c, ["public"])
                 discover_read_catalog(discoverer)
-            assert len(discoverer.tables) == 20 and counter.n <= 4
+            # the catalog's statements and one for inheritance, however many tables
+            assert len(discoverer.tables) == 20 and counter.n <= 5
     finally:
         engine.dispose()
     for label, per_size in counts.items():

@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import sqlalchemy as sa
+
 from pipeline import sqltext
 from pipeline.checks.relations import Definitions, read_schema_tables
 from pipeline.discover.context import Discoverer
@@ -44,6 +46,19 @@ def read_catalog(ctx: Discoverer) -> None:
                 col.base_typtype == "e",
             )
     by_oid = sorted(relations, key=lambda r: r.oid)
+    if ctx.by_oid:
+        for child, parent in ctx.conn.execute(
+            sa.text(
+                "WITH RECURSIVE up(child, parent) AS (SELECT inhrelid, inhparent "
+                "FROM pg_inherits WHERE inhrelid = ANY(:oids) UNION "
+                "SELECT up.child, i.inhparent FROM up "
+                "JOIN pg_inherits i ON i.inhrelid = up.parent) "
+                "SELECT child::bigint, parent::bigint FROM up"
+            ),
+            {"oids": list(ctx.by_oid)},
+        ):
+            if child in ctx.by_oid and parent in ctx.by_oid:
+                ctx.by_oid[child].inherits.append(ctx.by_oid[parent].name)
     for rel in by_oid:
         table = ctx.by_oid[rel.oid]
         for con in rel.constraints:

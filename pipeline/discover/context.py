@@ -135,6 +135,12 @@ class Discoverer:
                 )
             return None
 
+    def one(self, what: str, stmt: Any, params: dict[str, Any] | None = None) -> Any | None:
+        """The one row of a candidate's statement, or None when PostgreSQL refuses it
+        (see `attempt`)."""
+        got = self.attempt(what, stmt, params)
+        return got[0] if got else None
+
     def add(self, proposal: Proposal) -> None:
         """Propose a check, its id made unique among those proposed."""
         base = str(proposal.check["id"])

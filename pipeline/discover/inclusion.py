@@ -27,6 +27,7 @@ from pipeline.discover.model import (
     _q_table,
     _range_jaccard,
     _ranked,
+    base_type,
     check_id,
     narrow_band,
 )
@@ -62,7 +63,7 @@ def keys_for(
     for u in ctx.tables.values():
         for k in u.single_keys():
             kc = u.columns[k]
-            if (u is t and k == c.name) or kc.family != c.family:
+            if (u is t and k == c.name) or kc.family != c.family or u.kin(t):
                 continue
             kp = ctx.profiles.get((u.name, k))
             if kp is None or not kp.nonnull:
@@ -118,6 +119,7 @@ def inclusion(
                 missing,
                 u.rows,
                 fit,
+                same_type=base_type(c.type) == base_type(u.columns[k].type),
                 bunched=bunched,
             )
         )

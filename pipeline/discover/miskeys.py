@@ -67,7 +67,8 @@ def through_candidates(
                 continue
             q = _q(c.name)
             where, params = _rows_of(c.name, disc, value)
-            row = ctx.conn.execute(
+            row = ctx.one(
+                f"{t.name}.{c.name} -> {u.name}.{through}",
                 sa.text(
                     f"WITH v AS MATERIALIZED (SELECT {q} AS v, count(*) AS n "
                     f"FROM {_q_table(t)} "
@@ -79,7 +80,9 @@ def through_candidates(
                     "sum(x.n) FILTER (WHERE NOT x.h), count(*) FILTER (WHERE NOT x.h) FROM x"
                 ),
                 params,
-            ).one()
+            )
+            if row is None:
+                continue
             out.append(
                 Candidate(
                     u.name,
@@ -126,7 +129,8 @@ def mis_key(
             where, params = _rows_of(column, disc, value, "t.")
             # per distinct value, not per row: the violating values are few, and the
             # key-space and `through` tests become semi-joins over those values only
-            row = ctx.conn.execute(
+            row = ctx.one(
+                f"mis-key {t.name}.{column} -> {space.name}.{space_key}",
                 sa.text(
                     f"WITH v AS MATERIALIZED (SELECT t.{q} AS v, count(*) AS n "
                     f"FROM {_q_table(t)} t WHERE {where} GROUP BY 1), "
@@ -144,7 +148,10 @@ def mis_key(
                     "LEFT JOIN mapped mp ON mp.v = missing.v"
                 ),
                 params,
-            ).one()
+            )
+            if row is None:
+                violating = mapped = 0
+                break
             violating += int(row[0])
             mapped += int(row[1])
         if not mapped or mapped < 0.5 * violating:
@@ -196,15 +203,18 @@ def via_evidence(
             if table2 != other.name or ref2.target != target:
                 continue
             tc, tp = _q(column), _q(p)
-            row = ctx.conn.execute(
+            row = ctx.one(
+                f"{t.name}.{column} via {other.name}.{q}",
                 sa.text(
                     f"SELECT count(*) FILTER (WHERE o.{_q(q)} IS NOT NULL), "
                     f"count(*) FILTER (WHERE o.{_q(q)} = t.{tc}) "
                     f"FROM {_q_table(t)} t JOIN {_q_table(other)} o "
                     f"ON o.{_q(ref.target_column)} = t.{tp} "
                     f"WHERE t.{tc} IS NOT NULL"
-                )
-            ).one()
+                ),
+            )
+            if row is None:
+                continue
             both, same = int(row[0]), int(row[1])
             if both >= 3 and same >= 0.8 * both:
                 via = {
@@ -335,7 +345,8 @@ def attribute_evidence(
         if disc is not None:
             where = f"WHERE t.{_q(disc)}::text = :value"
             params["value"] = value
-        row = ctx.conn.execute(
+        row = ctx.one(
+            f"attributes of {t.name}.{column} in {space.name}",
             sa.text(
                 f"SELECT {', '.join(exprs)} FROM {_q_table(t)} t "
                 f"JOIN {_q_table(u)} u ON u.{_q(u.key)} = t.{_q(column)} "
@@ -344,7 +355,9 @@ def attribute_evidence(
                 f"{where}"
             ),
             params,
-        ).one()
+        )
+        if row is None:
+            return []
         for i in range(len(pairs)):
             both[i] += int(row[2 * i])
             same[i] += int(row[2 * i + 1])

@@ -19,6 +19,11 @@ DEFAULT_MIN_CONFIDENCE = 0.5
 NAME_VOUCHES = 0.9
 """A name that fits its target at least this well (`invoice_id` -> `invoice.invoice_id`)
 vouches for a reference whatever the spread of its values."""
+SOLE_NAME = 0.7
+"""A weak name that only one of the keys holding the values shares scales the confidence
+by this (`ship_via` -> `shippers.shipper_id`)."""
+BY_NAME = 0.6
+"""The confidence of a reference proposed on its name alone (no value to test)."""
 BUNCHED = -4.0
 """Below this `Candidate.bunched` (a chance of 1 in 10,000), values are no reference
 unless their name vouches for it."""
@@ -137,6 +142,12 @@ class TableInfo:
     """Unique indexes that back no constraint (`CREATE UNIQUE INDEX`), by name: plain
     columns, not partial. Keys as UNIQUE constraints are."""
     rows: int = 0
+    inherits: list[str] = field(default_factory=list)
+    """The tables this one inherits from (`INHERITS`, a partition's parent): a child's rows
+    are its parent's rows too, never references to them."""
+    inferred: list[str] = field(default_factory=list)
+    """A key the rows hold where the catalog declares none (`keys.infer_key`): columns
+    NOT NULL and unique together on every row."""
 
     @property
     def sql(self) -> str:
@@ -150,7 +161,11 @@ class TableInfo:
         for cols in self.all_uniques():
             if len(cols) == 1 and self.columns[cols[0]].not_null:
                 return cols[0]
-        return None
+        return self.inferred[0] if len(self.inferred) == 1 else None
+
+    def kin(self, other: TableInfo) -> bool:
+        """One of the two inherits from the other."""
+        return other.name in self.inherits or self.name in other.inherits
 
     def all_uniques(self) -> list[list[str]]:
         """UNIQUE constraints, then unique indexes."""
@@ -161,12 +176,16 @@ class TableInfo:
         indexes)."""
         keys = [self.primary_key[0]] if len(self.primary_key) == 1 else []
         keys += [cols[0] for cols in self.all_uniques() if len(cols) == 1 and cols[0] not in keys]
+        if len(self.inferred) == 1 and self.inferred[0] not in keys:
+            keys.append(self.inferred[0])
         return keys
 
     def composite_keys(self) -> list[list[str]]:
         """Keys of several columns: the primary key, UNIQUE constraints, unique indexes."""
         keys = [list(self.primary_key)] if len(self.primary_key) > 1 else []
         keys += [c for c in self.all_uniques() if len(c) > 1 and c not in keys]
+        if len(self.inferred) > 1 and self.inferred not in keys:
+            keys.append(list(self.inferred))
         return keys
 
 
@@ -185,6 +204,9 @@ class Candidate:
     through: str | None = None
     """Set when the values are not the table's keys but values of its `through` column (a
     mis-keyed reference): `missing_rows` then counts the values `through` lacks."""
+    same_type: bool = True
+    """The column's type is the key's (lengths and precisions aside): a foreign key's
+    column is declared as its key is, by hand and by every framework."""
     bunched: float = 0.0
     """log10 of the chance that as many keys drawn at random span as narrow a band of the
     key's range as the values do (`narrow_band`): far below 0 for measures (lengths,
@@ -424,15 +446,23 @@ def _normal(name: str) -> str:
 def _ranked(cands: list[Candidate]) -> list[Candidate]:
     """The candidates that hold at least MIN_COVERAGE of the rows, the best score first;
     without a name that vouches for it, none whose values bunch in a band of the key's
-    range that keys drawn at random would almost never span (`Candidate.bunched`)."""
+    range that keys drawn at random would almost never span (`Candidate.bunched`), and
+    none of another type than the key's (a smallint of flags is no integer id)."""
     return sorted(
         (
             x
             for x in cands
-            if x.coverage >= MIN_COVERAGE and (x.name >= NAME_VOUCHES or x.bunched > BUNCHED)
+            if x.coverage >= MIN_COVERAGE
+            and (x.name >= NAME_VOUCHES or (x.bunched > BUNCHED and x.same_type))
         ),
         key=lambda x: -x.score,
     )
+
+
+def base_type(declared: str) -> str:
+    """A column's type without its length or precision (`character varying(20)` ->
+    `character varying`)."""
+    return re.sub(r"\(.*?\)", "", declared).strip()
 
 
 def narrow_band(values: int, low: Any, high: Any, keys: int, klow: Any, khigh: Any) -> float:
@@ -483,8 +513,11 @@ def _agreement(pairs: list[tuple[str, str]], other: str) -> list[str]:
 
 
 def _composite_key(t: TableInfo) -> list[str] | None:
-    """A table's composite primary key, as the suite writes it (`key: [a, b]`)."""
-    return list(t.primary_key) if len(t.primary_key) > 1 else None
+    """A table's composite primary key (or the composite key its rows hold, where the
+    catalog declares none), as the suite writes it (`key: [a, b]`)."""
+    if len(t.primary_key) > 1:
+        return list(t.primary_key)
+    return list(t.inferred) if len(t.inferred) > 1 and not t.primary_key else None
 
 
 def _member(value: str, u: TableInfo, column: str) -> str:

@@ -61,7 +61,8 @@ def tokens(name: str) -> list[str]:
 
 def name_fit(word: str, table: str) -> float:
     """How well `word` (a column's stem, a discriminator value) names `table`: 1 the same
-    words, 0.9 the table's leading or trailing words (`tutor` -> `tutor_profiles`), 0.6 a
+    words, 0.9 the table's leading or trailing words (`tutor` -> `tutor_profiles`) or the
+    table's words after a role (`manager_staff` -> `staff`, the last words naming the thing), 0.6 a
     shared word, 0.4 an abbreviation (`cust` -> `customers`), 0 otherwise."""
     w = [t for t in tokens(word) if t not in _STOP]
     t = tokens(table.rpartition(".")[2])
@@ -71,6 +72,8 @@ def name_fit(word: str, table: str) -> float:
         return 1.0
     if w == t[: len(w)] or w == t[-len(w) :]:
         return 0.9
+    if len(w) > len(t) and w[-len(t) :] == t:
+        return 0.9  # a role before the name: `manager_staff` -> `staff`
     if set(w) & set(t):
         return 0.6
     if len(w[0]) >= 3 and t[0].startswith(w[0]):
@@ -111,12 +114,18 @@ def is_polymorphic_type(u: TableInfo, column: str) -> bool:
     )
 
 
+OTHER_KEY_NAME = 0.85
+"""The most a column's name fits a key named for something else (see `column_fit`)."""
+
+
 def column_fit(ctx: Discoverer, t: TableInfo, column: str, u: TableInfo, key: str) -> float:
     """How well a column's name names table `u` and its key `key`:
 
     - at least 0.9 when the column is named as the key is, and that name says more than
       `id` (`invoice_line.invoice_id` -> `invoice.invoice_id`): the strongest evidence a
-      name gives, more where the table's name fits too;
+      name gives, more where the table's name fits too; 0.9 for the key's name after a
+      role (`manager_staff_id` -> `staff.staff_id`);
+    - at most 0.85 where the key is named for something else than the column is;
     - else the fit of the column's stem to the table's name (`tutor_id` -> `tutor_profiles`,
       `manager_staff_id` -> `staff`), halved when `u` has a column of the same name
       (`tutor_packages.tutor_id`): a table that references the same thing is its sibling,
@@ -124,8 +133,15 @@ def column_fit(ctx: Discoverer, t: TableInfo, column: str, u: TableInfo, key: st
     - on the table's own rows, 0.8 for a word of hierarchy (`parent_id`, `reports_to`)."""
     stem = column_stem(column, key)
     fit = name_fit(stem, u.name)
-    if u is not t and column.lower() == key.lower() and _says_more(key):
-        return 0.9 + 0.1 * fit
+    if u is not t and _says_more(key):
+        if column.lower() == key.lower():
+            return 0.9 + 0.1 * fit
+        if column.lower().endswith("_" + key.lower()):
+            return 0.9  # a role: `manager_staff_id`, `original_language_id`
+        # a key named for what it is, and the column named otherwise: less than a key of
+        # that name (`customer_type_id` is `customer_demographics.customer_type_id`, not
+        # `customers.customer_id`)
+        fit = min(fit, OTHER_KEY_NAME)
     if u is not t and column in u.columns:
         fit *= 0.5
     if u is t and set(tokens(stem)) & _HIERARCHY:

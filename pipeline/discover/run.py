@@ -8,7 +8,16 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Connection
 
 from pipeline.db import companion, create_engine, database_error, describe, read_only_snapshot
-from pipeline.discover import catalog, conditional, generic, inclusion, profile, rules, scoring
+from pipeline.discover import (
+    catalog,
+    conditional,
+    generic,
+    inclusion,
+    keys,
+    profile,
+    rules,
+    scoring,
+)
 from pipeline.discover.context import Discoverer
 from pipeline.discover.model import Candidate, DiscoverOptions, Discovery, Proposal, _composite_key
 from pipeline.errors import UsageError
@@ -76,9 +85,13 @@ def run_stages(ctx: Discoverer) -> None:
     catalog.read_catalog(ctx)  # and the unique indexes that back no constraint
     ctx.found.tables = ctx.tables
     catalog.catalog_proposals(ctx)
-    keyed = [t for t in ctx.tables.values() if t.key is not None]
     ctx.prog.stage("profiles", len(ctx.tables))
     ctx.each(list(ctx.tables.values()), lambda t: profile.profile(ctx, t), lambda t: t.name)
+    keyless = [t for t in ctx.tables.values() if keys.needs_key(t)]
+    if keyless:
+        ctx.prog.stage("keys", len(keyless))
+        ctx.each(keyless, lambda t: keys.infer_key(ctx, t), lambda t: t.name)
+    keyed = [t for t in ctx.tables.values() if t.key is not None]
     families = {u.columns[k].family for u in ctx.tables.values() for k in u.single_keys()}
     # a table keyed by a composite primary key references too (its rows have a key)
     sources = [t for t in ctx.tables.values() if t.key or _composite_key(t)]
@@ -120,6 +133,7 @@ def run_stages(ctx: Discoverer) -> None:
     ctx.prog.stage("mis-keys", 1)
     ctx.prog.step("references whose values come from another key space")
     scoring.settle(ctx, dependents, unconditional, {**by_type, **through_types})
+    scoring.propose_by_name(ctx)
     for (t, cols, _targets), cands in zip(composites, composite_found, strict=True):
         inclusion.propose_inferred_composite(ctx, t, cols, cands)
     ctx.prog.stage("rules", len(keyed))

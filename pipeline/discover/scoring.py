@@ -9,6 +9,9 @@ from typing import Any
 from pipeline.discover import miskeys
 from pipeline.discover.context import Discoverer
 from pipeline.discover.model import (
+    BY_NAME,
+    NAME_VOUCHES,
+    SOLE_NAME,
     Candidate,
     ColumnInfo,
     DeclaredReference,
@@ -18,7 +21,7 @@ from pipeline.discover.model import (
     _Reference,
     check_id,
 )
-from pipeline.discover.names import column_stem, name_fit
+from pipeline.discover.names import column_fit, column_stem, name_fit
 
 
 def settle(
@@ -129,7 +132,11 @@ def propose_reference(
     }
     evidence = [f"{column}: {best.describe()}"]
     confidence = best.coverage
-    if best.name < 0.6:
+    if 0 < best.name < 0.6 and best.same_type and all(x.name == 0 for x in rest):
+        # a weak name (`ship_via` -> `shippers`) that no other key holding the values
+        # shares: the name singles the target out
+        confidence *= SOLE_NAME
+    elif best.name < 0.6:
         # a handful of small numbers, or a narrow band of a big key (years, counts),
         # fits every dense key: without a name, the values must use much of the key
         confidence *= 0.85 * min(1.0, max(0.0, (best.fill - 0.3) / 0.5))
@@ -239,3 +246,55 @@ def propose_composite(ctx: Discoverer, d: DeclaredReference) -> None:
     if not d.validated:
         evidence.append("NOT VALID: existing rows were never checked")
     ctx.add(Proposal(reference, "catalog", 1.0, evidence))
+
+
+def propose_by_name(ctx: Discoverer) -> None:
+    """References of columns that hold no value to test (an empty table, a column NULL on
+    every row): where the column is named as exactly one key of its type family is named
+    (`customer_id` -> `customers.customer_id`, `original_language_id` ->
+    `language.language_id`), the reference is proposed on the name alone, at a confidence
+    that says so. Such a check flags nothing today and holds the rows to come."""
+    declared = {(d.table, c) for d in ctx.declared for c in d.columns}
+    for t in ctx.tables.values():
+        for c in t.columns.values():
+            if (
+                c.family not in ("number", "text", "uuid")
+                or ctx.nonnull.get((t.name, c.name), 0) > 0
+                or (t.name, c.name) in declared
+                or c.name in t.single_keys()
+            ):
+                continue
+            fits = sorted(
+                (
+                    (column_fit(ctx, t, c.name, u, k), u, k)
+                    for u in ctx.tables.values()
+                    if u is not t and not u.kin(t)
+                    for k in u.single_keys()
+                    if u.columns[k].family == c.family
+                ),
+                key=lambda x: -x[0],
+            )
+            tied = len(fits) > 1 and fits[1][0] >= fits[0][0]
+            if not fits or fits[0][0] < NAME_VOUCHES or tied:
+                continue
+            fit, u, k = fits[0]
+            ctx.references[(t.name, c.name)] = _Reference(t.name, c.name, u.name, k, False)
+            where = "the table has no rows" if not t.rows else "the column is NULL on every row"
+            ctx.add(
+                Proposal(
+                    {
+                        "id": check_id(t.name, c.name, "reference"),
+                        "kind": "reference",
+                        "table": t.name,
+                        "column": c.name,
+                        "target": {"table": u.name, "column": k},
+                    },
+                    "data",
+                    BY_NAME,
+                    [
+                        f"{c.name}: named as {u.name}.{k} (name fits {fit:.1f}); {where}, "
+                        "so no value was tested"
+                    ],
+                    violations=0,
+                )
+            )

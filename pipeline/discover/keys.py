@@ -1,0 +1,86 @@
+"""Stage 2b, key inference: a table whose catalog declares no key (an inheritance child, a
+link table, a table whose keys were never declared) still has rows a suite must name, and
+may be the target of references. Its key is what its rows hold: the columns NOT NULL on
+every row and unique together, one column where one will do (an `id`-like name first),
+else two. One statement per table counts the distinct values of every candidate column and
+pair (HoPF, Jiang & Naumann 2020, infers keys the same way before it scores references)."""
+
+from __future__ import annotations
+
+import itertools
+
+import sqlalchemy as sa
+
+from pipeline.discover.context import Discoverer
+from pipeline.discover.model import Proposal, TableInfo, _q, _q_table, check_id
+from pipeline.discover.names import tokens
+
+MAX_KEY_COLUMNS = 12
+"""Columns tried as a single-column key, per table."""
+MAX_PAIR_COLUMNS = 6
+"""Columns whose pairs are tried where no single column is a key."""
+
+
+def needs_key(t: TableInfo) -> bool:
+    """A table with rows and no key at all in its catalog (a link table keyed by two
+    columns has its key: a column of it unique by chance is none)."""
+    return t.rows > 0 and not t.primary_key and not t.all_uniques()
+
+
+def infer_key(ctx: Discoverer, t: TableInfo) -> None:
+    """Set `t.inferred` to the key its rows hold, if any, and propose it as a `unique`."""
+    columns = [
+        c.name
+        for c in t.columns.values()
+        if c.family in ("number", "text", "uuid") and ctx.nonnull.get((t.name, c.name)) == t.rows
+    ]
+    columns.sort(key=lambda name: -_id_like(name, t))
+    columns = columns[:MAX_KEY_COLUMNS]
+    if not columns:
+        return
+    pairs = list(itertools.combinations(columns[:MAX_PAIR_COLUMNS], 2))
+    exprs = [f"count(DISTINCT {_q(c)})" for c in columns] + [
+        f"count(DISTINCT ({_q(a)}, {_q(b)}))" for a, b in pairs
+    ]
+    got = ctx.attempt(f"keys of {t.name}", sa.text(f"SELECT {', '.join(exprs)} FROM {_q_table(t)}"))
+    if not got:
+        return
+    counts = list(got[0])
+    singles = [c for c, n in zip(columns, counts, strict=False) if n == t.rows]
+    if singles:
+        t.inferred = [singles[0]]
+    else:
+        doubles = [
+            list(p) for p, n in zip(pairs, counts[len(columns) :], strict=True) if n == t.rows
+        ]
+        if not doubles:
+            return
+        t.inferred = doubles[0]
+    names = ", ".join(t.inferred)
+    ctx.add(
+        Proposal(
+            {
+                "id": check_id(t.name, *t.inferred, "unique"),
+                "kind": "unique",
+                "table": t.name,
+                "columns": list(t.inferred),
+                "description": f"{names}: the key the rows hold (the catalog declares none)",
+            },
+            "data",
+            0.8,
+            [f"{names} NOT NULL and unique on all {t.rows} rows; no key in the catalog"],
+            violations=0,
+        )
+    )
+
+
+def _id_like(column: str, t: TableInfo) -> float:
+    """How much a column's name says it is its table's key: `id`, `payment_id` in
+    `payment_p2007_01`, then any `*_id`, then the first columns."""
+    words = tokens(column)
+    own = tokens(t.relname)
+    if words == ["id"] or (words[-1:] == ["id"] and words[:-1] == own[: len(words) - 1]):
+        return 2.0
+    if words[-1:] in (["id"], ["uuid"], ["key"]):
+        return 1.0
+    return 0.0
