@@ -56,7 +56,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.__main__ import run_child  # noqa: E402
-from pipeline.checks.reference import Reference  # noqa: E402
+from pipeline.checks.reference import Reference, ReferenceCheck  # noqa: E402
 from pipeline.embedded import database_uri  # noqa: E402
 from pipeline.servers import SERVER_KINDS, throwaway_server  # noqa: E402
 from pipeline.suite import Suite, load_suite  # noqa: E402
@@ -154,7 +154,7 @@ def proposed_references(suite: Suite) -> Proposed:
         columns[check.id] = (check.table, own)
         for value, target in check.choices():
             ref = Ref(check.table, own, target.table, tuple(target.key_columns()))
-            if check.kind == "reference":
+            if isinstance(check, ReferenceCheck):
                 refs.append(ref)
             else:
                 conditional.append((ref, value))
@@ -576,11 +576,16 @@ def audit(uri: str, suite_path: Path, out: Path, proposed: Proposed) -> Audit:
 
 
 def _composite_values(columns: tuple[str, ...], row: dict[str, str]) -> list[tuple[str, str]]:
+    """(column, value) of a composite reference's violation: violations.csv writes its
+    columns joined by commas and its values as a JSON array (`org_id,project_no`, `[1, 12]`)."""
     names = row["column"].split(",") if row["column"] else list(columns)
-    values = row["value"].split(",")
-    if len(names) == len(values):
-        return [(n.strip(), v.strip()) for n, v in zip(names, values, strict=True)]
-    return [(c, v.strip()) for c in columns for v in values]
+    try:
+        values = json.loads(row["value"])
+    except ValueError:
+        values = None
+    if not isinstance(values, list) or len(values) != len(names):
+        return []
+    return [(n, str(v)) for n, v in zip(names, values, strict=True)]
 
 
 def _last_line(text: str) -> str:
