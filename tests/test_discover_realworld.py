@@ -14,6 +14,7 @@ from pathlib import Path
 
 import psycopg2
 import pytest
+from sqlalchemy.engine import make_url
 
 from bench.realworld import (
     DEFAULT_CORPUS,
@@ -21,6 +22,7 @@ from bench.realworld import (
     _composite_values,
     declared_foreign_keys,
     drop_constraints,
+    evaluate,
     load_dump,
     micro,
     proposed_references,
@@ -222,3 +224,16 @@ def test_harness_on_chinook_without_foreign_keys(pg_server: str, tmp_path: Path)
     assert r["f1"] >= BASELINE_F1["chinook"] - TOLERANCE, (
         f"discover's F1 on chinook fell to {r['f1']:.2f} (baseline {BASELINE_F1['chinook']})"
     )
+
+
+def test_a_database_discover_cannot_read_is_a_row_with_its_message(
+    pg_server: str, new_database: Callable[[str], str], tmp_path: Path
+) -> None:
+    """discover ends with an error (here: nothing to propose on a database without tables);
+    the harness records it, scores it as nothing found, and returns for the next one."""
+    uri = new_database("rw_empty")
+    result = evaluate(pg_server, make_url(uri).database or "", "empty", "A", [], tmp_path)
+    assert result.error is not None and "discover exit 2" in result.error
+    assert "reaches confidence" in result.error
+    assert (result.declared, result.found, result.true_positives) == (0, 0, 0)
+    assert result.discover_s > 0
