@@ -852,8 +852,13 @@ def main(argv: list[str] | None = None) -> None:
             for variant in variants:
                 print(f"{source.name} {variant}: discover, run, orphans ...", file=sys.stderr,
                       flush=True)
-                results.append(evaluate(server_uri, base, source.name, variant, fks, Path(tmp),
-                                        orphans_per_fk=args.orphans))
+                try:
+                    results.append(evaluate(server_uri, base, source.name, variant, fks,
+                                            Path(tmp), orphans_per_fk=args.orphans))
+                except Exception as exc:  # the harness's own failure: a row, then the next
+                    failed = Result(source.name, variant, error=f"harness: {_last_line(str(exc))}")
+                    failed.set_score(score([fk.ref for fk in fks], []))
+                    results.append(failed)
             drop_database(server_uri, base)
     server_name = "a running server" if args.url else args.server
     print_table(results, f"discover on real databases: PostgreSQL {version} ({server_name}), "
