@@ -18,6 +18,8 @@ and then measures, alternating, `--repeat` times:
 - with `--repair`, also `python -m pipeline run --repair --no-history` (diagnosis and the
   repair plan: repair.sql, rollback.sql, constraints.sql).
 
+`python -m bench discover-realworld --help`: discover on real databases (bench/realworld.py).
+
 Before comparing times it requires the three to agree on every count they share. It also
 times `refaudit run` on the 6-row seed database (start-up cost). The server is stopped at exit.
 """
@@ -206,7 +208,15 @@ def verdict(ok: bool) -> str:
     return "ok" if ok else "MISSED"
 
 
+SUBCOMMANDS = {"discover-realworld": "bench.realworld"}  # name: module with main(argv)
+
+
 def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] in SUBCOMMANDS:
+        import importlib
+
+        importlib.import_module(SUBCOMMANDS[sys.argv[1]]).main(sys.argv[2:])
+        return
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000, help="synthetic session requests")
     parser.add_argument("--seed", type=int, default=7)
