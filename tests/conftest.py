@@ -154,3 +154,27 @@ def django_template(new_database: Callable[[str], str]) -> str:
     )
     assert built.returncode == 0, built.stderr
     return uri
+
+
+@pytest.fixture(scope="session")
+def django_apps_templates(new_database: Callable[[str], str]) -> tuple[str, str]:
+    """Two databases of one Django project with real apps from PyPI (the admin, django-taggit,
+    django-contrib-comments, django-reversion; tests/frameworks/django_apps), built once per
+    session by Django's own `migrate` and the apps' own APIs, the same data in both; the second
+    migrated its apps in the reverse order, so its content types have other ids."""
+    built = []
+    for order in ("", "reversed"):
+        uri: str = new_database("django_apps")
+        env = {**os.environ, "REFAUDIT_DJANGO_DSN": uri, "REFAUDIT_DJANGO_APPS_ORDER": order}
+        env.pop("DJANGO_SETTINGS_MODULE", None)
+        done = subprocess.run(
+            [sys.executable, "-m", "tests.frameworks.django_apps.build"],
+            cwd=Path(__file__).resolve().parent.parent,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert done.returncode == 0, done.stderr
+        built.append(uri)
+    return built[0], built[1]

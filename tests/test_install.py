@@ -32,6 +32,7 @@ def test_wheel_holds_the_suite_and_its_generator(tmp_path: Path) -> None:
     (wheel,) = tmp_path.glob("refaudit-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     for shipped in ("expectations/astegni/suite.yml", "expectations/astegni/demo.py",
+                    "expectations/shop/suite.yml", "expectations/django/suite.yml",
                     "pipeline/templates/report.html.j2", "pipeline/cli.py"):
         assert shipped in names
     assert not any(n.startswith(("tests/", "bench/")) for n in names)
