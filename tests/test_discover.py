@@ -938,6 +938,8 @@ def test_unique_among_the_rows_of_one_status(new_database, tmp_path) -> None:  #
             "where": {"column": "status", "eq": "pending"},
             "nulls": "equal",
             "description": "one row per tutor_id, student_id, package_id where status is 'pending'",
+            # two rows break it on the data read: a warning, so a run on it passes
+            "severity": "warn",
         }
     ]
     assert got[0].violations == 2

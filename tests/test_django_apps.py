@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from pipeline.audit import AuditOptions, run_audit
-from pipeline.discover import Discovery, discover
+from pipeline.discover import DEFAULT_MIN_CONFIDENCE, Discovery, discover
 from pipeline.suite import load_suite
 from tests.conftest import as_url, execute
 from tests.frameworks.harness import (
@@ -304,7 +304,7 @@ def without_foreign_keys(
 def references(found: Discovery) -> set[tuple[str, str, str, str]]:
     out = set()
     for p in found.proposals:
-        if p.kind == "reference":
+        if p.kind == "reference" and p.confidence >= DEFAULT_MIN_CONFIDENCE:  # in the suite
             target = p.check["target"]
             assert isinstance(target, dict)
             out.add((p.table, str(p.check["column"]), target["table"], target["column"]))
@@ -324,13 +324,6 @@ def test_discover_without_foreign_keys_recovers_them_and_every_generic_relation(
         assert (check.get("on_orphan") == "report") == (key in KEEP_DELETED), key
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="discover.py proposes two references no FK had: django_admin_log.action_flag (a "
-    "smallint flag: 1, 2, 3) -> django_comment_flags.id with confidence 1.00 (the three "
-    "values are keys of a dense table and 'flag' fits the table's name, 0.6), and "
-    "django_site.name -> django_site.domain (one row, 'example.com' in both columns)",
-)
 def test_discover_without_foreign_keys_proposes_no_other_reference(
     without_foreign_keys: tuple[set[tuple[str, str, str, str]], Discovery],
 ) -> None:
@@ -338,13 +331,6 @@ def test_discover_without_foreign_keys_proposes_no_other_reference(
     assert references(found) == had
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="discover.py infers `consistency` checks from empty strings: "
-    "reversion_revision.comment = auth_user.first_name (and last_name) on 30 of 31 rows, "
-    "django_comments.user_url = auth_user.last_name, all '' = ''; the one revision with a "
-    "comment ('import') fails them on a clean database",
-)
 def test_the_suite_discover_writes_flags_no_clean_row(
     pg_server: str, django_apps_templates: tuple[str, str], tmp_path: Path
 ) -> None:

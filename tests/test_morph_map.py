@@ -250,13 +250,6 @@ def test_discover_proposes_the_morph_map_and_the_type_table(new_database) -> Non
     assert check["targets"] == {"post": {"table": "posts"}, "video": {"table": "videos"}}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="discover.py takes a text column's values as table names only when they match "
-    "_NAME_LIKE (^[A-Za-z_][A-Za-z0-9_.:\\-]{0,62}$), which has no backslash: Laravel's class "
-    "names (App\\Models\\Post) are never tried, and name_fit would rate them 0.6 (a shared "
-    "word) against posts, not 1.0 (their last segment)",
-)
 def test_discover_proposes_laravel_class_names(new_database) -> None:  # type: ignore[no-untyped-def]
     uri = new_database("laravel_classes")
     laravel(uri, "App\\Models\\Post", "App\\Models\\Video")

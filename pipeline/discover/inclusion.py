@@ -14,7 +14,6 @@ from pipeline.discover.context import Discoverer
 from pipeline.discover.model import (
     _INTEGER_TYPES,
     MAX_KEYS_PER_COLUMN,
-    NAME_VOUCHES,
     Candidate,
     ColumnInfo,
     Proposal,
@@ -31,7 +30,7 @@ from pipeline.discover.model import (
     check_id,
     narrow_band,
 )
-from pipeline.discover.names import column_fit, column_stem, name_fit, value_fit
+from pipeline.discover.names import column_fit, column_stem, name_fit, names_other, value_fit
 
 
 def is_dependent(ctx: Discoverer, t: TableInfo, c: ColumnInfo) -> bool:
@@ -42,7 +41,7 @@ def is_dependent(ctx: Discoverer, t: TableInfo, c: ColumnInfo) -> bool:
     if c.family == "number" and not c.type.startswith(("smallint", "integer", "bigint", "numeric")):
         return False
     if c.name in t.single_keys() and not any(
-        name_fit(column_stem(c.name, "id"), o.name) >= 0.9
+        names_other(t, c.name, o, name_fit(column_stem(c.name, "id"), o.name))
         for o in ctx.tables.values()
         if o is not t
     ):
@@ -107,7 +106,7 @@ def inclusion(
                 distinct - missing, prof.low, prof.high, kp.nonnull, kp.low, kp.high
             )
         fit = column_fit(ctx, t, c.name, u, k)
-        if c.name in t.single_keys() and fit < NAME_VOUCHES:
+        if c.name in t.single_keys() and not names_other(t, c.name, u, fit):
             continue  # a table's own key is another's only where its name says so
         out.append(
             Candidate(

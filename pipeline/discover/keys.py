@@ -22,13 +22,28 @@ MAX_PAIR_COLUMNS = 6
 
 
 def needs_key(t: TableInfo) -> bool:
-    """A table with rows and no key at all in its catalog (a link table keyed by two
-    columns has its key: a column of it unique by chance is none)."""
-    return t.rows > 0 and not t.primary_key and not t.all_uniques()
+    """A table with no key at all in its catalog (a link table keyed by two columns has
+    its key: a column of it unique by chance is none)."""
+    return not t.primary_key and not t.all_uniques()
 
 
 def infer_key(ctx: Discoverer, t: TableInfo) -> None:
-    """Set `t.inferred` to the key its rows hold, if any, and propose it as a `unique`."""
+    """Set `t.inferred` to the key its rows hold, if any, and propose it as a `unique`.
+    An empty table holds no evidence but its names: a NOT NULL column named as its
+    table's key is (`id`, `order_id` of `orders`), or its first column named as a key
+    (`customer_type_id` of `customer_demographics`), so that
+    references to it can be proposed by name; nothing is proposed of it."""
+    if not t.rows:
+        first = next(iter(t.columns), None)
+        named = [
+            c
+            for c in t.columns.values()
+            if c.not_null
+            and (_id_like(c.name, t) >= 2 or (c.name == first and _id_like(c.name, t)))
+        ]
+        if named:
+            t.inferred = [named[0].name]
+        return
     columns = [
         c.name
         for c in t.columns.values()
@@ -79,7 +94,8 @@ def _id_like(column: str, t: TableInfo) -> float:
     `payment_p2007_01`, then any `*_id`, then the first columns."""
     words = tokens(column)
     own = tokens(t.relname)
-    if words == ["id"] or (words[-1:] == ["id"] and words[:-1] == own[: len(words) - 1]):
+    stem = words[:-1]
+    if words == ["id"] or (words[-1:] == ["id"] and stem and stem == own[: len(stem)]):
         return 2.0
     if words[-1:] in (["id"], ["uuid"], ["key"]):
         return 1.0

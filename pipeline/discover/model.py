@@ -12,13 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pipeline import sqltext
-from pipeline.discover.names import tokens
+from pipeline.discover.names import NAME_VOUCHES, tokens
 from pipeline.limits import DEFAULT_LOCK_TIMEOUT_S, DEFAULT_STATEMENT_TIMEOUT_S
 
 DEFAULT_MIN_CONFIDENCE = 0.5
-NAME_VOUCHES = 0.9
-"""A name that fits its target at least this well (`invoice_id` -> `invoice.invoice_id`)
-vouches for a reference whatever the spread of its values."""
 SOLE_NAME = 0.7
 """A weak name that only one of the keys holding the values shares scales the confidence
 by this (`ship_via` -> `shippers.shipper_id`)."""
@@ -501,13 +498,15 @@ def _rows_of(
 def _agreement(pairs: list[tuple[str, str]], other: str) -> list[str]:
     """Per (row column, column of the joined row `other`): how many joined rows have both
     set, and how many agree. Compared as text: an enum, a varchar and a text column holding
-    the same words agree (and an enum is not comparable with text as it is)."""
+    the same words agree (and an enum is not comparable with text as it is). A blank
+    value is no value: two empty strings agree on nothing (a form's unfilled fields)."""
     exprs = []
     for mine, theirs in pairs:
-        te, oa = f"t.{_q(mine)}", f"{other}.{_q(theirs)}"
+        te = f"nullif(btrim(t.{_q(mine)}::text), '')"
+        oa = f"nullif(btrim({other}.{_q(theirs)}::text), '')"
         exprs += [
             f"count(*) FILTER (WHERE {te} IS NOT NULL AND {oa} IS NOT NULL)",
-            f"count(*) FILTER (WHERE {te}::text = {oa}::text)",
+            f"count(*) FILTER (WHERE {te} = {oa})",
         ]
     return exprs
 

@@ -11,6 +11,10 @@ if TYPE_CHECKING:
     from pipeline.discover.context import Discoverer
     from pipeline.discover.model import TableInfo
 
+NAME_VOUCHES = 0.9
+"""A name that fits its target at least this well (`invoice_id` -> `invoice.invoice_id`)
+vouches for a reference whatever the spread of its values."""
+
 _STOP = {"id", "fk", "key", "ref", "uuid", "no", "num", "cod", "typ", "kind"}
 
 
@@ -26,7 +30,9 @@ def _stem(word: str) -> str:
     return word
 
 
-_NAME_LIKE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:\-]{0,62}$")
+_NAME_LIKE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:\\\-]{0,62}$")
+"""A value that may name a table: words joined by `_`, `.`, `:`, `-` or `\\` (Laravel's
+`App\\Models\\Post`)."""
 
 
 _HIERARCHY = {
@@ -153,3 +159,10 @@ def _says_more(key: str) -> bool:
     """A key's name says which thing it is (`invoice_id`, `isbn`), not only that it is one
     (`id`, `uuid`, `key`)."""
     return any(w not in _STOP for w in tokens(key))
+
+
+def names_other(t: TableInfo, column: str, u: TableInfo, fit: float) -> bool:
+    """A table's own key names table `u` (it is `u`'s key too: one row of `u` per row):
+    the name vouches for `u` and fits `u` better than the key's own table
+    (`film.film_id` is the film's, not `film_category`'s, though both hold it)."""
+    return fit >= NAME_VOUCHES and name_fit(column_stem(column, "id"), t.name) < fit

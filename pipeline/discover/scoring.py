@@ -21,7 +21,7 @@ from pipeline.discover.model import (
     _Reference,
     check_id,
 )
-from pipeline.discover.names import column_fit, column_stem, name_fit
+from pipeline.discover.names import column_fit, column_stem, name_fit, names_other
 
 
 def settle(
@@ -261,7 +261,6 @@ def propose_by_name(ctx: Discoverer) -> None:
                 c.family not in ("number", "text", "uuid")
                 or ctx.nonnull.get((t.name, c.name), 0) > 0
                 or (t.name, c.name) in declared
-                or c.name in t.single_keys()
             ):
                 continue
             fits = sorted(
@@ -278,6 +277,8 @@ def propose_by_name(ctx: Discoverer) -> None:
             if not fits or fits[0][0] < NAME_VOUCHES or tied:
                 continue
             fit, u, k = fits[0]
+            if c.name in t.single_keys() and not names_other(t, c.name, u, fit):
+                continue
             ctx.references[(t.name, c.name)] = _Reference(t.name, c.name, u.name, k, False)
             where = "the table has no rows" if not t.rows else "the column is NULL on every row"
             ctx.add(
