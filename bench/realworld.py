@@ -7,8 +7,8 @@
 
 The corpus: the public sample databases of `--corpus` (default: `shared/realdb` beside the
 repository: chinook, northwind, pagila, each a plain pg_dump loaded with psql), a database made
-by the Astegni demo generator (`--demo-requests` requests) and the Django shop of
-tests/frameworks/django_project (Django's own `migrate`, then its ORM's data). For each, the
+by the Astegni demo generator (`--demo-requests` requests) and the Django projects of
+tests/frameworks/django_project and django_apps (Django's own `migrate`, then the ORM's data). For each, the
 declared foreign keys are read from pg_constraint (the truth), and discover runs, as a child
 process whose wall time and peak RSS are measured, on two copies:
 
@@ -358,17 +358,54 @@ def load_demo(requests: int, seed: int) -> Callable[[str], None]:
     return load
 
 
-def load_django(uri: str) -> None:
-    """Django's `migrate` and the shop's ORM data, in a process of its own (Django's settings
-    are global)."""
-    env = {**os.environ, "REFAUDIT_DJANGO_DSN": uri}
-    env.pop("DJANGO_SETTINGS_MODULE", None)
-    done = subprocess.run(
-        [sys.executable, "-m", "tests.frameworks.django_project.build"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"the Django build failed: {done.stderr.strip()[-2000:]}")
+def load_django(project: str) -> Callable[[str], None]:
+    """Django's `migrate` and a project's ORM data, in a process of its own (Django's
+    settings are global)."""
+
+    def load(uri: str) -> None:
+        env = {**os.environ, "REFAUDIT_DJANGO_DSN": uri}
+        env.pop("DJANGO_SETTINGS_MODULE", None)
+        done = subprocess.run(
+            [sys.executable, "-m", f"tests.frameworks.{project}.build"],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"the Django build failed: {done.stderr.strip()[-2000:]}")
+
+    return load
+
+
+def django_truth(project: str) -> Callable[[Any], list[ForeignKey]]:
+    """A Django project's references: its declared foreign keys and those its models
+    declare with `db_constraint=False` (a reference all the same, which discover should
+    find)."""
+
+    def truth(conn: Any) -> list[ForeignKey]:
+        done = subprocess.run(
+            [sys.executable, "-m", f"tests.frameworks.{project}.build", "--references"],
+            cwd=ROOT, capture_output=True, text=True, timeout=600,
+            env={
+                **{k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"},
+                "REFAUDIT_DJANGO_DSN": conn.dsn,  # the models are read, the database is not
+            },
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"the Django models' references: {done.stderr.strip()[-2000:]}")
+        out = declared_foreign_keys(conn)
+        with conn.cursor() as cur:
+            for table, column, target, target_column in json.loads(done.stdout):
+                ref = Ref(table, (column,), target, (target_column,))
+                out.append(ForeignKey(ref, f"{table}.{column} (db_constraint=False)",
+                                      _qualified(cur, table), _qualified(cur, target)))
+        return out
+
+    return truth
+
+
+DJANGO_PROJECTS = [
+    ("django-shop", "django_project", "a shop with home-made generic relations"),
+    ("django-apps", "django_apps", "admin, taggit, django-contrib-comments, reversion"),
+]
 
 
 def corpus(
@@ -391,7 +428,13 @@ def corpus(
             load_demo(demo_requests, 7), suite_references(load_suite()),
         ))
     if django:
-        sources.append(Source("django-shop", "tests/frameworks/django_project", load_django))
+        for name, project, what in DJANGO_PROJECTS:
+            sources.append(Source(
+                name,
+                f"tests/frameworks/{project}, {what} (truth: its foreign keys and the "
+                "models' db_constraint=False references)",
+                load_django(project), django_truth(project),
+            ))
     if only:
         skipped += [f"{s.name}: not in --only" for s in sources if s.name not in only]
         sources = [s for s in sources if s.name in only]
@@ -805,12 +848,12 @@ def main(argv: list[str] | None = None) -> None:
                         help=f"the directory of the dumps (default: {DEFAULT_CORPUS})")
     parser.add_argument("--only", action="append", default=None, metavar="NAME",
                         help=f"only this database (repeat): {', '.join(DUMPS)}, astegni-demo, "
-                        "django-shop")
+                        "django-shop, django-apps")
     parser.add_argument("--variant", action="append", choices=sorted(VARIANTS), default=None,
                         help="A: foreign keys dropped; B: keys and uniques too (default: both)")
     parser.add_argument("--demo-requests", type=int, default=3000,
                         help="requests of the demo generator's database (0: leave it out)")
-    parser.add_argument("--no-django", action="store_true", help="leave out the Django shop")
+    parser.add_argument("--no-django", action="store_true", help="leave out the Django projects")
     parser.add_argument("--orphans", type=int, default=3, help="orphans per foreign key")
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
     parser.add_argument("--verbose", action="store_true",

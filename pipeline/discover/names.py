@@ -156,9 +156,13 @@ def column_fit(ctx: Discoverer, t: TableInfo, column: str, u: TableInfo, key: st
 
 
 def _says_more(key: str) -> bool:
-    """A key's name says which thing it is (`invoice_id`, `isbn`), not only that it is one
-    (`id`, `uuid`, `key`)."""
-    return any(w not in _STOP for w in tokens(key))
+    """A key's name says which thing it keys (`invoice_id`, `country_code`): an id's
+    suffix after words that are not one (not `id`, `uuid`; not `name` or `email`, which
+    many tables have and none is named for)."""
+    if all(w in _STOP for w in tokens(key)):
+        return False
+    stem = column_stem(key, "id")
+    return stem != key and any(w not in _STOP for w in tokens(stem))
 
 
 def names_other(t: TableInfo, column: str, u: TableInfo, fit: float) -> bool:

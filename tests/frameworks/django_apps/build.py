@@ -7,13 +7,16 @@ settings are global):
     REFAUDIT_DJANGO_DSN=postgresql://... python -m tests.frameworks.django_apps.build
 
 With REFAUDIT_DJANGO_APPS_ORDER=reversed the apps migrate in another order: the same data,
-other content type ids.
+other content type ids. With `--references` it prints the references its models declare
+without a constraint (see tests/frameworks/django_references.py).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import random
+import sys
 import uuid
 from datetime import UTC, date, datetime, timedelta
 
@@ -124,6 +127,11 @@ def main() -> None:
     from django.core.management import call_command
 
     django.setup()
+    if "--references" in sys.argv:
+        from tests.frameworks.django_references import model_references
+
+        print(json.dumps(model_references()))
+        return
     call_command("migrate", verbosity=0, interactive=False)
     seed()
 

@@ -2,12 +2,17 @@
 from a fixed seed. Run in a process of its own (Django's settings are global):
 
     REFAUDIT_DJANGO_DSN=postgresql://... python -m tests.frameworks.django_project.build
+
+With `--references` it prints, as JSON, the references its models declare that no foreign key
+constraint holds (`db_constraint=False`): the truth a catalog cannot tell.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import random
+import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -136,6 +141,11 @@ def main() -> None:
     from django.core.management import call_command
 
     django.setup()
+    if "--references" in sys.argv:
+        from tests.frameworks.django_references import model_references
+
+        print(json.dumps(model_references()))
+        return
     call_command("migrate", verbosity=0, interactive=False)
     seed()
 
