@@ -109,8 +109,8 @@ def catalog_proposals(ctx: Discoverer) -> None:
         keyed = t.key is not None
         if not keyed:
             ctx.found.notes.append(
-                f"table {t.name} has no single-column key (primary key, or NOT NULL "
-                "UNIQUE or unique index): only its catalog is checked"
+                f"table {t.name} has no single-column key (primary key, NOT NULL UNIQUE, "
+                "unique index, or a column its rows hold unique): only its catalog is checked"
             )
         if t.primary_key:
             add_constraint(

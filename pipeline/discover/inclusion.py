@@ -119,6 +119,7 @@ def inclusion(
                 u.rows,
                 fit,
                 same_type=base_type(c.type) == base_type(u.columns[k].type),
+                spread_known=c.family == "number" and kp is not None,
                 bunched=bunched,
             )
         )

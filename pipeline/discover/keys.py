@@ -64,6 +64,7 @@ def infer_key(ctx: Discoverer, t: TableInfo) -> None:
     singles = [c for c, n in zip(columns, counts, strict=False) if n == t.rows]
     if singles:
         t.inferred = [singles[0]]
+        t.inferred_alternates = singles[1:]
     else:
         doubles = [
             list(p) for p, n in zip(pairs, counts[len(columns) :], strict=True) if n == t.rows

@@ -19,6 +19,12 @@ DEFAULT_MIN_CONFIDENCE = 0.5
 SOLE_NAME = 0.7
 """A weak name that only one of the keys holding the values shares scales the confidence
 by this (`ship_via` -> `shippers.shipper_id`)."""
+SPREAD_ONLY = 0.55
+"""The confidence of a reference no name fits, whose values are many (SPREAD_VALUES),
+all keys of the one key that holds them, and spread over its range (`bunched` above
+SPREAD)."""
+SPREAD_VALUES = 20
+SPREAD = -1.0
 BY_NAME = 0.6
 """The confidence of a reference proposed on its name alone (no value to test)."""
 BUNCHED = -4.0
@@ -145,6 +151,9 @@ class TableInfo:
     inferred: list[str] = field(default_factory=list)
     """A key the rows hold where the catalog declares none (`keys.infer_key`): columns
     NOT NULL and unique together on every row."""
+    inferred_alternates: list[str] = field(default_factory=list)
+    """The other single columns its rows hold unique and NOT NULL (a natural key beside a
+    surrogate `id`): keys a reference may name too."""
 
     @property
     def sql(self) -> str:
@@ -175,6 +184,7 @@ class TableInfo:
         keys += [cols[0] for cols in self.all_uniques() if len(cols) == 1 and cols[0] not in keys]
         if len(self.inferred) == 1 and self.inferred[0] not in keys:
             keys.append(self.inferred[0])
+        keys += [c for c in self.inferred_alternates if c not in keys]
         return keys
 
     def composite_keys(self) -> list[list[str]]:
@@ -204,6 +214,8 @@ class Candidate:
     same_type: bool = True
     """The column's type is the key's (lengths and precisions aside): a foreign key's
     column is declared as its key is, by hand and by every framework."""
+    spread_known: bool = False
+    """`bunched` was measured (numbers against a key whose range is known)."""
     bunched: float = 0.0
     """log10 of the chance that as many keys drawn at random span as narrow a band of the
     key's range as the values do (`narrow_band`): far below 0 for measures (lengths,
@@ -512,11 +524,17 @@ def _agreement(pairs: list[tuple[str, str]], other: str) -> list[str]:
 
 
 def _composite_key(t: TableInfo) -> list[str] | None:
-    """A table's composite primary key (or the composite key its rows hold, where the
-    catalog declares none), as the suite writes it (`key: [a, b]`)."""
+    """A table's composite key, as the suite writes it (`key: [a, b]`): its primary key,
+    else a UNIQUE (or unique index) of NOT NULL columns, else the composite key its rows
+    hold (`keys.infer_key`)."""
     if len(t.primary_key) > 1:
         return list(t.primary_key)
-    return list(t.inferred) if len(t.inferred) > 1 and not t.primary_key else None
+    if t.primary_key:
+        return None
+    for cols in t.all_uniques():
+        if len(cols) > 1 and all(t.columns[c].not_null for c in cols):
+            return list(cols)
+    return list(t.inferred) if len(t.inferred) > 1 else None
 
 
 def _member(value: str, u: TableInfo, column: str) -> str:

@@ -84,7 +84,6 @@ def run_stages(ctx: Discoverer) -> None:
     ctx.prog.step("tables, keys, constraints and indexes")
     catalog.read_catalog(ctx)  # and the unique indexes that back no constraint
     ctx.found.tables = ctx.tables
-    catalog.catalog_proposals(ctx)
     ctx.prog.stage("profiles", len(ctx.tables))
     ctx.each(list(ctx.tables.values()), lambda t: profile.profile(ctx, t), lambda t: t.name)
     keyless = [t for t in ctx.tables.values() if keys.needs_key(t)]
@@ -92,6 +91,7 @@ def run_stages(ctx: Discoverer) -> None:
         ctx.prog.stage("keys", len(keyless))
         ctx.each(keyless, lambda t: keys.infer_key(ctx, t), lambda t: t.name)
     keyed = [t for t in ctx.tables.values() if t.key is not None]
+    catalog.catalog_proposals(ctx)  # with the keys the rows hold
     families = {u.columns[k].family for u in ctx.tables.values() for k in u.single_keys()}
     # a table keyed by a composite primary key references too (its rows have a key)
     sources = [t for t in ctx.tables.values() if t.key or _composite_key(t)]

@@ -12,6 +12,9 @@ from pipeline.discover.model import (
     BY_NAME,
     NAME_VOUCHES,
     SOLE_NAME,
+    SPREAD,
+    SPREAD_ONLY,
+    SPREAD_VALUES,
     Candidate,
     ColumnInfo,
     DeclaredReference,
@@ -136,6 +139,22 @@ def propose_reference(
         # a weak name (`ship_via` -> `shippers`) that no other key holding the values
         # shares: the name singles the target out
         confidence *= SOLE_NAME
+    elif (
+        best.name == 0
+        and not rest
+        and best.same_type
+        and best.missing_rows == 0
+        and best.distinct >= SPREAD_VALUES
+        and best.spread_known
+        and best.bunched > SPREAD
+    ):
+        # no name (`country.capital` -> `city.id`), but many values, every one a key of
+        # the one key that holds them, spread over its range as keys drawn at random are
+        confidence = SPREAD_ONLY
+        evidence.append(
+            f"no name fits; {best.distinct} values spread over {target.name}.{best.column} "
+            "as its keys would, and no other key holds them"
+        )
     elif best.name < 0.6:
         # a handful of small numbers, or a narrow band of a big key (years, counts),
         # fits every dense key: without a name, the values must use much of the key
