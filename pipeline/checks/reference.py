@@ -44,6 +44,7 @@ from pipeline.checks.model import (
     RepairChoice,
     key_form_problem,
 )
+from pipeline.checks.text_ids import key_form
 
 DISCRIMINATOR_SUFFIX = ".discriminator"
 
@@ -162,8 +163,10 @@ class ReferenceCheck(Reference):
     lists every finding for review; left out, a check of `severity: warn` or with
     `on_orphan: report` is `review`, any other `propose`. `where` limits
     the rows checked; a `where` in the target (`target: {table, column, where}`, dbt-utils'
-    `relationships_where`) limits the target rows that count. A value whose type does not
-    compare with the key's (a text id, a bigint key) is compared as text. A composite
+    `relationships_where`) limits the target rows that count. A text id against a number or uuid
+    key passes when it is the key's text exactly (`'42'`, a lowercase hyphenated uuid); one
+    that only reads as a key (`' 42 '`, `'0042'`, an uppercase uuid) is `malformed`, the
+    key's text proposed (`pipeline.checks.text_ids`). A composite
     reference names `columns: [org_id, project_no]` and `target: {table, columns: [...]}`
     as many (as a foreign key MATCH SIMPLE: a NULL in any column names nothing); its
     findings are `orphan` or `filtered_out`, its value a JSON array of the columns, and
@@ -309,10 +312,11 @@ def _target_join(
     """LEFT JOIN the target on its key = the row's `column` (and the row's discriminator
     choosing it), compared as text when the two types do not compare (`comparable`)."""
     here, there = (scan.table, column), (target.table, target.column)
-    same, fold = scan.comparable(here, there), scan.folds(here, there)
+    same = scan.comparable(here, there)
 
     def on(alias: Any) -> sa.ColumnElement[bool]:
-        cond = equal_as(same, alias.c[target.column], scan.col(column), fold)
+        # exactly the key's text: a spelling that only reads as a key is `malformed`
+        cond = equal_as(same, alias.c[target.column], scan.col(column))
         return sa.and_(chosen, cond) if chosen is not None else cond
 
     return scan.join(target.table, target.column, on, (column, *key), keep=target.where)
@@ -421,7 +425,7 @@ def _rules(
             key_space=space,
             on_orphan=check.on_orphan,
             same=value_compares(scan, check.column, targets, check.mis_key),
-            fold=value_folds(scan, check.column, targets),
+            forms=value_forms(scan, check.column, targets),
         ),
     )
 
@@ -512,9 +516,11 @@ def composite_rules(
     )
 
 
-def value_folds(scan: TableScan, column: str, targets: list[Target]) -> bool:
-    """Whether the value is compared with a uuid key as text, folding case."""
-    return any(scan.folds((scan.table, column), (t.ref.table, t.ref.column)) for t in targets)
+def value_forms(scan: TableScan, column: str, targets: list[Target]) -> list[str | None]:
+    """Per target, the key type a text id is read as to find its `malformed` spellings
+    (`pipeline.checks.text_ids.key_form`)."""
+    here = scan.types.get((scan.table, column))
+    return [key_form(here, scan.types.get((t.ref.table, t.ref.column))) for t in targets]
 
 
 def reference_rules(check: ReferenceCheck, scan: TableScan) -> list[RowRule]:
@@ -550,7 +556,7 @@ def conditional_reference_rules(check: ConditionalReferenceCheck, scan: TableSca
             mis_key=check.mis_key,
             key_space=scan.key_spaces[check.mis_key.key_space] if check.mis_key else None,
             same=value_compares(scan, check.column, targets, check.mis_key),
-            fold=value_folds(scan, check.column, targets),
+            forms=value_forms(scan, check.column, targets),
             types=check.labels,
             type_table=check.lookup.table if check.lookup else "",
         )
