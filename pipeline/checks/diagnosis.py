@@ -934,10 +934,17 @@ class ReferenceDiagnoser(_Common):
         )
 
 
+@dataclass
 class DiscriminatorDiagnoser(_Common):
     """Diagnoses rows whose discriminator names no target (NULL or unknown): when the value
     is the key of exactly one target (or the evidence picks one), that target's
-    discriminator value is proposed."""
+    discriminator value is proposed. Through a type table, any other row whose type no
+    target maps is `unknown_type` (its id is no type row), `stale_type` (a type row after
+    which no table is named: `pipeline.lookups`) or `unmapped_type` (a type the suite does
+    not list)."""
+
+    stale: set[str] = field(default_factory=set)
+    """Through a type table: the ids of its stale types."""
 
     def facts(self, scope: DiagnosisScope, carried: Mapping[str, Any]) -> dict[str, Any]:
         value = scope.column(self.column)
@@ -964,9 +971,13 @@ class DiscriminatorDiagnoser(_Common):
         if not self.type_table:
             return sa.literal(f"{self.discriminator} names no target")
         shown = sa.func.coalesce(sa.cast(disc, sa.Text), "NULL")
-        stale = f" in {self.type_table}, which no target maps"
+        unmapped = f" in {self.type_table}, which no target maps"
+        gone = f" in {self.type_table}, after which no table is named: a stale type"
         known = [
-            (sa.cast(disc, sa.Text) == type_id, f" is {name}{stale}")
+            (
+                sa.cast(disc, sa.Text) == type_id,
+                f" is {name}{gone if type_id in self.stale else unmapped}",
+            )
             for type_id, name in self.types.items()
         ]
         none = f" names no row of {self.type_table}"
@@ -989,14 +1000,29 @@ class DiscriminatorDiagnoser(_Common):
 
     def _classify(self, facts: Facts, column: Callable[[str], Any]) -> dict[str, Any]:
         n_in, n_agree = facts["n_in"], facts["n_agree"]
+        assert self.discriminator is not None  # a conditional reference has one
         label = sa.case(
             (column(self.column).is_(None), ""),
             (n_in == 1, "wrong_type"),
             (n_agree == 1, "wrong_type"),  # in several targets; the evidence picks one
             (n_in > 1, "ambiguous"),
-            else_="",
+            else_=self._type_label(column(self.discriminator)),
         )
         return {"label": label}
+
+    def _type_label(self, disc: Any) -> Any:
+        """Through a type table, what the type of a row that no target holds is (see the
+        class's doc); '' without a type table, or for a NULL type."""
+        if not self.type_table:
+            return sa.literal("")
+        as_text = sa.cast(disc, sa.Text)
+        stale = [i for i in self.types if i in self.stale]
+        return sa.case(
+            (disc.is_(None), ""),
+            (one_of(as_text, stale) if stale else sa.false(), "stale_type"),
+            (one_of(as_text, list(self.types)) if self.types else sa.false(), "unmapped_type"),
+            else_="unknown_type",
+        )
 
     def conclude(self, facts: Facts, column: Callable[[str], Any]) -> Diagnosis:
         value = column(self.column)

@@ -47,6 +47,9 @@ from pipeline.checks.model import (
 from pipeline.checks.text_ids import key_form
 
 DISCRIMINATOR_SUFFIX = ".discriminator"
+LOOKUP_SUFFIX = ".lookup"
+"""The finding of a `lookup`'s type table itself: a target name it does not hold, a stale type
+(`pipeline.lookups`)."""
 
 
 class Reference(Filtered, Check):
@@ -224,17 +227,39 @@ class ConditionalReferenceCheck(Reference):
     _labels: dict[str, str] = PrivateAttr(default_factory=dict)
     """With `lookup`, once resolved in the audit's snapshot (`pipeline.lookups`): every
     discriminator value the type table holds -> the name its row says."""
+    _stale: set[str] = PrivateAttr(default_factory=set)
+    _findings: list[Any] = PrivateAttr(default_factory=list)
 
     @property
     def labels(self) -> dict[str, str]:
         return self._labels
 
-    def resolved(self, targets: dict[str, ColumnRef], labels: dict[str, str]) -> Self:
-        """This check with `targets` keyed by the type table's ids and its rows' `labels`
-        (not validated again: a check none of whose names the table holds keeps no target,
-        and then flags every row that has a type as naming none)."""
+    @property
+    def stale(self) -> set[str]:
+        """With `lookup`, once resolved: the ids of stale types (`pipeline.lookups`)."""
+        return self._stale
+
+    @property
+    def lookup_findings(self) -> list[Any]:
+        """With `lookup`, once resolved: the `<id>.lookup` findings (`Violation`s) the type
+        table gave (an unknown target name, a stale type)."""
+        return self._findings
+
+    def resolved(
+        self,
+        targets: dict[str, ColumnRef],
+        labels: dict[str, str],
+        stale: set[str],
+        findings: list[Any],
+    ) -> Self:
+        """This check with `targets` keyed by the type table's ids, its rows' `labels`, the
+        ids of `stale` types and its `<id>.lookup` `findings` (not validated again: a check
+        none of whose names the table holds keeps no target, and then flags every row that
+        has a type as naming none)."""
         copy = self.model_copy(update={"targets": targets})
         copy._labels = dict(labels)
+        copy._stale = set(stale)
+        copy._findings = list(findings)
         return copy
 
     @field_validator("targets", mode="before")
@@ -559,6 +584,7 @@ def conditional_reference_rules(check: ConditionalReferenceCheck, scan: TableSca
             forms=value_forms(scan, check.column, targets),
             types=check.labels,
             type_table=check.lookup.table if check.lookup else "",
+            stale=check.stale,
         )
     unknown_rule = RowRule(
         check.id + DISCRIMINATOR_SUFFIX,
