@@ -137,7 +137,7 @@ def test_malformed_ids_are_rewritten_never_removed_and_roll_back(
     run_audit(as_url(shop), suite, tmp_path / "run", options=AuditOptions(repair=True))
     applied = apply_plan(as_url(shop), tmp_path / "run" / "repair.sql")
     assert (applied.totals["updated"], applied.totals["quarantine"]) == (7, 8)
-    malformed = {k: key_sql for k, (_, _, label, key_sql) in PLANTED.items() if label == "malformed"}
+    malformed = {k: sql for k, (_, _, label, sql) in PLANTED.items() if label == "malformed"}
     kept = query(
         shop,
         "SELECT id, object_pk FROM shop_comment WHERE id >= 900000 ORDER BY id",

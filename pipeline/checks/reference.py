@@ -215,9 +215,13 @@ class ConditionalReferenceCheck(Reference):
     type table (Django's `content_type_id`; `name: [app_label, model]` joined by `.`), and
     `targets` are written by what that row says (`shop.article: {table: shop_article}`): the
     audit reads the table in its snapshot, so one suite holds on every database of a project
-    whatever ids each gave its types; evidence speaks in those names, a row whose type id is
-    a type row no target maps (a stale content type) or no type row at all says which, and a
-    target name no row says is reported with the closest one. A target key written as a
+    whatever ids each gave its types; evidence speaks in those names. A row whose type no
+    target maps is `unknown_type` (its id is no type row), `stale_type` (a type row after
+    which no table is named: its name's parts joined with `_`, or that plus `s`) or
+    `unmapped_type` (a type the suite does not list). The type table's own problems are
+    findings of `<id>.lookup`: `unknown_name`, a target name no row says, with the closest
+    one (an error whatever the check's severity: the suite is wrong), and `stale_type`, a
+    stale type the check's rows name, with their count. A target key written as a
     number (`19:`) is that value as text."""
 
     kind: Literal["conditional_reference"]
