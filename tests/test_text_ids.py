@@ -135,6 +135,9 @@ def test_malformed_ids_are_rewritten_never_removed_and_roll_back(
     suite = suite_file(tmp_path)
     before = dump_schema(shop)
     run_audit(as_url(shop), suite, tmp_path / "run", options=AuditOptions(repair=True))
+    plan = (tmp_path / "run" / "repair.sql").read_text(encoding="utf-8")
+    assert "set shop_comment.object_pk to the proposed value: comments, malformed (high), " \
+        "7 rows" in plan  # fmt: skip
     applied = apply_plan(as_url(shop), tmp_path / "run" / "repair.sql")
     assert (applied.totals["updated"], applied.totals["quarantine"]) == (7, 8)
     malformed = {k: sql for k, (_, _, label, sql) in PLANTED.items() if label == "malformed"}
@@ -168,6 +171,7 @@ INSERT INTO notes VALUES
     (4, 'int', '42'),             -- clean
     (5, 'int', ' -0042 '),        -- orphan: -42 is no row
     (6, 'int', '42.0'),           -- orphan: no integer reads so
+    (14, 'int', E'\t42'),          -- malformed: 42
     (7, 'priced', '42.50'),       -- clean: numeric's own text
     (8, 'priced', '42.5'),        -- malformed: 42.50
     (9, 'priced', '4.25e1'),      -- malformed: 42.50
@@ -197,14 +201,33 @@ def test_integer_and_numeric_keys_of_every_width(new_database: Any, tmp_path: Pa
                         "int": {"table": "int_things"},
                         "priced": {"table": "priced_things"},
                     },
-                }
+                },
+                {  # a plain reference follows the same rules
+                    "id": "notes.int",
+                    "kind": "reference",
+                    "table": "notes",
+                    "column": "subject_id",
+                    "where": {"column": "subject_type", "eq": "int"},
+                    "target": {"table": "int_things"},
+                    "on_orphan": "set_null",
+                },
             ],
         }
     )
     run_audit(as_url(uri), suite, tmp_path / "run", options=AuditOptions())
+    found = findings(tmp_path / "run")
+    plain = {int(k[1]): (f["diagnosis"], f["proposed_value"]) for k, f in found.items()
+             if k[0] == "notes.int"}  # fmt: skip
+    assert plain == {
+        5: ("orphan", "NULL"),
+        6: ("orphan", "NULL"),
+        13: ("orphan", "NULL"),
+        14: ("malformed", "42"),
+    }
     got = {
         int(k[1]): (f["diagnosis"], f["proposed_value"])
-        for k, f in findings(tmp_path / "run").items()
+        for k, f in found.items()
+        if k[0] == "notes.subject"
     }
     assert got == {
         2: ("malformed", "7"),
@@ -217,4 +240,5 @@ def test_integer_and_numeric_keys_of_every_width(new_database: Any, tmp_path: Pa
         11: ("orphan", ""),
         12: ("orphan", ""),
         13: ("orphan", ""),
+        14: ("malformed", "42"),
     }
