@@ -432,7 +432,8 @@ def _audit(
                     prog.step("checking the schema")
                     types = verify_schema(conn, suite)
                     doing = "reading the type tables of the suite's lookups"
-                    suite, lookups = resolve_lookups(conn, suite)
+                    # a snapshot holds the suite's tables only: no table tells a stale type
+                    suite, lookups = resolve_lookups(conn, suite, stale=source is None)
                     if plan is not None:
                         plan.use_suite(suite)
                     doing = "checking the suite's values"
