@@ -432,7 +432,8 @@ def _audit(
                     prog.step("checking the schema")
                     types = verify_schema(conn, suite)
                     doing = "reading the type tables of the suite's lookups"
-                    suite, lookups = resolve_lookups(conn, suite)
+                    # a snapshot holds the suite's tables only: no table tells a stale type
+                    suite, lookups = resolve_lookups(conn, suite, stale=source is None)
                     if plan is not None:
                         plan.use_suite(suite)
                     doing = "checking the suite's values"
@@ -467,9 +468,8 @@ def _audit(
     run.duration_s = round(time.perf_counter() - clock, 3)
     result = AuditResult(run=run, checks=checks, out_dir=None, fail_on=opts.fail_on)
     result.diagnoses = sink.diagnosis_summary()
-    if lookups:
+    if lookups:  # their problems are `<id>.lookup` findings, not notes
         result.lookups = [r.to_dict() for r in lookups]
-        result.notes = [n for r in lookups for n in r.notes()]
     if source is not None:
         result.source = dict(source.details)
     if baseline is not None:
@@ -604,7 +604,7 @@ def check_suite(suite: Suite, url: URL | None = None) -> SuiteCheckResult:
                 doing = "checking the schema"
                 types = verify_schema(conn, suite)
                 doing = "reading the type tables of the suite's lookups"
-                suite, lookups = resolve_lookups(conn, suite)
+                suite, lookups = resolve_lookups(conn, suite, stale=False)
                 warnings += [n for r in lookups for n in r.notes()]
                 doing = "checking the suite's values"
                 types = verify_values(conn, suite, types)

@@ -37,6 +37,7 @@ from pipeline.checks.catalog import (
     read_catalogs,
     unique_columns,
 )
+from pipeline.checks.reference import LOOKUP_SUFFIX, ConditionalReferenceCheck
 from pipeline.copy_stream import copy_each, copy_lines, spool_lines, spool_rows
 from pipeline.jobs import Job, run_jobs, tune_session
 from pipeline.plan import (
@@ -243,6 +244,13 @@ def run_checks(
                     )
                 )
 
+    lookups = [
+        c for c in suite.checks if isinstance(c, ConditionalReferenceCheck) and c.lookup
+    ]
+    for check in lookups:
+        for finding in check.lookup_findings:
+            sink.add(finding)
+
     results = []
     samples = sink.samples
     for rule_id, (check, cols) in rule_meta.items():
@@ -265,4 +273,30 @@ def run_checks(
             result.new = result.violations - result.known
         result.settle()
         results.append(result)
+    results += [_lookup_result(check, sink) for check in lookups]
     return results
+
+
+def _lookup_result(check: ConditionalReferenceCheck, sink: ViolationSink) -> CheckResult:
+    """The result of a `lookup`'s type table itself, `<id>.lookup` (`pipeline.lookups`): an
+    error when the suite names a type the table does not hold (a mistake of the suite, whatever
+    the check's severity), else of the check's severity; any finding is over its threshold."""
+    assert check.lookup is not None
+    rule_id = check.id + LOOKUP_SUFFIX
+    unknown = any(f.diagnosis == "unknown_name" for f in check.lookup_findings)
+    result = CheckResult(
+        id=rule_id,
+        family=check.kind,
+        table=check.lookup.table,
+        columns=check.lookup.name_columns(),
+        severity="error" if unknown else check.severity,
+        description=f"the type table of {check.id}",
+        rows_checked=len(check.labels),
+        violations=sink.counts.get(rule_id, 0),
+        sample=sink.samples.get(rule_id, []),
+    )
+    if sink.baseline is not None:
+        result.known = sink.known.get(rule_id, 0)
+        result.new = result.violations - result.known
+    result.settle()
+    return result

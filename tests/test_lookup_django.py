@@ -72,7 +72,8 @@ SUITE = textwrap.dedent(
 
 # The same faults in every database, written by content type *name*: a tag of no article, a
 # comment on an article whose key is a photo's uuid, a tag of a type whose model is gone (a
-# stale content type, which Django leaves behind), a tag whose content type id names no row.
+# stale content type, which Django leaves behind), a tag whose content type id names no row;
+# and tags that no target holds, of a stale type, of no type row, of a type no target maps.
 FAULTS = f"""
 INSERT INTO shop_taggeditem (id, tag, content_type_id, object_id)
     VALUES (900001, 'ghost', {ct("shop.article")}, 90001);
@@ -84,12 +85,19 @@ INSERT INTO shop_taggeditem (id, tag, content_type_id, object_id)
     VALUES (900003, 'stale', {ct("shop.oldmodel")}, 1);
 INSERT INTO shop_taggeditem (id, tag, content_type_id, object_id)
     VALUES (900004, 'no type', 77777, 1);
+INSERT INTO shop_taggeditem (id, tag, content_type_id, object_id)
+    VALUES (900005, 'stale, no object', {ct("shop.oldmodel")}, 90005),
+           (900006, 'no type, no object', 77777, 90006),
+           (900007, 'a user', {ct("auth.user")}, 90007);
 """
 PLANTED = {
     ("tags", "900001"),
     ("comments", "900002"),
     ("tags.discriminator", "900003"),
     ("tags.discriminator", "900004"),
+    ("tags.discriminator", "900005"),
+    ("tags.discriminator", "900006"),
+    ("tags.discriminator", "900007"),
 }
 
 # Another database of the project: the same content types under other ids (every reference
@@ -153,9 +161,11 @@ def test_one_suite_file_holds_on_two_databases_with_other_ids(
         found = findings(out)
         # every fault, no clean row; and the versions of the products the ORM destroyed
         # (django-reversion keeps them by design: the check is a warning)
-        assert set(found) == PLANTED | {("versions", k) for k in gone_versions(uri)}
         article, photo = ids_of(uri, "shop.article"), ids_of(uri, "shop.photo")
         oldmodel = ids_of(uri, "shop.oldmodel")
+        assert set(found) == PLANTED | {("versions", k) for k in gone_versions(uri)} | {
+            ("tags.lookup", str(oldmodel))  # the stale type itself, its rows counted
+        }
         # evidence speaks in the type table's names
         wrong = found[("comments", "900002")]
         assert wrong["diagnosis"] == "wrong_type"
@@ -165,11 +175,33 @@ def test_one_suite_file_holds_on_two_databases_with_other_ids(
         assert found[("tags", "900001")]["value"] == "90001"
         stale = found[("tags.discriminator", "900003")]["evidence"]
         assert f"content_type_id {oldmodel} is shop.oldmodel in django_content_type" in stale
-        assert "which no target maps" in stale
+        assert "after which no table is named: a stale type" in stale
         lost = found[("tags.discriminator", "900004")]["evidence"]
         assert "content_type_id 77777 names no row of django_content_type" in lost
+        # rows no target holds, each by what its type is
+        labels = {k: found[("tags.discriminator", k)]["diagnosis"] for k in ("900005",
+                  "900006", "900007")}  # fmt: skip
+        assert labels == {
+            "900005": "stale_type",
+            "900006": "unknown_type",
+            "900007": "unmapped_type",
+        }
+        assert f"content_type_id {oldmodel} is shop.oldmodel in django_content_type, after " \
+            "which no table is named: a stale type" in found[("tags.discriminator", "900005")][
+            "evidence"]  # fmt: skip
+        assert "is auth.user in django_content_type, which no target maps" in found[
+            ("tags.discriminator", "900007")]["evidence"]  # fmt: skip
+        gone = found[("tags.lookup", str(oldmodel))]
+        assert (gone["diagnosis"], gone["value"]) == ("stale_type", "shop.oldmodel")
+        assert gone["evidence"] == (
+            f"content_type_id {oldmodel} is shop.oldmodel in django_content_type, after "
+            "which no table is named: a stale type; 2 rows of shop_taggeditem name it"
+        )
         doc = json.loads((out / "results.json").read_text())
         ids = {r["check"]: r["ids"] for r in doc["lookups"]}
+        assert doc["lookups"][0]["stale"] == {"shop.oldmodel": 2}
+        statuses = {c["id"]: c["status"] for c in doc["checks"]}
+        assert (statuses["tags.lookup"], statuses["comments.lookup"]) == ("failed", "passed")
         assert ids["tags"] == {"shop.article": [str(article)], "shop.product": [
             str(ids_of(uri, "shop.product"))
         ]}
@@ -197,21 +229,25 @@ def test_the_plan_uses_each_database_s_ids_and_rolls_back(
         ]
         again = run_audit(as_url(uri), suite, tmp_path / f"re{n}", options=AuditOptions())
         assert set(findings(tmp_path / f"re{n}")) == {
-            ("tags.discriminator", "900003"),
-            ("tags.discriminator", "900004"),
-        } | {("versions", k) for k in gone_versions(uri)}
+            p for p in PLANTED if p[0] == "tags.discriminator"
+        } | {("versions", k) for k in gone_versions(uri)} | {
+            ("tags.lookup", str(ids_of(uri, "shop.oldmodel")))
+        }
         del again
         apply_plan(as_url(uri), out / "rollback.sql")
         assert dump_schema(uri) == before
 
 
-def test_a_name_no_type_row_says_is_reported_with_the_closest(
+def test_a_name_no_type_row_says_is_a_failing_finding(
     two_databases: tuple[str, str], tmp_path: Path
 ) -> None:
+    """A target name no type row says fails the run, whatever the check's severity (it is a
+    mistake of the suite), in every output: results.json, violations.csv, the report and
+    the exit code of `refaudit run`."""
     first, _ = two_databases
     path = tmp_path / "suite.yml"
     path.write_text(SUITE.replace("shop.product: {table: shop_product}", "shop.prodcut: "
-                                  "{table: shop_product}", 1), encoding="utf-8")
+                                  "{table: shop_product}", 3), encoding="utf-8")  # fmt: skip
     suite = load_suite(path)
     checked = check_suite(suite, as_url(first))
     assert any(
@@ -219,10 +255,50 @@ def test_a_name_no_type_row_says_is_reported_with_the_closest(
         for w in checked.warnings
     )
     result = run_audit(as_url(first), suite, tmp_path / "run", options=AuditOptions())
-    assert any("did you mean shop.product?" in n for n in result.notes)
+    assert result.notes == []  # a finding, not a note
+    by_id = {c.id: c for c in result.checks}
+    unknown = by_id["versions.lookup"]  # a `severity: warn` check: its type table still fails
+    assert (unknown.status, unknown.severity, unknown.violations) == ("failed", "error", 1)
+    assert unknown.table == "django_content_type"
+    assert int(result.exit_code()) == 1
+    found = findings(tmp_path / "run")
+    line = found[("versions.lookup", "shop.prodcut")]
+    assert line["diagnosis"] == "unknown_name"
+    assert "did you mean shop.product?" in line["evidence"]
     doc: dict[str, Any] = json.loads((tmp_path / "run" / "results.json").read_text())
-    assert doc["notes"] == result.notes
     assert doc["lookups"][0]["unknown"] == ["shop.prodcut"]
+    assert {c["id"]: c["status"] for c in doc["checks"]}["versions.lookup"] == "failed"
+    report = (tmp_path / "run" / "report.html").read_text(encoding="utf-8")
+    assert "versions.lookup" in report and "unknown_name" in report
+
+
+def test_refaudit_run_exits_1_on_a_lookup_finding_alone(
+    two_databases: tuple[str, str], tmp_path: Path
+) -> None:
+    """The CLI's verdict and exit code read the `<id>.lookup` result like any other."""
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    first, _ = two_databases
+    execute(first, "DELETE FROM shop_taggeditem WHERE id >= 900000; "
+                   "DELETE FROM shop_comment WHERE id >= 900000")  # fmt: skip
+    path = tmp_path / "suite.yml"
+    only_tags = SUITE.split("  - id: comments")[0]
+    listed = "shop.product: {table: shop_product}"
+    path.write_text(
+        only_tags.replace(listed, f"{listed}\n      shop.articel: {{table: shop_article}}"),
+        encoding="utf-8",
+    )
+    out = tmp_path / "run"
+    ran = CliRunner().invoke(
+        app, ["run", "--suite", str(path), "--db", first, "--out", str(out)]
+    )
+    assert ran.exit_code == 1, ran.output
+    assert "tags.lookup" in ran.output
+    doc = json.loads((out / "results.json").read_text())
+    failing = [c["id"] for c in doc["checks"] if c["status"] == "failed"]
+    assert failing == ["tags.lookup"]
 
 
 def test_integer_target_keys_are_the_values_as_text(tmp_path: Path) -> None:

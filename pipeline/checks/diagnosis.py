@@ -15,6 +15,10 @@ violating rows only (`DiagnosisScope`) and concludes with CASE expressions:
   value: that discriminator value.
 - `ambiguous`: several candidates (a user with two tutor profiles), both readings possible,
   or the evidence conflicts. Listed for a person, never repaired.
+- `malformed`: a text id that is not a key's text as written but reads as exactly one key of
+  the target the row names (`' 42 '`, `'0042'`, an uppercase uuid: see
+  `pipeline.checks.text_ids`); proposed value: that key's canonical text. Found by an
+  equality probe of the key for the value read as the key's type, on the flagged rows only.
 - `orphan`: nothing maps.
 - `filtered_out`: the value is a row of the target's table that the target's `where` leaves
   out (a closed account, a `users` row of another `type`): listed for review, never
@@ -64,6 +68,7 @@ from pipeline.checks.base import (
 )
 from pipeline.checks.enforce import condition_sql
 from pipeline.checks.model import ColumnRef, KeySpace, MisKey
+from pipeline.checks.text_ids import resolved
 
 
 @dataclass(frozen=True)
@@ -157,29 +162,67 @@ class _Common:
     key_space: KeySpace | None
     same: bool = True
     """False when the column's type does not compare with a key it is compared with (a text
-    polymorphic id against bigint or uuid keys): every such comparison is made as text."""
-    fold: bool = False
-    """With `same` False: the text comparisons fold case (a uuid key)."""
+    polymorphic id against bigint or uuid keys): every such comparison is made as text,
+    exactly (`pipeline.checks.text_ids`: a key's canonical text is the only spelling that
+    passes)."""
+    forms: list[str | None] = field(default_factory=list)
+    """Per target: the key type a text id is read as when it does not match exactly
+    (`pipeline.checks.text_ids.key_form`), None where there is no reading."""
     types: Mapping[str, str] = field(default_factory=dict)
     """With a `lookup`: every discriminator value the type table holds -> its name."""
     type_table: str = ""
 
     def eq(self, a: Any, b: Any) -> Any:
         """`a = b` for the value against a key (see `same`)."""
-        return equal_as(self.same, a, b, self.fold)
+        return equal_as(self.same, a, b)
 
-    def key_is(self, column: str, value: Any) -> Callable[[Any], Any]:
-        """A join condition: the joined alias's key `column` is the value (see `same`)."""
-        return lambda alias: self.eq(alias.c[column], value)
+    def key_is(self, column: str, value: Any, form: str | None = None) -> Callable[[Any], Any]:
+        """A join condition: the joined alias's key `column` is the value (see `same`). With
+        the key's `form` (a text id against a number or uuid key), the value read as the key
+        type equals the key too: the same rows, but an index on the key finds them."""
+        if self.same or form is None:
+            return lambda alias: self.eq(alias.c[column], value)
+        return lambda alias: sa.and_(
+            alias.c[column] == resolved(value, form), self.eq(alias.c[column], value)
+        )
+
+    def form(self, k: int) -> str | None:
+        """The form a text id takes for target k's key (`forms`), None when compared as is."""
+        return self.forms[k] if k < len(self.forms) and not self.same else None
+
+    def canonical(self, scope: DiagnosisScope, value: Any, disc: Any) -> Any:
+        """The canonical text of the key of the target the row names that the value reads as
+        (`pipeline.checks.text_ids`): an equality probe of the key for the value read as the
+        key's type. NULL when it reads as none, or the key is compared as is."""
+        none = sa.cast(sa.null(), sa.Text)
+        parts = []
+        for k, t in enumerate(self.targets):
+            form = self.form(k)
+            if form is None:
+                parts.append(none)
+                continue
+            key = t.ref.column
+
+            def reads_as(alias: Any, key: str = key, form: str = form) -> Any:
+                return alias.c[key] == resolved(value, form)
+
+            row = scope.lookup(
+                t.ref.table,
+                key,
+                [],
+                reads_as,
+                ("resolved", self.column),
+                keep=t.ref.where,
+            )
+            parts.append(sa.cast(row.c[key], sa.Text))
+        if all(p is none for p in parts):
+            return none
+        return self.chosen(disc, parts)
 
     def differs(self, a: Any, b: Any) -> Any:
         """`a IS DISTINCT FROM b` for the value against a key (see `same`)."""
         if self.same:
             return a.is_distinct_from(b)
-        if self.fold:
-            return sa.func.lower(sa.cast(a, sa.Text)).is_distinct_from(
-                sa.func.lower(sa.cast(b, sa.Text))
-            )
         return sa.cast(a, sa.Text).is_distinct_from(sa.cast(b, sa.Text))
 
     def elsewhere(self, disc: Any, target: Target) -> Any:
@@ -218,11 +261,11 @@ class _Common:
                 t.ref.table,
                 t.ref.column,
                 extra,
-                self.key_is(t.ref.column, value),
+                self.key_is(t.ref.column, value, self.form(k)),
                 ("direct", self.column),
                 keep=t.ref.where,
             )
-            for t in self.targets
+            for k, t in enumerate(self.targets)
         ]
 
     def _number(self, scope: DiagnosisScope) -> Any:
@@ -352,9 +395,9 @@ class ReferenceDiagnoser(_Common):
         key_space: KeySpace | None,
         on_orphan: str,
         same: bool = True,
-        fold: bool = False,
+        forms: list[str | None] | None = None,
     ) -> None:
-        super().__init__(column, targets, discriminator, mis_key, key_space, same, fold)
+        super().__init__(column, targets, discriminator, mis_key, key_space, same, forms or [])
         self.on_orphan = on_orphan
 
     # ------------------------------------------------------------------ facts (joins)
@@ -375,6 +418,7 @@ class ReferenceDiagnoser(_Common):
                         chance
                     )
         facts["kept_out"] = self.kept_out(scope, value, disc)
+        facts["canonical"] = self.canonical(scope, value, disc)
         if self.mis_key is None:
             return facts
 
@@ -473,7 +517,7 @@ class ReferenceDiagnoser(_Common):
         keeps (a closed account, a `users` row of another `type`): not an orphan, and never
         deleted or set to NULL for it."""
         parts = []
-        for t in self.targets:
+        for k, t in enumerate(self.targets):
             if t.ref.where is None:
                 parts.append(sa.false())
                 continue
@@ -481,7 +525,7 @@ class ReferenceDiagnoser(_Common):
                 t.ref.table,
                 t.ref.column,
                 [],
-                self.key_is(t.ref.column, value),
+                self.key_is(t.ref.column, value, self.form(k)),
                 ("unfiltered", self.column),
             )
             parts.append(row.c[t.ref.column].is_not(None))
@@ -498,8 +542,6 @@ class ReferenceDiagnoser(_Common):
         tbl = table_clause(target.ref.table, [key, through, *(kept.columns() if kept else [])])
         if self.same:
             as_key: Callable[[Any], Any] = lambda e: e  # noqa: E731
-        elif self.fold:
-            as_key = lambda e: sa.func.lower(sa.cast(e, sa.Text))  # noqa: E731
         else:
             as_key = lambda e: sa.cast(e, sa.Text)  # noqa: E731
         wanted = sa.select(as_key(value)).where(value.is_not(None), scope.rows)
@@ -673,12 +715,41 @@ class ReferenceDiagnoser(_Common):
 
     @staticmethod
     def _filtered(facts: Facts, label: Any) -> Any:
-        """An orphan whose value the target has outside its `where`: `filtered_out`."""
+        """An orphan whose value the target has outside its `where`: `filtered_out`. A
+        value missing as written that reads as a key of the target the row names (`' 42 '`
+        for 42): `malformed`, whatever else it could be."""
         return sa.case(
-            (sa.and_(label == "orphan", facts["kept_out"]), "filtered_out"), else_=label
+            (sa.and_(facts["missing"], facts["canonical"].is_not(None)), "malformed"),
+            (sa.and_(label == "orphan", facts["kept_out"]), "filtered_out"),
+            else_=label,
+        )
+
+    def _malformed(self, facts: Facts, column: Callable[[str], Any], d: Diagnosis) -> Diagnosis:
+        """`d` with a malformed row's proposal (the key's canonical text), confidence
+        (high: the target row exists and the value reads as its key) and evidence."""
+        label, canonical = facts["label"], facts["canonical"]
+        value = column(self.column)
+        disc = column(self.discriminator) if self.discriminator else None
+        target_name = self.chosen(disc, [sa.literal(_named(t)) for t in self.targets])
+        evidence = text(
+            sa.func.quote_literal(value), " is ", target_name, " ", canonical,
+            " misspelled: a lookup by the key's text misses it; repair writes ",
+            sa.func.quote_literal(canonical),
+        )  # fmt: skip
+        malformed = label == "malformed"
+        return Diagnosis(
+            diagnosis=d.diagnosis,
+            proposed=sa.case((malformed, canonical), else_=d.proposed),
+            confidence=sa.case((malformed, "high"), else_=d.confidence),
+            evidence=sa.case((malformed, evidence), else_=d.evidence),
+            repair_column=d.repair_column,
+            flag=d.flag,
         )
 
     def conclude(self, facts: Facts, column: Callable[[str], Any]) -> Diagnosis:
+        return self._malformed(facts, column, self._conclude(facts, column))
+
+    def _conclude(self, facts: Facts, column: Callable[[str], Any]) -> Diagnosis:
         value = column(self.column)
         disc = column(self.discriminator) if self.discriminator else None
         missing, label = facts["missing"], facts["label"]
@@ -863,10 +934,17 @@ class ReferenceDiagnoser(_Common):
         )
 
 
+@dataclass
 class DiscriminatorDiagnoser(_Common):
     """Diagnoses rows whose discriminator names no target (NULL or unknown): when the value
     is the key of exactly one target (or the evidence picks one), that target's
-    discriminator value is proposed."""
+    discriminator value is proposed. Through a type table, any other row whose type no
+    target maps is `unknown_type` (its id is no type row), `stale_type` (a type row after
+    which no table is named: `pipeline.lookups`) or `unmapped_type` (a type the suite does
+    not list)."""
+
+    stale: set[str] = field(default_factory=set)
+    """Through a type table: the ids of its stale types."""
 
     def facts(self, scope: DiagnosisScope, carried: Mapping[str, Any]) -> dict[str, Any]:
         value = scope.column(self.column)
@@ -893,9 +971,13 @@ class DiscriminatorDiagnoser(_Common):
         if not self.type_table:
             return sa.literal(f"{self.discriminator} names no target")
         shown = sa.func.coalesce(sa.cast(disc, sa.Text), "NULL")
-        stale = f" in {self.type_table}, which no target maps"
+        unmapped = f" in {self.type_table}, which no target maps"
+        gone = f" in {self.type_table}, after which no table is named: a stale type"
         known = [
-            (sa.cast(disc, sa.Text) == type_id, f" is {name}{stale}")
+            (
+                sa.cast(disc, sa.Text) == type_id,
+                f" is {name}{gone if type_id in self.stale else unmapped}",
+            )
             for type_id, name in self.types.items()
         ]
         none = f" names no row of {self.type_table}"
@@ -918,14 +1000,29 @@ class DiscriminatorDiagnoser(_Common):
 
     def _classify(self, facts: Facts, column: Callable[[str], Any]) -> dict[str, Any]:
         n_in, n_agree = facts["n_in"], facts["n_agree"]
+        assert self.discriminator is not None  # a conditional reference has one
         label = sa.case(
             (column(self.column).is_(None), ""),
             (n_in == 1, "wrong_type"),
             (n_agree == 1, "wrong_type"),  # in several targets; the evidence picks one
             (n_in > 1, "ambiguous"),
-            else_="",
+            else_=self._type_label(column(self.discriminator)),
         )
         return {"label": label}
+
+    def _type_label(self, disc: Any) -> Any:
+        """Through a type table, what the type of a row that no target holds is (see the
+        class's doc); '' without a type table, or for a NULL type."""
+        if not self.type_table:
+            return sa.literal("")
+        as_text = sa.cast(disc, sa.Text)
+        stale = [i for i in self.types if i in self.stale]
+        return sa.case(
+            (disc.is_(None), ""),
+            (one_of(as_text, stale) if stale else sa.false(), "stale_type"),
+            (one_of(as_text, list(self.types)) if self.types else sa.false(), "unmapped_type"),
+            else_="unknown_type",
+        )
 
     def conclude(self, facts: Facts, column: Callable[[str], Any]) -> Diagnosis:
         value = column(self.column)

@@ -44,8 +44,12 @@ from pipeline.checks.model import (
     RepairChoice,
     key_form_problem,
 )
+from pipeline.checks.text_ids import key_form
 
 DISCRIMINATOR_SUFFIX = ".discriminator"
+LOOKUP_SUFFIX = ".lookup"
+"""The finding of a `lookup`'s type table itself: a target name it does not hold, a stale type
+(`pipeline.lookups`)."""
 
 
 class Reference(Filtered, Check):
@@ -162,8 +166,10 @@ class ReferenceCheck(Reference):
     lists every finding for review; left out, a check of `severity: warn` or with
     `on_orphan: report` is `review`, any other `propose`. `where` limits
     the rows checked; a `where` in the target (`target: {table, column, where}`, dbt-utils'
-    `relationships_where`) limits the target rows that count. A value whose type does not
-    compare with the key's (a text id, a bigint key) is compared as text. A composite
+    `relationships_where`) limits the target rows that count. A text id against a number or uuid
+    key passes when it is the key's text exactly (`'42'`, a lowercase hyphenated uuid); one
+    that only reads as a key (`' 42 '`, `'0042'`, an uppercase uuid) is `malformed`, the
+    key's text proposed (`pipeline.checks.text_ids`). A composite
     reference names `columns: [org_id, project_no]` and `target: {table, columns: [...]}`
     as many (as a foreign key MATCH SIMPLE: a NULL in any column names nothing); its
     findings are `orphan` or `filtered_out`, its value a JSON array of the columns, and
@@ -209,9 +215,13 @@ class ConditionalReferenceCheck(Reference):
     type table (Django's `content_type_id`; `name: [app_label, model]` joined by `.`), and
     `targets` are written by what that row says (`shop.article: {table: shop_article}`): the
     audit reads the table in its snapshot, so one suite holds on every database of a project
-    whatever ids each gave its types; evidence speaks in those names, a row whose type id is
-    a type row no target maps (a stale content type) or no type row at all says which, and a
-    target name no row says is reported with the closest one. A target key written as a
+    whatever ids each gave its types; evidence speaks in those names. A row whose type no
+    target maps is `unknown_type` (its id is no type row), `stale_type` (a type row after
+    which no table is named: its name's parts joined with `_`, or that plus `s`) or
+    `unmapped_type` (a type the suite does not list). The type table's own problems are
+    findings of `<id>.lookup`: `unknown_name`, a target name no row says, with the closest
+    one (an error whatever the check's severity: the suite is wrong), and `stale_type`, a
+    stale type the check's rows name, with their count. A target key written as a
     number (`19:`) is that value as text."""
 
     kind: Literal["conditional_reference"]
@@ -221,17 +231,39 @@ class ConditionalReferenceCheck(Reference):
     _labels: dict[str, str] = PrivateAttr(default_factory=dict)
     """With `lookup`, once resolved in the audit's snapshot (`pipeline.lookups`): every
     discriminator value the type table holds -> the name its row says."""
+    _stale: set[str] = PrivateAttr(default_factory=set)
+    _findings: list[Any] = PrivateAttr(default_factory=list)
 
     @property
     def labels(self) -> dict[str, str]:
         return self._labels
 
-    def resolved(self, targets: dict[str, ColumnRef], labels: dict[str, str]) -> Self:
-        """This check with `targets` keyed by the type table's ids and its rows' `labels`
-        (not validated again: a check none of whose names the table holds keeps no target,
-        and then flags every row that has a type as naming none)."""
+    @property
+    def stale(self) -> set[str]:
+        """With `lookup`, once resolved: the ids of stale types (`pipeline.lookups`)."""
+        return self._stale
+
+    @property
+    def lookup_findings(self) -> list[Any]:
+        """With `lookup`, once resolved: the `<id>.lookup` findings (`Violation`s) the type
+        table gave (an unknown target name, a stale type)."""
+        return self._findings
+
+    def resolved(
+        self,
+        targets: dict[str, ColumnRef],
+        labels: dict[str, str],
+        stale: set[str],
+        findings: list[Any],
+    ) -> Self:
+        """This check with `targets` keyed by the type table's ids, its rows' `labels`, the
+        ids of `stale` types and its `<id>.lookup` `findings` (not validated again: a check
+        none of whose names the table holds keeps no target, and then flags every row that
+        has a type as naming none)."""
         copy = self.model_copy(update={"targets": targets})
         copy._labels = dict(labels)
+        copy._stale = set(stale)
+        copy._findings = list(findings)
         return copy
 
     @field_validator("targets", mode="before")
@@ -309,10 +341,11 @@ def _target_join(
     """LEFT JOIN the target on its key = the row's `column` (and the row's discriminator
     choosing it), compared as text when the two types do not compare (`comparable`)."""
     here, there = (scan.table, column), (target.table, target.column)
-    same, fold = scan.comparable(here, there), scan.folds(here, there)
+    same = scan.comparable(here, there)
 
     def on(alias: Any) -> sa.ColumnElement[bool]:
-        cond = equal_as(same, alias.c[target.column], scan.col(column), fold)
+        # exactly the key's text: a spelling that only reads as a key is `malformed`
+        cond = equal_as(same, alias.c[target.column], scan.col(column))
         return sa.and_(chosen, cond) if chosen is not None else cond
 
     return scan.join(target.table, target.column, on, (column, *key), keep=target.where)
@@ -421,7 +454,7 @@ def _rules(
             key_space=space,
             on_orphan=check.on_orphan,
             same=value_compares(scan, check.column, targets, check.mis_key),
-            fold=value_folds(scan, check.column, targets),
+            forms=value_forms(scan, check.column, targets),
         ),
     )
 
@@ -512,9 +545,11 @@ def composite_rules(
     )
 
 
-def value_folds(scan: TableScan, column: str, targets: list[Target]) -> bool:
-    """Whether the value is compared with a uuid key as text, folding case."""
-    return any(scan.folds((scan.table, column), (t.ref.table, t.ref.column)) for t in targets)
+def value_forms(scan: TableScan, column: str, targets: list[Target]) -> list[str | None]:
+    """Per target, the key type a text id is read as to find its `malformed` spellings
+    (`pipeline.checks.text_ids.key_form`)."""
+    here = scan.types.get((scan.table, column))
+    return [key_form(here, scan.types.get((t.ref.table, t.ref.column))) for t in targets]
 
 
 def reference_rules(check: ReferenceCheck, scan: TableScan) -> list[RowRule]:
@@ -550,9 +585,10 @@ def conditional_reference_rules(check: ConditionalReferenceCheck, scan: TableSca
             mis_key=check.mis_key,
             key_space=scan.key_spaces[check.mis_key.key_space] if check.mis_key else None,
             same=value_compares(scan, check.column, targets, check.mis_key),
-            fold=value_folds(scan, check.column, targets),
+            forms=value_forms(scan, check.column, targets),
             types=check.labels,
             type_table=check.lookup.table if check.lookup else "",
+            stale=check.stale,
         )
     unknown_rule = RowRule(
         check.id + DISCRIMINATOR_SUFFIX,

@@ -9,7 +9,7 @@ What a diagnosis leads to:
 
 | diagnosis (confidence) | action |
 |---|---|
-| mis_keyed, mis_keyed_hidden, wrong_type (high, medium) | UPDATE to the proposed value |
+| mis_keyed, mis_keyed_hidden, wrong_type, malformed (high, medium) | UPDATE to the proposed value |
 | orphan, `on_orphan: set_null` | UPDATE the column to NULL |
 | orphan, `on_orphan: quarantine` | copy the row to `<schema>.quarantine`, then DELETE it |
 | ambiguous (low), orphan with `on_orphan: report` | a comment listing the row, no statement |

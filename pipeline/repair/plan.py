@@ -26,7 +26,7 @@ from pipeline.sqltext import (
 )
 from pipeline.suite import Suite
 
-REPAIRABLE = frozenset({"mis_keyed", "mis_keyed_hidden", "wrong_type"})
+REPAIRABLE = frozenset({"mis_keyed", "mis_keyed_hidden", "wrong_type", "malformed"})
 
 
 APPLIED_CONFIDENCE = frozenset({"high", "medium"})
