@@ -424,10 +424,28 @@ def test_constraints_sql_builds_the_unique_index(new_database, tmp_path: Path) -
 def test_gx_export_runs_the_same_query(tags: str, tmp_path: Path) -> None:
     from tests.test_gx_export import gx_outcome
 
+    tricky = {**CI_TAG, "id": "tricky", "expressions": ["name ILIKE '%:on {x}%' OR id = 8"]}
     suite = tag_suite(CI_TAG, {**CI_TAG, "id": "notes.ci", "table": "notes",
-                               "expressions": ["lower(body)"], "nulls": "equal"})  # fmt: skip
+                               "expressions": ["lower(body)"], "nulls": "equal"},
+                      tricky)  # fmt: skip
     export = export_suite(suite)
     assert export.not_exported == []
     ours = {c.id: c.violations for c in run_audit(as_url(tags), suite, tmp_path / "run").checks}
     gx = gx_outcome(tags, suite, tmp_path / "gx")
-    assert gx.broken == {} and gx.counts == ours == {"taggit_tag.name_ci": 3, "notes.ci": 3}
+    assert gx.broken == {}
+    assert gx.counts == ours == {"taggit_tag.name_ci": 3, "notes.ci": 3, "tricky": 6}
+
+
+def test_a_snapshot_audit_finds_the_same(tags: str, pg_server: str, tmp_path: Path) -> None:
+    from pipeline.extract import extract_snapshot
+    from pipeline.replay import audit_snapshot
+
+    suite = tag_suite(CI_TAG, {**CI_TAG, "id": "notes.ci", "table": "notes",
+                               "columns": ["tenant"], "expressions": ["lower(body)"]})  # fmt: skip
+    options = AuditOptions(record_history=False)
+    direct = run_audit(as_url(tags), suite, tmp_path / "direct", options=options)
+    extract_snapshot(as_url(tags), suite, tmp_path / "snap")
+    replay = audit_snapshot(tmp_path / "snap", suite, tmp_path / "re", options=options,
+                            server=pg_server)  # fmt: skip
+    assert violations(tmp_path / "re") == violations(tmp_path / "direct")
+    assert [c.violations for c in replay.checks] == [c.violations for c in direct.checks] == [3, 1]

@@ -23,19 +23,25 @@ Two gates, the second on the server:
    - a function or operator with a candidate whose argument types are exactly the
      arguments' (the first such one along `search_path`, or in the named schema) is that
      candidate: PostgreSQL takes an exact match before anything else, so a `public.lower
-     (varchar)` shadowing `pg_catalog.lower(text)` for a varchar column is found;
+     (varchar)` shadowing `pg_catalog.lower(text)` for a varchar column is found (for an
+     untyped literal operand of an operator, the other operand's type, as PostgreSQL
+     assumes; a function of that name with defaults or VARIADIC, which could hide the
+     exact match, sends it to the next case);
    - otherwise (an untyped literal argument, an argument PostgreSQL must convert) refaudit
-     cannot know which candidate the server picks, so every function or operator of that
-     name along the path must be within the bound, and so must every implicit cast from
-     the arguments' types (the conversion PostgreSQL may insert). Sound, and stricter than
-     the server: cast the arguments to the exact types of an immutable candidate;
+     does not repeat the server's choice among candidates: every function or operator of
+     that name along the path that the arguments can reach by implicit conversion must be
+     within the bound, and so must the `pg_cast` function of each such conversion. Sound,
+     and stricter than the server: cast the arguments to the exact types of an immutable
+     candidate;
    - an explicit cast (`x::text`) runs the `pg_cast` function from the argument's type to
      the target, or the two types' output and input functions (timestamptz's output is
      stable); only plain types are cast targets (no domain, no array);
    - the branches of `CASE`/`COALESCE` converted to the result type likewise;
    - `CURRENT_DATE` and the other SQL value functions are stable.
 
-   Every function so found must be at most as volatile as the bound: `immutable` for what
+   This needs PostgreSQL 14 or later (`result_types`); an older server refuses the
+   expression rather than guess. Every function so found must be at most as volatile as
+   the bound: `immutable` for what
    an index needs (`unique`), `immutable` or `stable` for a row expression. Aggregates,
    window functions, procedures and set-returning functions are refused whatever the bound.
 """
@@ -316,6 +322,12 @@ def _types(conn: Connection, table: str, items: list[str]) -> list[int] | str:
     never executed), or PostgreSQL's message when it cannot prepare it."""
     from sqlalchemy import exc as sa_exc
 
+    version = conn.execute(sa.text("SELECT current_setting('server_version_num')::int")).scalar()
+    if int(version or 0) < 140000:  # pg_prepared_statements.result_types came in 14
+        return (
+            "refaudit checks the functions of an expression on PostgreSQL 14 or later; "
+            "this server is older"
+        )
     name = f"refaudit_expression_{next(_names)}"
     select = ", ".join(f"({s})" for s in items)
     statement = f"PREPARE {name} AS SELECT {select} FROM {sqltext.table(table)} AS t"
@@ -441,7 +453,10 @@ class _Checker:
         called = ""
         candidates = sorted((r for r in rows if takes(r)), key=lambda r: order[int(r[0])])
         exact = [r for r in candidates if [int(t) for t in r[1]] == args]
-        if UNKNOWN not in args and exact:
+        # a candidate with defaults or VARIADIC in an earlier schema would hide an exact
+        # match of a later one: then refaudit does not decide, every candidate counts
+        plain = all(int(r[6]) == n and int(r[8]) == 0 for r in candidates)
+        if UNKNOWN not in args and exact and plain:
             return self._too_volatile(_proc(exact[0]), called)
         candidates = [
             r for r in candidates if self.accepts(list(zip(args, map(int, r[1]), strict=False)))
