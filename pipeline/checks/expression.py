@@ -16,9 +16,10 @@ Two gates, the second on the server:
 
 2. `volatility_problem` asks the server which functions the expression calls and how
    volatile each is, against the audited table, inside the audit's snapshot, without
-   running anything: the expression's every sub-expression is `PREPARE`d (parse analysis
-   only: no row is read, no function called) and `pg_prepared_statements.result_types`
-   gives each one's type. With the types, each call is resolved as PostgreSQL resolves it:
+   running anything: the expression's every sub-expression is selected from the table
+   with `LIMIT 0` (planned, never evaluated: no row is read, no function called) and the
+   row description gives each one's type. With the types, each call is resolved as
+   PostgreSQL resolves it:
 
    - a function or operator with a candidate whose argument types are exactly the
      arguments' (the first such one along `search_path`, or in the named schema) is that
@@ -39,9 +40,7 @@ Two gates, the second on the server:
    - the branches of `CASE`/`COALESCE` converted to the result type likewise;
    - `CURRENT_DATE` and the other SQL value functions are stable.
 
-   This needs PostgreSQL 14 or later (`result_types`); an older server refuses the
-   expression rather than guess. Every function so found must be at most as volatile as
-   the bound: `immutable` for what
+   Every function so found must be at most as volatile as the bound: `immutable` for what
    an index needs (`unique`), `immutable` or `stable` for a row expression. Aggregates,
    window functions, procedures and set-returning functions are refused whatever the bound.
 """
@@ -49,7 +48,6 @@ Two gates, the second on the server:
 from __future__ import annotations
 
 import functools
-import itertools
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -272,7 +270,7 @@ def volatility_problem(
     """What PostgreSQL says is wrong with `expr` over `table`: it cannot run it (an unknown
     function, types that do not fit), or it calls a function more volatile than `bound`
     (see the module for how calls are resolved); None when it is fine. Runs nothing: the
-    expression is prepared, never executed, and the catalog read."""
+    expression is planned with `LIMIT 0`, never evaluated, and the catalog read."""
     from pglast import ast
     from pglast.stream import RawStream
 
@@ -286,7 +284,7 @@ def volatility_problem(
                                     "Boolean", "BitString")
     ]  # fmt: skip
     checker = _Checker(conn, bound)
-    for call in _nodes(root, "FuncCall"):  # before PREPARE, whose message would be obscure
+    for call in _nodes(root, "FuncCall"):  # before the server's own, more obscure message
         problem = checker.aggregate([s.sval for s in call.funcname])
         if problem is not None:
             return problem
@@ -305,8 +303,6 @@ def volatility_problem(
     return None
 
 
-_names = itertools.count()
-
 _PROC_LABEL = (
     "(SELECT CASE WHEN n.nspname = 'pg_catalog' OR pg_catalog.starts_with("
     "p.oid::pg_catalog.regprocedure::pg_catalog.text, pg_catalog.quote_ident(n.nspname) || '.') "
@@ -318,39 +314,25 @@ _PROC_LABEL = (
 
 
 def _types(conn: Connection, table: str, items: list[str]) -> list[int] | str:
-    """The type of each SQL expression in `items` over `table AS t` (a PREPAREd statement,
-    never executed), or PostgreSQL's message when it cannot prepare it."""
+    """The type of each SQL expression in `items` over `table AS t`, or PostgreSQL's message
+    when it cannot run them: `SELECT items FROM table AS t LIMIT 0`, whose row description
+    names each column's type. PostgreSQL plans it but evaluates nothing (a LIMIT 0 returns
+    before its scan starts; planning folds only immutable calls with constant arguments)."""
     from sqlalchemy import exc as sa_exc
 
-    version = conn.execute(sa.text("SELECT current_setting('server_version_num')::int")).scalar()
-    if int(version or 0) < 140000:  # pg_prepared_statements.result_types came in 14
-        return (
-            "refaudit checks the functions of an expression on PostgreSQL 14 or later; "
-            "this server is older"
-        )
-    name = f"refaudit_expression_{next(_names)}"
     select = ", ".join(f"({s})" for s in items)
-    statement = f"PREPARE {name} AS SELECT {select} FROM {sqltext.table(table)} AS t"
+    statement = f"SELECT {select} FROM {sqltext.table(table)} AS t LIMIT 0"
     raw: Any = conn.connection.driver_connection
     try:
         with conn.begin_nested():
-            raw.cursor().execute(statement)  # no parameters: no `%` to escape
+            cursor = raw.cursor()
+            cursor.execute(statement)  # no parameters: no `%` to escape
+            return [int(column.type_code) for column in cursor.description]
     except (sa_exc.DBAPIError, conn.dialect.loaded_dbapi.Error) as exc:
         orig = getattr(exc, "orig", exc)
         diag = getattr(orig, "diag", None)
         message = getattr(diag, "message_primary", None) or str(orig).splitlines()[0]
         return f"PostgreSQL cannot run it: {' '.join(str(message).split())}"
-    try:
-        row = conn.execute(
-            sa.text(
-                "SELECT result_types::pg_catalog.oid[] FROM pg_catalog.pg_prepared_statements "
-                "WHERE name = :name"
-            ),
-            {"name": name},
-        ).scalar_one()
-    finally:
-        raw.cursor().execute(f"DEALLOCATE {name}")
-    return [int(o) for o in row]
 
 
 class _Checker:
