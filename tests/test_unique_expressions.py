@@ -449,3 +449,10 @@ def test_a_snapshot_audit_finds_the_same(tags: str, pg_server: str, tmp_path: Pa
                             server=pg_server)  # fmt: skip
     assert violations(tmp_path / "re") == violations(tmp_path / "direct")
     assert [c.violations for c in replay.checks] == [c.violations for c in direct.checks] == [3, 1]
+
+
+def test_a_unique_check_without_columns_or_expressions_is_refused() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=r"check t\.none: a unique check needs `columns:` or"):
+        tag_suite({"id": "t.none", "kind": "unique", "table": "notes"})

@@ -61,7 +61,7 @@ class UniqueCheck(Filtered, Check):
 
     kind: Literal["unique"]
     columns: list[str] = Field(default_factory=list)
-    expressions: list[str] = Field(default_factory=list)
+    expressions: list[str] | None = None
     nulls: Literal["distinct", "equal"] = "distinct"
 
     @model_validator(mode="after")
@@ -70,7 +70,7 @@ class UniqueCheck(Filtered, Check):
             raise ValueError(
                 f"check {self.id}: a unique check needs `columns:` or `expressions:` (or both)"
             )
-        for i, text in enumerate(self.expressions):
+        for i, text in enumerate(self.expressions or []):
             try:
                 parse_expression(text)
             except ExpressionError as exc:
@@ -81,7 +81,7 @@ class UniqueCheck(Filtered, Check):
 
     def parsed(self) -> list[SqlExpression]:
         """The `expressions`, parsed (see `pipeline.checks.expression`)."""
-        return [parse_expression(e) for e in self.expressions]
+        return [parse_expression(e) for e in self.expressions or []]
 
     def column_list(self) -> list[str]:
         return [*self.columns, *(e.text for e in self.parsed())]
