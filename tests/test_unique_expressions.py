@@ -456,3 +456,64 @@ def test_a_unique_check_without_columns_or_expressions_is_refused() -> None:
 
     with pytest.raises(ValidationError, match=r"check t\.none: a unique check needs `columns:` or"):
         tag_suite({"id": "t.none", "kind": "unique", "table": "notes"})
+
+
+# ------------------------------------------------------------------ django-taggit itself
+TAGGIT_BUILD = """
+import os, sys
+import django
+from django.conf import settings
+from psycopg2.extensions import parse_dsn
+
+dsn = parse_dsn(os.environ["REFAUDIT_DJANGO_DSN"])
+named = {"dbname": "NAME", "user": "USER", "password": "PASSWORD", "host": "HOST", "port": "PORT"}
+settings.configure(
+    DATABASES={"default": {"ENGINE": "django.db.backends.postgresql",
+                           **{d: dsn.pop(k, "") for k, d in named.items()}, "OPTIONS": dsn}},
+    INSTALLED_APPS=["django.contrib.contenttypes", "taggit"],
+    TAGGIT_CASE_INSENSITIVE=True, USE_TZ=True,
+    DEFAULT_AUTO_FIELD="django.db.models.BigAutoField",
+)
+django.setup()
+from django.core.management import call_command
+call_command("migrate", verbosity=0)
+from taggit.models import Tag
+for name in sys.argv[1:]:
+    Tag.objects.create(name=name)
+print(Tag.objects.filter(name__iexact="python").count())
+"""
+
+
+def test_taggit_case_insensitive_tags_on_its_own_schema(new_database, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """django-taggit's own migration and model: tags made through the ORM that its
+    case-insensitive lookups (`name__iexact`) cannot tell apart are exactly the findings,
+    and constraints.sql's index then keeps them out."""
+    import os
+    import sys
+
+    pytest.importorskip("taggit")
+    uri = new_database("taggit")
+    names = ["Python", "django", "python", "Django", "PYTHON", "postgres", "Straße", "STRASSE"]
+    env = {**os.environ, "REFAUDIT_DJANGO_DSN": uri}
+    built = subprocess.run(
+        [sys.executable, "-c", TAGGIT_BUILD, *names], env=env, capture_output=True, text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert built.returncode == 0, built.stderr
+    assert built.stdout.split() == ["3"]  # what Django's own lookup sees as one tag
+    suite = Suite.model_validate(
+        {"suite": "taggit", "tables": {"taggit_tag": {"key": "id"}}, "checks": [CI_TAG]}
+    )
+    run_audit(as_url(uri), suite, tmp_path / "run", options=AuditOptions(repair=True))
+    ids = dict(query(uri, "SELECT name, id::text FROM taggit_tag"))
+    found = [(v["key"], v["value"], v["evidence"]) for v in violations(tmp_path / "run")]
+    assert found == [
+        (ids["python"], "python", f"duplicate of taggit_tag {ids['Python']}"),
+        (ids["Django"], "django", f"duplicate of taggit_tag {ids['django']}"),
+        (ids["PYTHON"], "python", f"duplicate of taggit_tag {ids['Python']}"),
+    ]
+    execute(uri, "DELETE FROM taggit_tag WHERE name IN ('python', 'Django', 'PYTHON')")
+    done = psql(uri, tmp_path / "run" / "constraints.sql")
+    assert done.returncode == 0, done.stderr
+    with pytest.raises(psycopg2.errors.UniqueViolation):
+        execute(uri, "INSERT INTO taggit_tag (name, slug) VALUES ('DJANGO', 'django-x')")
