@@ -340,6 +340,7 @@ def _stamps(expression: str) -> Suite:
         ("at::date", "the cast to date runs date(timestamp with time zone), which is stable"),
         ("date_trunc('day', at)", "date_trunc(text,timestamp with time zone) is stable"),
         ("label::regclass", "the cast to regclass runs regclass(text), which is stable"),
+        ("day IN (at, at)", "timestamp with time zone"),  # date = timestamptz is stable
     ],
 )
 def test_conversions_that_depend_on_the_session_are_refused(
@@ -361,6 +362,7 @@ def test_conversions_that_depend_on_the_session_are_refused(
         "note ILIKE 'p%'",
         "nullif(btrim(note), '')",
         "id BETWEEN 1 AND 3",
+        "id IN (1, 2, 3)",
         'upper(note) COLLATE "C"',
         "substring(note from 1 for 3)",
     ],
@@ -517,3 +519,40 @@ def test_taggit_case_insensitive_tags_on_its_own_schema(new_database, tmp_path: 
     assert done.returncode == 0, done.stderr
     with pytest.raises(psycopg2.errors.UniqueViolation):
         execute(uri, "INSERT INTO taggit_tag (name, slug) VALUES ('DJANGO', 'django-x')")
+
+
+# ------------------------------------------------------------------ the parser, fuzzed
+_TOKENS = [
+    "lower(", "name", ")", "(", "SELECT", "1", "FROM", "other", ",", "||", "'a'", ";", "--",
+    "/*", "*/", "other.", "*", "::", "text", "CASE", "WHEN", "THEN", "END", "$1", "AND",
+    "pg_sleep(", "count(", "ARRAY[", "]", "IN", "IS NULL", "=", "'", '"', "$$", "\n", "AS",
+    "WHERE", "UNION", "DROP TABLE t", "OVER ()", "COLLATE", "NULL", "e'\\''", "ROW(",
+    '"a\nb"', '"x".', "sum(", "f(\n",
+]  # fmt: skip
+
+
+def test_what_the_parser_accepts_is_one_expression_of_allowed_nodes() -> None:
+    """Whatever text comes in, parse_expression refuses it in one line or returns an
+    expression whose SQL, read again by PostgreSQL's parser, is one expression with no
+    subquery, no other table, no `*`, and reads back to itself."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from pipeline.checks.expression import ExpressionError, _nodes, _parse, parse_expression
+
+    @settings(max_examples=600, deadline=None)
+    @given(st.lists(st.sampled_from(_TOKENS), max_size=12).map(" ".join))
+    def check(text: str) -> None:
+        try:
+            expr = parse_expression(text)
+        except ExpressionError as exc:
+            assert "\n" not in str(exc)
+            return
+        for sql in (expr.text, expr.sql("t")):
+            node = _parse(sql)
+            for kind in ("SubLink", "SelectStmt", "RangeVar", "A_Star", "ParamRef"):
+                assert not _nodes(node, kind), (text, sql)
+        assert parse_expression(expr.text).text == expr.text
+        assert all(len(ref.fields) == 2 for ref in _nodes(_parse(expr.sql("t")), "ColumnRef"))
+
+    check()

@@ -186,7 +186,8 @@ def _parse(text: str) -> Any:
     try:
         parsed = pglast.parse_sql(f"SELECT {text}")
     except ParseError as exc:
-        raise ExpressionError(f"is not an SQL expression PostgreSQL can read ({exc})") from None
+        said = sqltext.comment(str(exc))  # one line, whatever the text held
+        raise ExpressionError(f"is not an SQL expression PostgreSQL can read ({said})") from None
     if len(parsed) != 1 or not isinstance(parsed[0].stmt, ast.SelectStmt):
         raise ExpressionError("is not one expression (it holds more than one statement)")
     stmt: Any = parsed[0].stmt
@@ -212,7 +213,7 @@ def _refusal(node: Any) -> str | None:
         if any(isinstance(f, ast.A_Star) for f in fields):
             return "holds `*`, which a suite expression may not; name the columns"
         if len(fields) != 1:
-            shown = ".".join(str(getattr(f, "sval", "?")) for f in fields)
+            shown = sqltext.comment(".".join(str(getattr(f, "sval", "?")) for f in fields))
             return (
                 f"names `{shown}`: only columns of the check's own table, unqualified "
                 "(another table, or a qualified name, may not appear)"
@@ -221,7 +222,7 @@ def _refusal(node: Any) -> str | None:
     if isinstance(node, ast.A_Expr) and kind_name not in _A_EXPR_KINDS:
         return f"holds {kind_name.removeprefix('AEXPR_')}, which a suite expression may not"
     if isinstance(node, ast.FuncCall):
-        shown = ".".join(s.sval for s in node.funcname or ())
+        shown = sqltext.comment(".".join(s.sval for s in node.funcname or ()))
         if node.agg_star or node.agg_distinct or node.agg_order or node.agg_filter:
             return f"calls {shown} as an aggregate, which a suite expression may not"
         if node.over is not None or node.agg_within_group:
@@ -748,8 +749,9 @@ class _Checker:
             problem = self.operator(op, left, self._t(right))
             if problem is not None:
                 return problem
-        if kind == "AEXPR_NULLIF":  # its result is the left side's, unconverted
-            return None
+        if kind == "AEXPR_IN" and left is not None:  # the list may be converted to one type
+            types = {left, *(self._t(r) for r in node.rexpr)}
+            return self.implicit_casts([(a, b) for a in types for b in types], "IN (...)")
         return None
 
 

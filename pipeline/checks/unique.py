@@ -103,7 +103,7 @@ class UniqueCheck(Filtered, Check):
         for i, expr in enumerate(self.parsed()):
             problem = volatility_problem(conn, self.table, expr, "immutable")
             if problem is not None:
-                return f"expressions[{i}] `{comment(expr.text)}`: {problem}"
+                return comment(f"expressions[{i}] `{expr.text}`: {problem}")  # one line
         return None
 
     def ddl_section(self, ctx: DdlContext) -> str | None:
