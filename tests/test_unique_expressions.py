@@ -343,7 +343,7 @@ def _stamps(expression: str) -> Suite:
         ("day IN (at, at)", "timestamp with time zone"),  # date = timestamptz is stable
     ],
 )
-def test_conversions_that_depend_on_the_session_are_refused(
+def test_conversions_that_depend_on_settings_are_refused(
     shadowed: str, expression: str, message: str
 ) -> None:
     with pytest.raises(SuiteError) as err:

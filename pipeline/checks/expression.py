@@ -700,7 +700,7 @@ class _Checker:
                 .replace("_", " ")
             )
             if _RANK["stable"] > _RANK[self.bound]:
-                return self._needs(f"{shown} is stable (it depends on the session)")
+                return self._needs(f"{shown} is stable (it depends on the connection's settings)")
             return None
         if isinstance(node, ast.CaseExpr):
             result = self._t(node)
