@@ -95,14 +95,18 @@ def verify_values(
     conn: Connection, suite: Suite, types: ColumnTypes | None = None
 ) -> ColumnTypes:
     """Fail with a SuiteError naming the check when a check cannot run in PostgreSQL as
-    written: a `regex` that PostgreSQL's `~` rejects, or a value its column's type (or enum)
-    cannot hold or be compared with. The server decides, on the rules' own SQL with each
-    column a NULL of its type (no table is read or locked); one statement per table unless
-    something is wrong. `types`: the suite tables' column types when already read
-    (`verify_schema` returns them). Returns those column types (the audit compares keys
-    with them)."""
+    written: a `regex` that PostgreSQL's `~` rejects, a value its column's type (or enum)
+    cannot hold or be compared with, or an expression the server cannot run or that calls
+    a function more volatile than the check allows (`Check.sql_problem`). The server
+    decides, on the rules' own SQL with each column a NULL of its type (no table is read or
+    locked); one statement per table unless something is wrong. `types`: the suite tables'
+    column types when already read (`verify_schema` returns them). Returns those column
+    types (the audit compares keys with them)."""
     where = str(suite.path) if suite.path else f"suite {suite.suite}"
     for check in suite.checks:
+        problem = check.sql_problem(conn)
+        if problem is not None:
+            raise SuiteError(f"{where}: check {check.id}: {problem}")
         for stmt, explain in check.probes():
             message = _probe(conn, stmt)
             if message is not None:

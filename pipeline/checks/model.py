@@ -378,6 +378,12 @@ class Check(Model):
         to say, given the server's message, when it does not."""
         return []
 
+    def sql_problem(self, conn: Any) -> str | None:
+        """What the server says is wrong with SQL the suite wrote for the check (an
+        expression it cannot run, a function more volatile than the check allows), asked on
+        `conn` before the audit without reading a row; None: nothing (or no such SQL)."""
+        return None
+
     def value_tests(self, scan: Any) -> list[ColumnElement[Any]]:
         """The expressions that hold the suite's values, for PostgreSQL to check against
         the columns' types before the audit (`scan` gives each column as a typed NULL):

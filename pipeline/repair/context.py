@@ -268,7 +268,10 @@ def read_reference_facts(
     conn: Connection, suite: Suite, ctx: RepairContext, facts: dict[str, CatalogFacts]
 ) -> None:
     """The catalog of every table holding a reference (to find foreign keys that point at
-    the wrong table), added to what the audit's catalog checks already read."""
+    the wrong table) or a set check (whose index constraints.sql may build), added to what
+    the audit's catalog checks already read."""
     ctx.facts = facts
-    missing = [c.table for c in suite.checks if c.repairs and c.table not in facts]
+    missing = [
+        c.table for c in suite.checks if (c.repairs or c.stage == "set") and c.table not in facts
+    ]
     facts.update(read_catalogs(conn, missing))
