@@ -8,9 +8,10 @@
 The corpus: the public sample databases of `--corpus` (default: `shared/realdb` beside the
 repository: chinook, northwind, pagila, each a plain pg_dump loaded with psql), a database made
 by the Astegni demo generator (`--demo-requests` requests) and the Django projects of
-tests/frameworks/django_project and django_apps (Django's own `migrate`, then the ORM's data). For each, the
-declared foreign keys are read from pg_constraint (the truth), and discover runs, as a child
-process whose wall time and peak RSS are measured, on two copies:
+tests/frameworks/django_project and django_apps (Django's own `migrate`, then the ORM's data).
+For each, the declared foreign keys are read from pg_constraint (the truth; a Django project's
+models add their `db_constraint=False` references), and discover runs, as a child process
+whose wall time and peak RSS are measured, on two copies:
 
 - variant A: every foreign key dropped;
 - variant B: foreign keys, primary keys, UNIQUE constraints and unique indexes dropped.

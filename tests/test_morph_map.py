@@ -203,17 +203,20 @@ def test_a_home_made_type_table_one_suite_two_databases(
         out = tmp_path / f"run{n}"
         run_audit(as_url(uri), suite, out, options=AuditOptions(record_history=False))
         found = findings(out)
+        photo = type_ids(uri)["photo"]
         assert set(found) == {
             ("commentable", "9001"),
             ("commentable", "9002"),
             ("commentable.discriminator", "9003"),
             ("commentable.discriminator", "9004"),
+            # the type row rows name whose table is gone: a finding of the type table
+            ("commentable.lookup", str(photo)),
         }
         assert found[("commentable", "9001")]["diagnosis"] == "orphan"
         assert found[("commentable", "9002")]["diagnosis"] == "ambiguous"
-        photo = type_ids(uri)["photo"]
         assert (
-            f"entity_type_id {photo} is photo in entity_types, which no target maps"
+            f"entity_type_id {photo} is photo in entity_types, after which no table is named: "
+            "a stale type"
             in found[("commentable.discriminator", "9003")]["evidence"]
         )
         assert (

@@ -14,6 +14,7 @@ from pipeline.discover.context import Discoverer
 from pipeline.discover.model import (
     _INTEGER_TYPES,
     MAX_KEYS_PER_COLUMN,
+    NAME_VOUCHES,
     Candidate,
     ColumnInfo,
     Proposal,
@@ -53,7 +54,8 @@ def is_dependent(ctx: Discoverer, t: TableInfo, c: ColumnInfo) -> bool:
 def keys_for(
     ctx: Discoverer, t: TableInfo, c: ColumnInfo, disc: str | None = None
 ) -> list[tuple[TableInfo, str]]:
-    """The keys `c`'s values may be: same type family, overlapping range; the best
+    """The keys `c`'s values may be: same type family (the same type, unless the name
+    vouches for the key or a discriminator chooses it), overlapping range; the best
     MAX_KEYS_PER_COLUMN by name (the column's, or a discriminator value's), then by how
     closely the key's range matches the values' (a few orphans beyond it do not matter)."""
     prof = ctx.profiles[(t.name, c.name)]
@@ -73,6 +75,10 @@ def keys_for(
                 [column_fit(ctx, t, c.name, u, k)]
                 + [value_fit(ctx, v, u, t, disc) for v in values if disc is not None]
             )
+            if disc is None and fit < NAME_VOUCHES and base_type(c.type) != base_type(kc.type):
+                continue  # not declared as the key is, and no name says otherwise (`_ranked`)
+            if fit < NAME_VOUCHES and k in u.inferred_alternates:
+                continue  # a natural value unique by its rows (an address) is a key by name only
             out.append(((-fit, -_range_jaccard(prof.low, prof.high, kp.low, kp.high)), u, k))
     out.sort(key=lambda x: x[0])
     return [(u, k) for _, u, k in out[:MAX_KEYS_PER_COLUMN]]

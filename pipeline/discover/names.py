@@ -15,7 +15,7 @@ NAME_VOUCHES = 0.9
 """A name that fits its target at least this well (`invoice_id` -> `invoice.invoice_id`)
 vouches for a reference whatever the spread of its values."""
 
-_STOP = {"id", "fk", "key", "ref", "uuid", "no", "num", "cod", "typ", "kind"}
+_STOP = {"id", "fk", "key", "ref", "uuid", "guid", "row", "no", "num", "cod", "typ", "kind"}
 
 
 def _stem(word: str) -> str:
@@ -89,7 +89,7 @@ def name_fit(word: str, table: str) -> float:
 
 def column_stem(column: str, key: str) -> str:
     """A reference column's name without its key suffix (`tutor_id` -> `tutor`)."""
-    for suffix in (key, "id", "uuid", "key", "fk", "ref", "code", "no"):
+    for suffix in (key, "uuid", "guid", "id", "key", "fk", "ref", "code", "no"):
         for sep in ("_", ""):
             tail = sep + suffix
             if len(column) > len(tail) and column.lower().endswith(tail.lower()):
@@ -139,11 +139,11 @@ def column_fit(ctx: Discoverer, t: TableInfo, column: str, u: TableInfo, key: st
     - on the table's own rows, 0.8 for a word of hierarchy (`parent_id`, `reports_to`)."""
     stem = column_stem(column, key)
     fit = name_fit(stem, u.name)
-    if u is not t and _says_more(key):
+    if u is not t and _says_more(key, u):
         if column.lower() == key.lower():
             return 0.9 + 0.1 * fit
-        if column.lower().endswith("_" + key.lower()):
-            return 0.9  # a role: `manager_staff_id`, `original_language_id`
+        if column.lower().endswith(key.lower()):
+            return 0.9  # a role: `manager_staff_id`, `original_language_id`, `shiptoaddressid`
         # a key named for what it is, and the column named otherwise: less than a key of
         # that name (`customer_type_id` is `customer_demographics.customer_type_id`, not
         # `customers.customer_id`)
@@ -155,14 +155,18 @@ def column_fit(ctx: Discoverer, t: TableInfo, column: str, u: TableInfo, key: st
     return fit
 
 
-def _says_more(key: str) -> bool:
-    """A key's name says which thing it keys (`invoice_id`, `country_code`): an id's
-    suffix after words that are not one (not `id`, `uuid`; not `name` or `email`, which
-    many tables have and none is named for)."""
+def _says_more(key: str, u: TableInfo) -> bool:
+    """A key's name says which thing it keys: an id's suffix after words that are not one
+    (`invoice_id`, `country_code`; not `id`, `uuid`), or the name of its table
+    (`documentnode` of `document`); not `name` or `email`, which many tables have and none
+    is named for."""
     if all(w in _STOP for w in tokens(key)):
         return False
-    stem = column_stem(key, "id")
-    return stem != key and any(w not in _STOP for w in tokens(stem))
+    stem = column_stem(key, "uuid")  # the longest suffix first: `rowguid` is a `row` guid
+    if stem != key and any(w not in _STOP for w in tokens(stem)):
+        return True
+    own = "".join(tokens(u.relname))
+    return len(own) >= 3 and "".join(tokens(key)).startswith(own)
 
 
 def names_other(t: TableInfo, column: str, u: TableInfo, fit: float) -> bool:

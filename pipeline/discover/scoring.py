@@ -139,6 +139,10 @@ def propose_reference(
         # a weak name (`ship_via` -> `shippers`) that no other key holding the values
         # shares: the name singles the target out
         confidence *= SOLE_NAME
+    elif best.name < 0.6 and _names_a_table(ctx, column):
+        # the name points at a table (`personid`, a table's own `emailaddressid`): values
+        # that fit another key without a name say nothing against it
+        confidence = 0.0
     elif (
         best.name == 0
         and not rest
@@ -288,7 +292,8 @@ def propose_by_name(ctx: Discoverer) -> None:
                     for u in ctx.tables.values()
                     if u is not t and not u.kin(t)
                     for k in u.single_keys()
-                    if u.columns[k].family == c.family
+                    # a natural value its rows hold unique is no key for a name alone
+                    if u.columns[k].family == c.family and k not in u.inferred_alternates
                 ),
                 key=lambda x: -x[0],
             )
@@ -296,8 +301,9 @@ def propose_by_name(ctx: Discoverer) -> None:
             if not fits or fits[0][0] < NAME_VOUCHES or tied:
                 continue
             fit, u, k = fits[0]
-            if c.name in t.single_keys() and not names_other(t, c.name, u, fit):
-                continue
+            declared_key = c.name in t.single_keys() and c.name not in t.inferred
+            if declared_key or (c.name in t.single_keys() and not names_other(t, c.name, u, fit)):
+                continue  # an empty table's declared key is its own, not another's
             ctx.references[(t.name, c.name)] = _Reference(t.name, c.name, u.name, k, False)
             where = "the table has no rows" if not t.rows else "the column is NULL on every row"
             ctx.add(
@@ -318,3 +324,10 @@ def propose_by_name(ctx: Discoverer) -> None:
                     violations=0,
                 )
             )
+
+
+def _names_a_table(ctx: Discoverer, column: str) -> bool:
+    """The column's name names some table (`personid` -> `person`): values that fit
+    another key without a name are then no evidence (its own target may be empty)."""
+    stem = column_stem(column, "id")
+    return any(name_fit(stem, u.name) >= 0.6 for u in ctx.tables.values())
