@@ -350,6 +350,26 @@ def load_dump(path: Path) -> Callable[[str], None]:
     return load
 
 
+def load_script(path: Path) -> Callable[[str], None]:
+    """Another real database (`--extra`): a plain SQL file run with psql from its own
+    directory (an install script's relative `\\copy` paths), gzipped or not. What fails to
+    load is left out (a sample whose data files are incomplete still measures the rest)."""
+
+    def load(uri: str) -> None:
+        data = path.read_bytes()
+        if path.suffix == ".gz":
+            data = gzip.decompress(data)
+        done = subprocess.run(
+            [psql_binary(), "-X", "-q", "-d", uri, "-f", "-"],
+            input=data, capture_output=True, cwd=path.parent,
+        )
+        errors = done.stderr.decode(errors="replace").count("ERROR:")
+        if done.returncode != 0 or errors:
+            print(f"{path.name}: {errors} statements failed to load", file=sys.stderr)
+
+    return load
+
+
 def load_demo(requests: int, seed: int) -> Callable[[str], None]:
     def load(uri: str) -> None:
         from pipeline.demo import build_sample
@@ -410,7 +430,12 @@ DJANGO_PROJECTS = [
 
 
 def corpus(
-    directory: Path, *, demo_requests: int, django: bool, only: set[str] | None
+    directory: Path,
+    *,
+    demo_requests: int,
+    django: bool,
+    only: set[str] | None,
+    extra: tuple[Path, ...] = (),
 ) -> tuple[list[Source], list[str]]:
     """The corpus databases, and a message for each one left out."""
     sources: list[Source] = []
@@ -436,6 +461,9 @@ def corpus(
                 "models' db_constraint=False references)",
                 load_django(project), django_truth(project),
             ))
+    for path in extra:
+        sources.append(Source(path.stem.removesuffix(".sql"), f"{path} (--extra)",
+                              load_script(path)))
     if only:
         skipped += [f"{s.name}: not in --only" for s in sources if s.name not in only]
         sources = [s for s in sources if s.name in only]
@@ -673,6 +701,23 @@ class Result:
         return Score(self.declared, self.found, self.true_positives)
 
 
+def user_schemas(uri: str) -> list[str]:
+    """The schemas that hold a table (a database of several schemas is discovered whole, as
+    its declared foreign keys are read)."""
+    conn = psycopg2.connect(uri)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT DISTINCT n.nspname FROM pg_class c JOIN pg_namespace n "
+                "ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p') "
+                "AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%' "
+                "ORDER BY 1"
+            )
+            return [r[0] for r in cur.fetchall()]
+    finally:
+        conn.close()
+
+
 def evaluate(
     server_uri: str,
     base: str,
@@ -697,8 +742,10 @@ def evaluate(
         result.not_dropped = drop_constraints(uri, variant)
         suite_path = here / "suite.yml"
         log = here / "discover.log"
+        schemas = [arg for name in user_schemas(uri) for arg in ("--schema", name)]
         wall, code, peak_kb = run_child(
-            ["-m", "pipeline", "discover", "--db", uri, "--out", str(suite_path), "--quiet"], log
+            ["-m", "pipeline", "discover", "--db", uri, "--out", str(suite_path), "--quiet",
+             *schemas], log
         )
         result.discover_s, result.discover_peak_mb = wall, peak_kb / 1024
         if code != 0:
@@ -847,6 +894,9 @@ def main(argv: list[str] | None = None) -> None:
                         f"DATABASE; databases named {PREFIX}* are made and dropped)")
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS,
                         help=f"the directory of the dumps (default: {DEFAULT_CORPUS})")
+    parser.add_argument("--extra", action="append", type=Path, default=[], metavar="FILE",
+                        help="another real database to measure (repeat): a plain SQL file, "
+                        "gzipped or not, run with psql from its directory; named by the file")
     parser.add_argument("--only", action="append", default=None, metavar="NAME",
                         help=f"only this database (repeat): {', '.join(DUMPS)}, astegni-demo, "
                         "django-shop, django-apps")
@@ -863,7 +913,8 @@ def main(argv: list[str] | None = None) -> None:
     variants = args.variant or sorted(VARIANTS)
     sources, skipped = corpus(args.corpus, demo_requests=args.demo_requests,
                               django=not args.no_django,
-                              only=set(args.only) if args.only else None)
+                              only=set(args.only) if args.only else None,
+                              extra=tuple(p.resolve() for p in args.extra))
     for message in skipped:
         print(f"left out: {message}", file=sys.stderr)
     if not sources:
