@@ -20,6 +20,7 @@ from pipeline.discover.model import (
     DeclaredReference,
     Proposal,
     TableInfo,
+    _composite_key,
     _ranked,
     _Reference,
     check_id,
@@ -241,7 +242,9 @@ def propose_declared(
     ):
         propose_reference(ctx, t, d.columns[0], questioned[0], questioned[1], declared=d)
         return
-    if t.key is not None and ctx.tables[d.target].key is not None:
+    if t.key is not None or _composite_key(t) is not None:
+        # a declared foreign key is a data check wherever its rows can be named: a table keyed
+        # by one column, by several (a link table), or by what its rows hold (keys stage)
         check = {
             "id": check_id(d.table, d.columns[0], "reference"),
             "kind": "reference",
