@@ -75,8 +75,13 @@ def keys_for(
                 [column_fit(ctx, t, c.name, u, k)]
                 + [value_fit(ctx, v, u, t, disc) for v in values if disc is not None]
             )
-            if disc is None and fit < NAME_VOUCHES and base_type(c.type) != base_type(kc.type):
+            differ = base_type(c.type) != base_type(kc.type)
+            if differ and disc is None and fit < NAME_VOUCHES:
                 continue  # not declared as the key is, and no name says otherwise (`_ranked`)
+            if differ and disc is not None and c.family == "number" and not (
+                {base_type(c.type), base_type(kc.type)} <= _INTEGER_TYPES
+            ):
+                continue  # ids by type: integers of any width, never a price against an id
             if fit < NAME_VOUCHES and k in u.inferred_alternates:
                 continue  # a natural value unique by its rows (an address) is a key by name only
             out.append(((-fit, -_range_jaccard(prof.low, prof.high, kp.low, kp.high)), u, k))
