@@ -510,15 +510,14 @@ def _rows_of(
 def _agreement(pairs: list[tuple[str, str]], other: str) -> list[str]:
     """Per (row column, column of the joined row `other`): how many joined rows have both
     set, and how many agree. Compared as text: an enum, a varchar and a text column holding
-    the same words agree (and an enum is not comparable with text as it is). A blank
-    value is no value: two empty strings agree on nothing (a form's unfilled fields)."""
+    the same words agree (and an enum is not comparable with text as it is). An empty
+    string is no value: two agree on nothing (a form's unfilled fields)."""
     exprs = []
     for mine, theirs in pairs:
-        te = f"nullif(btrim(t.{_q(mine)}::text), '')"
-        oa = f"nullif(btrim({other}.{_q(theirs)}::text), '')"
-        exprs += [
-            f"count(*) FILTER (WHERE {te} IS NOT NULL AND {oa} IS NOT NULL)",
-            f"count(*) FILTER (WHERE {te} = {oa})",
+        te, oa = f"t.{_q(mine)}::text", f"{other}.{_q(theirs)}::text"
+        exprs += [  # NULL <> '' is not true: a NULL is not set either
+            f"count(*) FILTER (WHERE {te} <> '' AND {oa} <> '')",
+            f"count(*) FILTER (WHERE {te} = {oa} AND {te} <> '')",
         ]
     return exprs
 
