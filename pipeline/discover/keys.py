@@ -53,22 +53,15 @@ def infer_key(ctx: Discoverer, t: TableInfo) -> None:
     columns = columns[:MAX_KEY_COLUMNS]
     if not columns:
         return
-    pairs = list(itertools.combinations(columns[:MAX_PAIR_COLUMNS], 2))
-    exprs = [f"count(DISTINCT {_q(c)})" for c in columns] + [
-        f"count(DISTINCT ({_q(a)}, {_q(b)}))" for a, b in pairs
-    ]
-    got = ctx.attempt(f"keys of {t.name}", sa.text(f"SELECT {', '.join(exprs)} FROM {_q_table(t)}"))
-    if not got:
-        return
-    counts = list(got[0])
-    singles = [c for c, n in zip(columns, counts, strict=False) if n == t.rows]
+    singles = [c for c, n in zip(columns, _distinct(ctx, t, columns), strict=True) if n == t.rows]
     if singles:
         t.inferred = [singles[0]]
         t.inferred_alternates = singles[1:]
-    else:
-        doubles = [
-            list(p) for p, n in zip(pairs, counts[len(columns) :], strict=True) if n == t.rows
-        ]
+    else:  # only where no column will do: a pair (a link table without its key)
+        pairs = list(itertools.combinations(columns[:MAX_PAIR_COLUMNS], 2))
+        tuples = [f"({_q(a)}, {_q(b)})" for a, b in pairs]
+        held = zip(pairs, _distinct(ctx, t, tuples, quoted=True), strict=True)
+        doubles = [list(p) for p, n in held if n == t.rows]
         if not doubles:
             return
         t.inferred = doubles[0]
@@ -88,6 +81,18 @@ def infer_key(ctx: Discoverer, t: TableInfo) -> None:
             violations=0,
         )
     )
+
+
+def _distinct(
+    ctx: Discoverer, t: TableInfo, exprs: list[str], *, quoted: bool = False
+) -> list[int]:
+    """The distinct values of each column (or row of columns) of `t`, in one statement;
+    none where PostgreSQL refuses it (a type without equality is no key)."""
+    if not exprs:
+        return []
+    counts = ", ".join(f"count(DISTINCT {e if quoted else _q(e)})" for e in exprs)
+    got = ctx.attempt(f"keys of {t.name}", sa.text(f"SELECT {counts} FROM {_q_table(t)}"))
+    return [int(n) for n in got[0]] if got else [-1] * len(exprs)
 
 
 def _id_like(column: str, t: TableInfo) -> float:
