@@ -21,6 +21,7 @@ from pipeline.checks.base import (
     check_rules,
     cut_text,
     guard_value,
+    is_true,
     key_value,
 )
 from pipeline.suite import Suite
@@ -81,7 +82,7 @@ class TablePlan:
         # of a big table stays in memory for the diagnosis branches, which read it again).
         diagnosing = []
         for i, rule in enumerate(self.rules):
-            flag = rule.flag.is_(sa.true())
+            flag = is_true(rule.flag)
             cols.append(flag.label(f"f{i}"))
             cols.append(sa.case((flag, rule.value)).label(f"v{i}"))
             for name, expr in rule.carry.items():
@@ -92,7 +93,7 @@ class TablePlan:
         if diagnosing:
             needed = sa.or_(*diagnosing)
             cols.extend(sa.case((needed, scan.col(c))).label(f"c_{c}") for c in carried_columns)
-        where = sa.or_(*(r.flag.is_(sa.true()) for r in self.rules))
+        where = sa.or_(*(is_true(r.flag) for r in self.rules))
         if not diagnosing:
             shown = [
                 cut_text(c.element).label(c.name)
@@ -166,7 +167,7 @@ class TablePlan:
                 f"d{i}_{level}"
             )
         diag = dg.conclude(named(d), column(d))
-        flag = diag.flag.is_(sa.true()) if diag.flag is not None else sa.true()
+        flag = is_true(diag.flag) if diag.flag is not None else sa.true()
         given = {
             f"f{i}": flag,
             f"v{i}": d.c[f"v{i}"],

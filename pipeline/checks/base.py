@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import distinct_on
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.elements import ColumnElement, Grouping
 from sqlalchemy.sql.selectable import TableClause
 
 from pipeline import sqltext
@@ -33,6 +33,15 @@ class ColumnType:
 ColumnTypes = Mapping[tuple[str, str], ColumnType]
 """(table, column) -> its type, for the tables a suite names
 (`pipeline.checks.catalog.column_types`)."""
+
+
+
+def is_true(expr: Any) -> Any:
+    """`(expr) IS true`: TRUE or FALSE, never NULL. Parenthesised whatever `expr` is, so a
+    negated condition cannot bind tighter than intended: SQLAlchemy writes `NOT x IS true`
+    for `not_(x).is_(true())`, which PostgreSQL reads as `NOT (x IS true)`, TRUE for a NULL
+    `x`; `(NOT x) IS true` is not."""
+    return Grouping(expr).is_(sa.true())
 
 
 def comparable(a: ColumnType | None, b: ColumnType | None) -> bool:

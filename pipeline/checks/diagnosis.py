@@ -62,6 +62,7 @@ from pipeline.checks.base import (
     Step,
     compile_condition,
     equal_as,
+    is_true,
     not_one_of,
     one_of,
     table_clause,
@@ -121,7 +122,7 @@ def match(column: str, expr: Any) -> Callable[[Any], Any]:
 
 def definite(expr: Any) -> Any:
     """TRUE or FALSE, never NULL: facts feed CASE conditions and NOT."""
-    return expr.is_(sa.true())
+    return is_true(expr)
 
 
 def text(*parts: Any) -> Any:

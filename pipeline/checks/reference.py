@@ -23,6 +23,7 @@ from pipeline.checks.base import (
     TableScan,
     as_text,
     equal_as,
+    is_true,
     not_one_of,
     one_of,
 )
@@ -444,7 +445,7 @@ def _rules(
         check.column,
         flag,
         as_text(ref),
-        carry={"missing": missing.is_(sa.true())},
+        carry={"missing": is_true(missing)},
         columns=check.row_columns(),
         diagnoser=ReferenceDiagnoser(
             column=check.column,
