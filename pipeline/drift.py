@@ -41,7 +41,12 @@ SELECT fact FROM (
                                          ORDER BY k.ord)
             FROM pg_catalog.unnest(c.conkey) WITH ORDINALITY k(attnum, ord)
             JOIN pg_catalog.pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.attnum),
-           c.confdeltype::text, c.confupdtype::text,
+           CASE c.confdeltype WHEN 'c' THEN 'cascade' WHEN 'n' THEN 'set null'
+                              WHEN 'd' THEN 'set default' WHEN 'r' THEN 'restrict'
+                              ELSE 'no action' END,
+           CASE c.confupdtype WHEN 'c' THEN 'cascade' WHEN 'n' THEN 'set null'
+                              WHEN 'd' THEN 'set default' WHEN 'r' THEN 'restrict'
+                              ELSE 'no action' END,
            CASE WHEN c.condeferrable THEN ' deferrable' ELSE '' END)
   FROM pg_catalog.pg_constraint c
   JOIN pg_catalog.pg_class r ON r.oid = c.conrelid
