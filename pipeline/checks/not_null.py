@@ -15,6 +15,7 @@ class NotNullCheck(Filtered, Check):
     """`not_null`: none of `columns` may be NULL (in the rows `where` keeps); one finding
     per row and column."""
 
+    written_order = ("columns", "where")
     kind: Literal["not_null"]
     columns: list[str] = Field(min_length=1)
 

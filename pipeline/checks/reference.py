@@ -56,6 +56,10 @@ class Reference(Filtered, Check):
     """What every reference kind is: the row names a target row through `column`."""
 
     repairs: ClassVar[bool] = True
+    written_order = (
+        "column", "columns", "discriminator", "lookup", "target", "targets", "mis_key", "where",
+        "severity", "on_orphan", "repair",
+    )
 
     column: str = ""
     columns: list[str] | None = None
@@ -109,6 +113,14 @@ class Reference(Filtered, Check):
                         "`column:`, or the reference `columns: [...]` as many"
                     )
         return self
+
+    def written(self) -> dict[str, Any]:
+        """As `Check.written`; a composite reference's `on_orphan: report`, its only
+        choice, goes without saying."""
+        data = super().written()
+        if self.columns and data.get("on_orphan") == "report":
+            del data["on_orphan"]
+        return data
 
     def key_of_row(self) -> list[str]:
         """The referencing columns: `[column]` or `columns`."""

@@ -59,6 +59,7 @@ class UniqueCheck(Filtered, Check):
 
     stage: ClassVar[Stage] = "set"
 
+    written_order = ("columns", "expressions", "where", "nulls", "description")
     kind: Literal["unique"]
     columns: list[str] = Field(default_factory=list)
     expressions: list[str] | None = None
