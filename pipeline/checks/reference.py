@@ -190,6 +190,29 @@ class ReferenceCheck(Reference):
     kind: Literal["reference"]
     target: ColumnRef
 
+    @classmethod
+    def propose(
+        cls,
+        id: str,
+        table: str,
+        columns: list[str],
+        target: str,
+        target_columns: list[str],
+        *,
+        mis_key: MisKey | dict[str, Any] | None = None,
+    ) -> Self:
+        """`columns` of `table` naming `target_columns` of `target`, as a suite writes it:
+        `column:` and `target: {table, column}` for one column, `columns:` and `target:
+        {table, columns}` for a composite key."""
+        data: dict[str, Any] = {"id": id, "kind": "reference", "table": table}
+        if len(columns) == 1:
+            data |= {"column": columns[0], "target": {"table": target, "column": target_columns[0]}}
+        else:
+            data |= {"columns": columns, "target": {"table": target, "columns": target_columns}}
+        if mis_key is not None:
+            data["mis_key"] = mis_key
+        return cls.model_validate(data)
+
     def refs(self) -> list[ColumnRef]:
         return [self.target]
 

@@ -11,6 +11,7 @@ import itertools
 
 import sqlalchemy as sa
 
+from pipeline.checks import UniqueCheck
 from pipeline.discover.context import Discoverer
 from pipeline.discover.model import Proposal, TableInfo, _q, _q_table, check_id
 from pipeline.discover.names import tokens
@@ -75,13 +76,12 @@ def infer_key(ctx: Discoverer, t: TableInfo) -> None:
     names = ", ".join(t.inferred)
     ctx.add(
         Proposal(
-            {
-                "id": check_id(t.name, *t.inferred, "unique"),
-                "kind": "unique",
-                "table": t.name,
-                "columns": list(t.inferred),
-                "description": f"{names}: the key the rows hold (the catalog declares none)",
-            },
+            UniqueCheck.propose(
+                check_id(t.name, *t.inferred, "unique"),
+                t.name,
+                list(t.inferred),
+                description=f"{names}: the key the rows hold (the catalog declares none)",
+            ),
             "data",
             0.8,
             [f"{names} NOT NULL and unique on all {t.rows} rows; no key in the catalog"],
