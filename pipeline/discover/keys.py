@@ -28,8 +28,9 @@ def needs_key(t: TableInfo) -> bool:
     return not t.primary_key and not t.all_uniques()
 
 
-def infer_key(ctx: Discoverer, t: TableInfo) -> None:
-    """Set `t.inferred` to the key its rows hold, if any, and propose it as a `unique`.
+def infer_key(ctx: Discoverer, t: TableInfo) -> Proposal | None:
+    """Set `t.inferred` to the key its rows hold, if any, and return it as a `unique` to
+    propose (the caller adds it, in table order, whichever connection read it).
     An empty table holds no evidence but its names: a NOT NULL column named as its
     table's key is (`id`, `order_id` of `orders`), or its first column named as a key
     (`customer_type_id` of `customer_demographics`), so that
@@ -44,7 +45,7 @@ def infer_key(ctx: Discoverer, t: TableInfo) -> None:
         ]
         if named:
             t.inferred = [named[0].name]
-        return
+        return None
     columns = [
         c.name
         for c in t.columns.values()
@@ -53,14 +54,14 @@ def infer_key(ctx: Discoverer, t: TableInfo) -> None:
     columns.sort(key=lambda name: -_id_like(name, t))
     columns = columns[:MAX_KEY_COLUMNS]
     if not columns:
-        return
+        return None
     pairs = list(itertools.combinations(columns[:MAX_PAIR_COLUMNS], 2))
     exprs = [f"count(DISTINCT {_q(c)})" for c in columns] + [
         f"count(DISTINCT ({_q(a)}, {_q(b)}))" for a, b in pairs
     ]
     got = ctx.attempt(f"keys of {t.name}", sa.text(f"SELECT {', '.join(exprs)} FROM {_q_table(t)}"))
     if not got:
-        return
+        return None
     counts = list(got[0])
     singles = [c for c, n in zip(columns, counts, strict=False) if n == t.rows]
     if singles:
@@ -71,22 +72,20 @@ def infer_key(ctx: Discoverer, t: TableInfo) -> None:
             list(p) for p, n in zip(pairs, counts[len(columns) :], strict=True) if n == t.rows
         ]
         if not doubles:
-            return
+            return None
         t.inferred = doubles[0]
     names = ", ".join(t.inferred)
-    ctx.add(
-        Proposal(
-            UniqueCheck.propose(
-                check_id(t.name, *t.inferred, "unique"),
-                t.name,
-                list(t.inferred),
-                description=f"{names}: the key the rows hold (the catalog declares none)",
-            ),
-            "data",
-            0.8,
-            [f"{names} NOT NULL and unique on all {t.rows} rows; no key in the catalog"],
-            violations=0,
-        )
+    return Proposal(
+        UniqueCheck.propose(
+            check_id(t.name, *t.inferred, "unique"),
+            t.name,
+            list(t.inferred),
+            description=f"{names}: the key the rows hold (the catalog declares none)",
+        ),
+        "data",
+        0.8,
+        [f"{names} NOT NULL and unique on all {t.rows} rows; no key in the catalog"],
+        violations=0,
     )
 
 

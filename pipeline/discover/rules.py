@@ -161,7 +161,7 @@ def value_sets(ctx: Discoverer, t: TableInfo, discriminators: dict[str, list[str
         else:
             allowed = [
                 v
-                for v, n in sorted(values.items(), key=lambda x: -x[1])
+                for v, n in sorted(values.items(), key=lambda x: (-x[1], x[0]))
                 if n >= RARE_VALUE_SHARE * total
             ]
             why = f"each of these values is {_pct(RARE_VALUE_SHARE)} of the rows or more"
