@@ -66,6 +66,10 @@ class ConstraintCheck(_CatalogCheck):
     it must not exist (a foreign key to the wrong key space). `for_check: <id>` names the row
     check a CHECK enforces: what the CHECK allows is compared with what the rule allows."""
 
+    written_order = (
+        "name", "type", "columns", "references", "on_delete", "validated", "absent", "for_check",
+        "description",
+    )
     kind: Literal["constraint"]
     name: str | None = None
     type: Literal["foreign_key", "check", "unique", "primary_key"]
@@ -181,6 +185,7 @@ class ConstraintCheck(_CatalogCheck):
 class IndexCheck(_CatalogCheck):
     """`index`: an index `name` exists (on `columns`, when given) and is valid."""
 
+    written_order = ("name", "columns")
     kind: Literal["index"]
     name: str
     columns: list[str] | None = None

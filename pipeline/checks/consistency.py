@@ -21,6 +21,7 @@ class ConsistencyCheck(Check):
     `target: {table, columns: [...]}`; a row with a NULL in any of them names no row (MATCH
     SIMPLE) and passes."""
 
+    written_order = ("column", "columns", "target", "match")
     kind: Literal["consistency"]
     column: str = ""
     columns: list[str] | None = None

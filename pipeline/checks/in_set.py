@@ -20,6 +20,7 @@ class InSetCheck(Filtered, Check):
     values says so explicitly. `where` limits the rows checked."""
 
     holds_values: ClassVar[bool] = True
+    written_order = ("column", "values", "where")
     kind: Literal["in_set"]
     column: str
     values: list[Scalar] = Field(min_length=1)

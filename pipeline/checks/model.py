@@ -330,6 +330,10 @@ class Check(Model):
     """True: the kind's rules hold values of the suite (a set, a regex, bounds, a rule's
     constants), which PostgreSQL checks against the columns' types before the audit."""
 
+    written_order: ClassVar[tuple[str, ...]] = ()
+    """The order a suite file gives the kind's keys after `id`, `kind` and `table` (see
+    `written`); keys it leaves out follow in the model's order."""
+
     id: str = Field(pattern=r"^[A-Za-z0-9_.:-]+$")
     table: TableName
     severity: Severity = "error"
@@ -339,6 +343,14 @@ class Check(Model):
     @property
     def family(self) -> str:
         return str(getattr(self, "kind"))  # noqa: B009  (every subclass has `kind`)
+
+    def written(self) -> dict[str, Any]:
+        """The check as a suite file writes it: the keys it was given (a default is written
+        only where it was given), as YAML reads them back, `id`, `kind` and `table` first,
+        then in `written_order`."""
+        data = self.model_dump(mode="json", by_alias=True, exclude_unset=True)
+        first = [k for k in ("id", "kind", "table", *self.written_order) if k in data]
+        return {k: data[k] for k in first} | {k: v for k, v in data.items() if k not in first}
 
     def column_list(self) -> list[str]:
         """The columns of `table` the check is about (results, reports)."""

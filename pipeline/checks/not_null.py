@@ -2,21 +2,32 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import sqlalchemy as sa
 from pydantic import Field
 
 from pipeline.checks.base import RowRule, TableScan
-from pipeline.checks.model import Check, Filtered, GxSpec
+from pipeline.checks.model import Check, Condition, Filtered, GxSpec
 
 
 class NotNullCheck(Filtered, Check):
     """`not_null`: none of `columns` may be NULL (in the rows `where` keeps); one finding
     per row and column."""
 
+    written_order = ("columns", "where")
     kind: Literal["not_null"]
     columns: list[str] = Field(min_length=1)
+
+    @classmethod
+    def propose(
+        cls, id: str, table: str, columns: list[str], *, where: Condition | None = None
+    ) -> Self:
+        """None of `columns` of `table` is NULL (in the rows `where` keeps)."""
+        data: dict[str, Any] = {"id": id, "kind": "not_null", "table": table, "columns": columns}
+        if where is not None:
+            data["where"] = where
+        return cls.model_validate(data)
 
     def column_list(self) -> list[str]:
         return list(self.columns)

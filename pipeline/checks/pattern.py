@@ -16,6 +16,7 @@ class PatternCheck(Filtered, Check):
     a regex it rejects is exit 2 before the audit); `where` limits the rows checked."""
 
     holds_values: ClassVar[bool] = True
+    written_order = ("column", "regex", "description", "where")
     kind: Literal["pattern"]
     column: str
     regex: str

@@ -20,6 +20,7 @@ class RangeCheck(Filtered, Check):
     cannot is exit 2 before the audit. `where` limits the rows checked."""
 
     holds_values: ClassVar[bool] = True
+    written_order = ("column", "min", "max", "exclusive", "where")
     kind: Literal["range"]
     column: str
     min: Bound | None = None

@@ -57,6 +57,10 @@ class Reference(Filtered, Check):
     """What every reference kind is: the row names a target row through `column`."""
 
     repairs: ClassVar[bool] = True
+    written_order = (
+        "column", "columns", "discriminator", "lookup", "target", "targets", "mis_key", "where",
+        "severity", "on_orphan", "repair",
+    )
 
     column: str = ""
     columns: list[str] | None = None
@@ -110,6 +114,14 @@ class Reference(Filtered, Check):
                         "`column:`, or the reference `columns: [...]` as many"
                     )
         return self
+
+    def written(self) -> dict[str, Any]:
+        """As `Check.written`; a composite reference's `on_orphan: report`, its only
+        choice, goes without saying."""
+        data = super().written()
+        if self.columns and data.get("on_orphan") == "report":
+            del data["on_orphan"]
+        return data
 
     def key_of_row(self) -> list[str]:
         """The referencing columns: `[column]` or `columns`."""
@@ -178,6 +190,29 @@ class ReferenceCheck(Reference):
 
     kind: Literal["reference"]
     target: ColumnRef
+
+    @classmethod
+    def propose(
+        cls,
+        id: str,
+        table: str,
+        columns: list[str],
+        target: str,
+        target_columns: list[str],
+        *,
+        mis_key: MisKey | dict[str, Any] | None = None,
+    ) -> Self:
+        """`columns` of `table` naming `target_columns` of `target`, as a suite writes it:
+        `column:` and `target: {table, column}` for one column, `columns:` and `target:
+        {table, columns}` for a composite key."""
+        data: dict[str, Any] = {"id": id, "kind": "reference", "table": table}
+        if len(columns) == 1:
+            data |= {"column": columns[0], "target": {"table": target, "column": target_columns[0]}}
+        else:
+            data |= {"columns": columns, "target": {"table": target, "columns": target_columns}}
+        if mis_key is not None:
+            data["mis_key"] = mis_key
+        return cls.model_validate(data)
 
     def refs(self) -> list[ColumnRef]:
         return [self.target]

@@ -16,6 +16,7 @@ class RowRuleCheck(Filtered, Check):
     findings show (default: the columns the conditions read)."""
 
     holds_values: ClassVar[bool] = True
+    written_order = ("columns", "description", "where", "require")
     kind: Literal["row_rule"]
     require: Condition
     columns: list[str] | None = None

@@ -14,7 +14,7 @@ confirms before the audit (`sql_problem`); constraints.sql builds that index.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 
 import sqlalchemy as sa
 from pydantic import Field, model_validator
@@ -36,7 +36,7 @@ from pipeline.checks.expression import (
     parse_expression,
     volatility_problem,
 )
-from pipeline.checks.model import Check, Filtered, Stage
+from pipeline.checks.model import Check, Condition, Filtered, Stage
 from pipeline.sqltext import comment, ident, object_name
 
 if TYPE_CHECKING:
@@ -59,10 +59,33 @@ class UniqueCheck(Filtered, Check):
 
     stage: ClassVar[Stage] = "set"
 
+    written_order = ("columns", "expressions", "where", "nulls", "description")
     kind: Literal["unique"]
     columns: list[str] = Field(default_factory=list)
     expressions: list[str] | None = None
     nulls: Literal["distinct", "equal"] = "distinct"
+
+    @classmethod
+    def propose(
+        cls,
+        id: str,
+        table: str,
+        columns: list[str],
+        *,
+        where: Condition | dict[str, Any] | None = None,
+        nulls_equal: bool = False,
+        description: str | None = None,
+    ) -> Self:
+        """No two rows of `table` (of those `where` keeps) share `columns`; with
+        `nulls_equal`, NULLs match NULLs (`nulls: equal`, `UNIQUE NULLS NOT DISTINCT`)."""
+        data: dict[str, Any] = {"id": id, "kind": "unique", "table": table, "columns": columns}
+        if where is not None:
+            data["where"] = where
+        if nulls_equal:
+            data["nulls"] = "equal"
+        if description is not None:
+            data["description"] = description
+        return cls.model_validate(data)
 
     @model_validator(mode="after")
     def _keys(self) -> UniqueCheck:

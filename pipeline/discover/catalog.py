@@ -9,6 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from pipeline import sqltext
+from pipeline.checks import ConstraintCheck, IndexCheck, InSetCheck, NotNullCheck, UniqueCheck
 from pipeline.checks.relations import Definitions, read_schema_tables
 from pipeline.discover.context import Discoverer
 from pipeline.discover.model import (
@@ -129,12 +130,7 @@ def catalog_proposals(ctx: Discoverer) -> None:
         if required and keyed:
             ctx.add(
                 Proposal(
-                    {
-                        "id": check_id(t.name, "not_null"),
-                        "kind": "not_null",
-                        "table": t.name,
-                        "columns": required,
-                    },
+                    NotNullCheck.propose(check_id(t.name, "not_null"), t.name, required),
                     "catalog",
                     1.0,
                     [f"NOT NULL in the catalog: {', '.join(required)}"],
@@ -150,13 +146,15 @@ def catalog_proposals(ctx: Discoverer) -> None:
                 typed = [int(v) for v in values]
             ctx.add(
                 Proposal(
-                    {
-                        "id": check_id(t.name, column, "in_set"),
-                        "kind": "in_set",
-                        "table": t.name,
-                        "column": column,
-                        "values": typed,
-                    },
+                    InSetCheck.model_validate(
+                        {
+                            "id": check_id(t.name, column, "in_set"),
+                            "kind": "in_set",
+                            "table": t.name,
+                            "column": column,
+                            "values": typed,
+                        }
+                    ),
                     "catalog",
                     1.0,
                     [f"CHECK in the catalog: {column} IN ({', '.join(values)})"],
@@ -171,19 +169,25 @@ def catalog_proposals(ctx: Discoverer) -> None:
         }
         if index_columns:
             check["columns"] = index_columns
-        ctx.add(Proposal(check, "catalog", 1.0, [f"index {name} in the catalog"]))
+        ctx.add(
+            Proposal(
+                IndexCheck.model_validate(check), "catalog", 1.0, [f"index {name} in the catalog"]
+            )
+        )
 
 
 def add_constraint(ctx: Discoverer, t: TableInfo, kind: str, cols: list[str], what: str) -> None:
     ctx.add(
         Proposal(
-            {
-                "id": check_id("catalog", t.name, kind, *cols),
-                "kind": "constraint",
-                "table": t.name,
-                "type": kind,
-                "columns": cols,
-            },
+            ConstraintCheck.model_validate(
+                {
+                    "id": check_id("catalog", t.name, kind, *cols),
+                    "kind": "constraint",
+                    "table": t.name,
+                    "type": kind,
+                    "columns": cols,
+                }
+            ),
             "catalog",
             1.0,
             [f"{what} in the catalog"],
@@ -192,14 +196,12 @@ def add_constraint(ctx: Discoverer, t: TableInfo, kind: str, cols: list[str], wh
 
 
 def add_unique(ctx: Discoverer, t: TableInfo, cols: list[str], what: str) -> None:
-    check: dict[str, Any] = {
-        "id": check_id(t.name, *cols, "unique"),
-        "kind": "unique",
-        "table": t.name,
-        "columns": cols,
-    }
-    if (t.name, tuple(cols)) in ctx.nulls_equal:
-        check["nulls"] = "equal"  # UNIQUE NULLS NOT DISTINCT
+    check = UniqueCheck.propose(
+        check_id(t.name, *cols, "unique"),
+        t.name,
+        cols,
+        nulls_equal=(t.name, tuple(cols)) in ctx.nulls_equal,  # UNIQUE NULLS NOT DISTINCT
+    )
     ctx.add(
         Proposal(
             check,

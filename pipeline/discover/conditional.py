@@ -9,6 +9,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from pipeline.checks import ConditionalReferenceCheck
 from pipeline.discover import inclusion, miskeys
 from pipeline.discover.context import Discoverer
 from pipeline.discover.model import (
@@ -179,7 +180,8 @@ def conditional(
     alternatives = [f"{disc} = {v!r}: {o.describe()}" for v, os_ in others.items() for o in os_[:2]]
     if plain is not None:
         alternatives.insert(0, f"one target for every row: {plain.describe()}")
-    return Proposal(check, "data", round(confidence, 3), evidence, alternatives, violations)
+    made = ConditionalReferenceCheck.model_validate(check)
+    return Proposal(made, "data", round(confidence, 3), evidence, alternatives, violations)
 
 
 def sti_wheres(

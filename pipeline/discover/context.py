@@ -150,17 +150,18 @@ class Discoverer:
             proposal.source == "data"
             and proposal.violations
             and proposal.kind not in ("reference", "conditional_reference")
-            and "severity" not in proposal.check
+            and "severity" not in proposal.model.model_fields_set
         ):
-            proposal.check["severity"] = "warn"
+            proposal.revise(severity="warn")
             proposal.evidence.append(
                 f"{proposal.violations} rows break it today: a warning, its rows for review"
             )
-        base = str(proposal.check["id"])
+        base = proposal.model.id
         cid, n = base, 1
         while cid in self.ids:
             n += 1
             cid = f"{base}-{n}"
         self.ids.add(cid)
-        proposal.check = {"id": cid, **{k: v for k, v in proposal.check.items() if k != "id"}}
+        if cid != base:
+            proposal.revise(id=cid)
         self.found.proposals.append(proposal)

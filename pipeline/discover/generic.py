@@ -9,6 +9,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from pipeline.checks import ConditionalReferenceCheck
 from pipeline.discover.context import Discoverer
 from pipeline.discover.model import (
     _INTEGER_TYPES,
@@ -303,4 +304,5 @@ def generic_proposal(
             "target's key range (an object since deleted, that the table keeps rows "
             "of): a warning, reported, not repaired"
         )
-    return Proposal(check, "data", round(confidence, 3), evidence, [], missing + other)
+    made = ConditionalReferenceCheck.model_validate(check)
+    return Proposal(made, "data", round(confidence, 3), evidence, [], missing + other)

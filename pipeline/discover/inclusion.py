@@ -10,6 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from pipeline.checks import ReferenceCheck
 from pipeline.discover.context import Discoverer
 from pipeline.discover.model import (
     _INTEGER_TYPES,
@@ -304,13 +305,9 @@ def propose_inferred_composite(
     key = best.column.split(", ")
     ctx.add(
         Proposal(
-            {
-                "id": check_id(t.name, "_".join(cols), "reference"),
-                "kind": "reference",
-                "table": t.name,
-                "columns": cols,
-                "target": {"table": best.table, "columns": key},
-            },
+            ReferenceCheck.propose(
+                check_id(t.name, "_".join(cols), "reference"), t.name, cols, best.table, key
+            ),
             "data",
             round(confidence, 3),
             [

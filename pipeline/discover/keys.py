@@ -11,6 +11,7 @@ import itertools
 
 import sqlalchemy as sa
 
+from pipeline.checks import UniqueCheck
 from pipeline.discover.context import Discoverer
 from pipeline.discover.model import Proposal, TableInfo, _q, _q_table, check_id
 from pipeline.discover.names import tokens
@@ -27,8 +28,9 @@ def needs_key(t: TableInfo) -> bool:
     return not t.primary_key and not t.all_uniques()
 
 
-def infer_key(ctx: Discoverer, t: TableInfo) -> None:
-    """Set `t.inferred` to the key its rows hold, if any, and propose it as a `unique`.
+def infer_key(ctx: Discoverer, t: TableInfo) -> Proposal | None:
+    """Set `t.inferred` to the key its rows hold, if any, and return it as a `unique` to
+    propose (the caller adds it, in table order, whichever connection read it).
     An empty table holds no evidence but its names: a NOT NULL column named as its
     table's key is (`id`, `order_id` of `orders`), or its first column named as a key
     (`customer_type_id` of `customer_demographics`), so that
@@ -43,7 +45,7 @@ def infer_key(ctx: Discoverer, t: TableInfo) -> None:
         ]
         if named:
             t.inferred = [named[0].name]
-        return
+        return None
     columns = [
         c.name
         for c in t.columns.values()
@@ -52,7 +54,7 @@ def infer_key(ctx: Discoverer, t: TableInfo) -> None:
     columns.sort(key=lambda name: -_id_like(name, t))
     columns = columns[:MAX_KEY_COLUMNS]
     if not columns:
-        return
+        return None
     singles = [c for c, n in zip(columns, _distinct(ctx, t, columns), strict=True) if n == t.rows]
     if singles:
         t.inferred = [singles[0]]
@@ -63,23 +65,20 @@ def infer_key(ctx: Discoverer, t: TableInfo) -> None:
         held = zip(pairs, _distinct(ctx, t, tuples, quoted=True), strict=True)
         doubles = [list(p) for p, n in held if n == t.rows]
         if not doubles:
-            return
+            return None
         t.inferred = doubles[0]
     names = ", ".join(t.inferred)
-    ctx.add(
-        Proposal(
-            {
-                "id": check_id(t.name, *t.inferred, "unique"),
-                "kind": "unique",
-                "table": t.name,
-                "columns": list(t.inferred),
-                "description": f"{names}: the key the rows hold (the catalog declares none)",
-            },
-            "data",
-            0.8,
-            [f"{names} NOT NULL and unique on all {t.rows} rows; no key in the catalog"],
-            violations=0,
-        )
+    return Proposal(
+        UniqueCheck.propose(
+            check_id(t.name, *t.inferred, "unique"),
+            t.name,
+            list(t.inferred),
+            description=f"{names}: the key the rows hold (the catalog declares none)",
+        ),
+        "data",
+        0.8,
+        [f"{names} NOT NULL and unique on all {t.rows} rows; no key in the catalog"],
+        violations=0,
     )
 
 

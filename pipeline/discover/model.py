@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pipeline import sqltext
+from pipeline.checks.model import Check
 from pipeline.discover.names import NAME_VOUCHES, tokens
 from pipeline.limits import DEFAULT_LOCK_TIMEOUT_S, DEFAULT_STATEMENT_TIMEOUT_S
 
@@ -254,9 +255,10 @@ class Candidate:
 
 @dataclass
 class Proposal:
-    """One check the discovered suite holds, with why it is there."""
+    """One check the discovered suite holds, with why it is there. The check is its kind's
+    own model (`pipeline.checks`), so a wrong key or value fails where it is proposed."""
 
-    check: dict[str, Any]
+    model: Check
     source: Source
     confidence: float
     evidence: list[str] = field(default_factory=list)
@@ -265,12 +267,22 @@ class Proposal:
     """Rows the check flags by the data read (None where not measured: catalog checks)."""
 
     @property
+    def check(self) -> dict[str, Any]:
+        """The check as the suite file writes it (a copy: change it with `revise`)."""
+        return self.model.written()
+
+    @property
     def kind(self) -> str:
-        return str(self.check["kind"])
+        return self.model.family
 
     @property
     def table(self) -> str:
-        return str(self.check["table"])
+        return self.model.table
+
+    def revise(self, **changes: Any) -> None:
+        """Set keys of the check, validated again as its kind's model."""
+        given = {k: getattr(self.model, k) for k in self.model.model_fields_set}
+        self.model = type(self.model).model_validate(given | changes)
 
 
 @dataclass
@@ -294,7 +306,7 @@ class Discovery:
             if (
                 p.kind == kind
                 and p.table == table
-                and (column is None or p.check.get("column") == column)
+                and (column is None or getattr(p.model, "column", None) == column)
             ):
                 return p
         return None

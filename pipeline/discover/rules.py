@@ -11,6 +11,14 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from pipeline.checks import (
+    ConsistencyCheck,
+    InSetCheck,
+    NotNullCheck,
+    PatternCheck,
+    RowRuleCheck,
+    UniqueCheck,
+)
 from pipeline.discover import miskeys
 from pipeline.discover.context import Discoverer
 from pipeline.discover.model import (
@@ -97,12 +105,9 @@ def rare_nulls(ctx: Discoverer, t: TableInfo) -> None:
     worst = max(n for _, n in rare) / t.rows
     ctx.add(
         Proposal(
-            {
-                "id": check_id(t.name, "not_null", "inferred"),
-                "kind": "not_null",
-                "table": t.name,
-                "columns": [c for c, _ in rare],
-            },
+            NotNullCheck.propose(
+                check_id(t.name, "not_null", "inferred"), t.name, [c for c, _ in rare]
+            ),
             "data",
             round(min(0.95, 1 - 10 * worst), 3),
             [f"{c} is NULL in {n} of {t.rows} rows ({_pct(n / t.rows)})" for c, n in rare],
@@ -156,7 +161,7 @@ def value_sets(ctx: Discoverer, t: TableInfo, discriminators: dict[str, list[str
         else:
             allowed = [
                 v
-                for v, n in sorted(values.items(), key=lambda x: -x[1])
+                for v, n in sorted(values.items(), key=lambda x: (-x[1], x[0]))
                 if n >= RARE_VALUE_SHARE * total
             ]
             why = f"each of these values is {_pct(RARE_VALUE_SHARE)} of the rows or more"
@@ -166,13 +171,15 @@ def value_sets(ctx: Discoverer, t: TableInfo, discriminators: dict[str, list[str
             continue
         ctx.add(
             Proposal(
-                {
-                    "id": check_id(t.name, c.name, "in_set"),
-                    "kind": "in_set",
-                    "table": t.name,
-                    "column": c.name,
-                    "values": allowed,
-                },
+                InSetCheck.model_validate(
+                    {
+                        "id": check_id(t.name, c.name, "in_set"),
+                        "kind": "in_set",
+                        "table": t.name,
+                        "column": c.name,
+                        "values": allowed,
+                    }
+                ),
                 "data",
                 round(min(0.9, 1 - 5 * share), 3),
                 [
@@ -196,12 +203,7 @@ def unique_references(ctx: Discoverer, t: TableInfo) -> None:
             continue
         ctx.add(
             Proposal(
-                {
-                    "id": check_id(t.name, column, "unique"),
-                    "kind": "unique",
-                    "table": t.name,
-                    "columns": [column],
-                },
+                UniqueCheck.propose(check_id(t.name, column, "unique"), t.name, [column]),
                 "data",
                 round(0.9 * min(1.0, (distinct / rows - 0.9) * 10), 3),
                 [
@@ -260,14 +262,16 @@ def consistencies(ctx: Discoverer, t: TableInfo) -> None:
                 continue
             ctx.add(
                 Proposal(
-                    {
-                        "id": check_id(t.name, column, e, "consistency"),
-                        "kind": "consistency",
-                        "table": t.name,
-                        "column": column,
-                        "target": {"table": u.name, "column": ref.target_column},
-                        "match": [{"column": e, "target_column": a}],
-                    },
+                    ConsistencyCheck.model_validate(
+                        {
+                            "id": check_id(t.name, column, e, "consistency"),
+                            "kind": "consistency",
+                            "table": t.name,
+                            "column": column,
+                            "target": {"table": u.name, "column": ref.target_column},
+                            "match": [{"column": e, "target_column": a}],
+                        }
+                    ),
                     "data",
                     round(0.9 * same / both, 3),
                     [
@@ -452,14 +456,16 @@ def ordering(ctx: Discoverer, t: TableInfo, a: str, b: str, both: int, lt: int, 
     share = lt / both
     ctx.add(
         Proposal(
-            {
-                "id": check_id(t.name, a, "after_" + b),
-                "kind": "row_rule",
-                "table": t.name,
-                "columns": [a, b],
-                "description": f"{a} is never before {b}",
-                "require": {"column": a, "ge": {"column": b}},
-            },
+            RowRuleCheck.model_validate(
+                {
+                    "id": check_id(t.name, a, "after_" + b),
+                    "kind": "row_rule",
+                    "table": t.name,
+                    "columns": [a, b],
+                    "description": f"{a} is never before {b}",
+                    "require": {"column": a, "ge": {"column": b}},
+                }
+            ),
             "data",
             round(min(0.95, 1 - 5 * share), 3),
             [
@@ -496,30 +502,33 @@ def set_when(
         return None
     share = violations / rows
     return Proposal(
-        {
-            "id": check_id(t.name, column, "matches_" + disc),
-            "kind": "row_rule",
-            "table": t.name,
-            "columns": [disc, column],
-            "description": f"{column} is set exactly when {disc} is one of {', '.join(set_values)}",
-            "where": {"column": disc, "in": order},
-            "require": {
-                "any": [
-                    {
-                        "all": [
-                            {"column": disc, "in": set_values},
-                            {"column": column, "is_null": False},
-                        ]
-                    },
-                    {
-                        "all": [
-                            {"column": disc, "in": null_values},
-                            {"column": column, "is_null": True},
-                        ]
-                    },
-                ]
-            },
-        },
+        RowRuleCheck.model_validate(
+            {
+                "id": check_id(t.name, column, "matches_" + disc),
+                "kind": "row_rule",
+                "table": t.name,
+                "columns": [disc, column],
+                "description": f"{column} is set exactly when {disc} is one of "
+                f"{', '.join(set_values)}",
+                "where": {"column": disc, "in": order},
+                "require": {
+                    "any": [
+                        {
+                            "all": [
+                                {"column": disc, "in": set_values},
+                                {"column": column, "is_null": False},
+                            ]
+                        },
+                        {
+                            "all": [
+                                {"column": disc, "in": null_values},
+                                {"column": column, "is_null": True},
+                            ]
+                        },
+                    ]
+                },
+            }
+        ),
         "data",
         round(min(0.95, 1 - 5 * share), 3),
         [
@@ -555,14 +564,16 @@ def pattern(
     share = hits / nonnull
     ctx.add(
         Proposal(
-            {
-                "id": check_id(t.name, column, "pattern"),
-                "kind": "pattern",
-                "table": t.name,
-                "column": column,
-                "regex": regex,
-                "description": what,
-            },
+            PatternCheck.model_validate(
+                {
+                    "id": check_id(t.name, column, "pattern"),
+                    "kind": "pattern",
+                    "table": t.name,
+                    "column": column,
+                    "regex": regex,
+                    "description": what,
+                }
+            ),
             "data",
             round(min(0.95, 1 - 3 * (1 - share)), 3),
             [f"{evidence} ({_pct(share)})"],
@@ -643,19 +654,15 @@ def composite_unique(
     nulls = equal > distinct
     dups = equal if nulls else distinct
     names = ", ".join(columns)
-    check: dict[str, Any] = {
-        "id": check_id(t.name, *(where or ["_".join(columns)]), "unique"),
-        "kind": "unique",
-        "table": t.name,
-        "columns": columns,
-    }
-    if where is not None:
-        check["where"] = {"column": where[0], "eq": where[1]}
-    if nulls:
-        check["nulls"] = "equal"
     whose = f" whose {where[0]} is {where[1]!r}" if where else ""
-    check["description"] = f"one row per {names}" + (
-        f" where {where[0]} is {where[1]!r}" if where else ""
+    check = UniqueCheck.propose(
+        check_id(t.name, *(where or ["_".join(columns)]), "unique"),
+        t.name,
+        columns,
+        where={"column": where[0], "eq": where[1]} if where is not None else None,
+        nulls_equal=nulls,
+        description=f"one row per {names}"
+        + (f" where {where[0]} is {where[1]!r}" if where else ""),
     )
     evidence = [
         f"{dups} of the {rows} rows{whose} repeat another's {names}"

@@ -89,7 +89,9 @@ def run_stages(ctx: Discoverer) -> None:
     keyless = [t for t in ctx.tables.values() if keys.needs_key(t)]
     if keyless:
         ctx.prog.stage("keys", len(keyless))
-        ctx.each(keyless, lambda t: keys.infer_key(ctx, t), lambda t: t.name)
+        for key in ctx.each(keyless, lambda t: keys.infer_key(ctx, t), lambda t: t.name):
+            if key is not None:
+                ctx.add(key)
     keyed = [t for t in ctx.tables.values() if t.key is not None]
     catalog.catalog_proposals(ctx)  # with the keys the rows hold
     families = {u.columns[k].family for u in ctx.tables.values() for k in u.single_keys()}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pipeline.checks import ConstraintCheck, ReferenceCheck
 from pipeline.discover import miskeys
 from pipeline.discover.context import Discoverer
 from pipeline.discover.model import (
@@ -77,7 +78,8 @@ def settle(
             else miskeys.mis_key(ctx, t, key[1], targets, proposal.check["discriminator"])
         )
         if got is not None:
-            proposal.check["mis_key"], more = got
+            mis_key, more = got
+            proposal.revise(mis_key=mis_key)
             proposal.evidence += more
         ctx.add(proposal)
         ctx.add(trigger_note(ctx, proposal, declared.get(key)))
@@ -100,15 +102,17 @@ def trigger_note(
             f"declared: {declared.name} -> {declared.target}({declared.target_columns[0]})"
         )
     return Proposal(
-        {
-            **check,
-            "type": "foreign_key",
-            "columns": [column],
-            "absent": True,
-            "description": f"{column} is a conditional reference (by "
-            f"{proposal.check['discriminator']}); a plain foreign key on it points at one "
-            "table only",
-        },
+        ConstraintCheck.model_validate(
+            {
+                **check,
+                "type": "foreign_key",
+                "columns": [column],
+                "absent": True,
+                "description": f"{column} is a conditional reference (by "
+                f"{proposal.check['discriminator']}); a plain foreign key on it points at one "
+                "table only",
+            }
+        ),
         "data",
         proposal.confidence,
         evidence,
@@ -127,13 +131,6 @@ def propose_reference(
     ctx.references[(t.name, column)] = _Reference(
         t.name, column, target.name, best.column, declared is not None, best
     )
-    check: dict[str, Any] = {
-        "id": check_id(t.name, column, "reference"),
-        "kind": "reference",
-        "table": t.name,
-        "column": column,
-        "target": {"table": target.name, "column": best.column},
-    }
     evidence = [f"{column}: {best.describe()}"]
     confidence = best.coverage
     if 0 < best.name < 0.6 and best.same_type and all(x.name == 0 for x in rest):
@@ -185,11 +182,20 @@ def propose_reference(
             f"the data and the name say {target.name}({best.column})"
         )
         evidence += questioned
+    mis_key = None
     if best.through or best.missing_rows:
         got = miskeys.mis_key(ctx, t, column, [(None, target.name)], None)
         if got is not None:
-            check["mis_key"], more = got
+            mis_key, more = got
             evidence += more
+    check = ReferenceCheck.propose(
+        check_id(t.name, column, "reference"),
+        t.name,
+        [column],
+        target.name,
+        [best.column],
+        mis_key=mis_key,
+    )
     ctx.add(
         Proposal(
             check,
@@ -224,7 +230,7 @@ def fk_proposal(
     if d.on_delete is not None and d.on_delete != "no_action":
         check["on_delete"] = d.on_delete
     return Proposal(
-        check,
+        ConstraintCheck.model_validate(check),
         "catalog",
         round(confidence, 3),
         [f"FOREIGN KEY {d.name} in the catalog", *evidence],
@@ -245,13 +251,13 @@ def propose_declared(
     if t.key is not None or _composite_key(t) is not None:
         # a declared foreign key is a data check wherever its rows can be named: a table keyed
         # by one column, by several (a link table), or by what its rows hold (keys stage)
-        check = {
-            "id": check_id(d.table, d.columns[0], "reference"),
-            "kind": "reference",
-            "table": d.table,
-            "column": d.columns[0],
-            "target": {"table": d.target, "column": d.target_columns[0]},
-        }
+        check = ReferenceCheck.propose(
+            check_id(d.table, d.columns[0], "reference"),
+            d.table,
+            d.columns[:1],
+            d.target,
+            d.target_columns[:1],
+        )
         evidence = [f"FOREIGN KEY {d.name} in the catalog"]
         if not d.validated:
             evidence.append("NOT VALID: existing rows were never checked")
@@ -261,13 +267,13 @@ def propose_declared(
 
 def propose_composite(ctx: Discoverer, d: DeclaredReference) -> None:
     ctx.add(fk_proposal(ctx, d, d.target, d.target_columns, 1.0, []))
-    reference = {
-        "id": check_id(d.table, "_".join(d.columns), "reference"),
-        "kind": "reference",
-        "table": d.table,
-        "columns": d.columns,
-        "target": {"table": d.target, "columns": d.target_columns},
-    }
+    reference = ReferenceCheck.propose(
+        check_id(d.table, "_".join(d.columns), "reference"),
+        d.table,
+        d.columns,
+        d.target,
+        d.target_columns,
+    )
     evidence = [f"FOREIGN KEY {d.name} in the catalog (composite: MATCH SIMPLE)"]
     if not d.validated:
         evidence.append("NOT VALID: existing rows were never checked")
@@ -311,13 +317,9 @@ def propose_by_name(ctx: Discoverer) -> None:
             where = "the table has no rows" if not t.rows else "the column is NULL on every row"
             ctx.add(
                 Proposal(
-                    {
-                        "id": check_id(t.name, c.name, "reference"),
-                        "kind": "reference",
-                        "table": t.name,
-                        "column": c.name,
-                        "target": {"table": u.name, "column": k},
-                    },
+                    ReferenceCheck.propose(
+                        check_id(t.name, c.name, "reference"), t.name, [c.name], u.name, [k]
+                    ),
                     "data",
                     BY_NAME,
                     [
