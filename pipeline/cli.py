@@ -538,7 +538,7 @@ def discover(
     """Write a suite for a database from its catalog and its data (read-only, one snapshot):
     declared constraints, references found in the data (conditional ones and mis-keys
     included), each with its evidence and confidence as comments."""
-    from pipeline.discover import DiscoverOptions, render_suite, summary, write_suite
+    from pipeline.discover import DiscoverOptions, render_suite, summary, thin_result, write_suite
     from pipeline.discover import discover as discover_suite
 
     def go() -> Any:
@@ -560,6 +560,8 @@ def discover(
     else:
         typer.echo(f"{summary(found, min_confidence)}; wrote {out} (run it: refaudit run "
                    f"--suite {out})")
+    for line in thin_result(found, min_confidence):  # why the suite holds no reference
+        typer.echo(line, err=True)
 
 
 suite_app = typer.Typer(

@@ -34,7 +34,7 @@ from pipeline.discover.model import (
     TableInfo,
 )
 from pipeline.discover.names import column_stem, name_fit, tokens
-from pipeline.discover.render import render_suite, summary, write_suite
+from pipeline.discover.render import render_suite, summary, thin_result, write_suite
 from pipeline.discover.run import discover
 
 __all__ = [
@@ -51,6 +51,7 @@ __all__ = [
     "name_fit",
     "render_suite",
     "summary",
+    "thin_result",
     "tokens",
     "write_suite",
 ]

@@ -104,3 +104,37 @@ def summary(found: Discovery, min_confidence: float = DEFAULT_MIN_CONFIDENCE) ->
         f"({len(inferred)} inferred from the data, {len(conditional)} conditional, "
         f"{len(mis)} with a mis-key)"
     )
+
+
+MAX_EXPLAINED = 3
+
+
+def thin_result(found: Discovery, min_confidence: float = DEFAULT_MIN_CONFIDENCE) -> list[str]:
+    """Why no reference was inferred from the data, when none was: the best candidates left
+    below `min_confidence` (and how to keep them), or that no column's values fit a key,
+    with the database's size (a handful of rows tells little)."""
+    refs = [p for p in found.proposals if p.kind in ("reference", "conditional_reference")]
+    if any(p.source == "data" and p.confidence >= min_confidence for p in refs):
+        return []
+    rows = sum(t.rows for t in found.tables.values())
+    below = sorted(
+        (p for p in refs if p.source == "data" and p.confidence < min_confidence),
+        key=lambda p: -p.confidence,
+    )
+    if below:
+        out = [
+            f"no reference inferred from the data reaches confidence {min_confidence}; "
+            f"the best below it (keep them with --min-confidence):"
+        ]
+        for p in below[:MAX_EXPLAINED]:
+            target = p.check.get("target") or {}
+            where = f" -> {target.get('table')}.{target.get('column')}" if target else ""
+            why = p.evidence[0] if p.evidence else ""
+            out.append(f"  {p.table}.{p.check.get('column')}{where} at {p.confidence:.2f}: {why}")
+        return out
+    return [
+        f"no reference inferred from the data: no column's values fit a key of another table "
+        f"({len(found.tables)} tables, {rows} rows in all"
+        + ("; with so few rows the values tell little" if rows < 100 else "")
+        + "); declare the references in the suite by hand, or run discover on fuller data"
+    ]
