@@ -72,11 +72,6 @@ def plural(n: int | None, word: str, words: str = "") -> str:
     return f"{fmt_int(count)} {word if count == 1 else (words or word + 's')}"
 
 
-def breakable(check_id: str) -> Markup:
-    """A dotted check id that may wrap after its dots."""
-    return Markup(".<wbr>").join(escape(part) for part in check_id.split("."))
-
-
 LONG_TOKEN = 24
 """Text without a space longer than this (a URL, a path, a long value) may wrap inside."""
 _AFTER_PUNCTUATION = re.compile(r"(?<=[._/\-@:,;=&?+|])")
@@ -98,6 +93,11 @@ def wrappable(text: object) -> Markup:
             pieces += [part[i : i + LONG_TOKEN] for i in range(0, len(part), LONG_TOKEN)]
         out.append(Markup("<wbr>").join(escape(p) for p in pieces if p))
     return Markup("").join(out)
+
+
+def breakable(check_id: str) -> Markup:
+    """A dotted check id that may wrap after its dots (and a long part as `wrappable`)."""
+    return Markup(".<wbr>").join(wrappable(part) for part in check_id.split("."))
 
 
 def anchor(check_id: str) -> str:
@@ -258,10 +258,10 @@ def trend_chart(runs: list[dict[str, Any]], *, width: int = 480, height: int = 1
     for i in {0, len(runs) - 1}:
         whole = fmt_time(runs[i]["started_at"])
         stamp = whole[5:16]  # month, day, hours and minutes; the whole time on hover
-        x = left + i * slot + slot / 2
-        anchor_at = "start" if i == 0 and len(runs) > 1 else "end" if i else "middle"
+        # the first from the left edge, the last to the right edge: two runs' labels never meet
+        x, anchor_at = (left, "start") if i == 0 else (width - left, "end")
         if len(runs) == 1:
-            anchor_at = "middle"
+            x, anchor_at = left + slot / 2, "middle"
         parts.append(
             _text(
                 x,
@@ -344,9 +344,9 @@ def repair_actions(repair: dict[str, Any]) -> list[RepairAction]:
     quarantine = repair.get("quarantine_table") or "the quarantine table"
     return [
         RepairAction("updated", int(repair.get("updates") or 0),
-                     "corrected: set to the proposed value"),
+                     "set to the value the diagnosis proposes"),
         RepairAction("set to NULL", int(repair.get("set_null") or 0),
-                     "the value that names nothing set to NULL"),
+                     "a value that names nothing set to NULL"),
         RepairAction("quarantined", int(repair.get("quarantined") or 0),
                      f"deleted from their table into {quarantine} (rollback.sql restores them)"),
         RepairAction("for review", int(repair.get("ambiguous") or 0),
@@ -374,8 +374,8 @@ def next_step(result: AuditResult, doc: dict[str, Any]) -> Markup:
         ).format(
             plural(changed, "row") + " changed",
             f", {plural(review, 'row')} for review" if review else "",
-            Markup("<code>{} --dry-run</code>").format(apply),
-            Markup("<code>{}</code>").format(apply),
+            Markup("<code>{} --dry-run</code>").format(wrappable(apply)),
+            Markup("<code>{}</code>").format(wrappable(apply)),
         )
     if not summary["violations"]:
         return Markup("Nothing to do.")
