@@ -8,7 +8,6 @@ Every optional part (history, diagnoses, repair, baseline) is rendered only when
 from __future__ import annotations
 
 import re
-import shlex
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -361,21 +360,21 @@ def next_step(result: AuditResult, doc: dict[str, Any]) -> Markup:
         actions = repair_actions(repair)
         changed = sum(a.rows for a in actions[:3])
         review = actions[3].rows
-        plan = (result.out_dir / "repair.sql").as_posix() if result.out_dir else "repair.sql"
         if not changed:
             return Markup(
                 "The repair plan changes no row: resolve the {} it lists for review by hand, "
                 "then audit again."
             ).format(plural(review, "row"))
-        apply = f'refaudit apply {shlex.quote(plan)} --db "$DATABASE_URL"'
+        # the files beside this report, wherever it is opened (a CI artifact, a copy)
+        apply = 'refaudit apply repair.sql --db "$DATABASE_URL"'
         return Markup(
-            "Review <code>repair.sql</code> ({}{}), then {} to see what it would change, and {} "
-            "to apply it; <code>rollback.sql</code> undoes it."
+            "Review <code>repair.sql</code> ({}{}) beside this report, then in its folder {} to "
+            "see what it would change, and {} to apply it; <code>rollback.sql</code> undoes it."
         ).format(
             plural(changed, "row") + " changed",
             f", {plural(review, 'row')} for review" if review else "",
-            Markup("<code>{} --dry-run</code>").format(wrappable(apply)),
-            Markup("<code>{}</code>").format(wrappable(apply)),
+            Markup("<code>{} --dry-run</code>").format(apply),
+            Markup("<code>{}</code>").format(apply),
         )
     if not summary["violations"]:
         return Markup("Nothing to do.")

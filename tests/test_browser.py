@@ -333,7 +333,6 @@ def test_real_report_says_what_the_repair_does_and_what_to_do_next(
     assert shown["changed"] == f"{changed:,}"
     for name, n in counts.items():  # the tile names every action the plan takes
         assert (f"{rows(n)} {name}" in shown["tile"]) == bool(n), shown["tile"]
-    plan = (real_report.parent / "repair.sql")
-    assert plan.exists()
+    assert (real_report.parent / "repair.sql").exists()  # beside the report, as it says
     assert shown["next"].startswith("Next step: Review repair.sql"), shown["next"]
-    assert f'refaudit apply {plan.as_posix()} --db "$DATABASE_URL" --dry-run' in shown["next"]
+    assert 'refaudit apply repair.sql --db "$DATABASE_URL" --dry-run' in shown["next"]

@@ -181,11 +181,9 @@ def test_next_step_depends_on_the_outcome(tmp_path: Path) -> None:
     result = fabricated_result(tmp_path)
     html = render_report(result, "error")
     step = html[html.index('id="next-step"') : html.index("</p>", html.index('id="next-step"'))]
-    step = step.replace("<wbr>", "")  # a long path may wrap after its slashes
-    plan = (tmp_path / "repair.sql").as_posix()
     assert "Review <code>repair.sql</code> (500 rows changed, 12 rows for review)" in step
-    assert f'<code>refaudit apply {plan} --db &#34;$DATABASE_URL&#34; --dry-run</code>' in step
-    assert f'<code>refaudit apply {plan} --db &#34;$DATABASE_URL&#34;</code>' in step
+    assert '<code>refaudit apply repair.sql --db &#34;$DATABASE_URL&#34; --dry-run</code>' in step
+    assert '<code>refaudit apply repair.sql --db &#34;$DATABASE_URL&#34;</code>' in step
     # violations and no plan: review them, --repair writes one
     result = fabricated_result(tmp_path, extras=False)
     html = render_report(result, "error")
