@@ -230,8 +230,10 @@ _env.globals.update(
     fmt_rate=report.fmt_rate,
     fmt_time=report.fmt_time,
     fmt_duration=report.fmt_duration,
+    plural=report.plural,
 )
 _env.filters["breakable"] = report.breakable
+_env.filters["wrappable"] = report.wrappable
 
 
 def render_report(result: AuditResult, fail_on: FailOn) -> str:

@@ -7,6 +7,7 @@ Every optional part (history, diagnoses, repair, baseline) is rendered only when
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -64,9 +65,38 @@ def fmt_duration(seconds: float) -> str:
     return f"{minutes} min {secs} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"
 
 
+def plural(n: int | None, word: str, words: str = "") -> str:
+    """`1 row`, `2 rows`, `1,234 rows` (`words` when the plural is not `word` + "s")."""
+    count = n or 0
+    return f"{fmt_int(count)} {word if count == 1 else (words or word + 's')}"
+
+
+LONG_TOKEN = 24
+"""Text without a space longer than this (a URL, a path, a long value) may wrap inside."""
+_AFTER_PUNCTUATION = re.compile(r"(?<=[._/\-@:,;=&?+|])")
+
+
+def wrappable(text: object) -> Markup:
+    """`text` escaped, where a run of more than `LONG_TOKEN` characters without a space may
+    wrap: after its punctuation (`_`, `.`, `/`, ...), and inside a piece still longer than
+    `LONG_TOKEN` every `LONG_TOKEN` characters. A long value or name then wraps in its table
+    cell instead of widening the page, and words are never broken, which
+    `overflow-wrap: anywhere` did to every word of a narrow table cell."""
+    out = []
+    for token in re.split(r"(\s+)", str(text)):
+        if len(token) <= LONG_TOKEN:
+            out.append(escape(token))
+            continue
+        pieces = []
+        for part in _AFTER_PUNCTUATION.split(token):
+            pieces += [part[i : i + LONG_TOKEN] for i in range(0, len(part), LONG_TOKEN)]
+        out.append(Markup("<wbr>").join(escape(p) for p in pieces if p))
+    return Markup("").join(out)
+
+
 def breakable(check_id: str) -> Markup:
-    """A dotted check id that may wrap after its dots."""
-    return Markup(".<wbr>").join(escape(part) for part in check_id.split("."))
+    """A dotted check id that may wrap after its dots (and a long part as `wrappable`)."""
+    return Markup(".<wbr>").join(wrappable(part) for part in check_id.split("."))
 
 
 def anchor(check_id: str) -> str:
@@ -99,32 +129,50 @@ class Bar:
     title: str = ""
 
 
-def bar_chart(bars: list[Bar], *, width: int = 600, unit: str = "rows") -> Markup:
-    """Horizontal bars, one per item, labelled on the left, value on the right."""
+NARROW = 320
+"""The width of a chart's narrow variant: a phone's page (390 px) shows it at full size."""
+
+
+def bar_chart(
+    bars: list[Bar], *, width: int = 600, unit: str = "rows", stacked: bool = False
+) -> Markup:
+    """Horizontal bars, one per item, labelled on the left, value on the right; `stacked`, the
+    label above its bar (the narrow variant, whose labels need the whole width)."""
     if not bars:
         return Markup("")
-    row, label_chars = 22, min(max(len(b.label) for b in bars), 46)
-    label_w = 12 + label_chars * 6.6
-    value_w = 64
+    char_w, value_w = 6.6, 64
+    if stacked:
+        row, label_chars = 34, int((width - 4) / char_w)
+        label_w = 0.0
+    else:
+        row, label_chars = 22, min(max(len(b.label) for b in bars), 46)
+        label_w = 12 + label_chars * char_w
     bar_w = max(width - label_w - value_w, 80)
     top = max(b.value for b in bars) or 1
     height = row * len(bars) + 4
     parts = [
-        f'<svg class="chart bars" role="img" viewBox="0 0 {width} {height}" width="{width}" '
-        f'height="{height}" xmlns="http://www.w3.org/2000/svg">'
+        f'<svg class="chart bars{" narrow" if stacked else ""}" role="img" '
+        f'viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
+        'xmlns="http://www.w3.org/2000/svg">'
     ]
     for i, b in enumerate(bars):
         y = i * row + 2
         w = max(b.value / top * bar_w, 2.0 if b.value else 0.0)
         tip = b.title or f"{b.label}: {b.value:,} {unit}"  # begins with the whole label
         label = _clip(b.label, label_chars)
+        full = tip if label != b.label else ""
+        if stacked:
+            shown = _text(0, y + 12, label, full=full, text_anchor="start")
+            bar_y, text_y, bar_h = y + 17, y + 27, row - 22
+        else:
+            shown = _text(label_w - 8, y + 14, label, full=full, text_anchor="end")
+            bar_y, text_y, bar_h = y + 3, y + 14, row - 7
         body = (
             f"<title>{escape(tip)}</title>"
-            + _text(label_w - 8, y + 14, label, full=tip if label != b.label else "",
-                    text_anchor="end")
-            + f'<rect x="{label_w:.1f}" y="{y + 3}" width="{w:.1f}" height="{row - 7}" '
+            + shown
+            + f'<rect x="{label_w:.1f}" y="{bar_y}" width="{w:.1f}" height="{bar_h}" '
             f'rx="2" fill="{b.color}"/>'
-            + _text(label_w + w + 6, y + 14, f"{b.value:,}", class_="val")
+            + _text(label_w + w + 6, text_y, f"{b.value:,}", class_="val")
         )
         if b.href:
             parts.append(f'<a href="{escape(b.href)}"><g class="bar">{body}</g></a>')
@@ -132,6 +180,14 @@ def bar_chart(bars: list[Bar], *, width: int = 600, unit: str = "rows") -> Marku
             parts.append(f'<g class="bar">{body}</g>')
     parts.append("</svg>")
     return Markup("".join(parts))
+
+
+def responsive(wide: Markup, narrow: Markup) -> Markup:
+    """A chart in two layouts: the stylesheet shows `narrow` on a narrow screen, where `wide`
+    would shrink its text below reading size, and `wide` elsewhere."""
+    if not wide:
+        return Markup("")
+    return Markup(f'<div class="chart-wide">{wide}</div><div class="chart-narrow">{narrow}</div>')
 
 
 def sparkline(values: list[int | None], color: str, *, width: int = 72, height: int = 20) -> Markup:
@@ -162,7 +218,7 @@ def sparkline(values: list[int | None], color: str, *, width: int = 72, height: 
     )
 
 
-def trend_chart(runs: list[dict[str, Any]], *, width: int = 560, height: int = 150) -> Markup:
+def trend_chart(runs: list[dict[str, Any]], *, width: int = 480, height: int = 150) -> Markup:
     """Violations per run over recent runs of this database and suite; this run is last."""
     if not runs:
         return Markup("")
@@ -191,7 +247,7 @@ def trend_chart(runs: list[dict[str, Any]], *, width: int = 560, height: int = 1
             f'<g><title>{tip}</title><rect x="{x:.1f}" y="{y:.1f}" width="{bar:.1f}" '
             f'height="{h:.1f}" fill="{color}" opacity="{1 if last else 0.55}"/>'
         )
-        if last or len(runs) <= 12:
+        if last or slot >= 36:  # a count over every bar where counts fit side by side
             parts.append(
                 _text(
                     x + bar / 2, y - 4, f"{r['violations']:,}", text_anchor="middle", class_="val"
@@ -201,10 +257,10 @@ def trend_chart(runs: list[dict[str, Any]], *, width: int = 560, height: int = 1
     for i in {0, len(runs) - 1}:
         whole = fmt_time(runs[i]["started_at"])
         stamp = whole[5:16]  # month, day, hours and minutes; the whole time on hover
-        x = left + i * slot + slot / 2
-        anchor_at = "start" if i == 0 and len(runs) > 1 else "end" if i else "middle"
+        # the first from the left edge, the last to the right edge: two runs' labels never meet
+        x, anchor_at = (left, "start") if i == 0 else (width - left, "end")
         if len(runs) == 1:
-            anchor_at = "middle"
+            x, anchor_at = left + slot / 2, "middle"
         parts.append(
             _text(
                 x,
@@ -273,6 +329,62 @@ def _diagnosis_summary(diagnoses: list[dict[str, Any]]) -> list[dict[str, Any]]:
         {"diagnosis": k[0], "confidence": k[1], "rows": v}
         for k, v in sorted(total.items(), key=lambda kv: -kv[1])
     ]
+
+
+@dataclass
+class RepairAction:
+    name: str
+    rows: int
+    what: str
+
+
+def repair_actions(repair: dict[str, Any]) -> list[RepairAction]:
+    """Every action a repair plan holds, with its count of rows."""
+    quarantine = repair.get("quarantine_table") or "the quarantine table"
+    return [
+        RepairAction("updated", int(repair.get("updates") or 0),
+                     "set to the value the diagnosis proposes"),
+        RepairAction("set to NULL", int(repair.get("set_null") or 0),
+                     "a value that names nothing set to NULL"),
+        RepairAction("quarantined", int(repair.get("quarantined") or 0),
+                     f"deleted from their table into {quarantine} (rollback.sql restores them)"),
+        RepairAction("for review", int(repair.get("ambiguous") or 0),
+                     "left for a person: listed in repair.sql, not changed"),
+    ]
+
+
+def next_step(result: AuditResult, doc: dict[str, Any]) -> Markup:
+    """What to do now, after this run: one sentence."""
+    summary, repair, baseline = doc["summary"], result.repair, result.baseline
+    if repair:
+        actions = repair_actions(repair)
+        changed = sum(a.rows for a in actions[:3])
+        review = actions[3].rows
+        if not changed:
+            return Markup(
+                "The repair plan changes no row: resolve the {} it lists for review by hand, "
+                "then audit again."
+            ).format(plural(review, "row"))
+        # the files beside this report, wherever it is opened (a CI artifact, a copy)
+        apply = 'refaudit apply repair.sql --db "$DATABASE_URL"'
+        return Markup(
+            "Review <code>repair.sql</code> ({}{}) beside this report, then in its folder {} to "
+            "see what it would change, and {} to apply it; <code>rollback.sql</code> undoes it."
+        ).format(
+            plural(changed, "row") + " changed",
+            f", {plural(review, 'row')} for review" if review else "",
+            Markup("<code>{} --dry-run</code>").format(apply),
+            Markup("<code>{}</code>").format(apply),
+        )
+    if not summary["violations"]:
+        return Markup("Nothing to do.")
+    if baseline and not baseline.get("new"):
+        return Markup("Nothing new: the baseline knows every violation below ({}).").format(
+            plural(summary["violations"], "violation")
+        )
+    return Markup(
+        "Review the violations below; <code>refaudit run --repair</code> writes a repair plan."
+    )
 
 
 def build_view(result: AuditResult, doc: dict[str, Any], fail_on: FailOn) -> dict[str, Any]:
@@ -350,18 +462,26 @@ def build_view(result: AuditResult, doc: dict[str, Any], fail_on: FailOn) -> dic
         "cards": [v for v in row_views if v.has_card],
         "catalog": catalog_views,
         "catalog_failing": [v for v in catalog_views if v.c.status != "passed"],
-        "bars": bar_chart(bars),
+        "bars": responsive(bar_chart(bars), bar_chart(bars, width=NARROW, stacked=True)),
         "bars_more": max(len(with_violations) - MAX_BARS, 0),
         "tables_hit": tables_hit,
         "rows_violating": sum(v.c.violations for v in row_views),
         "families": sorted({v.c.family for v in views}),
         "history": history or None,
-        "trend": trend_chart(history.get("trend") or []),
+        "trend": responsive(
+            trend_chart(history.get("trend") or []),
+            trend_chart(history.get("trend") or [], width=NARROW, height=130),
+        ),
         "changed": [v for v in views if (v.new or 0) + (v.fixed or 0) > 0],
         "diagnoses": diag_summary,
-        "diagnosis_bars": bar_chart(diag_bars, width=520),
+        "diagnosis_bars": responsive(
+            bar_chart(diag_bars, width=520), bar_chart(diag_bars, width=NARROW, stacked=True)
+        ),
         "diagnosis_rows": sum(d["rows"] for d in diag_summary),
         "repair": repair,
+        "repair_actions": repair_actions(repair) if repair else [],
+        "repair_changed": sum(a.rows for a in repair_actions(repair)[:3]) if repair else 0,
+        "next_step": next_step(result, doc),
         "baseline": baseline,
         "fail_on": fail_on,
     }

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.audit import run_audit
+from pipeline.audit import AuditOptions, run_audit
 from pipeline.outputs import write_report
 from pipeline.suite import Suite
 from tests.browser import Chromium, find_chromium
@@ -40,7 +40,8 @@ def browser() -> Iterator[Chromium]:
 
 @pytest.fixture(scope="module")
 def real_report(new_database, suite: Suite, tmp_path_factory: pytest.TempPathFactory) -> Path:  # type: ignore[no-untyped-def]
-    """The second run of a dirty database, so the report has a trend and changes."""
+    """The second run of a dirty database, so the report has a trend and changes, with
+    --repair, so it has a repair plan."""
     uri = new_database("browser")
     load_dirty_small(uri)
     root = tmp_path_factory.mktemp("browser")
@@ -50,7 +51,7 @@ def real_report(new_database, suite: Suite, tmp_path_factory: pytest.TempPathFac
         "UPDATE session_requests SET tutor_id = tutor_id + 100 WHERE id IN (1, 2);"
         "UPDATE session_requests SET status = 'done' WHERE id = 70;",
     )
-    run_audit(as_url(uri), suite, root / "run2")
+    run_audit(as_url(uri), suite, root / "run2", options=AuditOptions(repair=True))
     return root / "run2" / "report.html"
 
 
@@ -202,3 +203,136 @@ def test_report_in_chromium(
     finally:
         wide = {**narrow, "width": VIEWPORT[0], "height": VIEWPORT[1]}
         browser.call("Emulation.setDeviceMetricsOverride", wide)
+
+
+# ------------------------------------------------------------------ three widths
+
+WIDTHS = {390: 844, 1024: 768, 1440: 900}  # a phone, a small laptop, a desktop
+
+LAYOUT = """(() => {
+  const seen = el => el && el.getClientRects().length > 0;
+  const out = {innerWidth: window.innerWidth,
+               scrollWidth: document.documentElement.scrollWidth,
+               broken: [], squeezed: [], unboxed: [], scrolling: [], small: []};
+  // a word broken across lines: a run of letters whose rectangles lie on two lines (long
+  // values and names wrap at their own <wbr>, which splits them into separate text nodes)
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+    const el = n.parentElement;
+    if (!seen(el) || el.closest('svg, script, style')) continue;
+    for (const m of n.textContent.matchAll(/\\p{L}{2,}/gu)) {
+      const r = document.createRange();
+      r.setStart(n, m.index);
+      r.setEnd(n, m.index + m[0].length);
+      const lines = new Set([...r.getClientRects()].filter(q => q.width > 0)
+                                                   .map(q => Math.round(q.bottom)));
+      if (lines.size > 1) {
+        out.broken.push(`${m[0]} in ${el.tagName}: ${n.textContent.slice(0, 60)}`);
+      }
+    }
+  }
+  // cells may not break words anywhere to fit (what overflow-wrap: anywhere did)
+  for (const cell of document.querySelectorAll('td, th')) {
+    if (!seen(cell)) continue;
+    for (const el of [cell, ...cell.querySelectorAll('*')]) {
+      const st = getComputedStyle(el);
+      if (st.overflowWrap === 'anywhere' || ['break-all', 'break-word'].includes(st.wordBreak)) {
+        out.squeezed.push(`${el.tagName}.${el.className}: ${st.overflowWrap} ${st.wordBreak}`);
+        break;
+      }
+    }
+  }
+  // every table in a box of its own that scrolls sideways, the box inside the page
+  for (const table of document.querySelectorAll('table')) {
+    if (!seen(table)) continue;
+    let box = table.parentElement;
+    while (box && !['auto', 'scroll'].includes(getComputedStyle(box).overflowX)) {
+      box = box.parentElement;
+    }
+    const name = table.id || table.className || table.closest('section')?.id;
+    if (!box || box.getBoundingClientRect().right > window.innerWidth + 0.5) {
+      out.unboxed.push(name);
+    } else if (table.getBoundingClientRect().width > box.clientWidth + 0.5) {
+      out.scrolling.push(name);
+    }
+  }
+  // chart text at 10 px or more as drawn, every shown chart inside the page
+  for (const svg of document.querySelectorAll('svg.chart')) {
+    if (!seen(svg)) continue;
+    const box = svg.getBoundingClientRect();
+    const scale = box.width / svg.viewBox.baseVal.width;
+    if (box.right > window.innerWidth + 0.5) out.small.push(`${svg.className.baseVal} overflows`);
+    for (const t of svg.querySelectorAll('text')) {
+      const px = parseFloat(getComputedStyle(t).fontSize) * scale;
+      if (px < 10) {
+        out.small.push(`${svg.className.baseVal}: ${t.textContent} at ${px.toFixed(1)} px`);
+      }
+    }
+  }
+  out.charts = [...document.querySelectorAll('svg.chart')].filter(seen).length;
+  return out;
+})()"""
+
+
+@pytest.mark.parametrize("width", sorted(WIDTHS))
+@pytest.mark.parametrize("which", ["real", "fabricated"])
+def test_report_for_people_at_three_widths(
+    which: str, width: int, browser: Chromium, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """At a phone's, a laptop's and a desktop's width: the page never scrolls sideways (its
+    full-page screenshot is as wide as the window), no word is broken across lines, every table
+    scrolls in its own box, and the charts' text stays readable."""
+    report: Path = request.getfixturevalue(f"{which}_report")
+    url = report.resolve().as_uri()
+    size = {"width": width, "height": WIDTHS[width], "deviceScaleFactor": 1, "mobile": False}
+    browser.call("Emulation.setDeviceMetricsOverride", size)
+    try:
+        browser.open(url)
+        layout = browser.evaluate(LAYOUT)
+        shot = browser.screenshot(screenshot_dir(tmp_path) / f"report-{which}-{width}.png",
+                                  full_page=True)
+    finally:
+        wide = {**size, "width": VIEWPORT[0], "height": VIEWPORT[1]}
+        browser.call("Emulation.setDeviceMetricsOverride", wide)
+    assert browser.log.errors == []
+    assert layout["innerWidth"] == width
+    assert layout["scrollWidth"] <= width, layout
+    assert png_size(shot)[0] == width  # the page drawn whole is no wider than the window
+    assert layout["broken"] == []
+    assert layout["squeezed"] == []
+    assert layout["unboxed"] == []
+    assert layout["small"] == []
+    assert layout["charts"] >= 2  # the violations per check and the trend, at every width
+    if width == 390:  # the checks table is wider than a phone: it scrolls, the page does not
+        assert "checks-table" in layout["scrolling"], layout["scrolling"]
+
+
+def test_real_report_says_what_the_repair_does_and_what_to_do_next(
+    real_report: Path, browser: Chromium
+) -> None:
+    """The repair card of a real --repair run counts every action of its plan as results.json
+    has it, with plurals right, and the next step names the plan and the commands to apply it."""
+    repair = json.loads((real_report.parent / "results.json").read_text())["repair"]
+    browser.open(real_report.resolve().as_uri())
+    shown = browser.evaluate(
+        """({tile: document.getElementById('n-repaired').parentElement.innerText,
+             changed: document.getElementById('n-repaired').textContent,
+             actions: Object.fromEntries([...document.querySelectorAll('#repair-summary li')]
+                .map(li => [li.dataset.action, li.querySelector('.n').textContent])),
+             next: document.getElementById('next-step').innerText})"""
+    )
+
+    def rows(n: int) -> str:
+        return f"{n:,} row" if n == 1 else f"{n:,} rows"
+
+    counts = {"updated": repair["updates"], "set to NULL": repair["set_null"],
+              "quarantined": repair["quarantined"], "for review": repair["ambiguous"]}
+    assert repair["updates"] and repair["quarantined"], repair  # the plan corrects and deletes
+    assert shown["actions"] == {name: rows(n) for name, n in counts.items()}
+    changed = repair["updates"] + repair["set_null"] + repair["quarantined"]
+    assert shown["changed"] == f"{changed:,}"
+    for name, n in counts.items():  # the tile names every action the plan takes
+        assert (f"{rows(n)} {name}" in shown["tile"]) == bool(n), shown["tile"]
+    assert (real_report.parent / "repair.sql").exists()  # beside the report, as it says
+    assert shown["next"].startswith("Next step: Review repair.sql"), shown["next"]
+    assert 'refaudit apply repair.sql --db "$DATABASE_URL" --dry-run' in shown["next"]

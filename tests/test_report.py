@@ -93,11 +93,14 @@ def test_report_with_every_optional_part(tmp_path: Path) -> None:
     # repair summary and its files; baseline; history
     for name in ("repair.sql", "rollback.sql", "constraints.sql"):
         assert page.count("a", href=name) >= 1, name
-    assert "fk_session_requests_requester" in text
+    # a long name may wrap after its underscores
+    assert "<code>fk_<wbr>session_<wbr>requests_<wbr>requester</code>" in html
     assert "new versus the baseline (500 known)" in text
     assert "+14" in text and f"{MINUS}57" in text
-    # charts are inline SVG: bars for the four data checks with violations, a trend of 6 runs
-    assert html.count('<g class="bar">') == 4 + 4  # violations per check + diagnoses
+    # charts are inline SVG: bars for the four data checks with violations, a trend of 6 runs;
+    # each chart in a wide and a narrow (phone) layout
+    assert html.count('<g class="bar">') == 2 * (4 + 4)  # violations per check + diagnoses
+    assert html.count('class="chart-wide"') == html.count('class="chart-narrow"') == 3
     trend = html[html.index('class="chart trend"') :]
     assert trend[: trend.index("</svg>")].count("<rect") == 6
     assert page.count("svg", **{"class": "spark"}) == len(result.checks)
@@ -151,6 +154,48 @@ def test_passing_run_says_so(tmp_path: Path) -> None:
     assert 'id="failing"' not in html
 
 
+def test_repair_card_shows_every_action_with_plurals(tmp_path: Path) -> None:
+    result = fabricated_result(tmp_path)
+    assert result.repair is not None
+    result.repair.update(updates=1, set_null=0, quarantined=2, ambiguous=1)
+    html = render_report(result, "error")
+    text = re.sub(r"\s+", " ", " ".join(Page(html).text))
+    # the tile: every row the plan changes, quarantined ones too, and what each action does
+    assert re.search(r'id="n-repaired">3<', html)
+    assert "rows the proposed repair.sql changes: 1 row updated, 2 rows quarantined, " in text
+    assert "quarantined, 1 row for review" in text  # an action the plan has not: not in the tile
+    # the panel: one line per action, with what it does
+    summary = html[html.index('id="repair-summary"') : html.index('id="schema"')]
+    actions = re.findall(r'<li data-action="([^"]+)"><span class="n">([^<]+)</span>', summary)
+    assert actions == [
+        ("updated", "1 row"), ("set to NULL", "0 rows"), ("quarantined", "2 rows"),
+        ("for review", "1 row"),
+    ]
+    assert "The plan changes 3 rows and leaves 1 row for review" in text
+    assert "1 rows" not in text
+    assert "quarantine" in summary and "rollback.sql" in summary
+
+
+def test_next_step_depends_on_the_outcome(tmp_path: Path) -> None:
+    # a repair plan: review it, rehearse it, apply it (the commands README gives)
+    result = fabricated_result(tmp_path)
+    html = render_report(result, "error")
+    step = html[html.index('id="next-step"') : html.index("</p>", html.index('id="next-step"'))]
+    assert "Review <code>repair.sql</code> (500 rows changed, 12 rows for review)" in step
+    assert '<code>refaudit apply repair.sql --db &#34;$DATABASE_URL&#34; --dry-run</code>' in step
+    assert '<code>refaudit apply repair.sql --db &#34;$DATABASE_URL&#34;</code>' in step
+    # violations and no plan: review them, --repair writes one
+    result = fabricated_result(tmp_path, extras=False)
+    html = render_report(result, "error")
+    step = html[html.index('id="next-step"') : html.index("</p>", html.index('id="next-step"'))]
+    assert "Review the violations below; <code>refaudit run --repair</code>" in step
+    # nothing found: nothing to do
+    result.checks = [c for c in result.checks if not c.violations]
+    html = render_report(result, "error")
+    step = html[html.index('id="next-step"') : html.index("</p>", html.index('id="next-step"'))]
+    assert step.endswith("<b>Next step:</b> Nothing to do.")
+
+
 # ------------------------------------------------------------------ a real audit
 
 
@@ -166,7 +211,7 @@ def test_real_audit_report_lists_every_check_of_results_json(two_runs) -> None: 
         card = card[: card.index("</article>")]
         # compact key/value pairs, or (for diagnosed checks) a table whose first cell is the key
         shown = re.findall(r'<span class="pair"><b>(\d+)</b>', card) or re.findall(
-            r"<tr>\s*<td>(\d+)</td>", card
+            r"<tr>\s*<td class=\"key\">(\d+)</td>", card
         )
         assert shown == keys, check
     assert "first recorded run" in html.lower()
