@@ -16,7 +16,7 @@ from junitparser import Error, Failure, JUnitXml
 from pipeline.baseline import load_baseline
 from pipeline.checks.base import VIOLATION_FIELDS, Violation
 from pipeline.errors import ExitCode, UsageError
-from tests.conftest import FIXTURES, execute
+from tests.conftest import FIXTURES, SAMPLE_SUITE, execute
 from tests.test_cli import ROOT, assert_one_line_error, refaudit
 
 
@@ -54,7 +54,7 @@ def junit_cases(out: Path) -> dict[str, Any]:
 
 
 def run(db: str, out: Path, *args: str) -> Any:
-    return refaudit("run", "--db", db, "--out", str(out), "--quiet", *args)
+    return refaudit("run", "--suite", SAMPLE_SUITE, "--db", db, "--out", str(out), "--quiet", *args)
 
 
 # ---------------------------------------------------------------- the gate end to end
