@@ -41,7 +41,7 @@ def test_a_suite_is_checked_against_a_database(tmp_path: Path, new_database) -> 
     execute(uri, "CREATE TABLE orders (id int PRIMARY KEY, status text)")
     done = refaudit("suite", "check", str(write(tmp_path)), "--db", uri)
     assert done.returncode == 0, done.stderr
-    assert "suite shop is valid: 1 checks on 1 tables; it matches" in done.stdout
+    assert "suite shop is valid: 1 check on 1 table; it matches" in done.stdout
 
     missing = refaudit("suite", "check", str(write(tmp_path, column="state")), "--db", uri)
     line = assert_one_line_error(missing, ExitCode.RUNTIME)
