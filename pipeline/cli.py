@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar, cast
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar, cast
 
 import typer
 
@@ -25,6 +25,10 @@ from pipeline.limits import (
     MAX_TIMEOUT_S,
 )
 from pipeline.words import plural
+
+if TYPE_CHECKING:
+    from pipeline.project import Project
+    from pipeline.results import FailOn
 
 T = TypeVar("T")
 
@@ -218,7 +222,7 @@ def _database_url(db: str | None) -> Any:
     return resolve_url(db)
 
 
-def _project() -> Any:
+def _project() -> Project | None:
     """The project file for the current directory (`pipeline.project`), or None; a broken one
     is a usage error."""
     from pipeline.project import find_project
@@ -227,6 +231,7 @@ def _project() -> Any:
         return find_project()
     except RefauditError as exc:
         _fail(str(exc), exc.exit_code)
+    raise AssertionError("unreachable")
 
 
 NO_SUITE = (
@@ -240,18 +245,18 @@ NO_SUITE_TO_CHECK = (
 )
 
 
-def _suite_path(given: Path | None, project: Any, missing: str = NO_SUITE) -> Path:
+def _suite_path(given: Path | None, project: Project | None, missing: str = NO_SUITE) -> Path:
     """The suite a command reads: the one given, else the project file's; never a silent
     sample (only `refaudit demo` audits with the shipped Astegni suite by default)."""
     if given is not None:
         return given
     if project is not None and project.settings.suite is not None:
-        return cast(Path, project.settings.suite)
+        return project.settings.suite
     _fail(missing, ExitCode.USAGE)
     raise AssertionError("unreachable")
 
 
-def _project_db(db: str | None, project: Any) -> str | None:
+def _project_db(db: str | None, project: Project | None) -> str | None:
     """--db, else the URL in the environment variable the project file names (`database_env`),
     else None (then `resolve_url` falls back to DATABASE_URL and libpq's variables)."""
     if db or project is None or project.settings.database_env is None:
@@ -383,9 +388,10 @@ def run(
             db = _project_db(db, project)
         out = out or project.settings.out
         history = history or project.settings.history
-    fails = cast(
-        Literal["error", "warn"],
-        fail_on.value if fail_on else (project.settings.fail_on if project else None) or "error",
+    fails: FailOn = (
+        cast("FailOn", fail_on.value)
+        if fail_on
+        else (project.settings.fail_on if project else None) or "error"
     )
 
     def go() -> Any:

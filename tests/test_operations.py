@@ -414,6 +414,8 @@ def test_connection_lost_mid_run(tmp_path: Path, tcp: TcpServer) -> None:
                 "-m",
                 "pipeline",
                 "run",
+                "--suite",
+                SAMPLE_SUITE,
                 "--db",
                 tcp.url(),
                 "--out",

@@ -168,6 +168,6 @@ def test_cli_shows_progress_on_a_terminal(progress_db: str, tmp_path: Path) -> N
     for stage in ("snapshot", "row checks", "uniqueness", "catalog", "history", "writing files"):
         assert stage in shown, stage
     code, shown = _run_on_a_terminal(
-        "run", "--db", progress_db, "--out", str(tmp_path / "q"), "--quiet"
+        "run", "--suite", SAMPLE_SUITE, "--db", progress_db, "--out", str(tmp_path / "q"), "--quiet"
     )
     assert code == 1 and "row checks" not in shown
