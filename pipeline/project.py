@@ -59,7 +59,10 @@ def find_project(start: Path | None = None, home: Path | None = None) -> Project
     """The project file for a command run in `start` (default: the current directory): the
     first directory from `start` upwards that holds a refaudit.toml, or a pyproject.toml with
     a [tool.refaudit] table; none above `home` (default: the user's home) or the root."""
-    here = (start or Path.cwd()).resolve()
+    try:
+        here = (start or Path.cwd()).resolve()
+    except OSError:  # the working directory was removed
+        return None
     try:
         top = (home or Path.home()).resolve()
     except RuntimeError:  # no home directory can be determined
@@ -73,13 +76,21 @@ def find_project(start: Path | None = None, home: Path | None = None) -> Project
     return None
 
 
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:  # a directory refaudit may not look into holds no project of the user's
+        return False
+
+
 def _read(directory: Path) -> Project | None:
     own = directory / PROJECT_FILE
-    if own.is_file():
+    if _is_file(own):
         return _project(own, _toml(own), "")
     pyproject = directory / PYPROJECT
-    if pyproject.is_file():
-        section = _toml(pyproject).get("tool", {}).get("refaudit")
+    if _is_file(pyproject):
+        tool = _toml(pyproject).get("tool")
+        section = tool.get("refaudit") if isinstance(tool, dict) else None
         if section is None:
             return None
         if not isinstance(section, dict):
