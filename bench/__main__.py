@@ -51,7 +51,7 @@ from pipeline.embedded import database_uri  # noqa: E402
 from pipeline.gx_export import export_suite, write_export  # noqa: E402
 from pipeline.jobs import PLANNER_SETTINGS  # noqa: E402
 from pipeline.servers import SERVER_KINDS, throwaway_server  # noqa: E402
-from pipeline.suite import load_suite  # noqa: E402
+from pipeline.suite import DEFAULT_SUITE, load_suite  # noqa: E402
 
 TARGET_FLOOR_RATIO = 1.3
 TARGET_REPAIR_RATIO = 1.5
@@ -161,7 +161,9 @@ def time_refaudit(
 ) -> tuple[float, int, dict[str, int], float]:
     log = out.with_suffix(".log")
     elapsed, code, rss = run_child(
-        ["-m", "pipeline", "run", "--db", uri, "--out", str(out), "--quiet", *options], log
+        ["-m", "pipeline", "run", "--suite", str(DEFAULT_SUITE), "--db", uri, "--out", str(out),
+         "--quiet", *options],
+        log,
     )
     if code not in (0, 1):
         raise SystemExit(f"refaudit run failed (exit {code}): {log.read_text()}")

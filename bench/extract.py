@@ -61,7 +61,7 @@ def bench(server: str, suite_path: Path | None, requests: int, audit: bool) -> N
     print(f"built {requests:,} requests in {time.perf_counter() - started:.1f}s", flush=True)
     work = Path(tempfile.mkdtemp(prefix="refaudit-bench-"))
     try:
-        suite_args = ["--suite", str(suite_path)] if suite_path else []
+        suite_args = ["--suite", str(suite.path)]  # the command line names its suite
         snap = work / "snapshot"
         wall, rss, code = measure("extract", "--db", uri, "--out", str(snap), "-q", *suite_args)
         if code != 0:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar, cast
 
 import typer
 
@@ -24,6 +24,11 @@ from pipeline.limits import (
     DEFAULT_STATEMENT_TIMEOUT_S,
     MAX_TIMEOUT_S,
 )
+from pipeline.words import plural
+
+if TYPE_CHECKING:
+    from pipeline.project import Project
+    from pipeline.results import FailOn
 
 T = TypeVar("T")
 
@@ -35,6 +40,15 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
     help="Audit the referential and domain integrity of a PostgreSQL database.",
 )
+TOP_EPILOG = (
+    "\b\nExamples:\n"
+    '  refaudit discover --db "$DATABASE_URL" --out suite.yml    # write a suite\n'
+    '  refaudit suite check suite.yml --db "$DATABASE_URL"       # validate it\n'
+    '  refaudit run --db "$DATABASE_URL" --suite suite.yml --out audit/ --repair\n'
+    '  refaudit apply audit/repair.sql --db "$DATABASE_URL" --dry-run\n'
+    "\nA refaudit.toml (or [tool.refaudit] in pyproject.toml) names the suite and more, so that "
+    "`refaudit run` needs no option."
+)
 
 
 def _print_version(value: bool) -> None:
@@ -45,7 +59,7 @@ def _print_version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
+@app.callback(epilog=TOP_EPILOG)
 def _options(
     version: Annotated[
         bool,
@@ -122,12 +136,23 @@ DbOption = Annotated[
     str | None,
     typer.Option(
         "--db",
-        help="Database URL; default $DATABASE_URL, then libpq PG* variables.",
+        help="Database URL; default $DATABASE_URL (or the variable refaudit.toml names in "
+        "database_env), then libpq PG* variables.",
+        metavar="URL",
         show_default=False,
     ),
 ]
 SuiteOption = Annotated[
-    Path | None, typer.Option("--suite", help="Suite YAML (default: the Astegni suite).")
+    Path | None,
+    typer.Option(
+        "--suite",
+        help="Suite YAML (required unless refaudit.toml or pyproject.toml's [tool.refaudit] "
+        "names one).",
+        show_default=False,
+    ),
+]
+DemoSuiteOption = Annotated[
+    Path | None, typer.Option("--suite", help="Suite YAML (default: the Astegni sample suite).")
 ]
 SnapshotOption = Annotated[
     Path | None,
@@ -143,6 +168,7 @@ StatementTimeoutOption = Annotated[
     typer.Option(
         "--statement-timeout",
         help="Seconds one statement may run before refaudit stops with exit 3.",
+        metavar="SECONDS",
         min=0.001,
         max=MAX_TIMEOUT_S,
     ),
@@ -152,6 +178,7 @@ LockTimeoutOption = Annotated[
     typer.Option(
         "--lock-timeout",
         help="Seconds to wait for a table lock held by another session before exit 3.",
+        metavar="SECONDS",
         min=0.001,
         max=MAX_TIMEOUT_S,
     ),
@@ -195,6 +222,56 @@ def _database_url(db: str | None) -> Any:
     return resolve_url(db)
 
 
+def _project() -> Project | None:
+    """The project file for the current directory (`pipeline.project`), or None; a broken one
+    is a usage error."""
+    from pipeline.project import find_project
+
+    try:
+        return find_project()
+    except RefauditError as exc:
+        _fail(str(exc), exc.exit_code)
+    raise AssertionError("unreachable")
+
+
+NO_SUITE = (
+    "no suite: pass --suite suite.yml, or write one with `refaudit discover --db URL --out "
+    "suite.yml` (or name it in refaudit.toml: suite = \"suite.yml\")"
+)
+
+NO_SUITE_TO_CHECK = (
+    "no suite: pass its path (refaudit suite check suite.yml), or write one with `refaudit "
+    "discover --db URL --out suite.yml` (or name it in refaudit.toml: suite = \"suite.yml\")"
+)
+
+
+def _suite_path(given: Path | None, project: Project | None, missing: str = NO_SUITE) -> Path:
+    """The suite a command reads: the one given, else the project file's; never a silent
+    sample (only `refaudit demo` audits with the shipped Astegni suite by default)."""
+    if given is not None:
+        return given
+    if project is not None and project.settings.suite is not None:
+        return project.settings.suite
+    _fail(missing, ExitCode.USAGE)
+    raise AssertionError("unreachable")
+
+
+def _project_db(db: str | None, project: Project | None) -> str | None:
+    """--db, else the URL in the environment variable the project file names (`database_env`),
+    else None (then `resolve_url` falls back to DATABASE_URL and libpq's variables)."""
+    if db or project is None or project.settings.database_env is None:
+        return db
+    name = project.settings.database_env
+    value = os.environ.get(name)
+    if not value:
+        _fail(
+            f"{project.where} says the database URL is in ${name}, but ${name} is not set: "
+            f"set it, or pass --db",
+            ExitCode.USAGE,
+        )
+    return value
+
+
 def _examples(*lines: str) -> str:
     """A command's --help epilog: example invocations, kept as written (click's \\b)."""
     return "\b\nExamples:\n" + "\n".join(f"  {line}" for line in lines)
@@ -207,7 +284,8 @@ def _print_summary(result: Any, fail_on: str, quiet: bool) -> None:
             if c.violations:
                 mark = {"failed": "FAIL", "warned": "warn", "passed": "ok  "}[c.status]
                 known = f" ({c.new} new, {c.known} known)" if c.new is not None else ""
-                typer.echo(f"  {mark} {c.id}: {c.violations} of {c.rows_checked} rows{known}")
+                rows = plural(c.rows_checked, "row")
+                typer.echo(f"  {mark} {c.id}: {c.violations} of {rows}{known}")
     baseline = result.baseline
     known = (
         f" ({baseline['new']} new, {baseline['known']} known in the baseline)" if baseline else ""
@@ -219,8 +297,9 @@ def _print_summary(result: Any, fail_on: str, quiet: bool) -> None:
     for note in result.notes:
         typer.echo(f"note: {note}", err=True)
     typer.echo(
-        f"{result.verdict(fail_on)}: {result.total_violations} violations{known}{change}, "
-        f"{len(failing)} failing checks; report {result.out_dir / 'report.html'}"
+        f"{result.verdict(fail_on)}: {plural(result.total_violations, 'violation')}{known}"
+        f"{change}, {plural(len(failing), 'failing check')}; "
+        f"report {result.out_dir / 'report.html'}"
     )
 
 
@@ -238,10 +317,11 @@ def _with_progress(quiet: bool, fn: Callable[[Any], T]) -> T:
 
 @app.command(
     epilog=_examples(
-        "refaudit run --db postgresql://auditor@db.example/astegni",
-        "refaudit run --db \"$DATABASE_URL\" --out audit/ --repair",
-        "refaudit run --db \"$DATABASE_URL\" --baseline audit-baseline.csv --fail-on warn",
-        "refaudit run --snapshot snap/ --out audit/",
+        "refaudit run --db postgresql://auditor@db.example/shop --suite suite.yml",
+        "refaudit run --db \"$DATABASE_URL\" --suite suite.yml --out audit/ --repair",
+        "refaudit run --suite suite.yml --baseline audit-baseline.csv --fail-on warn",
+        "refaudit run --snapshot snap/ --suite suite.yml --out audit/",
+        "refaudit run          # the suite and more named in refaudit.toml",
     )
 )
 def run(
@@ -252,8 +332,12 @@ def run(
         typer.Option("--out", help="Output directory (default reports/<UTC timestamp>/)."),
     ] = None,
     fail_on: Annotated[
-        FailOnChoice, typer.Option("--fail-on", help="Lowest severity that fails the run.")
-    ] = FailOnChoice.error,
+        FailOnChoice | None,
+        typer.Option(
+            "--fail-on", help="Lowest severity that fails the run (default: error).",
+            show_default=False,
+        ),
+    ] = None,
     statement_timeout: StatementTimeoutOption = DEFAULT_STATEMENT_TIMEOUT_S,
     lock_timeout: LockTimeoutOption = DEFAULT_LOCK_TIMEOUT_S,
     baseline: Annotated[
@@ -297,12 +381,25 @@ def run(
     from pipeline.errors import UsageError
     from pipeline.suite import load_suite
 
+    project = _project()
+    suite_path = _suite_path(suite, project)
+    if project is not None:  # the command line wins over the project file
+        if snapshot is None:
+            db = _project_db(db, project)
+        out = out or project.settings.out
+        history = history or project.settings.history
+    fails: FailOn = (
+        cast("FailOn", fail_on.value)
+        if fail_on
+        else (project.settings.fail_on if project else None) or "error"
+    )
+
     def go() -> Any:
         if snapshot is not None and db is not None:
             raise UsageError("--db and --snapshot exclude each other; audit one or the other")
-        loaded = load_suite(suite)
+        loaded = load_suite(suite_path)
         opts = AuditOptions(
-            fail_on=fail_on.value,
+            fail_on=fails,
             statement_timeout_s=statement_timeout,
             lock_timeout_s=lock_timeout,
             baseline=baseline,
@@ -328,21 +425,21 @@ def run(
         )
 
     result = _guarded(debug, go, _secrets(db))
-    _print_summary(result, fail_on.value, quiet)
+    _print_summary(result, fails, quiet)
     plan = result.repair
     if plan is not None:
         typer.echo(
-            f"repair plan: {plan['updates']} updates, {plan['set_null']} set to NULL, "
+            f"repair plan: {plural(plan['updates'], 'update')}, {plan['set_null']} set to NULL, "
             f"{plan['quarantined']} to quarantine, {plan['ambiguous']} for review; "
             f"review {result.out_dir / 'repair.sql'}"
         )
-    raise typer.Exit(int(result.exit_code(fail_on.value)))
+    raise typer.Exit(int(result.exit_code(fails)))
 
 
 @app.command(
     epilog=_examples(
-        "refaudit extract --db \"$DATABASE_URL\" --out snap/",
-        "refaudit run --snapshot snap/ --out audit/      # audit it later, anywhere",
+        "refaudit extract --db \"$DATABASE_URL\" --suite suite.yml --out snap/",
+        "refaudit run --snapshot snap/ --suite suite.yml --out audit/   # later, anywhere",
     )
 )
 def extract(
@@ -359,8 +456,12 @@ def extract(
     from pipeline.extract import ExtractOptions, extract_snapshot
     from pipeline.suite import load_suite
 
+    project = _project()
+    suite_path = _suite_path(suite, project)
+    db = _project_db(db, project)
+
     def go() -> Any:
-        loaded = load_suite(suite)
+        loaded = load_suite(suite_path)
         url = _database_url(db)
         opts = ExtractOptions(statement_timeout_s=statement_timeout, lock_timeout_s=lock_timeout)
         with _table_bars(quiet) as on_progress:
@@ -369,8 +470,8 @@ def extract(
     manifest = _guarded(debug, go, _secrets(db))
     typer.echo(
         f"snapshot of {manifest.database} taken at {manifest.snapshot_taken_at}: "
-        f"{len(manifest.tables)} tables, {manifest.total_rows} rows in {out} "
-        f"(audit it with: refaudit run --snapshot {out})"
+        f"{plural(len(manifest.tables), 'table')}, {plural(manifest.total_rows, 'row')} in "
+        f"{out} (audit it with: refaudit run --snapshot {out} --suite {suite_path})"
     )
 
 
@@ -433,6 +534,8 @@ def apply(
     """Run a plan written by `refaudit run --repair` and report what it changed."""
     from pipeline.apply import apply_plan
 
+    db = _project_db(db, _project())
+
     def go() -> Any:
         url = _database_url(db)
         return apply_plan(
@@ -459,7 +562,7 @@ def demo(
         int, typer.Option("--requests", help="Synthetic session requests to generate.", min=0)
     ] = 3000,
     seed: Annotated[int, typer.Option("--seed", help="Generator seed.")] = 7,
-    suite: SuiteOption = None,
+    suite: DemoSuiteOption = None,
     debug: DebugOption = False,
 ) -> None:
     """Start an embedded PostgreSQL, build a sample database with defects, and audit it."""
@@ -514,6 +617,7 @@ def discover(
         typer.Option(
             "--schema",
             help="A schema to read (repeat for several); default: those of the search path.",
+            metavar="SCHEMA",
             show_default=False,
         ),
     ] = None,
@@ -540,6 +644,8 @@ def discover(
     included), each with its evidence and confidence as comments."""
     from pipeline.discover import DiscoverOptions, render_suite, summary, thin_result, write_suite
     from pipeline.discover import discover as discover_suite
+
+    db = _project_db(db, _project())
 
     def go() -> Any:
         url = _database_url(db)
@@ -573,14 +679,19 @@ app.add_typer(suite_app, name="suite")
 @suite_app.command(
     "check",
     epilog=_examples(
-        "refaudit suite check",
         "refaudit suite check my-suite.yml",
+        "refaudit suite check          # the suite named in refaudit.toml",
         'refaudit suite check my-suite.yml --db "$DATABASE_URL"',
     ),
 )
 def suite_check(
     path: Annotated[
-        Path | None, typer.Argument(help="Suite YAML (default: the Astegni suite).")
+        Path | None,
+        typer.Argument(
+            help="Suite YAML (required unless refaudit.toml or pyproject.toml's "
+            "[tool.refaudit] names one).",
+            show_default=False,
+        ),
     ] = None,
     db: Annotated[
         str | None,
@@ -588,6 +699,7 @@ def suite_check(
             "--db",
             help="Also check the suite against this database's schema (read-only; no row is "
             "read).",
+            metavar="URL",
         ),
     ] = None,
     debug: DebugOption = False,
@@ -598,14 +710,16 @@ def suite_check(
     from pipeline.db import resolve_url
     from pipeline.suite import load_suite
 
+    suite_path = _suite_path(path, _project(), NO_SUITE_TO_CHECK)
+
     def go() -> Any:
-        return check_suite(load_suite(path), resolve_url(db) if db else None)
+        return check_suite(load_suite(suite_path), resolve_url(db) if db else None)
 
     result = _guarded(debug, go, _secrets(db))
     against = f"; it matches {result.database}" if result.database else ""
     typer.echo(
-        f"suite {result.suite} is valid: {result.checks} checks on {result.tables} "
-        f"tables{against}"
+        f"suite {result.suite} is valid: {plural(result.checks, 'check')} on "
+        f"{plural(result.tables, 'table')}{against}"
     )
     for warning in result.warnings:
         typer.echo(f"warning: {warning}", err=True)
@@ -637,8 +751,7 @@ def suite_kinds(
 @app.command(
     "export-gx",
     epilog=_examples(
-        "refaudit export-gx --out gx/",
-        "refaudit export-gx --suite expectations/astegni/suite.yml --out gx/",
+        "refaudit export-gx --suite suite.yml --out gx/",
         'refaudit export-gx --suite my-suite.yml --db "$DATABASE_URL" --out gx/',
     ),
 )
@@ -649,6 +762,7 @@ def export_gx(
         str | None,
         typer.Option(
             "--db",
+            metavar="URL",
             help="Read the tables' column types and unique keys from this database (read-only; "
             "no row is read): needed when a reference's column type differs from its "
             "target key's (text ids against bigint or uuid keys).",
@@ -662,8 +776,10 @@ def export_gx(
     from pipeline.gx_export import export_suite, write_export
     from pipeline.suite import load_suite
 
+    suite_path = _suite_path(suite, _project())
+
     def go() -> Any:
-        loaded = load_suite(suite)
+        loaded = load_suite(suite_path)
         schema = check_suite(loaded, resolve_url(db)) if db else None
         export = export_suite(
             loaded, schema.types if schema else None, schema.unique if schema else None
@@ -673,17 +789,20 @@ def export_gx(
 
     export = _guarded(debug, go, _secrets(db))
     for s in export.suites:
-        n = len(s.expectations)
-        typer.echo(f"  {out / s.file}: {n} expectation{'s' * (n != 1)} on table {s.table}")
+        typer.echo(f"  {out / s.file}: {plural(len(s.expectations), 'expectation')} on table "
+                   f"{s.table}")
     typer.echo(f"  {out / 'manifest.json'}: which table each suite validates")
     if export.not_exported:
         ids = ", ".join(n["check"] for n in export.not_exported)
         typer.echo(
-            f"not exported: {len(export.not_exported)} catalog checks (GX has no expectation "
-            f"on constraints, indexes or triggers; refaudit run answers them): {ids}"
+            f"not exported: {plural(len(export.not_exported), 'catalog check')} (GX has no "
+            f"expectation on constraints, indexes or triggers; refaudit run answers them): {ids}"
         )
     total = sum(len(s.expectations) for s in export.suites)
-    typer.echo(f"wrote {len(export.suites)} GX expectation suites ({total} expectations) to {out}")
+    typer.echo(
+        f"wrote {plural(len(export.suites), 'GX expectation suite')} "
+        f"({plural(total, 'expectation')}) to {out}"
+    )
 
 
 def _raise_terminated(_signum: int, _frame: Any) -> None:

@@ -18,6 +18,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from pipeline import report
 from pipeline.results import AuditResult, CheckResult, FailOn, RunInfo
+from pipeline.words import plural
 
 
 def results_document(result: AuditResult, fail_on: FailOn) -> dict[str, Any]:
@@ -81,7 +82,9 @@ SAMPLE_KEYS = 5
 
 def junit_message(c: CheckResult) -> str:
     """One line for CI: counts, known/new against the baseline, threshold and a few keys."""
-    counts = f"{c.violations} violations in {c.rows_checked} rows ({c.rate:.2%})"
+    counts = (
+        f"{plural(c.violations, 'violation')} in {plural(c.rows_checked, 'row')} ({c.rate:.2%})"
+    )
     if c.new is not None:
         counts += f": {c.new} new, {c.known} known in the baseline"
     wanted = "new" if c.new is not None else None

@@ -17,6 +17,7 @@ from markupsafe import Markup, escape
 
 from pipeline.results import AuditResult, CheckResult, FailOn
 from pipeline.suite import CATALOG_KINDS
+from pipeline.words import plural
 
 COLORS = {"failed": "#c0392b", "warned": "#d68910", "passed": "#1e8449", "none": "#7f8c8d"}
 DIAGNOSIS_COLORS = ["#2e86c1", "#8e44ad", "#16a085", "#d35400", "#c0392b", "#7f8c8d"]
@@ -240,8 +241,9 @@ def trend_chart(runs: list[dict[str, Any]], *, width: int = 480, height: int = 1
         y = height - bottom - h
         color = COLORS["failed"] if r["failed"] else COLORS["passed"]
         tip = escape(
-            f"{fmt_time(r['started_at'])}: {r['violations']:,} violations, "
-            f"{r['failed']} failing checks" + (" (this run)" if last else "")
+            f"{fmt_time(r['started_at'])}: {r['violations']:,} "
+            f"{'violation' if r['violations'] == 1 else 'violations'}, "
+            f"{plural(r['failed'], 'failing check')}" + (" (this run)" if last else "")
         )
         parts.append(
             f'<g><title>{tip}</title><rect x="{x:.1f}" y="{y:.1f}" width="{bar:.1f}" '

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pipeline.errors import ExitCode
+from pipeline.words import plural
 
 Status = Literal["passed", "failed", "warned"]
 FailOn = Literal["error", "warn"]
@@ -133,6 +134,6 @@ class AuditResult:
     def verdict(self, fail_on: FailOn | None = None) -> str:
         failing = self.failing(fail_on)
         if failing:
-            return f"FAILED: {len(failing)} of {len(self.checks)} checks over threshold"
+            return f"FAILED: {len(failing)} of {plural(len(self.checks), 'check')} over threshold"
         warned = sum(1 for c in self.checks if c.status == "warned")
-        return "PASSED" + (f" with {warned} warnings" if warned else "")
+        return "PASSED" + (f" with {plural(warned, 'warning')}" if warned else "")

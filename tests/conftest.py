@@ -24,9 +24,11 @@ from pipeline.db import DRIVER
 from pipeline.demo import load_generator
 from pipeline.embedded import create_database
 from pipeline.servers import SERVER_KINDS, throwaway_server
-from pipeline.suite import Suite, load_suite
+from pipeline.suite import DEFAULT_SUITE, Suite, load_suite
 
 FIXTURES = Path(__file__).parent / "fixtures"
+SAMPLE_SUITE = str(DEFAULT_SUITE)
+"""The shipped Astegni suite: the command line audits with it only when told (`--suite`)."""
 _counter = itertools.count()
 
 

@@ -18,7 +18,7 @@ from sqlalchemy.engine import make_url
 
 from pipeline.db import database_error
 from pipeline.errors import ExitCode
-from tests.conftest import as_url, execute
+from tests.conftest import SAMPLE_SUITE, as_url, execute
 from tests.test_cli import ROOT, assert_one_line_error
 from tests.test_operations import TcpServer, sql
 from tests.test_operations import tcp as tcp  # a server of the module's own, to restart
@@ -43,7 +43,8 @@ def test_a_repair_schema_refaudit_cannot_own_is_refused_before_the_audit(
 ) -> None:
     out = tmp_path / "run"
     proc = refaudit(
-        "run", "--db", world, "--out", str(out), "--repair", "--repair-schema", schema,
+        "run", "--suite", SAMPLE_SUITE, "--db", world, "--out", str(out), "--repair",
+        "--repair-schema", schema,
         "--no-history", "--quiet",
     )  # fmt: skip
     line = assert_one_line_error(proc, ExitCode.USAGE)
@@ -56,7 +57,8 @@ def test_an_unusual_but_valid_repair_schema_is_used(world: str, tmp_path: Path) 
     schema = 'Repair "Zone" ' + "x" * 49  # 63 bytes, quoted wherever it is named
     assert len(schema.encode()) == 63
     proc = refaudit(
-        "run", "--db", world, "--out", str(out), "--repair", "--repair-schema", schema,
+        "run", "--suite", SAMPLE_SUITE, "--db", world, "--out", str(out), "--repair",
+        "--repair-schema", schema,
         "--no-history", "--quiet",
     )  # fmt: skip
     assert proc.returncode == ExitCode.VIOLATIONS, proc.stderr
@@ -155,7 +157,18 @@ def test_a_missing_privilege_is_named(plain: str, grants: str, statement: str, h
 
 def test_apply_by_a_role_without_create_names_create(world: str, tmp_path: Path) -> None:
     out = tmp_path / "run"
-    made = refaudit("run", "--db", world, "--out", str(out), "--repair", "--no-history", "--quiet")
+    made = refaudit(
+        "run",
+        "--suite",
+        SAMPLE_SUITE,
+        "--db",
+        world,
+        "--out",
+        str(out),
+        "--repair",
+        "--no-history",
+        "--quiet",
+    )
     assert made.returncode == ExitCode.VIOLATIONS, made.stderr
     db = make_url(world).database
     fixer = _role(

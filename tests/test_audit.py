@@ -13,7 +13,7 @@ import pytest
 from pipeline.audit import AuditOptions, run_audit
 from pipeline.demo import build_sample
 from pipeline.errors import ExitCode
-from tests.conftest import as_url
+from tests.conftest import SAMPLE_SUITE, as_url
 from tests.test_cli import refaudit
 
 NO_HISTORY = AuditOptions(record_history=False)
@@ -47,7 +47,9 @@ def test_dirty_database_every_defective_row_and_no_clean_row(dirty_db, suite, tm
 
 def test_seed_before_exits_1_with_all_six_requests_flagged(seed_before_db, tmp_path) -> None:  # type: ignore[no-untyped-def]
     uri, _ = seed_before_db
-    proc = refaudit("run", "--db", uri, "--out", str(tmp_path), "--no-history")
+    proc = refaudit(
+        "run", "--suite", SAMPLE_SUITE, "--db", uri, "--out", str(tmp_path), "--no-history"
+    )
     assert proc.returncode == ExitCode.VIOLATIONS, proc.stderr
     got = violations(tmp_path)
     tutor = got[got["check"] == "session_requests.tutor_id.reference"]
@@ -86,7 +88,9 @@ def test_seed_before_student_and_parent_requesters(seed_before_db, generator, tm
 
 def test_seed_after_exits_0(seed_after_db, tmp_path) -> None:  # type: ignore[no-untyped-def]
     uri, _ = seed_after_db
-    proc = refaudit("run", "--db", uri, "--out", str(tmp_path), "--no-history")
+    proc = refaudit(
+        "run", "--suite", SAMPLE_SUITE, "--db", uri, "--out", str(tmp_path), "--no-history"
+    )
     assert proc.returncode == ExitCode.PASSED, proc.stdout + proc.stderr
     doc = json.loads((tmp_path / "results.json").read_text())
     failed = [c["id"] for c in doc["checks"] if c["status"] == "failed"]

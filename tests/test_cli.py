@@ -6,11 +6,12 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from pipeline.errors import ExitCode
-from tests.conftest import FIXTURES, execute
+from tests.conftest import FIXTURES, SAMPLE_SUITE, execute
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -47,7 +48,13 @@ def clean_db(new_database) -> str:  # type: ignore[no-untyped-def]
 
 def test_unreachable_database_is_exit_3_without_password(tmp_path: Path) -> None:
     proc = refaudit(
-        "run", "--db", "postgresql://auditor:s3cret-pw@127.0.0.1:1/x", "--out", str(tmp_path / "o")
+        "run",
+        "--suite",
+        SAMPLE_SUITE,
+        "--db",
+        "postgresql://auditor:s3cret-pw@127.0.0.1:1/x",
+        "--out",
+        str(tmp_path / "o"),
     )
     line = assert_one_line_error(proc, ExitCode.RUNTIME)
     assert "s3cret-pw" not in proc.stderr + proc.stdout
@@ -55,7 +62,9 @@ def test_unreachable_database_is_exit_3_without_password(tmp_path: Path) -> None
 
 
 def test_not_a_postgres_url_is_usage_error(tmp_path: Path) -> None:
-    proc = refaudit("run", "--db", "mysql://u:p@h/d", "--out", str(tmp_path / "o"))
+    proc = refaudit(
+        "run", "--suite", SAMPLE_SUITE, "--db", "mysql://u:p@h/d", "--out", str(tmp_path / "o")
+    )
     assert "refaudit audits PostgreSQL" in assert_one_line_error(proc, ExitCode.USAGE)
 
 
@@ -104,7 +113,8 @@ def test_bad_option_is_exit_2() -> None:
 def test_no_database_given_says_what_to_pass(tmp_path: Path, command: str) -> None:
     unset = dict.fromkeys(("PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER", "PGSERVICE"),
                           "")
-    args = {"run": ["--out", str(tmp_path / "o")], "extract": ["--out", str(tmp_path / "s")],
+    args = {"run": ["--suite", SAMPLE_SUITE, "--out", str(tmp_path / "o")],
+            "extract": ["--suite", SAMPLE_SUITE, "--out", str(tmp_path / "s")],
             "apply": [str(tmp_path / "repair.sql")]}[command]
     (tmp_path / "repair.sql").write_text("BEGIN;\nCOMMIT;\n")
     line = assert_one_line_error(refaudit(command, *args, env=unset), ExitCode.USAGE)
@@ -113,7 +123,9 @@ def test_no_database_given_says_what_to_pass(tmp_path: Path, command: str) -> No
 
 def test_database_url_from_environment(tmp_path: Path, clean_db: str) -> None:
     out = tmp_path / "o"
-    proc = refaudit("run", "--out", str(out), "--quiet", env={"DATABASE_URL": clean_db})
+    proc = refaudit(
+        "run", "--suite", SAMPLE_SUITE, "--out", str(out), "--quiet", env={"DATABASE_URL": clean_db}
+    )
     # an empty Astegni database without constraints: only catalog findings, which fail
     assert proc.returncode == ExitCode.VIOLATIONS, proc.stderr
     doc = json.loads((out / "results.json").read_text())
@@ -128,7 +140,7 @@ def test_database_url_from_environment(tmp_path: Path, clean_db: str) -> None:
 
 def test_missing_table_is_exit_3(tmp_path: Path, new_database) -> None:  # type: ignore[no-untyped-def]
     empty = new_database("empty")
-    proc = refaudit("run", "--db", empty, "--out", str(tmp_path / "o"))
+    proc = refaudit("run", "--suite", SAMPLE_SUITE, "--db", empty, "--out", str(tmp_path / "o"))
     line = assert_one_line_error(proc, ExitCode.RUNTIME)
     assert "does not exist" in line
 
@@ -140,7 +152,7 @@ def test_missing_column_is_exit_3(tmp_path: Path, new_database) -> None:  # type
         (FIXTURES / "astegni_bare.sql").read_text()
         + "ALTER TABLE session_requests DROP COLUMN contact_phone;",
     )
-    proc = refaudit("run", "--db", uri, "--out", str(tmp_path / "o"))
+    proc = refaudit("run", "--suite", SAMPLE_SUITE, "--db", uri, "--out", str(tmp_path / "o"))
     line = assert_one_line_error(proc, ExitCode.RUNTIME)
     assert "session_requests.contact_phone" in line
 
@@ -175,3 +187,32 @@ def test_shell_completion_completes_commands_and_options() -> None:
         timeout=60,
     )
     assert "_refaudit_completion" in shown.stdout
+
+
+def test_top_level_help_has_examples_and_no_help_shows_a_python_type() -> None:
+    import typer.main
+
+    from pipeline.cli import app
+
+    top = refaudit("-h")
+    assert top.returncode == 0, top.stderr
+    examples = top.stdout.split("Examples:\n", 1)[1]
+    for command in ("discover", "suite check", "run", "apply"):
+        assert f"\n    refaudit {command} " in f"\n{examples}", top.stdout
+    assert "refaudit.toml" in examples
+
+    def paths(group: Any, prefix: tuple[str, ...]) -> list[tuple[str, ...]]:
+        found = []
+        for name, command in group.commands.items():
+            found.append((*prefix, name))
+            if hasattr(command, "commands"):  # a group (of typer's own click)
+                found.extend(paths(command, (*prefix, name)))
+        return found
+
+    commands = paths(typer.main.get_group(app), ())
+    assert ("suite", "check") in commands and ("discover",) in commands
+    for path in commands:
+        shown = refaudit(*path, "-h")
+        assert shown.returncode == 0 and "Usage: " in shown.stdout, (path, shown.stderr)
+        assert "<list[" not in shown.stdout and "list[str]" not in shown.stdout, path
+    assert "--schema SCHEMA " in refaudit("discover", "-h").stdout

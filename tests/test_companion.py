@@ -27,7 +27,7 @@ from pipeline.errors import DatabaseError
 from pipeline.results import CheckResult
 from pipeline.sink import ViolationSink
 from pipeline.suite import Suite, load_suite
-from tests.conftest import as_url, build_state, execute
+from tests.conftest import SAMPLE_SUITE, as_url, build_state, execute
 
 NO_HISTORY = AuditOptions(record_history=False)
 
@@ -219,7 +219,18 @@ def test_one_connection_from_the_command_line(
     for name, extra in (("one", ["--one-connection"]), ("two", [])):
         done = runner.invoke(
             app,
-            ["run", "--db", uri, "--out", str(tmp_path / name), "--no-history", "-q", *extra],
+            [
+                "run",
+                "--suite",
+                SAMPLE_SUITE,
+                "--db",
+                uri,
+                "--out",
+                str(tmp_path / name),
+                "--no-history",
+                "-q",
+                *extra,
+            ],
         )
         assert done.exit_code == 1, done.output  # the dirty database fails its checks
     assert len(companions) == 1 and companions[0] is not None  # only the second run

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +17,7 @@ from junitparser import Error, Failure, JUnitXml
 from pipeline.baseline import load_baseline
 from pipeline.checks.base import VIOLATION_FIELDS, Violation
 from pipeline.errors import ExitCode, UsageError
-from tests.conftest import FIXTURES, execute
+from tests.conftest import FIXTURES, SAMPLE_SUITE, execute
 from tests.test_cli import ROOT, assert_one_line_error, refaudit
 
 
@@ -54,7 +55,7 @@ def junit_cases(out: Path) -> dict[str, Any]:
 
 
 def run(db: str, out: Path, *args: str) -> Any:
-    return refaudit("run", "--db", db, "--out", str(out), "--quiet", *args)
+    return refaudit("run", "--suite", SAMPLE_SUITE, "--db", db, "--out", str(out), "--quiet", *args)
 
 
 # ---------------------------------------------------------------- the gate end to end
@@ -271,12 +272,14 @@ def test_junit_parses_and_has_one_testcase_per_check(tmp_path: Path, gate_db: st
         if c["status"] == "failed":
             assert len(result) == 1 and isinstance(result[0], Failure)
             message = result[0].message
-            assert f"{c['violations']} violations in {c['rows_checked']} rows" in message
+            assert re.search(rf"\b{c['violations']} violations? in {c['rows_checked']} rows?\b",
+                             message), message
             assert f"threshold {'0' if c['threshold']['max_count'] is None else ''}" in message
         else:
             assert result == []
     tutor = cases["session_requests.tutor_id.reference"].result[0]
     assert "keys 2" in tutor.message and "session_requests 2: tutor_id=7" in tutor.text
+    assert ": 1 violation in 5 rows (20.00%); " in tutor.message  # one is singular
     # a warned check is not a failure, but CI logs say why
     warned = next(c for c in doc["checks"] if c["status"] == "warned")
     assert "warned:" in (cases[warned["id"]].system_out or "")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import SAMPLE_SUITE
 from tests.test_cli import ROOT
 
 
@@ -88,6 +89,15 @@ def test_ctrl_c_during_a_snapshot_run_leaves_nothing_behind(
 ) -> None:
     tmp = tmp_path / "tmp"
     tmp.mkdir()
-    args = ["run", "--snapshot", str(snapshot), "--out", str(tmp_path / "out"), "--no-history"]
+    args = [
+        "run",
+        "--suite",
+        SAMPLE_SUITE,
+        "--snapshot",
+        str(snapshot),
+        "--out",
+        str(tmp_path / "out"),
+        "--no-history",
+    ]
     done = interrupt(args, tmp, after)
     assert_nothing_left(done, tmp, "refaudit-")

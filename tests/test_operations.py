@@ -30,7 +30,7 @@ from pipeline.audit import run_audit
 from pipeline.db import create_engine, read_only_snapshot
 from pipeline.errors import DatabaseError, ExitCode
 from pipeline.suite import load_suite
-from tests.conftest import FIXTURES, as_url
+from tests.conftest import FIXTURES, SAMPLE_SUITE, as_url
 from tests.test_cli import ROOT, assert_one_line_error, refaudit
 
 PASSWORD = "Sx9#pw/Q%7e-nightly"
@@ -173,10 +173,21 @@ def test_select_only_role_runs_the_full_audit_and_nothing_leaks(
     with pytest.raises(psycopg2.errors.InsufficientPrivilege):
         sql(tcp.url(), "INSERT INTO users (id) VALUES (99)")  # the role can only read
 
-    proc = refaudit("run", "--db", tcp.url(), "--out", str(tmp_path / "auditor"))
+    proc = refaudit(
+        "run", "--suite", SAMPLE_SUITE, "--db", tcp.url(), "--out", str(tmp_path / "auditor")
+    )
     assert proc.returncode == ExitCode.VIOLATIONS, proc.stderr
     as_auditor = results(tmp_path / "auditor")
-    owner = refaudit("run", "--db", tcp.admin(), "--out", str(tmp_path / "owner"), "--quiet")
+    owner = refaudit(
+        "run",
+        "--suite",
+        SAMPLE_SUITE,
+        "--db",
+        tcp.admin(),
+        "--out",
+        str(tmp_path / "owner"),
+        "--quiet",
+    )
     assert owner.returncode == ExitCode.VIOLATIONS, owner.stderr
     # the same findings as the owner, catalog checks included
     assert counts(as_auditor) == counts(results(tmp_path / "owner"))
@@ -190,9 +201,18 @@ def test_select_only_role_runs_the_full_audit_and_nothing_leaks(
 
 
 def test_password_from_environment_appears_nowhere(tmp_path: Path, tcp: TcpServer) -> None:
-    via_url = refaudit("run", "--out", str(tmp_path / "url"), env={"DATABASE_URL": tcp.url()})
+    via_url = refaudit(
+        "run",
+        "--suite",
+        SAMPLE_SUITE,
+        "--out",
+        str(tmp_path / "url"),
+        env={"DATABASE_URL": tcp.url()},
+    )
     libpq = refaudit(
         "run",
+        "--suite",
+        SAMPLE_SUITE,
         "--out",
         str(tmp_path / "libpq"),
         env={
@@ -271,7 +291,15 @@ def test_the_snapshot_refuses_writes_even_for_a_superuser(tcp: TcpServer) -> Non
 
 def test_failed_authentication(tmp_path: Path, tcp: TcpServer) -> None:
     wrong = PASSWORD[::-1]
-    proc = refaudit("run", "--db", tcp.url(password=wrong), "--out", str(tmp_path / "o"))
+    proc = refaudit(
+        "run",
+        "--suite",
+        SAMPLE_SUITE,
+        "--db",
+        tcp.url(password=wrong),
+        "--out",
+        str(tmp_path / "o"),
+    )
     line = assert_one_line_error(proc, ExitCode.RUNTIME)
     assert 'password authentication failed for user "auditor"' in line
     assert "check the user and password" in line
@@ -282,7 +310,7 @@ def test_failed_authentication(tmp_path: Path, tcp: TcpServer) -> None:
 
 def test_unreachable_server(tmp_path: Path, tcp: TcpServer) -> None:
     url = tcp.url().replace(f":{tcp.port}/", f":{_free_port()}/")
-    proc = refaudit("run", "--db", url, "--out", str(tmp_path / "o"))
+    proc = refaudit("run", "--suite", SAMPLE_SUITE, "--db", url, "--out", str(tmp_path / "o"))
     line = assert_one_line_error(proc, ExitCode.RUNTIME)
     assert "Connection refused" in line and "is the server running" in line
     assert_no_secret(proc.stdout, proc.stderr, files=tmp_path)
@@ -291,7 +319,9 @@ def test_unreachable_server(tmp_path: Path, tcp: TcpServer) -> None:
 def test_revoked_grant(tmp_path: Path, tcp: TcpServer) -> None:
     sql(tcp.admin(), "REVOKE SELECT ON tutor_packages FROM auditor")
     try:
-        proc = refaudit("run", "--db", tcp.url(), "--out", str(tmp_path / "o"))
+        proc = refaudit(
+            "run", "--suite", SAMPLE_SUITE, "--db", tcp.url(), "--out", str(tmp_path / "o")
+        )
     finally:
         sql(tcp.admin(), "GRANT SELECT ON tutor_packages TO auditor")
     line = assert_one_line_error(proc, ExitCode.RUNTIME)
@@ -304,7 +334,9 @@ def test_revoked_grant(tmp_path: Path, tcp: TcpServer) -> None:
 def test_missing_column_on_the_tcp_server(tmp_path: Path, tcp: TcpServer) -> None:
     sql(tcp.admin(), "ALTER TABLE session_requests RENAME COLUMN contact_phone TO phone")
     try:
-        proc = refaudit("run", "--db", tcp.url(), "--out", str(tmp_path / "o"))
+        proc = refaudit(
+            "run", "--suite", SAMPLE_SUITE, "--db", tcp.url(), "--out", str(tmp_path / "o")
+        )
     finally:
         sql(tcp.admin(), "ALTER TABLE session_requests RENAME COLUMN phone TO contact_phone")
     line = assert_one_line_error(proc, ExitCode.RUNTIME)
@@ -329,7 +361,15 @@ def test_lock_timeout(tmp_path: Path, tcp: TcpServer) -> None:
     with lock_held(tcp.admin()):
         started = time.monotonic()
         proc = refaudit(
-            "run", "--db", tcp.url(), "--out", str(tmp_path / "o"), "--lock-timeout", "0.3"
+            "run",
+            "--suite",
+            SAMPLE_SUITE,
+            "--db",
+            tcp.url(),
+            "--out",
+            str(tmp_path / "o"),
+            "--lock-timeout",
+            "0.3",
         )
     assert time.monotonic() - started < 30
     line = assert_one_line_error(proc, ExitCode.RUNTIME)
@@ -343,6 +383,8 @@ def test_statement_timeout(tmp_path: Path, tcp: TcpServer) -> None:
     with lock_held(tcp.admin()):
         proc = refaudit(
             "run",
+            "--suite",
+            SAMPLE_SUITE,
             "--db",
             tcp.url(),
             "--out",
@@ -372,6 +414,8 @@ def test_connection_lost_mid_run(tmp_path: Path, tcp: TcpServer) -> None:
                 "-m",
                 "pipeline",
                 "run",
+                "--suite",
+                SAMPLE_SUITE,
                 "--db",
                 tcp.url(),
                 "--out",
@@ -444,7 +488,15 @@ def test_connection_lost_between_tables(tmp_path: Path, tcp: TcpServer) -> None:
 
 
 def test_debug_shows_a_traceback_and_keeps_the_exit_code(tmp_path: Path, tcp: TcpServer) -> None:
-    args = ("run", "--db", tcp.url(password="not-" + PASSWORD), "--out", str(tmp_path / "o"))
+    args = (
+        "run",
+        "--suite",
+        SAMPLE_SUITE,
+        "--db",
+        tcp.url(password="not-" + PASSWORD),
+        "--out",
+        str(tmp_path / "o"),
+    )
     quiet = refaudit(*args)
     assert_one_line_error(quiet, ExitCode.RUNTIME)
     loud = refaudit(*args, "--debug")
@@ -469,6 +521,8 @@ def test_debug_shows_a_traceback_and_keeps_the_exit_code(tmp_path: Path, tcp: Tc
 def test_bad_options_are_exit_2(tmp_path: Path, args: tuple[str, ...]) -> None:
     proc = refaudit(
         "run",
+        "--suite",
+        SAMPLE_SUITE,
         "--db",
         f"postgresql://u:{quote(PASSWORD, safe='')}@127.0.0.1:1/x",
         "--out",
@@ -483,5 +537,13 @@ def test_bad_options_are_exit_2(tmp_path: Path, args: tuple[str, ...]) -> None:
 
 def test_unwritable_out_is_exit_2(tmp_path: Path) -> None:
     (tmp_path / "taken").write_text("a file, not a directory")
-    proc = refaudit("run", "--db", "postgresql://u@127.0.0.1:1/x", "--out", str(tmp_path / "taken"))
+    proc = refaudit(
+        "run",
+        "--suite",
+        SAMPLE_SUITE,
+        "--db",
+        "postgresql://u@127.0.0.1:1/x",
+        "--out",
+        str(tmp_path / "taken"),
+    )
     assert "pass --out to a writable directory" in assert_one_line_error(proc, ExitCode.USAGE)

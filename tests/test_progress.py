@@ -17,7 +17,7 @@ from rich.console import Console
 from pipeline.audit import run_audit
 from pipeline.console import RichProgress, stderr_progress
 from pipeline.suite import CATALOG_KINDS, Suite, UniqueCheck
-from tests.conftest import as_url
+from tests.conftest import SAMPLE_SUITE, as_url
 from tests.reports import load_dirty_small
 from tests.test_cli import ROOT, refaudit
 
@@ -115,13 +115,19 @@ def test_progress_only_on_a_terminal_and_not_when_quiet() -> None:
 def test_cli_is_silent_on_stderr_when_it_is_not_a_terminal(
     progress_db: str, tmp_path: Path
 ) -> None:
-    first = refaudit("run", "--db", progress_db, "--out", str(tmp_path / "a"))
+    first = refaudit(
+        "run", "--suite", SAMPLE_SUITE, "--db", progress_db, "--out", str(tmp_path / "a")
+    )
     assert first.returncode == 1 and first.stderr == ""
-    second = refaudit("run", "--db", progress_db, "--out", str(tmp_path / "b"))
+    second = refaudit(
+        "run", "--suite", SAMPLE_SUITE, "--db", progress_db, "--out", str(tmp_path / "b")
+    )
     assert second.stderr == ""
     summary = second.stdout.strip().splitlines()[-1]
     assert summary.startswith("FAILED") and "(0 new, 0 fixed since the last run)" in summary
-    quiet = refaudit("run", "--db", progress_db, "--out", str(tmp_path / "c"), "--quiet")
+    quiet = refaudit(
+        "run", "--suite", SAMPLE_SUITE, "--db", progress_db, "--out", str(tmp_path / "c"), "--quiet"
+    )
     assert quiet.stderr == "" and len(quiet.stdout.strip().splitlines()) == 1
 
 
@@ -155,11 +161,13 @@ def _run_on_a_terminal(*args: str) -> tuple[int, str]:
 
 
 def test_cli_shows_progress_on_a_terminal(progress_db: str, tmp_path: Path) -> None:
-    code, shown = _run_on_a_terminal("run", "--db", progress_db, "--out", str(tmp_path / "t"))
+    code, shown = _run_on_a_terminal(
+        "run", "--suite", SAMPLE_SUITE, "--db", progress_db, "--out", str(tmp_path / "t")
+    )
     assert code == 1, shown
     for stage in ("snapshot", "row checks", "uniqueness", "catalog", "history", "writing files"):
         assert stage in shown, stage
     code, shown = _run_on_a_terminal(
-        "run", "--db", progress_db, "--out", str(tmp_path / "q"), "--quiet"
+        "run", "--suite", SAMPLE_SUITE, "--db", progress_db, "--out", str(tmp_path / "q"), "--quiet"
     )
     assert code == 1 and "row checks" not in shown

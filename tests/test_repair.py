@@ -18,7 +18,7 @@ from pipeline.apply import apply_plan
 from pipeline.audit import AuditOptions, run_audit
 from pipeline.errors import DatabaseError
 from pipeline.suite import Suite
-from tests.conftest import as_url, execute
+from tests.conftest import SAMPLE_SUITE, as_url, execute
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE_CHECKS = {
@@ -296,7 +296,9 @@ def refaudit(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_cli_run_repair_and_apply(world: str, tmp_path: Path) -> None:
     out = tmp_path / "run"
-    proc = refaudit("run", "--db", world, "--out", str(out), "--repair", "--quiet")
+    proc = refaudit(
+        "run", "--suite", SAMPLE_SUITE, "--db", world, "--out", str(out), "--repair", "--quiet"
+    )
     assert proc.returncode == 1, proc.stderr
     assert "repair plan: 6 updates, 1 set to NULL, 2 to quarantine, 2 for review" in proc.stdout
     before = dump(world)

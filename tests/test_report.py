@@ -17,7 +17,7 @@ from pipeline.errors import UsageError
 from pipeline.outputs import render_report
 from pipeline.report import Bar, bar_chart
 from pipeline.suite import CATALOG_KINDS, Suite
-from tests.conftest import as_url, execute
+from tests.conftest import SAMPLE_SUITE, as_url, execute
 from tests.reports import DIRTY_KEYS, Page, fabricated_result, load_dirty_small
 
 MINUS = "\u2212"  # the report writes "fixed" counts with a minus sign
@@ -312,6 +312,8 @@ def test_cli_history_options(dirty_small: str, tmp_path: Path) -> None:
     for out in ("a", "b"):
         proc = refaudit(
             "run",
+            "--suite",
+            SAMPLE_SUITE,
             "--db",
             dirty_small,
             "--out",
@@ -323,13 +325,24 @@ def test_cli_history_options(dirty_small: str, tmp_path: Path) -> None:
         assert proc.returncode == 1, proc.stderr
     history = json.loads((tmp_path / "b" / "results.json").read_text())["history"]
     assert history["store"] == str(store) and history["runs"] == 2
-    proc = refaudit("run", "--db", dirty_small, "--out", str(tmp_path / "c"), "--no-history")
+    proc = refaudit(
+        "run",
+        "--suite",
+        SAMPLE_SUITE,
+        "--db",
+        dirty_small,
+        "--out",
+        str(tmp_path / "c"),
+        "--no-history",
+    )
     assert proc.returncode == 1, proc.stderr
     assert "history" not in json.loads((tmp_path / "c" / "results.json").read_text())
     assert not (tmp_path / "history.db").exists()
     (tmp_path / "junk.db").write_text("junk")
     proc = refaudit(
         "run",
+        "--suite",
+        SAMPLE_SUITE,
         "--db",
         dirty_small,
         "--out",

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import FIXTURES, execute
+from tests.conftest import FIXTURES, SAMPLE_SUITE, execute
 from tests.test_cli import ROOT, assert_one_line_error
 from tests.test_operations import lock_held, sql
 
@@ -33,7 +33,19 @@ def gate_db(new_database) -> str:  # type: ignore[no-untyped-def]
 
 def start(db: str, out: Path, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "pipeline", "run", "--db", db, "--out", str(out), *args],
+        [
+            sys.executable,
+            "-m",
+            "pipeline",
+            "run",
+            "--suite",
+            SAMPLE_SUITE,
+            "--db",
+            db,
+            "--out",
+            str(out),
+            *args,
+        ],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

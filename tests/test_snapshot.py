@@ -29,7 +29,7 @@ from pipeline.plan import required_columns
 from pipeline.replay import audit_snapshot, load_snapshot, scratch_database
 from pipeline.snapshot import MANIFEST, read_manifest
 from pipeline.suite import Suite, load_suite
-from tests.conftest import FIXTURES, as_url, execute
+from tests.conftest import FIXTURES, SAMPLE_SUITE, as_url, execute
 from tests.test_cli import assert_one_line_error, refaudit
 
 # Hand-made rows on the bare Astegni schema with defects of most kinds, and schema objects
@@ -94,10 +94,17 @@ def sorted_violations(path: Path) -> list[list[str]]:
 
 # ------------------------------------------------------------------ same results
 def test_snapshot_run_gives_the_violations_of_a_direct_run(source_db: str, tmp_path: Path) -> None:
-    direct = refaudit("run", "--db", source_db, "--out", str(tmp_path / "direct"))
-    extract = refaudit("extract", "--db", source_db, "--out", str(tmp_path / "snap"))
+    direct = refaudit(
+        "run", "--suite", SAMPLE_SUITE, "--db", source_db, "--out", str(tmp_path / "direct")
+    )
+    extract = refaudit(
+        "extract", "--suite", SAMPLE_SUITE, "--db", source_db, "--out", str(tmp_path / "snap")
+    )
     assert extract.returncode == ExitCode.PASSED, extract.stderr
-    replay = refaudit("run", "--snapshot", str(tmp_path / "snap"), "--out", str(tmp_path / "re"))
+    replay = refaudit(
+        "run", "--suite", SAMPLE_SUITE, "--snapshot", str(tmp_path / "snap"),
+        "--out", str(tmp_path / "re")
+    )
 
     assert direct.returncode == replay.returncode == ExitCode.VIOLATIONS, replay.stderr
     want = sorted_violations(tmp_path / "direct" / "violations.csv")
@@ -301,7 +308,9 @@ def test_a_damaged_snapshot_is_refused(snapshot_dir: Path, tmp_path: Path, damag
     snap = tmp_path / "snap"
     shutil.copytree(snapshot_dir, snap)
     expected = damage(snap)
-    proc = refaudit("run", "--snapshot", str(snap), "--out", str(tmp_path / "o"))
+    proc = refaudit(
+        "run", "--suite", SAMPLE_SUITE, "--snapshot", str(snap), "--out", str(tmp_path / "o")
+    )
     line = assert_one_line_error(proc, ExitCode.USAGE)
     assert expected in line
     assert "extract the snapshot again" in line
@@ -326,25 +335,31 @@ def test_a_snapshot_without_what_the_suite_reads_is_refused(source_db: str, tmp_
         "--quiet",
     )
     assert proc.returncode == ExitCode.PASSED, proc.stderr
-    proc = refaudit("run", "--snapshot", str(tmp_path / "snap"), "--out", str(tmp_path / "o"))
+    proc = refaudit(
+        "run", "--suite", SAMPLE_SUITE, "--snapshot", str(tmp_path / "snap"),
+        "--out", str(tmp_path / "o")
+    )
     line = assert_one_line_error(proc, ExitCode.USAGE)
     assert "has no table parent_profiles, which suite astegni reads" in line
 
 
 def test_extract_refuses_a_non_empty_directory(source_db: str, tmp_path: Path) -> None:
     (tmp_path / "keep.txt").write_text("precious")
-    proc = refaudit("extract", "--db", source_db, "--out", str(tmp_path))
+    proc = refaudit("extract", "--suite", SAMPLE_SUITE, "--db", source_db, "--out", str(tmp_path))
     assert "is not empty" in assert_one_line_error(proc, ExitCode.USAGE)
     assert [p.name for p in tmp_path.iterdir()] == ["keep.txt"]
 
 
 def test_repair_from_a_snapshot_is_a_usage_error(snapshot_dir: Path, tmp_path: Path) -> None:
-    proc = refaudit("run", "--snapshot", str(snapshot_dir), "--repair", "--out", str(tmp_path))
+    proc = refaudit(
+        "run", "--suite", SAMPLE_SUITE, "--snapshot", str(snapshot_dir), "--repair",
+        "--out", str(tmp_path)
+    )
     assert "--repair needs the live database" in assert_one_line_error(proc, ExitCode.USAGE)
 
 
 def test_db_and_snapshot_together_is_a_usage_error(source_db: str, tmp_path: Path) -> None:
-    proc = refaudit("run", "--db", source_db, "--snapshot", str(tmp_path))
+    proc = refaudit("run", "--suite", SAMPLE_SUITE, "--db", source_db, "--snapshot", str(tmp_path))
     assert "exclude each other" in assert_one_line_error(proc, ExitCode.USAGE)
 
 
@@ -371,7 +386,9 @@ def test_a_value_arrow_cannot_hold_fails_the_extract_cleanly(
     # (Arrow's threads reading from Python at exit once aborted it here, under load).
     uri = new_database("snapinf")
     execute(uri, _rows_with_infinity(before, 100_000))
-    proc = refaudit("extract", "--db", uri, "--out", str(tmp_path / "s"), "--quiet")
+    proc = refaudit(
+        "extract", "--suite", SAMPLE_SUITE, "--db", uri, "--out", str(tmp_path / "s"), "--quiet"
+    )
     line = assert_one_line_error(proc, ExitCode.RUNTIME)
     assert "session_requests" in line and "created_at" in line and "infinity" in line
     assert "cancel" not in line.lower()  # our own cancel of the COPY is not the error

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline.errors import ExitCode
+from tests.conftest import SAMPLE_SUITE
 from tests.test_cli import assert_one_line_error, refaudit
 
 SUITE = """
@@ -27,8 +28,8 @@ def write(tmp_path: Path, column: str = "status", regex: str = "^[a-z]+$") -> Pa
     return path
 
 
-def test_the_default_suite_is_valid() -> None:
-    done = refaudit("suite", "check")
+def test_the_shipped_suite_is_valid() -> None:
+    done = refaudit("suite", "check", SAMPLE_SUITE)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("suite astegni is valid: ")
 
@@ -40,7 +41,7 @@ def test_a_suite_is_checked_against_a_database(tmp_path: Path, new_database) -> 
     execute(uri, "CREATE TABLE orders (id int PRIMARY KEY, status text)")
     done = refaudit("suite", "check", str(write(tmp_path)), "--db", uri)
     assert done.returncode == 0, done.stderr
-    assert "suite shop is valid: 1 checks on 1 tables; it matches" in done.stdout
+    assert "suite shop is valid: 1 check on 1 table; it matches" in done.stdout
 
     missing = refaudit("suite", "check", str(write(tmp_path, column="state")), "--db", uri)
     line = assert_one_line_error(missing, ExitCode.RUNTIME)

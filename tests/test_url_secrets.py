@@ -12,6 +12,7 @@ import pytest
 
 from pipeline.db import describe, resolve_url, scrub, secrets
 from pipeline.errors import ExitCode, UsageError
+from tests.conftest import SAMPLE_SUITE
 from tests.test_cli import assert_one_line_error, refaudit
 from tests.test_operations import DB, TcpServer, sql
 from tests.test_operations import tcp as tcp  # the TCP server with scram-sha-256 passwords
@@ -44,7 +45,15 @@ def assert_nothing_shows_it(out: Path, *texts: str, password: str = ODD_PASSWORD
 
 
 def run(tcp: TcpServer, tmp_path: Path, db: str | None, env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
-    args = ["run", "--out", str(tmp_path / "o"), "--history", str(tmp_path / "history.db")]
+    args = [
+        "run",
+        "--suite",
+        SAMPLE_SUITE,
+        "--out",
+        str(tmp_path / "o"),
+        "--history",
+        str(tmp_path / "history.db"),
+    ]
     return refaudit(*args, *(["--db", db] if db else []), env=env)
 
 
@@ -122,7 +131,7 @@ def test_password_from_a_password_file(
     ],
 )
 def test_malformed_url_is_exit_2_in_one_line(tmp_path: Path, url: str, says: str) -> None:
-    proc = refaudit("run", "--db", url, "--out", str(tmp_path / "o"))
+    proc = refaudit("run", "--suite", SAMPLE_SUITE, "--db", url, "--out", str(tmp_path / "o"))
     line = assert_one_line_error(proc, ExitCode.USAGE)
     assert says in line
     assert "Kq7Zr4" not in proc.stderr + proc.stdout
@@ -214,7 +223,17 @@ def test_sslpassword_is_masked_in_errors_and_tracebacks(
     assert "sslpassword=***" in line and "password authentication failed" in line
     assert_no_ssl_password(tmp_path, proc.stdout, proc.stderr)
     # --debug prints the traceback, scrubbed too
-    proc = refaudit("run", "--debug", "--db", wrong, "--out", str(tmp_path / "d"), "--no-history")
+    proc = refaudit(
+        "run",
+        "--suite",
+        SAMPLE_SUITE,
+        "--debug",
+        "--db",
+        wrong,
+        "--out",
+        str(tmp_path / "d"),
+        "--no-history",
+    )
     assert proc.returncode == ExitCode.RUNTIME and "Traceback" in proc.stderr, proc.stderr
     assert_no_ssl_password(tmp_path, proc.stdout, proc.stderr)
     # given in DATABASE_URL, and to apply
