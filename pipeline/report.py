@@ -17,7 +17,7 @@ from markupsafe import Markup, escape
 
 from pipeline.results import AuditResult, CheckResult, FailOn
 from pipeline.suite import CATALOG_KINDS
-from pipeline.words import plural
+from pipeline.words import plural as _plural
 
 COLORS = {"failed": "#c0392b", "warned": "#d68910", "passed": "#1e8449", "none": "#7f8c8d"}
 DIAGNOSIS_COLORS = ["#2e86c1", "#8e44ad", "#16a085", "#d35400", "#c0392b", "#7f8c8d"]
@@ -67,9 +67,9 @@ def fmt_duration(seconds: float) -> str:
 
 
 def plural(n: int | None, word: str, words: str = "") -> str:
-    """`1 row`, `2 rows`, `1,234 rows` (`words` when the plural is not `word` + "s")."""
-    count = n or 0
-    return f"{fmt_int(count)} {word if count == 1 else (words or word + 's')}"
+    """`1 row`, `2 rows`, `1,234 rows`: `pipeline.words.plural` with thousands marked, as
+    the report writes every count."""
+    return _plural(n or 0, word, words or None).replace(str(n or 0), fmt_int(n or 0), 1)
 
 
 LONG_TOKEN = 24
