@@ -139,7 +139,7 @@ def propose_reference(
         confidence *= SOLE_NAME
     elif best.name < 0.6 and _names_a_table(ctx, column):
         # the name points at a table (`personid`, a table's own `emailaddressid`): values
-        # that fit another key without a name say nothing against it
+        # that also fit another key, whose name does not fit, are no evidence for that key
         confidence = 0.0
     elif (
         best.name == 0
