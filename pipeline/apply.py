@@ -32,6 +32,7 @@ from sqlalchemy.engine import URL
 from pipeline.db import create_engine, database_error
 from pipeline.errors import DatabaseError, UsageError
 from pipeline.sqltext import ScriptError, comment, psql_lines, statements
+from pipeline.words import plural
 
 _DETAIL = "\nDETAIL:  "
 """libpq writes a notice's DETAIL on a line of its own: the plans put their counts there as
@@ -90,7 +91,7 @@ class ApplyResult:
         ):
             if key in t:
                 parts.append(f"{t[key]} {words}")
-        what = ", ".join(parts) or f"{self.statements} statements"
+        what = ", ".join(parts) or plural(self.statements, "statement")
         if self.dry_run:
             return f"dry run of {self.path.name}: {what}; rolled back, nothing changed"
         return f"applied {self.path.name}: {what}"

@@ -37,6 +37,7 @@ from pipeline.sqltext import (
     key_equals,
     literal,
 )
+from pipeline.words import plural
 
 
 @dataclass
@@ -422,7 +423,7 @@ def _describe(step: Step) -> Sql:
     }[k.action]
     return sql(
         comment(
-            f"{what}: {k.check}, {k.diagnosis} ({k.confidence}), {step.rows} rows, "
+            f"{what}: {k.check}, {k.diagnosis} ({k.confidence}), {plural(step.rows, 'row')}, "
             f"guarded on {', '.join(k.guard)}"
         )
     )
