@@ -92,8 +92,9 @@ class AuditOptions:
     """Let a second connection in the same snapshot run statements meanwhile (see
     `pipeline.engine.run_jobs`); False: everything on one connection."""
     database_label: str | None = None
-    """How the run names the database (results, report, run-history scope); None: its URL
-    without the password. The demo's server lives in a new temporary directory each time."""
+    """How the run names the database (results, report, run-history scope: then by this
+    name, not by the database's identity); None: its URL without the password, and the
+    history by identity. The demo's server lives in a new temporary directory each time."""
 
     def __post_init__(self) -> None:
         check_repair_schema(self.repair_schema)
@@ -143,6 +144,8 @@ class AuditSource:
     catalog: Mapping[str, CatalogFacts]
     details: Mapping[str, Any] = field(default_factory=dict)
     """Written to results.json under the key `kind`."""
+    identity: str = ""
+    """The original database's identity (`pipeline.db.database_identity`), if recorded."""
 
 
 def utc_stamp(now: datetime) -> str:
@@ -424,10 +427,14 @@ def _audit(
                 with read_only_snapshot(engine) as (conn, snap):
                     run.snapshot_taken_at = snap.taken_at
                     run.server_version = snap.server_version
+                    # a database the caller names (the demo's, a new cluster each time) is
+                    # kept by that name
+                    run.database_identity = "" if opts.database_label else snap.identity
                     if source is not None:
                         run.source = source.kind
                         run.snapshot_taken_at = source.snapshot_taken_at
                         run.server_version = source.server_version
+                        run.database_identity = source.identity
                     doing = "checking the schema"
                     prog.step("checking the schema")
                     types = verify_schema(conn, suite)

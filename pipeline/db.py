@@ -277,6 +277,10 @@ class SnapshotInfo:
     server_version: str
     database: str
     user: str
+    identity: str = ""
+    """The database whatever URL reached it: the cluster's system identifier and the
+    database's oid (`7301...-/16384`); empty where the server does not let the role read
+    `pg_control_system()`."""
 
 
 # What libpq says when the connection is gone (the backend was terminated, the server or the
@@ -507,8 +511,35 @@ def read_only_snapshot(engine: Engine) -> Iterator[tuple[Connection, SnapshotInf
             ).one()
             yield (
                 conn,
-                SnapshotInfo(taken_at=row[0], server_version=row[1], database=row[2], user=row[3]),
+                SnapshotInfo(
+                    taken_at=row[0],
+                    server_version=row[1],
+                    database=row[2],
+                    user=row[3],
+                    identity=database_identity(conn),
+                ),
             )
+
+
+# Asked first, so that a server without the function or a role without the right never
+# runs a statement that fails (which would end the snapshot's transaction)
+_CAN_READ_CONTROL = sa.text(
+    "SELECT to_regprocedure('pg_catalog.pg_control_system()') IS NOT NULL"
+    " AND has_function_privilege('pg_catalog.pg_control_system()', 'EXECUTE')"
+)
+_IDENTITY = sa.text(
+    "SELECT (SELECT system_identifier::text FROM pg_catalog.pg_control_system()) || '/' ||"
+    " (SELECT oid::text FROM pg_catalog.pg_database WHERE datname = current_database())"
+)
+
+
+def database_identity(conn: Connection) -> str:
+    """`<system identifier>/<database oid>`: the same database however its URL is spelled
+    (host name or address, `.pgpass`, `PG*` variables), another one after a restore into a
+    new cluster; "" where it cannot be read."""
+    if not conn.execute(_CAN_READ_CONTROL).scalar():
+        return ""
+    return str(conn.execute(_IDENTITY).scalar() or "")
 
 
 # pg_export_snapshot() where it can work: the function exists (not every server that speaks

@@ -182,6 +182,7 @@ def extract_snapshot(
             snapshot_taken_at=snap.taken_at,
             server_version=snap.server_version,
             database=describe(url),
+            database_identity=snap.identity,
             suite=suite.suite,
             refaudit_version=__version__,
             extracted_at=extracted_at,

@@ -1,9 +1,12 @@
 """Run history: every run of a database and suite, for trends and "what changed since last run".
 
 The store is one SQLite file beside the reports (`reports/history.db` by default; with `--out
-DIR` it is `history.db` in DIR's parent, so dated run directories under one root share it;
-`--history PATH` puts it anywhere). Runs are scoped by the database as shown (password
-redacted) and the suite name, so two databases never mix.
+DIR` it is `history.db` in DIR's parent, so dated run directories under one root share it, or
+in DIR when DIR is the current directory; `--history PATH` puts it anywhere). Runs are scoped
+by the database's identity (its cluster's system identifier and its oid: the same however its
+URL is spelled, through `.pgpass` or `PG*` variables; where the role cannot read it, by the
+database as shown, password redacted) and the suite name, so two databases never mix. A
+history kept by the shown name before is taken over by the first run kept by identity.
 
 What it keeps:
 - `runs` and `run_checks`: per run, the verdict and per check the status and violation count
@@ -119,9 +122,13 @@ def _minus(left: Pairs, right: Pairs) -> tuple[int, list[str]]:
 
 
 def default_history_path(out: Path | None, reports_root: Path) -> Path:
-    """`reports/history.db`; with `--out DIR`, `history.db` in DIR's parent directory."""
+    """`reports/history.db`; with `--out DIR`, `history.db` in DIR's parent directory (the
+    runs written to `reports/<stamp>` share one), or in DIR itself when DIR is the current
+    directory (`--out .` keeps it here, not in the directory above)."""
     if out is None:
         return reports_root / HISTORY_FILE
+    if out.resolve() == Path.cwd().resolve():
+        return out.absolute() / HISTORY_FILE
     return out.absolute().parent / HISTORY_FILE
 
 
@@ -266,7 +273,9 @@ class HistoryStore:
     def _record(self, result: AuditResult, keys: Mapping[str, Pairs]) -> dict[str, Any]:
         db = self._db
         run = result.run
-        scope = (run.database, run.suite)
+        scope = (run.database_identity or run.database, run.suite)
+        if run.database_identity:
+            self._adopt(run.database, scope)
         previous = db.execute(
             "SELECT seq, run_id, started_at, snapshot_taken_at, verdict, violations, out_dir "
             "FROM runs WHERE database = ? AND suite = ? ORDER BY seq DESC LIMIT 1",
@@ -327,6 +336,22 @@ class HistoryStore:
             [(cursor.lastrowid, c.id, c.status, c.violations) for c in result.checks],
         )
         return self._document(scope, previous, prev_counts, current, new, fixed)
+
+    def _adopt(self, shown: str, scope: tuple[str, str]) -> None:
+        """The first run kept by the database's identity takes over the runs kept by the
+        name it is shown by (histories written before identities were kept, or by a role
+        that could not read one): the trend and "new since last run" go on."""
+        db = self._db
+        identity, suite = scope
+        if db.execute(
+            "SELECT 1 FROM runs WHERE database = ? AND suite = ? LIMIT 1", scope
+        ).fetchone():
+            return
+        for table in ("runs", "last_keys"):
+            db.execute(
+                f"UPDATE {table} SET database = ? WHERE database = ? AND suite = ?",
+                (identity, shown, suite),
+            )
 
     def _document(
         self,

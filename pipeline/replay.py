@@ -64,6 +64,7 @@ def audit_snapshot(
             database=mask_shown(manifest.database),  # as an older refaudit may have shown it
             snapshot_taken_at=manifest.snapshot_taken_at,
             server_version=manifest.server_version,
+            identity=manifest.database_identity,
             catalog=manifest.catalog_facts(),
             details={
                 "path": str(directory),

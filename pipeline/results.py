@@ -90,6 +90,9 @@ class RunInfo:
     snapshot_taken_at: str = ""
     server_version: str = ""
     source: str = "database"
+    database_identity: str = ""
+    """The database however its URL is spelled (`pipeline.db.database_identity`): what the
+    run history is kept by; "" where it cannot be read (then by `database`)."""
 
 
 @dataclass

@@ -103,6 +103,9 @@ class Manifest(_Model):
     snapshot_taken_at: str
     server_version: str
     database: str
+    database_identity: str = ""
+    """The source database however its URL was spelled (`pipeline.db.database_identity`):
+    an audit of the snapshot joins the run history of the database itself."""
     suite: str
     refaudit_version: str
     extracted_at: str
