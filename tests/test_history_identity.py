@@ -119,3 +119,24 @@ def test_out_dot_keeps_the_history_here(tmp_path: Path, monkeypatch: pytest.Monk
     assert default_history_path(Path("."), tmp_path / "reports") == tmp_path / "history.db"
     run_dir = tmp_path / "reports" / "20261206T000000Z"
     assert default_history_path(run_dir, tmp_path) == tmp_path / "reports" / "history.db"
+
+
+def test_an_audit_of_a_snapshot_joins_its_database_history(
+    pets: tuple[str, Suite], pg_server: str, tmp_path: Path
+) -> None:
+    from pipeline.extract import extract_snapshot
+    from pipeline.replay import audit_snapshot
+
+    uri, suite = pets
+    options = AuditOptions(history=tmp_path / "history.db")
+    live = run_audit(as_url(uri), suite, tmp_path / "live", options=options)
+    execute(uri, "UPDATE pets SET owner_id = 3 WHERE id = 3")
+    extract_snapshot(as_url(uri), suite, tmp_path / "snap")
+    replay = audit_snapshot(
+        tmp_path / "snap", suite, tmp_path / "re", options=options, server=pg_server
+    )
+    # the scratch database the snapshot is loaded into is another database; the run is kept
+    # by the one the snapshot was taken of
+    assert replay.run.database_identity == live.run.database_identity
+    history = history_of(tmp_path / "re")
+    assert history["runs"] == 2 and (history["new"], history["fixed"]) == (0, 1)
