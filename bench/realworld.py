@@ -64,7 +64,8 @@ from pipeline.suite import Suite, load_suite  # noqa: E402
 
 DUMPS = ("chinook", "northwind", "pagila")
 VARIANTS = {"A": "foreign keys dropped", "B": "foreign keys, primary keys and uniques dropped"}
-DEFAULT_CORPUS = ROOT.parent / "shared" / "realdb"
+DEFAULT_CORPUS = Path(os.environ.get("REFAUDIT_CORPUS") or ROOT.parent / "shared" / "realdb")
+"""The corpus: `REFAUDIT_CORPUS`, else `shared/realdb` beside the repository."""
 PREFIX = "refaudit_rw_"
 
 

@@ -8,6 +8,7 @@ to disk; then, a separate step, write the run's files and record it in the run h
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 import time
@@ -154,6 +155,32 @@ def utc_stamp(now: datetime) -> str:
 
 def default_out_dir(now: datetime) -> Path:
     return DEFAULT_REPORTS / utc_stamp(now)
+
+
+RUN_DIR = re.compile(r"^\d{8}T\d{6}Z$")
+"""The name of a run directory refaudit made (`reports/20261206T010000Z`, see
+`default_out_dir`): the only directories `prune_runs` may remove."""
+
+
+def prune_runs(current: Path, keep: int) -> list[Path]:
+    """Remove the oldest run directories beside `current` so that `keep` remain, `current`
+    included (`refaudit run --keep N`): only directories named as refaudit names a run and
+    holding its results.json; anything else beside them stays. Returns those removed."""
+    if keep < 1:
+        raise UsageError(f"--keep {keep}: keep at least 1 run (the one just written)")
+    here = current.resolve()
+    runs = sorted(
+        (
+            d
+            for d in here.parent.iterdir()
+            if d.is_dir() and RUN_DIR.match(d.name) and (d / "results.json").is_file()
+        ),
+        key=lambda d: d.name,
+    )
+    gone = [d for d in runs[: max(0, len(runs) - keep)] if d != here]
+    for d in gone:
+        shutil.rmtree(d)
+    return gone
 
 
 def prepare_out_dir(out: Path) -> Path:

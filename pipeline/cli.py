@@ -350,6 +350,15 @@ def run(
     ] = None,
     history: HistoryOption = None,
     no_history: NoHistoryOption = False,
+    keep: Annotated[
+        int | None,
+        typer.Option(
+            "--keep",
+            metavar="N",
+            help="After the run, keep only the N newest run directories beside its --out "
+            "(those named reports/<UTC timestamp>); older ones are removed.",
+        ),
+    ] = None,
     snapshot: SnapshotOption = None,
     repair: Annotated[
         bool,
@@ -388,6 +397,7 @@ def run(
             db = _project_db(db, project)
         out = out or project.settings.out
         history = history or project.settings.history
+        keep = keep if keep is not None else project.settings.keep
     fails: FailOn = (
         cast("FailOn", fail_on.value)
         if fail_on
@@ -426,6 +436,13 @@ def run(
 
     result = _guarded(debug, go, _secrets(db))
     _print_summary(result, fails, quiet)
+    if keep is not None and result.out_dir is not None:
+        from pipeline.audit import prune_runs
+
+        gone = _guarded(debug, lambda: prune_runs(result.out_dir, keep), _secrets(db))
+        if gone and not quiet:
+            removed = plural(len(gone), "older run directory", "older run directories")
+            typer.echo(f"removed {removed} (--keep {keep})")
     plan = result.repair
     if plan is not None:
         typer.echo(

@@ -39,6 +39,8 @@ class ProjectSettings(BaseModel):
     """`refaudit run --history` (relative to the project file)."""
     fail_on: Literal["error", "warn"] | None = None
     """`refaudit run --fail-on`."""
+    keep: int | None = None
+    """`refaudit run --keep`: the newest run directories kept."""
 
 
 @dataclass(frozen=True)

@@ -16,14 +16,13 @@ from typing import Any
 import psycopg2
 import pytest
 
+from bench.realworld import DEFAULT_CORPUS as REALDB
 from pipeline.audit import AuditOptions, check_suite, run_audit
 from pipeline.errors import SuiteError
 from pipeline.gx_export import export_suite
 from pipeline.suite import Suite, load_suite
 from tests.conftest import as_url, execute
 from tests.test_repair import psql, psql_binary, query
-
-REALDB = Path(__file__).resolve().parents[2] / "shared" / "realdb"
 
 # django-taggit's tag table as its migration makes it (name and slug UNIQUE, which is
 # case-sensitive), holding the rows TAGGIT_CASE_INSENSITIVE is meant to keep out
