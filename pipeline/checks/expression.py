@@ -48,6 +48,7 @@ Two gates, the second on the server:
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -366,6 +367,15 @@ class _Checker:
             return f"{what}; a unique index needs immutable functions only"
         return f"{what}; an expression here may call immutable or stable functions only"
 
+    def _first_too_volatile(self, rows: Sequence[Any], called: str, also: str = "") -> str | None:
+        """`_too_volatile` of the first of `rows` (provolatile, prokind, proretset, label)
+        that may not run here, or None."""
+        for r in rows:
+            proc = _Proc(r[3], _CODE[r[0]], r[1], r[2])  # type: ignore[arg-type]
+            if (problem := self._too_volatile(proc, called, also)) is not None:
+                return problem
+        return None
+
     def _too_volatile(self, proc: _Proc, called: str, also: str = "") -> str | None:
         """Why `proc` may not run here, or None. `called`: what runs it ("" for a call of
         the function itself; "the cast to date", "the operator ||")."""
@@ -583,15 +593,11 @@ class _Checker:
                 ),
                 {"s": source, "t": target},
             ).all()
-        for r in found:
-            problem = self._too_volatile(
-                _Proc(r[3], _CODE[r[0]], r[1], r[2]),  # type: ignore[arg-type]
-                f"an implicit cast PostgreSQL may insert for {called or 'a call'}",
-                " (cast the arguments to the exact types of an immutable function)",
-            )
-            if problem is not None:
-                return problem
-        return None
+        return self._first_too_volatile(
+            found,
+            f"an implicit cast PostgreSQL may insert for {called or 'a call'}",
+            " (cast the arguments to the exact types of an immutable function)",
+        )
 
     def coercion(self, source: int, target: int, what: str) -> str | None:
         """Converting a `source` value to `target` (a cast, a branch of CASE) calls only
@@ -625,14 +631,9 @@ class _Checker:
             ),
             {"s": base, "t": target},
         ).all()
-        for r in io:
-            problem = self._too_volatile(
-                _Proc(r[3], _CODE[r[0]], r[1], r[2]),  # type: ignore[arg-type]
-                f"{what} (converting {info[source][2]} to {info[target][2]} through text)",
-            )
-            if problem is not None:
-                return problem
-        return None
+        return self._first_too_volatile(
+            io, f"{what} (converting {info[source][2]} to {info[target][2]} through text)"
+        )
 
     def _type_info(self, oids: list[int]) -> dict[int, tuple[int, str, str]]:
         """oid -> (base type oid of a domain else 0, typtype, format_type)."""

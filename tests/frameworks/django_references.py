@@ -5,6 +5,11 @@ so it runs in a process of its own)."""
 
 from __future__ import annotations
 
+import json
+import os
+import sys
+from collections.abc import Callable
+
 
 def model_references() -> list[list[str]]:
     """[table, column, target table, target column] per such foreign key."""
@@ -20,3 +25,18 @@ def model_references() -> list[list[str]]:
                     [model._meta.db_table, f.column, target.model._meta.db_table, target.column]
                 )
     return out
+
+
+def build(settings_module: str, seed: Callable[[], None]) -> None:
+    """A project's build command (see each project's `build` module): Django's own
+    `migrate`, then `seed()`'s data; with `--references`, print `model_references()`."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", settings_module)
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    if "--references" in sys.argv:
+        print(json.dumps(model_references()))
+        return
+    call_command("migrate", verbosity=0, interactive=False)
+    seed()

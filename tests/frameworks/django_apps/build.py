@@ -13,10 +13,7 @@ without a constraint (see tests/frameworks/django_references.py).
 
 from __future__ import annotations
 
-import json
-import os
 import random
-import sys
 import uuid
 from datetime import UTC, date, datetime, timedelta
 
@@ -122,18 +119,9 @@ def seed() -> None:
 
 
 def main() -> None:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.frameworks.django_apps.settings")
-    import django
-    from django.core.management import call_command
+    from tests.frameworks.django_references import build
 
-    django.setup()
-    if "--references" in sys.argv:
-        from tests.frameworks.django_references import model_references
-
-        print(json.dumps(model_references()))
-        return
-    call_command("migrate", verbosity=0, interactive=False)
-    seed()
+    build("tests.frameworks.django_apps.settings", seed)
 
 
 if __name__ == "__main__":

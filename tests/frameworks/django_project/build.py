@@ -9,10 +9,7 @@ constraint holds (`db_constraint=False`): the truth a catalog cannot tell.
 
 from __future__ import annotations
 
-import json
-import os
 import random
-import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -136,18 +133,9 @@ def seed() -> None:
 
 
 def main() -> None:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.frameworks.django_project.settings")
-    import django
-    from django.core.management import call_command
+    from tests.frameworks.django_references import build
 
-    django.setup()
-    if "--references" in sys.argv:
-        from tests.frameworks.django_references import model_references
-
-        print(json.dumps(model_references()))
-        return
-    call_command("migrate", verbosity=0, interactive=False)
-    seed()
+    build("tests.frameworks.django_project.settings", seed)
 
 
 if __name__ == "__main__":
