@@ -11,11 +11,11 @@ and then measures, alternating, `--repeat` times:
 
 - floor: the hand-written SQL of `bench/floor.py` (counts only), in-process, with the server's
   own settings;
-- refaudit: `python -m pipeline run` end to end as a subprocess (all checks, violations.csv,
+- refaudit: `python -m refaudit run` end to end as a subprocess (all checks, violations.csv,
   results.json, junit.xml, report.html), with its peak RSS;
 - GX: the suite exported by `refaudit export-gx`, validated by Great Expectations through one
   checkpoint, as a subprocess;
-- with `--repair`, also `python -m pipeline run --repair --no-history` (diagnosis and the
+- with `--repair`, also `python -m refaudit run --repair --no-history` (diagnosis and the
   repair plan: repair.sql, rollback.sql, constraints.sql).
 
 `python -m bench discover-realworld --help`: discover on real databases (bench/realworld.py).
@@ -45,13 +45,14 @@ import psycopg2
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from refaudit.demo import load_generator  # noqa: E402
+from refaudit.embedded import database_uri  # noqa: E402
+from refaudit.gx_export import export_suite, write_export  # noqa: E402
+from refaudit.jobs import PLANNER_SETTINGS  # noqa: E402
+from refaudit.servers import SERVER_KINDS, throwaway_server  # noqa: E402
+from refaudit.suite import DEFAULT_SUITE, load_suite  # noqa: E402
+
 from bench.floor import run_floor  # noqa: E402
-from pipeline.demo import load_generator  # noqa: E402
-from pipeline.embedded import database_uri  # noqa: E402
-from pipeline.gx_export import export_suite, write_export  # noqa: E402
-from pipeline.jobs import PLANNER_SETTINGS  # noqa: E402
-from pipeline.servers import SERVER_KINDS, throwaway_server  # noqa: E402
-from pipeline.suite import DEFAULT_SUITE, load_suite  # noqa: E402
 
 TARGET_FLOOR_RATIO = 1.3
 TARGET_REPAIR_RATIO = 1.5
@@ -161,7 +162,7 @@ def time_refaudit(
 ) -> tuple[float, int, dict[str, int], float]:
     log = out.with_suffix(".log")
     elapsed, code, rss = run_child(
-        ["-m", "pipeline", "run", "--suite", str(DEFAULT_SUITE), "--db", uri, "--out", str(out),
+        ["-m", "refaudit", "run", "--suite", str(DEFAULT_SUITE), "--db", uri, "--out", str(out),
          "--quiet", *options],
         log,
     )

@@ -4,8 +4,8 @@
                              [--seed 7] [--repeat 3] [--pgdata DIR] [--drop-fks]
 
 Uses the benchmark database of `python -m bench` (built once, then cached) and times,
-alternating, `--repeat` times: `python -m pipeline discover` (writing the suite) and
-`python -m pipeline run --no-history` (every check of the Astegni suite), each end to end as a
+alternating, `--repeat` times: `python -m refaudit discover` (writing the suite) and
+`python -m refaudit run --no-history` (every check of the Astegni suite), each end to end as a
 subprocess with its peak RSS. With `--drop-fks` both run on a copy of that database (cached
 too) without its foreign keys, so that discover infers every reference from the data. The
 issue's target is discover <= 3x the audit.
@@ -24,6 +24,8 @@ import psycopg2
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from refaudit.embedded import database_uri  # noqa: E402
+
 from bench.__main__ import (  # noqa: E402
     bench_server,
     cached_database,
@@ -31,7 +33,6 @@ from bench.__main__ import (  # noqa: E402
     server_facts,
     time_refaudit,
 )
-from pipeline.embedded import database_uri  # noqa: E402
 
 TARGET_DISCOVER_RATIO = 3.0
 
@@ -95,7 +96,7 @@ def main() -> None:
         for i in range(args.repeat):
             log = work / f"discover{i}.log"
             wall, code, peak = run_child(
-                ["-m", "pipeline", "discover", "--db", uri, "--out", str(work / f"s{i}.yml")],
+                ["-m", "refaudit", "discover", "--db", uri, "--out", str(work / f"s{i}.yml")],
                 log,
             )
             if code != 0:

@@ -23,9 +23,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pipeline.demo import build_sample  # noqa: E402
-from pipeline.embedded import create_database, embedded_server  # noqa: E402
-from pipeline.suite import load_suite  # noqa: E402
+from refaudit.demo import build_sample  # noqa: E402
+from refaudit.embedded import create_database, embedded_server  # noqa: E402
+from refaudit.suite import load_suite  # noqa: E402
 
 # A process's peak RSS counts the memory of the process it was forked from (the kernel keeps
 # the forked copy's high-water mark across exec), and this one holds the generator's data.
@@ -39,10 +39,10 @@ print(json.dumps({"maxrss_kib": usage.ru_maxrss, "code": os.waitstatus_to_exitco
 
 
 def measure(*args: str) -> tuple[float, float, int]:
-    """Run `python -m pipeline ARGS`; return (wall seconds, peak RSS in MiB, exit code)."""
+    """Run `python -m refaudit ARGS`; return (wall seconds, peak RSS in MiB, exit code)."""
     started = time.perf_counter()
     out = subprocess.run(
-        [sys.executable, "-c", _LAUNCHER, sys.executable, "-m", "pipeline", *args],
+        [sys.executable, "-c", _LAUNCHER, sys.executable, "-m", "refaudit", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,

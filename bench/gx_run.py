@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from pipeline.gx_export import run_with_gx
+from refaudit.gx_export import run_with_gx
 
 
 def main(argv: list[str]) -> int:

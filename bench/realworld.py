@@ -23,7 +23,7 @@ foreign key; the others are reported (no foreign key can declare a polymorphic c
 left out of the score. A database on which discover fails, or proposes nothing, counts as
 found nothing, with its message.
 
-Then each discovered suite runs (`python -m pipeline run`) on the database it was discovered
+Then each discovered suite runs (`python -m refaudit run`) on the database it was discovered
 on, where the checks failing at the default `--fail-on` are counted, and on a copy where a few
 rows of every declared foreign key (`--orphans`, default 3) name a key the target lacks (an
 integer key beyond the largest, a fresh string, a new uuid; one column of a composite key): an
@@ -56,11 +56,12 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from refaudit.checks.reference import Reference, ReferenceCheck  # noqa: E402
+from refaudit.embedded import database_uri  # noqa: E402
+from refaudit.servers import SERVER_KINDS, throwaway_server  # noqa: E402
+from refaudit.suite import Suite, load_suite  # noqa: E402
+
 from bench.__main__ import run_child  # noqa: E402
-from pipeline.checks.reference import Reference, ReferenceCheck  # noqa: E402
-from pipeline.embedded import database_uri  # noqa: E402
-from pipeline.servers import SERVER_KINDS, throwaway_server  # noqa: E402
-from pipeline.suite import Suite, load_suite  # noqa: E402
 
 DUMPS = ("chinook", "northwind", "pagila")
 VARIANTS = {"A": "foreign keys dropped", "B": "foreign keys, primary keys and uniques dropped"}
@@ -373,7 +374,7 @@ def load_script(path: Path) -> Callable[[str], None]:
 
 def load_demo(requests: int, seed: int) -> Callable[[str], None]:
     def load(uri: str) -> None:
-        from pipeline.demo import build_sample
+        from refaudit.demo import build_sample
 
         build_sample(uri, load_suite(), requests=requests, seed=seed)
 
@@ -623,9 +624,9 @@ class Audit:
 
 
 def audit(uri: str, suite_path: Path, out: Path, proposed: Proposed) -> Audit:
-    """`python -m pipeline run` of the suite at `uri` (default `--fail-on`)."""
+    """`python -m refaudit run` of the suite at `uri` (default `--fail-on`)."""
     done = subprocess.run(
-        [sys.executable, "-m", "pipeline", "run", "--suite", str(suite_path), "--db", uri,
+        [sys.executable, "-m", "refaudit", "run", "--suite", str(suite_path), "--db", uri,
          "--out", str(out), "--no-history", "--quiet"],
         cwd=ROOT, capture_output=True, text=True,
     )
@@ -745,7 +746,7 @@ def evaluate(
         log = here / "discover.log"
         schemas = [arg for name in user_schemas(uri) for arg in ("--schema", name)]
         wall, code, peak_kb = run_child(
-            ["-m", "pipeline", "discover", "--db", uri, "--out", str(suite_path), "--quiet",
+            ["-m", "refaudit", "discover", "--db", uri, "--out", str(suite_path), "--quiet",
              *schemas], log
         )
         result.discover_s, result.discover_peak_mb = wall, peak_kb / 1024

@@ -2,7 +2,7 @@
 what it changed.
 
 The file is read as psql would read it (the psql commands plans start with are understood,
-see `pipeline.sqltext.psql_lines`) and split into statements by PostgreSQL's own parser. A
+see `refaudit.sqltext.psql_lines`) and split into statements by PostgreSQL's own parser. A
 file wrapped in `BEGIN; ... COMMIT;` (repair.sql, rollback.sql) runs as one transaction on
 one connection: everything or nothing; `dry_run` rolls it back at the end instead of
 committing, so the counts are real but nothing stays. Any other file (constraints.sql, which
@@ -29,10 +29,10 @@ from typing import Any
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL
 
-from pipeline.db import create_engine, database_error
-from pipeline.errors import DatabaseError, UsageError
-from pipeline.sqltext import ScriptError, comment, psql_lines, statements
-from pipeline.words import plural
+from .db import create_engine, database_error
+from .errors import DatabaseError, UsageError
+from .sqltext import ScriptError, comment, psql_lines, statements
+from .words import plural
 
 _DETAIL = "\nDETAIL:  "
 """libpq writes a notice's DETAIL on a line of its own: the plans put their counts there as

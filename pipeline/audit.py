@@ -25,32 +25,32 @@ import psycopg2
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL
 
-from pipeline import __version__
-from pipeline.baseline import IDENTITY_FIELDS, Baseline, csv_reader, load_baseline
-from pipeline.checks.base import VIOLATION_FIELDS, ColumnTypes
-from pipeline.checks.catalog import CatalogFacts, unique_columns
-from pipeline.checks.relations import NO_DEFINITION, read_relations
-from pipeline.constraints import plan_catalog, render_constraints
-from pipeline.db import (
+from . import __version__
+from .baseline import IDENTITY_FIELDS, Baseline, csv_reader, load_baseline
+from .checks.base import VIOLATION_FIELDS, ColumnTypes
+from .checks.catalog import CatalogFacts, unique_columns
+from .checks.relations import NO_DEFINITION, read_relations
+from .constraints import plan_catalog, render_constraints
+from .db import (
     create_engine,
     database_error,
     describe,
     read_only_snapshot,
     scrub,
 )
-from pipeline.engine import run_checks
-from pipeline.errors import ExitCode, RefauditError, Terminated, UsageError
-from pipeline.history import HistoryStore, Pairs, default_history_path, pair
-from pipeline.limits import DEFAULT_LOCK_TIMEOUT_S, DEFAULT_STATEMENT_TIMEOUT_S
-from pipeline.lookups import Resolution, resolve_lookups
-from pipeline.outputs import (
+from .engine import run_checks
+from .errors import ExitCode, RefauditError, Terminated, UsageError
+from .history import HistoryStore, Pairs, default_history_path, pair
+from .limits import DEFAULT_LOCK_TIMEOUT_S, DEFAULT_STATEMENT_TIMEOUT_S
+from .lookups import Resolution, resolve_lookups
+from .outputs import (
     write_error_outputs,
     write_junit,
     write_report,
     write_results_json,
 )
-from pipeline.progress import Progress, ProgressLike, as_progress
-from pipeline.repair import (
+from .progress import Progress, ProgressLike, as_progress
+from .repair import (
     DEFAULT_SCHEMA,
     RepairContext,
     RepairPlan,
@@ -61,10 +61,10 @@ from pipeline.repair import (
     write_repair_sql,
     write_rollback_sql,
 )
-from pipeline.results import AuditResult, CheckResult, FailOn, RunInfo
-from pipeline.sink import ViolationSink
-from pipeline.suite import Suite
-from pipeline.verify import verify_schema, verify_values
+from .results import AuditResult, CheckResult, FailOn, RunInfo
+from .sink import ViolationSink
+from .suite import Suite
+from .verify import verify_schema, verify_values
 
 DEFAULT_REPORTS = Path("reports")
 REPAIR_FILES = ("repair.sql", "rollback.sql", "constraints.sql")
@@ -91,7 +91,7 @@ class AuditOptions:
     record_history: bool = True
     second_connection: bool = True
     """Let a second connection in the same snapshot run statements meanwhile (see
-    `pipeline.engine.run_jobs`); False: everything on one connection."""
+    `refaudit.engine.run_jobs`); False: everything on one connection."""
     database_label: str | None = None
     """How the run names the database (results, report, run-history scope: then by this
     name, not by the database's identity); None: its URL without the password, and the
@@ -146,7 +146,7 @@ class AuditSource:
     details: Mapping[str, Any] = field(default_factory=dict)
     """Written to results.json under the key `kind`."""
     identity: str = ""
-    """The original database's identity (`pipeline.db.database_identity`), if recorded."""
+    """The original database's identity (`refaudit.db.database_identity`), if recorded."""
 
 
 def utc_stamp(now: datetime) -> str:

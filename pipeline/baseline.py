@@ -22,8 +22,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.checks.base import Violation
-from pipeline.errors import UsageError
+from .checks.base import Violation
+from .errors import UsageError
 
 BASELINE_FILE = "violations.csv"
 IDENTITY_FIELDS = ("check", "table", "key", "column")

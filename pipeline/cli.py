@@ -18,17 +18,17 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar, cast
 
 import typer
 
-from pipeline.errors import ExitCode, RefauditError, Terminated
-from pipeline.limits import (
+from .errors import ExitCode, RefauditError, Terminated
+from .limits import (
     DEFAULT_LOCK_TIMEOUT_S,
     DEFAULT_STATEMENT_TIMEOUT_S,
     MAX_TIMEOUT_S,
 )
-from pipeline.words import plural
+from .words import plural
 
 if TYPE_CHECKING:
-    from pipeline.project import Project
-    from pipeline.results import FailOn
+    from .project import Project
+    from .results import FailOn
 
 T = TypeVar("T")
 
@@ -53,7 +53,7 @@ TOP_EPILOG = (
 
 def _print_version(value: bool) -> None:
     if value:
-        from pipeline import __version__
+        from . import __version__
 
         typer.echo(f"refaudit {__version__}")
         raise typer.Exit()
@@ -125,7 +125,7 @@ def _secrets(db: str | None) -> Callable[[], list[str]]:
     """The passwords a message must never show (from --db, DATABASE_URL and PGPASSWORD)."""
 
     def find() -> list[str]:
-        from pipeline.db import secrets
+        from .db import secrets
 
         return secrets(db)
 
@@ -208,8 +208,8 @@ def _database_url(db: str | None) -> Any:
     """The URL to connect to; a usage error naming what to pass when nothing says which."""
     import os
 
-    from pipeline.db import resolve_url
-    from pipeline.errors import UsageError
+    from .db import resolve_url
+    from .errors import UsageError
 
     if not db and not os.environ.get("DATABASE_URL") and not any(
         os.environ.get(v) for v in _LIBPQ_TARGET
@@ -223,9 +223,9 @@ def _database_url(db: str | None) -> Any:
 
 
 def _project() -> Project | None:
-    """The project file for the current directory (`pipeline.project`), or None; a broken one
+    """The project file for the current directory (`refaudit.project`), or None; a broken one
     is a usage error."""
-    from pipeline.project import find_project
+    from .project import find_project
 
     try:
         return find_project()
@@ -305,7 +305,7 @@ def _print_summary(result: Any, fail_on: str, quiet: bool) -> None:
 
 def _with_progress(quiet: bool, fn: Callable[[Any], T]) -> T:
     """Run `fn(progress)` with a progress display on stderr when it is a terminal."""
-    from pipeline.console import stderr_progress
+    from .console import stderr_progress
 
     bars = stderr_progress(quiet)
     try:
@@ -386,9 +386,9 @@ def run(
     debug: DebugOption = False,
 ) -> None:
     """Audit a database (or a snapshot of one) against a suite and write the report into --out."""
-    from pipeline.audit import AuditOptions, run_audit
-    from pipeline.errors import UsageError
-    from pipeline.suite import load_suite
+    from .audit import AuditOptions, run_audit
+    from .errors import UsageError
+    from .suite import load_suite
 
     project = _project()
     suite_path = _suite_path(suite, project)
@@ -420,7 +420,7 @@ def run(
             second_connection=not one_connection,
         )
         if snapshot is not None:
-            from pipeline.replay import audit_snapshot
+            from .replay import audit_snapshot
 
             result = _with_progress(
                 quiet,
@@ -437,7 +437,7 @@ def run(
     result = _guarded(debug, go, _secrets(db))
     _print_summary(result, fails, quiet)
     if keep is not None and result.out_dir is not None:
-        from pipeline.audit import prune_runs
+        from .audit import prune_runs
 
         gone = _guarded(debug, lambda: prune_runs(result.out_dir, keep), _secrets(db))
         if gone and not quiet:
@@ -470,8 +470,8 @@ def extract(
 ) -> None:
     """Snapshot what the suite reads (one Parquet file per table and manifest.json) from one
     consistent read-only transaction; audit it later with `refaudit run --snapshot DIR`."""
-    from pipeline.extract import ExtractOptions, extract_snapshot
-    from pipeline.suite import load_suite
+    from .extract import ExtractOptions, extract_snapshot
+    from .suite import load_suite
 
     project = _project()
     suite_path = _suite_path(suite, project)
@@ -549,7 +549,7 @@ def apply(
     debug: DebugOption = False,
 ) -> None:
     """Run a plan written by `refaudit run --repair` and report what it changed."""
-    from pipeline.apply import apply_plan
+    from .apply import apply_plan
 
     db = _project_db(db, _project())
 
@@ -585,11 +585,11 @@ def demo(
     """Start an embedded PostgreSQL, build a sample database with defects, and audit it."""
     from sqlalchemy.engine import make_url
 
-    from pipeline.audit import AuditOptions, run_audit
-    from pipeline.db import DRIVER
-    from pipeline.demo import build_sample
-    from pipeline.embedded import create_database, embedded_server
-    from pipeline.suite import load_suite
+    from .audit import AuditOptions, run_audit
+    from .db import DRIVER
+    from .demo import build_sample
+    from .embedded import create_database, embedded_server
+    from .suite import load_suite
 
     def go() -> Any:
         loaded = load_suite(suite)
@@ -659,8 +659,8 @@ def discover(
     """Write a suite for a database from its catalog and its data (read-only, one snapshot):
     declared constraints, references found in the data (conditional ones and mis-keys
     included), each with its evidence and confidence as comments."""
-    from pipeline.discover import DiscoverOptions, render_suite, summary, thin_result, write_suite
-    from pipeline.discover import discover as discover_suite
+    from .discover import DiscoverOptions, render_suite, summary, thin_result, write_suite
+    from .discover import discover as discover_suite
 
     db = _project_db(db, _project())
 
@@ -723,9 +723,9 @@ def suite_check(
 ) -> None:
     """Validate a suite: its syntax and references, and with --db its tables, columns,
     regexes and values against the database."""
-    from pipeline.audit import check_suite
-    from pipeline.db import resolve_url
-    from pipeline.suite import load_suite
+    from .audit import check_suite
+    from .db import resolve_url
+    from .suite import load_suite
 
     suite_path = _suite_path(path, _project(), NO_SUITE_TO_CHECK)
 
@@ -752,7 +752,7 @@ def suite_kinds(
     ] = None,
 ) -> None:
     """Print the suite reference: what each check kind checks and its keys."""
-    from pipeline.checks import KIND_NAMES, kind_doc, suite_reference
+    from .checks import KIND_NAMES, kind_doc, suite_reference
 
     if kind is None:
         typer.echo(suite_reference(), nl=False)
@@ -788,10 +788,10 @@ def export_gx(
     debug: DebugOption = False,
 ) -> None:
     """Export the suite as Great Expectations 1.x expectation suites, one per table."""
-    from pipeline.audit import check_suite
-    from pipeline.db import resolve_url
-    from pipeline.gx_export import export_suite, write_export
-    from pipeline.suite import load_suite
+    from .audit import check_suite
+    from .db import resolve_url
+    from .gx_export import export_suite, write_export
+    from .suite import load_suite
 
     suite_path = _suite_path(suite, _project())
 
@@ -853,7 +853,7 @@ def _cancel_on_signal(wakeup: int) -> None:
     statement or a lock) gets back to Python at once, where the signal's exception stops the
     run and cleans up. It imports nothing: an import here would race the main thread's
     (SQLAlchemy's circular imports fail when two threads run them at once); without
-    `pipeline.db` loaded there is no connection to cancel."""
+    `refaudit.db` loaded there is no connection to cancel."""
     wanted = {signal.SIGTERM, signal.SIGINT}
     while True:
         try:
@@ -862,7 +862,7 @@ def _cancel_on_signal(wakeup: int) -> None:
             return
         if not got:
             return
-        db = sys.modules.get("pipeline.db")
+        db = sys.modules.get(f"{__package__}.db")
         if wanted & set(got) and db is not None:
             db.cancel_statements()
 

@@ -16,7 +16,7 @@ if TYPE_CHECKING:  # rich is imported only when a display is shown (it costs ~40
 
 
 class RichProgress:
-    """Implements `pipeline.progress.Progress` with a rich live display."""
+    """Implements `refaudit.progress.Progress` with a rich live display."""
 
     def __init__(self, console: Console) -> None:
         from rich.progress import (

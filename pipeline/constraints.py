@@ -9,8 +9,8 @@ and what the audit found in the catalog.
 - a conditional reference, which no foreign key can express, gets an enforcement trigger on
   the referencing table (insert/update) and on every target table (delete/update of the key).
 
-Each catalog kind writes its own section (`Check.ddl_section`, in `pipeline.checks.catalog`)
-from the building blocks of `pipeline.checks.ddl`; this module puts the sections together
+Each catalog kind writes its own section (`Check.ddl_section`, in `refaudit.checks.catalog`)
+from the building blocks of `refaudit.checks.ddl`; this module puts the sections together
 and drops the wrong-target foreign keys no section dealt with.
 
 Every statement can run again without harm. The file is not one transaction (a concurrent
@@ -24,15 +24,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 
-from pipeline.checks.base import ColumnTypes
-from pipeline.checks.catalog import CatalogFacts, bare_name
-from pipeline.checks.ddl import AuditedConstraint, CatalogPlan, DdlContext, guarded_drop, readd
-from pipeline.checks.reference import Reference
-from pipeline.sqlrender import render, sql
-from pipeline.sqltext import comment
-from pipeline.suite import Suite
+from .checks.base import ColumnTypes
+from .checks.catalog import CatalogFacts, bare_name
+from .checks.ddl import AuditedConstraint, CatalogPlan, DdlContext, guarded_drop, readd
+from .checks.reference import Reference
+from .sqlrender import render, sql
+from .sqltext import comment
+from .suite import Suite
 
-# the building blocks come from pipeline.checks.ddl; pipeline.repair and the tests import them here
+# the building blocks come from refaudit.checks.ddl; refaudit.repair and the tests import them here
 __all__ = [
     "AuditedConstraint",
     "CatalogPlan",
@@ -119,7 +119,7 @@ def render_constraints(
     preamble: str,
 ) -> str:
     """constraints.sql (templates/sql/constraints.sql.j2); `preamble` binds it to its
-    database (see `pipeline.repair.plan_preamble`)."""
+    database (see `refaudit.repair.plan_preamble`)."""
     return render(
         "constraints.sql.j2",
         run_id=run_id,

@@ -19,8 +19,8 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 
-from pipeline.errors import DatabaseError, UsageError
-from pipeline.limits import CONNECT_TIMEOUT_S, DEFAULT_LOCK_TIMEOUT_S, DEFAULT_STATEMENT_TIMEOUT_S
+from .errors import DatabaseError, UsageError
+from .limits import CONNECT_TIMEOUT_S, DEFAULT_LOCK_TIMEOUT_S, DEFAULT_STATEMENT_TIMEOUT_S
 
 DRIVER = "postgresql+psycopg2"
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import psycopg2
 
-from pipeline.errors import SuiteError
-from pipeline.suite import Suite
+from .errors import SuiteError
+from .suite import Suite
 
 
 def load_generator(suite: Suite) -> ModuleType:

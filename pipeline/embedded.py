@@ -18,7 +18,7 @@ from typing import Any
 import psycopg2
 from psycopg2 import sql
 
-from pipeline.errors import RefauditError
+from .errors import RefauditError
 
 
 @contextmanager

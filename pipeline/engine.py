@@ -5,10 +5,10 @@ Per audited table the engine issues one statement that evaluates every row rule 
 in a single scan (LEFT JOINs shared between rules) and returns only violating rows, streamed
 with COPY (so PostgreSQL may scan in parallel); plus one `count(*)` per table (and per row
 filter), one windowed query per set check and a few catalog queries. Its parts, by job:
-`pipeline.plan` (the table statements), `pipeline.jobs` (running them on the snapshot's
+`refaudit.plan` (the table statements), `refaudit.jobs` (running them on the snapshot's
 connection and a second one that imports the snapshot; their output waits in spooled
 temporary files for its turn, so violations.csv comes out in the same order either way and
-memory stays flat), `pipeline.sink` (where findings go), `pipeline.verify` (the suite
+memory stays flat), `refaudit.sink` (where findings go), `refaudit.verify` (the suite
 against the schema, before a row is read); this module puts them together (`run_checks`).
 """
 
@@ -21,7 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from pipeline.checks.base import (
+from .checks.base import (
     ColumnTypes,
     RowRule,
     Violation,
@@ -29,7 +29,7 @@ from pipeline.checks.base import (
     filter_key,
     table_clause,
 )
-from pipeline.checks.catalog import (
+from .checks.catalog import (
     CatalogFacts,
     annotate_check_constraints,
     catalog_findings,
@@ -37,18 +37,18 @@ from pipeline.checks.catalog import (
     read_catalogs,
     unique_columns,
 )
-from pipeline.checks.reference import LOOKUP_SUFFIX, ConditionalReferenceCheck
-from pipeline.copy_stream import copy_each, copy_lines, spool_lines, spool_rows
-from pipeline.jobs import Job, run_jobs, tune_session
-from pipeline.plan import (
+from .checks.reference import LOOKUP_SUFFIX, ConditionalReferenceCheck
+from .copy_stream import copy_each, copy_lines, spool_lines, spool_rows
+from .jobs import Job, run_jobs, tune_session
+from .plan import (
     TablePlan,
     plan_tables,
     rule_parts,
 )
-from pipeline.progress import ProgressLike, as_progress
-from pipeline.results import CheckResult
-from pipeline.sink import ViolationSink
-from pipeline.suite import Suite
+from .progress import ProgressLike, as_progress
+from .results import CheckResult
+from .sink import ViolationSink
+from .suite import Suite
 
 
 def _text(value: Any) -> str:
@@ -278,7 +278,7 @@ def run_checks(
 
 
 def _lookup_result(check: ConditionalReferenceCheck, sink: ViolationSink) -> CheckResult:
-    """The result of a `lookup`'s type table itself, `<id>.lookup` (`pipeline.lookups`): an
+    """The result of a `lookup`'s type table itself, `<id>.lookup` (`refaudit.lookups`): an
     error when the suite names a type the table does not hold (a mistake of the suite, whatever
     the check's severity), else of the check's severity; any finding is over its threshold."""
     assert check.lookup is not None

@@ -29,14 +29,14 @@ from psycopg2 import sql
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Connection
 
-from pipeline import __version__, sqltext
-from pipeline.checks.catalog import read_catalogs
-from pipeline.db import create_engine, database_error, describe, read_only_snapshot
-from pipeline.errors import RefauditError, UsageError
-from pipeline.jobs import tune_session
-from pipeline.limits import DEFAULT_LOCK_TIMEOUT_S, DEFAULT_STATEMENT_TIMEOUT_S
-from pipeline.plan import required_columns
-from pipeline.snapshot import (
+from . import __version__, sqltext
+from .checks.catalog import read_catalogs
+from .db import create_engine, database_error, describe, read_only_snapshot
+from .errors import RefauditError, UsageError
+from .jobs import tune_session
+from .limits import DEFAULT_LOCK_TIMEOUT_S, DEFAULT_STATEMENT_TIMEOUT_S
+from .plan import required_columns
+from .snapshot import (
     Manifest,
     SnapshotColumn,
     SnapshotEnum,
@@ -45,8 +45,8 @@ from pipeline.snapshot import (
     file_name,
     sha256_of,
 )
-from pipeline.suite import Suite
-from pipeline.verify import verify_schema
+from .suite import Suite
+from .verify import verify_schema
 
 ExtractProgress = Callable[[str, int, int], None]
 """Called as `progress(table, rows_done, rows_total)`: at the start of each table (0), after

@@ -34,11 +34,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-from pipeline.checks.base import ColumnTypes, TableScan, check_rules, table_clause
-from pipeline.errors import RefauditError, UsageError
-from pipeline.plan import TablePlan, required_columns
-from pipeline.sqltext import split_name
-from pipeline.suite import Suite
+from .checks.base import ColumnTypes, TableScan, check_rules, table_clause
+from .errors import RefauditError, UsageError
+from .plan import TablePlan, required_columns
+from .sqltext import split_name
+from .suite import Suite
 
 MANIFEST = "manifest.json"
 _SEVERITY = {"error": "critical", "warn": "warning"}

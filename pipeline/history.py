@@ -31,9 +31,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pipeline.db import mask_shown
-from pipeline.errors import UsageError
-from pipeline.results import AuditResult
+from .db import mask_shown
+from .errors import UsageError
+from .results import AuditResult
 
 HISTORY_FILE = "history.db"
 TREND_RUNS = 20

@@ -13,9 +13,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from pipeline import db
-from pipeline.copy_stream import Spooled
-from pipeline.progress import Progress
+from . import db
+from .copy_stream import Spooled
+from .progress import Progress
 
 # Transaction-local settings for the audit's statements. A table's statement returns only its
 # violating rows, but the planner cannot estimate rules across columns and expects most rows

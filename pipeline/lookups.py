@@ -36,11 +36,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from pipeline.checks.base import Violation
-from pipeline.checks.enforce import condition_sql
-from pipeline.checks.reference import LOOKUP_SUFFIX, ConditionalReferenceCheck
-from pipeline.sqltext import ident, literal, table
-from pipeline.suite import Suite
+from .checks.base import Violation
+from .checks.enforce import condition_sql
+from .checks.reference import LOOKUP_SUFFIX, ConditionalReferenceCheck
+from .sqltext import ident, literal, table
+from .suite import Suite
 
 
 @dataclass

@@ -16,9 +16,9 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from pipeline import report
-from pipeline.results import AuditResult, CheckResult, FailOn, RunInfo
-from pipeline.words import plural
+from . import report
+from .results import AuditResult, CheckResult, FailOn, RunInfo
+from .words import plural
 
 
 def results_document(result: AuditResult, fail_on: FailOn) -> dict[str, Any]:
@@ -221,7 +221,7 @@ def write_error_outputs(run: RunInfo, out: Path, message: str, exit_code: int, k
 
 
 _env = Environment(
-    loader=PackageLoader("pipeline", "templates"),
+    loader=PackageLoader(__package__ or "refaudit", "templates"),
     autoescape=select_autoescape(["html", "html.j2"]),
     trim_blocks=True,
     lstrip_blocks=True,

@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-from pipeline.checks.base import (
+from .checks.base import (
     ColumnTypes,
     DiagnosisScope,
     Key,
@@ -24,7 +24,7 @@ from pipeline.checks.base import (
     is_true,
     key_value,
 )
-from pipeline.suite import Suite
+from .suite import Suite
 
 
 def rule_parts(rule: RowRule) -> list[str]:

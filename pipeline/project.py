@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from pipeline.errors import UsageError
+from .errors import UsageError
 
 PROJECT_FILE = "refaudit.toml"
 PYPROJECT = "pyproject.toml"

@@ -22,15 +22,15 @@ import pyarrow.parquet as pq
 from psycopg2 import sql
 from sqlalchemy.engine import make_url
 
-from pipeline.audit import AuditOptions, AuditSource, run_audit
-from pipeline.db import DRIVER, mask_shown
-from pipeline.embedded import database_uri, embedded_server
-from pipeline.errors import RefauditError, UsageError
-from pipeline.progress import ProgressLike, as_progress
-from pipeline.results import AuditResult
-from pipeline.snapshot import Manifest, SnapshotColumn, check_coverage, verify_snapshot
-from pipeline.sqltext import split_name
-from pipeline.suite import Suite
+from .audit import AuditOptions, AuditSource, run_audit
+from .db import DRIVER, mask_shown
+from .embedded import database_uri, embedded_server
+from .errors import RefauditError, UsageError
+from .progress import ProgressLike, as_progress
+from .results import AuditResult
+from .snapshot import Manifest, SnapshotColumn, check_coverage, verify_snapshot
+from .sqltext import split_name
+from .suite import Suite
 
 
 def audit_snapshot(

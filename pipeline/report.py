@@ -15,9 +15,9 @@ from typing import Any
 
 from markupsafe import Markup, escape
 
-from pipeline.results import AuditResult, CheckResult, FailOn
-from pipeline.suite import CATALOG_KINDS
-from pipeline.words import plural as _plural
+from .results import AuditResult, CheckResult, FailOn
+from .suite import CATALOG_KINDS
+from .words import plural as _plural
 
 COLORS = {"failed": "#c0392b", "warned": "#d68910", "passed": "#1e8449", "none": "#7f8c8d"}
 DIAGNOSIS_COLORS = ["#2e86c1", "#8e44ad", "#16a085", "#d35400", "#c0392b", "#7f8c8d"]
@@ -67,7 +67,7 @@ def fmt_duration(seconds: float) -> str:
 
 
 def plural(n: int | None, word: str, words: str = "") -> str:
-    """`1 row`, `2 rows`, `1,234 rows`: `pipeline.words.plural` with thousands marked, as
+    """`1 row`, `2 rows`, `1,234 rows`: `refaudit.words.plural` with thousands marked, as
     the report writes every count."""
     return _plural(n or 0, word, words or None).replace(str(n or 0), fmt_int(n or 0), 1)
 

@@ -6,8 +6,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pipeline.errors import ExitCode
-from pipeline.words import plural
+from .errors import ExitCode
+from .words import plural
 
 Status = Literal["passed", "failed", "warned"]
 FailOn = Literal["error", "warn"]
@@ -91,7 +91,7 @@ class RunInfo:
     server_version: str = ""
     source: str = "database"
     database_identity: str = ""
-    """The database however its URL is spelled (`pipeline.db.database_identity`): what the
+    """The database however its URL is spelled (`refaudit.db.database_identity`): what the
     run history is kept by; "" where it cannot be read (then by `database`)."""
 
 

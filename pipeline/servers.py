@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import RefauditError
+from .errors import RefauditError
 
 SERVER_KINDS = ("embedded", "debian", "pgserver")
 DEBIAN_BIN = Path(os.environ.get("REFAUDIT_DEBIAN_PG_BIN", "/usr/lib/postgresql/15/bin"))

@@ -9,14 +9,14 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from pipeline.baseline import BASELINE_COLUMN, KNOWN, NEW, Baseline, csv_reader
-from pipeline.checks.base import (
+from .baseline import BASELINE_COLUMN, KNOWN, NEW, Baseline, csv_reader
+from .checks.base import (
     CUT_MARK,
     VALUE_CHARS,
     VIOLATION_FIELDS,
     Violation,
 )
-from pipeline.history import pair
+from .history import pair
 
 SAMPLE_SIZE = 20
 SAMPLE_CHARS = 120

@@ -22,10 +22,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from pipeline.checks.catalog import CatalogFacts
-from pipeline.errors import UsageError
-from pipeline.plan import required_columns
-from pipeline.suite import Suite
+from .checks.catalog import CatalogFacts
+from .errors import UsageError
+from .plan import required_columns
+from .suite import Suite
 
 FORMAT = "refaudit-snapshot"
 FORMAT_VERSION = 1
@@ -104,7 +104,7 @@ class Manifest(_Model):
     server_version: str
     database: str
     database_identity: str = ""
-    """The source database however its URL was spelled (`pipeline.db.database_identity`):
+    """The source database however its URL was spelled (`refaudit.db.database_identity`):
     an audit of the snapshot joins the run history of the database itself."""
     suite: str
     refaudit_version: str

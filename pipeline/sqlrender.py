@@ -6,7 +6,7 @@ A template expression (`{{ ... }}`) must be one of:
 - a name or a value passed through a quoting filter: `{{ name|ident }}`, `{{ value|literal }}`,
   `{{ text|comment }}` (one line inside `--`), `{{ format|raise_format }}` (a RAISE format
   whose `%` stay text), `{{ expr|printable }}`;
-- `Sql`: text that is SQL already, made by the quoting helpers of `pipeline.sqltext` or by
+- `Sql`: text that is SQL already, made by the quoting helpers of `refaudit.sqltext` or by
   another template (`render`), and marked so where it is made;
 - a whole number (`int`, not `bool`).
 
@@ -24,7 +24,7 @@ from typing import Any
 
 import jinja2
 
-from pipeline import sqltext
+from . import sqltext
 
 _VARIABLE = re.compile(r"[a-z_][a-z0-9_]*")
 _SEPARATORS = frozenset({",", ", ", ";", " + ", " AND ", " OR ", ""})
@@ -41,7 +41,7 @@ class UnquotedValue(TypeError):
 
 
 def sql(text: str) -> Sql:
-    """Mark `text` as SQL (it was built by `pipeline.sqltext`'s quoting helpers)."""
+    """Mark `text` as SQL (it was built by `refaudit.sqltext`'s quoting helpers)."""
     return Sql(text)
 
 
@@ -125,7 +125,7 @@ def _finalize(value: Any) -> str:
 
 def _env() -> jinja2.Environment:
     env = jinja2.Environment(
-        loader=jinja2.PackageLoader("pipeline", "templates/sql"),
+        loader=jinja2.PackageLoader(__package__ or "refaudit", "templates/sql"),
         undefined=jinja2.StrictUndefined,
         finalize=_finalize,
         autoescape=False,

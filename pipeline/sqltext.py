@@ -298,7 +298,7 @@ def _strip_comments(text: str) -> str:
 
 def key_equals(a: str, b: str, *, same: bool = True, fold: bool = False) -> str:
     """SQL: `a = b`, or both sides as text when their types do not compare with `=` (a
-    text polymorphic id against a bigint key; see `pipeline.checks.base.comparable`), in
+    text polymorphic id against a bigint key; see `refaudit.checks.base.comparable`), in
     lower case with `fold` (a uuid)."""
     if same:
         return f"{a} = {b}"

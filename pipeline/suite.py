@@ -1,7 +1,7 @@
 """The declarative suite: YAML in `expectations/`, validated on load.
 
 A suite names the audited tables, the key spaces a mis-keyed value may come from, and the
-checks. Every check is the pydantic model of its `kind` (`pipeline.checks`). A mistake in
+checks. Every check is the pydantic model of its `kind` (`refaudit.checks`). A mistake in
 the file is reported with the file, the key path and what to write instead.
 """
 
@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING, Annotated, Any, Union
 import yaml
 from pydantic import Field, ValidationError, model_validator
 
-from pipeline.checks import CATALOG_KINDS, CHECK_KINDS, KINDS, ROW_KINDS, SET_KINDS
-from pipeline.checks.base import Key
-from pipeline.checks.catalog import ConstraintCheck, ConstraintRefSpec, IndexCheck, TriggerCheck
-from pipeline.checks.consistency import ConsistencyCheck
-from pipeline.checks.in_set import InSetCheck
-from pipeline.checks.model import (
+from .checks import CATALOG_KINDS, CHECK_KINDS, KINDS, ROW_KINDS, SET_KINDS
+from .checks.base import Key
+from .checks.catalog import ConstraintCheck, ConstraintRefSpec, IndexCheck, TriggerCheck
+from .checks.consistency import ConsistencyCheck
+from .checks.in_set import InSetCheck
+from .checks.model import (
     AttributeEvidence,
     ColumnRef,
     Comparand,
@@ -36,13 +36,13 @@ from pipeline.checks.model import (
     Threshold,
     ViaEvidence,
 )
-from pipeline.checks.model import Check as BaseCheck
-from pipeline.checks.not_null import NotNullCheck
-from pipeline.checks.pattern import PatternCheck
-from pipeline.checks.reference import ConditionalReferenceCheck, ReferenceCheck
-from pipeline.checks.row_rule import RowRuleCheck
-from pipeline.checks.unique import UniqueCheck
-from pipeline.errors import SuiteError
+from .checks.model import Check as BaseCheck
+from .checks.not_null import NotNullCheck
+from .checks.pattern import PatternCheck
+from .checks.reference import ConditionalReferenceCheck, ReferenceCheck
+from .checks.row_rule import RowRuleCheck
+from .checks.unique import UniqueCheck
+from .errors import SuiteError
 
 __all__ = [
     "CATALOG_KINDS", "CHECK_KINDS", "DEFAULT_SUITE", "ROW_KINDS", "SET_KINDS", "AttributeEvidence",
@@ -53,9 +53,12 @@ __all__ = [
     "TriggerCheck", "UniqueCheck", "ViaEvidence", "load_suite",
 ]  # fmt: skip
 
-# The Astegni suite ships as package data of `expectations` (beside `pipeline` in the wheel and
-# in the checkout): found through importlib.resources, never through a path from __file__.
-DEFAULT_SUITE = Path(str(importlib.resources.files("expectations") / "astegni" / "suite.yml"))
+# The Astegni suite ships as package data of `refaudit.expectations` (expectations/ in the
+# checkout, mapped by the build configuration): found through importlib.resources, never
+# through a path from __file__.
+DEFAULT_SUITE = Path(
+    str(importlib.resources.files(f"{__package__}.expectations") / "astegni" / "suite.yml")
+)
 
 if TYPE_CHECKING:  # to the type checker, a check is what every kind has
     Check = BaseCheck

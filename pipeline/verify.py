@@ -10,18 +10,18 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection
 
-from pipeline.checks.base import (
+from .checks.base import (
     ColumnTypes,
     compile_condition,
 )
-from pipeline.checks.catalog import (
+from .checks.catalog import (
     column_types,
     relation_types,
 )
-from pipeline.checks.relations import NO_DEFINITION, read_relations
-from pipeline.errors import DatabaseError, SuiteError
-from pipeline.plan import MAX_STATEMENT_COLUMNS, required_columns
-from pipeline.suite import Suite
+from .checks.relations import NO_DEFINITION, read_relations
+from .errors import DatabaseError, SuiteError
+from .plan import MAX_STATEMENT_COLUMNS, required_columns
+from .suite import Suite
 
 
 def verify_schema(conn: Connection, suite: Suite) -> ColumnTypes:

@@ -18,13 +18,12 @@ from pathlib import Path
 
 import psycopg2
 import pytest
+from refaudit.db import DRIVER
+from refaudit.demo import load_generator
+from refaudit.embedded import create_database
+from refaudit.servers import SERVER_KINDS, throwaway_server
+from refaudit.suite import DEFAULT_SUITE, Suite, load_suite
 from sqlalchemy.engine import URL, make_url
-
-from pipeline.db import DRIVER
-from pipeline.demo import load_generator
-from pipeline.embedded import create_database
-from pipeline.servers import SERVER_KINDS, throwaway_server
-from pipeline.suite import DEFAULT_SUITE, Suite, load_suite
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SAMPLE_SUITE = str(DEFAULT_SUITE)

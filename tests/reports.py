@@ -8,7 +8,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
-from pipeline.results import AuditResult, CheckResult, RunInfo
+from refaudit.results import AuditResult, CheckResult, RunInfo
+
 from tests.conftest import FIXTURES, execute
 
 # what astegni_dirty_small.sql breaks, by check

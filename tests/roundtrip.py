@@ -8,8 +8,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from pipeline.audit import AuditOptions, run_audit
-from pipeline.suite import Suite
+from refaudit.audit import AuditOptions, run_audit
+from refaudit.suite import Suite
+
 from tests.conftest import as_url
 from tests.test_repair import query
 
@@ -44,8 +45,8 @@ def audits_alike_from_a_snapshot(uri: str, suite: Suite, tmp_path: Path, server:
     """Audit `uri` directly and from a snapshot of it (extracted, then replayed on `server`);
     assert both give the same violations.csv lines and the same check results, and return
     those lines, sorted."""
-    from pipeline.extract import extract_snapshot
-    from pipeline.replay import audit_snapshot
+    from refaudit.extract import extract_snapshot
+    from refaudit.replay import audit_snapshot
 
     options = AuditOptions(record_history=False)
     direct = run_audit(as_url(uri), suite, tmp_path / "direct", options=options)
@@ -71,7 +72,8 @@ def assert_reapplied_then_rolled_back(
 ) -> None:
     """The plan of `run`, applied again, changes nothing (every table as `after`); then its
     rollback.sql, through psql, restores every table as `before`."""
-    from pipeline.apply import apply_plan
+    from refaudit.apply import apply_plan
+
     from tests.test_repair import psql
 
     second = apply_plan(as_url(uri), run / "repair.sql")

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import psycopg2
 import pytest
+from refaudit.db import database_error
+from refaudit.errors import ExitCode
 from sqlalchemy.engine import make_url
 
-from pipeline.db import database_error
-from pipeline.errors import ExitCode
 from tests.conftest import SAMPLE_SUITE, as_url, execute
 from tests.test_cli import ROOT, assert_one_line_error
 from tests.test_operations import TcpServer, sql
@@ -211,7 +211,7 @@ def test_a_connection_lost_mid_apply_is_one_line(
     )
     plan.write_text(f"BEGIN;\n{body}COMMIT;\n" if transactional else body)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pipeline", "apply", str(plan), "--db", plain],
+        [sys.executable, "-m", "refaudit", "apply", str(plan), "--db", plain],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
     )  # fmt: skip
     try:
@@ -233,7 +233,7 @@ def test_a_server_restart_mid_apply_is_one_line(tmp_path: Path, tcp: TcpServer) 
     plan = tmp_path / "plan.sql"
     plan.write_text("BEGIN;\nSELECT count(*) FROM tutor_packages;\nSELECT pg_sleep(60);\nCOMMIT;\n")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pipeline", "apply", str(plan), "--db", tcp.url()],
+        [sys.executable, "-m", "refaudit", "apply", str(plan), "--db", tcp.url()],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
     )  # fmt: skip
     try:
@@ -284,7 +284,7 @@ def _peak_rss(*args: str) -> tuple[int, int, str]:
     """Exit code, peak RSS in bytes and stderr of `refaudit *args`, alone in a process of
     its own (so no other child's peak counts)."""
     proc = subprocess.run(
-        [sys.executable, "-c", _PEAK, sys.executable, "-m", "pipeline", *args],
+        [sys.executable, "-c", _PEAK, sys.executable, "-m", "refaudit", *args],
         capture_output=True, text=True, cwd=ROOT, timeout=600,
     )  # fmt: skip
     code, kb = proc.stdout.split()
@@ -307,7 +307,7 @@ def test_one_huge_value_costs_at_most_three_times_its_size(
     new_database,
     tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
-    from pipeline.checks.base import VALUE_CHARS
+    from refaudit.checks.base import VALUE_CHARS
 
     suite = tmp_path / "big.yml"
     suite.write_text(BIG_SUITE)

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from refaudit.audit import AuditOptions, run_audit
+from refaudit.demo import build_sample
+from refaudit.errors import ExitCode
 
-from pipeline.audit import AuditOptions, run_audit
-from pipeline.demo import build_sample
-from pipeline.errors import ExitCode
 from tests.conftest import SAMPLE_SUITE, as_url
 from tests.test_cli import refaudit
 
@@ -73,7 +73,7 @@ def test_seed_before_student_and_parent_requesters(seed_before_db, generator, tm
 
     uri, _ = seed_before_db
     run_audit(
-        as_url(uri), __import__("pipeline.suite").suite.load_suite(), tmp_path, options=NO_HISTORY
+        as_url(uri), __import__("refaudit.suite").suite.load_suite(), tmp_path, options=NO_HISTORY
     )
     got = violations(tmp_path)
     keys = got[got["check"] == "session_requests.requester_id.reference"]["key"].astype(int)

@@ -16,10 +16,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from refaudit.audit import AuditOptions, run_audit
+from refaudit.outputs import write_report
+from refaudit.suite import Suite
 
-from pipeline.audit import AuditOptions, run_audit
-from pipeline.outputs import write_report
-from pipeline.suite import Suite
 from tests.browser import Chromium, find_chromium
 from tests.conftest import as_url, execute
 from tests.reports import fabricated_result, load_dirty_small

@@ -11,11 +11,11 @@ from typing import Any
 import psycopg2
 import pytest
 import yaml
+from refaudit.db import create_engine, read_only_snapshot
+from refaudit.engine import run_checks
+from refaudit.sink import ViolationSink
+from refaudit.suite import Suite
 
-from pipeline.db import create_engine, read_only_snapshot
-from pipeline.engine import run_checks
-from pipeline.sink import ViolationSink
-from pipeline.suite import Suite
 from tests.conftest import FIXTURES, as_url, execute
 
 CASES_DIR = Path(__file__).parent / "cases"

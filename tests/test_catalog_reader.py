@@ -1,4 +1,4 @@
-"""The one catalog reader (`pipeline.checks.relations`): it reads any number of tables in a
+"""The one catalog reader (`refaudit.checks.relations`): it reads any number of tables in a
 fixed number of statements, and what the audit's catalog checks, discovery and the repair
 plan's context get from it is what their own per-table queries read before (kept here as the
 reference), on a schema with composite and self-referencing foreign keys, NOT VALID
@@ -15,11 +15,9 @@ from typing import Any
 import psycopg2
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
-
-from pipeline import sqltext
-from pipeline.checks.base import ColumnType
-from pipeline.checks.catalog import (
+from refaudit import sqltext
+from refaudit.checks.base import ColumnType
+from refaudit.checks.catalog import (
     ON_DELETE,
     CatalogFacts,
     column_types,
@@ -27,16 +25,18 @@ from pipeline.checks.catalog import (
     read_catalogs,
     unique_columns,
 )
-from pipeline.checks.relations import read_relations, read_schema_tables
-from pipeline.constraints import AuditedConstraint
-from pipeline.discover import ColumnInfo, DeclaredReference, Discovery, TableInfo
-from pipeline.discover.catalog import read_catalog as discover_read_catalog
-from pipeline.discover.context import Discoverer as _Discoverer
-from pipeline.discover.model import _check_values, _family
-from pipeline.repair import ColumnInfo as RepairColumn
-from pipeline.repair import InboundKey, read_repair_context, table_info
-from pipeline.repair import TableInfo as RepairTable
-from pipeline.suite import Suite
+from refaudit.checks.relations import read_relations, read_schema_tables
+from refaudit.constraints import AuditedConstraint
+from refaudit.discover import ColumnInfo, DeclaredReference, Discovery, TableInfo
+from refaudit.discover.catalog import read_catalog as discover_read_catalog
+from refaudit.discover.context import Discoverer as _Discoverer
+from refaudit.discover.model import _check_values, _family
+from refaudit.repair import ColumnInfo as RepairColumn
+from refaudit.repair import InboundKey, read_repair_context, table_info
+from refaudit.repair import TableInfo as RepairTable
+from refaudit.suite import Suite
+from sqlalchemy.engine import Connection
+
 from tests.conftest import as_url, execute
 
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from refaudit.audit import AuditOptions, run_audit
+from refaudit.suite import load_suite
 
-from pipeline.audit import AuditOptions, run_audit
-from pipeline.suite import load_suite
 from tests.conftest import as_url, execute
 
 SUITE = """

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from refaudit.errors import ExitCode
 
-from pipeline.errors import ExitCode
 from tests.conftest import FIXTURES, SAMPLE_SUITE, execute
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,7 +22,7 @@ def refaudit(*args: str, env: dict[str, str] | None = None) -> subprocess.Comple
     full_env = {**os.environ, **(env or {})}
     full_env.pop("DATABASE_URL", None) if env is None or "DATABASE_URL" not in env else None
     return subprocess.run(
-        [sys.executable, "-m", "pipeline", *args],
+        [sys.executable, "-m", "refaudit", *args],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -76,7 +76,7 @@ def test_broken_suite_is_exit_2(tmp_path: Path, clean_db: str) -> None:
 
 
 def test_version_and_short_help() -> None:
-    from pipeline import __version__
+    from refaudit import __version__
 
     proc = refaudit("--version")
     assert (proc.returncode, proc.stdout) == (0, f"refaudit {__version__}\n"), proc.stderr
@@ -191,8 +191,7 @@ def test_shell_completion_completes_commands_and_options() -> None:
 
 def test_top_level_help_has_examples_and_no_help_shows_a_python_type() -> None:
     import typer.main
-
-    from pipeline.cli import app
+    from refaudit.cli import app
 
     top = refaudit("-h")
     assert top.returncode == 0, top.stderr

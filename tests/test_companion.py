@@ -16,17 +16,17 @@ from typing import Any
 import psycopg2
 import pytest
 import sqlalchemy as sa
+from refaudit import db
+from refaudit.audit import AuditOptions, run_audit
+from refaudit.cli import app
+from refaudit.db import companion, create_engine, read_only_snapshot
+from refaudit.engine import run_checks
+from refaudit.errors import DatabaseError
+from refaudit.results import CheckResult
+from refaudit.sink import ViolationSink
+from refaudit.suite import Suite, load_suite
 from typer.testing import CliRunner
 
-from pipeline import db
-from pipeline.audit import AuditOptions, run_audit
-from pipeline.cli import app
-from pipeline.db import companion, create_engine, read_only_snapshot
-from pipeline.engine import run_checks
-from pipeline.errors import DatabaseError
-from pipeline.results import CheckResult
-from pipeline.sink import ViolationSink
-from pipeline.suite import Suite, load_suite
 from tests.conftest import SAMPLE_SUITE, as_url, build_state, execute
 
 NO_HISTORY = AuditOptions(record_history=False)

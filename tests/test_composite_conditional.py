@@ -16,10 +16,10 @@ from typing import Any
 
 import psycopg2
 import pytest
+from refaudit.audit import AuditOptions, run_audit
+from refaudit.errors import ExitCode, SuiteError
+from refaudit.suite import Suite, load_suite
 
-from pipeline.audit import AuditOptions, run_audit
-from pipeline.errors import ExitCode, SuiteError
-from pipeline.suite import Suite, load_suite
 from tests.conftest import as_url, execute
 from tests.roundtrip import audits_alike_from_a_snapshot
 from tests.test_repair import psql, query
@@ -206,7 +206,7 @@ def test_every_fault_is_flagged_with_its_key_and_label(tenants: str, tmp_path: P
 
 
 def test_gx_counts_the_composite_checks_alike(tenants: str, tmp_path: Path) -> None:
-    from pipeline.gx_export import export_suite, run_with_gx, write_export
+    from refaudit.gx_export import export_suite, run_with_gx, write_export
 
     suite = Suite.model_validate(SUITE)
     result = run_audit(as_url(tenants), suite, tmp_path / "run")

@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from refaudit.apply import apply_plan
+from refaudit.audit import AuditOptions, run_audit
+from refaudit.suite import Suite
 
-from pipeline.apply import apply_plan
-from pipeline.audit import AuditOptions, run_audit
-from pipeline.suite import Suite
 from tests.conftest import as_url, execute
 from tests.roundtrip import audits_alike_from_a_snapshot, dump_tables
 from tests.test_repair import psql, query
@@ -147,7 +147,7 @@ def test_composite_references_and_keys_round_trip(tenants: str, tmp_path: Path) 
 
 
 def test_gx_export_counts_composite_references_alike(tenants: str, tmp_path: Path) -> None:
-    from pipeline.gx_export import export_suite, run_with_gx, write_export
+    from refaudit.gx_export import export_suite, run_with_gx, write_export
 
     suite = Suite.model_validate(SUITE)
     result = run_audit(as_url(tenants), suite, tmp_path / "run")

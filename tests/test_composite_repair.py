@@ -14,11 +14,11 @@ from typing import Any
 
 import psycopg2
 import pytest
+from refaudit.apply import apply_plan
+from refaudit.audit import AuditOptions, run_audit
+from refaudit.sqltext import ident, psql_lines, statements
+from refaudit.suite import Suite
 
-from pipeline.apply import apply_plan
-from pipeline.audit import AuditOptions, run_audit
-from pipeline.sqltext import ident, psql_lines, statements
-from pipeline.suite import Suite
 from tests.conftest import as_url, execute
 from tests.roundtrip import dump_tables, findings
 from tests.test_repair import psql, psql_binary, query

@@ -19,10 +19,10 @@ from urllib.parse import quote
 
 import psycopg2
 import pytest
+from refaudit import sqltext
+from refaudit.apply import apply_plan
+from refaudit.suite import Suite
 
-from pipeline import sqltext
-from pipeline.apply import apply_plan
-from pipeline.suite import Suite
 from tests.conftest import as_url, execute
 from tests.test_repair import AUDITED, audit, psql, public_constraints, query, requests
 

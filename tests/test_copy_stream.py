@@ -8,9 +8,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy import exc as sa_exc
-
-from pipeline.copy_stream import (
+from refaudit.copy_stream import (
     NOTE_EVERY,
     copy_each,
     copy_lines,
@@ -18,7 +16,9 @@ from pipeline.copy_stream import (
     spool_lines,
     spool_rows,
 )
-from pipeline.db import create_engine, read_only_snapshot
+from refaudit.db import create_engine, read_only_snapshot
+from sqlalchemy import exc as sa_exc
+
 from tests.conftest import as_url
 
 AWKWARD = ["plain", "", "tab\there", "new\nline", "back\\slash", "\\N", "cr\rlf", "ünïcødé ✓",
@@ -70,7 +70,7 @@ def test_database_errors_are_sqlalchemy_errors(engine: sa.Engine) -> None:
 
 
 def test_rows_spill_to_disk_not_memory(engine: sa.Engine, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("pipeline.copy_stream.SPOOL_IN_MEMORY", 1024)
+    monkeypatch.setattr("refaudit.copy_stream.SPOOL_IN_MEMORY", 1024)
     stmt = sa.select(
         sa.func.generate_series(1, 5000).label("key"), sa.func.repeat("x", 100).label("pad")
     )

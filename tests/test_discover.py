@@ -13,12 +13,12 @@ from typing import Any
 import psycopg2
 import pytest
 import yaml
+from refaudit.audit import AuditOptions, run_audit
+from refaudit.demo import build_sample
+from refaudit.discover import Discovery, discover, name_fit, render_suite, write_suite
+from refaudit.errors import ExitCode, UsageError
+from refaudit.suite import Suite, load_suite
 
-from pipeline.audit import AuditOptions, run_audit
-from pipeline.demo import build_sample
-from pipeline.discover import Discovery, discover, name_fit, render_suite, write_suite
-from pipeline.errors import ExitCode, UsageError
-from pipeline.suite import Suite, load_suite
 from tests.conftest import as_url, execute
 from tests.discover_world import build, generate
 from tests.test_cli import assert_one_line_error, refaudit

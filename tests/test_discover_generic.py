@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 import yaml
+from refaudit.audit import AuditOptions, run_audit
+from refaudit.discover import Discovery, Proposal, discover, render_suite
+from refaudit.suite import load_suite
 
-from pipeline.audit import AuditOptions, run_audit
-from pipeline.discover import Discovery, Proposal, discover, render_suite
-from pipeline.suite import load_suite
 from tests.conftest import as_url, execute
 from tests.roundtrip import findings
 from tests.test_lookup_django import RENUMBER, gone_versions

@@ -1,4 +1,4 @@
-"""discover proposes each check as its kind's own model (`pipeline.checks`): a wrong key or
+"""discover proposes each check as its kind's own model (`refaudit.checks`): a wrong key or
 value fails where the check is proposed, not when the suite is rendered, and the suite file
 writes each check as the model holds it, in the order a reader expects (`id`, `kind`,
 `table`, then the kind's keys)."""
@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 import yaml
 from pydantic import ValidationError
+from refaudit.checks import KIND_NAMES, NotNullCheck, ReferenceCheck, UniqueCheck
+from refaudit.discover import Discovery, Proposal, discover, render_suite
 
 from bench.realworld import DEFAULT_CORPUS, drop_constraints, load_dump
-from pipeline.checks import KIND_NAMES, NotNullCheck, ReferenceCheck, UniqueCheck
-from pipeline.discover import Discovery, Proposal, discover, render_suite
 from tests.conftest import as_url
 
 

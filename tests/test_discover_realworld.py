@@ -14,6 +14,7 @@ from pathlib import Path
 
 import psycopg2
 import pytest
+from refaudit.suite import Suite
 from sqlalchemy.engine import make_url
 
 from bench.realworld import (
@@ -29,7 +30,6 @@ from bench.realworld import (
     score,
     scored,
 )
-from pipeline.suite import Suite
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from pipeline.discover import discover, thin_result
+from refaudit.discover import discover, thin_result
+
 from tests.conftest import as_url, execute
 from tests.test_cli import refaudit
 

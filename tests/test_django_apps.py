@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from refaudit.audit import AuditOptions, run_audit
+from refaudit.discover import DEFAULT_MIN_CONFIDENCE, Discovery, discover
+from refaudit.suite import load_suite
 
-from pipeline.audit import AuditOptions, run_audit
-from pipeline.discover import DEFAULT_MIN_CONFIDENCE, Discovery, discover
-from pipeline.suite import load_suite
 from tests.conftest import as_url, execute
 from tests.frameworks.harness import (
     Trip,
@@ -36,7 +36,7 @@ from tests.test_discover_generic import DROP_FOREIGN_KEYS
 from tests.test_repair import query
 from tests.test_repair_django import _copies, copy_of, ct
 
-SUITE = Path(str(importlib.resources.files("expectations") / "django" / "suite.yml"))
+SUITE = Path(str(importlib.resources.files("refaudit.expectations") / "django" / "suite.yml"))
 
 # the generic relations of the project: (table, id column) -> the models its rows name
 GENERIC = {
@@ -339,7 +339,7 @@ def test_the_suite_discover_writes_flags_no_clean_row(
 ) -> None:
     """The suite `refaudit discover` writes, run as it is on the database it came from (no
     fault planted), flags only the versions and log entries Django keeps of deleted books."""
-    from pipeline.discover import write_suite
+    from refaudit.discover import write_suite
 
     uri = fresh(pg_server, django_apps_templates[0], "djapps_rediscover")
     found = discover(as_url(uri))

@@ -7,11 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from refaudit.apply import apply_plan
+from refaudit.audit import AuditOptions, run_audit
+from refaudit.sqltext import join_name, split_name
+from refaudit.suite import Suite
 
-from pipeline.apply import apply_plan
-from pipeline.audit import AuditOptions, run_audit
-from pipeline.sqltext import join_name, split_name
-from pipeline.suite import Suite
 from tests.conftest import as_url, execute
 from tests.test_repair import psql, query
 

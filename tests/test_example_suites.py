@@ -7,11 +7,12 @@ import csv
 import importlib.resources
 from pathlib import Path
 
-from pipeline.audit import AuditOptions, run_audit
-from pipeline.suite import load_suite
+from refaudit.audit import AuditOptions, run_audit
+from refaudit.suite import load_suite
+
 from tests.conftest import as_url, execute
 
-SHOP = Path(str(importlib.resources.files("expectations") / "shop"))
+SHOP = Path(str(importlib.resources.files("refaudit.expectations") / "shop"))
 
 ROWS = """
 INSERT INTO accounts VALUES (1, 'Customer', 'ann@x'), (2, 'Staff', 'bob@x'),
@@ -68,7 +69,7 @@ def test_the_shop_suite_runs_on_its_schema(new_database, tmp_path: Path) -> None
 def test_discover_reads_the_shop_enum_and_all(new_database, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """discover on a schema with an enum beside text columns (compared as text), composite
     keys and text polymorphic ids; its suite runs as it is."""
-    from pipeline.discover import discover, write_suite
+    from refaudit.discover import discover, write_suite
 
     uri = new_database("shop_discover")
     execute(uri, (SHOP / "schema.sql").read_text() + ROWS)

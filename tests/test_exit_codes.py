@@ -7,9 +7,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import pytest
-
-from pipeline.errors import DatabaseError, ExitCode, RefauditError, SuiteError, UsageError
-from pipeline.results import AuditResult, CheckResult, RunInfo
+from refaudit.errors import DatabaseError, ExitCode, RefauditError, SuiteError, UsageError
+from refaudit.results import AuditResult, CheckResult, RunInfo
 
 
 class Row(NamedTuple):

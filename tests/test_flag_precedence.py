@@ -8,9 +8,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import sqlalchemy as sa
+from refaudit.checks.base import is_true
+from refaudit.db import create_engine
 
-from pipeline.checks.base import is_true
-from pipeline.db import create_engine
 from tests.conftest import as_url
 
 

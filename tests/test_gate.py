@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 from junitparser import Error, Failure, JUnitXml
+from refaudit.baseline import load_baseline
+from refaudit.checks.base import VIOLATION_FIELDS, Violation
+from refaudit.errors import ExitCode, UsageError
 
-from pipeline.baseline import load_baseline
-from pipeline.checks.base import VIOLATION_FIELDS, Violation
-from pipeline.errors import ExitCode, UsageError
 from tests.conftest import FIXTURES, SAMPLE_SUITE, execute
 from tests.test_cli import ROOT, assert_one_line_error, refaudit
 
@@ -214,8 +214,8 @@ def test_missing_baseline_is_usage_error(tmp_path: Path) -> None:
 _MEASURE = """
 import resource, sys
 from pathlib import Path
-from pipeline.baseline import load_baseline
-from pipeline.checks.base import Violation
+from refaudit.baseline import load_baseline
+from refaudit.checks.base import Violation
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 b = load_baseline(Path(sys.argv[1]))
 grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before

@@ -10,10 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from refaudit.audit import run_audit
+from refaudit.gx_export import MANIFEST, GxOutcome, export_suite, run_with_gx, write_export
+from refaudit.suite import CATALOG_KINDS, Suite
 
-from pipeline.audit import run_audit
-from pipeline.gx_export import MANIFEST, GxOutcome, export_suite, run_with_gx, write_export
-from pipeline.suite import CATALOG_KINDS, Suite
 from tests.conftest import FIXTURES, SAMPLE_SUITE, as_url, execute
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -119,7 +119,7 @@ def hand_db(new_database) -> str:  # type: ignore[no-untyped-def]
 def test_export_gx_command_writes_one_suite_per_table(tmp_path: Path, suite: Suite) -> None:
     out = tmp_path / "gx"
     proc = subprocess.run(
-        [sys.executable, "-m", "pipeline", "export-gx", "--suite", SAMPLE_SUITE, "--out", str(out)],
+        [sys.executable, "-m", "refaudit", "export-gx", "--suite", SAMPLE_SUITE, "--out", str(out)],
         capture_output=True, text=True, cwd=ROOT, timeout=60,
     )
     assert proc.returncode == 0, proc.stderr

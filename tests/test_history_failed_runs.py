@@ -8,9 +8,9 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from refaudit.audit import AuditOptions, run_audit
+from refaudit.suite import Suite
 
-from pipeline.audit import AuditOptions, run_audit
-from pipeline.suite import Suite
 from tests.conftest import FIXTURES, as_url, execute
 
 

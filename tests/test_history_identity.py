@@ -11,12 +11,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from refaudit.audit import AuditOptions, run_audit
+from refaudit.db import describe
+from refaudit.history import default_history_path
+from refaudit.suite import Suite, load_suite
 from sqlalchemy.engine import URL
 
-from pipeline.audit import AuditOptions, run_audit
-from pipeline.db import describe
-from pipeline.history import default_history_path
-from pipeline.suite import Suite, load_suite
 from tests.conftest import as_url, execute
 
 SCHEMA = """
@@ -124,8 +124,8 @@ def test_out_dot_keeps_the_history_here(tmp_path: Path, monkeypatch: pytest.Monk
 def test_an_audit_of_a_snapshot_joins_its_database_history(
     pets: tuple[str, Suite], pg_server: str, tmp_path: Path
 ) -> None:
-    from pipeline.extract import extract_snapshot
-    from pipeline.replay import audit_snapshot
+    from refaudit.extract import extract_snapshot
+    from refaudit.replay import audit_snapshot
 
     uri, suite = pets
     options = AuditOptions(history=tmp_path / "history.db")

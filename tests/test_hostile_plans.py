@@ -19,12 +19,12 @@ from urllib.parse import quote
 import psycopg2
 import pytest
 from psycopg2 import sql
+from refaudit.apply import apply_plan
+from refaudit.audit import AuditOptions, run_audit
+from refaudit.embedded import database_uri
+from refaudit.sqltext import psql_lines, statements
+from refaudit.suite import Suite
 
-from pipeline.apply import apply_plan
-from pipeline.audit import AuditOptions, run_audit
-from pipeline.embedded import database_uri
-from pipeline.sqltext import psql_lines, statements
-from pipeline.suite import Suite
 from tests.conftest import as_url, execute
 from tests.test_repair import psql, public_constraints, query
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.audit import AuditOptions, run_audit
-from pipeline.suite import Suite
+from refaudit.audit import AuditOptions, run_audit
+from refaudit.suite import Suite
+
 from tests.conftest import as_url, execute
 
 SCHEMA = """

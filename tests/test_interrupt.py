@@ -34,7 +34,7 @@ def servers_under(root: Path) -> list[str]:
 def interrupt(args: list[str], tmp: Path, after: float) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "TMPDIR": str(tmp), "XDG_RUNTIME_DIR": str(tmp)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pipeline", *args],
+        [sys.executable, "-m", "refaudit", *args],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -74,7 +74,8 @@ def test_ctrl_c_during_the_demo_leaves_nothing_behind(tmp_path: Path, after: flo
 
 @pytest.fixture(scope="module")
 def snapshot(new_database, suite, tmp_path_factory: pytest.TempPathFactory) -> Path:  # type: ignore[no-untyped-def]
-    from pipeline.extract import extract_snapshot
+    from refaudit.extract import extract_snapshot
+
     from tests.conftest import as_url
     from tests.test_snapshot import hand_made
 

@@ -8,9 +8,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from refaudit.audit import prune_runs
+from refaudit.errors import UsageError
 
-from pipeline.audit import prune_runs
-from pipeline.errors import UsageError
 from tests.conftest import SAMPLE_SUITE
 from tests.test_cli import refaudit
 
@@ -43,8 +43,8 @@ def test_prune_keeps_the_newest_and_nothing_else_is_touched(tmp_path: Path) -> N
 
 
 def test_run_keep_removes_older_runs(new_database: Callable[[str], str], tmp_path: Path) -> None:
-    from pipeline.demo import build_sample
-    from pipeline.suite import load_suite
+    from refaudit.demo import build_sample
+    from refaudit.suite import load_suite
 
     uri = new_database("keep")
     build_sample(uri, load_suite(), requests=20, seed=3)

@@ -8,10 +8,10 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from refaudit.audit import AuditOptions, audit, run_audit, write_audit
+from refaudit.errors import ExitCode, RefauditError
+from refaudit.suite import Suite
 
-from pipeline.audit import AuditOptions, audit, run_audit, write_audit
-from pipeline.errors import ExitCode, RefauditError
-from pipeline.suite import Suite
 from tests.conftest import as_url
 from tests.reports import load_dirty_small
 

@@ -11,11 +11,11 @@ import csv
 import io
 
 import pytest
+from refaudit.db import create_engine, read_only_snapshot
+from refaudit.engine import run_checks
+from refaudit.sink import ViolationSink
+from refaudit.suite import ROW_KINDS, Suite
 
-from pipeline.db import create_engine, read_only_snapshot
-from pipeline.engine import run_checks
-from pipeline.sink import ViolationSink
-from pipeline.suite import ROW_KINDS, Suite
 from tests.conftest import FIXTURES, as_url, execute
 from tests.test_gx_export import HAND_ROWS, _with_tricky
 

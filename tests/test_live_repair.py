@@ -28,12 +28,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from refaudit.apply import apply_plan
+from refaudit.audit import AuditOptions, check_suite, run_audit
+from refaudit.errors import DatabaseError
+from refaudit.suite import Suite
 from sqlalchemy.engine import make_url
 
-from pipeline.apply import apply_plan
-from pipeline.audit import AuditOptions, check_suite, run_audit
-from pipeline.errors import DatabaseError
-from pipeline.suite import Suite
 from tests.conftest import as_url, execute
 from tests.roundtrip import dump_tables
 from tests.test_repair import psql, query

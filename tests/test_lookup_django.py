@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from refaudit.apply import apply_plan
+from refaudit.audit import AuditOptions, check_suite, run_audit
+from refaudit.suite import load_suite
 
-from pipeline.apply import apply_plan
-from pipeline.audit import AuditOptions, check_suite, run_audit
-from pipeline.suite import load_suite
 from tests.conftest import as_url, execute
 from tests.frameworks.harness import dump_schema, plant
 from tests.roundtrip import findings
@@ -276,9 +276,8 @@ def test_refaudit_run_exits_1_on_a_lookup_finding_alone(
     two_databases: tuple[str, str], tmp_path: Path
 ) -> None:
     """The CLI's verdict and exit code read the `<id>.lookup` result like any other."""
+    from refaudit.cli import app
     from typer.testing import CliRunner
-
-    from pipeline.cli import app
 
     first, _ = two_databases
     execute(first, "DELETE FROM shop_taggeditem WHERE id >= 900000; "

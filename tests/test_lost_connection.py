@@ -7,9 +7,9 @@ from __future__ import annotations
 import psycopg2
 import pytest
 import sqlalchemy as sa
+from refaudit.db import create_engine, database_error, read_only_snapshot
 from sqlalchemy import exc as sa_exc
 
-from pipeline.db import create_engine, database_error, read_only_snapshot
 from tests.conftest import as_url
 from tests.test_operations import sql
 

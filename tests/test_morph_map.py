@@ -12,9 +12,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from refaudit.audit import AuditOptions, run_audit
+from refaudit.suite import Suite, load_suite
 
-from pipeline.audit import AuditOptions, run_audit
-from pipeline.suite import Suite, load_suite
 from tests.conftest import as_url, execute
 from tests.frameworks.harness import Trip, assert_round_trip, plant
 from tests.roundtrip import findings
@@ -227,7 +227,7 @@ def test_a_home_made_type_table_one_suite_two_databases(
 
 
 def proposed(uri: str) -> list[dict[str, object]]:
-    from pipeline.discover import discover
+    from refaudit.discover import discover
 
     return [
         p.check for p in discover(as_url(uri)).proposals if p.kind == "conditional_reference"

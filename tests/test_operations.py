@@ -25,11 +25,11 @@ from urllib.parse import quote
 import psycopg2
 import pytest
 from junitparser import Error, JUnitXml
+from refaudit.audit import run_audit
+from refaudit.db import create_engine, read_only_snapshot
+from refaudit.errors import DatabaseError, ExitCode
+from refaudit.suite import load_suite
 
-from pipeline.audit import run_audit
-from pipeline.db import create_engine, read_only_snapshot
-from pipeline.errors import DatabaseError, ExitCode
-from pipeline.suite import load_suite
 from tests.conftest import FIXTURES, SAMPLE_SUITE, as_url
 from tests.test_cli import ROOT, assert_one_line_error, refaudit
 
@@ -412,7 +412,7 @@ def test_connection_lost_mid_run(tmp_path: Path, tcp: TcpServer) -> None:
             [
                 sys.executable,
                 "-m",
-                "pipeline",
+                "refaudit",
                 "run",
                 "--suite",
                 SAMPLE_SUITE,

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 from junitparser import Failure, JUnitXml
+from refaudit.errors import ExitCode
 
-from pipeline.errors import ExitCode
 from tests.conftest import execute
 from tests.test_cli import refaudit
 

@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from refaudit.audit import AuditOptions, run_audit
+from refaudit.suite import Suite
 
-from pipeline.audit import AuditOptions, run_audit
-from pipeline.suite import Suite
 from tests.conftest import as_url, execute
 
 FIXTURES = """

@@ -12,11 +12,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from refaudit.audit import run_audit
+from refaudit.console import RichProgress, stderr_progress
+from refaudit.suite import CATALOG_KINDS, Suite, UniqueCheck
 from rich.console import Console
 
-from pipeline.audit import run_audit
-from pipeline.console import RichProgress, stderr_progress
-from pipeline.suite import CATALOG_KINDS, Suite, UniqueCheck
 from tests.conftest import SAMPLE_SUITE, as_url
 from tests.reports import load_dirty_small
 from tests.test_cli import ROOT, refaudit
@@ -137,7 +137,7 @@ def _run_on_a_terminal(*args: str) -> tuple[int, str]:
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     env.update(COLUMNS="120", TERM="xterm")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pipeline", *args],
+        [sys.executable, "-m", "refaudit", *args],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,

@@ -11,9 +11,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from refaudit.errors import ExitCode
+from refaudit.project import find_project
 
-from pipeline.errors import ExitCode
-from pipeline.project import find_project
 from tests.conftest import SAMPLE_SUITE, execute
 from tests.test_cli import assert_one_line_error
 
@@ -54,7 +54,7 @@ def refaudit(
     full = {k: v for k, v in os.environ.items() if k != "DATABASE_URL" and not k.startswith("PG")}
     full.update(PYTHONPATH=str(ROOT), HOME=str(home or cwd), **(env or {}))
     return subprocess.run(
-        [sys.executable, "-m", "pipeline", *args],
+        [sys.executable, "-m", "refaudit", *args],
         capture_output=True, text=True, cwd=cwd, env=full, timeout=120,
     )  # fmt: skip
 

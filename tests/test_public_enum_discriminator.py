@@ -19,11 +19,11 @@ from typing import Any
 
 import psycopg2
 import pytest
+from refaudit.apply import apply_plan
+from refaudit.audit import run_audit
+from refaudit.errors import SuiteError
+from refaudit.suite import Suite
 
-from pipeline.apply import apply_plan
-from pipeline.audit import run_audit
-from pipeline.errors import SuiteError
-from pipeline.suite import Suite
 from tests.conftest import as_url, execute
 from tests.roundtrip import assert_reapplied_then_rolled_back, changed_rows, findings
 from tests.roundtrip import dump_tables as dump_all

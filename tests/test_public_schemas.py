@@ -27,10 +27,10 @@ from typing import Any
 
 import psycopg2
 import pytest
+from refaudit.apply import apply_plan
+from refaudit.audit import AuditOptions, run_audit
+from refaudit.suite import Suite
 
-from pipeline.apply import apply_plan
-from pipeline.audit import AuditOptions, run_audit
-from pipeline.suite import Suite
 from tests.conftest import as_url, execute
 from tests.roundtrip import (
     assert_reapplied_then_rolled_back,
@@ -680,7 +680,7 @@ def test_discourse_constraints_enforce_the_polymorphic_target(
 
 
 def test_pagila_rating_outside_the_enum_is_a_suite_error(pagila: str, tmp_path: Path) -> None:
-    from pipeline.errors import SuiteError
+    from refaudit.errors import SuiteError
 
     check = {**PAGILA_SUITE["checks"][5], "values": ["G", "NC17"]}
     suite = Suite.model_validate({**PAGILA_SUITE, "checks": [check]})
@@ -694,8 +694,8 @@ def test_pagila_rating_outside_the_enum_is_a_suite_error(pagila: str, tmp_path: 
 def test_gx_export_counts_alike(
     schema: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
-    from pipeline.audit import check_suite
-    from pipeline.gx_export import export_suite, run_with_gx, write_export
+    from refaudit.audit import check_suite
+    from refaudit.gx_export import export_suite, run_with_gx, write_export
 
     uri = request.getfixturevalue(schema)
     suite = Suite.model_validate(PAGILA_SUITE if schema == "pagila" else DISCOURSE_SUITE)

@@ -12,11 +12,11 @@ from typing import Any
 
 import psycopg2
 import pytest
+from refaudit.apply import apply_plan
+from refaudit.audit import AuditOptions, run_audit
+from refaudit.errors import SuiteError
+from refaudit.suite import Suite
 
-from pipeline.apply import apply_plan
-from pipeline.audit import AuditOptions, run_audit
-from pipeline.errors import SuiteError
-from pipeline.suite import Suite
 from tests.conftest import as_url, execute
 from tests.test_repair import psql, query
 
@@ -272,8 +272,8 @@ def test_an_enum_discriminator_value_outside_its_labels_is_a_suite_error(
 
 
 def test_gx_export_with_the_database_types_agrees(rails: str, tmp_path: Path) -> None:
-    from pipeline.audit import check_suite
-    from pipeline.gx_export import export_suite, run_with_gx, write_export
+    from refaudit.audit import check_suite
+    from refaudit.gx_export import export_suite, run_with_gx, write_export
 
     suite = Suite.model_validate(SUITE)
     result = audit(rails, tmp_path / "run")

@@ -10,10 +10,10 @@ from typing import Any
 
 import psycopg2
 import pytest
+from refaudit.apply import apply_plan
+from refaudit.audit import AuditOptions, run_audit
+from refaudit.suite import Suite
 
-from pipeline.apply import apply_plan
-from pipeline.audit import AuditOptions, run_audit
-from pipeline.suite import Suite
 from tests.conftest import as_url, execute
 from tests.test_repair import psql, query
 
@@ -95,7 +95,7 @@ def test_a_text_id_spelling_a_uuid_in_capitals_is_malformed(new_database, tmp_pa
 
 
 def test_a_boolean_in_a_condition_stays_a_boolean(new_database, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    from pipeline.checks.model import Condition
+    from refaudit.checks.model import Condition
 
     assert Condition.model_validate({"column": "active", "eq": True}).eq is True
     assert Condition.model_validate({"column": "n", "in": [1, True]}).in_ == [1, True]
@@ -125,7 +125,7 @@ def test_a_boolean_in_a_condition_stays_a_boolean(new_database, tmp_path: Path) 
 def test_a_target_filter_value_its_column_cannot_hold_is_a_suite_error(  # type: ignore[no-untyped-def]
     new_database, tmp_path: Path
 ) -> None:
-    from pipeline.errors import SuiteError
+    from refaudit.errors import SuiteError
 
     uri = new_database("target_where_type")
     execute(uri, "CREATE TABLE u (id int PRIMARY KEY, n int); CREATE TABLE o (id int, u int);")
@@ -141,8 +141,8 @@ def test_a_target_filter_value_its_column_cannot_hold_is_a_suite_error(  # type:
 
 
 def test_infinite_bounds_are_sql_values() -> None:
-    from pipeline.checks.enforce import condition_sql
-    from pipeline.checks.model import Condition
+    from refaudit.checks.enforce import condition_sql
+    from refaudit.checks.model import Condition
 
     sql = condition_sql(Condition.model_validate({"column": "score", "lt": float("inf")}), "x.")
     assert sql == "x.score < 'Infinity'::pg_catalog.float8"

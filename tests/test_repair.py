@@ -13,11 +13,11 @@ from typing import Any
 
 import psycopg2
 import pytest
+from refaudit.apply import apply_plan
+from refaudit.audit import AuditOptions, run_audit
+from refaudit.errors import DatabaseError
+from refaudit.suite import Suite
 
-from pipeline.apply import apply_plan
-from pipeline.audit import AuditOptions, run_audit
-from pipeline.errors import DatabaseError
-from pipeline.suite import Suite
 from tests.conftest import SAMPLE_SUITE, as_url, execute
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -286,7 +286,7 @@ def test_results_json_carries_diagnoses_and_the_repair_summary(
 
 def refaudit(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "pipeline", *args],
+        [sys.executable, "-m", "refaudit", *args],
         capture_output=True,
         text=True,
         cwd=ROOT,

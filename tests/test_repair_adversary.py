@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from refaudit.apply import apply_plan
+from refaudit.audit import AuditOptions, run_audit
+from refaudit.errors import DatabaseError
+from refaudit.sqltext import psql_lines, statements, unsafe
+from refaudit.suite import Suite
 
-from pipeline.apply import apply_plan
-from pipeline.audit import AuditOptions, run_audit
-from pipeline.errors import DatabaseError
-from pipeline.sqltext import psql_lines, statements, unsafe
-from pipeline.suite import Suite
 from tests.conftest import as_url, execute
 from tests.test_repair import REPAIRED, audit, dump, psql, query, requests
 from tests.test_repair_safety import copy_of

@@ -14,8 +14,8 @@ import os
 from pathlib import Path
 
 import pytest
+from refaudit.suite import Suite
 
-from pipeline.suite import Suite
 from tests.frameworks.harness import (
     Trip,
     assert_reapplies_nothing,

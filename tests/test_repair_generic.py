@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.apply import apply_plan
-from pipeline.audit import AuditOptions, run_audit
-from pipeline.suite import Suite
+from refaudit.apply import apply_plan
+from refaudit.audit import AuditOptions, run_audit
+from refaudit.suite import Suite
+
 from tests.conftest import as_url, execute
 from tests.test_repair import dump, psql, query
 

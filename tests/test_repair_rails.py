@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from refaudit.suite import Suite
 
-from pipeline.suite import Suite
 from tests.frameworks.harness import (
     Trip,
     assert_reapplies_nothing,

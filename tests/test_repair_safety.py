@@ -16,13 +16,13 @@ from typing import Any
 
 import psycopg2
 import pytest
+from refaudit.apply import apply_plan
+from refaudit.audit import AuditOptions, run_audit
+from refaudit.embedded import database_uri
+from refaudit.errors import DatabaseError
+from refaudit.suite import Suite
 from sqlalchemy.engine import make_url
 
-from pipeline.apply import apply_plan
-from pipeline.audit import AuditOptions, run_audit
-from pipeline.embedded import database_uri
-from pipeline.errors import DatabaseError
-from pipeline.suite import Suite
 from tests.conftest import as_url, execute
 from tests.test_repair import (
     REPAIRED,
@@ -304,8 +304,8 @@ def test_backups_live_in_the_schema_asked_for(world: str, suite: Suite, tmp_path
 
 
 def test_messages_show_no_raw_control_characters(world: str) -> None:
-    from pipeline.sqlrender import literal, printable
-    from pipeline.sqltext import do_block
+    from refaudit.sqlrender import literal, printable
+    from refaudit.sqltext import do_block
 
     hostile = "1\x1b[2J\nrefaudit: total changed=0\u2028\r"
     conn = psycopg2.connect(world)

@@ -9,10 +9,10 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from refaudit.audit import AuditOptions, run_audit
+from refaudit.demo import build_sample
+from refaudit.suite import Suite
 
-from pipeline.audit import AuditOptions, run_audit
-from pipeline.demo import build_sample
-from pipeline.suite import Suite
 from tests.conftest import as_url, build_state
 from tests.test_repair import dump, psql, query
 

@@ -11,12 +11,12 @@ from html import escape
 from pathlib import Path
 
 import pytest
+from refaudit.audit import AuditOptions, run_audit
+from refaudit.errors import UsageError
+from refaudit.outputs import render_report
+from refaudit.report import Bar, bar_chart
+from refaudit.suite import CATALOG_KINDS, Suite
 
-from pipeline.audit import AuditOptions, run_audit
-from pipeline.errors import UsageError
-from pipeline.outputs import render_report
-from pipeline.report import Bar, bar_chart
-from pipeline.suite import CATALOG_KINDS, Suite
 from tests.conftest import SAMPLE_SUITE, as_url, execute
 from tests.reports import DIRTY_KEYS, Page, fabricated_result, load_dirty_small
 

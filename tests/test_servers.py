@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
+from refaudit.db import create_engine, read_only_snapshot
+from refaudit.jobs import PLANNER_SETTINGS, tune_session
 
-from pipeline.db import create_engine, read_only_snapshot
-from pipeline.jobs import PLANNER_SETTINGS, tune_session
 from tests.conftest import as_url, execute
 
 SHOWN = ("jit", "work_mem", "parallel_tuple_cost")

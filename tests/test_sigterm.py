@@ -36,7 +36,7 @@ def start(db: str, out: Path, *args: str) -> subprocess.Popen[str]:
         [
             sys.executable,
             "-m",
-            "pipeline",
+            "refaudit",
             "run",
             "--suite",
             SAMPLE_SUITE,

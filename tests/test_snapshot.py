@@ -21,14 +21,14 @@ import pandas as pd
 import psycopg2
 import pyarrow.parquet as pq
 import pytest
+from refaudit.audit import AuditOptions, run_audit
+from refaudit.errors import ExitCode, RefauditError
+from refaudit.extract import ExtractOptions, _row_blocks, extract_snapshot
+from refaudit.plan import required_columns
+from refaudit.replay import audit_snapshot, load_snapshot, scratch_database
+from refaudit.snapshot import MANIFEST, read_manifest
+from refaudit.suite import Suite, load_suite
 
-from pipeline.audit import AuditOptions, run_audit
-from pipeline.errors import ExitCode, RefauditError
-from pipeline.extract import ExtractOptions, _row_blocks, extract_snapshot
-from pipeline.plan import required_columns
-from pipeline.replay import audit_snapshot, load_snapshot, scratch_database
-from pipeline.snapshot import MANIFEST, read_manifest
-from pipeline.suite import Suite, load_suite
 from tests.conftest import FIXTURES, SAMPLE_SUITE, as_url, execute
 from tests.test_cli import assert_one_line_error, refaudit
 
@@ -267,7 +267,7 @@ def _truncate(snap: Path) -> str:
 
 
 def _truncate_and_forge_manifest(snap: Path) -> str:
-    from pipeline.snapshot import sha256_of
+    from refaudit.snapshot import sha256_of
 
     path = snap / "users.parquet"
     path.write_bytes(path.read_bytes()[:-20])

@@ -7,10 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-import pipeline
-from pipeline.constraints import AuditedConstraint, guarded_drop
-from pipeline.sqlrender import (
+import refaudit
+from refaudit.constraints import AuditedConstraint, guarded_drop
+from refaudit.sqlrender import (
     Sql,
     UnquotedValue,
     ident,
@@ -22,7 +21,7 @@ from pipeline.sqlrender import (
     sep,
     stream,
 )
-from pipeline.sqltext import psql_lines, statements
+from refaudit.sqltext import psql_lines, statements
 
 HOSTILE = "x'; DROP TABLE users; --\n*/ $$ $refaudit$ \u2028 \\"
 
@@ -66,12 +65,12 @@ def test_filters_take_their_own_kind_of_input_only() -> None:
 
 def test_every_template_is_package_data() -> None:
     """The wheel ships the templates (pyproject's package-data names their folder)."""
-    folder = Path(pipeline.__file__).parent / "templates" / "sql"
+    folder = Path(refaudit.__file__).parent / "templates" / "sql"
     names = sorted(p.name for p in folder.glob("*.sql.j2"))
     assert {"repair.sql.j2", "rollback.sql.j2", "constraints.sql.j2", "step.sql.j2"} <= set(
         names
     )
-    text = (Path(pipeline.__file__).parent.parent / "pyproject.toml").read_text()
+    text = (Path(refaudit.__file__).parent.parent / "pyproject.toml").read_text()
     assert '"templates/sql/*"' in text
 
 

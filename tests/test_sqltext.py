@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import psycopg2
 import pytest
+from refaudit.sqltext import comment, ident, literal, object_name, statements, table
 
-from pipeline.sqltext import comment, ident, literal, object_name, statements, table
 from tests.conftest import execute
 
 NASTY = ["plain", "it's", "back\\slash", "two''quotes", "$$dollar$$", "-- not a comment", "é ✓"]

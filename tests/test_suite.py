@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from pipeline.errors import ExitCode, SuiteError
-from pipeline.suite import CHECK_KINDS, DEFAULT_SUITE, load_suite
+from refaudit.errors import ExitCode, SuiteError
+from refaudit.suite import CHECK_KINDS, DEFAULT_SUITE, load_suite
 
 BASE = """
 suite: t
@@ -31,7 +30,7 @@ def test_shipped_suite_loads_and_every_kind_has_cases() -> None:
 
 
 def test_readme_suite_reference_is_the_kinds_own() -> None:
-    from pipeline.checks import suite_reference
+    from refaudit.checks import suite_reference
 
     readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
     block = readme.split("<!-- kinds:begin -->\n")[1].split("<!-- kinds:end -->")[0]

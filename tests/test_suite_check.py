@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.errors import ExitCode
+from refaudit.errors import ExitCode
+
 from tests.conftest import SAMPLE_SUITE
 from tests.test_cli import assert_one_line_error, refaudit
 

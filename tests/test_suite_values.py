@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
+from refaudit.errors import ExitCode
 
-from pipeline.errors import ExitCode
 from tests.conftest import execute
 from tests.test_cli import assert_one_line_error, refaudit
 

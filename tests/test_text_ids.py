@@ -1,4 +1,4 @@
-"""Text ids as frameworks resolve them (`pipeline.checks.text_ids`): django-contrib-comments
+"""Text ids as frameworks resolve them (`refaudit.checks.text_ids`): django-contrib-comments
 keeps the commented object's key as text (`object_pk varchar`) while the shop's keys are
 bigint (articles, products) and uuid (photos). A comment whose `object_pk` is the key's text
 passes; one that only reads as a key (`' 42 '`, `'0042'`, `'+42'`, a uuid in capitals,
@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from refaudit.apply import apply_plan
+from refaudit.audit import AuditOptions, run_audit
+from refaudit.suite import Suite, load_suite
 
-from pipeline.apply import apply_plan
-from pipeline.audit import AuditOptions, run_audit
-from pipeline.suite import Suite, load_suite
 from tests.conftest import as_url, execute
 from tests.frameworks.harness import dump_schema, plant
 from tests.roundtrip import findings

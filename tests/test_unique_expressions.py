@@ -15,12 +15,12 @@ from typing import Any
 
 import psycopg2
 import pytest
+from refaudit.audit import AuditOptions, check_suite, run_audit
+from refaudit.errors import SuiteError
+from refaudit.gx_export import export_suite
+from refaudit.suite import Suite, load_suite
 
 from bench.realworld import DEFAULT_CORPUS as REALDB
-from pipeline.audit import AuditOptions, check_suite, run_audit
-from pipeline.errors import SuiteError
-from pipeline.gx_export import export_suite
-from pipeline.suite import Suite, load_suite
 from tests.conftest import as_url, execute
 from tests.test_repair import psql, psql_binary, query
 
@@ -314,7 +314,7 @@ def test_functions_that_are_not_immutable_are_refused_before_a_row_is_read(
 
 
 def test_a_missing_column_is_named(shadowed: str) -> None:
-    from pipeline.errors import DatabaseError
+    from refaudit.errors import DatabaseError
 
     with pytest.raises(DatabaseError, match=r"column taggit_tag\.missing .* does not exist"):
         check_suite(tag_suite({**CI_TAG, "expressions": ["lower(missing)"]}), as_url(shadowed))
@@ -438,8 +438,8 @@ def test_gx_export_runs_the_same_query(tags: str, tmp_path: Path) -> None:
 
 
 def test_a_snapshot_audit_finds_the_same(tags: str, pg_server: str, tmp_path: Path) -> None:
-    from pipeline.extract import extract_snapshot
-    from pipeline.replay import audit_snapshot
+    from refaudit.extract import extract_snapshot
+    from refaudit.replay import audit_snapshot
 
     suite = tag_suite(CI_TAG, {**CI_TAG, "id": "notes.ci", "table": "notes",
                                "columns": ["tenant"], "expressions": ["lower(body)"]})  # fmt: skip
@@ -536,8 +536,7 @@ def test_what_the_parser_accepts_is_one_expression_of_allowed_nodes() -> None:
     subquery, no other table, no `*`, and reads back to itself."""
     from hypothesis import given, settings
     from hypothesis import strategies as st
-
-    from pipeline.checks.expression import ExpressionError, _nodes, _parse, parse_expression
+    from refaudit.checks.expression import ExpressionError, _nodes, _parse, parse_expression
 
     @settings(max_examples=600, deadline=None)
     @given(st.lists(st.sampled_from(_TOKENS), max_size=12).map(" ".join))

@@ -9,9 +9,9 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from refaudit.db import describe, resolve_url, scrub, secrets
+from refaudit.errors import ExitCode, UsageError
 
-from pipeline.db import describe, resolve_url, scrub, secrets
-from pipeline.errors import ExitCode, UsageError
 from tests.conftest import SAMPLE_SUITE
 from tests.test_cli import assert_one_line_error, refaudit
 from tests.test_operations import DB, TcpServer, sql
@@ -263,7 +263,7 @@ def test_describe_and_scrub_hide_every_secret_parameter(name: str) -> None:
 
 def test_secret_parameters_cover_libpq() -> None:
     """Every parameter the libpq psycopg2 uses marks as a password ("*") is masked."""
-    from pipeline.db import SECRET_PARAMETERS
+    from refaudit.db import SECRET_PARAMETERS
 
     assert set(_libpq_password_parameters()) <= set(SECRET_PARAMETERS)
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from refaudit.errors import ExitCode
 
-from pipeline.errors import ExitCode
 from tests.conftest import execute
 from tests.test_cli import refaudit
 

@@ -1,6 +1,6 @@
 """The check kinds: one module each, listed once here.
 
-A kind is a pydantic model (a subclass of `pipeline.checks.model.Check`) whose docstring
+A kind is a pydantic model (a subclass of `refaudit.checks.model.Check`) whose docstring
 documents it and whose methods say how it runs (`stage`), what it reads, how it compiles
 to SQL (`rules`, or `query` for a set kind), how its values are checked before the audit,
 how it exports to Great Expectations (`gx`), how a CHECK constraint enforces it
@@ -10,16 +10,16 @@ module, one line below and its case file in `tests/cases/`.
 
 from __future__ import annotations
 
-from pipeline.checks.catalog import ConstraintCheck, IndexCheck, TriggerCheck
-from pipeline.checks.consistency import ConsistencyCheck
-from pipeline.checks.in_set import InSetCheck
-from pipeline.checks.model import Check
-from pipeline.checks.not_null import NotNullCheck
-from pipeline.checks.pattern import PatternCheck
-from pipeline.checks.range import RangeCheck
-from pipeline.checks.reference import ConditionalReferenceCheck, ReferenceCheck
-from pipeline.checks.row_rule import RowRuleCheck
-from pipeline.checks.unique import UniqueCheck
+from .catalog import ConstraintCheck, IndexCheck, TriggerCheck
+from .consistency import ConsistencyCheck
+from .in_set import InSetCheck
+from .model import Check
+from .not_null import NotNullCheck
+from .pattern import PatternCheck
+from .range import RangeCheck
+from .reference import ConditionalReferenceCheck, ReferenceCheck
+from .row_rule import RowRuleCheck
+from .unique import UniqueCheck
 
 KINDS: tuple[type[Check], ...] = (
     ReferenceCheck,

@@ -22,12 +22,12 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection
 
-from pipeline import sqltext
-from pipeline.checks.enforce import check_expression  # the rule as constraints.sql writes it
+from .. import sqltext
+from .enforce import check_expression  # the rule as constraints.sql writes it
 
 if TYPE_CHECKING:
-    from pipeline.checks.catalog import ConstraintCheck
-    from pipeline.suite import Suite
+    from ..suite import Suite
+    from .catalog import ConstraintCheck
 
 _BODY = re.compile(r"^CHECK \((?P<body>.*)\)(?: NO INHERIT)?(?: NOT VALID)?$", re.DOTALL)
 _STRING = re.compile(r"'((?:[^']|'')*)'")

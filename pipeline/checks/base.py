@@ -18,8 +18,8 @@ from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.sql.elements import ColumnElement, Grouping
 from sqlalchemy.sql.selectable import TableClause
 
-from pipeline import sqltext
-from pipeline.checks.model import Condition, Operand
+from .. import sqltext
+from .model import Condition, Operand
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class ColumnType:
 
 ColumnTypes = Mapping[tuple[str, str], ColumnType]
 """(table, column) -> its type, for the tables a suite names
-(`pipeline.checks.catalog.column_types`)."""
+(`refaudit.checks.catalog.column_types`)."""
 
 
 

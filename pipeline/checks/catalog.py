@@ -1,7 +1,7 @@
 """Schema checks answered from `pg_catalog`: expected constraints exist, point at the right
 table and are validated; expected indexes and triggers exist.
 
-The catalog is read (`pipeline.checks.relations`, every table at once) into plain facts per
+The catalog is read (`refaudit.checks.relations`, every table at once) into plain facts per
 table (`CatalogFacts`), so the same checks can be answered from a live database or from a
 snapshot's manifest.
 """
@@ -15,9 +15,10 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, model_validator
 from sqlalchemy.engine import Connection
 
-from pipeline import sqltext
-from pipeline.checks.base import ColumnType
-from pipeline.checks.ddl import (
+from .. import sqltext
+from ..sqltext import comment, ident, object_name, table
+from .base import ColumnType
+from .ddl import (
     AuditedConstraint,
     DdlContext,
     add_unless_exists,
@@ -28,10 +29,9 @@ from pipeline.checks.ddl import (
     guarded_drop,
     readd,
 )
-from pipeline.checks.model import Check, Model, Stage, TableName
-from pipeline.checks.reference import ConditionalReferenceCheck
-from pipeline.checks.relations import NO_DEFINITION, ON_DELETE, Relation, read_relations
-from pipeline.sqltext import comment, ident, object_name, table
+from .model import Check, Model, Stage, TableName
+from .reference import ConditionalReferenceCheck
+from .relations import NO_DEFINITION, ON_DELETE, Relation, read_relations
 
 
 class _CatalogCheck(Check):
@@ -462,9 +462,9 @@ def annotate_check_constraints(
     conn: Connection, suite: Any, checks: list[Any], facts: dict[str, CatalogFacts]
 ) -> None:
     """Compare each CHECK constraint the suite expects with the rule it stands for (see
-    `pipeline.checks.allows`), on `conn`, and note the difference in its facts, where
+    `refaudit.checks.allows`), on `conn`, and note the difference in its facts, where
     `check_constraint` finds it."""
-    from pipeline.checks.allows import disagreements
+    from .allows import disagreements
 
     for check in checks:
         if not isinstance(check, ConstraintCheck) or check.type != "check" or check.absent:

@@ -8,8 +8,8 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from pydantic import Field, model_validator
 
-from pipeline.checks.base import RowRule, TableScan, as_text, equal_as
-from pipeline.checks.model import Check, ColumnRef, KeySpace, MatchPair, key_form_problem
+from .base import RowRule, TableScan, as_text, equal_as
+from .model import Check, ColumnRef, KeySpace, MatchPair, key_form_problem
 
 
 class ConsistencyCheck(Check):

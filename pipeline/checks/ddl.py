@@ -1,6 +1,6 @@
 """The DDL building blocks of constraints.sql and rollback.sql: how a constraint is added,
 dropped and put back, and the triggers that enforce a conditional reference. Each catalog
-kind (`pipeline.checks.catalog`) writes its own section of constraints.sql from these
+kind (`refaudit.checks.catalog`) writes its own section of constraints.sql from these
 (`Check.ddl_section`), told what the audit saw by a `DdlContext`.
 
 Every statement can run again without harm.
@@ -12,16 +12,16 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pipeline import sqltext
-from pipeline.checks.base import ColumnTypes, comparable, folds
-from pipeline.checks.enforce import check_expression, condition_sql
-from pipeline.checks.model import ColumnRef
-from pipeline.sqlrender import Sql, piece, raise_format, sql
-from pipeline.sqltext import ident, key_equals, object_name, table
+from .. import sqltext
+from ..sqlrender import Sql, piece, raise_format, sql
+from ..sqltext import ident, key_equals, object_name, table
+from .base import ColumnTypes, comparable, folds
+from .enforce import check_expression, condition_sql
+from .model import ColumnRef
 
 if TYPE_CHECKING:
-    from pipeline.checks.catalog import CatalogFacts, ConstraintCheck
-    from pipeline.checks.reference import ConditionalReferenceCheck
+    from .catalog import CatalogFacts, ConstraintCheck
+    from .reference import ConditionalReferenceCheck
 
 _ON_DELETE = {
     "cascade": "CASCADE",

@@ -17,7 +17,7 @@ violating rows only (`DiagnosisScope`) and concludes with CASE expressions:
   or the evidence conflicts. Listed for a person, never repaired.
 - `malformed`: a text id that is not a key's text as written but reads as exactly one key of
   the target the row names (`' 42 '`, `'0042'`, an uppercase uuid: see
-  `pipeline.checks.text_ids`); proposed value: that key's canonical text. Found by an
+  `refaudit.checks.text_ids`); proposed value: that key's canonical text. Found by an
   equality probe of the key for the value read as the key's type, on the flagged rows only.
 - `orphan`: nothing maps.
 - `filtered_out`: the value is a row of the target's table that the target's `where` leaves
@@ -55,7 +55,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 
-from pipeline.checks.base import (
+from .base import (
     Diagnosis,
     DiagnosisScope,
     Facts,
@@ -67,9 +67,9 @@ from pipeline.checks.base import (
     one_of,
     table_clause,
 )
-from pipeline.checks.enforce import condition_sql
-from pipeline.checks.model import ColumnRef, KeySpace, MisKey
-from pipeline.checks.text_ids import resolved
+from .enforce import condition_sql
+from .model import ColumnRef, KeySpace, MisKey
+from .text_ids import resolved
 
 
 @dataclass(frozen=True)
@@ -164,11 +164,11 @@ class _Common:
     same: bool = True
     """False when the column's type does not compare with a key it is compared with (a text
     polymorphic id against bigint or uuid keys): every such comparison is made as text,
-    exactly (`pipeline.checks.text_ids`: a key's canonical text is the only spelling that
+    exactly (`refaudit.checks.text_ids`: a key's canonical text is the only spelling that
     passes)."""
     forms: list[str | None] = field(default_factory=list)
     """Per target: the key type a text id is read as when it does not match exactly
-    (`pipeline.checks.text_ids.key_form`), None where there is no reading."""
+    (`refaudit.checks.text_ids.key_form`), None where there is no reading."""
     types: Mapping[str, str] = field(default_factory=dict)
     """With a `lookup`: every discriminator value the type table holds -> its name."""
     type_table: str = ""
@@ -193,7 +193,7 @@ class _Common:
 
     def canonical(self, scope: DiagnosisScope, value: Any, disc: Any) -> Any:
         """The canonical text of the key of the target the row names that the value reads as
-        (`pipeline.checks.text_ids`): an equality probe of the key for the value read as the
+        (`refaudit.checks.text_ids`): an equality probe of the key for the value read as the
         key's type. NULL when it reads as none, or the key is compared as is."""
         none = sa.cast(sa.null(), sa.Text)
         parts = []
@@ -941,7 +941,7 @@ class DiscriminatorDiagnoser(_Common):
     is the key of exactly one target (or the evidence picks one), that target's
     discriminator value is proposed. Through a type table, any other row whose type no
     target maps is `unknown_type` (its id is no type row), `stale_type` (a type row after
-    which no table is named: `pipeline.lookups`) or `unmapped_type` (a type the suite does
+    which no table is named: `refaudit.lookups`) or `unmapped_type` (a type the suite does
     not list)."""
 
     stale: set[str] = field(default_factory=set)
@@ -1094,7 +1094,7 @@ class CompositeDiagnoser:
         unknown_discriminator: bool = False,
     ) -> None:
         """`compares`: per target, per (column, key column) pair, whether they compare as
-        they are and whether as text they fold case (see `pipeline.checks.base.equal_as`)."""
+        they are and whether as text they fold case (see `refaudit.checks.base.equal_as`)."""
         self.columns = columns
         self.targets = targets
         self.discriminator = discriminator

@@ -1,5 +1,5 @@
 """How a check is enforced by the database: the CHECK body of a row check, and suite
-conditions as SQL text, rendered as the plans write values (`pipeline.sqltext`)."""
+conditions as SQL text, rendered as the plans write values (`refaudit.sqltext`)."""
 
 from __future__ import annotations
 
@@ -9,15 +9,15 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql.base import PGCompiler, PGDialect
 
-from pipeline.checks.base import compile_condition
-from pipeline.sqltext import ident, literal
+from ..sqltext import ident, literal
+from .base import compile_condition
 
 if TYPE_CHECKING:
-    from pipeline.checks.catalog import ConstraintCheck
+    from .catalog import ConstraintCheck
 
 
 class _PlanCompiler(PGCompiler):
-    """Renders values as `pipeline.sqltext` does: quoted, one line, no `%` doubling (a
+    """Renders values as `refaudit.sqltext` does: quoted, one line, no `%` doubling (a
     plan is run as it is written, never through a driver's format string)."""
 
     def render_literal_value(self, value: Any, type_: Any) -> str:
@@ -44,13 +44,13 @@ def literal_sql(expr: Any) -> str:
 
 
 def _column(name: str) -> Any:
-    """A column of a CHECK body, quoted by `pipeline.sqltext.ident`."""
+    """A column of a CHECK body, quoted by `refaudit.sqltext.ident`."""
     return sa.literal_column(ident(name))
 
 
 def condition_sql(cond: Any, prefix: str = "") -> str:
     """A suite condition as SQL text over columns `prefix + "col"` (`x.`, `NEW.`), values
-    written by `pipeline.sqltext`."""
+    written by `refaudit.sqltext`."""
 
     def column(c: str) -> Any:
         name = ident(c)

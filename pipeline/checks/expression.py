@@ -55,7 +55,7 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from pipeline import sqltext
+from .. import sqltext
 
 Volatility = Literal["immutable", "stable", "volatile"]
 _CODE = {"i": "immutable", "s": "stable", "v": "volatile"}

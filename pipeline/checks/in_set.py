@@ -6,8 +6,8 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from pipeline.checks.base import RowRule, TableScan, as_text, not_one_of, one_of
-from pipeline.checks.model import Check, Filtered, GxSpec
+from .base import RowRule, TableScan, as_text, not_one_of, one_of
+from .model import Check, Filtered, GxSpec
 
 Scalar = str | int | float | bool | None
 

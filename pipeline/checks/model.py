@@ -1,9 +1,9 @@
 """What every check kind is made of: the suite's building blocks (conditions, targets, key
 spaces, mis-key evidence, thresholds) and `Check`, the base of every kind's model.
 
-A kind is one module of `pipeline.checks` (its model, documented by its docstring, and how
+A kind is one module of `refaudit.checks` (its model, documented by its docstring, and how
 it compiles, exports and is enforced, as methods of the model), listed once in the registry
-(`pipeline.checks.KINDS`). The engine, the outputs, repair and the GX export call the
+(`refaudit.checks.KINDS`). The engine, the outputs, repair and the GX export call the
 methods; none of them branches on a kind's name.
 """
 
@@ -25,13 +25,13 @@ from pydantic import (
     model_validator,
 )
 
-from pipeline.sqltext import join_name
+from ..sqltext import join_name
 
 if TYPE_CHECKING:
     from sqlalchemy.sql.elements import ColumnElement
 
-    from pipeline.checks.base import RowRule, TableScan
-    from pipeline.checks.ddl import DdlContext
+    from .base import RowRule, TableScan
+    from .ddl import DdlContext
 
 Severity = Literal["error", "warn"]
 

@@ -7,8 +7,8 @@ from typing import Any, Literal, Self
 import sqlalchemy as sa
 from pydantic import Field
 
-from pipeline.checks.base import RowRule, TableScan
-from pipeline.checks.model import Check, Condition, Filtered, GxSpec
+from .base import RowRule, TableScan
+from .model import Check, Condition, Filtered, GxSpec
 
 
 class NotNullCheck(Filtered, Check):

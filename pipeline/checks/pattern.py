@@ -7,8 +7,8 @@ from typing import Any, ClassVar, Literal
 
 import sqlalchemy as sa
 
-from pipeline.checks.base import RowRule, TableScan, as_text
-from pipeline.checks.model import Check, Filtered, GxSpec
+from .base import RowRule, TableScan, as_text
+from .model import Check, Filtered, GxSpec
 
 
 class PatternCheck(Filtered, Check):

@@ -7,8 +7,8 @@ from typing import Any, ClassVar, Literal
 import sqlalchemy as sa
 from pydantic import model_validator
 
-from pipeline.checks.base import RowRule, TableScan, as_text
-from pipeline.checks.model import Check, Filtered, GxSpec
+from .base import RowRule, TableScan, as_text
+from .model import Check, Filtered, GxSpec
 
 Bound = int | float | str  # numbers, or text PostgreSQL converts (dates, timestamps)
 

@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Literal, Self
 import sqlalchemy as sa
 from pydantic import PrivateAttr, field_validator, model_validator
 
-from pipeline.checks.base import (
+from .base import (
     Diagnoser,
     RowRule,
     TableScan,
@@ -27,14 +27,14 @@ from pipeline.checks.base import (
     not_one_of,
     one_of,
 )
-from pipeline.checks.diagnosis import (
+from .diagnosis import (
     CompositeDiagnoser,
     DiscriminatorDiagnoser,
     ReferenceDiagnoser,
     Target,
     match,
 )
-from pipeline.checks.model import (
+from .model import (
     Check,
     ColumnRef,
     Filtered,
@@ -45,12 +45,12 @@ from pipeline.checks.model import (
     RepairChoice,
     key_form_problem,
 )
-from pipeline.checks.text_ids import key_form
+from .text_ids import key_form
 
 DISCRIMINATOR_SUFFIX = ".discriminator"
 LOOKUP_SUFFIX = ".lookup"
 """The finding of a `lookup`'s type table itself: a target name it does not hold, a stale type
-(`pipeline.lookups`)."""
+(`refaudit.lookups`)."""
 
 
 class Reference(Filtered, Check):
@@ -182,7 +182,7 @@ class ReferenceCheck(Reference):
     `relationships_where`) limits the target rows that count. A text id against a number or uuid
     key passes when it is the key's text exactly (`'42'`, a lowercase hyphenated uuid); one
     that only reads as a key (`' 42 '`, `'0042'`, an uppercase uuid) is `malformed`, the
-    key's text proposed (`pipeline.checks.text_ids`). A composite
+    key's text proposed (`refaudit.checks.text_ids`). A composite
     reference names `columns: [org_id, project_no]` and `target: {table, columns: [...]}`
     as many (as a foreign key MATCH SIMPLE: a NULL in any column names nothing); its
     findings are `orphan` or `filtered_out`, its value a JSON array of the columns, and
@@ -265,7 +265,7 @@ class ConditionalReferenceCheck(Reference):
     targets: dict[str, ColumnRef]
     lookup: Lookup | None = None
     _labels: dict[str, str] = PrivateAttr(default_factory=dict)
-    """With `lookup`, once resolved in the audit's snapshot (`pipeline.lookups`): every
+    """With `lookup`, once resolved in the audit's snapshot (`refaudit.lookups`): every
     discriminator value the type table holds -> the name its row says."""
     _stale: set[str] = PrivateAttr(default_factory=set)
     _findings: list[Any] = PrivateAttr(default_factory=list)
@@ -276,7 +276,7 @@ class ConditionalReferenceCheck(Reference):
 
     @property
     def stale(self) -> set[str]:
-        """With `lookup`, once resolved: the ids of stale types (`pipeline.lookups`)."""
+        """With `lookup`, once resolved: the ids of stale types (`refaudit.lookups`)."""
         return self._stale
 
     @property
@@ -583,7 +583,7 @@ def composite_rules(
 
 def value_forms(scan: TableScan, column: str, targets: list[Target]) -> list[str | None]:
     """Per target, the key type a text id is read as to find its `malformed` spellings
-    (`pipeline.checks.text_ids.key_form`)."""
+    (`refaudit.checks.text_ids.key_form`)."""
     here = scan.types.get((scan.table, column))
     return [key_form(here, scan.types.get((t.ref.table, t.ref.column))) for t in targets]
 

@@ -1,10 +1,10 @@
 """The one reader of `pg_catalog`: what the catalog says of a set of tables, read at once.
 
 `read_relations` takes tables as the suite names them (`table`, `schema.table`, quoted parts;
-see `pipeline.sqltext.split_name`) and `read_schema_tables` every table of some schemas; both
+see `refaudit.sqltext.split_name`) and `read_schema_tables` every table of some schemas; both
 read each part (columns, constraints, indexes, triggers) with one statement for all the
 tables together, so the number of statements does not grow with the number of tables. The
-audit's catalog checks (`pipeline.checks.catalog`), the schema and value checks before the
+audit's catalog checks (`refaudit.checks.catalog`), the schema and value checks before the
 audit, discovery and the repair plan's context all read the catalog through here.
 
 A name resolves as `to_regclass` resolves it (on the connection's search_path): a table, a
@@ -21,7 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from pipeline import sqltext
+from .. import sqltext
 
 ON_DELETE = {  # pg_constraint.confdeltype (and confupdtype) -> the suite's `on_delete`
     "a": "no_action",

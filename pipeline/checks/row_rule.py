@@ -6,8 +6,8 @@ from typing import Any, ClassVar, Literal
 
 import sqlalchemy as sa
 
-from pipeline.checks.base import RowRule, TableScan, as_text, compile_condition
-from pipeline.checks.model import Check, Condition, Filtered
+from .base import RowRule, TableScan, as_text, compile_condition
+from .model import Check, Condition, Filtered
 
 
 class RowRuleCheck(Filtered, Check):

@@ -35,7 +35,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-from pipeline.checks.base import ColumnType
+from .base import ColumnType
 
 SPACE = r"[ \t\n\r\f\v]*"
 """The whitespace PostgreSQL's number input skips around a number (C's isspace)."""

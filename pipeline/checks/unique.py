@@ -8,7 +8,7 @@ equal` NULLs compare equal (two pending requests without a package are duplicate
 every later row is a violation.
 
 `expressions:` (`lower(name)`) are what a unique index on expressions enforces: parsed and
-allow-listed by `pipeline.checks.expression`, their functions immutable as the server
+allow-listed by `refaudit.checks.expression`, their functions immutable as the server
 confirms before the audit (`sql_problem`); constraints.sql builds that index.
 """
 
@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 import sqlalchemy as sa
 from pydantic import Field, model_validator
 
-from pipeline import sqltext
-from pipeline.checks.base import (
+from .. import sqltext
+from ..sqltext import comment, ident, object_name
+from .base import (
     Key,
     compile_condition,
     cut_text,
@@ -29,18 +30,17 @@ from pipeline.checks.base import (
     key_value,
     table_clause,
 )
-from pipeline.checks.enforce import condition_sql
-from pipeline.checks.expression import (
+from .enforce import condition_sql
+from .expression import (
     ExpressionError,
     SqlExpression,
     parse_expression,
     volatility_problem,
 )
-from pipeline.checks.model import Check, Condition, Filtered, Stage
-from pipeline.sqltext import comment, ident, object_name
+from .model import Check, Condition, Filtered, Stage
 
 if TYPE_CHECKING:
-    from pipeline.checks.ddl import DdlContext
+    from .ddl import DdlContext
 
 
 class UniqueCheck(Filtered, Check):
@@ -103,7 +103,7 @@ class UniqueCheck(Filtered, Check):
         return self
 
     def parsed(self) -> list[SqlExpression]:
-        """The `expressions`, parsed (see `pipeline.checks.expression`)."""
+        """The `expressions`, parsed (see `refaudit.checks.expression`)."""
         return [parse_expression(e) for e in self.expressions or []]
 
     def column_list(self) -> list[str]:

@@ -23,7 +23,7 @@ alternatives); `render_suite(...)` turns it into suite YAML which `refaudit run 
 as it is. `names` and `model` are what every stage shares.
 """
 
-from pipeline.discover.model import (
+from .model import (
     DEFAULT_MIN_CONFIDENCE,
     Candidate,
     ColumnInfo,
@@ -33,9 +33,9 @@ from pipeline.discover.model import (
     Proposal,
     TableInfo,
 )
-from pipeline.discover.names import column_stem, name_fit, tokens
-from pipeline.discover.render import render_suite, summary, thin_result, write_suite
-from pipeline.discover.run import discover
+from .names import column_stem, name_fit, tokens
+from .render import render_suite, summary, thin_result, write_suite
+from .run import discover
 
 __all__ = [
     "DEFAULT_MIN_CONFIDENCE",

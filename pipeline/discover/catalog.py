@@ -8,11 +8,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from pipeline import sqltext
-from pipeline.checks import ConstraintCheck, IndexCheck, InSetCheck, NotNullCheck, UniqueCheck
-from pipeline.checks.relations import Definitions, read_schema_tables
-from pipeline.discover.context import Discoverer
-from pipeline.discover.model import (
+from .. import sqltext
+from ..checks import ConstraintCheck, IndexCheck, InSetCheck, NotNullCheck, UniqueCheck
+from ..checks.relations import Definitions, read_schema_tables
+from .context import Discoverer
+from .model import (
     _INTEGER_TYPES,
     ColumnInfo,
     DeclaredReference,

@@ -9,10 +9,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from pipeline.checks import ConditionalReferenceCheck
-from pipeline.discover import inclusion, miskeys
-from pipeline.discover.context import Discoverer
-from pipeline.discover.model import (
+from ..checks import ConditionalReferenceCheck
+from . import inclusion, miskeys
+from .context import Discoverer
+from .model import (
     MIN_COVERAGE,
     RARE_VALUE_SHARE,
     Candidate,
@@ -25,7 +25,7 @@ from pipeline.discover.model import (
     _TypeWhere,
     check_id,
 )
-from pipeline.discover.names import _NAME_LIKE, column_stem, is_polymorphic_type, tokens, value_fit
+from .names import _NAME_LIKE, column_stem, is_polymorphic_type, tokens, value_fit
 
 
 def discriminator_pairs(

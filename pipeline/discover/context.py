@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection
 
-from pipeline.discover.model import (
+from .model import (
     DeclaredReference,
     Discovery,
     Proposal,

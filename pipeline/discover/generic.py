@@ -1,7 +1,7 @@
 """Stage 4b, generic relations through a type table (Django's `content_type_id`): a small
 table whose rows' text columns, joined, name tables, a column holding its keys, and beside it
 the id column whose values, for the rows of each type, are keys of the table the type names
-(the pure parts are in `pipeline.discover.type_tables`)."""
+(the pure parts are in `refaudit.discover.type_tables`)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from pipeline.checks import ConditionalReferenceCheck
-from pipeline.discover.context import Discoverer
-from pipeline.discover.model import (
+from ..checks import ConditionalReferenceCheck
+from .context import Discoverer
+from .model import (
     _INTEGER_TYPES,
     MIN_COVERAGE,
     RARE_VALUE_SHARE,
@@ -27,8 +27,8 @@ from pipeline.discover.model import (
     _ranked,
     check_id,
 )
-from pipeline.discover.names import column_stem
-from pipeline.discover.type_tables import (
+from .names import column_stem
+from .type_tables import (
     MAX_NAME_COLUMNS,
     MAX_TYPE_ROWS,
     MAX_TYPES_USED,
@@ -42,7 +42,7 @@ from pipeline.discover.type_tables import (
 def generic_relations(
     ctx: Discoverer, unconditional: dict[tuple[str, str], list[Candidate]]
 ) -> dict[tuple[str, str], Proposal]:
-    """Generic relations through every type table (see `pipeline.discover.type_tables`), by
+    """Generic relations through every type table (see `refaudit.discover.type_tables`), by
     (table, id column)."""
     declared = {(d.table, d.columns[0]): d for d in ctx.declared if len(d.columns) == 1}
     out: dict[tuple[str, str], Proposal] = {}

@@ -10,9 +10,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from pipeline.checks import ReferenceCheck
-from pipeline.discover.context import Discoverer
-from pipeline.discover.model import (
+from ..checks import ReferenceCheck
+from .context import Discoverer
+from .model import (
     _INTEGER_TYPES,
     MAX_KEYS_PER_COLUMN,
     NAME_VOUCHES,
@@ -32,7 +32,7 @@ from pipeline.discover.model import (
     check_id,
     narrow_band,
 )
-from pipeline.discover.names import column_fit, column_stem, name_fit, names_other, value_fit
+from .names import column_fit, column_stem, name_fit, names_other, value_fit
 
 
 def is_dependent(ctx: Discoverer, t: TableInfo, c: ColumnInfo) -> bool:

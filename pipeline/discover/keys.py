@@ -11,10 +11,10 @@ import itertools
 
 import sqlalchemy as sa
 
-from pipeline.checks import UniqueCheck
-from pipeline.discover.context import Discoverer
-from pipeline.discover.model import Proposal, TableInfo, _q, _q_table, check_id
-from pipeline.discover.names import tokens
+from ..checks import UniqueCheck
+from .context import Discoverer
+from .model import Proposal, TableInfo, _q, _q_table, check_id
+from .names import tokens
 
 MAX_KEY_COLUMNS = 12
 """Columns tried as a single-column key, per table."""

@@ -8,9 +8,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from pipeline import sqltext
-from pipeline.discover.context import Discoverer
-from pipeline.discover.model import (
+from .. import sqltext
+from .context import Discoverer
+from .model import (
     MIN_COVERAGE,
     Candidate,
     ColumnInfo,
@@ -23,7 +23,7 @@ from pipeline.discover.model import (
     _rows_of,
     check_id,
 )
-from pipeline.discover.names import column_fit, value_fit
+from .names import column_fit, value_fit
 
 
 def key_spaces_of(ctx: Discoverer, target: str) -> list[tuple[str, TableInfo, str]]:

@@ -11,10 +11,10 @@ import string
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pipeline import sqltext
-from pipeline.checks.model import Check
-from pipeline.discover.names import NAME_VOUCHES, tokens
-from pipeline.limits import DEFAULT_LOCK_TIMEOUT_S, DEFAULT_STATEMENT_TIMEOUT_S
+from .. import sqltext
+from ..checks.model import Check
+from ..limits import DEFAULT_LOCK_TIMEOUT_S, DEFAULT_STATEMENT_TIMEOUT_S
+from .names import NAME_VOUCHES, tokens
 
 DEFAULT_MIN_CONFIDENCE = 0.5
 SOLE_NAME = 0.7
@@ -256,7 +256,7 @@ class Candidate:
 @dataclass
 class Proposal:
     """One check the discovered suite holds, with why it is there. The check is its kind's
-    own model (`pipeline.checks`), so a wrong key or value fails where it is proposed."""
+    own model (`refaudit.checks`), so a wrong key or value fails where it is proposed."""
 
     model: Check
     source: Source

@@ -8,8 +8,8 @@ import re
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from pipeline.discover.context import Discoverer
-    from pipeline.discover.model import TableInfo
+    from .context import Discoverer
+    from .model import TableInfo
 
 NAME_VOUCHES = 0.9
 """A name that fits its target at least this well (`invoice_id` -> `invoice.invoice_id`)

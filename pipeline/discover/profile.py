@@ -8,8 +8,8 @@ from collections import defaultdict
 
 import sqlalchemy as sa
 
-from pipeline.discover.context import Discoverer
-from pipeline.discover.model import (
+from .context import Discoverer
+from .model import (
     MAX_DISCRIMINATOR_VALUES,
     PREFIX_ROWS,
     ColumnInfo,

@@ -9,10 +9,10 @@ from typing import Any
 
 import yaml
 
-from pipeline import sqltext
-from pipeline.discover.model import DEFAULT_MIN_CONFIDENCE, Discovery, _composite_key, check_id
-from pipeline.errors import UsageError
-from pipeline.suite import Suite
+from .. import sqltext
+from ..errors import UsageError
+from ..suite import Suite
+from .model import DEFAULT_MIN_CONFIDENCE, Discovery, _composite_key, check_id
 
 
 def render_suite(found: Discovery, min_confidence: float = DEFAULT_MIN_CONFIDENCE) -> str:

@@ -11,7 +11,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from pipeline.checks import (
+from ..checks import (
     ConsistencyCheck,
     InSetCheck,
     NotNullCheck,
@@ -19,9 +19,9 @@ from pipeline.checks import (
     RowRuleCheck,
     UniqueCheck,
 )
-from pipeline.discover import miskeys
-from pipeline.discover.context import Discoverer
-from pipeline.discover.model import (
+from . import miskeys
+from .context import Discoverer
+from .model import (
     _SHAPE_CLASSES,
     EMAIL_REGEX,
     MAX_LABEL_LENGTH,

@@ -7,8 +7,11 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Connection
 
-from pipeline.db import companion, create_engine, database_error, describe, read_only_snapshot
-from pipeline.discover import (
+from ..db import companion, create_engine, database_error, describe, read_only_snapshot
+from ..errors import UsageError
+from ..jobs import tune_session
+from ..progress import ProgressLike, as_progress
+from . import (
     catalog,
     conditional,
     generic,
@@ -18,11 +21,8 @@ from pipeline.discover import (
     rules,
     scoring,
 )
-from pipeline.discover.context import Discoverer
-from pipeline.discover.model import Candidate, DiscoverOptions, Discovery, Proposal, _composite_key
-from pipeline.errors import UsageError
-from pipeline.jobs import tune_session
-from pipeline.progress import ProgressLike, as_progress
+from .context import Discoverer
+from .model import Candidate, DiscoverOptions, Discovery, Proposal, _composite_key
 
 
 def discover(

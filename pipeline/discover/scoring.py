@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.checks import ConstraintCheck, ReferenceCheck
-from pipeline.discover import miskeys
-from pipeline.discover.context import Discoverer
-from pipeline.discover.model import (
+from ..checks import ConstraintCheck, ReferenceCheck
+from . import miskeys
+from .context import Discoverer
+from .model import (
     BY_NAME,
     NAME_VOUCHES,
     SOLE_NAME,
@@ -26,7 +26,7 @@ from pipeline.discover.model import (
     _Reference,
     check_id,
 )
-from pipeline.discover.names import column_fit, column_stem, name_fit, names_other
+from .names import column_fit, column_stem, name_fit, names_other
 
 
 def settle(

@@ -11,7 +11,7 @@ type row's name (`shop.article`), never by its id, so it holds on every database
 project.
 
 Only the pure parts live here (which columns name tables, how a relation's rows are counted);
-`pipeline.discover` reads the rows and proposes the checks.
+`refaudit.discover` reads the rows and proposes the checks.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from pipeline import sqltext
+from .. import sqltext
 
 MAX_TYPE_ROWS = 5_000
 """A type table has at most this many rows."""

@@ -31,7 +31,7 @@ audit). Only *repair* rows are backed up and changed, by set-based statements. T
 asserts that it changed exactly those rows (and, for quarantine, that it kept as many rows
 as it deleted) or raises, which aborts the whole transaction; it reports its counts and the
 skipped and held keys with RAISE NOTICE. Before any step, repair.sql locks the tables it
-changes and checks that they are as the audit saw them (`pipeline.drift`: foreign keys into
+changes and checks that they are as the audit saw them (`refaudit.drift`: foreign keys into
 them, triggers, rules, policies, columns, inheritance children) and that the repair schema
 and its tables are the applying role's own; a row that any reference of the suite names is
 held like one a foreign key names, and a table whose key nothing proves unique is not
@@ -40,7 +40,7 @@ repair aside first, with every user trigger off, and puts back rows that broke a
 foreign key with `session_replication_role = replica` where the role may (else it refuses).
 
 The files are rendered from templates (`pipeline/templates/sql/`: repair.sql.j2, step.sql.j2,
-rollback.sql.j2, preamble.sql.j2) by `pipeline.sqlrender`, through whose filters every name
+rollback.sql.j2, preamble.sql.j2) by `refaudit.sqlrender`, through whose filters every name
 and value reaches them quoted and on one line (a value that is not raises while rendering).
 A row is named by its table's key, one column or several (`RowKey`). Backup, quarantine and
 scratch tables live in refaudit's own schema or in `pg_temp`.
@@ -51,7 +51,7 @@ The package's modules are the stages: `context` (what the audited database says)
 
 from __future__ import annotations
 
-from pipeline.repair.context import (
+from .context import (
     ColumnInfo,
     DatabaseIdentity,
     InboundKey,
@@ -62,10 +62,10 @@ from pipeline.repair.context import (
     read_repair_context,
     table_info,
 )
-from pipeline.repair.plan import CONFLICTS, DEFAULT_SCHEMA, QUARANTINE, RepairPlan
-from pipeline.repair.render import RowKey, plan_preamble
-from pipeline.repair.repair_sql import RepairSummary, write_repair_sql
-from pipeline.repair.rollback_sql import write_rollback_sql
+from .plan import CONFLICTS, DEFAULT_SCHEMA, QUARANTINE, RepairPlan
+from .render import RowKey, plan_preamble
+from .repair_sql import RepairSummary, write_repair_sql
+from .rollback_sql import write_rollback_sql
 
 __all__ = [
     "CONFLICTS",

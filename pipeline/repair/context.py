@@ -1,6 +1,6 @@
 """What planning needs of the audited database, read in the audit's snapshot: its identity, the
 catalog of every suite table (columns, foreign keys into it, triggers, NOT VALID constraints),
-the facts repair.sql checks again when it runs (`pipeline.drift`) and what proves each
+the facts repair.sql checks again when it runs (`refaudit.drift`) and what proves each
 repaired table's key unique.
 """
 
@@ -11,19 +11,19 @@ from dataclasses import dataclass, field, replace
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from pipeline.checks.base import (
+from ..checks.base import (
     ColumnType,
     ColumnTypes,
     comparable,
     folds,
 )
-from pipeline.checks.catalog import CatalogFacts, read_catalogs
-from pipeline.checks.relations import Definitions, Relation, read_relations
-from pipeline.constraints import (
+from ..checks.catalog import CatalogFacts, read_catalogs
+from ..checks.relations import Definitions, Relation, read_relations
+from ..constraints import (
     AuditedConstraint,
 )
-from pipeline.drift import read_facts
-from pipeline.sqltext import (
+from ..drift import read_facts
+from ..sqltext import (
     ident,
     join_name,
     literal,
@@ -31,7 +31,7 @@ from pipeline.sqltext import (
     regclass_text,
     table,
 )
-from pipeline.suite import Suite
+from ..suite import Suite
 
 
 @dataclass(frozen=True)

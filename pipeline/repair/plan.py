@@ -13,18 +13,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from pipeline.checks.base import (
+from ..checks.base import (
     Violation,
     guard_text,
 )
-from pipeline.checks.reference import DISCRIMINATOR_SUFFIX, Reference
-from pipeline.repair.context import RepairContext
-from pipeline.sqltext import (
+from ..checks.reference import DISCRIMINATOR_SUFFIX, Reference
+from ..sqltext import (
     object_name,
     qualified,
     split_name,
 )
-from pipeline.suite import Suite
+from ..suite import Suite
+from .context import RepairContext
 
 REPAIRABLE = frozenset({"mis_keyed", "mis_keyed_hidden", "wrong_type", "malformed"})
 
@@ -78,7 +78,7 @@ class Step:
     handle: TextIO | None = None
     hashed: set[str] = field(default_factory=set)
     """Guard columns of which some row's audited value is long: compared by its length and
-    SHA-256 (see `pipeline.checks.base.guard_value`)."""
+    SHA-256 (see `refaudit.checks.base.guard_value`)."""
 
     def items(self) -> Iterator[Item]:
         with self.path.open(encoding="utf-8") as f:

@@ -10,20 +10,18 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.checks.base import (
+from ..checks.base import (
     HASHED_GUARD,
 )
-from pipeline.checks.enforce import condition_sql
-from pipeline.checks.reference import Reference
-from pipeline.constraints import (
+from ..checks.enforce import condition_sql
+from ..checks.reference import Reference
+from ..constraints import (
     AuditedConstraint,
     CatalogPlan,
 )
-from pipeline.drift import COLUMN_FACT, facts_sql
-from pipeline.repair.context import DatabaseIdentity, RepairContext
-from pipeline.repair.plan import CONFLICTS, QUARANTINE, RepairPlan
-from pipeline.sqlrender import Sql, render, sql
-from pipeline.sqltext import (
+from ..drift import COLUMN_FACT, facts_sql
+from ..sqlrender import Sql, render, sql
+from ..sqltext import (
     PSQL_ALLOW_OTHER,
     ident,
     join_name,
@@ -31,7 +29,9 @@ from pipeline.sqltext import (
     literal,
     regclass_text,
 )
-from pipeline.suite import ColumnRef
+from ..suite import ColumnRef
+from .context import DatabaseIdentity, RepairContext
+from .plan import CONFLICTS, QUARANTINE, RepairPlan
 
 ALLOW_OTHER_SETTING = "refaudit.allow_other_database"
 
@@ -52,7 +52,7 @@ def plan_preamble(
 ) -> Sql:
     """The lines every plan file starts with (templates/sql/preamble.sql.j2): psql stops at
     the first error, the psql variable that allows a rehearsal on another database (`refaudit
-    apply` reads the same lines; see `pipeline.sqltext.psql_lines`), timeouts, literal rules,
+    apply` reads the same lines; see `refaudit.sqltext.psql_lines`), timeouts, literal rules,
     the audit's search_path, and the check that binds the file to its database.
 
     `local`: the one-transaction files (repair.sql, rollback.sql) open their transaction and

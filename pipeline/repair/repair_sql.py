@@ -10,13 +10,22 @@ from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 from typing import Any
 
-from pipeline.checks.reference import Reference
-from pipeline.constraints import (
+from ..checks.reference import Reference
+from ..constraints import (
     CatalogPlan,
 )
-from pipeline.repair.context import RepairContext, TableInfo
-from pipeline.repair.plan import DEFAULT_SCHEMA, QUARANTINE, Item, RepairPlan, Step, StepKind
-from pipeline.repair.render import (
+from ..sqlrender import Sql, sql, stream
+from ..sqltext import (
+    PSQL_ALLOW_OTHER,
+    comment,
+    ident,
+    key_equals,
+    literal,
+)
+from ..words import plural
+from .context import RepairContext, TableInfo
+from .plan import DEFAULT_SCHEMA, QUARANTINE, Item, RepairPlan, Step, StepKind
+from .render import (
     BATCH_ROWS,
     LISTED_KEYS,
     RowKey,
@@ -29,15 +38,6 @@ from pipeline.repair.render import (
     plan_preamble,
     same_text,
 )
-from pipeline.sqlrender import Sql, sql, stream
-from pipeline.sqltext import (
-    PSQL_ALLOW_OTHER,
-    comment,
-    ident,
-    key_equals,
-    literal,
-)
-from pipeline.words import plural
 
 
 @dataclass

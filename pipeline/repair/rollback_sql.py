@@ -7,14 +7,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.checks.ddl import drop_constraint
-from pipeline.constraints import (
+from ..checks.ddl import drop_constraint
+from ..constraints import (
     CatalogPlan,
     readd,
 )
-from pipeline.repair.context import RepairContext, TableInfo
-from pipeline.repair.plan import CONFLICTS, RepairPlan
-from pipeline.repair.render import (
+from ..sqlrender import Sql, render, sql
+from ..sqltext import (
+    ident,
+    join_name,
+    qualified,
+    regclass_text,
+)
+from .context import RepairContext, TableInfo
+from .plan import CONFLICTS, RepairPlan
+from .render import (
     LISTED_KEYS,
     RowKey,
     blocking_fks,
@@ -22,13 +29,6 @@ from pipeline.repair.render import (
     drift_check,
     own_schema,
     plan_preamble,
-)
-from pipeline.sqlrender import Sql, render, sql
-from pipeline.sqltext import (
-    ident,
-    join_name,
-    qualified,
-    regclass_text,
 )
 
 

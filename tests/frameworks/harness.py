@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import psycopg2
+from refaudit.apply import ApplyResult, apply_plan
+from refaudit.audit import AuditOptions, run_audit
+from refaudit.suite import Suite
 
-from pipeline.apply import ApplyResult, apply_plan
-from pipeline.audit import AuditOptions, run_audit
-from pipeline.suite import Suite
 from tests.conftest import as_url
 from tests.roundtrip import CHANGES, changed_rows, dump_tables, findings
 from tests.test_repair import psql, query

@@ -17,12 +17,12 @@ from typing import Any
 
 import psycopg2
 from hypothesis import strategies as st
+from refaudit.apply import ApplyResult, apply_plan
+from refaudit.audit import AuditOptions, run_audit
+from refaudit.embedded import create_database
+from refaudit.errors import DatabaseError
+from refaudit.suite import Suite
 
-from pipeline.apply import ApplyResult, apply_plan
-from pipeline.audit import AuditOptions, run_audit
-from pipeline.embedded import create_database
-from pipeline.errors import DatabaseError
-from pipeline.suite import Suite
 from tests.conftest import as_url, execute
 from tests.fuzz import state
 from tests.fuzz.drift import AFTER_APPLY, DRIFTS, Context, Drift
