@@ -26,7 +26,8 @@ def chromium() -> str:
         found = name and shutil.which(name)
         if found:
             return found
-    sys.exit("docs/screenshot.py: no chromium found; apt-get install chromium, or set REFAUDIT_CHROMIUM")
+    sys.exit("docs/screenshot.py: no chromium found; apt-get install chromium, or set "
+             "REFAUDIT_CHROMIUM")
 
 
 def main(argv: list[str]) -> int:

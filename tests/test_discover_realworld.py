@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DECLARED = {"chinook": 11, "northwind": 13, "pagila": 40}
 
 # F1 of discover with every foreign key dropped, measured on embedded PostgreSQL 18 (the
-# README's table). A floor that must not regress: raise it as discover improves.
+# table in docs/discover.md). A floor that must not regress: raise it as discover improves.
 BASELINE_F1 = {"chinook": 0.95}
 TOLERANCE = 0.02
 # What discover must reach on the corpus (issue: F1 per database with foreign keys dropped,

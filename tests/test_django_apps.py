@@ -256,7 +256,7 @@ def generic_found(found: Discovery) -> dict[tuple[str, str], dict[str, object]]:
 def test_discover_writes_the_shipped_suite_s_generic_relations(
     pg_server: str, django_apps_templates: tuple[str, str]
 ) -> None:
-    """What README.md says: `refaudit discover` on the project's database writes the generic
+    """What docs/suite.md says: `refaudit discover` on the project's database writes the generic
     relations of the shipped suite (the same lookup, targets and policy), on both databases
     alike."""
     shipped = {

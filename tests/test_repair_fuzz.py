@@ -9,7 +9,7 @@ rollback exact or refused before any change.
 
 Profiles: `fast` (the default and CI's: derandomized, so reproducible) and `long`
 (`REFAUDIT_FUZZ=long`: 10,000 examples or `REFAUDIT_FUZZ_EXAMPLES`, random seed;
-see README). A counterexample is
+see docs/development.md). A counterexample is
 printed with its reproduction: the schema, rows, suite and every drift statement.
 
 Each counterexample the fuzzer found is a plain regression test below (`test_regression_*`);

@@ -177,7 +177,7 @@ def test_repair_card_shows_every_action_with_plurals(tmp_path: Path) -> None:
 
 
 def test_next_step_depends_on_the_outcome(tmp_path: Path) -> None:
-    # a repair plan: review it, rehearse it, apply it (the commands README gives)
+    # a repair plan: review it, rehearse it, apply it (the commands of README's path)
     result = fabricated_result(tmp_path)
     html = render_report(result, "error")
     step = html[html.index('id="next-step"') : html.index("</p>", html.index('id="next-step"'))]

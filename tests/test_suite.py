@@ -29,14 +29,6 @@ def test_shipped_suite_loads_and_every_kind_has_cases() -> None:
     assert CHECK_KINDS - in_cases == set(), "every kind brings its cases in tests/cases/"
 
 
-def test_readme_suite_reference_is_the_kinds_own() -> None:
-    from refaudit.checks import suite_reference
-
-    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
-    block = readme.split("<!-- kinds:begin -->\n")[1].split("<!-- kinds:end -->")[0]
-    assert block == suite_reference(), "README's check kinds: paste `refaudit suite kinds`"
-
-
 @pytest.mark.parametrize(
     ("body", "message"),
     [

@@ -74,7 +74,7 @@ def kind_doc(model: type[Check]) -> str:
 
 
 def suite_reference() -> str:
-    """The suite reference of every kind, as Markdown (README's "Check kinds")."""
+    """The suite reference of every kind, as Markdown (docs/kinds.md, `refaudit suite kinds`)."""
     common = " ".join((Check.__doc__ or "").split())
     sections = [f"Every check: {common}"]
     for model in KINDS:

@@ -1,0 +1,117 @@
+"""docs/ keeps up with the code: the kinds reference is the kinds' own docstrings, every check
+kind, command and option is documented, and every link between README and docs/ leads
+somewhere. A failure says what is missing where."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer.main
+from refaudit.checks import KINDS, kind_name
+from refaudit.cli import app
+from refaudit.docs import kinds_page
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+
+
+def test_kinds_page_is_generated_from_the_docstrings() -> None:
+    committed = (DOCS / "kinds.md").read_text(encoding="utf-8")
+    assert committed == kinds_page(), (
+        "docs/kinds.md differs from the kinds' docstrings: run `python -m refaudit.docs`"
+    )
+
+
+@pytest.mark.parametrize("kind", [kind_name(k) for k in KINDS])
+def test_every_kind_has_its_section(kind: str) -> None:
+    text = (DOCS / "kinds.md").read_text(encoding="utf-8")
+    assert f"## `{kind}` (" in text, f"docs/kinds.md has no section for the kind {kind}"
+
+
+def commands(command: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[str, Any]]:
+    """Every command of the CLI with its full name (`suite check`), the top level (``) too;
+    a group's subcommands through it."""
+    if getattr(command, "hidden", False):
+        return
+    subcommands = getattr(command, "commands", None)
+    if subcommands is None or [p for p in command.params if p.name != "help"]:
+        yield " ".join(path), command
+    for name, sub in (subcommands or {}).items():
+        yield from commands(sub, (*path, name))
+
+
+CLI = list(commands(typer.main.get_command(app)))
+
+
+def cli_section(name: str) -> str:
+    """The text of docs/cli.md under `### \\`refaudit NAME\\`` up to the next heading."""
+    text = (DOCS / "cli.md").read_text(encoding="utf-8")
+    heading = f"### `{' '.join(['refaudit', name]).strip()}`\n"
+    assert heading in text, f"docs/cli.md has no section {heading.strip()} for that command"
+    return re.split(r"^#{1,3} ", text.split(heading, 1)[1], maxsplit=1, flags=re.MULTILINE)[0]
+
+
+def test_the_command_list_is_the_cli() -> None:
+    names = {name for name, _ in CLI}
+    assert {"", "run", "apply", "discover", "suite check", "suite kinds"} <= names
+
+
+@pytest.mark.parametrize(("name", "command"), CLI, ids=[n or "refaudit" for n, _ in CLI])
+def test_every_command_and_option_is_in_cli_md(name: str, command: Any) -> None:
+    section = cli_section(name)
+    missing = []
+    for param in command.params:
+        if getattr(param, "hidden", False):
+            continue
+        if param.param_type_name == "argument":
+            spellings = [param.name.upper()]
+        else:
+            spellings = [*param.opts, *param.secondary_opts]
+        for spelling in spellings:
+            if not re.search(rf"(?<![\w-]){re.escape(spelling)}(?![\w-])", section):
+                missing.append(spelling)
+    assert not missing, (
+        f"docs/cli.md, section `refaudit {name}`: no {', '.join(missing)}; add "
+        f"{'it' if len(missing) == 1 else 'them'} to the command's table"
+    )
+
+
+def slug(heading: str) -> str:
+    """GitHub's anchor of a heading."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+def anchors(path: Path) -> set[str]:
+    text = path.read_text(encoding="utf-8")
+    found = {slug(h) for h in re.findall(r"^#{1,6} (.+)$", text, flags=re.MULTILINE)}
+    return found | set(re.findall(r'<a id="([^"]+)"></a>', text))
+
+
+PAGES = [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[p.name for p in PAGES])
+def test_links_lead_somewhere(page: Path) -> None:
+    text = re.sub(r"```.*?```", "", page.read_text(encoding="utf-8"), flags=re.DOTALL)
+    broken = []
+    for target in re.findall(r"\]\(([^)\s]+)\)", text):
+        if re.match(r"[a-z]+:", target):
+            continue
+        file, _, anchor = target.partition("#")
+        linked = (page.parent / file).resolve() if file else page
+        if not linked.exists():
+            broken.append(f"{target} (no file {file})")
+        elif anchor and linked.suffix == ".md" and anchor not in anchors(linked):
+            broken.append(f"{target} (no heading #{anchor} in {linked.name})")
+    assert not broken, f"{page.relative_to(ROOT)}: broken links: {'; '.join(broken)}"
+
+
+def test_readme_lists_every_page_of_docs() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    unlisted = [p.name for p in DOCS.glob("*.md") if f"(docs/{p.name})" not in readme]
+    assert not unlisted, f"README.md's contents do not list docs/{', docs/'.join(unlisted)}"
