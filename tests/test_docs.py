@@ -49,10 +49,17 @@ CLI = list(commands(typer.main.get_command(app)))
 
 def cli_section(name: str) -> str:
     """The text of docs/cli.md under `### \\`refaudit NAME\\`` up to the next heading."""
-    text = (DOCS / "cli.md").read_text(encoding="utf-8")
-    heading = f"### `{' '.join(['refaudit', name]).strip()}`\n"
-    assert heading in text, f"docs/cli.md has no section {heading.strip()} for that command"
-    return re.split(r"^#{1,3} ", text.split(heading, 1)[1], maxsplit=1, flags=re.MULTILINE)[0]
+    heading = f"### `{' '.join(['refaudit', name]).strip()}`"
+    lines = (DOCS / "cli.md").read_text(encoding="utf-8").splitlines()
+    assert heading in lines, f"docs/cli.md has no section {heading} for that command"
+    section: list[str] = []
+    fenced = False
+    for line in lines[lines.index(heading) + 1 :]:
+        fenced ^= line.startswith("```")
+        if not fenced and re.match(r"#{1,3} ", line):
+            break
+        section.append(line)
+    return "\n".join(section)
 
 
 def test_the_command_list_is_the_cli() -> None:
@@ -86,8 +93,13 @@ def slug(heading: str) -> str:
     return text.replace(" ", "-")
 
 
+def prose(path: Path) -> str:
+    """A page without its fenced code blocks."""
+    return re.sub(r"^```.*?^```", "", path.read_text(encoding="utf-8"), flags=re.S | re.M)
+
+
 def anchors(path: Path) -> set[str]:
-    text = path.read_text(encoding="utf-8")
+    text = prose(path)
     found = {slug(h) for h in re.findall(r"^#{1,6} (.+)$", text, flags=re.MULTILINE)}
     return found | set(re.findall(r'<a id="([^"]+)"></a>', text))
 
@@ -97,7 +109,7 @@ PAGES = [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]
 
 @pytest.mark.parametrize("page", PAGES, ids=[p.name for p in PAGES])
 def test_links_lead_somewhere(page: Path) -> None:
-    text = re.sub(r"```.*?```", "", page.read_text(encoding="utf-8"), flags=re.DOTALL)
+    text = prose(page)
     broken = []
     for target in re.findall(r"\]\(([^)\s]+)\)", text):
         if re.match(r"[a-z]+:", target):
