@@ -1,6 +1,6 @@
 """docs/kinds.md, the reference of every check kind, generated from the kinds' docstrings.
 
-    python -m refaudit.docs                 # writes docs/kinds.md (run in a checkout)
+    python -m refaudit.docs                 # writes docs/kinds.md of the checkout
     python -m refaudit.docs path/kinds.md   # somewhere else
 
 `tests/test_docs.py` fails while the committed file differs from `kinds_page()`.
@@ -33,8 +33,22 @@ def kinds_page() -> str:
     return HEADER + body
 
 
+# pipeline/ is installed as refaudit; in a checkout docs/ is beside it
+CHECKOUT_DOCS = Path(__file__).resolve().parent.parent / "docs"
+
+
 def main(argv: list[str]) -> int:
-    target = Path(argv[0]) if argv else Path("docs") / "kinds.md"
+    if argv:
+        target = Path(argv[0])
+    elif CHECKOUT_DOCS.is_dir():
+        target = CHECKOUT_DOCS / "kinds.md"
+    else:
+        print(
+            f"refaudit.docs: error: no docs/ directory at {CHECKOUT_DOCS} (not a checkout); "
+            "name the file: python -m refaudit.docs PATH",
+            file=sys.stderr,
+        )
+        return 2
     target.write_text(kinds_page(), encoding="utf-8")
     print(f"wrote {target}")
     return 0

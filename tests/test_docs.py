@@ -26,6 +26,13 @@ def test_kinds_page_is_generated_from_the_docstrings() -> None:
     )
 
 
+def test_the_generator_writes_the_page(tmp_path: Path) -> None:
+    from refaudit.docs import main
+
+    assert main([str(tmp_path / "kinds.md")]) == 0
+    assert (tmp_path / "kinds.md").read_text(encoding="utf-8") == kinds_page()
+
+
 @pytest.mark.parametrize("kind", [kind_name(k) for k in KINDS])
 def test_every_kind_has_its_section(kind: str) -> None:
     text = (DOCS / "kinds.md").read_text(encoding="utf-8")
