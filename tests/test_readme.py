@@ -100,10 +100,11 @@ def test_readme_example_runs_as_written(
     assert rows(uri, "SELECT row_key FROM refaudit.quarantine") == [("103",)]
     assert rows(uri, "SELECT author_id FROM posts WHERE id = 12") == [(None,)]
 
-    # audit again: what is left is what no plan guesses
-    again = refaudit(tmp_path, "run", env=env)
+    # audit again, beside the plan: what is left is what no plan guesses
+    again = refaudit(tmp_path, "run", "--out", "audit-after/", env=env)
     assert again.returncode == 1, again.stderr
-    with (tmp_path / "audit" / "violations.csv").open(newline="") as f:
+    assert (tmp_path / "audit" / "rollback.sql").is_file()
+    with (tmp_path / "audit-after" / "violations.csv").open(newline="") as f:
         left = {(r["check"], r["key"]) for r in csv.DictReader(f)}
     assert left == {("comments.not_null", "104"), ("users.email.unique", "3")}
 
