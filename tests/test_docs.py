@@ -4,7 +4,9 @@ somewhere. A failure says what is missing where."""
 
 from __future__ import annotations
 
+import itertools
 import re
+import shlex
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -134,3 +136,53 @@ def test_readme_lists_every_page_of_docs() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     unlisted = [p.name for p in DOCS.glob("*.md") if f"(docs/{p.name})" not in readme]
     assert not unlisted, f"README.md's contents do not list docs/{', docs/'.join(unlisted)}"
+
+
+def command_lines(page: Path) -> Iterator[tuple[str, list[str]]]:
+    """Every `refaudit ...` (or `python -m refaudit ...`) in the code blocks of a page: the
+    line, and the arguments after the program."""
+    text = page.read_text(encoding="utf-8")
+    for block in re.findall(r"^ *```[\w-]*\n(.*?)^ *```", text, flags=re.S | re.M):
+        for line in block.splitlines():
+            for segment in re.split(r"&&|\|\||;|\|", line):
+                try:
+                    tokens = shlex.split(segment, comments=True)
+                except ValueError:
+                    continue
+                while tokens and (re.match(r"\w+=", tokens[0]) or tokens[0] == "-"
+                                  or tokens[0].endswith(":")):
+                    tokens = tokens[1:]
+                if tokens and Path(tokens[0]).name == "refaudit":
+                    args = tokens[1:]
+                elif tokens[1:3] == ["-m", "refaudit"] and "python" in tokens[0]:
+                    args = tokens[3:]
+                else:
+                    continue
+                args = list(itertools.takewhile(lambda t: not re.match(r"\d?[<>]", t), args))
+                if args and "..." not in args:
+                    yield line.strip(), args
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[p.name for p in PAGES])
+def test_command_lines_in_the_docs_parse(page: Path) -> None:
+    """A command a page shows uses commands and options the CLI has, with values it takes
+    (a required option left to the project file is no error)."""
+    root = typer.main.get_command(app)
+    wrong = []
+    for line, args in command_lines(page):
+        command, rest = root, list(args)
+        while getattr(command, "commands", None) and rest and rest[0] in command.commands:
+            command, rest = command.commands[rest[0]], rest[1:]
+        if {"--version", "--install-completion", "-h", "--help"} & set(rest):
+            continue
+        try:
+            command.make_context("refaudit", rest)
+        except Exception as e:  # click's usage errors, from the click typer bundles
+            if type(e).__name__ == "MissingParameter":
+                continue
+            if not hasattr(e, "format_message"):
+                raise
+            wrong.append(f"{line}: {e.format_message()}")
+    assert not wrong, f"{page.relative_to(ROOT)} shows commands refaudit refuses:\n" + "\n".join(
+        wrong
+    )
