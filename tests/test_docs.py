@@ -1,6 +1,6 @@
 """docs/ keeps up with the code: the kinds reference is the kinds' own docstrings, every check
-kind, command and option is documented, and every link between README and docs/ leads
-somewhere. A failure says what is missing where."""
+kind, command and option is documented, every command line README and docs/ show is one the
+CLI takes, and every link between them leads somewhere. A failure says what is missing where."""
 
 from __future__ import annotations
 
