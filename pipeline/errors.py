@@ -54,7 +54,7 @@ class MissingExtra(RefauditError):
 
     def __init__(self, what: str, module: str, extra: str, *, hint: str = "") -> None:
         super().__init__(
-            f"{what}: needs {module}; install it with: pip install 'refaudit[{extra}]'{hint}"
+            f"{what} needs {module}; install it with: pip install 'refaudit[{extra}]'{hint}"
         )
         self.module = module
         self.extra = extra

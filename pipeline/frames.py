@@ -33,7 +33,7 @@ CONFIDENCES = ("low", "medium", "high")
 # columns that name one of few things: categorical
 _CATEGORIES = ("check", "table", "column", "diagnosis", "action", "kind", "severity", "status")
 # violations.csv columns an empty field means "none" in (the others are values as text)
-_OPTIONAL = ("diagnosis", "proposed_value", "confidence", "evidence", BASELINE_COLUMN)
+_OPTIONAL = ("column", "diagnosis", "proposed_value", "confidence", "evidence", BASELINE_COLUMN)
 
 
 def _pandas() -> Any:
@@ -85,7 +85,8 @@ def violations(run: Path | str) -> pd.DataFrame:
     Columns: check, table, key, column, value, diagnosis, proposed_value, confidence,
     evidence, and `baseline` (known/new) when the run had a baseline. `key`, `value` and
     `proposed_value` are text as the file has them (a composite key is a JSON array); an
-    empty diagnosis, proposal, confidence or evidence is <NA>. check, table, column and
+    empty column (a finding about a table), diagnosis, proposal, confidence or evidence is
+    <NA>. check, table, column and
     diagnosis are categorical; confidence is ordered low < medium < high.
     """
     pd = _pandas()

@@ -32,6 +32,7 @@ def test_wheel_holds_the_suite_and_its_generator(tmp_path: Path) -> None:
     (wheel,) = tmp_path.glob("refaudit-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     for shipped in ("expectations/astegni/suite.yml", "expectations/astegni/demo.py",
+                    "expectations/astegni/demo-3000-7.jsonl.gz",
                     "expectations/shop/suite.yml", "expectations/django/suite.yml",
                     "templates/report.html.j2", "templates/sql/repair.sql.j2", "cli.py",
                     "checks/reference.py", "discover/run.py", "repair/__init__.py"):
