@@ -22,6 +22,7 @@ import gzip
 import importlib.util
 import io
 import json
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
@@ -99,12 +100,9 @@ def recorded_sizes(suite: Suite) -> list[tuple[int, int]]:
     path = suite.demo_path
     if path is None:
         return []
-    sizes = []
-    for found in path.parent.glob(f"{path.stem}-*-*.jsonl.gz"):
-        parts = found.name.removesuffix(".jsonl.gz").rsplit("-", 2)
-        if len(parts) == 3 and parts[1].isdigit() and parts[2].lstrip("-").isdigit():
-            sizes.append((int(parts[1]), int(parts[2])))
-    return sorted(sizes)
+    name = re.compile(rf"{re.escape(path.stem)}-(\d+)-(-?\d+)\.jsonl\.gz")
+    found = (name.fullmatch(p.name) for p in path.parent.iterdir())
+    return sorted((int(m[1]), int(m[2])) for m in found if m)
 
 
 def sample_builder(suite: Suite, *, requests: int = 3000, seed: int = 7) -> Callable[[str], None]:

@@ -55,3 +55,23 @@ def test_every_package_directory_is_mapped() -> None:
             rel = init.parent.relative_to(ROOT / source).parts
             found.add(".".join((name, *rel)))
     assert listed == found
+
+
+def test_the_base_install_has_no_numpy_pandas_or_pyarrow() -> None:
+    """They are extras (`.ci/run` measures the fresh venv of the wheel: at most 200 MB)."""
+    import re
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+
+    def names(requirements: list[str]) -> set[str]:
+        return {re.split(r"[<>=!~\[; ]", r, maxsplit=1)[0].lower() for r in requirements}
+
+    assert not names(project["dependencies"]) & {"numpy", "pandas", "pyarrow"}
+    extras = project["optional-dependencies"]
+    assert names(extras["snapshot"]) == {"pyarrow"}
+    assert names(extras["dataframes"]) == {"pandas"}
+    assert "refaudit[all]" in extras["dev"]
+    assert set(extras) - {"all", "dev"} <= {
+        e for r in extras["all"] for e in re.findall(r"\[(.*)\]", r)[0].split(",")
+    }
