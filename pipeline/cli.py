@@ -587,19 +587,20 @@ def demo(
 
     from .audit import AuditOptions, run_audit
     from .db import DRIVER
-    from .demo import build_sample
+    from .demo import sample_builder
     from .embedded import create_database, embedded_server
     from .suite import load_suite
 
     def go() -> Any:
         loaded = load_suite(suite)
+        build_sample = sample_builder(loaded, requests=requests, seed=seed)
         typer.echo("starting an embedded PostgreSQL ...", err=True)
         with embedded_server() as server:
             uri = create_database(server, "refaudit_demo")
             typer.echo(
                 f"building the sample database ({requests} requests, seed {seed}) ...", err=True
             )
-            build_sample(uri, loaded, requests=requests, seed=seed)
+            build_sample(uri)
             typer.echo("auditing ...", err=True)
             url = make_url(uri).set(drivername=DRIVER)
             # the demo shows the repair plan too; its runs share one history scope (the

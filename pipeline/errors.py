@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import IntEnum
 
 
@@ -43,6 +45,35 @@ class DatabaseError(RefauditError):
     """Connecting to, or querying, the audited database failed."""
 
     exit_code = ExitCode.RUNTIME
+
+
+class MissingExtra(RefauditError):
+    """A feature needs an optional dependency (an extra of the package) that is not installed."""
+
+    exit_code = ExitCode.USAGE
+
+    def __init__(self, what: str, module: str, extra: str, *, hint: str = "") -> None:
+        super().__init__(
+            f"{what} needs {module}; install it with: pip install 'refaudit[{extra}]'{hint}"
+        )
+        self.module = module
+        self.extra = extra
+
+
+@contextmanager
+def needs_extra(what: str, extra: str, *modules: str) -> Iterator[None]:
+    """Turn the failed import of one of `modules` (top-level names) inside the block into a
+    `MissingExtra` naming `what` needs it and the extra that installs it.
+
+    Any other failed import is left alone: it is a broken installation, not a missing extra.
+    """
+    try:
+        yield
+    except ModuleNotFoundError as exc:
+        top = (exc.name or "").partition(".")[0]
+        if top not in modules:
+            raise
+        raise MissingExtra(what, top, extra) from None
 
 
 class Terminated(KeyboardInterrupt):

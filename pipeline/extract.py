@@ -18,12 +18,9 @@ from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import psycopg2
-import pyarrow as pa
-import pyarrow.csv as pa_csv
-import pyarrow.parquet as pq
 import sqlalchemy as sa
 from psycopg2 import sql
 from sqlalchemy import exc as sa_exc
@@ -43,10 +40,14 @@ from .snapshot import (
     SnapshotTable,
     arrow_type,
     file_name,
+    require_arrow,
     sha256_of,
 )
 from .suite import Suite
 from .verify import verify_schema
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 ExtractProgress = Callable[[str, int, int], None]
 """Called as `progress(table, rows_done, rows_total)`: at the start of each table (0), after
@@ -131,7 +132,11 @@ def extract_snapshot(
     options: ExtractOptions | None = None,
     progress: ExtractProgress | None = None,
 ) -> Manifest:
-    """Write a snapshot of what `suite` reads from the database at `url` into `out`."""
+    """Write a snapshot of what `suite` reads from the database at `url` into `out`.
+
+    Needs pyarrow (the `snapshot` extra); without it, a `MissingExtra` error before anything
+    is read or written."""
+    require_arrow("refaudit extract")
     opts = options or ExtractOptions()
     out = prepare_snapshot_dir(out)
     say = progress or (lambda _table, _done, _total: None)
@@ -235,6 +240,8 @@ def _describe_columns(conn: Connection, table: str) -> list[tuple[SnapshotColumn
 
 
 def _arrow_schema(table: str, cols: list[tuple[SnapshotColumn, pa.DataType]]) -> pa.Schema:
+    import pyarrow as pa
+
     fields = [
         pa.field(c.name, arrow, nullable=not c.not_null, metadata={"pg_type": c.type})
         for c, arrow in cols
@@ -251,6 +258,9 @@ def _extract_table(
     say: ExtractProgress,
 ) -> int:
     """Stream one table into a Parquet file; return the number of rows written."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     schema = _arrow_schema(table, cols)
     ident = sql.Identifier(*table.split(".", 1)) if "." in table else sql.Identifier(table)
     total = conn.execute(sa.text(f"SELECT count(*) FROM {_render(conn, ident)}")).scalar_one()
@@ -269,9 +279,7 @@ def _extract_table(
                 with contextlib.closing(batches):
                     for batch in batches:
                         # the declared schema (NOT NULL, PostgreSQL types as field metadata)
-                        writer.write_batch(
-                            pa.RecordBatch.from_arrays(batch.columns, schema=schema)
-                        )
+                        writer.write_batch(pa.RecordBatch.from_arrays(batch.columns, schema=schema))
                         done += batch.num_rows
                         say(table, done, total)
             except pa.ArrowInvalid as exc:
@@ -311,6 +319,9 @@ def _copy_batches(
     However it ends, the generator returns only once the COPY's thread has ended: a COPY
     still running is cancelled and the rest of its output drained until it closes the pipe.
     """
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+
     read_fd, write_fd = os.pipe()
     writer_end: BinaryIO = os.fdopen(write_fd, "wb")
     failure: list[BaseException] = []

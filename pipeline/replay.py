@@ -17,8 +17,6 @@ from typing import Any
 
 import psycopg2
 import psycopg2.errors
-import pyarrow.csv as pa_csv
-import pyarrow.parquet as pq
 from psycopg2 import sql
 from sqlalchemy.engine import make_url
 
@@ -28,7 +26,7 @@ from .embedded import database_uri, embedded_server
 from .errors import RefauditError, UsageError
 from .progress import ProgressLike, as_progress
 from .results import AuditResult
-from .snapshot import Manifest, SnapshotColumn, check_coverage, verify_snapshot
+from .snapshot import Manifest, SnapshotColumn, check_coverage, require_arrow, verify_snapshot
 from .sqltext import split_name
 from .suite import Suite
 
@@ -43,7 +41,10 @@ def audit_snapshot(
     server: str | None = None,
 ) -> AuditResult:
     """Verify the snapshot in `directory`, load it into a scratch database on `server` (an
-    embedded PostgreSQL when None) and audit it against `suite`."""
+    embedded PostgreSQL when None) and audit it against `suite`.
+
+    Needs pyarrow (the `snapshot` extra); without it, a `MissingExtra` error first."""
+    require_arrow("refaudit run --snapshot")
     if options is not None and options.repair:
         raise UsageError(
             "--repair needs the live database: a snapshot holds only the columns the checks "
@@ -229,6 +230,9 @@ def _create_table(cur: Any, table: str, columns: list[SnapshotColumn]) -> None:
 
 def _copy_in(cur: Any, table: str, path: Path) -> None:
     """COPY the Parquet file into `table`, one row group at a time."""
+    import pyarrow.csv as pa_csv
+    import pyarrow.parquet as pq
+
     parquet = pq.ParquetFile(path)
     names = parquet.schema_arrow.names
     # FREEZE: the table is new in this transaction, so rows go in frozen (no hint-bit writes

@@ -16,43 +16,60 @@ import hashlib
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .checks.catalog import CatalogFacts
-from .errors import UsageError
+from .errors import UsageError, needs_extra
 from .plan import required_columns
 from .suite import Suite
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 FORMAT = "refaudit-snapshot"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 
-# PostgreSQL base type (pg_type.typname) -> Arrow type. Everything else is kept as text.
-_ARROW_TYPES: dict[str, pa.DataType] = {
-    "bool": pa.bool_(),
-    "int2": pa.int16(),
-    "int4": pa.int32(),
-    "int8": pa.int64(),
-    "float4": pa.float32(),
-    "float8": pa.float64(),
-    "date": pa.date32(),
-    "timestamp": pa.timestamp("us"),
-    "timestamptz": pa.timestamp("us", tz="UTC"),
-}
 _MAX_DECIMAL_PRECISION = 38
 # what a type written into CREATE TABLE may look like: `integer`, `character varying(255)`,
 # `numeric(12,4)`, `timestamp(3) with time zone`, `text[]`, `"Mood"`, `sales.mood`
 _TYPE_RE = re.compile(r'^[A-Za-z0-9_ ."]+(\(\d+(,\s*-?\d+)?\))?[A-Za-z0-9_ ]*(\[\])*$')
 
 
+def require_arrow(what: str) -> None:
+    """Fail with one line naming the `snapshot` extra when pyarrow is not installed.
+
+    pyarrow is imported by the functions that use it, so every other command works without
+    it; `what` (e.g. "refaudit extract") is the feature named in the error.
+    """
+    with needs_extra(what, "snapshot", "pyarrow"):
+        import pyarrow
+        import pyarrow.csv
+        import pyarrow.parquet  # noqa: F401
+
+
 def arrow_type(base: str, typmod: int) -> pa.DataType:
     """The Arrow type a column of PostgreSQL base type `base` (with `typmod`) is stored as."""
-    if base in _ARROW_TYPES:
-        return _ARROW_TYPES[base]
+    import pyarrow as pa
+
+    # PostgreSQL base type (pg_type.typname) -> Arrow type. Everything else is kept as text.
+    exact = {
+        "bool": pa.bool_,
+        "int2": pa.int16,
+        "int4": pa.int32,
+        "int8": pa.int64,
+        "float4": pa.float32,
+        "float8": pa.float64,
+        "date": pa.date32,
+    }
+    if base in exact:
+        return exact[base]()
+    if base == "timestamp":
+        return pa.timestamp("us")
+    if base == "timestamptz":
+        return pa.timestamp("us", tz="UTC")
     if base == "numeric" and typmod >= 4:
         precision, scale = (typmod - 4) >> 16, (typmod - 4) & 0xFFFF
         if scale <= precision <= _MAX_DECIMAL_PRECISION:
@@ -225,6 +242,9 @@ def verify_snapshot(directory: Path) -> Manifest:
 
 
 def _verify_parquet(path: Path, table: SnapshotTable, directory: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     try:
         meta = pq.ParquetFile(path)
         schema = meta.schema_arrow

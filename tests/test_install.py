@@ -32,6 +32,7 @@ def test_wheel_holds_the_suite_and_its_generator(tmp_path: Path) -> None:
     (wheel,) = tmp_path.glob("refaudit-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     for shipped in ("expectations/astegni/suite.yml", "expectations/astegni/demo.py",
+                    "expectations/astegni/demo-3000-7.jsonl.gz",
                     "expectations/shop/suite.yml", "expectations/django/suite.yml",
                     "templates/report.html.j2", "templates/sql/repair.sql.j2", "cli.py",
                     "checks/reference.py", "discover/run.py", "repair/__init__.py"):
@@ -54,3 +55,23 @@ def test_every_package_directory_is_mapped() -> None:
             rel = init.parent.relative_to(ROOT / source).parts
             found.add(".".join((name, *rel)))
     assert listed == found
+
+
+def test_the_base_install_has_no_numpy_pandas_or_pyarrow() -> None:
+    """They are extras (`.ci/run` measures the fresh venv of the wheel: at most 200 MB)."""
+    import re
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+
+    def names(requirements: list[str]) -> set[str]:
+        return {re.split(r"[<>=!~\[; ]", r, maxsplit=1)[0].lower() for r in requirements}
+
+    assert not names(project["dependencies"]) & {"numpy", "pandas", "pyarrow"}
+    extras = project["optional-dependencies"]
+    assert names(extras["snapshot"]) == {"pyarrow"}
+    assert names(extras["dataframes"]) == {"pandas"}
+    assert "refaudit[all]" in extras["dev"]
+    assert set(extras) - {"all", "dev"} <= {
+        e for r in extras["all"] for e in re.findall(r"\[(.*)\]", r)[0].split(",")
+    }
