@@ -576,7 +576,12 @@ def apply(
 def demo(
     out: Annotated[Path | None, typer.Option("--out", help="Output directory.")] = None,
     requests: Annotated[
-        int, typer.Option("--requests", help="Synthetic session requests to generate.", min=0)
+        int, typer.Option(
+            "--requests",
+            help="Synthetic session requests to generate (the default size ships with"
+            " refaudit; other sizes need refaudit[dataframes]).",
+            min=0,
+        )
     ] = 3000,
     seed: Annotated[int, typer.Option("--seed", help="Generator seed.")] = 7,
     suite: DemoSuiteOption = None,
