@@ -1,0 +1,113 @@
+"""What the commands print for machines and for a closer look: `--format json` (one JSON
+object on stdout, everything else on stderr) and `-v` / `-vv` (steps with their times, then
+the SQL of every statement)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from refaudit import __version__
+from refaudit.errors import ExitCode
+from refaudit.summary import ErrorSummary, RunSummary, SuiteCheckSummary
+
+from tests.conftest import FIXTURES, SAMPLE_SUITE, as_url, execute
+from tests.test_cli import assert_one_line_error, refaudit
+
+
+@pytest.fixture(scope="module")
+def dirty(new_database) -> str:  # type: ignore[no-untyped-def]
+    uri = new_database("cli_output")
+    execute(
+        uri,
+        (FIXTURES / "astegni_bare.sql").read_text()
+        + (FIXTURES / "astegni_dirty_small.sql").read_text(),
+    )
+    return uri
+
+
+def _run_json(uri: str, out: Path, *more: str) -> tuple[dict, str]:  # type: ignore[type-arg]
+    proc = refaudit(
+        "run", "--db", uri, "--suite", SAMPLE_SUITE, "--out", str(out),
+        "--history", str(out.parent / "history.db"), "--format", "json", *more,
+    )  # fmt: skip
+    doc = json.loads(proc.stdout)  # stdout holds the JSON object and nothing else
+    assert doc["exit_code"] == proc.returncode, proc.stderr
+    return doc, proc.stderr
+
+
+def test_run_json_summary_agrees_with_results_json(tmp_path: Path, dirty: str) -> None:
+    doc, stderr = _run_json(dirty, tmp_path / "first")
+    RunSummary.model_validate(doc)  # the documented schema
+    results = json.loads((tmp_path / "first" / "results.json").read_text())
+    checks = results["checks"]
+    assert doc["refaudit_version"] == __version__
+    assert doc["suite"] == results["run"]["suite"] == "astegni"
+    assert doc["database"] == results["run"]["database"]
+    assert doc["run_id"] == results["run"]["run_id"]
+    assert doc["exit_code"] == ExitCode.VIOLATIONS and doc["verdict"] == "failed"
+    assert doc["counts"]["checks"] == len(checks)
+    assert doc["counts"]["violations"] == sum(c["violations"] for c in checks) > 0
+    for severity in ("error", "warn"):
+        assert doc["counts"]["violations_by_severity"][severity] == sum(
+            c["violations"] for c in checks if c["severity"] == severity
+        )
+    failed = [c for c in checks if c["status"] == "failed"]
+    assert doc["counts"]["failing"] == len(failed) == len(doc["failing"])
+    assert {(f["id"], f["kind"], f["table"], f["violations"]) for f in doc["failing"]} == {
+        (c["id"], c["kind"], c["table"], c["violations"]) for c in failed
+    }
+    for role in ("report", "results", "violations", "junit", "history"):
+        assert Path(doc["files"][role]).is_file(), role
+    assert doc["history"] is None  # the first run of this suite on this database
+    # the people's summary went to stderr, with the verdict
+    assert "FAILED" in stderr and "report.html" in stderr
+
+    again, _ = _run_json(dirty, tmp_path / "second")
+    assert again["history"] == {"previous_run": doc["run_id"], "new": 0, "fixed": 0}
+
+
+def test_run_json_error_is_one_line_on_stderr_and_an_object_on_stdout(tmp_path: Path) -> None:
+    proc = refaudit(
+        "run", "--suite", str(tmp_path / "missing.yml"), "--db", "postgresql://u@127.0.0.1:1/x",
+        "--format", "json",
+    )  # fmt: skip
+    line = assert_one_line_error(proc, ExitCode.USAGE)
+    doc = ErrorSummary.model_validate_json(proc.stdout)
+    assert doc.exit_code == ExitCode.USAGE and doc.command == "run"
+    assert line == f"refaudit: error: {doc.error}" and "missing.yml" in doc.error
+
+
+def test_suite_check_json(tmp_path: Path, dirty: str) -> None:
+    proc = refaudit("suite", "check", SAMPLE_SUITE, "--db", dirty, "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    doc = SuiteCheckSummary.model_validate_json(proc.stdout)
+    assert doc.valid and doc.suite == "astegni" and doc.checks > 0 and doc.tables > 0
+    assert doc.database is not None and as_url(dirty).database in doc.database
+    assert "is valid" in proc.stderr
+
+
+def test_verbose_shows_steps_then_sql(tmp_path: Path, dirty: str) -> None:
+    common = ("run", "--db", dirty, "--suite", SAMPLE_SUITE, "--no-history")
+    quiet = refaudit(*common, "--out", str(tmp_path / "q"))
+    one = refaudit(*common, "--out", str(tmp_path / "v"), "-v")
+    two = refaudit(*common, "--out", str(tmp_path / "vv"), "-vv")
+    for proc in (quiet, one, two):
+        assert proc.returncode == ExitCode.VIOLATIONS, proc.stderr
+        assert proc.stdout.splitlines()[-1].startswith("FAILED")  # the summary stays on stdout
+    # stderr is not a terminal here: no progress at all without -v
+    assert "row checks" not in quiet.stderr and "SQL:" not in quiet.stderr
+    # -v: the stages, and each step with its time
+    assert "row checks (" in one.stderr and "writing files (" in one.stderr
+    timed = [ln for ln in one.stderr.splitlines() if ln.startswith("  row checks: ")]
+    assert timed and all(ln.split(": ")[-1].split()[1] == "s" for ln in timed), one.stderr
+    assert "SQL:" not in one.stderr
+    # -vv: also the statements as sent, the audit's COPY among them
+    assert "SQL: COPY (" in two.stderr and "session_requests" in two.stderr
+    assert "row checks (" in two.stderr
+
+
+def test_quiet_and_verbose_exclude_each_other(tmp_path: Path) -> None:
+    proc = refaudit("run", "--suite", SAMPLE_SUITE, "-q", "-v", "--out", str(tmp_path / "o"))
+    assert "--quiet and --verbose" in assert_one_line_error(proc, ExitCode.USAGE)
