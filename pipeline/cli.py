@@ -91,11 +91,18 @@ class _JsonErrors:
 
 
 def _fail(message: str, code: ExitCode) -> None:
-    typer.echo(f"refaudit: error: {message}", err=True)
+    """Print the error (one line each, when it lists several: a suite's mistakes) and exit."""
+    for line in message.splitlines() or [""]:
+        typer.echo(f"refaudit: error: {line}", err=True)
     if _JsonErrors.command is not None:
         from .summary import ErrorSummary
 
-        error = ErrorSummary(command=_JsonErrors.command, error=message, exit_code=int(code))
+        error = ErrorSummary(
+            command=_JsonErrors.command,
+            error=message,
+            errors=message.splitlines(),
+            exit_code=int(code),
+        )
         typer.echo(error.model_dump_json(indent=2))
     raise typer.Exit(int(code))
 

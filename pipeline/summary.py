@@ -186,4 +186,8 @@ class ErrorSummary(_Summary):
     refaudit_version: str = __version__
     command: str
     error: str
+    """The error as stderr shows it (without `refaudit: error: `); several lines when it
+    lists several mistakes (a suite's)."""
+    errors: list[str]
+    """`error`, one item per line."""
     exit_code: int
