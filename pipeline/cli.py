@@ -829,25 +829,45 @@ def suite_check(
 
 @suite_app.command(
     "kinds",
-    epilog=_examples("refaudit suite kinds", "refaudit suite kinds conditional_reference"),
+    epilog=_examples(
+        "refaudit suite kinds",
+        "refaudit suite kinds conditional_reference",
+        "refaudit suite kinds --markdown > kinds.md     # the Markdown source",
+    ),
 )
 def suite_kinds(
     kind: Annotated[
         str | None, typer.Argument(help="One kind (default: all of them).", show_default=False)
     ] = None,
+    markdown: Annotated[
+        bool,
+        typer.Option(
+            "--markdown",
+            help="Print the Markdown source (for documentation) rather than render it.",
+        ),
+    ] = False,
 ) -> None:
-    """Print the suite reference: what each check kind checks and its keys."""
+    """Print the suite reference: what each check kind checks and its keys (rendered on a
+    terminal, plain text when piped)."""
+    import difflib
+
     from .checks import KIND_NAMES, kind_doc, suite_reference
+    from .console import print_markdown
 
     if kind is None:
-        typer.echo(suite_reference(), nl=False)
-        return
-    if kind not in KIND_NAMES:
-        raise typer.BadParameter(
-            f"unknown kind {kind!r}; use one of: {', '.join(sorted(KIND_NAMES))}",
-            param_hint="KIND",
+        text = suite_reference()
+    elif kind in KIND_NAMES:
+        text = f"#### `{kind}` ({KIND_NAMES[kind].stage})\n\n{kind_doc(KIND_NAMES[kind])}\n"
+    else:
+        close = difflib.get_close_matches(kind, sorted(KIND_NAMES), n=1)
+        hint = f"did you mean {close[0]!r}?" if close else "use one of: " + ", ".join(
+            sorted(KIND_NAMES)
         )
-    typer.echo(kind_doc(KIND_NAMES[kind]))
+        raise typer.BadParameter(f"unknown kind {kind!r}; {hint}", param_hint="KIND")
+    if markdown:
+        typer.echo(text, nl=False)
+    else:
+        print_markdown(text)
 
 
 @app.command(

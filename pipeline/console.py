@@ -157,3 +157,19 @@ def stderr_progress(
     from rich.console import Console
 
     return RichProgress(Console(file=stream, stderr=True))
+
+
+def print_markdown(text: str, stream: TextIO | None = None) -> None:
+    """Show Markdown on `stream` (stdout): rendered by rich, in colour on a terminal; as
+    plain text elsewhere (no `#`, backtick or other mark; lines wrapped, none padded)."""
+    from rich.console import Console
+    from rich.markdown import Markdown
+
+    stream = stream or sys.stdout
+    if stream.isatty():
+        Console(file=stream).print(Markdown(text))
+        return
+    console = Console(file=stream, color_system=None, force_terminal=False)
+    with console.capture() as captured:
+        console.print(Markdown(text, justify="default"))
+    stream.write("\n".join(line.rstrip() for line in captured.get().splitlines()) + "\n")

@@ -111,3 +111,68 @@ def test_verbose_shows_steps_then_sql(tmp_path: Path, dirty: str) -> None:
 def test_quiet_and_verbose_exclude_each_other(tmp_path: Path) -> None:
     proc = refaudit("run", "--suite", SAMPLE_SUITE, "-q", "-v", "--out", str(tmp_path / "o"))
     assert "--quiet and --verbose" in assert_one_line_error(proc, ExitCode.USAGE)
+
+
+def test_suite_kinds_piped_is_plain_text() -> None:
+    from refaudit.checks import KIND_NAMES, suite_reference
+
+    proc = refaudit("suite", "kinds")
+    assert proc.returncode == 0, proc.stderr
+    text = proc.stdout
+    # no Markdown marks (but an empty code span, which Markdown cannot render: "default ``")
+    assert "`" not in text.replace("``", "") and "####" not in text
+    assert "\x1b[" not in text  # nor a terminal's colours
+    assert all(line == line.rstrip() for line in text.splitlines())
+    for name, model in KIND_NAMES.items():
+        assert f"{name} ({model.stage})" in text.splitlines()
+    # --markdown: the source, as documentation takes it
+    assert refaudit("suite", "kinds", "--markdown").stdout == suite_reference()
+    one = refaudit("suite", "kinds", "pattern").stdout
+    assert one.startswith("pattern (row)\n") and "unique (set)" not in one
+
+
+def test_suite_kinds_on_a_terminal_is_rendered() -> None:
+    import io
+
+    from refaudit.checks import suite_reference
+    from refaudit.console import print_markdown
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    screen = Tty()
+    print_markdown(suite_reference(), screen)
+    shown = screen.getvalue()
+    assert "\x1b[" in shown and "####" not in shown and "`conditional_reference`" not in shown
+    assert "conditional_reference" in shown
+
+
+def test_suite_kinds_suggests_a_kind() -> None:
+    proc = refaudit("suite", "kinds", "refrence")
+    assert proc.returncode == ExitCode.USAGE
+    assert "unknown kind 'refrence'; did you mean 'reference'?" in proc.stderr
+    assert "use one of: conditional_reference," in refaudit("suite", "kinds", "zzz").stderr
+
+
+def test_step_lines_time_each_step() -> None:
+    import io
+
+    from refaudit.console import StepLines
+
+    out = io.StringIO()
+    lines = StepLines(out)
+    lines.stage("row checks", 2)
+    lines.step("a")
+    lines.note("3 violations so far")
+    lines.step("b")
+    lines.stage("catalog", 1)
+    lines.step("reading catalog of a")
+    lines.done()
+    lines.done()  # idempotent
+    shown = out.getvalue().splitlines()
+    assert [ln.rsplit(": ", 1)[0] for ln in shown] == [
+        "row checks (2)", "  row checks: a", "  row checks: b", "catalog (1)",
+        "  catalog: reading catalog of a",
+    ]  # fmt: skip
+    assert shown[1].endswith(" s (3 violations so far)") and shown[2].endswith(" s")
