@@ -232,8 +232,8 @@ VerboseOption = Annotated[
         "--verbose",
         "-v",
         count=True,
-        help="Show each stage and step with its time on stderr, as lines (-v); also the SQL "
-        "of every statement (-vv).",
+        help="More detail on stderr: each stage and step with its time, as lines (-v); also "
+        "the SQL of every statement (-vv).",
         show_default=False,
     ),
 ]
@@ -618,25 +618,35 @@ def apply(
         ),
     ] = False,
     quiet: QuietOption = False,
+    verbose: VerboseOption = 0,
+    output_format: FormatOption = OutputFormat.text,
     debug: DebugOption = False,
 ) -> None:
     """Run a plan written by `refaudit run --repair` and report what it changed."""
     from .apply import apply_plan
+    from .db import describe
 
+    as_json = _output(output_format, "apply")
+    _verbosity(quiet, verbose)
     db = _project_db(db, _project())
 
     def go() -> Any:
         url = _database_url(db)
-        return apply_plan(
+        done = apply_plan(
             url,
             plan,
             dry_run=dry_run,
             allow_other_database=allow_other_database,
-            echo=None if quiet else typer.echo,
+            echo=None if quiet else (lambda line: typer.echo(line, err=as_json)),
         )
+        return done, describe(url)
 
-    result = _guarded(debug, go, _secrets(db))
-    typer.echo(result.summary())
+    result, database = _guarded(debug, go, _secrets(db))
+    typer.echo(result.summary(), err=as_json)
+    if as_json:
+        from .summary import ApplySummary
+
+        typer.echo(ApplySummary.of(result, database).model_dump_json(indent=2))
 
 
 @app.command(

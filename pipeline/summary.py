@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict
 from . import __version__
 
 if TYPE_CHECKING:
+    from .apply import ApplyResult
     from .audit import SuiteCheckResult
     from .results import AuditResult, FailOn
 
@@ -175,6 +176,39 @@ class SuiteCheckSummary(_Summary):
             tables=result.tables,
             database=result.database,
             warnings=list(result.warnings),
+        )
+
+
+class ApplySummary(_Summary):
+    """`refaudit apply --format json`."""
+
+    summary_version: int = SUMMARY_VERSION
+    refaudit_version: str = __version__
+    command: Literal["apply"] = "apply"
+    plan: str
+    database: str
+    """The database the plan ran on (password masked)."""
+    dry_run: bool
+    """True: everything was rolled back; the counts say what the plan would do."""
+    statements: int
+    totals: dict[str, int]
+    """Rows by what happened to them: updated, set_null, quarantine, already, skipped,
+    held (repair.sql); restored, reinserted, unquarantined, moved_aside (rollback.sql)."""
+    messages: list[str]
+    """The plan's own notices, in order."""
+    summary: str
+    exit_code: int = 0
+
+    @classmethod
+    def of(cls, result: ApplyResult, database: str) -> ApplySummary:
+        return cls(
+            plan=str(result.path),
+            database=database,
+            dry_run=result.dry_run,
+            statements=result.statements,
+            totals=dict(result.totals),
+            messages=list(result.messages),
+            summary=result.summary(),
         )
 
 

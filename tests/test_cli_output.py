@@ -176,3 +176,21 @@ def test_step_lines_time_each_step() -> None:
         "  catalog: reading catalog of a",
     ]  # fmt: skip
     assert shown[1].endswith(" s (3 violations so far)") and shown[2].endswith(" s")
+
+
+def test_apply_dry_run_json_and_its_sql(tmp_path: Path, dirty: str) -> None:
+    out = tmp_path / "o"
+    made = refaudit("run", "--db", dirty, "--suite", SAMPLE_SUITE, "--out", str(out),
+                    "--no-history", "--repair", "--format", "json")  # fmt: skip
+    planned = RunSummary.model_validate_json(made.stdout)
+    assert planned.repair is not None and planned.files["repair"] == str(out / "repair.sql")
+    proc = refaudit("apply", planned.files["repair"], "--db", dirty, "--dry-run",
+                    "--format", "json", "-vv")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["command"] == "apply" and doc["dry_run"] is True
+    assert doc["database"] == planned.database
+    assert doc["totals"]["updated"] == planned.repair["updates"]
+    assert doc["totals"]["quarantine"] == planned.repair["quarantined"]
+    assert doc["summary"].startswith("dry run of repair.sql: ") and doc["summary"] in proc.stderr
+    assert doc["statements"] > 0 and "SQL: " in proc.stderr  # -vv: the plan's statements
