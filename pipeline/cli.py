@@ -737,6 +737,7 @@ def discover(
     lock_timeout: LockTimeoutOption = DEFAULT_LOCK_TIMEOUT_S,
     quiet: QuietOption = False,
     verbose: VerboseOption = 0,
+    output_format: FormatOption = OutputFormat.text,
     debug: DebugOption = False,
 ) -> None:
     """Write a suite for a database from its catalog and its data (read-only, one snapshot):
@@ -745,7 +746,14 @@ def discover(
     from .discover import DiscoverOptions, render_suite, summary, thin_result, write_suite
     from .discover import discover as discover_suite
 
+    as_json = _output(output_format, "discover")
     _verbosity(quiet, verbose)
+    if as_json and out is None:
+        _fail(
+            "--format json prints the summary on standard output, so the suite needs a file: "
+            "pass --out suite.yml",
+            ExitCode.USAGE,
+        )
     db = _project_db(db, _project())
 
     def go() -> Any:
@@ -768,9 +776,15 @@ def discover(
         typer.echo(summary(found, min_confidence), err=True)
     else:
         typer.echo(f"{summary(found, min_confidence)}; wrote {out} (run it: refaudit run "
-                   f"--suite {out})")
-    for line in thin_result(found, min_confidence):  # why the suite holds no reference
+                   f"--suite {out})", err=as_json)
+    thin = thin_result(found, min_confidence)
+    for line in thin:  # why the suite holds no reference
         typer.echo(line, err=True)
+    if as_json and out is not None:
+        from .summary import DiscoverSummary
+
+        done = DiscoverSummary.of(found, out, min_confidence, thin)
+        typer.echo(done.model_dump_json(indent=2))
 
 
 suite_app = typer.Typer(

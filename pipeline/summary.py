@@ -18,6 +18,7 @@ from . import __version__
 if TYPE_CHECKING:
     from .apply import ApplyResult
     from .audit import SuiteCheckResult
+    from .discover.model import Discovery
     from .results import AuditResult, FailOn
 
 SUMMARY_VERSION = 1
@@ -209,6 +210,62 @@ class ApplySummary(_Summary):
             totals=dict(result.totals),
             messages=list(result.messages),
             summary=result.summary(),
+        )
+
+
+class Proposed(_Summary):
+    id: str
+    kind: str
+    table: str
+    source: str
+    """`catalog` (a declared constraint) or `data` (inferred from the rows)."""
+    confidence: float
+    violations: int | None = None
+    """Rows it flags in the data read (null where not measured: catalog checks)."""
+
+
+class DiscoverSummary(_Summary):
+    """`refaudit discover --out suite.yml --format json`."""
+
+    summary_version: int = SUMMARY_VERSION
+    refaudit_version: str = __version__
+    command: Literal["discover"] = "discover"
+    database: str
+    """The database read (password masked)."""
+    suite_path: str
+    tables: int
+    min_confidence: float
+    checks: list[Proposed]
+    """The checks written (those at `min_confidence` or above)."""
+    left_out: int
+    """Proposals below `min_confidence`, not written."""
+    notes: list[str]
+    """Why the suite holds no reference inferred from the data, when it holds none."""
+    exit_code: int = 0
+
+    @classmethod
+    def of(
+        cls, found: Discovery, path: Path, min_confidence: float, notes: list[str]
+    ) -> DiscoverSummary:
+        kept = [p for p in found.proposals if p.confidence >= min_confidence]
+        return cls(
+            database=found.database,
+            suite_path=str(path),
+            tables=len(found.tables),
+            min_confidence=min_confidence,
+            checks=[
+                Proposed(
+                    id=p.model.id,
+                    kind=p.kind,
+                    table=p.table,
+                    source=p.source,
+                    confidence=p.confidence,
+                    violations=p.violations,
+                )
+                for p in kept
+            ],
+            left_out=len(found.proposals) - len(kept),
+            notes=notes,
         )
 
 

@@ -194,3 +194,22 @@ def test_apply_dry_run_json_and_its_sql(tmp_path: Path, dirty: str) -> None:
     assert doc["totals"]["quarantine"] == planned.repair["quarantined"]
     assert doc["summary"].startswith("dry run of repair.sql: ") and doc["summary"] in proc.stderr
     assert doc["statements"] > 0 and "SQL: " in proc.stderr  # -vv: the plan's statements
+
+
+def test_discover_json_lists_the_checks_it_wrote(tmp_path: Path, dirty: str) -> None:
+    import yaml
+
+    out = tmp_path / "suite.yml"
+    proc = refaudit("discover", "--db", dirty, "--out", str(out), "--format", "json", "-v")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    written = yaml.safe_load(out.read_text())["checks"]
+    assert [c["id"] for c in doc["checks"]] == [c["id"] for c in written]
+    assert "reference" in {c["kind"] for c in doc["checks"]}
+    assert all(c["confidence"] >= doc["min_confidence"] for c in doc["checks"])
+    assert doc["suite_path"] == str(out) and doc["tables"] == 6
+    assert "references (" in proc.stderr  # -v: the stages, on stderr
+    # the suite cannot share standard output with the JSON
+    no_out = refaudit("discover", "--db", dirty, "--format", "json")
+    assert "pass --out suite.yml" in assert_one_line_error(no_out, ExitCode.USAGE)
+    assert json.loads(no_out.stdout)["exit_code"] == ExitCode.USAGE
