@@ -34,9 +34,7 @@ def test_readme_suite_reference_is_the_kinds_own() -> None:
 
     readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
     block = readme.split("<!-- kinds:begin -->\n")[1].split("<!-- kinds:end -->")[0]
-    assert block == suite_reference(), (
-        "README's check kinds: paste `refaudit suite kinds --markdown`"
-    )
+    assert block == suite_reference(), "README's check kinds: paste `refaudit suite kinds`"
 
 
 @pytest.mark.parametrize(
