@@ -72,6 +72,7 @@ def _options(
     ] = False,
 ) -> None:
     """Audit the referential and domain integrity of a PostgreSQL database."""
+    _JsonErrors.command = None  # until a command's --format json says otherwise
 
 
 class FailOnChoice(StrEnum):
@@ -118,10 +119,9 @@ def _verbosity(quiet: bool, verbose: int) -> None:
     """Check -q against -v; with -vv, show every statement's SQL on stderr."""
     if quiet and verbose:
         _fail("--quiet and --verbose exclude each other; pass one of them", ExitCode.USAGE)
-    if verbose > 1:
-        from .console import show_sql
+    from .console import show_sql  # (it loads no rich)
 
-        show_sql()
+    show_sql(verbose > 1)
 
 
 def _guarded(debug: bool, fn: Callable[[], T], secrets: Callable[[], list[str]]) -> T:

@@ -126,10 +126,17 @@ class StepLines:
         self._label = None
 
 
-def show_sql(stream: TextIO | None = None) -> None:
-    """Write every statement refaudit sends (`refaudit.db.SQL_LOG`) to `stream` (stderr)."""
+def show_sql(enabled: bool, stream: TextIO | None = None) -> None:
+    """Write every statement refaudit sends (`refaudit.db.SQL_LOG`) to `stream` (stderr), or
+    stop writing them (`enabled` False: the library's default, silent)."""
     from .db import SQL_LOG
 
+    for old in [h for h in SQL_LOG.handlers if isinstance(h.formatter, _IndentedSql)]:
+        SQL_LOG.removeHandler(old)
+    if not enabled:
+        SQL_LOG.setLevel(logging.NOTSET)
+        SQL_LOG.propagate = True
+        return
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(_IndentedSql())
     SQL_LOG.addHandler(handler)

@@ -213,3 +213,21 @@ def test_discover_json_lists_the_checks_it_wrote(tmp_path: Path, dirty: str) -> 
     no_out = refaudit("discover", "--db", dirty, "--format", "json")
     assert "pass --out suite.yml" in assert_one_line_error(no_out, ExitCode.USAGE)
     assert json.loads(no_out.stdout)["exit_code"] == ExitCode.USAGE
+
+
+def test_sql_is_shown_only_while_asked() -> None:
+    import io
+    import logging
+
+    from refaudit.console import show_sql
+    from refaudit.db import SQL_LOG, log_statement
+
+    screen = io.StringIO()
+    show_sql(True, screen)
+    show_sql(True, screen)  # again (an in-process caller): still once per statement
+    log_statement("SELECT 1\nFROM t")
+    assert screen.getvalue() == "    SQL: SELECT 1\n         FROM t\n"
+    show_sql(False)
+    log_statement("SELECT 2")
+    assert "SELECT 2" not in screen.getvalue()
+    assert not SQL_LOG.isEnabledFor(logging.DEBUG)  # the library's default: silent
