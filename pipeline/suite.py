@@ -1,8 +1,9 @@
 """The declarative suite: YAML in `expectations/`, validated on load.
 
 A suite names the audited tables, the key spaces a mis-keyed value may come from, and the
-checks. Every check is the pydantic model of its `kind` (`refaudit.checks`). A mistake in
-the file is reported with the file, the key path and what to write instead.
+checks. Every check is the pydantic model of its `kind` (`refaudit.checks`). Each mistake in
+the file is one line: the file and line, the check (its `id`), the key path and what to write
+instead, with the key or kind meant when one is misspelt.
 """
 
 from __future__ import annotations
@@ -80,9 +81,9 @@ class Suite(Model):
     @model_validator(mode="after")
     def _cross_references(self) -> Suite:
         seen: set[str] = set()
-        problems: list[tuple[tuple[str | int, ...], str]] = []
+        problems: list[tuple[Loc, str]] = []
         for i, check in enumerate(self.checks):
-            where: tuple[str | int, ...] = ("checks", i)
+            where: Loc = ("checks", i)
             if check.id in seen:
                 problems.append(
                     ((*where, "id"), f"`{check.id}` is used twice; check ids are unique")
@@ -125,16 +126,20 @@ class Suite(Model):
         return self.path.parent / self.demo
 
 
+Loc = tuple[str | int, ...]
+"""A key path in the suite file: keys and list indexes (`("checks", 3, "target")`)."""
+
+
 class SuiteProblems(ValueError):
     """What the suite's cross-references get wrong, each as (key path, message): raised by
     `Suite` so that `load_suite` can point each at its check and line."""
 
-    def __init__(self, problems: list[tuple[tuple[str | int, ...], str]]) -> None:
+    def __init__(self, problems: list[tuple[Loc, str]]) -> None:
         self.problems = problems
         super().__init__("; ".join(f"{_dotted(loc)}: {msg}" for loc, msg in problems))
 
 
-def _dotted(loc: tuple[str | int, ...]) -> str:
+def _dotted(loc: Loc) -> str:
     out = ""
     for part in loc:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
@@ -181,11 +186,11 @@ def _keys(types: list[Any]) -> list[str]:
     return sorted(keys)
 
 
-def _read_loc(loc: tuple[str | int, ...]) -> tuple[tuple[str | int, ...], list[str]]:
+def _read_loc(loc: Loc) -> tuple[Loc, list[str]]:
     """A pydantic error's location as the user reads it (a check's kind, which pydantic puts
     in the path, dropped), and the keys accepted in the mapping that holds its last part."""
     types: list[Any] = [Suite]
-    path: tuple[str | int, ...] = ()
+    path: Loc = ()
     keys: list[str] = []
     for part in loc:
         keys = _keys(types)
@@ -195,7 +200,7 @@ def _read_loc(loc: tuple[str | int, ...]) -> tuple[tuple[str | int, ...], list[s
     return path, keys
 
 
-def _line(root: yaml.Node | None, path: tuple[str | int, ...]) -> int | None:
+def _line(root: yaml.Node | None, path: Loc) -> int | None:
     """The 1-based line of the deepest node of `path` in the YAML (a mapping's key for the
     last part, where the key is written), or None without a document."""
     node = root
@@ -240,9 +245,6 @@ def _suggest(word: Any, choices: list[str] | frozenset[str]) -> str:
 def _shown(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
-
-
-Loc = tuple[str | int, ...]
 
 
 def _problem(err: dict[str, Any], path: Loc, keys: list[str]) -> tuple[Loc, str, Loc]:
