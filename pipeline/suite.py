@@ -273,7 +273,9 @@ def _told(p: Path, data: Any, line: int | None, loc: Loc, message: str) -> str:
     where = f"{p}:{line}" if line is not None else str(p)
     if len(loc) >= 2 and loc[0] == "checks" and isinstance(loc[1], int):
         rest = _dotted(loc[2:])
-        return f"{where}: {_check_name(data, loc[1])}: " + (f"{rest}: " if rest else "") + message
+        name = _check_name(data, loc[1])
+        message = message.removeprefix(f"{name}: ")  # a kind's own message may name it too
+        return f"{where}: {name}: " + (f"{rest}: " if rest else "") + message
     return f"{where}: " + (f"{_dotted(loc)}: " if loc else "") + message
 
 

@@ -77,6 +77,10 @@ def test_readme_suite_reference_is_the_kinds_own() -> None:
             "  - {id: x, kind: in_set, table: a, column: c, values: [1], severity: fatal}",
             ":5: check x: severity: Input should be 'error' or 'warn' (got 'fatal')",
         ),
+        (  # a kind's message that names the check itself names it once
+            "  - {id: x, kind: unique, table: a, expressions: ['(SELECT max(c) FROM a)']}",
+            ":5: check x: expressions[0] `(SELECT max(c) FROM a)` holds a subquery",
+        ),
         (
             "  - {id: x, kind: reference, table: a, column: c, target: {table: b},\n"
             "     mis_key: {key_space: people}}",
