@@ -29,7 +29,7 @@ from typing import Any
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL
 
-from .db import create_engine, database_error
+from .db import create_engine, database_error, log_statement
 from .errors import DatabaseError, UsageError
 from .sqltext import ScriptError, comment, psql_lines, statements
 from .words import plural
@@ -147,6 +147,7 @@ def apply_plan(
                 for number, statement in enumerate(body, start=1):
                     doing = f"applying {path.name} (statement {number}: {_first_line(statement)})"
                     try:
+                        log_statement(statement)
                         cur.execute(statement)
                     finally:
                         for notice in conn.notices:

@@ -72,6 +72,7 @@ def _options(
     ] = False,
 ) -> None:
     """Audit the referential and domain integrity of a PostgreSQL database."""
+    _JsonErrors.command = None  # until a command's --format json says otherwise
 
 
 class FailOnChoice(StrEnum):
@@ -79,9 +80,48 @@ class FailOnChoice(StrEnum):
     warn = "warn"
 
 
+class OutputFormat(StrEnum):
+    text = "text"
+    json = "json"
+
+
+class _JsonErrors:
+    """The command whose errors are also a JSON object on stdout (`--format json`), if any."""
+
+    command: str | None = None
+
+
 def _fail(message: str, code: ExitCode) -> None:
-    typer.echo(f"refaudit: error: {message}", err=True)
+    """Print the error (one line each, when it lists several: a suite's mistakes) and exit."""
+    for line in message.splitlines() or [""]:
+        typer.echo(f"refaudit: error: {line}", err=True)
+    if _JsonErrors.command is not None:
+        from .summary import ErrorSummary
+
+        error = ErrorSummary(
+            command=_JsonErrors.command,
+            error=message,
+            errors=message.splitlines(),
+            exit_code=int(code),
+        )
+        typer.echo(error.model_dump_json(indent=2))
     raise typer.Exit(int(code))
+
+
+def _output(fmt: OutputFormat, command: str) -> bool:
+    """Whether the command prints JSON: then its errors do too, and its text goes to stderr."""
+    as_json = fmt is OutputFormat.json
+    _JsonErrors.command = command if as_json else None
+    return as_json
+
+
+def _verbosity(quiet: bool, verbose: int) -> None:
+    """Check -q against -v; with -vv, show every statement's SQL on stderr."""
+    if quiet and verbose:
+        _fail("--quiet and --verbose exclude each other; pass one of them", ExitCode.USAGE)
+    from .console import show_sql  # (it loads no rich)
+
+    show_sql(verbose > 1)
 
 
 def _guarded(debug: bool, fn: Callable[[], T], secrets: Callable[[], list[str]]) -> T:
@@ -186,6 +226,25 @@ LockTimeoutOption = Annotated[
 QuietOption = Annotated[
     bool, typer.Option("--quiet", "-q", help="Print only the verdict; no progress display.")
 ]
+VerboseOption = Annotated[
+    int,
+    typer.Option(
+        "--verbose",
+        "-v",
+        count=True,
+        help="More detail on stderr: each stage and step with its time, as lines (-v); also "
+        "the SQL of every statement (-vv).",
+        show_default=False,
+    ),
+]
+FormatOption = Annotated[
+    OutputFormat,
+    typer.Option(
+        "--format",
+        help="text: the summary for people; json: one JSON object on stdout (everything else, "
+        "errors included, on stderr).",
+    ),
+]
 HistoryOption = Annotated[
     Path | None,
     typer.Option(
@@ -277,7 +336,8 @@ def _examples(*lines: str) -> str:
     return "\b\nExamples:\n" + "\n".join(f"  {line}" for line in lines)
 
 
-def _print_summary(result: Any, fail_on: str, quiet: bool) -> None:
+def _print_summary(result: Any, fail_on: str, quiet: bool, err: bool = False) -> None:
+    """The run's summary for people: on stdout, or on stderr (`err`) when stdout holds JSON."""
     failing = result.failing(fail_on)
     if not quiet:
         for c in result.checks:
@@ -285,7 +345,7 @@ def _print_summary(result: Any, fail_on: str, quiet: bool) -> None:
                 mark = {"failed": "FAIL", "warned": "warn", "passed": "ok  "}[c.status]
                 known = f" ({c.new} new, {c.known} known)" if c.new is not None else ""
                 rows = plural(c.rows_checked, "row")
-                typer.echo(f"  {mark} {c.id}: {c.violations} of {rows}{known}")
+                typer.echo(f"  {mark} {c.id}: {c.violations} of {rows}{known}", err=err)
     baseline = result.baseline
     known = (
         f" ({baseline['new']} new, {baseline['known']} known in the baseline)" if baseline else ""
@@ -299,15 +359,17 @@ def _print_summary(result: Any, fail_on: str, quiet: bool) -> None:
     typer.echo(
         f"{result.verdict(fail_on)}: {plural(result.total_violations, 'violation')}{known}"
         f"{change}, {plural(len(failing), 'failing check')}; "
-        f"report {result.out_dir / 'report.html'}"
+        f"report {result.out_dir / 'report.html'}",
+        err=err,
     )
 
 
-def _with_progress(quiet: bool, fn: Callable[[Any], T]) -> T:
-    """Run `fn(progress)` with a progress display on stderr when it is a terminal."""
+def _with_progress(quiet: bool, fn: Callable[[Any], T], verbose: int = 0) -> T:
+    """Run `fn(progress)` with a progress display on stderr: bars when it is a terminal,
+    lines with --verbose."""
     from .console import stderr_progress
 
-    bars = stderr_progress(quiet)
+    bars = stderr_progress(quiet, verbose=verbose)
     try:
         return fn(bars)
     finally:
@@ -383,6 +445,8 @@ def run(
         ),
     ] = False,
     quiet: QuietOption = False,
+    verbose: VerboseOption = 0,
+    output_format: FormatOption = OutputFormat.text,
     debug: DebugOption = False,
 ) -> None:
     """Audit a database (or a snapshot of one) against a suite and write the report into --out."""
@@ -390,6 +454,8 @@ def run(
     from .errors import UsageError
     from .suite import load_suite
 
+    as_json = _output(output_format, "run")
+    _verbosity(quiet, verbose)
     project = _project()
     suite_path = _suite_path(suite, project)
     if project is not None:  # the command line wins over the project file
@@ -425,31 +491,37 @@ def run(
             result = _with_progress(
                 quiet,
                 lambda bars: audit_snapshot(snapshot, loaded, out, options=opts, progress=bars),
+                verbose,
             )
             for note in (result.source or {})["notes"]:
                 typer.echo(f"refaudit: note: {note}", err=True)
             return result
         url = _database_url(db)
         return _with_progress(
-            quiet, lambda bars: run_audit(url, loaded, out, options=opts, progress=bars)
+            quiet, lambda bars: run_audit(url, loaded, out, options=opts, progress=bars), verbose
         )
 
     result = _guarded(debug, go, _secrets(db))
-    _print_summary(result, fails, quiet)
+    _print_summary(result, fails, quiet, err=as_json)
     if keep is not None and result.out_dir is not None:
         from .audit import prune_runs
 
         gone = _guarded(debug, lambda: prune_runs(result.out_dir, keep), _secrets(db))
         if gone and not quiet:
             removed = plural(len(gone), "older run directory", "older run directories")
-            typer.echo(f"removed {removed} (--keep {keep})")
+            typer.echo(f"removed {removed} (--keep {keep})", err=as_json)
     plan = result.repair
     if plan is not None:
         typer.echo(
             f"repair plan: {plural(plan['updates'], 'update')}, {plan['set_null']} set to NULL, "
             f"{plan['quarantined']} to quarantine, {plan['ambiguous']} for review; "
-            f"review {result.out_dir / 'repair.sql'}"
+            f"review {result.out_dir / 'repair.sql'}",
+            err=as_json,
         )
+    if as_json:
+        from .summary import RunSummary
+
+        typer.echo(RunSummary.of(result, fails).model_dump_json(indent=2))
     raise typer.Exit(int(result.exit_code(fails)))
 
 
@@ -546,25 +618,35 @@ def apply(
         ),
     ] = False,
     quiet: QuietOption = False,
+    verbose: VerboseOption = 0,
+    output_format: FormatOption = OutputFormat.text,
     debug: DebugOption = False,
 ) -> None:
     """Run a plan written by `refaudit run --repair` and report what it changed."""
     from .apply import apply_plan
+    from .db import describe
 
+    as_json = _output(output_format, "apply")
+    _verbosity(quiet, verbose)
     db = _project_db(db, _project())
 
     def go() -> Any:
         url = _database_url(db)
-        return apply_plan(
+        done = apply_plan(
             url,
             plan,
             dry_run=dry_run,
             allow_other_database=allow_other_database,
-            echo=None if quiet else typer.echo,
+            echo=None if quiet else (lambda line: typer.echo(line, err=as_json)),
         )
+        return done, describe(url)
 
-    result = _guarded(debug, go, _secrets(db))
-    typer.echo(result.summary())
+    result, database = _guarded(debug, go, _secrets(db))
+    typer.echo(result.summary(), err=as_json)
+    if as_json:
+        from .summary import ApplySummary
+
+        typer.echo(ApplySummary.of(result, database).model_dump_json(indent=2))
 
 
 @app.command(
@@ -660,6 +742,8 @@ def discover(
     statement_timeout: StatementTimeoutOption = DEFAULT_STATEMENT_TIMEOUT_S,
     lock_timeout: LockTimeoutOption = DEFAULT_LOCK_TIMEOUT_S,
     quiet: QuietOption = False,
+    verbose: VerboseOption = 0,
+    output_format: FormatOption = OutputFormat.text,
     debug: DebugOption = False,
 ) -> None:
     """Write a suite for a database from its catalog and its data (read-only, one snapshot):
@@ -668,6 +752,14 @@ def discover(
     from .discover import DiscoverOptions, render_suite, summary, thin_result, write_suite
     from .discover import discover as discover_suite
 
+    as_json = _output(output_format, "discover")
+    _verbosity(quiet, verbose)
+    if as_json and out is None:
+        _fail(
+            "--format json prints the summary on standard output, so the suite needs a file: "
+            "pass --out suite.yml",
+            ExitCode.USAGE,
+        )
     db = _project_db(db, _project())
 
     def go() -> Any:
@@ -677,7 +769,9 @@ def discover(
             statement_timeout_s=statement_timeout,
             lock_timeout_s=lock_timeout,
         )
-        found = _with_progress(quiet, lambda bars: discover_suite(url, opts, progress=bars))
+        found = _with_progress(
+            quiet, lambda bars: discover_suite(url, opts, progress=bars), verbose
+        )
         if out is None:
             return found, render_suite(found, min_confidence)
         return found, write_suite(found, out, min_confidence)
@@ -688,9 +782,15 @@ def discover(
         typer.echo(summary(found, min_confidence), err=True)
     else:
         typer.echo(f"{summary(found, min_confidence)}; wrote {out} (run it: refaudit run "
-                   f"--suite {out})")
-    for line in thin_result(found, min_confidence):  # why the suite holds no reference
+                   f"--suite {out})", err=as_json)
+    thin = thin_result(found, min_confidence)
+    for line in thin:  # why the suite holds no reference
         typer.echo(line, err=True)
+    if as_json and out is not None:
+        from .summary import DiscoverSummary
+
+        done = DiscoverSummary.of(found, out, min_confidence, thin)
+        typer.echo(done.model_dump_json(indent=2))
 
 
 suite_app = typer.Typer(
@@ -725,6 +825,8 @@ def suite_check(
             metavar="URL",
         ),
     ] = None,
+    verbose: VerboseOption = 0,
+    output_format: FormatOption = OutputFormat.text,
     debug: DebugOption = False,
 ) -> None:
     """Validate a suite: its syntax and references, and with --db its tables, columns,
@@ -733,6 +835,8 @@ def suite_check(
     from .db import resolve_url
     from .suite import load_suite
 
+    as_json = _output(output_format, "suite check")
+    _verbosity(False, verbose)
     suite_path = _suite_path(path, _project(), NO_SUITE_TO_CHECK)
 
     def go() -> Any:
@@ -742,33 +846,58 @@ def suite_check(
     against = f"; it matches {result.database}" if result.database else ""
     typer.echo(
         f"suite {result.suite} is valid: {plural(result.checks, 'check')} on "
-        f"{plural(result.tables, 'table')}{against}"
+        f"{plural(result.tables, 'table')}{against}",
+        err=as_json,
     )
     for warning in result.warnings:
         typer.echo(f"warning: {warning}", err=True)
+    if as_json:
+        from .summary import SuiteCheckSummary
+
+        typer.echo(SuiteCheckSummary.of(result, suite_path).model_dump_json(indent=2))
 
 
 @suite_app.command(
     "kinds",
-    epilog=_examples("refaudit suite kinds", "refaudit suite kinds conditional_reference"),
+    epilog=_examples(
+        "refaudit suite kinds",
+        "refaudit suite kinds conditional_reference",
+        "refaudit suite kinds --markdown > kinds.md     # the Markdown source",
+    ),
 )
 def suite_kinds(
     kind: Annotated[
         str | None, typer.Argument(help="One kind (default: all of them).", show_default=False)
     ] = None,
+    markdown: Annotated[
+        bool,
+        typer.Option(
+            "--markdown",
+            help="Print the Markdown source (for documentation) rather than render it.",
+        ),
+    ] = False,
 ) -> None:
-    """Print the suite reference: what each check kind checks and its keys."""
+    """Print the suite reference: what each check kind checks and its keys (rendered on a
+    terminal, plain text when piped)."""
+    import difflib
+
     from .checks import KIND_NAMES, kind_doc, suite_reference
+    from .console import print_markdown
 
     if kind is None:
-        typer.echo(suite_reference(), nl=False)
-        return
-    if kind not in KIND_NAMES:
-        raise typer.BadParameter(
-            f"unknown kind {kind!r}; use one of: {', '.join(sorted(KIND_NAMES))}",
-            param_hint="KIND",
+        text = suite_reference()
+    elif kind in KIND_NAMES:
+        text = f"#### `{kind}` ({KIND_NAMES[kind].stage})\n\n{kind_doc(KIND_NAMES[kind])}\n"
+    else:
+        close = difflib.get_close_matches(kind, sorted(KIND_NAMES), n=1)
+        hint = f"did you mean {close[0]!r}?" if close else "use one of: " + ", ".join(
+            sorted(KIND_NAMES)
         )
-    typer.echo(kind_doc(KIND_NAMES[kind]))
+        raise typer.BadParameter(f"unknown kind {kind!r}; {hint}", param_hint="KIND")
+    if markdown:
+        typer.echo(text, nl=False)
+    else:
+        print_markdown(text)
 
 
 @app.command(

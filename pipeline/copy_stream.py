@@ -32,6 +32,8 @@ from psycopg2.extensions import encodings
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection
 
+from .db import log_statement
+
 SPOOL_IN_MEMORY = 4 << 20  # bytes of COPY output kept in memory before spilling to disk
 NOTE_EVERY = 10_000  # rows between two `note` calls while the COPY runs
 
@@ -156,6 +158,7 @@ def _copy(
                 described = cur.description
             sink = sink_for(described)
             options = b" (FORMAT csv)" if csv else b""
+            log_statement(b"COPY (" + query + b") TO STDOUT" + options)
             cur.copy_expert(b"COPY (" + query + b") TO STDOUT" + options, sink)
         except psycopg2.Error as exc:
             lost = bool(raw.closed)

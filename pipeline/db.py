@@ -4,6 +4,7 @@ read-only snapshot every check runs in."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import weakref
@@ -23,6 +24,29 @@ from .errors import DatabaseError, UsageError
 from .limits import CONNECT_TIMEOUT_S, DEFAULT_LOCK_TIMEOUT_S, DEFAULT_STATEMENT_TIMEOUT_S
 
 DRIVER = "postgresql+psycopg2"
+
+SQL_LOG = logging.getLogger(f"{__package__}.sql")
+"""Every statement refaudit sends, at DEBUG, as the server receives it (`refaudit -vv`
+shows them); silent unless the application configures it."""
+
+
+def log_statement(statement: str | bytes) -> None:
+    """Log a statement's text on `SQL_LOG` (a no-op unless DEBUG is enabled there)."""
+    if SQL_LOG.isEnabledFor(logging.DEBUG):
+        text = statement.decode(errors="replace") if isinstance(statement, bytes) else statement
+        SQL_LOG.debug("%s", text.strip())
+
+
+def _log_execute(
+    _conn: Any, cursor: Any, statement: str, parameters: Any, _context: Any, executemany: bool
+) -> None:
+    if not SQL_LOG.isEnabledFor(logging.DEBUG):
+        return
+    if not executemany and hasattr(cursor, "mogrify"):
+        with contextlib.suppress(Exception):  # shown as sent; else with its placeholders
+            log_statement(cursor.mogrify(statement, parameters))
+            return
+    log_statement(statement)
 
 
 def resolve_url(db: str | None) -> URL:
@@ -268,6 +292,7 @@ def create_engine(
         },
     )
     sa.event.listen(engine, "connect", _track)
+    sa.event.listen(engine, "before_cursor_execute", _log_execute)
     return engine
 
 

@@ -1,20 +1,24 @@
 """The declarative suite: YAML in `expectations/`, validated on load.
 
 A suite names the audited tables, the key spaces a mis-keyed value may come from, and the
-checks. Every check is the pydantic model of its `kind` (`refaudit.checks`). A mistake in
-the file is reported with the file, the key path and what to write instead.
+checks. Every check is the pydantic model of its `kind` (`refaudit.checks`). Each mistake in
+the file is one line: the file and line, the check (its `id`), the key path and what to write
+instead, with the key or kind meant when one is misspelt.
 """
 
 from __future__ import annotations
 
+import difflib
 import importlib.resources
+import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Union
+from types import UnionType
+from typing import TYPE_CHECKING, Annotated, Any, Union, get_args, get_origin
 
 import yaml
-from pydantic import Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
-from .checks import CATALOG_KINDS, CHECK_KINDS, KINDS, ROW_KINDS, SET_KINDS
+from .checks import CATALOG_KINDS, CHECK_KINDS, KIND_NAMES, KINDS, ROW_KINDS, SET_KINDS
 from .checks.base import Key
 from .checks.catalog import ConstraintCheck, ConstraintRefSpec, IndexCheck, TriggerCheck
 from .checks.consistency import ConsistencyCheck
@@ -77,19 +81,28 @@ class Suite(Model):
     @model_validator(mode="after")
     def _cross_references(self) -> Suite:
         seen: set[str] = set()
+        problems: list[tuple[Loc, str]] = []
         for i, check in enumerate(self.checks):
-            where = f"checks[{i}]"
+            where: Loc = ("checks", i)
             if check.id in seen:
-                raise ValueError(f"{where}.id: `{check.id}` is used twice; check ids are unique")
+                problems.append(
+                    ((*where, "id"), f"`{check.id}` is used twice; check ids are unique")
+                )
             seen.add(check.id)
             for table in check.tables():
                 if table not in self.tables:
-                    raise ValueError(
-                        f"{where}: table `{table}` is not declared under `tables:`; "
+                    problems.append((where, (
+                        f"table `{table}` is not declared under `tables:`; "
                         f"add `{table}: {{key: id}}` there"
-                    )
+                    )))  # fmt: skip
             for problem in check.problems(self.tables, self.key_spaces):
-                raise ValueError(f"{where}.{problem}")
+                # `path: message`, the path's parts keys or [n] indexes
+                path, _, message = problem.partition(": ")
+                parts = re.findall(r"[^.\[\]]+|\[\d+\]", path)
+                loc = tuple(int(x[1:-1]) if x.startswith("[") else x for x in parts)
+                problems.append(((*where, *loc), message))
+        if problems:
+            raise SuiteProblems(problems)
         return self
 
     def check(self, check_id: str) -> Check:
@@ -113,31 +126,188 @@ class Suite(Model):
         return self.path.parent / self.demo
 
 
-def _loc(loc: tuple[Any, ...]) -> str:
+Loc = tuple[str | int, ...]
+"""A key path in the suite file: keys and list indexes (`("checks", 3, "target")`)."""
+
+
+class SuiteProblems(ValueError):
+    """What the suite's cross-references get wrong, each as (key path, message): raised by
+    `Suite` so that `load_suite` can point each at its check and line."""
+
+    def __init__(self, problems: list[tuple[Loc, str]]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(f"{_dotted(loc)}: {msg}" for loc, msg in problems))
+
+
+def _dotted(loc: Loc) -> str:
     out = ""
     for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _leaves(annotation: Any) -> list[Any]:
+    """The types a value of `annotation` may be: Annotated and unions unwrapped."""
+    if get_origin(annotation) is Annotated:
+        return _leaves(get_args(annotation)[0])
+    if get_origin(annotation) in (Union, UnionType):
+        return [t for arg in get_args(annotation) for t in _leaves(arg)]
+    return [annotation]
+
+
+def _inside(types: list[Any], part: str | int) -> tuple[list[Any], bool]:
+    """The types at key or index `part` of a value of one of `types`, and whether `part` is
+    a discriminated union's tag (pydantic puts a check's `kind` in the path; no key)."""
+    if isinstance(part, str) and part in KIND_NAMES and KIND_NAMES[part] in types:
+        return [KIND_NAMES[part]], True
+    found: list[Any] = []
+    for t in types:
+        origin, args = get_origin(t), get_args(t)
+        if origin in (list, tuple, set, frozenset) and args and isinstance(part, int):
+            found += _leaves(args[0])
+        elif origin is dict and len(args) == 2:
+            found += _leaves(args[1])
+        elif isinstance(t, type) and issubclass(t, BaseModel) and isinstance(part, str):
+            for name, f in t.model_fields.items():
+                if part in (name, f.alias):
+                    found += _leaves(f.annotation)
+    return found, False
+
+
+def _keys(types: list[Any]) -> list[str]:
+    """The keys a mapping of one of `types` (models) accepts."""
+    keys = {
+        f.alias or name
+        for t in types
+        if isinstance(t, type) and issubclass(t, BaseModel)
+        for name, f in t.model_fields.items()
+        if not f.exclude
+    }
+    return sorted(keys)
+
+
+def _read_loc(loc: Loc) -> tuple[Loc, list[str]]:
+    """A pydantic error's location as the user reads it (a check's kind, which pydantic puts
+    in the path, dropped), and the keys accepted in the mapping that holds its last part."""
+    types: list[Any] = [Suite]
+    path: Loc = ()
+    keys: list[str] = []
+    for part in loc:
+        keys = _keys(types)
+        types, tag = _inside(types, part)
+        if not tag:
+            path += (part,)
+    return path, keys
+
+
+def _line(root: yaml.Node | None, path: Loc) -> int | None:
+    """The 1-based line of the deepest node of `path` in the YAML (a mapping's key for the
+    last part, where the key is written), or None without a document."""
+    node = root
+    if node is None:
+        return None
+    line = node.start_mark.line
+    for part in path:
+        if isinstance(node, yaml.MappingNode) and isinstance(part, str):
+            match = [(k, v) for k, v in node.value if getattr(k, "value", None) == part]
+            if not match:
+                break
+            key, node = match[-1]
+            line = key.start_mark.line
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            if part >= len(node.value):
+                break
+            node = node.value[part]
+            line = node.start_mark.line
         else:
-            # discriminated unions add the tag ("reference") to the path: it is not a key
-            if part in CHECK_KINDS:
-                continue
-            out += f".{part}" if out else str(part)
-    return out or "(top level)"
+            break
+    return line + 1
 
 
-def _message(err: dict[str, Any]) -> str:
+def _check_name(data: Any, index: int) -> str:
+    """A check as an error names it: its `id`, else its position, kind and column."""
+    check = data.get("checks")[index] if isinstance(data.get("checks"), list) else None
+    if isinstance(check, dict) and isinstance(check.get("id"), str) and check["id"]:
+        return f"check {check['id']}"
+    if not isinstance(check, dict):
+        return f"check #{index + 1}"
+    column = check.get("column") or check.get("columns")
+    on = ".".join(str(p) for p in (check.get("table"), column) if p)
+    what = " ".join(str(p) for p in (check.get("kind"), f"on {on}" if on else "") if p)
+    return f"check #{index + 1}" + (f" ({what})" if what else "")
+
+
+def _suggest(word: Any, choices: list[str] | frozenset[str]) -> str:
+    close = difflib.get_close_matches(str(word), sorted(choices), n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _problem(err: dict[str, Any], path: Loc, keys: list[str]) -> tuple[Loc, str, Loc]:
+    """One pydantic error as (the key path the message is about, the message, the key path
+    whose line it is on)."""
     kind = err["type"]
-    if kind == "missing":
-        return "is required but missing"
-    if kind == "extra_forbidden":
-        return "is not a known key (check its spelling)"
+    if kind == "missing":  # on the line of the mapping that lacks it
+        return path[:-1], f"key {path[-1]!r} is required but missing", path[:-1]
+    if kind == "extra_forbidden":  # on the line of the unknown key
+        hint = _suggest(path[-1], keys) or (f" (the keys here: {', '.join(keys)})" if keys else "")
+        return path[:-1], f"unknown key {path[-1]!r}{hint}", path
     if kind == "union_tag_invalid":
-        return "unknown kind; use one of: " + ", ".join(sorted(CHECK_KINDS))
+        tag = err.get("ctx", {}).get("tag")
+        hint = _suggest(tag, CHECK_KINDS) or "; use one of: " + ", ".join(sorted(CHECK_KINDS))
+        return path, f"unknown kind {tag!r}{hint}", (*path, "kind")
     if kind == "union_tag_not_found":
-        return "needs `kind:` (reference, conditional_reference, consistency, ...)"
-    msg = str(err["msg"])
-    return msg.removeprefix("Value error, ")
+        return path, "needs `kind:` (reference, conditional_reference, consistency, ...)", path
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    if kind.endswith("_type") or kind in ("literal_error", "enum"):
+        msg += f" (got {_shown(err.get('input'))})"
+    return path, msg, path
+
+
+def _told(p: Path, data: Any, line: int | None, loc: Loc, message: str) -> str:
+    """One error line: `file:line: check ID: key.path: message`."""
+    where = f"{p}:{line}" if line is not None else str(p)
+    if len(loc) >= 2 and loc[0] == "checks" and isinstance(loc[1], int):
+        rest = _dotted(loc[2:])
+        name = _check_name(data, loc[1])
+        message = message.removeprefix(f"{name}: ")  # a kind's own message may name it too
+        return f"{where}: {name}: " + (f"{rest}: " if rest else "") + message
+    return f"{where}: " + (f"{_dotted(loc)}: " if loc else "") + message
+
+
+def _errors(p: Path, text: str, data: Any, exc: ValidationError) -> list[str]:
+    """Every mistake of a suite that failed validation, one line each."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:  # it loaded, so it composes; no line rather than no message
+        root = None
+    found: list[tuple[Loc, str, Loc]] = []
+    read: list[tuple[dict[str, Any], Loc, list[str]]] = []
+    for e in exc.errors():
+        error: dict[str, Any] = dict(e)
+        cause = error.get("ctx", {}).get("error")
+        if isinstance(cause, SuiteProblems):
+            found += [(loc, msg, loc) for loc, msg in cause.problems]
+        else:
+            read.append((error, *_read_loc(tuple(error["loc"]))))
+    meant = {  # the keys an unknown key is a misspelling of
+        (*path[:-1], close)
+        for error, path, keys in read
+        if error["type"] == "extra_forbidden"
+        for close in difflib.get_close_matches(str(path[-1]), keys, n=1)
+    }
+    # `tabel:` for `table:`: "unknown key 'tabel'; did you mean 'table'?" says it all
+    found += [
+        _problem(error, path, keys)
+        for error, path, keys in read
+        if not (error["type"] == "missing" and path in meant)
+    ]
+    lines = [_told(p, data, _line(root, at), about, msg) for about, msg, at in found]
+    return list(dict.fromkeys(lines))
 
 
 def load_suite(path: Path | str | None = None) -> Suite:
@@ -165,8 +335,6 @@ def load_suite(path: Path | str | None = None) -> Suite:
     try:
         suite = Suite.model_validate(data)
     except ValidationError as exc:
-        # every mistake at once, so one edit fixes them all
-        found = list(dict.fromkeys(f"{_loc(e['loc'])}: {_message(dict(e))}" for e in exc.errors()))
-        listed = found[0] if len(found) == 1 else f"{len(found)} mistakes: " + "; ".join(found)
-        raise SuiteError(f"{p}: {listed}") from None
+        # every mistake at once, one line each (`file:line: ...`), so one edit fixes them all
+        raise SuiteError("\n".join(_errors(p, text, data, exc))) from None
     return suite.model_copy(update={"path": p.resolve()})

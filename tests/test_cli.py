@@ -72,7 +72,9 @@ def test_broken_suite_is_exit_2(tmp_path: Path, clean_db: str) -> None:
     bad = tmp_path / "s.yml"
     bad.write_text("suite: x\ntables: {}\nchecks: []\n")
     proc = refaudit("run", "--db", clean_db, "--suite", str(bad), "--out", str(tmp_path / "o"))
-    assert str(bad) in assert_one_line_error(proc, ExitCode.USAGE)
+    assert proc.returncode == ExitCode.USAGE and "Traceback" not in proc.stderr
+    lines = proc.stderr.splitlines()  # one line per mistake
+    assert [ln.split(": ")[2] for ln in lines] == [f"{bad}:2", f"{bad}:3"], proc.stderr
 
 
 def test_version_and_short_help() -> None:

@@ -34,50 +34,147 @@ def test_shipped_suite_loads_and_every_kind_has_cases() -> None:
     [
         (
             "  - {id: x, kind: reference, table: a, column: c}",
-            "checks[0].target: is required but missing",
+            ":5: check x: key 'target' is required but missing",
         ),
-        ("  - {id: x, kind: refrence, table: a, column: c}", "unknown kind; use one of:"),
+        (
+            "  - {id: x, kind: refrence, table: a, column: c}",
+            ":5: check x: unknown kind 'refrence'; did you mean 'reference'?",
+        ),
+        (
+            "  - {id: x, kind: uniq, table: a, column: c}",
+            ":5: check x: unknown kind 'uniq'; did you mean 'unique'?",
+        ),
+        (
+            "  - {id: x, kind: foo, table: a, column: c}",
+            ":5: check x: unknown kind 'foo'; use one of: conditional_reference, consistency,",
+        ),
         (
             "  - {id: x, kind: reference, table: zz, column: c, target: {table: b}}",
-            "table `zz` is not declared under `tables:`",
+            ":5: check x: table `zz` is not declared under `tables:`",
         ),
         (
-            "  - {id: x, kind: in_set, table: a, column: c, values: [1], colour: red}",
-            "checks[0].colour: is not a known key",
+            "  - {id: x, kind: in_set, table: a, column: c, values: [1], flavour: red}",
+            ":5: check x: unknown key 'flavour' (the keys here: column, description, id, kind,",
         ),
         (
             "  - {id: x, kind: in_set, table: a, column: c, values: [1]}\n"
             "  - {id: x, kind: in_set, table: a, column: d, values: [1]}",
-            "`x` is used twice",
+            ":6: check x: id: `x` is used twice",
         ),
         (
             "  - {id: x, kind: row_rule, table: a, require: {column: c, gt: 1, lt: 3}}",
-            "exactly one of eq, ne",
+            ":5: check x: require: a column test takes exactly one of eq, ne,",
         ),
         (
             "  - {id: x, kind: in_set, table: a, column: c, values: [1], severity: fatal}",
-            "checks[0].severity",
+            ":5: check x: severity: Input should be 'error' or 'warn' (got 'fatal')",
+        ),
+        (  # a kind's message that names the check itself names it once
+            "  - {id: x, kind: unique, table: a, expressions: ['(SELECT max(c) FROM a)']}",
+            ":5: check x: expressions[0] `(SELECT max(c) FROM a)` holds a subquery",
         ),
         (
             "  - {id: x, kind: reference, table: a, column: c, target: {table: b},\n"
             "     mis_key: {key_space: people}}",
-            "`people` is not declared under `key_spaces:`",
+            ":6: check x: mis_key.key_space: `people` is not declared under `key_spaces:`",
         ),
     ],
 )
-def test_mistakes_name_file_key_and_fix(tmp_path: Path, body: str, message: str) -> None:
+def test_mistakes_name_file_line_check_key_and_fix(
+    tmp_path: Path, body: str, message: str
+) -> None:
     path = tmp_path / "bad.yml"
     path.write_text(BASE + body + "\n")
     with pytest.raises(SuiteError) as err:
         load_suite(path)
     text = str(err.value)
-    assert str(path) in text
-    assert message in text
+    assert text.startswith(f"{path}{message}"), text
     assert "\n" not in text
     assert err.value.exit_code == ExitCode.USAGE
 
 
-def test_every_mistake_is_listed(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("check", "line", "message"),
+    [
+        (  # an unknown key: on its own line, with the key it is a misspelling of
+            """
+  - id: tutor.reference
+    kind: reference
+    table: a
+    column: c
+    taget: {table: b}""",
+            "    taget: {table: b}",
+            "check tutor.reference: unknown key 'taget'; did you mean 'target'?",
+        ),
+        (  # nested, in a check without an id: named by kind, table and column
+            """
+  - kind: reference
+    id: 7
+    table: a
+    column: c
+    target:
+      table: b
+      colum: id""",
+            "      colum: id",
+            "check #2 (reference on a.c): target: unknown key 'colum'; did you mean 'column'?",
+        ),
+        (  # a value of the wrong type
+            """
+  - id: statuses
+    kind: in_set
+    table: a
+    column: c
+    values: pending""",
+            "    values: pending",
+            "check statuses: values: Input should be a valid list (got 'pending')",
+        ),
+        (  # a wrong kind: on the line of `kind:`
+            """
+  - id: shape
+    table: a
+    column: c
+    kind: patern
+    regex: '^x$'""",
+            "    kind: patern",
+            "check shape: unknown kind 'patern'; did you mean 'pattern'?",
+        ),
+        (  # a wrong type deeper down
+            """
+  - id: nn
+    kind: not_null
+    table: a
+    columns: [c]
+    threshold:
+      max_count: lots""",
+            "      max_count: lots",
+            "check nn: threshold.max_count: Input should be a valid integer",
+        ),
+        (  # a missing key: on the line of the mapping that lacks it
+            """
+  - id: ref
+    kind: reference
+    table: a
+    column: c
+    target:
+      where: {column: kind, eq: x}""",
+            "    target:",
+            "check ref: target: key 'table' is required but missing",
+        ),
+    ],
+)
+def test_block_style_mistakes_are_on_their_line(
+    tmp_path: Path, check: str, line: str, message: str
+) -> None:
+    path = tmp_path / "bad.yml"
+    path.write_text(BASE + "  - {id: first, kind: not_null, table: a, columns: [c]}" + check + "\n")
+    number = path.read_text().splitlines().index(line) + 1
+    with pytest.raises(SuiteError) as err:
+        load_suite(path)
+    lines = str(err.value).splitlines()
+    assert any(ln.startswith(f"{path}:{number}: {message}") for ln in lines), lines
+
+
+def test_every_mistake_is_listed_one_per_line(tmp_path: Path) -> None:
     path = tmp_path / "bad.yml"
     path.write_text(
         BASE
@@ -87,12 +184,32 @@ def test_every_mistake_is_listed(tmp_path: Path) -> None:
     )
     with pytest.raises(SuiteError) as err:
         load_suite(path)
-    text = str(err.value)
-    assert text.startswith(f"{path}: 3 mistakes: ") and "more)" not in text, text
-    assert "checks[0]: a reference names `column:` or (a composite key) `columns:`" in text
-    assert "checks[1].severity" in text
-    assert "checks[2].colour: is not a known key" in text
-    assert "\n" not in text
+    lines = str(err.value).splitlines()
+    assert lines == [
+        f"{path}:5: check x: a reference names `column:` or (a composite key) `columns:`",
+        f"{path}:6: check y: severity: Input should be 'error' or 'warn' (got 'fatal')",
+        f"{path}:7: check z: unknown key 'colour'; did you mean 'column'?",
+    ]
+
+
+def test_a_misspelt_key_is_not_also_missing(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yml"
+    check = "  - {id: x, kind: reference, table: a, column: c, target: {tabel: b}}"
+    path.write_text(BASE + check + "\n")
+    with pytest.raises(SuiteError) as err:
+        load_suite(path)
+    assert str(err.value) == (
+        f"{path}:5: check x: target: unknown key 'tabel'; did you mean 'table'?"
+    )
+
+
+def test_top_level_mistakes_have_their_line(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yml"
+    path.write_text("suite: t\ntables:\n  a: {key: id}\nchekcs:\n  - {id: x}\n")
+    with pytest.raises(SuiteError) as err:
+        load_suite(path)
+    # and not also "checks is required": the misspelling says it
+    assert str(err.value) == f"{path}:4: unknown key 'chekcs'; did you mean 'checks'?"
 
 
 def test_yaml_syntax_error_has_line_and_column(tmp_path: Path) -> None:

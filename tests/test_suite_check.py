@@ -53,10 +53,20 @@ def test_a_suite_is_checked_against_a_database(tmp_path: Path, new_database) -> 
     assert "orders.status.pattern" in line
 
 
-def test_a_broken_suite_is_one_line_and_exit_2(tmp_path: Path) -> None:
+def test_a_broken_suite_is_one_line_per_mistake_and_exit_2(tmp_path: Path) -> None:
     path = tmp_path / "broken.yml"
     path.write_text("suite: x\ntables: {}\nchecks: []\n")
     done = refaudit("suite", "check", str(path))
-    line = assert_one_line_error(done, ExitCode.USAGE)
-    assert "broken.yml" in line
+    assert done.returncode == ExitCode.USAGE and "Traceback" not in done.stderr
+    assert done.stderr.splitlines() == [
+        f"refaudit: error: {path}:2: tables: Dictionary should have at least 1 item after "
+        "validation, not 0",
+        f"refaudit: error: {path}:3: checks: List should have at least 1 item after "
+        "validation, not 0",
+    ]
+    one = tmp_path / "one.yml"
+    one.write_text("suite: x\ntables: {a: {key: id}}\nchecks: []\n")
+    assert f"{one}:3: checks: " in assert_one_line_error(
+        refaudit("suite", "check", str(one)), ExitCode.USAGE
+    )
 

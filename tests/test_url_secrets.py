@@ -66,6 +66,26 @@ def test_password_as_a_query_parameter(tmp_path: Path, odd_role: TcpServer) -> N
     assert_nothing_shows_it(tmp_path, proc.stdout, proc.stderr)
 
 
+def test_json_summary_and_sql_show_the_url_masked(tmp_path: Path, odd_role: TcpServer) -> None:
+    url = f"postgresql://{ROLE}:{quote(ODD_PASSWORD, safe='')}@127.0.0.1:{odd_role.port}/{DB}"
+    proc = refaudit(
+        "run", "--suite", SAMPLE_SUITE, "--out", str(tmp_path / "o"), "--no-history",
+        "--db", url, "--format", "json", "-vv",
+    )  # fmt: skip
+    assert proc.returncode == ExitCode.VIOLATIONS, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["database"] == f"postgresql://{ROLE}:***@127.0.0.1:{odd_role.port}/{DB}"
+    assert "SQL: " in proc.stderr
+    assert_nothing_shows_it(tmp_path, proc.stdout, proc.stderr)
+    wrong = url.replace("Kq7", "Qq7")  # an error in JSON too
+    failed = refaudit("run", "--suite", SAMPLE_SUITE, "--db", wrong, "--format", "json",
+                      "--out", str(tmp_path / "w"))  # fmt: skip
+    assert json.loads(failed.stdout)["exit_code"] == ExitCode.RUNTIME == failed.returncode
+    assert "password authentication failed" in json.loads(failed.stdout)["error"]
+    wrong_password = ODD_PASSWORD.replace("Kq7", "Qq7")
+    assert_nothing_shows_it(tmp_path, failed.stdout, failed.stderr, password=wrong_password)
+
+
 def test_wrong_password_as_a_query_parameter(tmp_path: Path, odd_role: TcpServer) -> None:
     wrong = "Qz3:" + ODD_PASSWORD[::-1]
     url = f"postgresql://{ROLE}@127.0.0.1:{odd_role.port}/{DB}?password={quote(wrong)}"
