@@ -59,7 +59,7 @@ def _keys(model: type[Check]) -> str:
         key = f"`{info.alias or name}`"
         if info.is_required():
             parts.append(key)
-        elif info.default is None or info.default_factory is not None:
+        elif info.default is None or info.default == "" or info.default_factory is not None:
             parts.append(f"{key} (optional)")
         else:
             default = str(info.default).lower() if isinstance(info.default, bool) else info.default
