@@ -84,7 +84,7 @@ class ApplyResult:
             ("restored", "restored"),
             ("reinserted", "re-inserted"),
             ("unquarantined", "released from quarantine"),
-            ("moved_aside", "changed since the repair, kept aside before restoring"),
+            ("moved_aside", "kept aside (changed since the repair) before restoring"),
             ("already", "already done"),
             ("skipped", "skipped (changed since the audit)"),
             ("held", "held (referenced by rows of other tables)"),
@@ -175,6 +175,13 @@ def apply_plan(
             tail = "; nothing was applied"
         else:
             tail = f"; the {result.statements} statements before it were applied"
+        if "permission denied" in str(err).lower() or "must be owner" in str(err).lower():
+            # the usual cause: the audit's read-only role, which no plan should run as
+            tail = (
+                " (a plan runs as a role that may change its tables: their owner, or one with"
+                " SELECT, UPDATE, DELETE on them and CREATE on the database; pass its URL"
+                " with --db)" + tail
+            )
         raise DatabaseError(str(err) + tail) from None
     finally:
         engine.dispose()

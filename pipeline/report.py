@@ -368,10 +368,11 @@ def next_step(result: AuditResult, doc: dict[str, Any]) -> Markup:
                 "then audit again."
             ).format(plural(review, "row"))
         # the files beside this report, wherever it is opened (a CI artifact, a copy)
-        apply = 'refaudit apply repair.sql --db "$DATABASE_URL"'
+        apply = 'refaudit apply repair.sql --db "$OWNER_URL"'
         return Markup(
             "Review <code>repair.sql</code> ({}{}) beside this report, then in its folder {} to "
-            "see what it would change, and {} to apply it; <code>rollback.sql</code> undoes it."
+            "see what it would change, and {} to apply it, as a role that may change the "
+            "tables (not the audit's read-only one); <code>rollback.sql</code> undoes it."
         ).format(
             plural(changed, "row") + " changed",
             f", {plural(review, 'row')} for review" if review else "",
@@ -430,7 +431,7 @@ def build_view(result: AuditResult, doc: dict[str, Any], fail_on: FailOn) -> dic
             v.c.violations,
             COLORS[v.c.status] if v.c.status != "passed" else COLORS["none"],
             href=f"#{v.anchor}" if v.has_card else "#checks",
-            title=f"{v.c.id}: {v.c.violations:,} violating rows of {v.c.rows_checked:,} "
+            title=f"{v.c.id}: {plural(v.c.violations, 'violating row')} of {v.c.rows_checked:,} "
             f"({fmt_rate(v.c.rate)}) — {v.c.status}"
             + (f". {v.c.description}" if v.c.description else ""),
         )

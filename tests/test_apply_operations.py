@@ -178,6 +178,8 @@ def test_apply_by_a_role_without_create_names_create(world: str, tmp_path: Path)
     line = assert_one_line_error(proc, ExitCode.RUNTIME)
     assert f"permission denied for database {db}" in line, line
     assert f'grant CREATE on database "{db}" to this role' in line and "CONNECT" not in line
+    # the usual cause is the audit's read-only role: the line says which role a plan wants
+    assert "a plan runs as a role that may change its tables" in line
     assert line.endswith("nothing was applied")
 
 

@@ -335,4 +335,4 @@ def test_real_report_says_what_the_repair_does_and_what_to_do_next(
         assert (f"{rows(n)} {name}" in shown["tile"]) == bool(n), shown["tile"]
     assert (real_report.parent / "repair.sql").exists()  # beside the report, as it says
     assert shown["next"].startswith("Next step: Review repair.sql"), shown["next"]
-    assert 'refaudit apply repair.sql --db "$DATABASE_URL" --dry-run' in shown["next"]
+    assert 'refaudit apply repair.sql --db "$OWNER_URL" --dry-run' in shown["next"]

@@ -72,7 +72,7 @@ def test_readme_example_runs_as_written(
     steps = transcript()
     assert [cmd.split()[:2] for cmd, _ in steps][:2] == [["refaudit", "suite"], ["refaudit", "run"]]
     for command, shown in steps:
-        argv = [uri if a == "$DATABASE_URL" else a for a in shlex.split(command)]
+        argv = [uri if a in ("$DATABASE_URL", "$OWNER_URL") else a for a in shlex.split(command)]
         assert argv[0] == "refaudit", f"README's example output runs {command!r}"
         done = refaudit(tmp_path, *argv[1:], env=env)
         expected_code = 1 if argv[1] == "run" else 0
@@ -93,7 +93,7 @@ def test_readme_example_runs_as_written(
     assert found == PLANTED
 
     # the repair README describes: 102 retyped, 103 quarantined, post 12 loses its author
-    applied = refaudit(tmp_path, "apply", "audit/repair.sql", env=env)
+    applied = refaudit(tmp_path, "apply", "audit/repair.sql", "--db", uri, env=env)
     assert applied.returncode == 0, applied.stderr
     assert rows(uri, "SELECT commentable_type FROM comments WHERE id = 102") == [("Post",)]
     assert rows(uri, "SELECT id FROM comments WHERE id = 103") == []

@@ -182,8 +182,8 @@ def test_next_step_depends_on_the_outcome(tmp_path: Path) -> None:
     html = render_report(result, "error")
     step = html[html.index('id="next-step"') : html.index("</p>", html.index('id="next-step"'))]
     assert "Review <code>repair.sql</code> (500 rows changed, 12 rows for review)" in step
-    assert '<code>refaudit apply repair.sql --db &#34;$DATABASE_URL&#34; --dry-run</code>' in step
-    assert '<code>refaudit apply repair.sql --db &#34;$DATABASE_URL&#34;</code>' in step
+    assert '<code>refaudit apply repair.sql --db &#34;$OWNER_URL&#34; --dry-run</code>' in step
+    assert '<code>refaudit apply repair.sql --db &#34;$OWNER_URL&#34;</code>' in step
     # violations and no plan: review them, --repair writes one
     result = fabricated_result(tmp_path, extras=False)
     html = render_report(result, "error")
