@@ -12,6 +12,7 @@ import yaml
 from .. import sqltext
 from ..errors import UsageError
 from ..suite import Suite
+from ..words import plural
 from .model import DEFAULT_MIN_CONFIDENCE, Discovery, _composite_key, check_id
 
 
@@ -50,12 +51,17 @@ def render_suite(found: Discovery, min_confidence: float = DEFAULT_MIN_CONFIDENC
         lines.append("")
         lines.append(
             f"  # {p.source}, confidence {p.confidence:.2f}"
-            + (f", {p.violations} violating rows" if p.violations is not None else "")
+            + (f", {plural(p.violations, 'violating row')}" if p.violations is not None else "")
         )
         for e in p.evidence:
             lines.append(f"  #   {_comment(e)}")
         for a in p.alternatives:
             lines.append(f"  #   alternative: {_comment(a)}")
+        if _quarantines(p.check):
+            lines.append(
+                "  #   --repair: a row naming nothing is quarantined (deleted into the repair"
+                " schema); add `on_orphan: set_null` or `on_orphan: report` to keep it"
+            )
         body = _dump([p.check]).rstrip().splitlines()
         lines += [f"  {line}" for line in body]
     text = "\n".join(lines) + "\n"
@@ -64,6 +70,18 @@ def render_suite(found: Discovery, min_confidence: float = DEFAULT_MIN_CONFIDENC
     except Exception as exc:  # a bug: never write a suite `run` cannot load
         raise AssertionError(f"the discovered suite does not validate: {exc}") from exc
     return text
+
+
+def _quarantines(check: dict[str, Any]) -> bool:
+    """Whether `check` would have repair.sql quarantine its orphans: a single-column reference
+    of severity error that says nothing else (the kinds' defaults)."""
+    return (
+        check.get("kind") in ("reference", "conditional_reference")
+        and "columns" not in check
+        and check.get("on_orphan", "quarantine") == "quarantine"
+        and check.get("severity", "error") == "error"
+        and check.get("repair", "propose") == "propose"
+    )
 
 
 def _comment(text: str) -> str:
