@@ -1,15 +1,18 @@
 """The audit engine: every check of a suite, pushed down into PostgreSQL, inside one read-only
 snapshot.
 
-Per audited table the engine issues one statement that evaluates every row rule of that table
-in a single scan (LEFT JOINs shared between rules) and returns only violating rows, streamed
-with COPY (so PostgreSQL may scan in parallel); plus one `count(*)` per table (and per row
-filter), one windowed query per set check and a few catalog queries. Its parts, by job:
-`refaudit.plan` (the table statements), `refaudit.jobs` (running them on the snapshot's
-connection and a second one that imports the snapshot; their output waits in spooled
-temporary files for its turn, so violations.csv comes out in the same order either way and
-memory stays flat), `refaudit.sink` (where findings go), `refaudit.verify` (the suite
-against the schema, before a row is read); this module puts them together (`run_checks`).
+Each kind declares its stage (`refaudit.checks.stage`), and each stage has its statements per
+table. Row scan: per audited table one statement evaluates every row rule of that table in a
+single scan (LEFT JOINs shared between rules) and returns only violating rows, streamed with
+COPY (so PostgreSQL may scan in parallel). Aggregate: per table (and grouping) one `SELECT`
+of every metric its aggregate checks ask for, which each check then judges. Set: one query
+per check. Catalog: a few catalog queries. Plus one `count(*)` per table (and per row
+filter). Its parts, by job: `refaudit.plan` (the table statements), `refaudit.jobs`
+(running them on the snapshot's connection and a second one that imports the snapshot;
+their output waits in spooled temporary files for its turn, so violations.csv comes out in
+the same order either way and memory stays flat), `refaudit.sink` (where findings go),
+`refaudit.verify` (the suite against the schema, before a row is read); this module puts them
+together (`run_checks`).
 """
 
 from __future__ import annotations
@@ -38,10 +41,13 @@ from .checks.catalog import (
     unique_columns,
 )
 from .checks.reference import LOOKUP_SUFFIX, ConditionalReferenceCheck
+from .checks.stage import AGGREGATE, CATALOG, ROW_SCAN, SET
 from .copy_stream import copy_each, copy_lines, spool_lines, spool_rows
 from .jobs import Job, run_jobs, tune_session
 from .plan import (
+    AggregatePlan,
     TablePlan,
+    plan_aggregates,
     plan_tables,
     rule_parts,
 )
@@ -118,6 +124,26 @@ def _set_rows(check: Any, sink: ViolationSink) -> Callable[[Any], None]:
     return take
 
 
+def _aggregate_rows(plan: AggregatePlan, sink: ViolationSink) -> Callable[[Any], None]:
+    """What turns one row of an aggregate statement (the table's, or one group's) into the
+    findings of the checks it fails."""
+
+    def take(row: Any) -> None:
+        for check, key, finding in plan.findings(row):
+            sink.add(
+                Violation(
+                    check.id,
+                    check.table,
+                    key,
+                    ",".join(check.column_list()),
+                    finding.value,
+                    evidence=finding.evidence,
+                )
+            )
+
+    return take
+
+
 def _rows_job(
     stage: str,
     step: str,
@@ -184,7 +210,7 @@ def run_checks(
             lines = plan.lines_statement()
             jobs.append(
                 Job(
-                    "row checks",
+                    ROW_SCAN.progress,
                     step,
                     run=partial(spool_lines, stmt=lines),
                     take=lambda spooled: _each(spooled.lines(), sink.add_line),
@@ -193,24 +219,33 @@ def run_checks(
             )
         else:
             jobs.append(
-                _rows_job("row checks", step, plan.statement(), _rule_rows(plan, sink), found)
+                _rows_job(ROW_SCAN.progress, step, plan.statement(), _rule_rows(plan, sink), found)
             )
 
-    uniques = [c for c in suite.checks if c.stage == "set"]
-    for unique in uniques:
-        rule_meta[unique.id] = (unique, unique.column_list())
-        stmt = unique.query(suite.key_of(unique.table))
+    for agg in plan_aggregates(suite):
+        for check in agg.checks:
+            rule_meta[check.id] = (check, check.column_list())
+        grouped = f" by {', '.join(agg.grouping)}" if agg.grouping else ""
+        step = f"measuring {agg.table}{grouped} ({len(agg.checks)} checks)"
+        take = _aggregate_rows(agg, sink)
+        jobs.append(_rows_job(AGGREGATE.progress, step, agg.statement(), take, None))
+
+    sets = [c for c in suite.checks if c.stage is SET]
+    for check in sets:
+        rule_meta[check.id] = (check, check.column_list())
+        stmt = check.query(suite.key_of(check.table))
         jobs.append(
-            _rows_job("uniqueness", f"checking {unique.id}", stmt, _set_rows(unique, sink), None)
+            _rows_job(SET.progress, f"checking {check.id}", stmt, _set_rows(check, sink), None)
         )
     filters: dict[str, dict[str, Any]] = {}
     for check in suite.checks:
-        if check.stage != "catalog":
+        if check.stage.reads_rows:
             kept = check.row_filter()
             per_table = filters.setdefault(check.table, {})
             if kept is not None:
                 per_table[filter_key(check)] = kept
-    for table in dict.fromkeys([p.table for p in plans] + [c.table for c in uniques]):
+    read = [c.table for c in suite.checks if c.stage.reads_rows and c.stage is not ROW_SCAN]
+    for table in dict.fromkeys([p.table for p in plans] + read):
         jobs.append(
             Job(
                 "",  # bookkeeping (rows_checked), not a progress step
@@ -222,27 +257,27 @@ def run_checks(
     run_jobs(conn, jobs, prog, companion=companion)
 
     facts = catalog if catalog is not None else {}
-    prog.stage("catalog", len({c.table for c in suite.checks if c.stage == "catalog"}))
-    unread = [c.table for c in suite.checks if c.stage == "catalog" and c.table not in facts]
+    in_catalog = [c for c in suite.checks if c.stage is CATALOG]
+    prog.stage(CATALOG.progress, len({c.table for c in in_catalog}))
+    unread = [c.table for c in in_catalog if c.table not in facts]
     for tbl in dict.fromkeys(unread):
         prog.step(f"reading catalog of {tbl}")
     facts.update(read_catalogs(conn, unread))  # every table at once
     annotate_check_constraints(conn, suite, suite.checks, facts)
-    for check in suite.checks:
-        if check.stage == "catalog":
-            rule_meta[check.id] = (check, check.column_list())
-            for f in catalog_findings(check, facts[check.table]):
-                sink.add(
-                    Violation(
-                        check.id,
-                        check.table,
-                        f.key,
-                        f.column,
-                        f.value,
-                        diagnosis="catalog",
-                        evidence=f.problem,
-                    )
+    for check in in_catalog:
+        rule_meta[check.id] = (check, check.column_list())
+        for f in catalog_findings(check, facts[check.table]):
+            sink.add(
+                Violation(
+                    check.id,
+                    check.table,
+                    f.key,
+                    f.column,
+                    f.value,
+                    diagnosis="catalog",
+                    evidence=f.problem,
                 )
+            )
 
     lookups = [
         c for c in suite.checks if isinstance(c, ConditionalReferenceCheck) and c.lookup
@@ -254,7 +289,7 @@ def run_checks(
     results = []
     samples = sink.samples
     for rule_id, (check, cols) in rule_meta.items():
-        is_catalog = check.stage == "catalog"
+        reads_rows = check.stage.reads_rows
         result = CheckResult(
             id=rule_id,
             family=check.kind,
@@ -262,10 +297,13 @@ def run_checks(
             columns=cols,
             severity=check.severity,
             description=check.description or "",
-            rows_checked=1 if is_catalog else rows.get(check.table, {}).get(filter_key(check), 0),
+            rows_checked=rows.get(check.table, {}).get(filter_key(check), 0) if reads_rows else 1,
             violations=sink.counts.get(rule_id, 0),
             max_count=check.threshold.max_count,
             max_rate=check.threshold.max_rate,
+            min_count=check.threshold.min_count,
+            scope=check.scope.value,
+            stage=check.stage.name,
             sample=samples.get(rule_id, []),
         )
         if sink.baseline is not None:
