@@ -341,10 +341,10 @@ class AggregatePlan:
 
     def findings(self, row: Any) -> list[tuple[Any, str, TableFinding]]:
         """(check, key, finding) for each check the statement's `row` fails: the table's
-        row (key ""), or one group's (a group where none of the check's rows is left by its
-        `where` is not the check's)."""
+        row (key ""), or one group's (its values as a key; `NULL` for a group of NULLs; a
+        group where none of the check's rows is left by its `where` is not the check's)."""
         values = row._mapping
-        key = "" if not self.grouping else str(values["g"])
+        key = "" if not self.grouping else str(values["g"]) if values["g"] is not None else "NULL"
         out = []
         for i, check in enumerate(self.checks):
             prefix = f"m{i}_"

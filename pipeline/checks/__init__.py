@@ -12,14 +12,21 @@ module, one line below and its case file in `tests/cases/`.
 
 from __future__ import annotations
 
+from .at_least_one import AtLeastOneCheck
+from .cardinality_equality import CardinalityEqualityCheck
 from .catalog import ConstraintCheck, IndexCheck, TriggerCheck
 from .consistency import ConsistencyCheck
+from .expression_check import ExpressionCheck
+from .freshness import FreshnessCheck
 from .in_set import InSetCheck
 from .model import Check
+from .not_constant import NotConstantCheck
 from .not_null import NotNullCheck
+from .not_null_proportion import NotNullProportionCheck
 from .pattern import PatternCheck
 from .range import RangeCheck
 from .reference import ConditionalReferenceCheck, ReferenceCheck
+from .row_count import RowCountCheck
 from .row_rule import RowRuleCheck
 from .stage import CATALOG, ROW_SCAN, SET
 from .unique import UniqueCheck
@@ -33,7 +40,14 @@ KINDS: tuple[type[Check], ...] = (
     PatternCheck,
     RangeCheck,
     RowRuleCheck,
+    ExpressionCheck,
     UniqueCheck,
+    CardinalityEqualityCheck,
+    NotConstantCheck,
+    AtLeastOneCheck,
+    NotNullProportionCheck,
+    RowCountCheck,
+    FreshnessCheck,
     ConstraintCheck,
     IndexCheck,
     TriggerCheck,

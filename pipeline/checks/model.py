@@ -26,7 +26,7 @@ from pydantic import (
 )
 
 from ..sqltext import join_name
-from .stage import ROW_SCAN, Scope, Stage
+from .stage import AGGREGATE, ROW_SCAN, Scope, Stage
 
 if TYPE_CHECKING:
     from sqlalchemy.sql.elements import ColumnElement
@@ -350,6 +350,8 @@ class Check(Model):
 
     stage: ClassVar[Stage] = ROW_SCAN
     """How the kind runs (`refaudit.checks.stage`)."""
+    finding_scope: ClassVar[Scope | None] = None
+    """What one finding is about, when not what the stage says (`Check.scope`)."""
     repairs: ClassVar[bool] = False
     """True: the kind's diagnoses propose repairs that repair.sql plans (references)."""
     holds_values: ClassVar[bool] = False
@@ -374,7 +376,7 @@ class Check(Model):
     def scope(self) -> Scope:
         """What one finding of the check is about: its stage's scope, unless the kind says
         otherwise."""
-        return self.stage.scope
+        return self.finding_scope or self.stage.scope
 
     @model_validator(mode="after")
     def _threshold_fits_scope(self) -> Check:
@@ -488,4 +490,33 @@ class Check(Model):
     def ddl_section(self, ctx: DdlContext) -> str | None:
         """The check's section of constraints.sql, the DDL that makes a repair stick (adding
         to `ctx.plan` what rollback.sql must undo); None: the kind has none."""
+        return None
+
+
+class AggregateCheck(Filtered, Check):
+    """What the aggregate kinds share: `where` (the rows measured; in the statement a FILTER
+    clause on each of the check's aggregates) and `group_by` (columns whose every combination
+    of values is judged on its own, a finding per failing group; a group none of whose rows
+    `where` keeps is not judged)."""
+
+    stage: ClassVar[Stage] = AGGREGATE
+
+    group_by: list[str] | None = Field(default=None, min_length=1)
+
+    def grouping(self) -> list[str]:
+        return list(self.group_by or [])
+
+    def column_list(self) -> list[str]:
+        column = getattr(self, "column", None)
+        return [column] if column else []
+
+    def reads(self, key_spaces: Any) -> dict[str, set[str]]:
+        return {self.table: {*self.column_list(), *self.grouping()}}
+
+    def gx_unsupported(self) -> str | None:
+        if self.where is not None or self.group_by:
+            return (
+                f"{self.family} with `where` or `group_by`: GX's table and column aggregate "
+                "expectations take no row filter or groups here; refaudit run answers it"
+            )
         return None
