@@ -249,6 +249,8 @@ class GxOutcome:
     counts: dict[str, int]
     broken: dict[str, str]
     expectations: int
+    failed: set[str] = field(default_factory=set)
+    """The checks with an expectation GX found unmet (a table expectation counts no row)."""
 
 
 def _raised(info: Any) -> str | None:
@@ -307,6 +309,7 @@ def run_with_gx(
     outcome = checkpoint.run()
     counts: dict[str, int] = defaultdict(int)
     broken: dict[str, str] = {}
+    failed: set[str] = set()
     total = 0
     for validation in outcome.run_results.values():
         for r in validation.results:
@@ -318,7 +321,9 @@ def run_with_gx(
             if error:
                 broken[check_id] = error
             counts[check_id] += _unexpected(r)
-    return GxOutcome(counts=dict(counts), broken=broken, expectations=total)
+            if not r.success:
+                failed.add(check_id)
+    return GxOutcome(counts=dict(counts), broken=broken, expectations=total, failed=failed)
 
 
 def _datasource(ctx: Any, url: str) -> Any:  # pragma: no cover - needs GX
