@@ -52,6 +52,7 @@ from .plan import (
     rule_parts,
 )
 from .progress import ProgressLike, as_progress
+from .raising import guarded_run
 from .results import CheckResult
 from .sink import ViolationSink
 from .suite import Suite
@@ -144,6 +145,27 @@ def _aggregate_rows(plan: AggregatePlan, sink: ViolationSink) -> Callable[[Any],
     return take
 
 
+def _guarded_job(step: str, plan: TablePlan, sink: ViolationSink) -> Job:
+    """A table statement with rules that may raise on a row (`refaudit.raising`): run in a
+    savepoint, spooled (never streamed: nothing reaches the sink before it is known to have
+    run), a raising row a finding of its rule."""
+
+    def run(conn: Connection, plan: TablePlan) -> Any:
+        if sink.takes_lines:
+            return spool_lines(conn, plan.lines_statement())
+        return spool_rows(conn, plan.statement())
+
+    def take(done: tuple[Any, list[Violation]]) -> None:
+        spooled, errors = done
+        if sink.takes_lines:
+            _each(spooled.lines(), sink.add_line)
+        else:
+            _each(spooled.rows(), _rule_rows(plan, sink))
+        _each(errors, sink.add)
+
+    return Job(ROW_SCAN.progress, step, run=guarded_run(plan, run), take=take)
+
+
 def _rows_job(
     stage: str,
     step: str,
@@ -206,7 +228,9 @@ def run_checks(
             if rule.column not in cols:
                 cols.append(rule.column)
         step = f"scanning {plan.table} ({len(plan.rules)} rules)"
-        if sink.takes_lines:  # PostgreSQL writes the lines: no Python object per violation
+        if any(rule.check.may_raise for rule in plan.rules):
+            jobs.append(_guarded_job(step, plan, sink))
+        elif sink.takes_lines:  # PostgreSQL writes the lines: no Python object per violation
             lines = plan.lines_statement()
             jobs.append(
                 Job(

@@ -5,19 +5,26 @@ export maps each kind to GX's own expectation, and GX agrees on the peers' fixtu
 
 from __future__ import annotations
 
+import csv
+import io
 from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from pydantic import ValidationError
 from refaudit.audit import check_suite
 from refaudit.checks import KINDS
+from refaudit.checks.base import Violation
 from refaudit.checks.stage import STAGES
+from refaudit.db import create_engine, read_only_snapshot
+from refaudit.engine import run_checks
 from refaudit.errors import SuiteError
 from refaudit.gx_export import export_suite, run_with_gx, write_export
 from refaudit.outputs import junit_message
 from refaudit.plan import plan_aggregates
 from refaudit.results import CheckResult
+from refaudit.sink import ViolationSink
 from refaudit.suite import Suite
 
 from tests.conftest import as_url, execute
@@ -154,3 +161,59 @@ def test_the_gx_export_maps_each_table_kind_to_gx_and_gx_agrees(
         "not_constant_col_a", "expression_is_false", "not_null_proportion_point_5_above",
         "rows_of_a",
     } and gx.failed <= exported  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def raising_db(new_database: Any) -> str:
+    uri: str = new_database("raises")
+    execute(uri, """
+        CREATE TABLE t (org int, id int, a int, b int, PRIMARY KEY (org, id));
+        INSERT INTO t SELECT i % 3, i, i, (i % 50) FROM generate_series(1, 2000) i;
+        CREATE TABLE u (id int PRIMARY KEY, x int);
+        INSERT INTO u VALUES (1, NULL), (2, 0);
+    """)  # fmt: skip
+    return uri
+
+
+@pytest.mark.parametrize("lines", [True, False])
+@pytest.mark.parametrize("companion", [True, False])
+def test_rows_on_which_an_expression_raises_are_its_findings(
+    raising_db: str, lines: bool, companion: bool
+) -> None:
+    """Whether PostgreSQL writes the lines or Python builds each violation, on the snapshot's
+    connection or its companion: the same findings, the audit's snapshot kept."""
+    uri = raising_db
+    suite = Suite.model_validate(
+        {
+            "suite": "s",
+            "tables": {"t": {"key": ["org", "id"]}, "u": {"key": "id"}},
+            "checks": [
+                {"id": "ratio", "kind": "expression", "table": "t", "expression": "a / b < 60"},
+                {"id": "small", "kind": "expression", "table": "t", "expression": "a < 1990"},
+                {"id": "x_set", "kind": "not_null", "table": "u", "columns": ["x"]},
+                {"id": "few", "kind": "row_count", "table": "t", "max": 10},
+            ],
+        }
+    )
+    seen: list[Violation] = []
+    buf = io.StringIO()
+    sink = ViolationSink(buf, tap=None if lines else seen.append)
+    engine = create_engine(as_url(uri))
+    try:
+        with read_only_snapshot(engine) as (conn, _):
+            results = {r.id: r for r in run_checks(conn, suite, sink, companion=companion)}
+            assert conn.execute(sa.text("SELECT count(*) FROM u")).scalar_one() == 2
+    finally:
+        engine.dispose()
+    buf.seek(0)
+    found = list(csv.DictReader(buf))
+    errors = [(f["key"], f["evidence"]) for f in found if f["diagnosis"] == "error"]
+    # b = 0 for every 50th row: 40 rows raise, each a finding of `ratio` only
+    assert errors == [(f"[{i % 3}, {i}]", "division by zero") for i in sorted(
+        range(50, 2001, 50), key=lambda i: (i % 3, i))]  # fmt: skip
+    assert {f["check"] for f in found if f["diagnosis"] == "error"} == {"ratio"}
+    ratio = {f["key"] for f in found if f["check"] == "ratio" and not f["diagnosis"]}
+    assert ratio == {f"[{i % 3}, {i}]" for i in range(1, 2001) if i % 50 and i // (i % 50) >= 60}
+    assert results["ratio"].violations == 40 + len(ratio)
+    assert results["small"].violations == 11 and results["x_set"].violations == 1
+    assert results["few"].violations == 1 and results["few"].scope == "table"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import sqlalchemy as sa
 from pydantic import model_validator
@@ -22,11 +22,14 @@ class ExpressionCheck(Filtered, Check):
     table; every function it calls must be immutable or stable, as the server confirms
     before the audit. With `column`, the expression is written after that column, as in
     dbt-utils' column form (`column: col_a`, `expression: "+ col_b = 1"`). Findings show the
-    values of the columns it reads. Exports to Great Expectations as the engine's SQL
-    (`UnexpectedRowsExpectation`). No constraints.sql section: a CHECK constraint needs
+    values of the columns it reads. A row on which the expression raises (a division by
+    zero, a text that does not cast) is a finding too, with the diagnosis `error` and the
+    server's message as evidence; the audit goes on. Exports to Great Expectations as the
+    engine's SQL (`UnexpectedRowsExpectation`). No constraints.sql section: a CHECK constraint needs
     immutable functions, and a row rule that holds can be enforced by a `constraint`
     check of type `check`."""
 
+    may_raise: ClassVar[bool] = True
     written_order = ("column", "expression", "where", "description")
     kind: Literal["expression"]
     expression: str

@@ -354,6 +354,11 @@ class Check(Model):
     """What one finding is about, when not what the stage says (`Check.scope`)."""
     repairs: ClassVar[bool] = False
     """True: the kind's diagnoses propose repairs that repair.sql plans (references)."""
+    may_raise: ClassVar[bool] = False
+    """True: the kind's rules run SQL the suite wrote, which may raise on some rows' values
+    (division by zero, a bad cast): the engine then finds those rows and reports each as a
+    finding of the check (diagnosis `error`) instead of stopping the audit. Its rules read
+    their own row only."""
     holds_values: ClassVar[bool] = False
     """True: the kind's rules hold values of the suite (a set, a regex, bounds, a rule's
     constants), which PostgreSQL checks against the columns' types before the audit."""
