@@ -205,11 +205,14 @@ def run_checks(
     catalog: dict[str, CatalogFacts] | None = None,
     companion: bool = True,
     types: ColumnTypes | None = None,
+    as_of: str | None = None,
 ) -> list[CheckResult]:
     """Run every check of `suite` on `conn` (already inside the snapshot). With `companion`,
     statements also run on a second connection in the same snapshot (see `run_jobs`); the
     output is the same either way. `types`: the suite tables' column types, when already
-    read (`verify_values` returns them)."""
+    read (`verify_values` returns them). `as_of`: when the rows stand for another time (a
+    saved snapshot: when it was taken, ISO 8601), what aggregate checks take as now; else
+    the snapshot's own `now()`, read once so every connection uses the same."""
     prog = as_progress(progress)
     tune_session(conn)
     rows: dict[str, dict[str, int]] = {}  # table -> filter_key -> rows
@@ -246,7 +249,11 @@ def run_checks(
                 _rows_job(ROW_SCAN.progress, step, plan.statement(), _rule_rows(plan, sink), found)
             )
 
-    for agg in plan_aggregates(suite):
+    aggregates = plan_aggregates(suite)
+    if aggregates:
+        now = as_of or conn.execute(sa.select(sa.cast(sa.func.now(), sa.Text))).scalar_one()
+        aggregates = plan_aggregates(suite, sa.cast(sa.literal(now), sa.DateTime(timezone=True)))
+    for agg in aggregates:
         for check in agg.checks:
             rule_meta[check.id] = (check, check.column_list())
         grouped = f" by {', '.join(agg.grouping)}" if agg.grouping else ""

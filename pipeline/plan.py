@@ -28,7 +28,7 @@ from .checks.base import (
     key_value,
     table_clause,
 )
-from .checks.model import TableFinding
+from .checks.model import Measure, TableFinding
 from .checks.stage import AGGREGATE, ROW_SCAN
 from .suite import Suite
 
@@ -305,6 +305,8 @@ class AggregatePlan:
     table: str
     grouping: tuple[str, ...]
     checks: list[Any] = field(default_factory=list)
+    now: Any = None
+    """The time the rows stand for (`Measure.now`); None: the server's `now()`."""
 
     def statement(self) -> Any:
         """`g` (the group's values, as violations.csv writes a key) when grouped, and
@@ -331,7 +333,9 @@ class AggregatePlan:
             def kept(aggregate: Any, cond: Any = cond) -> Any:
                 return aggregate if cond is None else aggregate.filter(cond)
 
-            metrics = {"rows": kept(sa.func.count()), **check.metrics(col, kept)}
+            now = sa.func.now() if self.now is None else self.now
+            measure = Measure(col, kept, now)
+            metrics = {"rows": kept(sa.func.count()), **check.metrics(measure)}
             out.extend(expr.label(f"m{i}_{name}") for name, expr in metrics.items())
         stmt = sa.select(*out).select_from(t)
         if self.grouping:
@@ -357,19 +361,21 @@ class AggregatePlan:
         return out
 
 
-def plan_aggregates(suite: Suite) -> list[AggregatePlan]:
+def plan_aggregates(suite: Suite, now: Any = None) -> list[AggregatePlan]:
     """The suite's aggregate checks, per table and grouping; a statement carries at most
-    MAX_STATEMENT_COLUMNS metrics (a table with more is read by several)."""
+    MAX_STATEMENT_COLUMNS metrics (a table with more is read by several). `now`: the time
+    the rows stand for (`Measure.now`; None: the server's `now()`)."""
+    measure = Measure(sa.column, lambda a: a, sa.func.now())
     plans: dict[tuple[str, tuple[str, ...]], list[AggregatePlan]] = {}
     used: dict[tuple[str, tuple[str, ...]], int] = {}
     for check in suite.checks:
         if check.stage is not AGGREGATE:
             continue
         group = (check.table, tuple(check.grouping()))
-        shelf = plans.setdefault(group, [AggregatePlan(*group)])
-        width = 1 + len(check.metrics(sa.column, lambda a: a))  # `rows` and its metrics
+        shelf = plans.setdefault(group, [AggregatePlan(*group, now=now)])
+        width = 1 + len(check.metrics(measure))  # `rows` and its metrics
         if shelf[-1].checks and used[group] + width > MAX_STATEMENT_COLUMNS:
-            shelf.append(AggregatePlan(*group))
+            shelf.append(AggregatePlan(*group, now=now))
             used[group] = 0
         shelf[-1].checks.append(check)
         used[group] = used.get(group, 0) + width

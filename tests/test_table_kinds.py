@@ -171,6 +171,8 @@ def raising_db(new_database: Any) -> str:
         INSERT INTO t SELECT i % 3, i, i, (i % 50) FROM generate_series(1, 2000) i;
         CREATE TABLE u (id int PRIMARY KEY, x int);
         INSERT INTO u VALUES (1, NULL), (2, 0);
+        CREATE TABLE v (id int PRIMARY KEY, ts timestamp);
+        INSERT INTO v VALUES (1, now() - interval '1 hour'), (2, '2001-01-01');
     """)  # fmt: skip
     return uri
 
@@ -217,3 +219,30 @@ def test_rows_on_which_an_expression_raises_are_its_findings(
     assert results["ratio"].violations == 40 + len(ratio)
     assert results["small"].violations == 11 and results["x_set"].violations == 1
     assert results["few"].violations == 1 and results["few"].scope == "table"
+
+
+def test_freshness_is_judged_at_the_time_the_rows_stand_for(raising_db: str) -> None:
+    """The snapshot's own now() (one value for every connection), or for a saved snapshot
+    audited later, the time it was taken."""
+    suite = Suite.model_validate({
+        "suite": "s", "tables": {"v": {"key": "id"}},
+        "checks": [{"id": "fresh", "kind": "freshness", "table": "v", "column": "ts",
+                    "max_age": "2 hours"}],
+    })  # fmt: skip
+
+    def run(as_of: str | None) -> list[dict[str, str]]:
+        buf = io.StringIO()
+        engine = create_engine(as_url(raising_db))
+        try:
+            with read_only_snapshot(engine) as (conn, _):
+                run_checks(conn, suite, ViolationSink(buf), as_of=as_of)
+        finally:
+            engine.dispose()
+        buf.seek(0)
+        return list(csv.DictReader(buf))
+
+    assert run(None) == []
+    assert run("2001-01-01T01:30:00Z") == []  # then, the newest value was not yet old
+    [stale] = run("2999-01-01T00:00:00Z")
+    assert stale["key"] == "" and "old at the snapshot; at most 2 hours expected" in stale[
+        "evidence"]  # fmt: skip

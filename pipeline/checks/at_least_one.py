@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, Literal
 
 import sqlalchemy as sa
 
 from ..words import plural
-from .model import AggregateCheck, GxSpec, Metric, TableFinding
+from .model import AggregateCheck, GxSpec, Measure, Metric, TableFinding
 
 
 class AtLeastOneCheck(AggregateCheck):
@@ -24,10 +23,8 @@ class AtLeastOneCheck(AggregateCheck):
     kind: Literal["at_least_one"]
     column: str
 
-    def metrics(
-        self, col: Callable[[str], Any], kept: Callable[[Metric], Metric]
-    ) -> dict[str, Metric]:
-        return {"values": kept(sa.func.count(col(self.column)))}
+    def metrics(self, m: Measure) -> dict[str, Metric]:
+        return {"values": m.kept(sa.func.count(m.col(self.column)))}
 
     def judge(self, values: dict[str, Any]) -> TableFinding | None:
         if values["values"]:

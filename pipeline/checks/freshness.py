@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from typing import Any, Literal
 
 import sqlalchemy as sa
 from pydantic import field_validator
 
 from ..words import plural
-from .model import AggregateCheck, Metric, TableFinding
+from .model import AggregateCheck, Measure, Metric, TableFinding
 
 _UNITS = {"minute": 60, "hour": 3600, "day": 86400}
 _AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(minute|hour|day)s?\s*$")
@@ -19,8 +18,9 @@ _AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(minute|hour|day)s?\s*$")
 class FreshnessCheck(AggregateCheck):
     """`freshness`: the newest value of `column` (a date or timestamp; of the rows `where`
     keeps; per group with `group_by`) is at most `max_age` old (`36 hours`, `2 days`,
-    `90 minutes`) at the server's `now()` in the audit's snapshot, which is when the
-    snapshot was taken; a `timestamp` without time zone is read in the server's TimeZone.
+    `90 minutes`) at the time the audit's snapshot was taken (the server's `now()` in it;
+    for a saved snapshot audited later, when it was taken); a `timestamp` without time
+    zone is read in the server's TimeZone.
     A newest value older than that, or no value at all, is a finding about the table
     showing the newest value and its age. Not exported to Great Expectations: its column
     expectations take fixed bounds, not an age at the time of the run. No constraints.sql
@@ -47,14 +47,12 @@ class FreshnessCheck(AggregateCheck):
         assert m is not None  # validated
         return float(m.group(1)) * _UNITS[m.group(2)]
 
-    def metrics(
-        self, col: Callable[[str], Any], kept: Callable[[Metric], Metric]
-    ) -> dict[str, Metric]:
-        newest = kept(sa.func.max(col(self.column)))
+    def metrics(self, m: Measure) -> dict[str, Metric]:
+        newest = m.kept(sa.func.max(m.col(self.column)))
         stamp = sa.cast(newest, sa.DateTime(timezone=True))
         return {
             "newest": sa.cast(newest, sa.Text),
-            "age": sa.cast(sa.extract("epoch", sa.func.now() - stamp), sa.Float),
+            "age": sa.cast(sa.extract("epoch", m.now - stamp), sa.Float),
         }
 
     def judge(self, values: dict[str, Any]) -> TableFinding | None:

@@ -335,6 +335,17 @@ Metric = Any
 
 
 @dataclass(frozen=True)
+class Measure:
+    """What an aggregate kind builds its metrics from: the table's columns `col(name)`;
+    `kept(aggregate)`, the aggregate limited to the rows the check's `where` keeps (a
+    FILTER clause); `now`, the time the rows stand for (a `timestamptz`: the snapshot's)."""
+
+    col: Callable[[str], Any]
+    kept: Callable[[Metric], Metric]
+    now: Any
+
+
+@dataclass(frozen=True)
 class GxSpec:
     """One Great Expectations expectation a kind exports as itself (rather than as the
     engine's SQL in an `UnexpectedRowsExpectation`): its type, its kwargs, the column."""
@@ -438,11 +449,9 @@ class Check(Model):
         is judged on its own ([]: the table as a whole)."""
         return []
 
-    def metrics(
-        self, col: Callable[[str], Any], kept: Callable[[Metric], Metric]
-    ) -> dict[str, Metric]:
+    def metrics(self, m: Measure) -> dict[str, Metric]:
         """An `aggregate` kind's metrics, by name: aggregate expressions over the columns
-        `col(name)`, each aggregate call passed through `kept` (which adds the check's
+        `m.col(name)`, each aggregate call passed through `m.kept` (which adds the check's
         `where` as a FILTER clause). The engine computes every metric of a table in one
         statement (see `refaudit.checks.stage.AGGREGATE`), and `rows`, the rows the check
         looks at, for every check."""

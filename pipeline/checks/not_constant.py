@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, Literal
 
 import sqlalchemy as sa
 
 from ..words import plural
-from .model import AggregateCheck, GxSpec, Metric, TableFinding
+from .model import AggregateCheck, GxSpec, Measure, Metric, TableFinding
 
 
 class NotConstantCheck(AggregateCheck):
@@ -24,13 +23,11 @@ class NotConstantCheck(AggregateCheck):
     kind: Literal["not_constant"]
     column: str
 
-    def metrics(
-        self, col: Callable[[str], Any], kept: Callable[[Metric], Metric]
-    ) -> dict[str, Metric]:
+    def metrics(self, m: Measure) -> dict[str, Metric]:
         return {
-            "distinct": kept(sa.func.count(sa.distinct(col(self.column)))),
-            "values": kept(sa.func.count(col(self.column))),
-            "value": kept(sa.func.min(sa.cast(col(self.column), sa.Text))),
+            "distinct": m.kept(sa.func.count(sa.distinct(m.col(self.column)))),
+            "values": m.kept(sa.func.count(m.col(self.column))),
+            "value": m.kept(sa.func.min(sa.cast(m.col(self.column), sa.Text))),
         }
 
     def judge(self, values: dict[str, Any]) -> TableFinding | None:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, Literal
 
 import sqlalchemy as sa
 from pydantic import Field, model_validator
 
 from ..words import plural
-from .model import AggregateCheck, GxSpec, Metric, TableFinding
+from .model import AggregateCheck, GxSpec, Measure, Metric, TableFinding
 
 
 class NotNullProportionCheck(AggregateCheck):
@@ -37,10 +36,8 @@ class NotNullProportionCheck(AggregateCheck):
             )
         return self
 
-    def metrics(
-        self, col: Callable[[str], Any], kept: Callable[[Metric], Metric]
-    ) -> dict[str, Metric]:
-        return {"values": kept(sa.func.count(col(self.column)))}
+    def metrics(self, m: Measure) -> dict[str, Metric]:
+        return {"values": m.kept(sa.func.count(m.col(self.column)))}
 
     def judge(self, values: dict[str, Any]) -> TableFinding | None:
         rows = values["rows"]

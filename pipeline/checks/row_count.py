@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
 from ..words import plural
-from .model import AggregateCheck, GxSpec, Metric, TableFinding
+from .model import AggregateCheck, GxSpec, Measure, Metric, TableFinding
 
 
 class RowCountCheck(AggregateCheck):
@@ -35,9 +34,7 @@ class RowCountCheck(AggregateCheck):
             )
         return self
 
-    def metrics(
-        self, col: Callable[[str], Any], kept: Callable[[Metric], Metric]
-    ) -> dict[str, Metric]:
+    def metrics(self, m: Measure) -> dict[str, Metric]:
         return {}  # `rows`, which every aggregate check has
 
     def judge(self, values: dict[str, Any]) -> TableFinding | None:
