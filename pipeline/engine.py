@@ -249,11 +249,10 @@ def run_checks(
                 _rows_job(ROW_SCAN.progress, step, plan.statement(), _rule_rows(plan, sink), found)
             )
 
-    aggregates = plan_aggregates(suite)
-    if aggregates:
-        now = as_of or conn.execute(sa.select(sa.cast(sa.func.now(), sa.Text))).scalar_one()
-        aggregates = plan_aggregates(suite, sa.cast(sa.literal(now), sa.DateTime(timezone=True)))
-    for agg in aggregates:
+    now: str | None = as_of
+    if now is None and any(c.stage is AGGREGATE for c in suite.checks):
+        now = conn.execute(sa.select(sa.cast(sa.func.now(), sa.Text))).scalar_one()
+    for agg in plan_aggregates(suite, sa.cast(sa.literal(now), sa.DateTime(timezone=True))):
         for check in agg.checks:
             rule_meta[check.id] = (check, check.column_list())
         grouped = f" by {', '.join(agg.grouping)}" if agg.grouping else ""

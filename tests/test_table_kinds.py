@@ -21,13 +21,14 @@ from refaudit.db import create_engine, read_only_snapshot
 from refaudit.engine import run_checks
 from refaudit.errors import SuiteError
 from refaudit.gx_export import export_suite, run_with_gx, write_export
-from refaudit.outputs import junit_message
+from refaudit.outputs import junit_message, render_report
 from refaudit.plan import plan_aggregates
 from refaudit.results import CheckResult
 from refaudit.sink import ViolationSink
 from refaudit.suite import Suite
 
 from tests.conftest import as_url, execute
+from tests.reports import fabricated_result
 from tests.test_peer_semantics import FIXTURES
 from tests.test_peer_semantics import SUITE as PEERS
 
@@ -246,3 +247,19 @@ def test_freshness_is_judged_at_the_time_the_rows_stand_for(raising_db: str) -> 
     [stale] = run("2999-01-01T00:00:00Z")
     assert stale["key"] == "" and "old at the snapshot; at most 2 hours expected" in stale[
         "evidence"]  # fmt: skip
+
+
+def test_the_report_says_a_finding_is_about_the_table(tmp_path: Path) -> None:
+    result = fabricated_result(tmp_path)
+    sample = {"check": "few_rows", "table": "users", "key": "", "column": "", "value": "0",
+              "diagnosis": "", "proposed_value": "", "confidence": "",
+              "evidence": "0 rows; at least 1 expected"}  # fmt: skip
+    table = CheckResult("few_rows", "row_count", "users", [], "error", "", 0, 1, scope="table",
+                        stage="aggregate", sample=[sample])  # fmt: skip
+    table.settle()
+    result.checks.append(table)
+    html = render_report(result, "error")
+    card = html[html.index('id="c-few_rows"') :]
+    assert "1 finding</b> about the table (0 rows)" in card[: card.index("</article>")]
+    assert "violating rows of" not in card[: card.index("</article>")]
+    assert "1 about whole tables" in html

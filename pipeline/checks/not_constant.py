@@ -16,7 +16,8 @@ class NotConstantCheck(AggregateCheck):
     is the same one is a finding about the table, showing that value. NULLs are not values
     (as dbt-utils' `count(distinct ...)`): an empty table, or a column of NULLs only, passes.
     Exports to Great Expectations as `expect_column_unique_value_count_to_be_between`
-    (`min_value: 2`), which fails on a column of NULLs too. No constraints.sql section: no
+    (`min_value: 2`), which fails on a column of NULLs too; with `where` or `group_by` it
+    is not exported. No constraints.sql section: no
     constraint says "not constant"."""
 
     written_order = ("column", "where", "group_by")

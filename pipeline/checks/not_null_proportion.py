@@ -18,7 +18,8 @@ class NotNullProportionCheck(AggregateCheck):
     group) outside the bounds is a finding about the table showing the proportion; an empty
     table has no proportion and passes. Exports to Great Expectations as
     `expect_column_values_to_not_be_null` with `mostly: at_least` and, for `at_most` below
-    1, `expect_column_values_to_be_null` with `mostly: 1 - at_most`. No constraints.sql
+    1, `expect_column_values_to_be_null` with `mostly: 1 - at_most`; with `where` or
+    `group_by` it is not exported. No constraints.sql
     section: a constraint holds for each row, not for a share of them."""
 
     written_order = ("column", "at_least", "at_most", "where", "group_by")

@@ -15,7 +15,8 @@ class RowCountCheck(AggregateCheck):
     out), counting only the rows `where` keeps; with `group_by`, each group of rows does
     (a group exists only where it has rows, so `min` says how small an existing group may
     be). A count outside the bounds is a finding about the table showing the count. Exports
-    to Great Expectations as `expect_table_row_count_to_be_between`. No constraints.sql
+    to Great Expectations as `expect_table_row_count_to_be_between`; with `where` or
+    `group_by` it is not exported. No constraints.sql
     section: no constraint bounds a table's size."""
 
     written_order = ("min", "max", "where", "group_by")
