@@ -18,6 +18,7 @@ together (`run_checks`).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -41,7 +42,7 @@ from .checks.catalog import (
     unique_columns,
 )
 from .checks.reference import LOOKUP_SUFFIX, ConditionalReferenceCheck
-from .checks.stage import AGGREGATE, CATALOG, ROW_SCAN, SET
+from .checks.stage import AGGREGATE, CATALOG, ROW_SCAN, SET, STAGES, Stage
 from .copy_stream import copy_each, copy_lines, spool_lines, spool_rows
 from .jobs import Job, run_jobs, tune_session
 from .plan import (
@@ -51,7 +52,7 @@ from .plan import (
     plan_tables,
     rule_parts,
 )
-from .progress import ProgressLike, as_progress
+from .progress import Progress, ProgressLike, as_progress
 from .raising import guarded_run
 from .results import CheckResult
 from .sink import ViolationSink
@@ -196,6 +197,91 @@ def _count(conn: Connection, table: str, filters: dict[str, Any]) -> dict[str, i
     return {"": int(row[0]), **{k: int(n) for k, n in zip(keys, row[1:], strict=True)}}
 
 
+@dataclass
+class _Run:
+    """What a stage's statement builder needs from the audit: the snapshot's connection, the
+    suite, where findings go, and `meta` (check id -> (check, columns)) to fill."""
+
+    conn: Connection
+    suite: Suite
+    sink: ViolationSink
+    prog: Progress
+    types: ColumnTypes
+    as_of: str | None
+    meta: dict[str, tuple[Any, list[str]]]
+
+
+def _row_scan_jobs(run: _Run) -> list[Job]:
+    """One statement per table (or a few, when its rules are too many for one)."""
+    sink, jobs = run.sink, []
+
+    def found(n: int) -> None:
+        run.prog.note(f"{n:,} violations so far")
+
+    for plan in plan_tables(run.suite, unique_columns(run.conn, run.suite.tables), run.types):
+        for rule in plan.rules:
+            cols = run.meta.setdefault(rule.rule_id, (rule.check, []))[1]
+            if rule.column not in cols:
+                cols.append(rule.column)
+        step = f"scanning {plan.table} ({len(plan.rules)} rules)"
+        if any(rule.check.may_raise for rule in plan.rules):
+            jobs.append(_guarded_job(step, plan, sink))
+        elif sink.takes_lines:  # PostgreSQL writes the lines: no Python object per violation
+            lines = plan.lines_statement()
+            jobs.append(
+                Job(
+                    ROW_SCAN.progress,
+                    step,
+                    run=partial(spool_lines, stmt=lines),
+                    take=lambda spooled: _each(spooled.lines(), sink.add_line),
+                    stream=partial(copy_lines, stmt=lines, take=sink.add_line, note=found),
+                )
+            )
+        else:
+            jobs.append(
+                _rows_job(ROW_SCAN.progress, step, plan.statement(), _rule_rows(plan, sink), found)
+            )
+    return jobs
+
+
+def _aggregate_jobs(run: _Run) -> list[Job]:
+    """One statement per table and grouping (or a few, when its metrics are too many),
+    judged at one time for every connection: the snapshot's `now()`, or `as_of`."""
+    now = run.as_of
+    if now is None and any(c.stage is AGGREGATE for c in run.suite.checks):
+        now = run.conn.execute(sa.select(sa.cast(sa.func.now(), sa.Text))).scalar_one()
+    at = sa.cast(sa.literal(now), sa.DateTime(timezone=True))
+    jobs = []
+    for agg in plan_aggregates(run.suite, at):
+        for check in agg.checks:
+            run.meta[check.id] = (check, check.column_list())
+        grouped = f" by {', '.join(agg.grouping)}" if agg.grouping else ""
+        step = f"measuring {agg.table}{grouped} ({len(agg.checks)} checks)"
+        take = _aggregate_rows(agg, run.sink)
+        jobs.append(_rows_job(AGGREGATE.progress, step, agg.statement(), take, None))
+    return jobs
+
+
+def _set_jobs(run: _Run) -> list[Job]:
+    """One query per check: (key, value, kept) of each finding."""
+    jobs = []
+    for check in (c for c in run.suite.checks if c.stage is SET):
+        run.meta[check.id] = (check, check.column_list())
+        stmt = check.query(run.suite.key_of(check.table))
+        take = _set_rows(check, run.sink)
+        jobs.append(_rows_job(SET.progress, f"checking {check.id}", stmt, take, None))
+    return jobs
+
+
+_STATEMENTS: dict[Stage, Callable[[_Run], list[Job]]] = {
+    ROW_SCAN: _row_scan_jobs,
+    AGGREGATE: _aggregate_jobs,
+    SET: _set_jobs,
+}
+"""The statement builder of each stage that reads rows, in the order they run; the catalog
+stage reads `pg_catalog` after them (`run_checks`)."""
+
+
 def run_checks(
     conn: Connection,
     suite: Suite,
@@ -219,54 +305,10 @@ def run_checks(
     rule_meta: dict[str, tuple[Any, list[str]]] = {}
     if types is None:
         types = column_types(conn, suite.tables)
-    plans = plan_tables(suite, unique_columns(conn, suite.tables), types)
-    jobs: list[Job] = []
-
-    def found(n: int) -> None:
-        prog.note(f"{n:,} violations so far")
-
-    for plan in plans:
-        for rule in plan.rules:
-            cols = rule_meta.setdefault(rule.rule_id, (rule.check, []))[1]
-            if rule.column not in cols:
-                cols.append(rule.column)
-        step = f"scanning {plan.table} ({len(plan.rules)} rules)"
-        if any(rule.check.may_raise for rule in plan.rules):
-            jobs.append(_guarded_job(step, plan, sink))
-        elif sink.takes_lines:  # PostgreSQL writes the lines: no Python object per violation
-            lines = plan.lines_statement()
-            jobs.append(
-                Job(
-                    ROW_SCAN.progress,
-                    step,
-                    run=partial(spool_lines, stmt=lines),
-                    take=lambda spooled: _each(spooled.lines(), sink.add_line),
-                    stream=partial(copy_lines, stmt=lines, take=sink.add_line, note=found),
-                )
-            )
-        else:
-            jobs.append(
-                _rows_job(ROW_SCAN.progress, step, plan.statement(), _rule_rows(plan, sink), found)
-            )
-
-    now: str | None = as_of
-    if now is None and any(c.stage is AGGREGATE for c in suite.checks):
-        now = conn.execute(sa.select(sa.cast(sa.func.now(), sa.Text))).scalar_one()
-    for agg in plan_aggregates(suite, sa.cast(sa.literal(now), sa.DateTime(timezone=True))):
-        for check in agg.checks:
-            rule_meta[check.id] = (check, check.column_list())
-        grouped = f" by {', '.join(agg.grouping)}" if agg.grouping else ""
-        step = f"measuring {agg.table}{grouped} ({len(agg.checks)} checks)"
-        take = _aggregate_rows(agg, sink)
-        jobs.append(_rows_job(AGGREGATE.progress, step, agg.statement(), take, None))
-
-    sets = [c for c in suite.checks if c.stage is SET]
-    for check in sets:
-        rule_meta[check.id] = (check, check.column_list())
-        stmt = check.query(suite.key_of(check.table))
-        jobs.append(
-            _rows_job(SET.progress, f"checking {check.id}", stmt, _set_rows(check, sink), None)
-        )
+    unknown = {c.stage.name for c in suite.checks if c.stage not in STAGES}
+    assert not unknown, f"no engine stage runs {unknown}"
+    run = _Run(conn, suite, sink, prog, types, as_of, rule_meta)
+    jobs = [job for build in _STATEMENTS.values() for job in build(run)]
     filters: dict[str, dict[str, Any]] = {}
     for check in suite.checks:
         if check.stage.reads_rows:
@@ -274,13 +316,12 @@ def run_checks(
             per_table = filters.setdefault(check.table, {})
             if kept is not None:
                 per_table[filter_key(check)] = kept
-    read = [c.table for c in suite.checks if c.stage.reads_rows and c.stage is not ROW_SCAN]
-    for table in dict.fromkeys([p.table for p in plans] + read):
+    for table in filters:
         jobs.append(
             Job(
                 "",  # bookkeeping (rows_checked), not a progress step
                 f"counting {table}",
-                run=partial(_count, table=table, filters=filters.get(table, {})),
+                run=partial(_count, table=table, filters=filters[table]),
                 take=partial(rows.__setitem__, table),
             )
         )
