@@ -11,8 +11,9 @@ filter). Its parts, by job: `refaudit.plan` (the table statements), `refaudit.jo
 (running them on the snapshot's connection and a second one that imports the snapshot;
 their output waits in spooled temporary files for its turn, so violations.csv comes out in
 the same order either way and memory stays flat), `refaudit.sink` (where findings go),
-`refaudit.verify` (the suite against the schema, before a row is read); this module puts them
-together (`run_checks`).
+`refaudit.verify` (the suite against the schema, before a row is read), `refaudit.raising`
+(rows on which a rule the suite wrote raises, found and reported instead of ending the
+audit); this module puts them together (`run_checks`).
 """
 
 from __future__ import annotations
