@@ -357,7 +357,9 @@ class GxSpec:
 
 class Check(Model):
     """What every check has: `id` (unique in the suite), `table`, `severity` (error or warn),
-    `threshold` (`max_count`, `max_rate`) and an optional `description`."""
+    `threshold` (`max_count`, `max_rate`: how many findings it tolerates; `min_count`: how
+    many it expects at least, as dbt's `error_if: "<1"`; `max_rate` only for findings about
+    rows) and an optional `description`."""
 
     stage: ClassVar[Stage] = ROW_SCAN
     """How the kind runs (`refaudit.checks.stage`)."""
