@@ -485,6 +485,7 @@ def _audit(
                         catalog=catalog,
                         companion=opts.second_connection,
                         types=types,
+                        as_of=source.snapshot_taken_at if source is not None else None,
                     )
                     if plan is not None and plan.context is not None:
                         doing = "reading what the repair needs"

@@ -341,11 +341,10 @@ def _print_summary(result: Any, fail_on: str, quiet: bool, err: bool = False) ->
     failing = result.failing(fail_on)
     if not quiet:
         for c in result.checks:
-            if c.violations:
+            if c.violations or c.status != "passed":
                 mark = {"failed": "FAIL", "warned": "warn", "passed": "ok  "}[c.status]
                 known = f" ({c.new} new, {c.known} known)" if c.new is not None else ""
-                rows = plural(c.rows_checked, "row")
-                typer.echo(f"  {mark} {c.id}: {c.violations} of {rows}{known}", err=err)
+                typer.echo(f"  {mark} {c.id}: {c.found()}{known}", err=err)
     baseline = result.baseline
     known = (
         f" ({baseline['new']} new, {baseline['known']} known in the baseline)" if baseline else ""

@@ -1,20 +1,25 @@
 """The audit engine: every check of a suite, pushed down into PostgreSQL, inside one read-only
 snapshot.
 
-Per audited table the engine issues one statement that evaluates every row rule of that table
-in a single scan (LEFT JOINs shared between rules) and returns only violating rows, streamed
-with COPY (so PostgreSQL may scan in parallel); plus one `count(*)` per table (and per row
-filter), one windowed query per set check and a few catalog queries. Its parts, by job:
-`refaudit.plan` (the table statements), `refaudit.jobs` (running them on the snapshot's
-connection and a second one that imports the snapshot; their output waits in spooled
-temporary files for its turn, so violations.csv comes out in the same order either way and
-memory stays flat), `refaudit.sink` (where findings go), `refaudit.verify` (the suite
-against the schema, before a row is read); this module puts them together (`run_checks`).
+Each kind declares its stage (`refaudit.checks.stage`), and each stage has its statements per
+table. Row scan: per audited table one statement evaluates every row rule of that table in a
+single scan (LEFT JOINs shared between rules) and returns only violating rows, streamed with
+COPY (so PostgreSQL may scan in parallel). Aggregate: per table (and grouping) one `SELECT`
+of every metric its aggregate checks ask for, which each check then judges. Set: one query
+per check. Catalog: a few catalog queries. Plus one `count(*)` per table (and per row
+filter). Its parts, by job: `refaudit.plan` (the table statements), `refaudit.jobs`
+(running them on the snapshot's connection and a second one that imports the snapshot;
+their output waits in spooled temporary files for its turn, so violations.csv comes out in
+the same order either way and memory stays flat), `refaudit.sink` (where findings go),
+`refaudit.verify` (the suite against the schema, before a row is read), `refaudit.raising`
+(rows on which a rule the suite wrote raises, found and reported instead of ending the
+audit); this module puts them together (`run_checks`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -38,14 +43,18 @@ from .checks.catalog import (
     unique_columns,
 )
 from .checks.reference import LOOKUP_SUFFIX, ConditionalReferenceCheck
+from .checks.stage import AGGREGATE, CATALOG, ROW_SCAN, SET, STAGES, Stage
 from .copy_stream import copy_each, copy_lines, spool_lines, spool_rows
 from .jobs import Job, run_jobs, tune_session
 from .plan import (
+    AggregatePlan,
     TablePlan,
+    plan_aggregates,
     plan_tables,
     rule_parts,
 )
-from .progress import ProgressLike, as_progress
+from .progress import Progress, ProgressLike, as_progress
+from .raising import guarded_run
 from .results import CheckResult
 from .sink import ViolationSink
 from .suite import Suite
@@ -118,6 +127,47 @@ def _set_rows(check: Any, sink: ViolationSink) -> Callable[[Any], None]:
     return take
 
 
+def _aggregate_rows(plan: AggregatePlan, sink: ViolationSink) -> Callable[[Any], None]:
+    """What turns one row of an aggregate statement (the table's, or one group's) into the
+    findings of the checks it fails."""
+
+    def take(row: Any) -> None:
+        for check, key, finding in plan.findings(row):
+            sink.add(
+                Violation(
+                    check.id,
+                    check.table,
+                    key,
+                    ",".join(check.column_list()),
+                    finding.value,
+                    evidence=finding.evidence,
+                )
+            )
+
+    return take
+
+
+def _guarded_job(step: str, plan: TablePlan, sink: ViolationSink) -> Job:
+    """A table statement with rules that may raise on a row (`refaudit.raising`): run in a
+    savepoint, spooled (never streamed: nothing reaches the sink before it is known to have
+    run), a raising row a finding of its rule."""
+
+    def run(conn: Connection, plan: TablePlan) -> Any:
+        if sink.takes_lines:
+            return spool_lines(conn, plan.lines_statement())
+        return spool_rows(conn, plan.statement())
+
+    def take(done: tuple[Any, list[Violation]]) -> None:
+        spooled, errors = done
+        if sink.takes_lines:
+            _each(spooled.lines(), sink.add_line)
+        else:
+            _each(spooled.rows(), _rule_rows(plan, sink))
+        _each(errors, sink.add)
+
+    return Job(ROW_SCAN.progress, step, run=guarded_run(plan, run), take=take)
+
+
 def _rows_job(
     stage: str,
     step: str,
@@ -148,6 +198,91 @@ def _count(conn: Connection, table: str, filters: dict[str, Any]) -> dict[str, i
     return {"": int(row[0]), **{k: int(n) for k, n in zip(keys, row[1:], strict=True)}}
 
 
+@dataclass
+class _Run:
+    """What a stage's statement builder needs from the audit: the snapshot's connection, the
+    suite, where findings go, and `meta` (check id -> (check, columns)) to fill."""
+
+    conn: Connection
+    suite: Suite
+    sink: ViolationSink
+    prog: Progress
+    types: ColumnTypes
+    as_of: str | None
+    meta: dict[str, tuple[Any, list[str]]]
+
+
+def _row_scan_jobs(run: _Run) -> list[Job]:
+    """One statement per table (or a few, when its rules are too many for one)."""
+    sink, jobs = run.sink, []
+
+    def found(n: int) -> None:
+        run.prog.note(f"{n:,} violations so far")
+
+    for plan in plan_tables(run.suite, unique_columns(run.conn, run.suite.tables), run.types):
+        for rule in plan.rules:
+            cols = run.meta.setdefault(rule.rule_id, (rule.check, []))[1]
+            if rule.column not in cols:
+                cols.append(rule.column)
+        step = f"scanning {plan.table} ({len(plan.rules)} rules)"
+        if any(rule.check.may_raise for rule in plan.rules):
+            jobs.append(_guarded_job(step, plan, sink))
+        elif sink.takes_lines:  # PostgreSQL writes the lines: no Python object per violation
+            lines = plan.lines_statement()
+            jobs.append(
+                Job(
+                    ROW_SCAN.progress,
+                    step,
+                    run=partial(spool_lines, stmt=lines),
+                    take=lambda spooled: _each(spooled.lines(), sink.add_line),
+                    stream=partial(copy_lines, stmt=lines, take=sink.add_line, note=found),
+                )
+            )
+        else:
+            jobs.append(
+                _rows_job(ROW_SCAN.progress, step, plan.statement(), _rule_rows(plan, sink), found)
+            )
+    return jobs
+
+
+def _aggregate_jobs(run: _Run) -> list[Job]:
+    """One statement per table and grouping (or a few, when its metrics are too many),
+    judged at one time for every connection: the snapshot's `now()`, or `as_of`."""
+    now = run.as_of
+    if now is None and any(c.stage is AGGREGATE for c in run.suite.checks):
+        now = run.conn.execute(sa.select(sa.cast(sa.func.now(), sa.Text))).scalar_one()
+    at = sa.cast(sa.literal(now), sa.DateTime(timezone=True))
+    jobs = []
+    for agg in plan_aggregates(run.suite, at):
+        for check in agg.checks:
+            run.meta[check.id] = (check, check.column_list())
+        grouped = f" by {', '.join(agg.grouping)}" if agg.grouping else ""
+        step = f"measuring {agg.table}{grouped} ({len(agg.checks)} checks)"
+        take = _aggregate_rows(agg, run.sink)
+        jobs.append(_rows_job(AGGREGATE.progress, step, agg.statement(), take, None))
+    return jobs
+
+
+def _set_jobs(run: _Run) -> list[Job]:
+    """One query per check: (key, value, kept) of each finding."""
+    jobs = []
+    for check in (c for c in run.suite.checks if c.stage is SET):
+        run.meta[check.id] = (check, check.column_list())
+        stmt = check.query(run.suite.key_of(check.table))
+        take = _set_rows(check, run.sink)
+        jobs.append(_rows_job(SET.progress, f"checking {check.id}", stmt, take, None))
+    return jobs
+
+
+_STATEMENTS: dict[Stage, Callable[[_Run], list[Job]]] = {
+    ROW_SCAN: _row_scan_jobs,
+    AGGREGATE: _aggregate_jobs,
+    SET: _set_jobs,
+}
+"""The statement builder of each stage that reads rows, in the order they run; the catalog
+stage reads `pg_catalog` after them (`run_checks`)."""
+
+
 def run_checks(
     conn: Connection,
     suite: Suite,
@@ -157,92 +292,64 @@ def run_checks(
     catalog: dict[str, CatalogFacts] | None = None,
     companion: bool = True,
     types: ColumnTypes | None = None,
+    as_of: str | None = None,
 ) -> list[CheckResult]:
     """Run every check of `suite` on `conn` (already inside the snapshot). With `companion`,
     statements also run on a second connection in the same snapshot (see `run_jobs`); the
     output is the same either way. `types`: the suite tables' column types, when already
-    read (`verify_values` returns them)."""
+    read (`verify_values` returns them). `as_of`: when the rows stand for another time (a
+    saved snapshot: when it was taken, ISO 8601), what aggregate checks take as now; else
+    the snapshot's own `now()`, read once so every connection uses the same."""
     prog = as_progress(progress)
     tune_session(conn)
     rows: dict[str, dict[str, int]] = {}  # table -> filter_key -> rows
     rule_meta: dict[str, tuple[Any, list[str]]] = {}
     if types is None:
         types = column_types(conn, suite.tables)
-    plans = plan_tables(suite, unique_columns(conn, suite.tables), types)
-    jobs: list[Job] = []
-
-    def found(n: int) -> None:
-        prog.note(f"{n:,} violations so far")
-
-    for plan in plans:
-        for rule in plan.rules:
-            cols = rule_meta.setdefault(rule.rule_id, (rule.check, []))[1]
-            if rule.column not in cols:
-                cols.append(rule.column)
-        step = f"scanning {plan.table} ({len(plan.rules)} rules)"
-        if sink.takes_lines:  # PostgreSQL writes the lines: no Python object per violation
-            lines = plan.lines_statement()
-            jobs.append(
-                Job(
-                    "row checks",
-                    step,
-                    run=partial(spool_lines, stmt=lines),
-                    take=lambda spooled: _each(spooled.lines(), sink.add_line),
-                    stream=partial(copy_lines, stmt=lines, take=sink.add_line, note=found),
-                )
-            )
-        else:
-            jobs.append(
-                _rows_job("row checks", step, plan.statement(), _rule_rows(plan, sink), found)
-            )
-
-    uniques = [c for c in suite.checks if c.stage == "set"]
-    for unique in uniques:
-        rule_meta[unique.id] = (unique, unique.column_list())
-        stmt = unique.query(suite.key_of(unique.table))
-        jobs.append(
-            _rows_job("uniqueness", f"checking {unique.id}", stmt, _set_rows(unique, sink), None)
-        )
+    unknown = {c.stage.name for c in suite.checks if c.stage not in STAGES}
+    assert not unknown, f"no engine stage runs {unknown}"
+    run = _Run(conn, suite, sink, prog, types, as_of, rule_meta)
+    jobs = [job for build in _STATEMENTS.values() for job in build(run)]
     filters: dict[str, dict[str, Any]] = {}
     for check in suite.checks:
-        if check.stage != "catalog":
+        if check.stage.reads_rows:
             kept = check.row_filter()
             per_table = filters.setdefault(check.table, {})
             if kept is not None:
                 per_table[filter_key(check)] = kept
-    for table in dict.fromkeys([p.table for p in plans] + [c.table for c in uniques]):
+    for table in filters:
         jobs.append(
             Job(
                 "",  # bookkeeping (rows_checked), not a progress step
                 f"counting {table}",
-                run=partial(_count, table=table, filters=filters.get(table, {})),
+                run=partial(_count, table=table, filters=filters[table]),
                 take=partial(rows.__setitem__, table),
             )
         )
     run_jobs(conn, jobs, prog, companion=companion)
 
     facts = catalog if catalog is not None else {}
-    prog.stage("catalog", len({c.table for c in suite.checks if c.stage == "catalog"}))
-    unread = [c.table for c in suite.checks if c.stage == "catalog" and c.table not in facts]
+    in_catalog = [c for c in suite.checks if c.stage is CATALOG]
+    prog.stage(CATALOG.progress, len({c.table for c in in_catalog}))
+    unread = [c.table for c in in_catalog if c.table not in facts]
     for tbl in dict.fromkeys(unread):
         prog.step(f"reading catalog of {tbl}")
     facts.update(read_catalogs(conn, unread))  # every table at once
     annotate_check_constraints(conn, suite, suite.checks, facts)
-    for check in suite.checks:
-        if check.stage == "catalog":
-            rule_meta[check.id] = (check, check.column_list())
-            for f in catalog_findings(check, facts[check.table]):
-                sink.add(
-                    Violation(
-                        check.id,
-                        check.table,
-                        f.key,
-                        f.column,
-                        f.value,
-                        diagnosis="catalog",
-                        evidence=f.problem,
-                    )
+    for check in in_catalog:
+        rule_meta[check.id] = (check, check.column_list())
+        for f in catalog_findings(check, facts[check.table]):
+            sink.add(
+                Violation(
+                    check.id,
+                    check.table,
+                    f.key,
+                    f.column,
+                    f.value,
+                    diagnosis="catalog",
+                    evidence=f.problem,
                 )
+            )
 
     lookups = [
         c for c in suite.checks if isinstance(c, ConditionalReferenceCheck) and c.lookup
@@ -254,7 +361,7 @@ def run_checks(
     results = []
     samples = sink.samples
     for rule_id, (check, cols) in rule_meta.items():
-        is_catalog = check.stage == "catalog"
+        reads_rows = check.stage.reads_rows
         result = CheckResult(
             id=rule_id,
             family=check.kind,
@@ -262,10 +369,13 @@ def run_checks(
             columns=cols,
             severity=check.severity,
             description=check.description or "",
-            rows_checked=1 if is_catalog else rows.get(check.table, {}).get(filter_key(check), 0),
+            rows_checked=rows.get(check.table, {}).get(filter_key(check), 0) if reads_rows else 1,
             violations=sink.counts.get(rule_id, 0),
             max_count=check.threshold.max_count,
             max_rate=check.threshold.max_rate,
+            min_count=check.threshold.min_count,
+            scope=check.scope.value,
+            stage=check.stage.name,
             sample=samples.get(rule_id, []),
         )
         if sink.baseline is not None:

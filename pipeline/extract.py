@@ -120,7 +120,7 @@ def snapshot_plan(suite: Suite) -> tuple[dict[str, set[str]], list[str]]:
     columns = required_columns(suite)
     for table, cols in columns.items():
         cols |= set(suite.key_columns(table))
-    catalog = sorted({*columns, *(c.table for c in suite.checks if c.stage == "catalog")})
+    catalog = sorted({*columns, *(c.table for c in suite.checks if not c.stage.reads_rows)})
     return dict(sorted(columns.items())), catalog
 
 

@@ -35,6 +35,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from .checks.base import ColumnTypes, TableScan, check_rules, table_clause
+from .checks.stage import ROW_SCAN
 from .errors import RefauditError, UsageError
 from .plan import TablePlan, required_columns
 from .sqltext import split_name
@@ -46,7 +47,6 @@ _SEVERITY = {"error": "critical", "warn": "warning"}
 _DIALECT = postgresql.dialect(paramstyle="named")
 # what sqlalchemy's text() would read as a bind parameter (GX runs the query through text())
 _BIND_LIKE = re.compile(r"(?<![:\w\\]):(?=\w)")
-_BUILT_IN = {"not_null", "in_set", "pattern"}
 
 
 @dataclass
@@ -160,14 +160,8 @@ def _row_expectations(
     unique: set[tuple[str, str]],
     types: ColumnTypes | None = None,
 ) -> list[dict[str, Any]]:
-    # a filtered check exports as the engine's SQL, which applies the filter
-    specs = check.gx() if check.row_filter() is None else None
-    if specs is not None:  # the kind exports as GX's own expectations
-        return [
-            _expectation(spec.type, spec.kwargs, check, check.id, column=spec.column)
-            for spec in specs
-        ]
-    # else the engine's statement; one per check: it carries only the joins it asks for
+    """A row check as the engine's statement; one per check: it carries only the joins it
+    asks for."""
     return [
         _expectation(
             "unexpected_rows_expectation",
@@ -196,16 +190,22 @@ def export_suite(
     by_table: dict[str, list[dict[str, Any]]] = defaultdict(list)
     skipped = []
     for check in suite.checks:
-        if check.stage == "catalog":
-            skipped.append(
-                {
-                    "check": check.id,
-                    "kind": check.family,
-                    "reason": "catalog check: GX has no expectation on constraints, indexes "
-                    "or triggers; refaudit run answers it",
-                }
+        reason = check.gx_unsupported()
+        if reason is not None:
+            skipped.append({"check": check.id, "kind": check.family, "reason": reason})
+            continue
+        # a filtered check exports as the engine's SQL, which applies the filter
+        specs = check.gx() if check.row_filter() is None else None
+        if specs is not None:  # the kind exports as GX's own expectations
+            by_table[check.table].extend(
+                _expectation(spec.type, spec.kwargs, check, check.id, column=spec.column)
+                for spec in specs
             )
-        elif check.stage == "set":
+        elif check.stage is ROW_SCAN:
+            by_table[check.table].extend(
+                _row_expectations(check, suite, columns, unique or set(), types)
+            )
+        else:  # a query of its own: (key, value, kept) per finding
             query = batch_query(check.query(suite.key_of(check.table)), check.table)
             by_table[check.table].append(
                 _expectation(
@@ -215,10 +215,6 @@ def export_suite(
                     check.id,
                     column=",".join(check.column_list()),
                 )
-            )
-        else:
-            by_table[check.table].extend(
-                _row_expectations(check, suite, columns, unique or set(), types)
             )
     suites = [
         GxSuite(table=table, name=f"{suite.suite}.{table}", expectations=exps)
@@ -253,6 +249,8 @@ class GxOutcome:
     counts: dict[str, int]
     broken: dict[str, str]
     expectations: int
+    failed: set[str] = field(default_factory=set)
+    """The checks with an expectation GX found unmet (a table expectation counts no row)."""
 
 
 def _raised(info: Any) -> str | None:
@@ -311,6 +309,7 @@ def run_with_gx(
     outcome = checkpoint.run()
     counts: dict[str, int] = defaultdict(int)
     broken: dict[str, str] = {}
+    failed: set[str] = set()
     total = 0
     for validation in outcome.run_results.values():
         for r in validation.results:
@@ -322,7 +321,9 @@ def run_with_gx(
             if error:
                 broken[check_id] = error
             counts[check_id] += _unexpected(r)
-    return GxOutcome(counts=dict(counts), broken=broken, expectations=total)
+            if not r.success:
+                failed.add(check_id)
+    return GxOutcome(counts=dict(counts), broken=broken, expectations=total, failed=failed)
 
 
 def _datasource(ctx: Any, url: str) -> Any:  # pragma: no cover - needs GX

@@ -18,7 +18,6 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from . import report
 from .results import AuditResult, CheckResult, FailOn, RunInfo
-from .words import plural
 
 
 def results_document(result: AuditResult, fail_on: FailOn) -> dict[str, Any]:
@@ -82,13 +81,12 @@ SAMPLE_KEYS = 5
 
 def junit_message(c: CheckResult) -> str:
     """One line for CI: counts, known/new against the baseline, threshold and a few keys."""
-    counts = (
-        f"{plural(c.violations, 'violation')} in {plural(c.rows_checked, 'row')} ({c.rate:.2%})"
-    )
+    counts = c.found()
     if c.new is not None:
         counts += f": {c.new} new, {c.known} known in the baseline"
     wanted = "new" if c.new is not None else None
     keys = [s["key"] for s in c.sample if wanted is None or s.get("baseline") == wanted]
+    keys = [k for k in keys if k]  # a finding about the whole table has no key
     shown = ", ".join(keys[:SAMPLE_KEYS])
     more = f" (+{c.gated - SAMPLE_KEYS} more)" if c.gated > SAMPLE_KEYS and shown else ""
     label = "new keys" if wanted else "keys"

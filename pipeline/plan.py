@@ -1,6 +1,8 @@
-"""What the engine runs against each table: the row rules of its checks in one statement (a
-scan, its shared joins and, per diagnosing rule, a branch over the rows it flags), split
-when a table has more rules than one statement may carry; and the columns a suite reads."""
+"""What the engine runs against each table, a statement builder per stage: the row rules of
+its checks in one statement (a scan, its shared joins and, per diagnosing rule, a branch
+over the rows it flags), split when a table has more rules than one statement may carry
+(`TablePlan`); the metrics of its aggregate checks in one statement per grouping
+(`AggregatePlan`); and the columns a suite reads."""
 
 from __future__ import annotations
 
@@ -19,11 +21,15 @@ from .checks.base import (
     RowRule,
     TableScan,
     check_rules,
+    compile_condition,
     cut_text,
     guard_value,
     is_true,
     key_value,
+    table_clause,
 )
+from .checks.model import Measure, TableFinding
+from .checks.stage import AGGREGATE, ROW_SCAN
 from .suite import Suite
 
 
@@ -256,7 +262,7 @@ def plan_tables(
     are compared with keys of another type as text)."""
     by_table: dict[str, list[Any]] = defaultdict(list)
     for check in suite.checks:
-        if check.stage == "row":
+        if check.stage is ROW_SCAN:
             by_table[check.table].append(check)
     plans = []
     columns = required_columns(suite)
@@ -287,6 +293,93 @@ def plan_tables(
             width += w
         plans.extend(plan_of(table, group)[0] for group in groups)
     return plans
+
+
+@dataclass
+class AggregatePlan:
+    """The aggregate checks of one table that share one grouping (`group_by`), as one
+    statement: a `SELECT` of every metric of every check (a check's `where` as a FILTER
+    clause on each of its aggregates) with `rows`, the rows each check looks at; grouped by
+    the grouping's columns, one result row per group, else one row for the table."""
+
+    table: str
+    grouping: tuple[str, ...]
+    checks: list[Any] = field(default_factory=list)
+    now: Any = None
+    """The time the rows stand for (`Measure.now`); None: the server's `now()`."""
+
+    def statement(self) -> Any:
+        """`g` (the group's values, as violations.csv writes a key) when grouped, and
+        `m{i}_{name}` for metric `name` of check i."""
+        need: dict[str, None] = dict.fromkeys(self.grouping)
+        for check in self.checks:
+            need.update(dict.fromkeys(sorted(check.reads({}).get(self.table, set()))))
+            kept = check.row_filter()
+            if kept is not None:
+                need.update(dict.fromkeys(kept.columns()))
+        t = table_clause(self.table, list(need)).alias("t")
+
+        def col(name: str) -> Any:
+            return t.c[name]
+
+        out: list[Any] = []
+        if self.grouping:
+            key = self.grouping[0] if len(self.grouping) == 1 else self.grouping
+            out.append(key_value(col, key).label("g"))
+        for i, check in enumerate(self.checks):
+            where = check.row_filter()
+            cond = compile_condition(where, col) if where is not None else None
+
+            def kept(aggregate: Any, cond: Any = cond) -> Any:
+                return aggregate if cond is None else aggregate.filter(cond)
+
+            now = sa.func.now() if self.now is None else self.now
+            measure = Measure(col, kept, now)
+            metrics = {"rows": kept(sa.func.count()), **check.metrics(measure)}
+            out.extend(expr.label(f"m{i}_{name}") for name, expr in metrics.items())
+        stmt = sa.select(*out).select_from(t)
+        if self.grouping:
+            groups = [t.c[g] for g in self.grouping]
+            stmt = stmt.group_by(*groups).order_by(*groups)
+        return stmt
+
+    def findings(self, row: Any) -> list[tuple[Any, str, TableFinding]]:
+        """(check, key, finding) for each check the statement's `row` fails: the table's
+        row (key ""), or one group's (its values as a key; `NULL` for a group of NULLs; a
+        group where none of the check's rows is left by its `where` is not the check's)."""
+        values = row._mapping
+        key = "" if not self.grouping else str(values["g"]) if values["g"] is not None else "NULL"
+        out = []
+        for i, check in enumerate(self.checks):
+            prefix = f"m{i}_"
+            mine = {k[len(prefix) :]: v for k, v in values.items() if k.startswith(prefix)}
+            if self.grouping and not mine["rows"]:
+                continue
+            finding = check.judge(mine)
+            if finding is not None:
+                out.append((check, key, finding))
+        return out
+
+
+def plan_aggregates(suite: Suite, now: Any = None) -> list[AggregatePlan]:
+    """The suite's aggregate checks, per table and grouping; a statement carries at most
+    MAX_STATEMENT_COLUMNS metrics (a table with more is read by several). `now`: the time
+    the rows stand for (`Measure.now`; None: the server's `now()`)."""
+    measure = Measure(sa.column, lambda a: a, sa.func.now())
+    plans: dict[tuple[str, tuple[str, ...]], list[AggregatePlan]] = {}
+    used: dict[tuple[str, tuple[str, ...]], int] = {}
+    for check in suite.checks:
+        if check.stage is not AGGREGATE:
+            continue
+        group = (check.table, tuple(check.grouping()))
+        shelf = plans.setdefault(group, [AggregatePlan(*group, now=now)])
+        width = 1 + len(check.metrics(measure))  # `rows` and its metrics
+        if shelf[-1].checks and used[group] + width > MAX_STATEMENT_COLUMNS:
+            shelf.append(AggregatePlan(*group, now=now))
+            used[group] = 0
+        shelf[-1].checks.append(check)
+        used[group] = used.get(group, 0) + width
+    return [p for shelf in plans.values() for p in shelf]
 
 
 def required_columns(suite: Suite) -> dict[str, set[str]]:

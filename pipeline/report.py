@@ -16,7 +16,6 @@ from typing import Any
 from markupsafe import Markup, escape
 
 from .results import AuditResult, CheckResult, FailOn
-from .suite import CATALOG_KINDS
 from .words import plural as _plural
 
 COLORS = {"failed": "#c0392b", "warned": "#d68910", "passed": "#1e8449", "none": "#7f8c8d"}
@@ -302,6 +301,11 @@ class CheckView:
         return {k for k, _ in self.sample_fields} <= {"key", "value", "column"}
 
     @property
+    def about_table(self) -> bool:
+        """Its findings are about the table as a whole: no rate, no "violating rows"."""
+        return self.c.scope == "table"
+
+    @property
     def has_card(self) -> bool:
         return not self.is_catalog and self.c.status != "passed"
 
@@ -407,7 +411,7 @@ def build_view(result: AuditResult, doc: dict[str, Any], fail_on: FailOn) -> dic
         v = CheckView(
             c=c,
             anchor=anchor(c.id),
-            is_catalog=c.family in CATALOG_KINDS,
+            is_catalog=not c.reads_rows,
             color=color,
             trend=sparkline(h.get("trend") or [c.violations], color),
             previous=h.get("previous"),
@@ -431,8 +435,7 @@ def build_view(result: AuditResult, doc: dict[str, Any], fail_on: FailOn) -> dic
             v.c.violations,
             COLORS[v.c.status] if v.c.status != "passed" else COLORS["none"],
             href=f"#{v.anchor}" if v.has_card else "#checks",
-            title=f"{v.c.id}: {plural(v.c.violations, 'violating row')} of {v.c.rows_checked:,} "
-            f"({fmt_rate(v.c.rate)}) — {v.c.status}"
+            title=f"{v.c.id}: {v.c.found()} — {v.c.status}"
             + (f". {v.c.description}" if v.c.description else ""),
         )
         for v in with_violations[:MAX_BARS]
@@ -468,7 +471,9 @@ def build_view(result: AuditResult, doc: dict[str, Any], fail_on: FailOn) -> dic
         "bars": responsive(bar_chart(bars), bar_chart(bars, width=NARROW, stacked=True)),
         "bars_more": max(len(with_violations) - MAX_BARS, 0),
         "tables_hit": tables_hit,
-        "rows_violating": sum(v.c.violations for v in row_views),
+        "rows_violating": sum(v.c.violations for v in row_views if not v.about_table),
+        "table_findings": sum(v.c.violations for v in row_views if v.about_table),
+        "schema_findings": sum(v.c.violations for v in catalog_views),
         "families": sorted({v.c.family for v in views}),
         "history": history or None,
         "trend": responsive(

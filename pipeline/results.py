@@ -10,6 +10,9 @@ from .errors import ExitCode
 from .words import plural
 
 Status = Literal["passed", "failed", "warned"]
+Scope = Literal["rows", "table"]
+"""What a check's findings are about (`refaudit.checks.stage.Scope`): rows of its table, or
+the table as a whole (no rate then)."""
 FailOn = Literal["error", "warn"]
 
 
@@ -25,6 +28,11 @@ class CheckResult:
     violations: int
     max_count: int | None = None
     max_rate: float | None = None
+    min_count: int | None = None
+    """At least this many findings are expected (dbt's `error_if: "<1"`)."""
+    scope: Scope = "rows"
+    stage: str = "row"
+    """The stage that ran it (`refaudit.checks.stage`): `catalog` reads no row."""
     status: Status = "passed"
     sample: list[dict[str, str]] = field(default_factory=list)
     known: int | None = None
@@ -34,7 +42,25 @@ class CheckResult:
 
     @property
     def rate(self) -> float:
+        """Findings per row checked; 0 for findings about the table, which have no rate."""
+        if self.scope == "table":
+            return 0.0
         return self.violations / self.rows_checked if self.rows_checked else 0.0
+
+    @property
+    def reads_rows(self) -> bool:
+        return self.stage != "catalog"
+
+    def found(self) -> str:
+        """What the check found, in words: `1 violation in 4 rows (25.00%)` for findings
+        about rows, `1 finding about the table (4 rows)` for the table's."""
+        if self.scope == "rows":
+            return (
+                f"{plural(self.violations, 'violation')} in {plural(self.rows_checked, 'row')} "
+                f"({self.rate:.2%})"
+            )
+        rows = f" ({plural(self.rows_checked, 'row')})" if self.reads_rows else ""
+        return f"{plural(self.violations, 'finding')} about the table{rows}"
 
     @property
     def gated(self) -> int:
@@ -43,9 +69,12 @@ class CheckResult:
 
     @property
     def over_threshold(self) -> bool:
+        """Outside the threshold: more findings than it allows, or fewer than `min_count`."""
         gated = self.gated
+        if self.min_count is not None and gated < self.min_count:
+            return True
         if self.max_count is None and self.max_rate is None:
-            return gated > 0
+            return gated > 0 and self.min_count is None
         gated_rate = gated / self.rows_checked if self.rows_checked else 0.0
         over_count = self.max_count is not None and gated > self.max_count
         over_rate = self.max_rate is not None and gated_rate > self.max_rate
@@ -54,6 +83,8 @@ class CheckResult:
     @property
     def threshold(self) -> str:
         parts = []
+        if self.min_count is not None:
+            parts.append(f">= {self.min_count}")
         if self.max_count is not None:
             parts.append(f"<= {self.max_count}")
         if self.max_rate is not None:
@@ -72,8 +103,11 @@ class CheckResult:
         d["kind"] = d.pop("family")
         d["rate"] = round(self.rate, 6)
         d["threshold"] = {"max_count": self.max_count, "max_rate": self.max_rate}
+        if self.min_count is not None:
+            d["threshold"]["min_count"] = self.min_count
         d.pop("max_count")
         d.pop("max_rate")
+        d.pop("min_count")
         return d
 
 

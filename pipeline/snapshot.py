@@ -274,7 +274,7 @@ def check_coverage(manifest: Manifest, suite: Suite, directory: Path) -> None:
                 f"it with this suite (refaudit extract --suite ...)"
             )
     for check in suite.checks:
-        if check.stage == "catalog" and check.table not in manifest.catalog:
+        if not check.stage.reads_rows and check.table not in manifest.catalog:
             raise UsageError(
                 f"snapshot {directory} has no catalog facts for table {check.table}, which "
                 f"check {check.id} needs; extract it with this suite (refaudit extract --suite ...)"

@@ -115,6 +115,8 @@ def fabricated_result(out: Path, *, extras: bool = True) -> AuditResult:
             "",
             1,
             1,
+            scope="table",
+            stage="catalog",
             sample=[
                 {
                     "check": "catalog.fk_session_requests_tutor",
@@ -138,6 +140,8 @@ def fabricated_result(out: Path, *, extras: bool = True) -> AuditResult:
             "",
             1,
             0,
+            scope="table",
+            stage="catalog",
         ),
     ]
     for c in checks:

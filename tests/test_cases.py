@@ -1,5 +1,6 @@
 """Data-driven check cases: each file in tests/cases/ holds checks, optional `setup` rows
-shared by its cases, and named cases (rows in, violations expected, with their diagnosis).
+shared by its cases, and named cases (rows in, violations expected, with their diagnosis;
+optionally `rows_checked` and `status` per check).
 `pytest -k reference` runs one family."""
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import pytest
 import yaml
 from refaudit.db import create_engine, read_only_snapshot
 from refaudit.engine import run_checks
+from refaudit.results import CheckResult
 from refaudit.sink import ViolationSink
 from refaudit.suite import Suite
 
@@ -47,8 +49,8 @@ def case_db(new_database) -> str:  # type: ignore[no-untyped-def]
 
 def run_case(
     uri: str, doc: dict[str, Any], case: dict[str, Any]
-) -> tuple[list[dict[str, str]], dict[str, int]]:
-    """violations.csv's lines and each check's rows_checked."""
+) -> tuple[list[dict[str, str]], dict[str, CheckResult]]:
+    """violations.csv's lines and each check's result."""
     conn = psycopg2.connect(uri)
     try:
         with conn.cursor() as cur:
@@ -83,14 +85,16 @@ def run_case(
     import csv
 
     buf.seek(0)
-    return list(csv.DictReader(buf)), {r.id: r.rows_checked for r in results}
+    return list(csv.DictReader(buf)), {r.id: r for r in results}
 
 
 @pytest.mark.parametrize(("family", "doc", "case"), _load())
 def test_case(case_db: str, family: str, doc: dict[str, Any], case: dict[str, Any]) -> None:
-    got, rows_checked = run_case(case_db, doc, case)
+    got, results = run_case(case_db, doc, case)
     for check_id, n in (case.get("rows_checked") or {}).items():
-        assert rows_checked[check_id] == n, f"{case['name']}: rows_checked of {check_id}"
+        assert results[check_id].rows_checked == n, f"{case['name']}: rows_checked of {check_id}"
+    for check_id, status in (case.get("status") or {}).items():
+        assert results[check_id].status == status, f"{case['name']}: status of {check_id}"
     expected = case.get("expect") or []
     assert sorted((g["check"], g["key"]) for g in got) == sorted(
         (e["check"], str(e["key"])) for e in expected

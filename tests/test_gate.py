@@ -272,8 +272,12 @@ def test_junit_parses_and_has_one_testcase_per_check(tmp_path: Path, gate_db: st
         if c["status"] == "failed":
             assert len(result) == 1 and isinstance(result[0], Failure)
             message = result[0].message
-            assert re.search(rf"\b{c['violations']} violations? in {c['rows_checked']} rows?\b",
-                             message), message
+            if c["scope"] == "rows":
+                counted = rf"\b{c['violations']} violations? in {c['rows_checked']} rows?\b"
+            else:  # a catalog check: about the table's definition, no row read
+                assert c["stage"] == "catalog"
+                counted = rf"\b{c['violations']} findings? about the table;"
+            assert re.search(counted, message), message
             assert f"threshold {'0' if c['threshold']['max_count'] is None else ''}" in message
         else:
             assert result == []

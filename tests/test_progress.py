@@ -58,7 +58,7 @@ def test_library_reports_every_stage_with_its_steps(
     assert stages == [
         "snapshot/2",
         f"row checks/{len(tables)}",
-        f"uniqueness/{uniques}",
+        f"set checks/{uniques}",
         f"catalog/{len(catalog_tables)}",
         "history/1",
         "writing files/1",
@@ -165,7 +165,7 @@ def test_cli_shows_progress_on_a_terminal(progress_db: str, tmp_path: Path) -> N
         "run", "--suite", SAMPLE_SUITE, "--db", progress_db, "--out", str(tmp_path / "t")
     )
     assert code == 1, shown
-    for stage in ("snapshot", "row checks", "uniqueness", "catalog", "history", "writing files"):
+    for stage in ("snapshot", "row checks", "set checks", "catalog", "history", "writing files"):
         assert stage in shown, stage
     code, shown = _run_on_a_terminal(
         "run", "--suite", SAMPLE_SUITE, "--db", progress_db, "--out", str(tmp_path / "q"), "--quiet"

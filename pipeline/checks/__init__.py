@@ -1,24 +1,34 @@
 """The check kinds: one module each, listed once here.
 
 A kind is a pydantic model (a subclass of `refaudit.checks.model.Check`) whose docstring
-documents it and whose methods say how it runs (`stage`), what it reads, how it compiles
-to SQL (`rules`, or `query` for a set kind), how its values are checked before the audit,
-how it exports to Great Expectations (`gx`), how a CHECK constraint enforces it
-(`check_body`) and what constraints.sql does for it (`ddl_section`). Adding a kind is its
+documents it and whose methods say how it runs (`stage`, one of `refaudit.checks.stage`),
+what its findings are about (`scope`), what it reads, how it compiles to SQL (`rules` for
+a row kind, `metrics` and `judge` for an aggregate kind, `query` for a set kind), how its
+values are checked before the audit, how it exports to Great Expectations (`gx`, or
+`gx_unsupported` saying why not), how a CHECK constraint enforces it (`check_body`) and what
+constraints.sql does for it (`ddl_section`). Adding a kind is its
 module, one line below and its case file in `tests/cases/`.
 """
 
 from __future__ import annotations
 
+from .at_least_one import AtLeastOneCheck
+from .cardinality_equality import CardinalityEqualityCheck
 from .catalog import ConstraintCheck, IndexCheck, TriggerCheck
 from .consistency import ConsistencyCheck
+from .expression_check import ExpressionCheck
+from .freshness import FreshnessCheck
 from .in_set import InSetCheck
 from .model import Check
+from .not_constant import NotConstantCheck
 from .not_null import NotNullCheck
+from .not_null_proportion import NotNullProportionCheck
 from .pattern import PatternCheck
 from .range import RangeCheck
 from .reference import ConditionalReferenceCheck, ReferenceCheck
+from .row_count import RowCountCheck
 from .row_rule import RowRuleCheck
+from .stage import CATALOG, ROW_SCAN, SET
 from .unique import UniqueCheck
 
 KINDS: tuple[type[Check], ...] = (
@@ -30,7 +40,14 @@ KINDS: tuple[type[Check], ...] = (
     PatternCheck,
     RangeCheck,
     RowRuleCheck,
+    ExpressionCheck,
     UniqueCheck,
+    CardinalityEqualityCheck,
+    NotConstantCheck,
+    AtLeastOneCheck,
+    NotNullProportionCheck,
+    RowCountCheck,
+    FreshnessCheck,
     ConstraintCheck,
     IndexCheck,
     TriggerCheck,
@@ -43,9 +60,9 @@ def kind_name(model: type[Check]) -> str:
 
 
 KIND_NAMES = {kind_name(k): k for k in KINDS}
-ROW_KINDS = frozenset(n for n, k in KIND_NAMES.items() if k.stage == "row")
-SET_KINDS = frozenset(n for n, k in KIND_NAMES.items() if k.stage == "set")
-CATALOG_KINDS = frozenset(n for n, k in KIND_NAMES.items() if k.stage == "catalog")
+ROW_KINDS = frozenset(n for n, k in KIND_NAMES.items() if k.stage is ROW_SCAN)
+SET_KINDS = frozenset(n for n, k in KIND_NAMES.items() if k.stage is SET)
+CATALOG_KINDS = frozenset(n for n, k in KIND_NAMES.items() if k.stage is CATALOG)
 CHECK_KINDS = frozenset(KIND_NAMES)
 
 _COMMON = ("kind", "id", "table", "severity", "threshold", "description")

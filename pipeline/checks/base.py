@@ -463,6 +463,8 @@ def check_rules(check: Any, scan: TableScan) -> list[RowRule]:
     if kept is None:
         return list(rules)
     keep = compile_condition(kept, scan.col)
+    if check.may_raise:  # CASE: a row `where` leaves out never evaluates the rule at all
+        return [replace(r, flag=sa.case((keep, r.flag), else_=sa.false())) for r in rules]
     return [replace(r, flag=sa.and_(keep, r.flag)) for r in rules]
 
 

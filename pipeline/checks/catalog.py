@@ -29,16 +29,23 @@ from .ddl import (
     guarded_drop,
     readd,
 )
-from .model import Check, Model, Stage, TableName
+from .model import Check, Model, TableName
 from .reference import ConditionalReferenceCheck
 from .relations import NO_DEFINITION, ON_DELETE, Relation, read_relations
+from .stage import CATALOG, Stage
 
 
 class _CatalogCheck(Check):
-    stage: ClassVar[Stage] = "catalog"
+    stage: ClassVar[Stage] = CATALOG
 
     def reads(self, key_spaces: Any) -> dict[str, set[str]]:
         return {}  # answered from pg_catalog: no row is read
+
+    def gx_unsupported(self) -> str | None:
+        return (
+            "catalog check: GX has no expectation on constraints, indexes or triggers; "
+            "refaudit run answers it"
+        )
 
     def ddl_section(self, ctx: DdlContext) -> str | None:
         if self.table in ctx.views:

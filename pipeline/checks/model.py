@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from ..sqltext import join_name
+from .stage import AGGREGATE, ROW_SCAN, Scope, Stage
 
 if TYPE_CHECKING:
     from sqlalchemy.sql.elements import ColumnElement
@@ -282,10 +283,27 @@ RepairChoice = Literal["propose", "review"]
 
 
 class Threshold(Model):
-    """How many violations a check tolerates before it fails."""
+    """How many violations a check tolerates before it fails: at most `max_count`, at most
+    `max_rate` of the rows checked; with `min_count`, at least that many (dbt's
+    `error_if: "<1"`: a check whose findings are expected, such as a known bad group).
+    Without any, one finding fails the check; with `min_count` alone, only too few do."""
 
     max_count: int | None = Field(default=None, ge=0)
     max_rate: float | None = Field(default=None, ge=0, le=1)
+    min_count: int | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Threshold:
+        if (
+            self.min_count is not None
+            and self.max_count is not None
+            and self.min_count > self.max_count
+        ):
+            raise ValueError(
+                f"min_count {self.min_count} is above max_count {self.max_count}; no count "
+                "passes - lower min_count or raise max_count"
+            )
+        return self
 
 
 class MatchPair(Model):
@@ -303,10 +321,28 @@ class Filtered(Model):
         return self.where
 
 
-Stage = Literal["row", "set", "catalog"]
-"""How a kind runs: `row` kinds compile into flags on every row of one table (one scan per
-table, whatever the number of checks); `set` kinds run a query of their own; `catalog`
-kinds are answered from `pg_catalog`."""
+@dataclass(frozen=True)
+class TableFinding:
+    """What an aggregate check found wrong with its table (or with one group of its rows):
+    the measured `value` (violations.csv's `value`) and what was expected (`evidence`)."""
+
+    value: str
+    evidence: str
+
+
+Metric = Any
+"""An aggregate SQL expression (`count(col)`, `max(col)`) an aggregate kind asks for."""
+
+
+@dataclass(frozen=True)
+class Measure:
+    """What an aggregate kind builds its metrics from: the table's columns `col(name)`;
+    `kept(aggregate)`, the aggregate limited to the rows the check's `where` keeps (a
+    FILTER clause); `now`, the time the rows stand for (a `timestamptz`: the snapshot's)."""
+
+    col: Callable[[str], Any]
+    kept: Callable[[Metric], Metric]
+    now: Any
 
 
 @dataclass(frozen=True)
@@ -321,11 +357,21 @@ class GxSpec:
 
 class Check(Model):
     """What every check has: `id` (unique in the suite), `table`, `severity` (error or warn),
-    `threshold` (`max_count`, `max_rate`) and an optional `description`."""
+    `threshold` (`max_count`, `max_rate`: how many findings it tolerates; `min_count`: how
+    many it expects at least, as dbt's `error_if: "<1"`; `max_rate` only for findings about
+    rows) and an optional `description`."""
 
-    stage: ClassVar[Stage] = "row"
+    stage: ClassVar[Stage] = ROW_SCAN
+    """How the kind runs (`refaudit.checks.stage`)."""
+    finding_scope: ClassVar[Scope | None] = None
+    """What one finding is about, when not what the stage says (`Check.scope`)."""
     repairs: ClassVar[bool] = False
     """True: the kind's diagnoses propose repairs that repair.sql plans (references)."""
+    may_raise: ClassVar[bool] = False
+    """True: the kind's rules run SQL the suite wrote, which may raise on some rows' values
+    (division by zero, a bad cast): the engine then finds those rows and reports each as a
+    finding of the check (diagnosis `error`) instead of stopping the audit. Its rules read
+    their own row only."""
     holds_values: ClassVar[bool] = False
     """True: the kind's rules hold values of the suite (a set, a regex, bounds, a rule's
     constants), which PostgreSQL checks against the columns' types before the audit."""
@@ -343,6 +389,21 @@ class Check(Model):
     @property
     def family(self) -> str:
         return str(getattr(self, "kind"))  # noqa: B009  (every subclass has `kind`)
+
+    @property
+    def scope(self) -> Scope:
+        """What one finding of the check is about: its stage's scope, unless the kind says
+        otherwise."""
+        return self.finding_scope or self.stage.scope
+
+    @model_validator(mode="after")
+    def _threshold_fits_scope(self) -> Check:
+        if self.scope is Scope.TABLE and self.threshold.max_rate is not None:
+            raise ValueError(
+                f"check {self.id}: `threshold.max_rate` needs findings about rows, and a "
+                f"{self.family} check's findings are about the table; use `max_count`"
+            )
+        return self
 
     def written(self) -> dict[str, Any]:
         """The check as a suite file writes it: the keys it was given (a default is written
@@ -385,6 +446,24 @@ class Check(Model):
         """A `set` kind's evidence for a finding, given the `kept` column of its row."""
         return ""
 
+    def grouping(self) -> list[str]:
+        """An `aggregate` kind's `group_by`: the columns whose every combination of values
+        is judged on its own ([]: the table as a whole)."""
+        return []
+
+    def metrics(self, m: Measure) -> dict[str, Metric]:
+        """An `aggregate` kind's metrics, by name: aggregate expressions over the columns
+        `m.col(name)`, each aggregate call passed through `m.kept` (which adds the check's
+        `where` as a FILTER clause). The engine computes every metric of a table in one
+        statement (see `refaudit.checks.stage.AGGREGATE`), and `rows`, the rows the check
+        looks at, for every check."""
+        raise NotImplementedError(f"{self.family} is not an aggregate check")
+
+    def judge(self, values: dict[str, Any]) -> TableFinding | None:
+        """An `aggregate` kind's verdict on its metrics' values (`rows` among them) for the
+        table or one group: what is wrong, or None when they pass."""
+        raise NotImplementedError(f"{self.family} is not an aggregate check")
+
     def probes(self) -> list[tuple[Any, Callable[[str], str]]]:
         """Statements PostgreSQL must accept for the check to run (a regex), each with what
         to say, given the server's message, when it does not."""
@@ -407,6 +486,11 @@ class Check(Model):
         used for a check with a `where`)."""
         return None
 
+    def gx_unsupported(self) -> str | None:
+        """Why Great Expectations cannot run this check, as manifest.json's `not_exported`
+        says it; None: it exports (as `gx()`, or as the engine's SQL)."""
+        return None
+
     def target_filters(self) -> list[tuple[str, Condition]]:
         """(table, where) of every target filter, for the server to check its values."""
         return []
@@ -422,4 +506,33 @@ class Check(Model):
     def ddl_section(self, ctx: DdlContext) -> str | None:
         """The check's section of constraints.sql, the DDL that makes a repair stick (adding
         to `ctx.plan` what rollback.sql must undo); None: the kind has none."""
+        return None
+
+
+class AggregateCheck(Filtered, Check):
+    """What the aggregate kinds share: `where` (the rows measured; in the statement a FILTER
+    clause on each of the check's aggregates) and `group_by` (columns whose every combination
+    of values is judged on its own, a finding per failing group; a group none of whose rows
+    `where` keeps is not judged)."""
+
+    stage: ClassVar[Stage] = AGGREGATE
+
+    group_by: list[str] | None = Field(default=None, min_length=1)
+
+    def grouping(self) -> list[str]:
+        return list(self.group_by or [])
+
+    def column_list(self) -> list[str]:
+        column = getattr(self, "column", None)
+        return [column] if column else []
+
+    def reads(self, key_spaces: Any) -> dict[str, set[str]]:
+        return {self.table: {*self.column_list(), *self.grouping()}}
+
+    def gx_unsupported(self) -> str | None:
+        if self.where is not None or self.group_by:
+            return (
+                f"{self.family} with `where` or `group_by`: GX's table and column aggregate "
+                "expectations take no row filter or groups here; refaudit run answers it"
+            )
         return None

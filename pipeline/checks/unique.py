@@ -37,7 +37,8 @@ from .expression import (
     parse_expression,
     volatility_problem,
 )
-from .model import Check, Condition, Filtered, Stage
+from .model import Check, Condition, Filtered
+from .stage import SET, Stage
 
 if TYPE_CHECKING:
     from .ddl import DdlContext
@@ -57,7 +58,7 @@ class UniqueCheck(Filtered, Check):
     nothing unless `nulls: equal`. Findings show the expression's value; constraints.sql
     builds the unique index (`CREATE UNIQUE INDEX CONCURRENTLY ... ((lower(name)))`)."""
 
-    stage: ClassVar[Stage] = "set"
+    stage: ClassVar[Stage] = SET
 
     written_order = ("columns", "expressions", "where", "nulls", "description")
     kind: Literal["unique"]

@@ -19,6 +19,7 @@ from ..checks.base import (
 )
 from ..checks.catalog import CatalogFacts, read_catalogs
 from ..checks.relations import Definitions, Relation, read_relations
+from ..checks.stage import SET
 from ..constraints import (
     AuditedConstraint,
 )
@@ -272,6 +273,6 @@ def read_reference_facts(
     the audit's catalog checks already read."""
     ctx.facts = facts
     missing = [
-        c.table for c in suite.checks if (c.repairs or c.stage == "set") and c.table not in facts
+        c.table for c in suite.checks if (c.repairs or c.stage is SET) and c.table not in facts
     ]
     facts.update(read_catalogs(conn, missing))
