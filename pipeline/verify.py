@@ -3,7 +3,9 @@ exists, every regex and value is one PostgreSQL can run on the columns' types.""
 
 from __future__ import annotations
 
+import difflib
 from collections import defaultdict
+from collections.abc import Iterable
 from typing import Any
 
 import sqlalchemy as sa
@@ -34,17 +36,40 @@ def verify_schema(conn: Connection, suite: Suite) -> ColumnTypes:
     for table, cols in required:
         if table not in found:
             raise DatabaseError(
-                f"table {table} named by suite {suite.suite} does not exist in the database "
-                "- check --db and --suite"
+                f"table {table} named by suite {suite.suite} does not exist in the database"
+                f"{_did_you_mean(table, _table_names(conn))} - check --db and --suite"
             )
         present = {c.name for c in found[table].columns}
         missing = sorted(cols - present)
         if missing:
             raise DatabaseError(
                 f"column {table}.{missing[0]} named by suite {suite.suite} does not exist in the "
-                "database - check the suite against the schema"
+                f"database{_did_you_mean(missing[0], present)} - check the suite against the "
+                "schema"
             )
     return relation_types({t: found[t] for t in suite.tables if t in found})
+
+
+def _did_you_mean(name: str, names: Iterable[str]) -> str:
+    """`; did you mean 'x'?` for the closest of `names`, or nothing."""
+    close = difflib.get_close_matches(name, sorted(names), n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def _table_names(conn: Connection) -> list[str]:
+    """The tables and views the connection can see, as a suite would name them: unqualified
+    where the search path finds them, else schema-qualified (read only for an error)."""
+    rows = conn.execute(
+        sa.text(
+            "SELECT n.nspname, c.relname, pg_catalog.pg_table_is_visible(c.oid)"
+            " FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n"
+            " ON n.oid = c.relnamespace"
+            " WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')"
+            " AND n.nspname NOT IN ('pg_catalog', 'information_schema')"
+            " AND n.nspname NOT LIKE 'pg\\_toast%'"
+        )
+    )
+    return [name if visible else f"{schema}.{name}" for schema, name, visible in rows]
 
 
 # What PostgreSQL says when a suite's value does not fit its column: a data exception

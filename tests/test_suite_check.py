@@ -48,6 +48,18 @@ def test_a_suite_is_checked_against_a_database(tmp_path: Path, new_database) -> 
     line = assert_one_line_error(missing, ExitCode.RUNTIME)
     assert "state" in line
 
+    # a misspelt column or table: the one meant is named
+    typo = refaudit("suite", "check", str(write(tmp_path, column="stauts")), "--db", uri)
+    line = assert_one_line_error(typo, ExitCode.RUNTIME)
+    assert "column orders.stauts" in line and "did you mean 'status'?" in line, line
+    execute(uri, "CREATE SCHEMA archive; CREATE TABLE archive.orderz (id int PRIMARY KEY)")
+    execute(uri, "ALTER TABLE orders RENAME TO order_lines")
+    gone = refaudit("suite", "check", str(write(tmp_path)), "--db", uri)
+    line = assert_one_line_error(gone, ExitCode.RUNTIME)
+    assert "table orders named by suite shop" in line, line
+    assert "did you mean 'order_lines'?" in line, line
+    execute(uri, "ALTER TABLE order_lines RENAME TO orders")
+
     bad_regex = refaudit("suite", "check", str(write(tmp_path, regex="(")), "--db", uri)
     line = assert_one_line_error(bad_regex, ExitCode.USAGE)
     assert "orders.status.pattern" in line
