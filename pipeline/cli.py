@@ -336,6 +336,14 @@ def _examples(*lines: str) -> str:
     return "\b\nExamples:\n" + "\n".join(f"  {line}" for line in lines)
 
 
+def _derived(checks: int, results: int) -> str:
+    """What a run will count beyond the suite's checks (a conditional reference's
+    discriminator, a lookup's type table), so that "6 checks" there is no surprise."""
+    if results <= checks:
+        return ""
+    return f" (a run reports {results}: {plural(results - checks, 'derived check')} too)"
+
+
 def _print_summary(result: Any, fail_on: str, quiet: bool, err: bool = False) -> None:
     """The run's summary for people: on stdout, or on stderr (`err`) when stdout holds JSON."""
     failing = result.failing(fail_on)
@@ -845,7 +853,7 @@ def suite_check(
     against = f"; it matches {result.database}" if result.database else ""
     typer.echo(
         f"suite {result.suite} is valid: {plural(result.checks, 'check')} on "
-        f"{plural(result.tables, 'table')}{against}",
+        f"{plural(result.tables, 'table')}{_derived(result.checks, result.results)}{against}",
         err=as_json,
     )
     for warning in result.warnings:
