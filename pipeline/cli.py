@@ -713,6 +713,11 @@ def demo(
         f"every violating row is in {result.out_dir / 'violations.csv'}, "
         f"the proposed repair in {result.out_dir / 'repair.sql'}"
     )
+    typer.echo(
+        "the demo's database went with its server, so its plan cannot be applied; on your "
+        "own database: refaudit discover --db URL --out suite.yml, then refaudit run "
+        "--suite suite.yml (README: On your own database)"
+    )
 
 
 @app.command(

@@ -158,6 +158,8 @@ def test_default_demo_runs_without_numpy_pandas_and_pyarrow_and_finds_what_the_g
     proc = without(HEAVY, "demo", "--out", str(tmp_path / "demo"), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr  # demo shows violations, it does not gate on them
     assert "Traceback" not in proc.stderr
+    # the demo's database is gone: it says what to do next on one's own database
+    assert "refaudit discover --db URL --out suite.yml" in proc.stdout
     uri = new_database("gendemo")
     build_sample(uri, suite, requests=3000, seed=7)  # the generator itself, with numpy
     options = AuditOptions(repair=True, record_history=False)
