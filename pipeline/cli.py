@@ -519,9 +519,20 @@ def run(
             typer.echo(f"removed {removed} (--keep {keep})", err=as_json)
     plan = result.repair
     if plan is not None:
+        # the plan repairs references; what other checks found is for a person to resolve
+        others = sum(
+            c.violations
+            for c in result.checks
+            if c.family not in ("reference", "conditional_reference") and c.stage != "catalog"
+        )
+        left = (
+            f"; {plural(others, 'violation')} of other checks left to you (the report)"
+            if others
+            else ""
+        )
         typer.echo(
             f"repair plan: {plural(plan['updates'], 'update')}, {plan['set_null']} set to NULL, "
-            f"{plan['quarantined']} to quarantine, {plan['ambiguous']} for review; "
+            f"{plan['quarantined']} to quarantine, {plan['ambiguous']} for review{left}; "
             f"review {result.out_dir / 'repair.sql'}",
             err=as_json,
         )
