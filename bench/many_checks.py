@@ -244,6 +244,12 @@ def build_database(server_uri: str, rows: int, seed: int) -> str:
     finally:
         admin.close()
     uri = database_uri(server_uri, name)
+    fill_database(uri, rows, seed)
+    return uri
+
+
+def fill_database(uri: str, rows: int, seed: int) -> None:
+    """The benchmark's two tables, in the empty database at `uri`."""
     conn = psycopg2.connect(uri)
     try:
         with conn.cursor() as cur:
@@ -255,7 +261,6 @@ def build_database(server_uri: str, rows: int, seed: int) -> str:
             cur.execute("VACUUM (ANALYZE)")
     finally:
         conn.close()
-    return uri
 
 
 def expected_counts(uri: str, count_sql: dict[str, str]) -> dict[str, int]:
