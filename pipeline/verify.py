@@ -18,6 +18,7 @@ from .checks.catalog import (
     column_types,
     relation_types,
 )
+from .checks.expression import catalog_memo
 from .checks.relations import NO_DEFINITION, read_relations
 from .errors import DatabaseError, SuiteError
 from .plan import MAX_STATEMENT_COLUMNS, required_columns
@@ -115,10 +116,11 @@ def verify_values(
         cols = [c for stmt in chunk for c in stmt.selected_columns]
         if _probe(conn, sa.select(*cols)) is not None:
             failing = True
-    for check in suite.checks:
-        problem = check.sql_problem(conn)
-        if problem is not None:
-            raise SuiteError(f"{where}: check {check.id}: {problem}")
+    with catalog_memo():
+        for check in suite.checks:
+            problem = check.sql_problem(conn)
+            if problem is not None:
+                raise SuiteError(f"{where}: check {check.id}: {problem}")
     for check, stmt, explain in probes:
         if failing or id(stmt) in alone:
             message = _probe(conn, stmt)
