@@ -19,6 +19,8 @@ and then measures, alternating, `--repeat` times:
   repair plan: repair.sql, rollback.sql, constraints.sql).
 
 `python -m bench discover-realworld --help`: discover on real databases (bench/realworld.py).
+`python -m bench many-checks --help`: `refaudit run` with thousands of checks
+(bench/many_checks.py).
 
 Before comparing times it requires the three to agree on every count they share. It also
 times `refaudit run` on the 6-row seed database (start-up cost). The server is stopped at exit.
@@ -211,7 +213,10 @@ def verdict(ok: bool) -> str:
     return "ok" if ok else "MISSED"
 
 
-SUBCOMMANDS = {"discover-realworld": "bench.realworld"}  # name: module with main(argv)
+SUBCOMMANDS = {  # name: module with main(argv)
+    "discover-realworld": "bench.realworld",
+    "many-checks": "bench.many_checks",
+}
 
 
 def main() -> None:

@@ -65,7 +65,7 @@ class TablePlan:
     rules: list[RowRule] = field(default_factory=list)
     scan: TableScan | None = None
 
-    def statement(self) -> Any:
+    def statement(self, *, cut: bool = True) -> Any:
         """One statement for the whole table.
 
         The table is scanned once; only rows some rule flags come back. When rules explain
@@ -78,6 +78,10 @@ class TablePlan:
         for diagnosing rules, `d{i}`, `p{i}`, `c{i}`, `e{i}` (diagnosis, proposed value,
         confidence, evidence) and `rc{i}`, `ro{i}` (repair column and audited value); a
         branch leaves the other rules' columns FALSE or NULL. Rows come in key order.
+
+        Values are cut (`cut_text`) unless `cut` is False, which only a statement without
+        diagnosing rules honours: `lines_statement` then cuts the one value each line shows
+        rather than have every row repeat each rule's expression in the cut's SQL.
         """
         assert self.scan is not None
         scan = self.scan
@@ -100,6 +104,8 @@ class TablePlan:
             needed = sa.or_(*diagnosing)
             cols.extend(sa.case((needed, scan.col(c))).label(f"c_{c}") for c in carried_columns)
         where = sa.or_(*(is_true(r.flag) for r in self.rules))
+        if not diagnosing and not cut:
+            return sa.select(*cols).select_from(scan.from_clause()).where(where).order_by(cols[0])
         if not diagnosing:
             shown = [
                 cut_text(c.element).label(c.name)
@@ -196,7 +202,9 @@ class TablePlan:
         as the per-row loop of `run_checks`; within one key that loop follows the statement's
         branches.
         """
-        w = self.statement().order_by(None).subquery("w")
+        # without diagnosing rules the values come uncut, each cut below where a line shows it
+        cut_here = all(r.diagnoser is None for r in self.rules)
+        w = self.statement(cut=not cut_here).order_by(None).subquery("w")
         # the positions (1-based) of the rule flags that are TRUE: one row per violation,
         # and only the violations (not one row per rule and row, filtered)
         flagged = (
@@ -212,10 +220,12 @@ class TablePlan:
 
         def pick(prefix: str) -> Any:
             """`{prefix}{i}` of the flagged rule as text, NULL (written empty) for '' or none."""
+            def shown(i: int) -> Any:
+                value = sa.cast(w.c[f"{prefix}{i}"], sa.Text)
+                return cut_text(value) if cut_here and prefix in _CUT else value
+
             cases = {
-                i + 1: sa.cast(w.c[f"{prefix}{i}"], sa.Text)
-                for i in range(len(self.rules))
-                if f"{prefix}{i}" in w.c
+                i + 1: shown(i) for i in range(len(self.rules)) if f"{prefix}{i}" in w.c
             }
             if not cases:
                 return sa.cast(sa.null(), sa.Text)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -98,8 +98,9 @@ class CheckResult:
             self.status = "failed" if self.severity == "error" else "warned"
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d.pop("sample")
+        # not asdict: it would deep-copy the sample, only to drop it
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "sample"}
+        d["columns"] = list(self.columns)
         d["kind"] = d.pop("family")
         d["rate"] = round(self.rate, 6)
         d["threshold"] = {"max_count": self.max_count, "max_rate": self.max_rate}

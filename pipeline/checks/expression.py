@@ -48,7 +48,9 @@ Two gates, the second on the server:
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -337,6 +339,42 @@ def _types(conn: Connection, table: str, items: list[str]) -> list[int] | str:
         return f"PostgreSQL cannot run it: {' '.join(str(message).split())}"
 
 
+_MEMO: ContextVar[dict[tuple[str, str], list[Any]] | None] = ContextVar(
+    "catalog_memo", default=None
+)
+
+
+@contextmanager
+def catalog_memo() -> Iterator[None]:
+    """Within it, `volatility_problem` asks the catalog each distinct question once (the
+    catalog does not change within the audit's snapshot): a suite of thousands of
+    expressions reads the same operators and types again and again."""
+    token = _MEMO.set({})
+    try:
+        yield
+    finally:
+        _MEMO.reset(token)
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """Rows read once, answering as the result of `Connection.execute` does."""
+
+    rows: list[Any]
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.rows)
+
+    def all(self) -> list[Any]:
+        return list(self.rows)
+
+    def first(self) -> Any:
+        return self.rows[0] if self.rows else None
+
+    def scalar(self) -> Any:
+        return self.rows[0][0] if self.rows else None
+
+
 class _Checker:
     """Resolves each call of an expression as the server would and says which one is more
     volatile than the bound (see the module)."""
@@ -349,7 +387,7 @@ class _Checker:
         self._implicit: dict[int, set[int]] = {}  # type -> what it converts to implicitly
         self.path = [
             (int(oid), str(name))
-            for oid, name in conn.execute(
+            for oid, name in self._read(
                 sa.text(
                     "SELECT n.oid, n.nspname FROM pg_catalog.unnest("
                     "pg_catalog.current_schemas(true)) WITH ORDINALITY AS s(name, pos) "
@@ -358,6 +396,16 @@ class _Checker:
                 )
             )
         ]
+
+    def _read(self, stmt: Any, params: dict[str, Any] | None = None) -> Any:
+        """A catalog read; within `catalog_memo`, each distinct one is asked once."""
+        memo = _MEMO.get()
+        if memo is None:
+            return self.conn.execute(stmt, params)
+        key = (str(stmt), repr(sorted((params or {}).items())))
+        if key not in memo:
+            memo[key] = list(self.conn.execute(stmt, params).all())
+        return _Rows(memo[key])
 
     def _t(self, node: Any) -> int:
         return self.type_of.get(id(node), UNKNOWN) if node is not None else UNKNOWN
@@ -396,7 +444,7 @@ class _Checker:
         schema = qualified[0]
         if schema.startswith("pg_temp"):
             return "names a function or operator of a temporary schema, which may not appear"
-        oid = self.conn.execute(
+        oid = self._read(
             sa.text("SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = :n"), {"n": schema}
         ).scalar()
         return [(int(oid), schema)] if oid is not None else []
@@ -407,7 +455,7 @@ class _Checker:
         schemas = self._schemas(qualified)
         if isinstance(schemas, str):
             return schemas
-        label = self.conn.execute(
+        label = self._read(
             sa.text(
                 "SELECT " + _PROC_LABEL + ", p.prokind "
                 "FROM pg_catalog.pg_proc p WHERE p.proname = :name "
@@ -426,7 +474,7 @@ class _Checker:
         if isinstance(schemas, str):
             return schemas
         order = {oid: i for i, (oid, _n) in enumerate(schemas)}
-        rows = self.conn.execute(
+        rows = self._read(
             sa.text(
                 "SELECT p.pronamespace, p.proargtypes::pg_catalog.oid[], p.provolatile, "
                 "p.prokind, p.proretset, " + _PROC_LABEL + ", "
@@ -465,7 +513,7 @@ class _Checker:
             if problem is not None:
                 return problem
         if len(args) == 1:  # `text(x)`, `int4(x)`: a function-style cast
-            target = self.conn.execute(
+            target = self._read(
                 sa.text("SELECT pg_catalog.to_regtype(:t)::pg_catalog.oid"),
                 {"t": ".".join(sqltext.ident(q) for q in qualified)},
             ).scalar()
@@ -484,7 +532,7 @@ class _Checker:
         if isinstance(schemas, str):
             return schemas
         order = {oid: i for i, (oid, _n) in enumerate(schemas)}
-        rows = self.conn.execute(
+        rows = self._read(
             sa.text(
                 "SELECT o.oprnamespace, o.oprleft::pg_catalog.oid, o.oprright::pg_catalog.oid, "
                 "p.provolatile, p.prokind, p.proretset, "
@@ -556,7 +604,7 @@ class _Checker:
         missing = sorted(oids - set(self._kinds))
         if not missing:
             return
-        for oid, typtype, base, category in self.conn.execute(
+        for oid, typtype, base, category in self._read(
             sa.text(
                 "SELECT oid, typtype, typbasetype, typcategory FROM pg_catalog.pg_type "
                 "WHERE oid = ANY(:oids)"
@@ -566,7 +614,7 @@ class _Checker:
             self._kinds[int(oid)] = (str(typtype), int(base), str(category))
         sources = sorted({o if self._kinds[o][0] != "d" else self._kinds[o][1] for o in missing
                           if o in self._kinds})  # fmt: skip
-        for source, target in self.conn.execute(
+        for source, target in self._read(
             sa.text(
                 "SELECT castsource, casttarget FROM pg_catalog.pg_cast "
                 "WHERE castcontext = 'i' AND castsource = ANY(:sources)"
@@ -583,7 +631,7 @@ class _Checker:
         wanted = sorted({(s, t) for s, t in pairs if UNKNOWN not in (s, t) and s != t})
         found: list[Any] = []
         for source, target in wanted:
-            found += self.conn.execute(
+            found += self._read(
                 sa.text(
                     "SELECT p.provolatile, p.prokind, p.proretset, " + _PROC_LABEL + " "
                     "FROM pg_catalog.pg_cast c JOIN pg_catalog.pg_proc p ON p.oid = c.castfunc "
@@ -608,7 +656,7 @@ class _Checker:
         base = info[source][0] or source  # a domain converts as its base type
         if base == target:
             return None
-        cast = self.conn.execute(
+        cast = self._read(
             sa.text(
                 "SELECT c.castmethod, p.provolatile, p.prokind, p.proretset, " + _PROC_LABEL + " "
                 "FROM pg_catalog.pg_cast c LEFT JOIN pg_catalog.pg_proc p ON p.oid = c.castfunc "
@@ -621,7 +669,7 @@ class _Checker:
         if cast is not None and cast[0] == "b":
             return None
         # an I/O conversion: the source's output function, then the target's input function
-        io = self.conn.execute(
+        io = self._read(
             sa.text(
                 "SELECT p.provolatile, p.prokind, p.proretset, "
                 + _PROC_LABEL
@@ -637,7 +685,7 @@ class _Checker:
 
     def _type_info(self, oids: list[int]) -> dict[int, tuple[int, str, str]]:
         """oid -> (base type oid of a domain else 0, typtype, format_type)."""
-        rows = self.conn.execute(
+        rows = self._read(
             sa.text(
                 "SELECT oid, typbasetype, typtype, pg_catalog.format_type(oid, NULL), "
                 "typcategory FROM pg_catalog.pg_type WHERE oid = ANY(:oids)"
@@ -666,7 +714,7 @@ class _Checker:
         return None
 
     def coercion_to_length(self, target: int, shown: str) -> str | None:
-        row = self.conn.execute(
+        row = self._read(
             sa.text(
                 "SELECT p.provolatile, p.prokind, p.proretset, " + _PROC_LABEL + " "
                 "FROM pg_catalog.pg_cast c JOIN pg_catalog.pg_proc p ON p.oid = c.castfunc "
