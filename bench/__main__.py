@@ -46,7 +46,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import psycopg2
 
@@ -356,12 +355,16 @@ def table(cells: list[Cell]) -> str:
 SUBCOMMANDS = {"discover-realworld": "bench.realworld"}  # name: module with main(argv)
 
 
-def comma_list(kind: type) -> Any:
-    def parse(text: str) -> list[Any]:
-        return [kind(item.strip().replace("_", "")) if kind is int else item.strip()
-                for item in text.split(",") if item.strip()]
+def row_counts(text: str) -> list[int]:
+    """`--rows`: one size or several, comma-separated (`1000000,10000000`; `1_000_000`)."""
+    return [int(item.strip().replace("_", "")) for item in text.split(",") if item.strip()]
 
-    return parse
+
+def servers(text: str) -> list[str]:
+    """`--server`: server kinds, comma-separated, or one URL (a URL may hold commas itself:
+    `postgresql://h1,h2/db`)."""
+    kinds = [item.strip() for item in text.split(",")]
+    return kinds if all(k in SERVER_KINDS for k in kinds) else [text]
 
 
 def main() -> None:
@@ -371,11 +374,11 @@ def main() -> None:
         importlib.import_module(SUBCOMMANDS[sys.argv[1]]).main(sys.argv[2:])
         return
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=comma_list(int), default=[1_000_000],
+    parser.add_argument("--rows", type=row_counts, default=[1_000_000],
                         help="synthetic session requests; several comma-separated")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--repeat", type=int, default=3, help="alternating pairs per size")
-    parser.add_argument("--server", type=comma_list(str), default=["embedded"],
+    parser.add_argument("--server", type=servers, default=["embedded"],
                         help=f"{'|'.join(SERVER_KINDS)} (a cluster the benchmark starts and "
                         "keeps as its cache) or the URL of a running server; several "
                         "comma-separated")
