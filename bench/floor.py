@@ -1,4 +1,13 @@
-"""The hand-written floor: the fewest statements a person would write by hand to count what the
+"""The hand-written floors of the benchmark.
+
+`bench/floor.sql` is the one the benchmark times: the whole catalogue counted by hand in one
+REPEATABLE READ READ ONLY transaction, with the server's own settings; `run_floor_sql` runs
+it as `psql -f` would. Its counts that are refaudit's checks (`FLOOR_SQL_SHARED`) must agree
+with refaudit's before a time is compared.
+
+The statements below (`run_floor`) count every data check of the Astegni suite with
+refaudit's semantics, so the benchmark checks every count refaudit reports against them once
+(untimed). They are the fewest statements a person would write by hand to count what the
 Astegni suite's data checks count.
 
 One pass over session_requests with LEFT JOINs to the profile and package tables (and to
@@ -15,7 +24,53 @@ refaudit to agree before comparing their times.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
+
+import pglast
+
+FLOOR_SQL = Path(__file__).with_name("floor.sql")
+
+# floor.sql's counts that count what a refaudit check counts, with the same semantics:
+# (result set, in order of the statements that return one; column) -> check id. Its other
+# counts differ on purpose (rows with any NULL rather than NULLs per column, NULL status as
+# outside the set, duplicate groups rather than rows after the first), and are not compared.
+FLOOR_SQL_SHARED = {
+    (0, "tutor_bad"): "session_requests.tutor_id.reference",
+    (0, "requester_bad"): "session_requests.requester_id.reference",
+    (0, "bad_type"): "session_requests.requester_id.reference.discriminator",
+    (0, "package_missing"): "session_requests.package_id.reference",
+    (0, "package_other_tutor"): "session_requests.package_id.belongs_to_tutor",
+    (0, "package_name_mismatch"): "session_requests.package_name.matches_package",
+    (0, "time_order"): "session_requests.updated_at.after_created",
+    (0, "bad_email"): "session_requests.contact_email.pattern",
+    (0, "bad_phone"): "session_requests.contact_phone.pattern",
+    (2, "count"): "tutor_profiles.user_id.reference",
+    (3, "count"): "student_profiles.user_id.reference",
+    (4, "count"): "parent_profiles.user_id.reference",
+}
+
+
+def floor_sql_statements() -> list[str]:
+    """floor.sql's statements, as psql sends them (its comments dropped)."""
+    return list(pglast.split(FLOOR_SQL.read_text(encoding="utf-8")))
+
+
+def run_floor_sql(conn: Any) -> dict[str, int]:
+    """Run floor.sql on a psycopg2 connection as `psql -X -f floor.sql` does: every statement
+    in turn, in autocommit (the file holds its own SET, BEGIN and COMMIT), every result set
+    fetched whole. Returns the counts of FLOOR_SQL_SHARED by refaudit check id."""
+    conn.autocommit = True
+    results: list[dict[str, int]] = []
+    with conn.cursor() as cur:
+        for sql in floor_sql_statements():
+            cur.execute(sql)
+            if cur.description is not None:
+                row = cur.fetchall()[0]
+                results.append(
+                    {col.name: int(v) for col, v in zip(cur.description, row, strict=True)}
+                )
+    return {check: results[i][col] for (i, col), check in FLOOR_SQL_SHARED.items()}
 
 EMAIL = r"^[^@[:space:]]+@[^@[:space:]]+\.[^@[:space:]]+$"
 PHONE = r"^\+2519[0-9]{8}$"

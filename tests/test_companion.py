@@ -237,3 +237,37 @@ def test_one_connection_from_the_command_line(
     assert (tmp_path / "one" / "violations.csv").read_bytes() == (
         tmp_path / "two" / "violations.csv"
     ).read_bytes()
+
+
+def test_the_companion_runs_without_parallel_workers(new_database: Any) -> None:
+    """The second connection's statements plan no parallel workers (it fills the cores the
+    first one's serial steps leave idle); the first connection keeps the server's setting."""
+    from refaudit.jobs import Job, run_jobs
+    from refaudit.progress import as_progress
+
+    uri = new_database("companion_serial")
+    seen: list[tuple[int, str]] = []
+    setting = sa.text(
+        "SELECT pg_backend_pid(), current_setting('max_parallel_workers_per_gather')"
+    )
+
+    def slow(conn: sa.Connection) -> tuple[int, str]:
+        conn.execute(sa.text("SELECT pg_sleep(0.5)"))  # the companion starts the next meanwhile
+        return tuple(conn.execute(setting).one())  # type: ignore[return-value]
+
+    def quick(conn: sa.Connection) -> tuple[int, str]:
+        return tuple(conn.execute(setting).one())  # type: ignore[return-value]
+
+    engine = create_engine(as_url(uri))
+    try:
+        with read_only_snapshot(engine) as (conn, _):
+            main_pid = conn.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
+            server = conn.execute(sa.text("SHOW max_parallel_workers_per_gather")).scalar_one()
+            jobs = [Job("", "first", run=slow, take=seen.append),
+                    Job("", "second", run=quick, take=seen.append)]
+            run_jobs(conn, jobs, as_progress(None), companion=True)
+    finally:
+        engine.dispose()
+    assert server != "0"
+    assert seen[0] == (main_pid, server)
+    assert seen[1][0] != main_pid and seen[1][1] == "0"
