@@ -46,7 +46,8 @@ def test_shipped_suite_loads_and_every_kind_has_cases() -> None:
         ),
         (
             "  - {id: x, kind: foo, table: a, column: c}",
-            ":5: check x: unknown kind 'foo'; use one of: at_least_one, cardinality_equality, conditional_reference,",
+            ":5: check x: unknown kind 'foo'; use one of: at_least_one, cardinality_equality, "
+            "conditional_reference,",
         ),
         (
             "  - {id: x, kind: reference, table: zz, column: c, target: {table: b}}",
