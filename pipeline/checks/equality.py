@@ -1,0 +1,109 @@
+"""Two tables holding the same rows (dbt-utils `equality`)."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+import sqlalchemy as sa
+from pydantic import Field, model_validator
+
+from .base import Key, compile_condition, cut_text, table_clause
+from .equal_rowcount import OtherTable
+from .model import Check, Filtered
+from .stage import SET, Stage
+
+_ROUNDED = ("double precision", "real", "numeric")
+"""The types `precision` rounds (dbt-utils: float and numeric columns)."""
+
+
+class EqualityCheck(Filtered, Check):
+    """`equality`: the rows of `table` and of `to: {table}` (those each side's `where`
+    keeps) hold the same values in `columns`, as sets (dbt-utils semantics: `EXCEPT` both
+    ways, so a row's copies count once and NULL matches NULL). Each set of values only one
+    side holds is a finding, keyed by those values (a JSON array, in `columns` order), its
+    value saying which table holds it and its evidence how many rows there; dbt-utils
+    counts the findings the same way when both sides miss as many. With `precision: n`,
+    float and numeric values are rounded to n decimal places first. `columns` names the
+    columns compared, which both tables have (dbt-utils' `exclude_columns`: name the others).
+    Exports to Great Expectations as the engine's SQL (`UnexpectedRowsExpectation`): GX
+    compares columns of one table only. No constraints.sql section: no constraint ties two
+    tables' rows."""
+
+    stage: ClassVar[Stage] = SET
+    written_order = ("to", "columns", "precision", "where")
+    kind: Literal["equality"]
+    to: OtherTable
+    columns: list[str] = Field(min_length=1)
+    precision: int | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _once(self) -> EqualityCheck:
+        twice = [c for c in dict.fromkeys(self.columns) if self.columns.count(c) > 1]
+        if twice:
+            raise ValueError(
+                f"check {self.id}: `columns:` names `{twice[0]}` twice; name each column once"
+            )
+        return self
+
+    def column_list(self) -> list[str]:
+        return list(self.columns)
+
+    def tables(self) -> list[str]:
+        return [self.table, self.to.table]
+
+    def reads(self, key_spaces: Any) -> dict[str, set[str]]:
+        need = {self.table: {*self.columns, *(self.where.columns() if self.where else [])}}
+        other = self.to.where.columns() if self.to.where else []
+        need.setdefault(self.to.table, set()).update({*self.columns, *other})
+        return need
+
+    def evidence(self, kept: Any) -> str:
+        rows = "1 row holds" if kept == 1 else f"{kept} rows hold"
+        return f"{rows} these values; no row of the other table does"
+
+    def _compared(self, col: Any) -> list[Any]:
+        """The compared values of a row, `precision` rounding float and numeric ones (the
+        branch is chosen by the value's type, so other types are never cast)."""
+        if self.precision is None:
+            return [col(c).label(c) for c in self.columns]
+        out = []
+        for c in self.columns:
+            typed = sa.cast(sa.func.pg_typeof(col(c)), sa.Text)
+            rounded = sa.func.round(sa.cast(sa.cast(col(c), sa.Text), sa.Numeric), self.precision)
+            value = sa.case(
+                (typed.in_(_ROUNDED), sa.cast(rounded, sa.Text)), else_=sa.cast(col(c), sa.Text)
+            )
+            out.append(value.label(c))
+        return out
+
+    def query(self, key: Key) -> Any:
+        """(key, value, kept) per set of values one side lacks: the values, the table
+        holding them, how many of its rows do."""
+
+        def side(name: str, where: Any, alias: str) -> Any:
+            cols = [*self.columns, *(where.columns() if where else [])]
+            t = table_clause(name, cols).alias(alias)
+            stmt = sa.select(*self._compared(lambda c: t.c[c]))
+            return stmt.where(compile_condition(where, lambda c: t.c[c])) if where else stmt
+
+        a = side(self.table, self.where, "a")
+        b = side(self.to.table, self.to.where, "b")
+        a_only = sa.except_(a, b).subquery("a_only")
+        b_only = sa.except_(b, a).subquery("b_only")
+        # how many rows of the side hold the values (EXCEPT keeps one copy)
+        a_all, b_all = a.subquery("a_all"), b.subquery("b_all")
+
+        def found(only: Any, every: Any, name: str) -> Any:
+            same = sa.and_(*(every.c[c].is_not_distinct_from(only.c[c]) for c in self.columns))
+            rows = sa.select(sa.func.count()).select_from(every).where(same).scalar_subquery()
+            values = sa.cast(sa.func.json_build_array(*(only.c[c] for c in self.columns)), sa.Text)
+            return sa.select(
+                cut_text(values).label("key"),
+                sa.literal(f"only in {name}", sa.Text).label("value"),
+                rows.label("kept"),
+            )
+
+        both = sa.union_all(
+            found(a_only, a_all, self.table), found(b_only, b_all, self.to.table)
+        ).subquery("found")
+        return sa.select(both.c.key, both.c.value, both.c.kept).order_by(both.c.key, both.c.value)
