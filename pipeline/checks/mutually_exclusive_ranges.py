@@ -86,8 +86,10 @@ class MutuallyExclusiveRangesCheck(Filtered, Check):
             (sa.not_(sound), sa.case(
                 (sa.or_(r.c.lo.is_(None), r.c.hi.is_(None)), sa.literal(empty, sa.Text)),
                 else_=sa.literal(f"the lower bound must be {order} the upper", sa.Text))),
+            (r.c.hi.is_(None) & r.c.next_lo.is_not(None), sa.func.concat(
+                "the range never ends and the next starts at ", sa.cast(r.c.next_lo, sa.Text))),
             (r.c.next_lo.is_(None), sa.literal(
-                "the range is not the last, or another starts with a NULL bound", sa.Text)),
+                "the next range's lower bound is NULL", sa.Text)),
             else_=sa.func.concat(
                 "the next range starts at ", sa.cast(r.c.next_lo, sa.Text),
                 sa.literal(f"; it must start {where_next} this one's end", sa.Text)),
