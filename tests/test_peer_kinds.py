@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from refaudit.audit import AuditOptions, run_audit
+from refaudit.gx_export import export_suite, run_with_gx, write_export
 from refaudit.suite import Suite
 
 from tests.conftest import as_url, execute
@@ -249,3 +250,19 @@ def test_dbt_utils_cases_give_dbt_utils_answers(dbt_utils_seeds: str, tmp_path: 
     got = {c.id: (c.status == "passed", dbt_count(c.family, found.get(c.id, [])))
            for c in result.checks}  # fmt: skip
     assert got == {i: (passes, count) for i, (_, passes, count) in CASES.items()}
+
+
+def test_great_expectations_agrees_on_the_exported_cases(
+    dbt_utils_seeds: str, tmp_path: Path
+) -> None:
+    """Each kind exports (`equal_rowcount` as GX's own expectation, the others as the
+    engine's SQL) and GX fails exactly the checks refaudit finds something in."""
+    export = export_suite(Suite.model_validate(suite()))
+    types = {e["meta"]["refaudit_check"]: e["type"] for s in export.suites for e in s.expectations}
+    assert types["equal_rowcount"] == "expect_table_row_count_to_equal_other_table"
+    assert types["equal_rowcount_by_field"] == "unexpected_rows_expectation"
+    assert export.not_exported == []
+    write_export(export, tmp_path)
+    gx = run_with_gx(as_url(dbt_utils_seeds).render_as_string(hide_password=False), tmp_path)
+    assert gx.broken == {}
+    assert gx.failed == {i for i, (_, _, count) in CASES.items() if count}

@@ -61,7 +61,8 @@ class RowCounts(Filtered, Check):
         group = list(self.group_by or [])
 
         def rows(name: str, where: Condition | None, side: int) -> Any:
-            t = table_clause(name, [*group, *(where.columns() if where else [])]).alias(f"t{side}")
+            cols = [*group, *(where.columns() if where else [])]
+            t = table_clause(name, cols).alias("t" if side else "u")  # `t`: the audited table
             stmt = sa.select(*(t.c[g].label(f"g{i}") for i, g in enumerate(group)),
                              sa.literal(side).label("side")).select_from(t)  # fmt: skip
             return stmt.where(compile_condition(where, lambda c: t.c[c])) if where else stmt

@@ -65,45 +65,44 @@ class EqualityCheck(Filtered, Check):
         """The compared values of a row, `precision` rounding float and numeric ones (the
         branch is chosen by the value's type, so other types are never cast)."""
         if self.precision is None:
-            return [col(c).label(c) for c in self.columns]
+            return [col(c).label(f"v{i}") for i, c in enumerate(self.columns)]
         out = []
-        for c in self.columns:
+        for i, c in enumerate(self.columns):
             typed = sa.cast(sa.func.pg_typeof(col(c)), sa.Text)
             rounded = sa.func.round(sa.cast(sa.cast(col(c), sa.Text), sa.Numeric), self.precision)
             value = sa.case(
                 (typed.in_(_ROUNDED), sa.cast(rounded, sa.Text)), else_=sa.cast(col(c), sa.Text)
             )
-            out.append(value.label(c))
+            out.append(value.label(f"v{i}"))
         return out
 
     def query(self, key: Key) -> Any:
         """(key, value, kept) per set of values one side lacks: the values, the table
         holding them, how many of its rows do."""
 
-        def side(name: str, where: Any, alias: str) -> Any:
+        def side(name: str, where: Any, alias: str, here: int) -> Any:
             cols = [*self.columns, *(where.columns() if where else [])]
             t = table_clause(name, cols).alias(alias)
-            stmt = sa.select(*self._compared(lambda c: t.c[c]))
+            stmt = sa.select(*self._compared(lambda c: t.c[c]), sa.literal(here).label("here"))
             return stmt.where(compile_condition(where, lambda c: t.c[c])) if where else stmt
 
-        a = side(self.table, self.where, "a")
-        b = side(self.to.table, self.to.where, "b")
-        a_only = sa.except_(a, b).subquery("a_only")
-        b_only = sa.except_(b, a).subquery("b_only")
-        # how many rows of the side hold the values (EXCEPT keeps one copy)
-        a_all, b_all = a.subquery("a_all"), b.subquery("b_all")
-
-        def found(only: Any, every: Any, name: str) -> Any:
-            same = sa.and_(*(every.c[c].is_not_distinct_from(only.c[c]) for c in self.columns))
-            rows = sa.select(sa.func.count()).select_from(every).where(same).scalar_subquery()
-            values = sa.cast(sa.func.json_build_array(*(only.c[c] for c in self.columns)), sa.Text)
-            return sa.select(
-                cut_text(values).label("key"),
-                sa.literal(f"only in {name}", sa.Text).label("value"),
-                rows.label("kept"),
-            )
-
+        # both tables' rows in one set, grouped by the values (GROUP BY puts NULLs together,
+        # as EXCEPT does): a group with no row of one side is a finding
         both = sa.union_all(
-            found(a_only, a_all, self.table), found(b_only, b_all, self.to.table)
-        ).subquery("found")
-        return sa.select(both.c.key, both.c.value, both.c.kept).order_by(both.c.key, both.c.value)
+            side(self.table, self.where, "t", 1),  # `t`: the audited table
+            side(self.to.table, self.to.where, "u", 0),
+        ).subquery("both")
+        values = [both.c[f"v{i}"] for i in range(len(self.columns))]
+        here = sa.func.count().filter(both.c.here == 1)
+        there = sa.func.count().filter(both.c.here == 0)
+        found = cut_text(sa.func.json_build_array(*values))
+        which = sa.case(
+            (there == 0, sa.literal(f"only in {self.table}", sa.Text)),
+            else_=sa.literal(f"only in {self.to.table}", sa.Text),
+        )
+        return (
+            sa.select(found.label("key"), which.label("value"), (here + there).label("kept"))
+            .group_by(*values)
+            .having(sa.or_(here == 0, there == 0))
+            .order_by(found, which)
+        )
