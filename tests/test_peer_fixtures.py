@@ -10,6 +10,14 @@ expressed with refaudit's existing kinds.
   expect_column_values_to_match_regex.json`): `pattern`; GX's `mostly` is a rate of the rows
   that are not NULL (`where: {column, is_null: false}`, `max_rate: 1 - mostly`); its
   `unexpected_index_list` is our keys (`pk_index`).
+- Soda Core (`soda-tests/tests/integration/test_duplicate_column_check.py`,
+  `test_duplicate_dataset_check.py`, `test_missing_check.py`,
+  `test_invalid_reference_check.py`): `duplicate` is `unique` (Soda's count, rows minus
+  distinct values, is refaudit's rows after the first of their group); `missing` is
+  `not_null`, or with `missing_values` an `expression`; an invalid reference is `reference`
+  (NULL is missing, not invalid); a check's `filter` (and the contract's) is `where`;
+  `threshold.must_be_less_than: n` is `max_count: n - 1`, `must_be: n` is `min_count` and
+  `max_count` n, `level: warn` is `severity: warn`.
 """
 
 from __future__ import annotations
@@ -39,6 +47,27 @@ CREATE VIEW test_not_empty_string_passing AS SELECT * FROM (VALUES
     (2, 'also not an empty string', 'also not an empty string'),
     (3, 'string with trailing whitespace  ', '   '), (6, NULL, NULL))
     AS blank_data (id, string_trim_whitespace_true, string_trim_whitespace_false);
+CREATE TABLE soda_duplicate_column (_rid int PRIMARY KEY, id varchar(255), age int,
+    country varchar(3));
+INSERT INTO soda_duplicate_column VALUES (1, '1', 1, 'USA'), (2, '2', 2, 'USA'), (3, '3', 2, 'BE'),
+    (4, '4', 3, 'USA'), (5, '5', 3, 'BE'), (6, '6', 3, 'BE'), (7, '7', 3, 'BE'),
+    (8, '8', 4, 'USA'), (9, '9', 4, 'BE'), (10, NULL, NULL, 'BE');
+CREATE TABLE soda_duplicate_dataset (_rid int PRIMARY KEY, rep varchar(4), country varchar(3),
+    zip varchar(4));
+INSERT INTO soda_duplicate_dataset VALUES (1, 'Joe', 'USA', '1000'), (2, 'Joe', 'USA', '1234'),
+    (3, 'Joe', 'USA', '2000'), (4, 'Joe', 'USA', '2000'), (5, 'Joe', 'USA', '2000'),
+    (6, 'Joe', 'JAP', '1000'), (7, 'Joe', 'JAP', '1234'), (8, 'Jack', 'USA', '1000'),
+    (9, 'Jack', 'USA', '1234'), (10, 'Jack', 'USA', '2000'), (11, 'Jack', 'JAP', '1000'),
+    (12, 'Jack', 'JAP', '1234'), (13, NULL, NULL, '9999');
+CREATE TABLE soda_missing (_rid int PRIMARY KEY, id varchar(255), age int);
+INSERT INTO soda_missing VALUES (1, '1', 1), (2, NULL, -1), (3, '3', NULL), (4, 'X', 2);
+CREATE TABLE soda_invalid_referencing (_rid int PRIMARY KEY, id int, country varchar(2),
+    zip varchar(6));
+INSERT INTO soda_invalid_referencing VALUES (1, 1, 'NL', 'NL4775'), (2, 2, 'NL', 'XXXXXX'),
+    (3, 3, 'XX', 'NL4775'), (4, 4, 'BE', 'NL4775'), (5, 5, 'XX', 'XXXXXX'), (6, 6, 'XX', NULL),
+    (7, 7, NULL, 'XXXXXX'), (8, 8, NULL, NULL);
+CREATE TABLE soda_invalid_referenced (country_code varchar(2) PRIMARY KEY, zip_code varchar(6));
+INSERT INTO soda_invalid_referenced VALUES ('NL', 'NL4775'), ('BE', '2300');
 CREATE TABLE gx_match_regex (pk_index int PRIMARY KEY, a text, b text, c text);
 INSERT INTO gx_match_regex VALUES (0, 'aaa', 'aaa', NULL), (1, 'abb', 'abb', NULL),
     (2, 'acc', 'acc', NULL), (3, 'add', 'bdd', NULL), (4, 'bee', NULL, NULL);
@@ -46,7 +75,10 @@ INSERT INTO gx_match_regex VALUES (0, 'aaa', 'aaa', NULL), (1, 'abb', 'abb', NUL
 
 TABLES = {"data_test_accepted_range": "_rid", "data_test_not_accepted_values": "_rid",
           "test_not_empty_string_failing": "id", "test_not_empty_string_passing": "id",
-          "gx_match_regex": "pk_index"}  # fmt: skip
+          "gx_match_regex": "pk_index", "soda_duplicate_column": "_rid",
+          "soda_duplicate_dataset": "_rid", "soda_missing": "_rid",
+          "soda_invalid_referencing": "_rid",
+          "soda_invalid_referenced": "country_code"}  # fmt: skip
 
 
 def accepted_range(**keys: Any) -> dict[str, Any]:
@@ -97,6 +129,73 @@ CASES: dict[str, tuple[dict[str, Any], bool, set[str]]] = {
 }  # fmt: skip
 
 
+def duplicate(table: str, columns: list[str], **keys: Any) -> dict[str, Any]:
+    return {"kind": "unique", "table": table, "columns": columns, **keys}
+
+
+def missing(column: str, values: list[Any] | None = None, **keys: Any) -> dict[str, Any]:
+    if values is None:
+        return {"kind": "not_null", "table": "soda_missing", "columns": [column], **keys}
+    listed = ", ".join(repr(v) for v in values)
+    text = f"{column} IS NOT NULL AND {column} NOT IN ({listed})"
+    return {"kind": "expression", "table": "soda_missing", "expression": text, **keys}
+
+
+def invalid_reference(**keys: Any) -> dict[str, Any]:
+    return {"kind": "reference", "table": "soda_invalid_referencing", "column": "country",
+            "on_orphan": "report", "target": {"table": "soda_invalid_referenced",
+                                              "column": "country_code"}, **keys}  # fmt: skip
+
+
+EXACTLY_2 = {"min_count": 2, "max_count": 2}
+DC, DD = "soda_duplicate_column", "soda_duplicate_dataset"
+# check id -> (the check, Soda's outcome, its count, its rows tested (None: not asserted))
+SODA: dict[str, tuple[dict[str, Any], str, int, int | None]] = {
+    "duplicate_str_pass": (duplicate(DC, ["id"]), "passed", 0, 10),
+    "duplicate_int_fail": (duplicate(DC, ["age"]), "failed", 5, None),
+    "duplicate_int_warn": (duplicate(DC, ["age"], severity="warn"), "warned", 5, None),
+    "duplicate_threshold": (duplicate(DC, ["age"], threshold={"max_count": 5}), "passed", 5,
+                            None),
+    "duplicate_with_check_filter": (duplicate(DC, ["age"], where={"column": "country",
+                                                                  "eq": "USA"}), "passed", 0,
+                                    None),
+    "duplicate_with_column_missing_and_validity": (duplicate(DC, ["age"], where={
+        "column": "age", "ne": 2}), "failed", 4, None),
+    "duplicate_with_check_missing_and_validity_and_filter": (duplicate(DC, ["age"], where={
+        "column": "country", "eq": "BE"}), "failed", 2, None),
+    "dataset_duplicate": (duplicate(DD, ["rep", "country", "zip"]), "failed", 2, 13),
+    "dataset_duplicate_with_filter": (duplicate(DD, ["rep", "country", "zip"], where={
+        "column": "rep", "eq": "Jack"}), "passed", 0, 5),
+    # Soda asserts the outcome only; 10 is rows minus distinct values of `rep` (12 - 2)
+    "dataset_duplicate_warn": (duplicate(DD, ["rep"], severity="warn"), "warned", 10, None),
+    "missing_count": (missing("id"), "failed", 1, 4),
+    "missing_count_warn": (missing("id", severity="warn"), "warned", 1, 4),
+    "missing_count_custom_missing_values": (missing("id", ["X", "Y"], threshold=EXACTLY_2),
+                                            "passed", 2, None),
+    "missing_count_custom_missing_values_int_on_column": (missing("age", [-1, -2],
+                                                                  threshold=EXACTLY_2),
+                                                          "passed", 2, None),
+    "missing_count_missing_values_on_check": (missing("id", ["X", "Y"], threshold=EXACTLY_2),
+                                              "passed", 2, None),
+    "missing_count_overwrite_missing_values_on_check": (missing("id", ["X", "Y"],
+                                                                threshold=EXACTLY_2),
+                                                        "passed", 2, None),
+    "invalid_count": (invalid_reference(), "failed", 3, None),
+    "invalid_count_warn": (invalid_reference(severity="warn"), "warned", 3, None),
+    "invalid_count_with_check_filter": (invalid_reference(where={"column": "zip",
+                                                                 "eq": "NL4775"}),
+                                        "failed", 1, 3),
+    "invalid_count_with_check_filter_on_shared_column": (invalid_reference(where={
+        "column": "id", "gt": 1}), "failed", 3, 7),
+    "invalid_count_with_check_and_dataset_filter": (invalid_reference(where={"all": [
+        {"column": "id", "gt": 1}, {"column": "zip", "eq": "NL4775"}]}), "failed", 1, 2),
+    "invalid_low_ids": (invalid_reference(where={"column": "id", "le": 4}), "failed", 1, None),
+    "invalid_high_ids": (invalid_reference(where={"column": "id", "gt": 4}), "failed", 2, None),
+    "invalid_count_excl_missing": (invalid_reference(where={"column": "country", "ne": "XX"}),
+                                   "passed", 0, None),
+}  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def peer_fixtures(new_database) -> str:  # type: ignore[no-untyped-def]
     uri: str = new_database("peer_fixtures")
@@ -107,7 +206,8 @@ def peer_fixtures(new_database) -> str:  # type: ignore[no-untyped-def]
 def test_the_peers_cases_give_the_peers_answers(peer_fixtures: str, tmp_path: Path) -> None:
     suite = Suite.model_validate({
         "suite": "peers", "tables": {t: {"key": k} for t, k in TABLES.items()},
-        "checks": [c | {"id": i} for i, (c, _, _) in CASES.items()],
+        "checks": [c | {"id": i} for i, (c, _, _) in CASES.items()]
+        + [c | {"id": i} for i, (c, _, _, _) in SODA.items()],
     })  # fmt: skip
     result = run_audit(as_url(peer_fixtures), suite, tmp_path / "run",
                        options=AuditOptions(record_history=False))  # fmt: skip
@@ -115,5 +215,10 @@ def test_the_peers_cases_give_the_peers_answers(peer_fixtures: str, tmp_path: Pa
         keys: dict[str, set[str]] = {}
         for r in csv.DictReader(f):
             keys.setdefault(r["check"], set()).add(r["key"])
-    got = {c.id: (c.status == "passed", keys.get(c.id, set())) for c in result.checks}
+    by_id = {c.id: c for c in result.checks}
+    got = {i: (by_id[i].status == "passed", keys.get(i, set())) for i in CASES}
     assert got == {i: (passes, found) for i, (_, passes, found) in CASES.items()}
+    soda = {i: (by_id[i].status, by_id[i].violations) for i in SODA}
+    assert soda == {i: (status, count) for i, (_, status, count, _) in SODA.items()}
+    tested = {i: by_id[i].rows_checked for i, (_, _, _, rows) in SODA.items() if rows is not None}
+    assert tested == {i: rows for i, (_, _, _, rows) in SODA.items() if rows is not None}
