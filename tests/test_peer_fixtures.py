@@ -10,6 +10,10 @@ expressed with refaudit's existing kinds.
   expect_column_values_to_match_regex.json`): `pattern`; GX's `mostly` is a rate of the rows
   that are not NULL (`where: {column, is_null: false}`, `max_rate: 1 - mostly`); its
   `unexpected_index_list` is our keys (`pk_index`).
+- Great Expectations' `expect_compound_columns_to_be_unique` (`multicolumn_map_expectations/`,
+  its dataset of columns `w, x, y, z, a, b`): `unique`; GX lists every row of a duplicate
+  group, refaudit the rows after the first, each naming the row kept: the two together are
+  GX's `unexpected_index_list`. A pandas `row_condition` keeps a NaN that `!=` compares with.
 - Soda Core (`soda-tests/tests/integration/test_duplicate_column_check.py`,
   `test_duplicate_dataset_check.py`, `test_missing_check.py`,
   `test_invalid_reference_check.py`): `duplicate` is `unique` (Soda's count, rows minus
@@ -68,6 +72,11 @@ INSERT INTO soda_invalid_referencing VALUES (1, 1, 'NL', 'NL4775'), (2, 2, 'NL',
     (7, 7, NULL, 'XXXXXX'), (8, 8, NULL, NULL);
 CREATE TABLE soda_invalid_referenced (country_code varchar(2) PRIMARY KEY, zip_code varchar(6));
 INSERT INTO soda_invalid_referenced VALUES ('NL', 'NL4775'), ('BE', '2300');
+CREATE TABLE gx_compound (pk_index int PRIMARY KEY, w int, x int, y int, z int, a int, b int);
+INSERT INTO gx_compound SELECT i - 1, w, i, w, z, a, b FROM unnest(
+    ARRAY[2, 3, 4, 5, 6, 7, 8, 9, 10, NULL], ARRAY[1, 2, 3, 4, 5, NULL, NULL, NULL, NULL, NULL],
+    ARRAY[1, 1, 1, 1, 1, 2, 2, 2, 2, NULL], ARRAY[1, 2, 1, 2, 1, 2, 1, 2, 1, NULL])
+    WITH ORDINALITY AS d (w, z, a, b, i);
 CREATE TABLE gx_match_regex (pk_index int PRIMARY KEY, a text, b text, c text);
 INSERT INTO gx_match_regex VALUES (0, 'aaa', 'aaa', NULL), (1, 'abb', 'abb', NULL),
     (2, 'acc', 'acc', NULL), (3, 'add', 'bdd', NULL), (4, 'bee', NULL, NULL);
@@ -75,7 +84,7 @@ INSERT INTO gx_match_regex VALUES (0, 'aaa', 'aaa', NULL), (1, 'abb', 'abb', NUL
 
 TABLES = {"data_test_accepted_range": "_rid", "data_test_not_accepted_values": "_rid",
           "test_not_empty_string_failing": "id", "test_not_empty_string_passing": "id",
-          "gx_match_regex": "pk_index", "soda_duplicate_column": "_rid",
+          "gx_match_regex": "pk_index", "gx_compound": "pk_index", "soda_duplicate_column": "_rid",
           "soda_duplicate_dataset": "_rid", "soda_missing": "_rid",
           "soda_invalid_referencing": "_rid",
           "soda_invalid_referenced": "country_code"}  # fmt: skip
@@ -147,6 +156,22 @@ def invalid_reference(**keys: Any) -> dict[str, Any]:
                                               "column": "country_code"}, **keys}  # fmt: skip
 
 
+def compound(columns: list[str], **keys: Any) -> dict[str, Any]:
+    return {"kind": "unique", "table": "gx_compound", "columns": columns, **keys}
+
+
+# check id -> (the check, whether GX passes it, its unexpected_index_list, its element_count)
+GX_COMPOUND: dict[str, tuple[dict[str, Any], bool, set[str], int | None]] = {
+    "compound_ignore_if_all_missing": (compound(["w", "x"]), True, set(), None),
+    "compound_ignore_if_any_missing": (compound(["w", "x"]), True, set(), None),
+    "compound_row_condition": (compound(["w", "x"], where={"all": [
+        {"column": "x", "ne": 1},
+        {"any": [{"column": "w", "is_null": True}, {"column": "w", "ne": 6}]}]}),
+        True, set(), 8),
+    "compound_unexpected_values": (compound(["a", "b"]), False,
+                                   {str(i) for i in range(9)}, 10),
+}  # fmt: skip
+
 EXACTLY_2 = {"min_count": 2, "max_count": 2}
 DC, DD = "soda_duplicate_column", "soda_duplicate_dataset"
 # check id -> (the check, Soda's outcome, its count, its rows tested (None: not asserted))
@@ -207,18 +232,26 @@ def test_the_peers_cases_give_the_peers_answers(peer_fixtures: str, tmp_path: Pa
     suite = Suite.model_validate({
         "suite": "peers", "tables": {t: {"key": k} for t, k in TABLES.items()},
         "checks": [c | {"id": i} for i, (c, _, _) in CASES.items()]
-        + [c | {"id": i} for i, (c, _, _, _) in SODA.items()],
+        + [c | {"id": i} for i, (c, _, _, _) in SODA.items()]
+        + [c | {"id": i} for i, (c, _, _, _) in GX_COMPOUND.items()],
     })  # fmt: skip
     result = run_audit(as_url(peer_fixtures), suite, tmp_path / "run",
                        options=AuditOptions(record_history=False))  # fmt: skip
     with (tmp_path / "run" / "violations.csv").open(encoding="utf-8", newline="") as f:
         keys: dict[str, set[str]] = {}
+        group_members: dict[str, set[str]] = {}  # a duplicate, and the row it duplicates
         for r in csv.DictReader(f):
             keys.setdefault(r["check"], set()).add(r["key"])
+            kept = r["evidence"].rsplit(" ", 1)[-1]
+            group_members.setdefault(r["check"], set()).update({r["key"], kept})
     by_id = {c.id: c for c in result.checks}
     got = {i: (by_id[i].status == "passed", keys.get(i, set())) for i in CASES}
     assert got == {i: (passes, found) for i, (_, passes, found) in CASES.items()}
     soda = {i: (by_id[i].status, by_id[i].violations) for i in SODA}
     assert soda == {i: (status, count) for i, (_, status, count, _) in SODA.items()}
+    gx = {i: (by_id[i].status == "passed", group_members.get(i, set())) for i in GX_COMPOUND}
+    assert gx == {i: (passes, found) for i, (_, passes, found, _) in GX_COMPOUND.items()}
+    for i, (_, _, _, rows) in GX_COMPOUND.items():
+        assert rows is None or by_id[i].rows_checked == rows, i
     tested = {i: by_id[i].rows_checked for i, (_, _, _, rows) in SODA.items() if rows is not None}
     assert tested == {i: rows for i, (_, _, _, rows) in SODA.items() if rows is not None}
