@@ -10,6 +10,10 @@ expressed with refaudit's existing kinds.
   expect_column_values_to_match_regex.json`): `pattern`; GX's `mostly` is a rate of the rows
   that are not NULL (`where: {column, is_null: false}`, `max_rate: 1 - mostly`); its
   `unexpected_index_list` is our keys (`pk_index`).
+- Great Expectations' `expect_column_pair_values_A_to_be_greater_than_B` and
+  `expect_column_pair_values_to_be_equal` (`column_pair_map_expectations/`): an `expression`
+  (`x > w`, `w >= z` for `or_equal`; a NULL side passes, as `ignore_row_if:
+  either_value_is_missing`); `mostly` over all rows (no row misses both values).
 - Great Expectations' `expect_compound_columns_to_be_unique` (`multicolumn_map_expectations/`,
   its dataset of columns `w, x, y, z, a, b`): `unique`; GX lists every row of a duplicate
   group, refaudit the rows after the first, each naming the row kept: the two together are
@@ -77,6 +81,12 @@ INSERT INTO gx_compound SELECT i - 1, w, i, w, z, a, b FROM unnest(
     ARRAY[2, 3, 4, 5, 6, 7, 8, 9, 10, NULL], ARRAY[1, 2, 3, 4, 5, NULL, NULL, NULL, NULL, NULL],
     ARRAY[1, 1, 1, 1, 1, 2, 2, 2, 2, NULL], ARRAY[1, 2, 1, 2, 1, 2, 1, 2, 1, NULL])
     WITH ORDINALITY AS d (w, z, a, b, i);
+CREATE TABLE gx_pair (pk_index int PRIMARY KEY, w int, x int, y int, z int, c int);
+INSERT INTO gx_pair SELECT i - 1, i, i + 1, NULLIF(i, 10), CASE WHEN i <= 5 THEN i END, c
+    FROM unnest(ARRAY[1, 2, 3, 6, 7, 6, 7, 8, 9, 10]) WITH ORDINALITY AS d (c, i);
+CREATE TABLE gx_pair_equal (pk_index int PRIMARY KEY, x int, a int);
+INSERT INTO gx_pair_equal SELECT i - 1, i, a
+    FROM unnest(ARRAY[1, 2, 3, 4, 5, 6, 7, 8, 9, 11]) WITH ORDINALITY AS d (a, i);
 CREATE TABLE gx_match_regex (pk_index int PRIMARY KEY, a text, b text, c text);
 INSERT INTO gx_match_regex VALUES (0, 'aaa', 'aaa', NULL), (1, 'abb', 'abb', NULL),
     (2, 'acc', 'acc', NULL), (3, 'add', 'bdd', NULL), (4, 'bee', NULL, NULL);
@@ -84,7 +94,8 @@ INSERT INTO gx_match_regex VALUES (0, 'aaa', 'aaa', NULL), (1, 'abb', 'abb', NUL
 
 TABLES = {"data_test_accepted_range": "_rid", "data_test_not_accepted_values": "_rid",
           "test_not_empty_string_failing": "id", "test_not_empty_string_passing": "id",
-          "gx_match_regex": "pk_index", "gx_compound": "pk_index", "soda_duplicate_column": "_rid",
+          "gx_match_regex": "pk_index", "gx_pair": "pk_index",
+          "gx_pair_equal": "pk_index", "gx_compound": "pk_index", "soda_duplicate_column": "_rid",
           "soda_duplicate_dataset": "_rid", "soda_missing": "_rid",
           "soda_invalid_referencing": "_rid",
           "soda_invalid_referenced": "country_code"}  # fmt: skip
@@ -108,6 +119,13 @@ def regex(column: str, pattern: str, mostly: float | None = None) -> dict[str, A
     return check
 
 
+def pair(text: str, mostly: float | None = None, table: str = "gx_pair") -> dict[str, Any]:
+    check: dict[str, Any] = {"kind": "expression", "table": table, "expression": text}
+    if mostly is not None:
+        check["threshold"] = {"max_rate": round(1 - mostly, 10)}
+    return check
+
+
 # check id -> (the check, whether the peer passes it, the keys it reports)
 CASES: dict[str, tuple[dict[str, Any], bool, set[str]]] = {
     "accepted_range_inclusive": (accepted_range(min=-1, max=11), True, set()),
@@ -124,6 +142,12 @@ CASES: dict[str, tuple[dict[str, Any], bool, set[str]]] = {
     "not_empty_string_no_trim": (not_empty("test_not_empty_string_passing",
                                            "string_trim_whitespace_false", trim=False),
                                  True, set()),
+    "pair_basic_positive": (pair("x > w"), True, set()),
+    "pair_either_value_is_missing": (pair("x > z"), True, set()),
+    "pair_ties": (pair("w > z"), False, {"0", "1", "2", "3", "4"}),
+    "pair_ties_or_equal": (pair("w >= z"), True, set()),
+    "pair_mostly": (pair("x > c", mostly=0.8), True, {"3", "4"}),
+    "pair_equal_mostly": (pair("a = x", 0.9, "gx_pair_equal"), True, {"9"}),
     "regex_insufficient_mostly": (regex("a", "^a", 0.9), False, {"4"}),
     "regex_exact_mostly": (regex("a", "^a", 0.8), True, {"4"}),
     "regex_sufficient_mostly": (regex("a", "^a", 0.7), True, {"4"}),
