@@ -10,6 +10,9 @@ expressed with refaudit's existing kinds.
   expect_column_values_to_match_regex.json`): `pattern`; GX's `mostly` is a rate of the rows
   that are not NULL (`where: {column, is_null: false}`, `max_rate: 1 - mostly`); its
   `unexpected_index_list` is our keys (`pk_index`).
+- Great Expectations' `expect_column_values_to_not_be_in_set`: a `row_rule` requiring
+  `not_in` (NULL passes, as GX skips it); `value_set: [null]` an `expression` (`n NOT IN
+  (NULL)`, never false).
 - Great Expectations' `expect_column_pair_values_A_to_be_greater_than_B` and
   `expect_column_pair_values_to_be_equal` (`column_pair_map_expectations/`): an `expression`
   (`x > w`, `w >= z` for `or_equal`; a NULL side passes, as `ignore_row_if:
@@ -87,6 +90,9 @@ INSERT INTO gx_pair SELECT i - 1, i, i + 1, NULLIF(i, 10), CASE WHEN i <= 5 THEN
 CREATE TABLE gx_pair_equal (pk_index int PRIMARY KEY, x int, a int);
 INSERT INTO gx_pair_equal SELECT i - 1, i, a
     FROM unnest(ARRAY[1, 2, 3, 4, 5, 6, 7, 8, 9, 11]) WITH ORDINALITY AS d (a, i);
+CREATE TABLE gx_not_in_set (pk_index int PRIMARY KEY, x int, z text, y float8, n int);
+INSERT INTO gx_not_in_set VALUES (0, 1, 'hello', 1.1, NULL), (1, 2, 'jello', 2.2, NULL),
+    (2, 4, 'mello', 5.5, 2);
 CREATE TABLE gx_match_regex (pk_index int PRIMARY KEY, a text, b text, c text);
 INSERT INTO gx_match_regex VALUES (0, 'aaa', 'aaa', NULL), (1, 'abb', 'abb', NULL),
     (2, 'acc', 'acc', NULL), (3, 'add', 'bdd', NULL), (4, 'bee', NULL, NULL);
@@ -94,7 +100,7 @@ INSERT INTO gx_match_regex VALUES (0, 'aaa', 'aaa', NULL), (1, 'abb', 'abb', NUL
 
 TABLES = {"data_test_accepted_range": "_rid", "data_test_not_accepted_values": "_rid",
           "test_not_empty_string_failing": "id", "test_not_empty_string_passing": "id",
-          "gx_match_regex": "pk_index", "gx_pair": "pk_index",
+          "gx_match_regex": "pk_index", "gx_pair": "pk_index", "gx_not_in_set": "pk_index",
           "gx_pair_equal": "pk_index", "gx_compound": "pk_index", "soda_duplicate_column": "_rid",
           "soda_duplicate_dataset": "_rid", "soda_missing": "_rid",
           "soda_invalid_referencing": "_rid",
@@ -126,6 +132,14 @@ def pair(text: str, mostly: float | None = None, table: str = "gx_pair") -> dict
     return check
 
 
+def not_in(column: str, values: list[Any], mostly: float | None = None) -> dict[str, Any]:
+    check: dict[str, Any] = {"kind": "row_rule", "table": "gx_not_in_set",
+                             "require": {"column": column, "not_in": values}}  # fmt: skip
+    if mostly is not None:
+        check["threshold"] = {"max_rate": round(1 - mostly, 10)}
+    return check
+
+
 # check id -> (the check, whether the peer passes it, the keys it reports)
 CASES: dict[str, tuple[dict[str, Any], bool, set[str]]] = {
     "accepted_range_inclusive": (accepted_range(min=-1, max=11), True, set()),
@@ -142,6 +156,16 @@ CASES: dict[str, tuple[dict[str, Any], bool, set[str]]] = {
     "not_empty_string_no_trim": (not_empty("test_not_empty_string_passing",
                                            "string_trim_whitespace_false", trim=False),
                                  True, set()),
+    "not_in_single_value_not_in_column": (not_in("x", [0]), True, set()),
+    "not_in_one_existing_value": (not_in("x", [1]), False, {"0"}),
+    "not_in_empty_set": (not_in("x", []), True, set()),
+    "not_in_all_character_values": (not_in("z", ["hello", "jello", "mello"]), False,
+                                    {"0", "1", "2"}),
+    "not_in_extra_value_in_column": (not_in("z", ["ello"]), True, set()),
+    "not_in_floats_mostly_65": (not_in("y", [1.1, 2.2], 0.65), False, {"0", "1"}),
+    "not_in_floats_mostly_70": (not_in("y", [1.1, 2.2], 0.7), False, {"0", "1"}),
+    "not_in_null": ({"kind": "expression", "table": "gx_not_in_set",
+                     "expression": "n NOT IN (NULL)"}, True, set()),
     "pair_basic_positive": (pair("x > w"), True, set()),
     "pair_either_value_is_missing": (pair("x > z"), True, set()),
     "pair_ties": (pair("w > z"), False, {"0", "1", "2", "3", "4"}),
