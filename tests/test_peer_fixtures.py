@@ -17,6 +17,9 @@ expressed with refaudit's existing kinds.
   `expect_column_pair_values_to_be_equal` (`column_pair_map_expectations/`): an `expression`
   (`x > w`, `w >= z` for `or_equal`; a NULL side passes, as `ignore_row_if:
   either_value_is_missing`); `mostly` over all rows (no row misses both values).
+- Great Expectations' `expect_select_column_values_to_be_unique_within_record` (two
+  columns): an `expression` `a <> b` (a row missing a value passes); its second dataset is
+  the compound-unique one.
 - Great Expectations' `expect_compound_columns_to_be_unique` (`multicolumn_map_expectations/`,
   its dataset of columns `w, x, y, z, a, b`): `unique`; GX lists every row of a duplicate
   group, refaudit the rows after the first, each naming the row kept: the two together are
@@ -93,6 +96,8 @@ INSERT INTO gx_pair_equal SELECT i - 1, i, a
 CREATE TABLE gx_not_in_set (pk_index int PRIMARY KEY, x int, z text, y float8, n int);
 INSERT INTO gx_not_in_set VALUES (0, 1, 'hello', 1.1, NULL), (1, 2, 'jello', 2.2, NULL),
     (2, 4, 'mello', 5.5, 2);
+CREATE TABLE gx_within_record (pk_index int PRIMARY KEY, a int, b int, c int);
+INSERT INTO gx_within_record VALUES (0, 1, 5, 1), (1, 2, 6, 4), (2, 3, 7, 2), (3, 4, 8, 3);
 CREATE TABLE gx_match_regex (pk_index int PRIMARY KEY, a text, b text, c text);
 INSERT INTO gx_match_regex VALUES (0, 'aaa', 'aaa', NULL), (1, 'abb', 'abb', NULL),
     (2, 'acc', 'acc', NULL), (3, 'add', 'bdd', NULL), (4, 'bee', NULL, NULL);
@@ -100,7 +105,8 @@ INSERT INTO gx_match_regex VALUES (0, 'aaa', 'aaa', NULL), (1, 'abb', 'abb', NUL
 
 TABLES = {"data_test_accepted_range": "_rid", "data_test_not_accepted_values": "_rid",
           "test_not_empty_string_failing": "id", "test_not_empty_string_passing": "id",
-          "gx_match_regex": "pk_index", "gx_pair": "pk_index", "gx_not_in_set": "pk_index",
+          "gx_match_regex": "pk_index", "gx_pair": "pk_index", "gx_within_record": "pk_index",
+          "gx_not_in_set": "pk_index",
           "gx_pair_equal": "pk_index", "gx_compound": "pk_index", "soda_duplicate_column": "_rid",
           "soda_duplicate_dataset": "_rid", "soda_missing": "_rid",
           "soda_invalid_referencing": "_rid",
@@ -172,6 +178,18 @@ CASES: dict[str, tuple[dict[str, Any], bool, set[str]]] = {
     "pair_ties_or_equal": (pair("w >= z"), True, set()),
     "pair_mostly": (pair("x > c", mostly=0.8), True, {"3", "4"}),
     "pair_equal_mostly": (pair("a = x", 0.9, "gx_pair_equal"), True, {"9"}),
+    "within_record_a_b": (pair("a <> b", table="gx_within_record"), True, set()),
+    "within_record_a_c": (pair("a <> c", table="gx_within_record"), False, {"0"}),
+    "within_record_a_c_mostly_70": (pair("a <> c", 0.7, "gx_within_record"), True, {"0"}),
+    "within_record_a_c_mostly_80": (pair("a <> c", 0.8, "gx_within_record"), False, {"0"}),
+    "within_record_w_x": (pair("w <> x", table="gx_compound"), True, set()),
+    "within_record_w_x_any_missing": (pair("w <> x", table="gx_compound"), True, set()),
+    "within_record_unexpected_values": (pair("a <> b", table="gx_compound"), False,
+                                        {"0", "2", "4", "5", "7"}),
+    "within_record_exact_no_index_list": (pair("a <> b", table="gx_compound"), False,
+                                          {"0", "2", "4", "5", "7"}),
+    "within_record_exact_without_index_list": (pair("a <> b", table="gx_compound"), False,
+                                               {"0", "2", "4", "5", "7"}),
     "regex_insufficient_mostly": (regex("a", "^a", 0.9), False, {"4"}),
     "regex_exact_mostly": (regex("a", "^a", 0.8), True, {"4"}),
     "regex_sufficient_mostly": (regex("a", "^a", 0.7), True, {"4"}),
