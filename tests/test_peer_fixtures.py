@@ -24,6 +24,11 @@ expressed with refaudit's existing kinds.
   its dataset of columns `w, x, y, z, a, b`): `unique`; GX lists every row of a duplicate
   group, refaudit the rows after the first, each naming the row kept: the two together are
   GX's `unexpected_index_list`. A pandas `row_condition` keeps a NaN that `!=` compares with.
+- dbt-core (`tests/functional/schema_tests/fixtures.py`, `models_v2/models/schema.yml`, on
+  the seeds `seed` and `seed_failure`: tests/fixtures/peer_dbt_core.sql): `not_null`,
+  `unique`, `accepted_values` (`in_set`) and `relationships` (`reference`); the tests tagged
+  `xfail` fail. dbt counts the rows its test query returns: one per duplicated value for
+  `unique`, one per value for `accepted_values`, one per row otherwise.
 - Soda Core (`soda-tests/tests/integration/test_duplicate_column_check.py`,
   `test_duplicate_dataset_check.py`, `test_missing_check.py`,
   `test_invalid_reference_check.py`): `duplicate` is `unique` (Soda's count, rows minus
@@ -287,26 +292,94 @@ SODA: dict[str, tuple[dict[str, Any], str, int, int | None]] = {
 }  # fmt: skip
 
 
+DBT_TABLES = ("seed", "seed_failure", "table_copy", "table_failure_copy",
+              "table_failure_null_relation", "table_failure_summary", "table_summary")  # fmt: skip
+
+
+def dbt(kind: str, table: str, column: str, **keys: Any) -> dict[str, Any]:
+    check: dict[str, Any] = {"kind": kind, "table": table}
+    if kind in ("not_null", "unique"):
+        return check | {"columns": [column], **keys}
+    if kind == "reference":
+        return check | {"column": column, "on_orphan": "report", **keys}
+    return check | {"column": column, **keys}
+
+
+def colors(table: str, column: str, values: list[str]) -> dict[str, Any]:
+    return dbt("in_set", table, column, values=values)
+
+
+def relationship(table: str, column: str, to: str, field: str) -> dict[str, Any]:
+    return dbt("reference", table, column, target={"table": to, "column": field})
+
+
+# check id -> (the check, whether dbt passes it, the count dbt reports)
+DBT_CORE: dict[str, tuple[dict[str, Any], bool, int]] = {
+    "table_copy.not_null_id": (dbt("not_null", "table_copy", "id"), True, 0),
+    "table_copy.unique_id": (dbt("unique", "table_copy", "id"), True, 0),
+    "table_copy.not_null_first_name": (dbt("not_null", "table_copy", "first_name"), True, 0),
+    "table_copy.not_null_ip_address": (dbt("not_null", "table_copy", "ip_address"), True, 0),
+    "table_copy.not_null_updated_at": (dbt("not_null", "table_copy", "updated_at"), True, 0),
+    "table_copy.unique_email": (dbt("unique", "table_copy", "email"), True, 0),
+    "table_copy.accepted_values_favorite_color": (colors("table_copy", "favorite_color",
+                                                         ["blue", "green"]), True, 0),
+    "table_copy.accepted_values_fav_number": (dbt("in_set", "table_copy", "fav_number",
+                                                  values=[3.14159265]), True, 0),
+    "table_summary.not_null_favorite_color_copy": (dbt("not_null", "table_summary",
+                                                       "favorite_color_copy"), True, 0),
+    "table_summary.unique_favorite_color_copy": (dbt("unique", "table_summary",
+                                                     "favorite_color_copy"), True, 0),
+    "table_summary.accepted_values_favorite_color_copy": (colors(
+        "table_summary", "favorite_color_copy", ["blue", "green"]), True, 0),
+    "table_summary.relationships_favorite_color_copy": (relationship(
+        "table_summary", "favorite_color_copy", "table_copy", "favorite_color"), True, 0),
+    "table_summary.not_null_count": (dbt("not_null", "table_summary", "count"), True, 0),
+    "table_failure_copy.not_null_id": (dbt("not_null", "table_failure_copy", "id"), False, 1),
+    "table_failure_copy.unique_id": (dbt("unique", "table_failure_copy", "id"), False, 1),
+    "table_failure_copy.accepted_values_favorite_color": (colors(
+        "table_failure_copy", "favorite_color", ["blue", "green"]), False, 1),
+    "table_failure_summary.accepted_values_favorite_color": (colors(
+        "table_failure_summary", "favorite_color", ["red"]), False, 1),
+    "table_failure_summary.relationships_favorite_color": (relationship(
+        "table_failure_summary", "favorite_color", "table_copy", "favorite_color"), False, 1),
+    "table_failure_null_relation.relationships_id": (relationship(
+        "table_failure_null_relation", "id", "table_failure_copy", "id"), False, 1),
+}  # fmt: skip
+
+
+def dbt_count(kind: str, findings: list[dict[str, str]]) -> int:
+    """What dbt's test query returns for these findings (see the module's docstring)."""
+    if kind in ("unique", "in_set"):
+        return len({f["value"] for f in findings})
+    return len(findings)
+
+
 @pytest.fixture(scope="module")
 def peer_fixtures(new_database) -> str:  # type: ignore[no-untyped-def]
     uri: str = new_database("peer_fixtures")
     execute(uri, FIXTURES)
+    execute(uri, (Path(__file__).parent / "fixtures" / "peer_dbt_core.sql").read_text())
     return uri
 
 
 def test_the_peers_cases_give_the_peers_answers(peer_fixtures: str, tmp_path: Path) -> None:
     suite = Suite.model_validate({
-        "suite": "peers", "tables": {t: {"key": k} for t, k in TABLES.items()},
+        "suite": "peers",
+        "tables": {t: {"key": k} for t, k in TABLES.items()}
+        | {t: {"key": "_rid"} for t in DBT_TABLES},
         "checks": [c | {"id": i} for i, (c, _, _) in CASES.items()]
         + [c | {"id": i} for i, (c, _, _, _) in SODA.items()]
-        + [c | {"id": i} for i, (c, _, _, _) in GX_COMPOUND.items()],
+        + [c | {"id": i} for i, (c, _, _, _) in GX_COMPOUND.items()]
+        + [c | {"id": i} for i, (c, _, _) in DBT_CORE.items()],
     })  # fmt: skip
     result = run_audit(as_url(peer_fixtures), suite, tmp_path / "run",
                        options=AuditOptions(record_history=False))  # fmt: skip
     with (tmp_path / "run" / "violations.csv").open(encoding="utf-8", newline="") as f:
         keys: dict[str, set[str]] = {}
         group_members: dict[str, set[str]] = {}  # a duplicate, and the row it duplicates
+        findings: dict[str, list[dict[str, str]]] = {}
         for r in csv.DictReader(f):
+            findings.setdefault(r["check"], []).append(r)
             keys.setdefault(r["check"], set()).add(r["key"])
             kept = r["evidence"].rsplit(" ", 1)[-1]
             group_members.setdefault(r["check"], set()).update({r["key"], kept})
@@ -319,5 +392,8 @@ def test_the_peers_cases_give_the_peers_answers(peer_fixtures: str, tmp_path: Pa
     assert gx == {i: (passes, found) for i, (_, passes, found, _) in GX_COMPOUND.items()}
     for i, (_, _, _, rows) in GX_COMPOUND.items():
         assert rows is None or by_id[i].rows_checked == rows, i
+    dbt_core = {i: (by_id[i].status == "passed", dbt_count(by_id[i].family, findings.get(i, [])))
+                for i in DBT_CORE}  # fmt: skip
+    assert dbt_core == {i: (passes, count) for i, (_, passes, count) in DBT_CORE.items()}
     tested = {i: by_id[i].rows_checked for i, (_, _, _, rows) in SODA.items() if rows is not None}
     assert tested == {i: rows for i, (_, _, _, rows) in SODA.items() if rows is not None}
