@@ -20,7 +20,8 @@ expressed with refaudit's existing kinds.
 - Great Expectations' `expect_select_column_values_to_be_unique_within_record` (two
   columns): an `expression` `a <> b` (a row missing a value passes); its second dataset is
   the compound-unique one.
-- Great Expectations' `expect_compound_columns_to_be_unique` (`multicolumn_map_expectations/`,
+- Great Expectations' `expect_column_values_to_be_unique` (its first dataset; the second is
+  Spark's only) and `expect_compound_columns_to_be_unique` (`multicolumn_map_expectations/`,
   its dataset of columns `w, x, y, z, a, b`): `unique`; GX lists every row of a duplicate
   group, refaudit the rows after the first, each naming the row kept: the two together are
   GX's `unexpected_index_list`. A pandas `row_condition` keeps a NaN that `!=` compares with.
@@ -103,19 +104,23 @@ INSERT INTO gx_not_in_set VALUES (0, 1, 'hello', 1.1, NULL), (1, 2, 'jello', 2.2
     (2, 4, 'mello', 5.5, 2);
 CREATE TABLE gx_within_record (pk_index int PRIMARY KEY, a int, b int, c int);
 INSERT INTO gx_within_record VALUES (0, 1, 5, 1), (1, 2, 6, 4), (2, 3, 7, 2), (3, 4, 8, 3);
+CREATE TABLE gx_unique (pk_index int PRIMARY KEY, a text, c int, n int, "unique" int,
+    "null" int, mult_dup text);
+INSERT INTO gx_unique VALUES (0, '2', 1, NULL, 1, NULL, '1'), (1, '2', 1, NULL, 2, NULL, '1'),
+    (2, '2', 2, 2, 3, NULL, '2'), (3, NULL, NULL, NULL, NULL, NULL, '2');
 CREATE TABLE gx_match_regex (pk_index int PRIMARY KEY, a text, b text, c text);
 INSERT INTO gx_match_regex VALUES (0, 'aaa', 'aaa', NULL), (1, 'abb', 'abb', NULL),
     (2, 'acc', 'acc', NULL), (3, 'add', 'bdd', NULL), (4, 'bee', NULL, NULL);
 """
 
+GX_TABLES = ("gx_match_regex", "gx_pair", "gx_pair_equal", "gx_unique", "gx_within_record",
+             "gx_not_in_set", "gx_compound")  # fmt: skip
 TABLES = {"data_test_accepted_range": "_rid", "data_test_not_accepted_values": "_rid",
           "test_not_empty_string_failing": "id", "test_not_empty_string_passing": "id",
-          "gx_match_regex": "pk_index", "gx_pair": "pk_index", "gx_within_record": "pk_index",
-          "gx_not_in_set": "pk_index",
-          "gx_pair_equal": "pk_index", "gx_compound": "pk_index", "soda_duplicate_column": "_rid",
-          "soda_duplicate_dataset": "_rid", "soda_missing": "_rid",
-          "soda_invalid_referencing": "_rid",
-          "soda_invalid_referenced": "country_code"}  # fmt: skip
+          "soda_duplicate_column": "_rid", "soda_duplicate_dataset": "_rid",
+          "soda_missing": "_rid", "soda_invalid_referencing": "_rid",
+          "soda_invalid_referenced": "country_code",
+          **dict.fromkeys(GX_TABLES, "pk_index")}  # fmt: skip
 
 
 def accepted_range(**keys: Any) -> dict[str, Any]:
@@ -227,12 +232,26 @@ def invalid_reference(**keys: Any) -> dict[str, Any]:
                                               "column": "country_code"}, **keys}  # fmt: skip
 
 
+def unique(columns: list[str], **keys: Any) -> dict[str, Any]:
+    return {"kind": "unique", "table": "gx_unique", "columns": columns, **keys}
+
+
 def compound(columns: list[str], **keys: Any) -> dict[str, Any]:
     return {"kind": "unique", "table": "gx_compound", "columns": columns, **keys}
 
 
 # check id -> (the check, whether GX passes it, its unexpected_index_list, its element_count)
-GX_COMPOUND: dict[str, tuple[dict[str, Any], bool, set[str], int | None]] = {
+GX_UNIQUE: dict[str, tuple[dict[str, Any], bool, set[str], int | None]] = {
+    "unique_basic_positive": (unique(["unique"]), True, set(), None),
+    "unique_all_non_unique_character_values": (unique(["a"]), False, {"0", "1", "2"}, None),
+    "unique_positive_case_using_mostly": (unique(["c"], where={"column": "c", "is_null": False},
+                                                 threshold={"max_rate": 0.7}), True,
+                                          {"0", "1"}, 3),
+    "unique_multiple_null_values": (unique(["n"]), True, set(), None),
+    "unique_non_unique_numeric_values": (unique(["c"]), False, {"0", "1"}, None),
+    "unique_all_null_values": (unique(["null"]), True, set(), None),
+    "unique_multiple_duplicate_values": (unique(["mult_dup"]), False, {"0", "1", "2", "3"},
+                                         None),
     "compound_ignore_if_all_missing": (compound(["w", "x"]), True, set(), None),
     "compound_ignore_if_any_missing": (compound(["w", "x"]), True, set(), None),
     "compound_row_condition": (compound(["w", "x"], where={"all": [
@@ -369,7 +388,7 @@ def test_the_peers_cases_give_the_peers_answers(peer_fixtures: str, tmp_path: Pa
         | {t: {"key": "_rid"} for t in DBT_TABLES},
         "checks": [c | {"id": i} for i, (c, _, _) in CASES.items()]
         + [c | {"id": i} for i, (c, _, _, _) in SODA.items()]
-        + [c | {"id": i} for i, (c, _, _, _) in GX_COMPOUND.items()]
+        + [c | {"id": i} for i, (c, _, _, _) in GX_UNIQUE.items()]
         + [c | {"id": i} for i, (c, _, _) in DBT_CORE.items()],
     })  # fmt: skip
     result = run_audit(as_url(peer_fixtures), suite, tmp_path / "run",
@@ -388,9 +407,9 @@ def test_the_peers_cases_give_the_peers_answers(peer_fixtures: str, tmp_path: Pa
     assert got == {i: (passes, found) for i, (_, passes, found) in CASES.items()}
     soda = {i: (by_id[i].status, by_id[i].violations) for i in SODA}
     assert soda == {i: (status, count) for i, (_, status, count, _) in SODA.items()}
-    gx = {i: (by_id[i].status == "passed", group_members.get(i, set())) for i in GX_COMPOUND}
-    assert gx == {i: (passes, found) for i, (_, passes, found, _) in GX_COMPOUND.items()}
-    for i, (_, _, _, rows) in GX_COMPOUND.items():
+    gx = {i: (by_id[i].status == "passed", group_members.get(i, set())) for i in GX_UNIQUE}
+    assert gx == {i: (passes, found) for i, (_, passes, found, _) in GX_UNIQUE.items()}
+    for i, (_, _, _, rows) in GX_UNIQUE.items():
         assert rows is None or by_id[i].rows_checked == rows, i
     dbt_core = {i: (by_id[i].status == "passed", dbt_count(by_id[i].family, findings.get(i, [])))
                 for i in DBT_CORE}  # fmt: skip
