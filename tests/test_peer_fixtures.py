@@ -10,6 +10,10 @@ expressed with refaudit's existing kinds.
   expect_column_values_to_match_regex.json`): `pattern`; GX's `mostly` is a rate of the rows
   that are not NULL (`where: {column, is_null: false}`, `max_rate: 1 - mostly`); its
   `unexpected_index_list` is our keys (`pk_index`).
+- Great Expectations' `expect_column_values_to_be_between`: `range`; `strict_min` or
+  `strict_max` alone an `expression` (`x > 1 AND x <= 10`); `parse_strings_as_datetimes` an
+  `expression` over `to_timestamp(ts, ...)`. GX's `BOOLEAN_ONLY` cases report no index list:
+  the keys given are refaudit's, those of the same bounds' other cases.
 - Great Expectations' `expect_column_values_to_not_be_in_set`: a `row_rule` requiring
   `not_in` (NULL passes, as GX skips it); `value_set: [null]` an `expression` (`n NOT IN
   (NULL)`, never false).
@@ -108,12 +112,19 @@ CREATE TABLE gx_unique (pk_index int PRIMARY KEY, a text, c int, n int, "unique"
     "null" int, mult_dup text);
 INSERT INTO gx_unique VALUES (0, '2', 1, NULL, 1, NULL, '1'), (1, '2', 1, NULL, 2, NULL, '1'),
     (2, '2', 2, 2, 3, NULL, '2'), (3, NULL, NULL, NULL, NULL, NULL, '2');
+CREATE TABLE gx_between (pk_index int PRIMARY KEY, x int, z int, ts text);
+INSERT INTO gx_between SELECT i - 1, i, CASE WHEN i <= 5 THEN i END, ts
+    FROM unnest(ARRAY['Jan 01 1970 12:00:01', 'Dec 31 1999 12:00:01', 'Jan 01 2000 12:00:01',
+        'Feb 01 2000 12:00:01', 'Mar 01 2000 12:00:01', 'Apr 01 2000 12:00:01',
+        'May 01 2000 12:00:01', 'Jun 01 2000 12:00:01', NULL, 'Jan 01 2001 12:00:01'])
+    WITH ORDINALITY AS d (ts, i);
 CREATE TABLE gx_match_regex (pk_index int PRIMARY KEY, a text, b text, c text);
 INSERT INTO gx_match_regex VALUES (0, 'aaa', 'aaa', NULL), (1, 'abb', 'abb', NULL),
     (2, 'acc', 'acc', NULL), (3, 'add', 'bdd', NULL), (4, 'bee', NULL, NULL);
 """
 
-GX_TABLES = ("gx_match_regex", "gx_pair", "gx_pair_equal", "gx_unique", "gx_within_record",
+GX_TABLES = ("gx_between", "gx_match_regex", "gx_pair", "gx_pair_equal", "gx_unique",
+             "gx_within_record",
              "gx_not_in_set", "gx_compound")  # fmt: skip
 TABLES = {"data_test_accepted_range": "_rid", "data_test_not_accepted_values": "_rid",
           "test_not_empty_string_failing": "id", "test_not_empty_string_passing": "id",
@@ -156,6 +167,23 @@ def not_in(column: str, values: list[Any], mostly: float | None = None) -> dict[
     return check
 
 
+def between(column: str = "x", mostly: float | None = None, **bounds: Any) -> dict[str, Any]:
+    check: dict[str, Any] = {"kind": "range", "table": "gx_between", "column": column, **bounds}
+    if mostly is not None:
+        check["where"] = {"column": column, "is_null": False}
+        check["threshold"] = {"max_rate": round(1 - mostly, 10)}
+    return check
+
+
+def between_sql(text: str) -> dict[str, Any]:
+    return {"kind": "expression", "table": "gx_between", "expression": text}
+
+
+def between_times(low: str, high: str) -> dict[str, Any]:
+    ts = "to_timestamp(ts, 'Mon DD YYYY HH24:MI:SS')"
+    return between_sql(f"{ts} >= '{low}' AND {ts} <= '{high}'")
+
+
 # check id -> (the check, whether the peer passes it, the keys it reports)
 CASES: dict[str, tuple[dict[str, Any], bool, set[str]]] = {
     "accepted_range_inclusive": (accepted_range(min=-1, max=11), True, set()),
@@ -172,6 +200,32 @@ CASES: dict[str, tuple[dict[str, Any], bool, set[str]]] = {
     "not_empty_string_no_trim": (not_empty("test_not_empty_string_passing",
                                            "string_trim_whitespace_false", trim=False),
                                  True, set()),
+    "between_basic_positive": (between(min=1, max=10), True, set()),
+    "between_another_basic_positive": (between(min=0, max=20), True, set()),
+    "between_positive_with_timestamps": (between_times("1970-01-01 12:00:00",
+                                                       "2020-01-01 12:00:02"), True, set()),
+    "between_missing_min_value": (between(max=20), True, set()),
+    "between_null_min_value": (between(max=20), True, set()),
+    "between_missing_max_value": (between(min=0), True, set()),
+    "between_null_max_value": (between(min=0), True, set()),
+    "between_basic_negative": (between(min=1, max=9), False, {"9"}),
+    "between_another_negative": (between(min=3, max=10), False, {"0", "1"}),
+    "between_negative_with_timestamps": (between_times("1990-01-01 12:00:00",
+                                                       "2001-01-01 12:00:00"), False, {"0", "9"}),
+    "between_positive_boolean_only": (between(min=1, max=10), True, set()),
+    "between_another_positive_boolean_only": (between(min=0, max=20), True, set()),
+    "between_negative_boolean_only": (between(min=1, max=9), False, {"9"}),
+    "between_another_negative_boolean_only": (between(min=3, max=10), False, {"0", "1"}),
+    "between_positive_with_mostly": (between(mostly=0.9, min=1, max=10), True, set()),
+    "between_2nd_positive_with_mostly": (between(mostly=0.9, min=0, max=20), True, set()),
+    "between_3rd_positive_with_mostly": (between(mostly=0.9, min=1, max=9), True, {"9"}),
+    "between_negative_with_mostly": (between(mostly=0.9, min=3, max=10), False, {"0", "1"}),
+    "between_mostly_denominator_negative": (between("z", 0.9, min=1, max=4), False, {"4"}),
+    "between_mostly_denominator_positive": (between("z", 0.8, min=1, max=4), True, {"4"}),
+    "between_strict_min_failure": (between_sql("x > 1 AND x <= 10"), False, {"0"}),
+    "between_strict_min_success": (between(min=1, max=10), True, set()),
+    "between_strict_max_failure": (between_sql("x >= 0 AND x < 10"), False, {"9"}),
+    "between_strict_max_success": (between(min=0, max=10), True, set()),
     "not_in_single_value_not_in_column": (not_in("x", [0]), True, set()),
     "not_in_one_existing_value": (not_in("x", [1]), False, {"0"}),
     "not_in_empty_set": (not_in("x", []), True, set()),
