@@ -14,6 +14,9 @@ expressed with refaudit's existing kinds.
   `strict_max` alone an `expression` (`x > 1 AND x <= 10`); `parse_strings_as_datetimes` an
   `expression` over `to_timestamp(ts, ...)`. GX's `BOOLEAN_ONLY` cases report no index list:
   the keys given are refaudit's, those of the same bounds' other cases.
+- Great Expectations' `expect_column_values_to_be_in_set` (beyond test_peer_semantics.py):
+  an empty set (a `row_rule`), an empty column, and `parse_strings_as_datetimes` (an `expression` over
+  `dates::timestamp`).
 - Great Expectations' `expect_column_values_to_not_be_in_set`: a `row_rule` requiring
   `not_in` (NULL passes, as GX skips it); `value_set: [null]` an `expression` (`n NOT IN
   (NULL)`, never false).
@@ -118,12 +121,18 @@ INSERT INTO gx_between SELECT i - 1, i, CASE WHEN i <= 5 THEN i END, ts
         'Feb 01 2000 12:00:01', 'Mar 01 2000 12:00:01', 'Apr 01 2000 12:00:01',
         'May 01 2000 12:00:01', 'Jun 01 2000 12:00:01', NULL, 'Jan 01 2001 12:00:01'])
     WITH ORDINALITY AS d (ts, i);
+CREATE TABLE gx_in_set (pk_index int PRIMARY KEY, x int);
+INSERT INTO gx_in_set VALUES (0, 1), (1, 2), (2, 4);
+CREATE TABLE gx_in_set_empty (pk_index int PRIMARY KEY, empty_column text);
+CREATE TABLE gx_in_set_dates (pk_index int PRIMARY KEY, dates text);
+INSERT INTO gx_in_set_dates VALUES (0, '2018-01-01'), (1, '2018-01-02'),
+    (2, '2018-01-02 00:34:01');
 CREATE TABLE gx_match_regex (pk_index int PRIMARY KEY, a text, b text, c text);
 INSERT INTO gx_match_regex VALUES (0, 'aaa', 'aaa', NULL), (1, 'abb', 'abb', NULL),
     (2, 'acc', 'acc', NULL), (3, 'add', 'bdd', NULL), (4, 'bee', NULL, NULL);
 """
 
-GX_TABLES = ("gx_between", "gx_match_regex", "gx_pair", "gx_pair_equal", "gx_unique",
+GX_TABLES = ("gx_in_set", "gx_in_set_empty", "gx_in_set_dates", "gx_between", "gx_match_regex", "gx_pair", "gx_pair_equal", "gx_unique",
              "gx_within_record",
              "gx_not_in_set", "gx_compound")  # fmt: skip
 TABLES = {"data_test_accepted_range": "_rid", "data_test_not_accepted_values": "_rid",
@@ -226,6 +235,17 @@ CASES: dict[str, tuple[dict[str, Any], bool, set[str]]] = {
     "between_strict_min_success": (between(min=1, max=10), True, set()),
     "between_strict_max_failure": (between_sql("x >= 0 AND x < 10"), False, {"9"}),
     "between_strict_max_success": (between(min=0, max=10), True, set()),
+    # in_set takes one value at least; a row_rule's `in` any list
+    "in_set_empty_values_set": ({"kind": "row_rule", "table": "gx_in_set",
+                                 "require": {"column": "x", "in": []}}, False, {"0", "1", "2"}),
+    "in_set_empty_column": ({"kind": "in_set", "table": "gx_in_set_empty",
+                             "column": "empty_column", "values": ["cat", "dog"]}, True, set()),
+    "in_set_datetime_positive": ({"kind": "expression", "table": "gx_in_set_dates",
+                                  "expression": "dates::timestamp IN ('2018-01-01', "
+                                  "'2018-01-02', '2018-01-02 00:34:01')"}, True, set()),
+    "in_set_datetime_negative": ({"kind": "expression", "table": "gx_in_set_dates",
+                                  "expression": "dates::timestamp IN ('2018-01-02', "
+                                  "'2018-01-02 00:34:01')"}, False, {"0"}),
     "not_in_single_value_not_in_column": (not_in("x", [0]), True, set()),
     "not_in_one_existing_value": (not_in("x", [1]), False, {"0"}),
     "not_in_empty_set": (not_in("x", []), True, set()),
