@@ -15,8 +15,8 @@ expressed with refaudit's existing kinds.
   `expression` over `to_timestamp(ts, ...)`. GX's `BOOLEAN_ONLY` cases report no index list:
   the keys given are refaudit's, those of the same bounds' other cases.
 - Great Expectations' `expect_column_values_to_be_in_set` (beyond test_peer_semantics.py):
-  an empty set (a `row_rule`), an empty column, and `parse_strings_as_datetimes` (an `expression` over
-  `dates::timestamp`).
+  an empty set (a `row_rule`), an empty column, and `parse_strings_as_datetimes` (an
+  `expression` over `dates::timestamp`).
 - Great Expectations' `expect_column_values_to_not_be_in_set`: a `row_rule` requiring
   `not_in` (NULL passes, as GX skips it); `value_set: [null]` an `expression` (`n NOT IN
   (NULL)`, never false).
@@ -132,8 +132,8 @@ INSERT INTO gx_match_regex VALUES (0, 'aaa', 'aaa', NULL), (1, 'abb', 'abb', NUL
     (2, 'acc', 'acc', NULL), (3, 'add', 'bdd', NULL), (4, 'bee', NULL, NULL);
 """
 
-GX_TABLES = ("gx_in_set", "gx_in_set_empty", "gx_in_set_dates", "gx_between", "gx_match_regex", "gx_pair", "gx_pair_equal", "gx_unique",
-             "gx_within_record",
+GX_TABLES = ("gx_in_set", "gx_in_set_empty", "gx_in_set_dates", "gx_between",
+             "gx_match_regex", "gx_pair", "gx_pair_equal", "gx_unique", "gx_within_record",
              "gx_not_in_set", "gx_compound")  # fmt: skip
 TABLES = {"data_test_accepted_range": "_rid", "data_test_not_accepted_values": "_rid",
           "test_not_empty_string_failing": "id", "test_not_empty_string_passing": "id",
