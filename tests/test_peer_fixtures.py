@@ -38,13 +38,16 @@ expressed with refaudit's existing kinds.
   `xfail` fail. dbt counts the rows its test query returns: one per duplicated value for
   `unique`, one per value for `accepted_values`, one per row otherwise.
 - Soda Core (`soda-tests/tests/integration/test_duplicate_column_check.py`,
-  `test_duplicate_dataset_check.py`, `test_missing_check.py`,
+  `test_duplicate_dataset_check.py`, `test_missing_check.py`, `test_invalid_check.py`,
   `test_invalid_reference_check.py`): `duplicate` is `unique` (Soda's count, rows minus
   distinct values, is refaudit's rows after the first of their group); `missing` is
-  `not_null`, or with `missing_values` an `expression`; an invalid reference is `reference`
-  (NULL is missing, not invalid); a check's `filter` (and the contract's) is `where`;
-  `threshold.must_be_less_than: n` is `max_count: n - 1`, `must_be: n` is `min_count` and
-  `max_count` n, `level: warn` is `severity: warn`.
+  `not_null`, or with `missing_values` an `expression`; `invalid` is `in_set`
+  (`valid_values`), `range` (`valid_min`, `valid_max`), `pattern` (`valid_format`), or for
+  `invalid_values`, `invalid_format` and `valid_max_length` a `row_rule` or an
+  `expression`; an invalid reference is `reference` (NULL is missing, not invalid); a
+  check's `filter` (and the contract's) is `where`; `threshold.must_be_less_than: n` is
+  `max_count: n - 1`, `must_be: n` is `min_count` and `max_count` n, `level: warn` is
+  `severity: warn`.
 """
 
 from __future__ import annotations
@@ -86,6 +89,8 @@ INSERT INTO soda_duplicate_dataset VALUES (1, 'Joe', 'USA', '1000'), (2, 'Joe', 
     (6, 'Joe', 'JAP', '1000'), (7, 'Joe', 'JAP', '1234'), (8, 'Jack', 'USA', '1000'),
     (9, 'Jack', 'USA', '1234'), (10, 'Jack', 'USA', '2000'), (11, 'Jack', 'JAP', '1000'),
     (12, 'Jack', 'JAP', '1234'), (13, NULL, NULL, '9999');
+CREATE TABLE soda_invalid (_rid int PRIMARY KEY, id varchar(255), age int);
+INSERT INTO soda_invalid VALUES (1, '1', 1), (2, NULL, -1), (3, '3', NULL), (4, 'X', 2);
 CREATE TABLE soda_missing (_rid int PRIMARY KEY, id varchar(255), age int);
 INSERT INTO soda_missing VALUES (1, '1', 1), (2, NULL, -1), (3, '3', NULL), (4, 'X', 2);
 CREATE TABLE soda_invalid_referencing (_rid int PRIMARY KEY, id int, country varchar(2),
@@ -138,7 +143,7 @@ GX_TABLES = ("gx_in_set", "gx_in_set_empty", "gx_in_set_dates", "gx_between",
 TABLES = {"data_test_accepted_range": "_rid", "data_test_not_accepted_values": "_rid",
           "test_not_empty_string_failing": "id", "test_not_empty_string_passing": "id",
           "soda_duplicate_column": "_rid", "soda_duplicate_dataset": "_rid",
-          "soda_missing": "_rid", "soda_invalid_referencing": "_rid",
+          "soda_missing": "_rid", "soda_invalid": "_rid", "soda_invalid_referencing": "_rid",
           "soda_invalid_referenced": "country_code",
           **dict.fromkeys(GX_TABLES, "pk_index")}  # fmt: skip
 
@@ -336,6 +341,13 @@ GX_UNIQUE: dict[str, tuple[dict[str, Any], bool, set[str], int | None]] = {
                                    {str(i) for i in range(9)}, 10),
 }  # fmt: skip
 
+def invalid(kind: str, column: str = "id", **keys: Any) -> dict[str, Any]:
+    check: dict[str, Any] = {"kind": kind, "table": "soda_invalid", **keys}
+    return check if kind in ("expression", "row_rule") else check | {"column": column}
+
+
+VALID = ["1", "2", "3"]
+
 EXACTLY_2 = {"min_count": 2, "max_count": 2}
 DC, DD = "soda_duplicate_column", "soda_duplicate_dataset"
 # check id -> (the check, Soda's outcome, its count, its rows tested (None: not asserted))
@@ -369,6 +381,23 @@ SODA: dict[str, tuple[dict[str, Any], str, int, int | None]] = {
     "missing_count_overwrite_missing_values_on_check": (missing("id", ["X", "Y"],
                                                                 threshold=EXACTLY_2),
                                                         "passed", 2, None),
+    "valid_count_on_column": (invalid("in_set", values=VALID), "failed", 1, 4),
+    "valid_count_on_check": (invalid("in_set", values=VALID), "failed", 1, 4),
+    "valid_values_with_null": (invalid("in_set", values=VALID), "failed", 1, None),
+    "valid_values_with_null_warn": (invalid("in_set", values=VALID, severity="warn"), "warned",
+                                    1, None),
+    "invalid_values": (invalid("row_rule", require={"column": "id", "not_in": ["X"]}),
+                       "failed", 1, None),
+    "invalid_count_valid_regex_sql": (invalid("pattern", regex="^[123]$"), "failed", 1, None),
+    "invalid_count_valid_min_max": (invalid("range", "age", min=1, max=2), "failed", 1, None),
+    "invalid_count_invalid_regex_sql": (invalid("expression", expression="id !~ '^[X]$'"),
+                                        "failed", 1, None),
+    "invalid_count_valid_format": (invalid("pattern", regex="^[0-9]$"), "failed", 1, None),
+    "valid_values_with_check_filter": (invalid("in_set", values=VALID, where={
+        "column": "age", "lt": 2}), "passed", 0, None),
+    "invalid_check_with_variables_typing": (invalid("expression",
+                                                    expression="length(id) <= 100"),
+                                            "passed", 0, None),
     "invalid_count": (invalid_reference(), "failed", 3, None),
     "invalid_count_warn": (invalid_reference(severity="warn"), "warned", 3, None),
     "invalid_count_with_check_filter": (invalid_reference(where={"column": "zip",
