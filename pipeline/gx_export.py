@@ -267,11 +267,15 @@ def _raised(info: Any) -> str | None:
 
 def _unexpected(result: Any) -> int:
     """Failing rows of one expectation result: UnexpectedRowsExpectation reports them as
-    `observed_value`, column expectations as `unexpected_count`."""
+    `observed_value`, column expectations as `unexpected_count`; a comparison of two tables'
+    row counts, failing, is one finding."""
     data = result.result or {}
     if "unexpected_count" in data:
         return int(data["unexpected_count"] or 0)
-    return int(data.get("observed_value") or 0)
+    observed = data.get("observed_value")
+    if isinstance(observed, dict):  # a table compared with another: {self: n, other: m}
+        return 0 if result.success else 1
+    return int(observed or 0)
 
 
 def run_with_gx(

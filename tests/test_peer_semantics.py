@@ -18,6 +18,8 @@
   and without `condition`, `cardinality_equality` on two columns of another table and
   `not_null_proportion` with `at_least`, `at_most` and `group_by_columns`: all pass, as the
   peer's suite says. A finding about a table has the key "" (a group's: its values).
+- dbt-utils' tests comparing rows with other rows (`equal_rowcount`, `fewer_rows_than`,
+  `equality`, `mutually_exclusive_ranges`, `sequential_values`): tests/test_peer_kinds.py.
 """
 
 from __future__ import annotations
@@ -231,16 +233,6 @@ EXPECTED: dict[str, tuple[bool, set[str]]] = {
     "recency_by_col1": (True, set()),
     "recency_by_col1_col2": (True, set()),
 }  # fmt: skip
-
-NOT_EXPRESSED = {
-    "dbt_utils.equal_rowcount": "two tables' row counts compared with each other; row_count "
-    "takes fixed bounds",
-    "dbt_utils.fewer_rows_than": "likewise, two tables' row counts",
-    "dbt_utils.equality": "two tables' whole rows compared",
-    "dbt_utils.mutually_exclusive_ranges": "ranges of a partition compared with each other",
-    "dbt_utils.sequential_values": "each row against the previous one in an order",
-}
-"""The peers' tests on these fixtures that no refaudit kind expresses, and why."""
 
 
 @pytest.fixture(scope="module")

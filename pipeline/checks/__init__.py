@@ -16,10 +16,14 @@ from .at_least_one import AtLeastOneCheck
 from .cardinality_equality import CardinalityEqualityCheck
 from .catalog import ConstraintCheck, IndexCheck, TriggerCheck
 from .consistency import ConsistencyCheck
+from .equal_rowcount import EqualRowcountCheck
+from .equality import EqualityCheck
 from .expression_check import ExpressionCheck
+from .fewer_rows_than import FewerRowsThanCheck
 from .freshness import FreshnessCheck
 from .in_set import InSetCheck
 from .model import Check
+from .mutually_exclusive_ranges import MutuallyExclusiveRangesCheck
 from .not_constant import NotConstantCheck
 from .not_null import NotNullCheck
 from .not_null_proportion import NotNullProportionCheck
@@ -28,6 +32,7 @@ from .range import RangeCheck
 from .reference import ConditionalReferenceCheck, ReferenceCheck
 from .row_count import RowCountCheck
 from .row_rule import RowRuleCheck
+from .sequential_values import SequentialValuesCheck
 from .stage import CATALOG, ROW_SCAN, SET
 from .unique import UniqueCheck
 
@@ -42,7 +47,12 @@ KINDS: tuple[type[Check], ...] = (
     RowRuleCheck,
     ExpressionCheck,
     UniqueCheck,
+    SequentialValuesCheck,
+    MutuallyExclusiveRangesCheck,
+    EqualityCheck,
     CardinalityEqualityCheck,
+    EqualRowcountCheck,
+    FewerRowsThanCheck,
     NotConstantCheck,
     AtLeastOneCheck,
     NotNullProportionCheck,
