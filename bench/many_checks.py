@@ -38,7 +38,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from refaudit.embedded import database_uri  # noqa: E402
+from refaudit.embedded import create_database  # noqa: E402
 from refaudit.servers import SERVER_KINDS, throwaway_server  # noqa: E402
 
 TARGETS_S = {1000: 10.0, 5000: 60.0}
@@ -234,16 +234,7 @@ def generate_suite(n: int) -> tuple[dict[str, Any], dict[str, str]]:
 
 def build_database(server_uri: str, rows: int, seed: int) -> str:
     """A fresh database `many_checks` with the benchmark's two tables."""
-    name = "many_checks"
-    admin = psycopg2.connect(server_uri)
-    admin.autocommit = True
-    try:
-        with admin.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            cur.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        admin.close()
-    uri = database_uri(server_uri, name)
+    uri = create_database(server_uri, "many_checks")
     fill_database(uri, rows, seed)
     return uri
 
