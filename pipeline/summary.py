@@ -29,6 +29,13 @@ class _Summary(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class _Printed(_Summary):
+    """A summary a command prints: what wrote it comes first."""
+
+    summary_version: int = SUMMARY_VERSION
+    refaudit_version: str = __version__
+
+
 class Counts(_Summary):
     checks: int
     """Checks run."""
@@ -66,11 +73,9 @@ class BaselineChange(_Summary):
     known: int
 
 
-class RunSummary(_Summary):
+class RunSummary(_Printed):
     """`refaudit run --format json`."""
 
-    summary_version: int = SUMMARY_VERSION
-    refaudit_version: str = __version__
     command: Literal["run"] = "run"
     run_id: str
     suite: str
@@ -152,11 +157,9 @@ class RunSummary(_Summary):
         )
 
 
-class SuiteCheckSummary(_Summary):
+class SuiteCheckSummary(_Printed):
     """`refaudit suite check --format json`."""
 
-    summary_version: int = SUMMARY_VERSION
-    refaudit_version: str = __version__
     command: Literal["suite check"] = "suite check"
     suite: str
     suite_path: str
@@ -180,11 +183,9 @@ class SuiteCheckSummary(_Summary):
         )
 
 
-class ApplySummary(_Summary):
+class ApplySummary(_Printed):
     """`refaudit apply --format json`."""
 
-    summary_version: int = SUMMARY_VERSION
-    refaudit_version: str = __version__
     command: Literal["apply"] = "apply"
     plan: str
     database: str
@@ -224,11 +225,9 @@ class Proposed(_Summary):
     """Rows it flags in the data read (null where not measured: catalog checks)."""
 
 
-class DiscoverSummary(_Summary):
+class DiscoverSummary(_Printed):
     """`refaudit discover --out suite.yml --format json`."""
 
-    summary_version: int = SUMMARY_VERSION
-    refaudit_version: str = __version__
     command: Literal["discover"] = "discover"
     database: str
     """The database read (password masked)."""
@@ -269,12 +268,10 @@ class DiscoverSummary(_Summary):
         )
 
 
-class ErrorSummary(_Summary):
+class ErrorSummary(_Printed):
     """Any command's `--format json` output when it fails: the one-line error (also on
     stderr) and the exit code."""
 
-    summary_version: int = SUMMARY_VERSION
-    refaudit_version: str = __version__
     command: str
     error: str
     """The error as stderr shows it (without `refaudit: error: `); several lines when it
