@@ -519,11 +519,12 @@ def run(
             typer.echo(f"removed {removed} (--keep {keep})", err=as_json)
     plan = result.repair
     if plan is not None:
-        # the plan repairs references; what other checks found is for a person to resolve
+        from .checks import REPAIRED_KINDS
+
         others = sum(
             c.violations
             for c in result.checks
-            if c.family not in ("reference", "conditional_reference") and c.stage != "catalog"
+            if c.family not in REPAIRED_KINDS and c.reads_rows
         )
         left = (
             f"; {plural(others, 'violation')} of other checks left to you (the report)"

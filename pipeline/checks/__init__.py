@@ -29,7 +29,7 @@ from .not_null import NotNullCheck
 from .not_null_proportion import NotNullProportionCheck
 from .pattern import PatternCheck
 from .range import RangeCheck
-from .reference import ConditionalReferenceCheck, ReferenceCheck
+from .reference import ConditionalReferenceCheck, Reference, ReferenceCheck
 from .row_count import RowCountCheck
 from .row_rule import RowRuleCheck
 from .sequential_values import SequentialValuesCheck
@@ -74,6 +74,9 @@ ROW_KINDS = frozenset(n for n, k in KIND_NAMES.items() if k.stage is ROW_SCAN)
 SET_KINDS = frozenset(n for n, k in KIND_NAMES.items() if k.stage is SET)
 CATALOG_KINDS = frozenset(n for n, k in KIND_NAMES.items() if k.stage is CATALOG)
 CHECK_KINDS = frozenset(KIND_NAMES)
+REPAIRED_KINDS = frozenset(n for n, k in KIND_NAMES.items() if issubclass(k, Reference))
+"""The kinds whose findings a repair plan changes (references: `refaudit.repair`); what
+the others find is for a person to resolve."""
 
 _COMMON = ("kind", "id", "table", "severity", "threshold", "description")
 
