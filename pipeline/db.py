@@ -363,6 +363,8 @@ _LOST_HINT = " - the connection was lost mid-run; nothing was concluded, run aga
 
 def _hint(message: str) -> str:
     m = message.lower()
+    if m.startswith("refaudit:"):  # a plan's own words (RAISE in repair.sql & co.) say what to do
+        return ""
     if "password authentication failed" in m or "no password supplied" in m:
         return " - check the user and password in --db or DATABASE_URL"
     if "connection refused" in m or "could not translate host name" in m or "no such file" in m:

@@ -66,9 +66,8 @@ def fmt_duration(seconds: float) -> str:
 
 
 def plural(n: int | None, word: str, words: str = "") -> str:
-    """`1 row`, `2 rows`, `1,234 rows`: `refaudit.words.plural` with thousands marked, as
-    the report writes every count."""
-    return _plural(n or 0, word, words or None).replace(str(n or 0), fmt_int(n or 0), 1)
+    """`1 row`, `2 rows`, `1,234 rows` (`refaudit.words.plural`); no count is none."""
+    return _plural(n or 0, word, words or None)
 
 
 LONG_TOKEN = 24

@@ -4,6 +4,6 @@ from __future__ import annotations
 
 
 def plural(count: int, noun: str, many: str | None = None) -> str:
-    """`count` and `noun`, the noun in the plural (`many`, default noun + "s") unless the
-    count is one."""
-    return f"{count} {noun if count == 1 else many or noun + 's'}"
+    """`count` (thousands marked: `2,155`) and `noun`, the noun in the plural (`many`,
+    default noun + "s") unless the count is one."""
+    return f"{count:,} {noun if count == 1 else many or noun + 's'}"

@@ -348,3 +348,23 @@ def test_one_huge_value_costs_at_most_three_times_its_size(
     assert "1 quarantined, 0 already done, 0 skipped" in proc.stdout, proc.stdout
     assert query(uri, "SELECT count(*) FROM items WHERE id = 0") == [(0,)]
     assert query(uri, "SELECT length(row_data->>'tag') FROM refaudit.quarantine") == [(BIG,)]
+
+
+def test_a_plans_own_refusal_gets_no_hint_of_ours(world: str) -> None:
+    """A plan's RAISE already says what to do (`refaudit: ...`): no hint is added after it,
+    least of all one that blames the suite."""
+    with psycopg2.connect(world) as conn, conn.cursor() as cur:
+        try:
+            cur.execute(
+                "DO $$ BEGIN RAISE EXCEPTION 'refaudit: rollback.sql: backup table x does not "
+                "exist: repair.sql of run r was not applied to this database'; END $$"
+            )
+        except psycopg2.Error as exc:
+            line = str(database_error(exc, as_url(world), doing="applying rollback.sql"))
+    assert line.endswith("was not applied to this database"), line
+
+
+def test_counts_are_written_with_thousands_marked() -> None:
+    from refaudit.words import plural
+
+    assert (plural(1, "row"), plural(2155, "row")) == ("1 row", "2,155 rows")
