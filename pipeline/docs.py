@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import argparse
 import re
 import sys
 from pathlib import Path
@@ -38,8 +39,15 @@ CHECKOUT_DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 
 def main(argv: list[str]) -> int:
-    if argv:
-        target = Path(argv[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m refaudit.docs", description="Write docs/kinds.md from the kinds."
+    )
+    parser.add_argument(
+        "path", nargs="?", type=Path, help="where to write (default: the checkout's docs/kinds.md)"
+    )
+    given = parser.parse_args(argv).path
+    if given is not None:
+        target = given
     elif CHECKOUT_DOCS.is_dir():
         target = CHECKOUT_DOCS / "kinds.md"
     else:

@@ -374,6 +374,7 @@ def run_checks(
             max_count=check.threshold.max_count,
             max_rate=check.threshold.max_rate,
             min_count=check.threshold.min_count,
+            min_rate=check.threshold.min_rate,
             scope=check.scope.value,
             stage=check.stage.name,
             sample=samples.get(rule_id, []),

@@ -30,6 +30,8 @@ class CheckResult:
     max_rate: float | None = None
     min_count: int | None = None
     """At least this many findings are expected (dbt's `error_if: "<1"`)."""
+    min_rate: float | None = None
+    """At least this share of the rows checked is expected to be found (Soda's percents)."""
     scope: Scope = "rows"
     stage: str = "row"
     """The stage that ran it (`refaudit.checks.stage`): `catalog` reads no row."""
@@ -69,13 +71,16 @@ class CheckResult:
 
     @property
     def over_threshold(self) -> bool:
-        """Outside the threshold: more findings than it allows, or fewer than `min_count`."""
+        """Outside the threshold: more findings than it allows, or fewer than `min_count` or
+        `min_rate`."""
         gated = self.gated
+        gated_rate = gated / self.rows_checked if self.rows_checked else 0.0
         if self.min_count is not None and gated < self.min_count:
             return True
+        if self.min_rate is not None and gated_rate < self.min_rate:
+            return True
         if self.max_count is None and self.max_rate is None:
-            return gated > 0 and self.min_count is None
-        gated_rate = gated / self.rows_checked if self.rows_checked else 0.0
+            return gated > 0 and self.min_count is None and self.min_rate is None
         over_count = self.max_count is not None and gated > self.max_count
         over_rate = self.max_rate is not None and gated_rate > self.max_rate
         return over_count or over_rate
@@ -85,6 +90,8 @@ class CheckResult:
         parts = []
         if self.min_count is not None:
             parts.append(f">= {self.min_count}")
+        if self.min_rate is not None:
+            parts.append(f">= {self.min_rate:.2%}")
         if self.max_count is not None:
             parts.append(f"<= {self.max_count}")
         if self.max_rate is not None:
@@ -104,11 +111,11 @@ class CheckResult:
         d["kind"] = d.pop("family")
         d["rate"] = round(self.rate, 6)
         d["threshold"] = {"max_count": self.max_count, "max_rate": self.max_rate}
-        if self.min_count is not None:
-            d["threshold"]["min_count"] = self.min_count
-        d.pop("max_count")
-        d.pop("max_rate")
-        d.pop("min_count")
+        for least in ("min_count", "min_rate"):
+            if getattr(self, least) is not None:
+                d["threshold"][least] = getattr(self, least)
+        for name in ("max_count", "max_rate", "min_count", "min_rate"):
+            d.pop(name)
         return d
 
 

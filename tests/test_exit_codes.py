@@ -22,6 +22,8 @@ class Row(NamedTuple):
     fail_on: str
     status: str
     code: ExitCode
+    min_count: int | None = None
+    min_rate: float | None = None
 
 
 P, V = ExitCode.PASSED, ExitCode.VIOLATIONS
@@ -55,6 +57,15 @@ TABLE = [
     Row("baseline_warn_new", "warn", 5, 100, None, None, 1, "error", "warned", P),
     Row("baseline_warn_new_warn", "warn", 5, 100, None, None, 1, "warn", "warned", V),
     Row("baseline_warn_known", "warn", 5, 100, None, None, 0, "warn", "passed", P),
+    # minimums (dbt's error_if "<1", Soda's percent thresholds): too few findings fail
+    Row("min_count_met", "error", 1, 100, None, None, None, "error", "passed", P, 1),
+    Row("min_count_short", "error", 0, 100, None, None, None, "error", "failed", V, 1),
+    Row("min_rate_met", "error", 25, 100, None, None, None, "error", "passed", P, None, 0.25),
+    Row("min_rate_short", "error", 24, 100, None, None, None, "error", "failed", V, None, 0.25),
+    Row("min_rate_within_max", "error", 1, 4, None, 0.26, None, "error", "passed", P, None, 0.24),
+    Row("min_rate_over_max", "error", 2, 4, None, 0.26, None, "error", "failed", V, None, 0.24),
+    Row("min_rate_on_new", "error", 50, 100, None, None, 10, "error", "failed", V, None, 0.2),
+    Row("min_rate_empty", "error", 0, 0, None, None, None, "error", "failed", V, None, 0.1),
 ]
 
 
@@ -70,6 +81,8 @@ def check(row: Row) -> CheckResult:
         violations=row.violations,
         max_count=row.max_count,
         max_rate=row.max_rate,
+        min_count=row.min_count,
+        min_rate=row.min_rate,
     )
     if row.new is not None:
         c.new, c.known = row.new, row.violations - row.new

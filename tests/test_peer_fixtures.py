@@ -31,12 +31,21 @@ expressed with refaudit's existing kinds.
   Spark's only) and `expect_compound_columns_to_be_unique` (`multicolumn_map_expectations/`,
   its dataset of columns `w, x, y, z, a, b`): `unique`; GX lists every row of a duplicate
   group, refaudit the rows after the first, each naming the row kept: the two together are
-  GX's `unexpected_index_list`. A pandas `row_condition` keeps a NaN that `!=` compares with.
+  GX's `unexpected_index_list`; with `keep: none` refaudit counts every row of the group as
+  GX does, so `mostly` (`max_rate: 1 - mostly` of the non-NULL rows) gives GX's verdict.
+  A pandas `row_condition` keeps a NaN that `!=` compares with.
 - dbt-core (`tests/functional/schema_tests/fixtures.py`, `models_v2/models/schema.yml`, on
   the seeds `seed` and `seed_failure`: tests/fixtures/peer_dbt_core.sql): `not_null`,
   `unique`, `accepted_values` (`in_set`) and `relationships` (`reference`); the tests tagged
   `xfail` fail. dbt counts the rows its test query returns: one per duplicated value for
   `unique`, one per value for `accepted_values`, one per row otherwise.
+- dbt-core's custom generic tests (`test_schema_v2_tests.py` `TestCustomSchemaTests` and
+  `TestCustomConfigSchemaTests`, models `custom` and `custom_configs` over the seed): the
+  macros `every_value_is_blue` and `rejected_values` are `expression`s (`!=` and `in` let
+  NULL pass), `local_dep.equality` to itself is `equality`; a test that returns every row
+  (`select * from model`) is `expression: "false"`, its `where` config a `where`, `1 = 0`
+  the expression `NOT (1 = 0)`, `error_if: "<= 0"` a `min_count: 1`; a `relationships` to
+  itself is a `reference`; the model `"table.copy.with.dots"` is named so in the suite.
 - Soda Core (`soda-tests/tests/integration/test_duplicate_column_check.py`,
   `test_duplicate_dataset_check.py`, `test_missing_check.py`, `test_invalid_check.py`,
   `test_invalid_reference_check.py`): `duplicate` is `unique` (Soda's count, rows minus
@@ -47,15 +56,18 @@ expressed with refaudit's existing kinds.
   `expression`; an invalid reference is `reference` (NULL is missing, not invalid); a
   check's `filter` (and the contract's) is `where`; `threshold.must_be_less_than: n` is
   `max_count: n - 1`, `must_be: n` is `min_count` and `max_count` n, `level: warn` is
-  `severity: warn`.
+  `severity: warn`; `metric: percent` thresholds are `min_rate` and `max_rate`.
 
-Not expressed yet (each a case of a peer on these fixtures): GX's
-`expect_column_values_to_be_unique` with `mostly: 0.4` (GX counts every row of a duplicate
-group, refaudit the rows after the first, so no `max_rate` gives GX's verdict; `mostly: 0.3`
-agrees); GX's `allow_cross_type_comparisons` (2 cases: refaudit refuses a bound the column's
-type cannot read, exit 2); GX's `value_set: null` ("vacuously true": refaudit needs a set);
-Soda's thresholds on a minimum percentage (3 cases: refaudit has `min_count` and `max_rate`,
-no minimum rate). dbt-core's `custom` and `custom_configs` macro tests are not surveyed yet.
+Refused on purpose, as GX itself on a SQL database (`test_what_gx_refuses_refaudit_refuses`):
+GX's `allow_cross_type_comparisons` (2 cases) compares a pandas column of mixed Python types
+with numbers; GX's own test runner skips them on every SQLAlchemy backend ("SqlAlchemy does
+not support allow_cross_type_comparisons"), and without it GX raises on the same bounds
+("Column values, min_value, and max_value must either be None or of the same type"), as
+refaudit refuses them (exit 2). GX's `value_set: null` is "vacuously true" in one case and
+a TypeError ("Values set is missing") in the next; refaudit refuses an `in_set` without its
+values. dbt-core's `custom_configs` `limit` (0: dbt fetches no failing row) and `fail_calc`
+(`count(*) - count(*)`: a failure count of 0 whatever the rows) configure a failing test to
+pass; refaudit counts every finding and has neither knob (`test_dbt_core_custom_tests`).
 """
 
 from __future__ import annotations
@@ -134,6 +146,9 @@ INSERT INTO gx_between SELECT i - 1, i, CASE WHEN i <= 5 THEN i END, ts
         'Feb 01 2000 12:00:01', 'Mar 01 2000 12:00:01', 'Apr 01 2000 12:00:01',
         'May 01 2000 12:00:01', 'Jun 01 2000 12:00:01', NULL, 'Jan 01 2001 12:00:01'])
     WITH ORDINALITY AS d (ts, i);
+CREATE TABLE gx_between_text (pk_index int PRIMARY KEY, y text, "numeric" text);
+INSERT INTO gx_between_text SELECT i - 1, CASE WHEN i < 10 THEN i::text ELSE 'abc' END, i::text
+    FROM generate_series(1, 10) AS i;
 CREATE TABLE gx_in_set (pk_index int PRIMARY KEY, x int);
 INSERT INTO gx_in_set VALUES (0, 1), (1, 2), (2, 4);
 CREATE TABLE gx_in_set_empty (pk_index int PRIMARY KEY, empty_column text);
@@ -145,7 +160,7 @@ INSERT INTO gx_match_regex VALUES (0, 'aaa', 'aaa', NULL), (1, 'abb', 'abb', NUL
     (2, 'acc', 'acc', NULL), (3, 'add', 'bdd', NULL), (4, 'bee', NULL, NULL);
 """
 
-GX_TABLES = ("gx_in_set", "gx_in_set_empty", "gx_in_set_dates", "gx_between",
+GX_TABLES = ("gx_in_set", "gx_in_set_empty", "gx_in_set_dates", "gx_between", "gx_between_text",
              "gx_match_regex", "gx_pair", "gx_pair_equal", "gx_unique", "gx_within_record",
              "gx_not_in_set", "gx_compound")  # fmt: skip
 TABLES = {"data_test_accepted_range": "_rid", "data_test_not_accepted_values": "_rid",
@@ -334,6 +349,13 @@ GX_UNIQUE: dict[str, tuple[dict[str, Any], bool, set[str], int | None]] = {
     "unique_positive_case_using_mostly": (unique(["c"], where={"column": "c", "is_null": False},
                                                  threshold={"max_rate": 0.7}), True,
                                           {"0", "1"}, 3),
+    # GX counts every row of a duplicate group (`keep: none`): 2 of the 3 non-NULL rows
+    "unique_positive_case_using_mostly_every_row": (unique(["c"], keep="none", where={
+        "column": "c", "is_null": False}, threshold={"max_rate": 0.7}), True, {"0", "1"}, 3),
+    "unique_negative_case_using_mostly": (unique(["c"], keep="none", where={
+        "column": "c", "is_null": False}, threshold={"max_rate": 0.6}), False, {"0", "1"}, 3),
+    "unique_multiple_duplicate_values_every_row": (unique(["mult_dup"], keep="none"), False,
+                                                   {"0", "1", "2", "3"}, None),
     "unique_multiple_null_values": (unique(["n"]), True, set(), None),
     "unique_non_unique_numeric_values": (unique(["c"]), False, {"0", "1"}, None),
     "unique_all_null_values": (unique(["null"]), True, set(), None),
@@ -422,7 +444,20 @@ SODA: dict[str, tuple[dict[str, Any], str, int, int | None]] = {
     "invalid_high_ids": (invalid_reference(where={"column": "id", "gt": 4}), "failed", 2, None),
     "invalid_count_excl_missing": (invalid_reference(where={"column": "country", "ne": "XX"}),
                                    "passed", 0, None),
+    # `metric: percent`: Soda's percent is refaudit's rate (a column's duplicates of its
+    # non-NULL values, a dataset's of all rows); `must_be_greater_than: 10` is `min_rate`
+    # (inclusive, where Soda's is strict: no count of these rows lands on 10% exactly)
+    "duplicate_percent_threshold": (duplicate(DC, ["age"], where={"column": "age",
+                                                                  "is_null": False},
+                                              threshold={"min_rate": 0.10}), "passed", 5, 9),
+    "dataset_duplicate_percent": (duplicate(DD, ["rep", "country", "zip"],
+                                            threshold={"min_rate": 0.10}), "passed", 2, 13),
+    "missing_percent": (missing("id", threshold={"min_rate": 0.24, "max_rate": 0.26}),
+                        "passed", 1, 4),
 }  # fmt: skip
+# check id -> the bounds Soda's test asserts its percent within
+SODA_PERCENT = {"duplicate_percent_threshold": (55, 56), "dataset_duplicate_percent": (15, 16),
+                "missing_percent": (24, 26)}  # fmt: skip
 
 
 DBT_TABLES = ("seed", "seed_failure", "table_copy", "table_failure_copy",
@@ -523,10 +558,118 @@ def test_the_peers_cases_give_the_peers_answers(peer_fixtures: str, tmp_path: Pa
     assert soda == {i: (status, count) for i, (_, status, count, _) in SODA.items()}
     gx = {i: (by_id[i].status == "passed", group_members.get(i, set())) for i in GX_UNIQUE}
     assert gx == {i: (passes, found) for i, (_, passes, found, _) in GX_UNIQUE.items()}
-    for i, (_, _, _, rows) in GX_UNIQUE.items():
+    for i, (check, _, found, rows) in GX_UNIQUE.items():
         assert rows is None or by_id[i].rows_checked == rows, i
+        if check.get("keep") == "none":  # GX's unexpected_count, and its rows
+            assert (by_id[i].violations, keys.get(i, set())) == (len(found), found), i
     dbt_core = {i: (by_id[i].status == "passed", dbt_count(by_id[i].family, findings.get(i, [])))
                 for i in DBT_CORE}  # fmt: skip
     assert dbt_core == {i: (passes, count) for i, (_, passes, count) in DBT_CORE.items()}
+    for i, (low, high) in SODA_PERCENT.items():
+        assert low <= 100 * by_id[i].rate <= high, i
     tested = {i: by_id[i].rows_checked for i, (_, _, _, rows) in SODA.items() if rows is not None}
     assert tested == {i: rows for i, (_, _, _, rows) in SODA.items() if rows is not None}
+
+
+def test_what_gx_refuses_refaudit_refuses(peer_fixtures: str, tmp_path: Path) -> None:
+    """GX's `allow_cross_type_comparisons` cases, without the option GX's SQL backends do not
+    have, and its `value_set: null`: refused as the suite's mistake, with the check named."""
+    from pydantic import ValidationError
+    from refaudit.errors import ExitCode, SuiteError
+
+    with pytest.raises(ValidationError, match="values"):
+        Suite.model_validate({"suite": "gx", "tables": {"gx_in_set": {"key": "pk_index"}},
+                              "checks": [{"id": "vacuous", "kind": "in_set", "table": "gx_in_set",
+                                          "column": "x", "values": None}]})  # fmt: skip
+    for column in ("y", "numeric"):
+        suite = Suite.model_validate({
+            "suite": "gx", "tables": {"gx_between_text": {"key": "pk_index"}},
+            "checks": [{"id": f"cross_type_{column}", "kind": "range", "table": "gx_between_text",
+                        "column": column, "min": 0, "max": 10}],
+        })  # fmt: skip
+        with pytest.raises(SuiteError) as raised:
+            run_audit(as_url(peer_fixtures), suite, tmp_path / column,
+                      options=AuditOptions(record_history=False))  # fmt: skip
+        assert raised.value.exit_code == ExitCode.USAGE
+        assert f"cross_type_{column}" in str(raised.value)
+
+
+# dbt-core's custom generic tests: check id -> (the check, whether dbt passes it, the macro's
+# query as dbt compiles it for this model, whose row count is dbt's failure count)
+COPY = "table_copy"
+SEED = ["favorite_color", "id", "first_name", "email", "net_worth", "fav_number", "ip_address",
+        "updated_at"]  # fmt: skip
+EVERY_ROW = {"kind": "expression", "expression": "false"}
+DBT_CUSTOM: dict[str, tuple[dict[str, Any], bool, str]] = {
+    "not_null_table_copy_email": (dbt("not_null", COPY, "email"), False,
+                                  "SELECT * FROM table_copy WHERE email IS NULL"),
+    "unique_table_copy_id": (dbt("unique", COPY, "id"), True,
+                             "SELECT id FROM table_copy WHERE id IS NOT NULL GROUP BY id "
+                             "HAVING count(*) > 1"),
+    "every_value_is_blue_table_copy_favorite_color": (
+        {"kind": "expression", "table": COPY, "expression": "favorite_color = 'blue'"}, False,
+        "SELECT * FROM table_copy WHERE favorite_color != 'blue'"),
+    "rejected_values_table_copy_favorite_color": (
+        {"kind": "expression", "table": COPY,
+         "expression": "favorite_color NOT IN ('orange', 'purple')"}, True,
+        "SELECT * FROM table_copy WHERE favorite_color IN ('orange', 'purple')"),
+    # the macro compares every column of the model (the seed's, refaudit's `_rid` aside)
+    "local_dep_equality_table_copy": ({"kind": "equality", "table": COPY, "columns": SEED,
+                                       "to": {"table": COPY}}, True,
+                                      "(SELECT * FROM table_copy EXCEPT SELECT * FROM table_copy)"
+                                      " UNION ALL (SELECT * FROM table_copy EXCEPT "
+                                      "SELECT * FROM table_copy)"),
+    # custom_configs: a test of every row, configured to pass
+    "where_table_copy": (EVERY_ROW | {"table": COPY, "expression": "NOT (1 = 0)"}, True,
+                         "SELECT * FROM (SELECT * FROM table_copy WHERE 1 = 0) t"),
+    "error_if_table_copy": (EVERY_ROW | {"table": COPY, "threshold": {"min_count": 1}}, True,
+                            "SELECT * FROM table_copy"),
+    "warn_if_table_copy": (EVERY_ROW | {"table": COPY, "severity": "warn",
+                                        "threshold": {"min_count": 1}}, True,
+                           "SELECT * FROM table_copy"),
+    "relationships_table_copy_id__id__ref_table_copy_": (
+        dbt("reference", COPY, "id", target={"table": COPY, "column": "id"}), True,
+        "SELECT * FROM (SELECT id FROM table_copy WHERE 1=1 AND id IS NOT NULL) child "
+        "LEFT JOIN table_copy parent ON child.id = parent.id WHERE parent.id IS NULL"),
+    "where_table_copy_another_one": (EVERY_ROW | {"table": "table_copy_another_one", "where": {
+        "column": "favorite_color", "eq": "red"}}, True,
+        'SELECT * FROM (SELECT * FROM table_copy_another_one WHERE "favorite_color" = '
+        "'red') t"),
+    "where_table_copy_with_dots": (EVERY_ROW | {"table": '"table.copy.with.dots"',
+                                                "expression": "NOT (1 = 0)"}, True,
+                                   'SELECT * FROM (SELECT * FROM "table.copy.with.dots" '
+                                   "WHERE 1 = 0) t"),
+}  # fmt: skip
+
+
+def test_dbt_core_custom_tests(peer_fixtures: str, tmp_path: Path) -> None:
+    """dbt-core's custom generic tests on its seed: dbt's verdict, and dbt's failure count
+    (the rows of the macro's own query, run here) as refaudit's count of findings."""
+    import psycopg2
+
+    execute(peer_fixtures, """
+        CREATE TABLE IF NOT EXISTS table_copy_another_one AS SELECT * FROM table_copy;
+        CREATE TABLE IF NOT EXISTS "table.copy.with.dots" AS SELECT * FROM table_copy;
+    """)  # fmt: skip
+    tables = {COPY: "_rid", "table_copy_another_one": "_rid", '"table.copy.with.dots"': "_rid"}
+    suite = Suite.model_validate({
+        "suite": "dbt_custom",
+        "tables": {t: {"key": k} for t, k in tables.items()},
+        "checks": [c | {"id": i} for i, (c, _, _) in DBT_CUSTOM.items()],
+    })  # fmt: skip
+    result = run_audit(as_url(peer_fixtures), suite, tmp_path / "run",
+                       options=AuditOptions(record_history=False))  # fmt: skip
+    by_id = {c.id: c for c in result.checks}
+    with psycopg2.connect(peer_fixtures) as conn, conn.cursor() as cur:
+        counts = {}
+        for i, (_, _, sql) in DBT_CUSTOM.items():
+            cur.execute(f"SELECT count(*) FROM ({sql}) q")
+            counts[i] = cur.fetchone()[0]  # type: ignore[index]
+    conn.close()
+    configured = {"error_if_table_copy", "warn_if_table_copy"}  # a count dbt's config accepts
+    assert {i: by_id[i].status == "passed" for i in DBT_CUSTOM} == {
+        i: passes for i, (_, passes, _) in DBT_CUSTOM.items()
+    }
+    assert {i: by_id[i].violations for i in DBT_CUSTOM} == counts
+    assert all(counts[i] > 0 for i in configured)
+    assert counts["not_null_table_copy_email"] > 0

@@ -285,12 +285,14 @@ RepairChoice = Literal["propose", "review"]
 class Threshold(Model):
     """How many violations a check tolerates before it fails: at most `max_count`, at most
     `max_rate` of the rows checked; with `min_count`, at least that many (dbt's
-    `error_if: "<1"`: a check whose findings are expected, such as a known bad group).
-    Without any, one finding fails the check; with `min_count` alone, only too few do."""
+    `error_if: "<1"`: a check whose findings are expected, such as a known bad group), with
+    `min_rate` at least that share of the rows checked (Soda's percent thresholds).
+    Without any, one finding fails the check; with only minimums, only too few do."""
 
     max_count: int | None = Field(default=None, ge=0)
     max_rate: float | None = Field(default=None, ge=0, le=1)
     min_count: int | None = Field(default=None, ge=0)
+    min_rate: float | None = Field(default=None, ge=0, le=1)
 
     @model_validator(mode="after")
     def _consistent(self) -> Threshold:
@@ -302,6 +304,15 @@ class Threshold(Model):
             raise ValueError(
                 f"min_count {self.min_count} is above max_count {self.max_count}; no count "
                 "passes - lower min_count or raise max_count"
+            )
+        if (
+            self.min_rate is not None
+            and self.max_rate is not None
+            and self.min_rate > self.max_rate
+        ):
+            raise ValueError(
+                f"min_rate {self.min_rate} is above max_rate {self.max_rate}; no rate "
+                "passes - lower min_rate or raise max_rate"
             )
         return self
 
@@ -357,9 +368,9 @@ class GxSpec:
 
 class Check(Model):
     """What every check has: `id` (unique in the suite), `table`, `severity` (error or warn),
-    `threshold` (`max_count`, `max_rate`: how many findings it tolerates; `min_count`: how
-    many it expects at least, as dbt's `error_if: "<1"`; `max_rate` only for findings about
-    rows) and an optional `description`."""
+    `threshold` (`max_count`, `max_rate`: how many findings it tolerates; `min_count`,
+    `min_rate`: how many it expects at least, as dbt's `error_if: "<1"`; rates only for
+    findings about rows) and an optional `description`."""
 
     stage: ClassVar[Stage] = ROW_SCAN
     """How the kind runs (`refaudit.checks.stage`)."""
@@ -398,10 +409,12 @@ class Check(Model):
 
     @model_validator(mode="after")
     def _threshold_fits_scope(self) -> Check:
-        if self.scope is Scope.TABLE and self.threshold.max_rate is not None:
+        rates = [k for k in ("max_rate", "min_rate") if getattr(self.threshold, k) is not None]
+        if self.scope is Scope.TABLE and rates:
+            count = rates[0].replace("rate", "count")
             raise ValueError(
-                f"check {self.id}: `threshold.max_rate` needs findings about rows, and a "
-                f"{self.family} check's findings are about the table; use `max_count`"
+                f"check {self.id}: `threshold.{rates[0]}` needs findings about rows, and a "
+                f"{self.family} check's findings are about the table; use `{count}`"
             )
         return self
 

@@ -5,7 +5,8 @@ With `nulls: distinct` (the default, as PostgreSQL's UNIQUE and every peer on on
 row with a NULL in any of the columns (or expressions) duplicates no other; with `nulls:
 equal` NULLs compare equal (two pending requests without a package are duplicates), as in
 `GROUP BY` and `UNIQUE NULLS NOT DISTINCT`. The first row of a group (lowest key) is kept;
-every later row is a violation.
+every later row is a violation; with `keep: none` every row of the group is (Great
+Expectations' count).
 
 `expressions:` (`lower(name)`) are what a unique index on expressions enforces: parsed and
 allow-listed by `refaudit.checks.expression`, their functions immutable as the server
@@ -56,15 +57,19 @@ class UniqueCheck(Filtered, Check):
     types and boolean and NULL tests (no subquery, no other table); every function it calls
     must be immutable, as the server confirms before the audit; a NULL value duplicates
     nothing unless `nulls: equal`. Findings show the expression's value; constraints.sql
-    builds the unique index (`CREATE UNIQUE INDEX CONCURRENTLY ... ((lower(name)))`)."""
+    builds the unique index (`CREATE UNIQUE INDEX CONCURRENTLY ... ((lower(name)))`).
+    `keep: none` makes every row of a duplicate group a finding, the first one too (as Great
+    Expectations counts: 2 of 3 rows for values 1, 1, 2), where `keep: first` (the default)
+    keeps the row with the lowest key and counts the rest (as Soda and dbt-utils count)."""
 
     stage: ClassVar[Stage] = SET
 
-    written_order = ("columns", "expressions", "where", "nulls", "description")
+    written_order = ("columns", "expressions", "where", "nulls", "keep", "description")
     kind: Literal["unique"]
     columns: list[str] = Field(default_factory=list)
     expressions: list[str] | None = None
     nulls: Literal["distinct", "equal"] = "distinct"
+    keep: Literal["first", "none"] = "first"
 
     @classmethod
     def propose(
@@ -173,7 +178,8 @@ class UniqueCheck(Filtered, Check):
 
 
 def unique_query(check: UniqueCheck, key: Key) -> sa.Select[tuple[object, ...]]:
-    """(key, value, kept) for every row but the first of its group, in key order.
+    """(key, value, kept) for every row but the first of its group, in key order; with
+    `keep: none` for the first one too, whose `kept` is then the group's second row.
 
     The rows are numbered within their group (one sort, parallel where PostgreSQL can) and
     the reported value is built only for the rows that come back, not for every row ranked.
@@ -193,6 +199,10 @@ def unique_query(check: UniqueCheck, key: Key) -> sa.Select[tuple[object, ...]]:
         sa.func.row_number().over(partition_by=group, order_by=order).label("rn"),
         sa.func.first_value(row_key).over(partition_by=group, order_by=order).label("kept"),
     )
+    if check.keep == "none":  # the row after the first, which the first then duplicates
+        ranked = ranked.add_columns(
+            sa.func.lead(row_key).over(partition_by=group, order_by=order).label("next")
+        )
     if check.where is not None:
         ranked = ranked.where(compile_condition(check.where, lambda c: t.c[c]))
     if check.nulls == "distinct":
@@ -205,8 +215,16 @@ def unique_query(check: UniqueCheck, key: Key) -> sa.Select[tuple[object, ...]]:
             for i in range(len(group))
         ),
     )
+    if check.keep == "first":
+        return (
+            sa.select(sub.c.key, cut_text(value).label("value"), sub.c.kept)
+            .where(sub.c.rn > 1)
+            .order_by(sub.c.key)
+        )
+    # the first row of a group is a finding when a second one follows it
+    kept = sa.case((sub.c.rn == 1, sub.c.next), else_=sub.c.kept)
     return (
-        sa.select(sub.c.key, cut_text(value).label("value"), sub.c.kept)
-        .where(sub.c.rn > 1)
+        sa.select(sub.c.key, cut_text(value).label("value"), kept.label("kept"))
+        .where(sa.or_(sub.c.rn > 1, sub.c.next.is_not(None)))
         .order_by(sub.c.key)
     )
