@@ -65,9 +65,10 @@ not support allow_cross_type_comparisons"), and without it GX raises on the same
 ("Column values, min_value, and max_value must either be None or of the same type"), as
 refaudit refuses them (exit 2). GX's `value_set: null` is "vacuously true" in one case and
 a TypeError ("Values set is missing") in the next; refaudit refuses an `in_set` without its
-values. dbt-core's `custom_configs` `limit` (0: dbt fetches no failing row) and `fail_calc`
-(`count(*) - count(*)`: a failure count of 0 whatever the rows) configure a failing test to
-pass; refaudit counts every finding and has neither knob (`test_dbt_core_custom_tests`).
+values. Not expressed: dbt-core's `custom_configs` `limit` (0: dbt fetches no failing row) and
+`fail_calc` (`count(*) - count(*)`: a failure count of 0 whatever the rows) configure how dbt
+runs a test, not what the data must satisfy (dbt's own test asserts only that they ran);
+refaudit counts every finding and has neither knob.
 """
 
 from __future__ import annotations
