@@ -350,11 +350,14 @@ def database_error(exc: BaseException, url: URL | None, *, doing: str) -> Databa
         lost = any(marker in lower for marker in _LOST)
     lost = lost or bool(getattr(exc, "connection_invalidated", False))
     where = describe(url) if url is not None else "the database"
+    own = lower.startswith("refaudit:")  # a plan's own RAISE: its words, without the prefix
+    if own:
+        first = first[len("refaudit:") :].strip()
     if lost:
         hint = _LOST_HINT
     else:
         privilege = _privilege_hint(first, full, _failed_statement(exc, orig), doing)
-        hint = privilege if privilege is not None else _hint(first)
+        hint = privilege if privilege is not None else "" if own else _hint(first)
     return DatabaseError(scrub(f"{doing} failed on {where}: {first}{hint}", url))
 
 
@@ -363,8 +366,6 @@ _LOST_HINT = " - the connection was lost mid-run; nothing was concluded, run aga
 
 def _hint(message: str) -> str:
     m = message.lower()
-    if m.startswith("refaudit:"):  # a plan's own words (RAISE in repair.sql & co.) say what to do
-        return ""
     if "password authentication failed" in m or "no password supplied" in m:
         return " - check the user and password in --db or DATABASE_URL"
     if "connection refused" in m or "could not translate host name" in m or "no such file" in m:

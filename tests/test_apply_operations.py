@@ -352,7 +352,7 @@ def test_one_huge_value_costs_at_most_three_times_its_size(
 
 def test_a_plans_own_refusal_gets_no_hint_of_ours(world: str) -> None:
     """A plan's RAISE already says what to do (`refaudit: ...`): no hint is added after it,
-    least of all one that blames the suite."""
+    least of all one that blames the suite, and the line says `refaudit:` once."""
     with psycopg2.connect(world) as conn, conn.cursor() as cur:
         try:
             cur.execute(
@@ -362,6 +362,7 @@ def test_a_plans_own_refusal_gets_no_hint_of_ours(world: str) -> None:
         except psycopg2.Error as exc:
             line = str(database_error(exc, as_url(world), doing="applying rollback.sql"))
     assert line.endswith("was not applied to this database"), line
+    assert "refaudit:" not in line and ": rollback.sql: backup table x" in line, line
 
 
 def test_counts_are_written_with_thousands_marked() -> None:
