@@ -41,6 +41,9 @@ class CheckResult:
     """Violations also in the baseline (None: the run had no baseline)."""
     new: int | None = None
     """Violations not in the baseline (None: the run had no baseline)."""
+    proven_by: str | None = None
+    """What in the catalog proves every row passes (`unique index users_pkey`): the check
+    read no row. None: its rows were read."""
 
     @property
     def rate(self) -> float:

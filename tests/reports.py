@@ -107,6 +107,18 @@ def fabricated_result(out: Path, *, extras: bool = True) -> AuditResult:
             0,
         ),
         CheckResult(
+            "tutor_profiles.user_id.unique",
+            "unique",
+            "tutor_profiles",
+            ["user_id"],
+            "error",
+            "",
+            300,
+            0,
+            stage="set",
+            proven_by="unique index tutor_profiles_user_id_one_profile_per_user_key",
+        ),
+        CheckResult(
             "catalog.fk_session_requests_tutor",
             "constraint",
             "session_requests",

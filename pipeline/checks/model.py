@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
     from .base import RowRule, TableScan
     from .ddl import DdlContext
+    from .relations import Relation
 
 Severity = Literal["error", "warn"]
 
@@ -458,6 +459,12 @@ class Check(Model):
     def evidence(self, kept: Any) -> str:
         """A `set` kind's evidence for a finding, given the `kept` column of its row."""
         return ""
+
+    def proven_by(self, rel: Relation | None) -> str | None:
+        """A `set` kind: what in the catalog of its table (`rel`, as the audit's snapshot
+        reads it; None: not a relation) makes every row pass, in words (`unique index
+        users_pkey`); the engine then reads none of its rows. None: the rows must be read."""
+        return None
 
     def grouping(self) -> list[str]:
         """An `aggregate` kind's `group_by`: the columns whose every combination of values

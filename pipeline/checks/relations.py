@@ -103,6 +103,16 @@ class Index:
     partial: bool  # has a WHERE
     backs_constraint: bool  # the index of a primary key, unique or exclusion constraint
     definition: str  # pg_get_indexdef(), '' when not asked for (see `Definitions`)
+    unique_count: int = 0  # pg_index.indnkeyatts: the key columns, before INCLUDE ones
+    nulls_not_distinct: bool = False  # UNIQUE NULLS NOT DISTINCT (PostgreSQL 15)
+    column_equality: bool = False
+    """Every key column compares as the column does: its type's default operator class and
+    the column's own collation (so the index's duplicates are the `=` of the column)."""
+
+    @property
+    def key_columns(self) -> tuple[str, ...]:
+        """The columns a unique index holds unique (its INCLUDE columns left out)."""
+        return self.columns[: self.unique_count]
 
 
 @dataclass(frozen=True)
@@ -120,6 +130,7 @@ class Relation:
     relname: str
     kind: str  # pg_class.relkind
     current_schema: bool  # in current_schema(), the first schema of the search_path
+    has_children: bool = False  # pg_class.relhassubclass: inheritance children or partitions
     columns: list[Column] = field(default_factory=list)  # by attnum
     constraints: list[Constraint] = field(default_factory=list)  # its own, by name
     inbound: list[Constraint] = field(default_factory=list)  # foreign keys to it, by name
@@ -132,7 +143,8 @@ class Relation:
 
 _BY_NAME_SQL = sa.text("""
 SELECT s.name, c.oid::bigint AS oid, n.nspname::text AS schema, c.relname::text AS relname,
-       c.relkind::text AS kind, n.nspname = pg_catalog.current_schema() AS current_schema
+       c.relkind::text AS kind, n.nspname = pg_catalog.current_schema() AS current_schema,
+       c.relhassubclass AS has_children
 FROM unnest(CAST(:names AS text[]), CAST(:regs AS text[])) AS s(name, reg)
 JOIN pg_catalog.pg_class c ON c.oid = pg_catalog.to_regclass(s.reg)
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -140,7 +152,8 @@ JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 
 _IN_SCHEMAS_SQL = sa.text("""
 SELECT c.oid::bigint AS oid, n.nspname::text AS schema, c.relname::text AS relname,
-       c.relkind::text AS kind, n.nspname = pg_catalog.current_schema() AS current_schema
+       c.relkind::text AS kind, n.nspname = pg_catalog.current_schema() AS current_schema,
+       c.relhassubclass AS has_children
 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND n.nspname = ANY(:schemas)
 ORDER BY array_position(:schemas, n.nspname::text), c.relname
@@ -201,7 +214,19 @@ SELECT i.indrelid::bigint AS oid, ic.relname::text AS name, i.indisvalid AS vali
                   AND a.attnum = k.attnum),
                 '{}') AS columns,
        CASE WHEN :definitions THEN pg_catalog.pg_get_indexdef(i.indexrelid) ELSE '' END
-           AS definition
+           AS definition,
+       i.indnkeyatts::int AS unique_count,
+       coalesce((pg_catalog.to_jsonb(i) ->> 'indnullsnotdistinct')::bool, false)
+           AS nulls_not_distinct,
+       NOT EXISTS (SELECT FROM unnest(i.indkey::int2[], i.indclass::oid[],
+                                      i.indcollation::oid[]) WITH ORDINALITY k(attnum, opc,
+                                                                               coll, ord)
+                   LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid
+                    AND a.attnum = k.attnum
+                   LEFT JOIN pg_catalog.pg_opclass o ON o.oid = k.opc
+                   WHERE k.ord <= i.indnkeyatts
+                     AND (a.attnum IS NULL OR o.opcdefault IS NOT TRUE
+                          OR k.coll IS DISTINCT FROM a.attcollation)) AS column_equality
 FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
 WHERE i.indrelid = ANY(CAST(:oids AS oid[]))
 ORDER BY ic.relname, i.indrelid
@@ -216,7 +241,14 @@ ORDER BY t.tgname, t.tgrelid
 
 
 def _relation(row: sa.Row[Any]) -> Relation:
-    return Relation(int(row.oid), row.schema, row.relname, row.kind, bool(row.current_schema))
+    return Relation(
+        int(row.oid),
+        row.schema,
+        row.relname,
+        row.kind,
+        bool(row.current_schema),
+        bool(row.has_children),
+    )
 
 
 def read_relations(
@@ -323,6 +355,9 @@ def _fill(
                     r.partial,
                     r.backs_constraint,
                     r.definition,
+                    r.unique_count,
+                    r.nulls_not_distinct,
+                    r.column_equality,
                 )
             )
     if "triggers" in parts:

@@ -43,6 +43,7 @@ from .stage import SET, Stage
 
 if TYPE_CHECKING:
     from .ddl import DdlContext
+    from .relations import Relation
 
 
 class UniqueCheck(Filtered, Check):
@@ -60,7 +61,11 @@ class UniqueCheck(Filtered, Check):
     builds the unique index (`CREATE UNIQUE INDEX CONCURRENTLY ... ((lower(name)))`).
     `keep: none` makes every row of a duplicate group a finding, the first one too (as Great
     Expectations counts: 2 of 3 rows for values 1, 1, 2), where `keep: first` (the default)
-    keeps the row with the lowest key and counts the rest (as Soda and dbt-utils count)."""
+    keeps the row with the lowest key and counts the rest (as Soda and dbt-utils count).
+    A check a valid unique index proves (a primary key or UNIQUE on some of its `columns`,
+    without `where` or `expressions`) reads no row: its result says `proven by unique index
+    ...` (not a partial or expression index, another operator class or collation, or a
+    parent table whose inheritance children the index does not cover)."""
 
     stage: ClassVar[Stage] = SET
 
@@ -125,6 +130,32 @@ class UniqueCheck(Filtered, Check):
     def query(self, key: Key) -> sa.Select[tuple[object, ...]]:
         """(key, value, kept) of every finding, in key order (see `unique_query`)."""
         return unique_query(self, key)
+
+    def proven_by(self, rel: Relation | None) -> str | None:
+        """A valid unique index on some of `columns` (a primary key's, a UNIQUE
+        constraint's) proves the check, with `keep` either way: the server refuses the rows
+        it would find. Only a plain, whole-table index whose columns compare as the
+        columns do (default operator class, the column's collation), on a table whose
+        rows are all its own (a partitioned table's index holds for every partition; a
+        parent's does not hold for its inheritance children). For `nulls: equal`, an index
+        `NULLS NOT DISTINCT` or on columns that are NOT NULL. Not with `where` or
+        `expressions`."""
+        if rel is None or self.where is not None or self.expressions:
+            return None
+        if rel.kind not in ("r", "p") or (rel.kind == "r" and rel.has_children):
+            return None
+        wanted = set(self.columns)
+        for index in rel.indexes:
+            keys = index.key_columns
+            if not (index.unique and index.valid and index.plain and not index.partial):
+                continue
+            if not index.column_equality or not keys or not set(keys) <= wanted:
+                continue
+            nullable = [k for k in keys if not (c := rel.column(k)) or not c.not_null]
+            if self.nulls == "equal" and nullable and not index.nulls_not_distinct:
+                continue
+            return f"unique index {index.name}"
+        return None
 
     def sql_problem(self, conn: Any) -> str | None:
         """An expression PostgreSQL cannot run over the table, or one that calls a function
