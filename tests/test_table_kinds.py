@@ -79,6 +79,10 @@ def test_aggregates_of_a_table_are_one_statement_per_grouping() -> None:
          "findings are about the table; use `max_count`"),
         ({"kind": "not_null", "columns": ["x"], "threshold": {"min_count": 3, "max_count": 1}},
          "min_count 3 is above max_count 1"),
+        ({"kind": "not_null", "columns": ["x"], "threshold": {"min_rate": 0.3, "max_rate": 0.1}},
+         "min_rate 0.3 is above max_rate 0.1"),
+        ({"kind": "not_constant", "column": "x", "threshold": {"min_rate": 0.1}},
+         "findings are about the table; use `min_count`"),
     ],
 )  # fmt: skip
 def test_a_check_that_cannot_be_run_is_refused_on_load(check: dict[str, Any], message: str) -> None:

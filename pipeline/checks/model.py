@@ -297,24 +297,13 @@ class Threshold(Model):
 
     @model_validator(mode="after")
     def _consistent(self) -> Threshold:
-        if (
-            self.min_count is not None
-            and self.max_count is not None
-            and self.min_count > self.max_count
-        ):
-            raise ValueError(
-                f"min_count {self.min_count} is above max_count {self.max_count}; no count "
-                "passes - lower min_count or raise max_count"
-            )
-        if (
-            self.min_rate is not None
-            and self.max_rate is not None
-            and self.min_rate > self.max_rate
-        ):
-            raise ValueError(
-                f"min_rate {self.min_rate} is above max_rate {self.max_rate}; no rate "
-                "passes - lower min_rate or raise max_rate"
-            )
+        for what in ("count", "rate"):
+            least, most = getattr(self, f"min_{what}"), getattr(self, f"max_{what}")
+            if least is not None and most is not None and least > most:
+                raise ValueError(
+                    f"min_{what} {least} is above max_{what} {most}; no {what} passes - "
+                    f"lower min_{what} or raise max_{what}"
+                )
         return self
 
 
