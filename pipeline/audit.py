@@ -394,6 +394,7 @@ def run_audit(
             baseline=baseline,
             started=now,
             keep_keys=history is not None,
+            before_checks=warm_up.start,
         )
     except BaseException as exc:
         if history is not None:
@@ -409,13 +410,15 @@ def run_audit(
 
 class _WarmUp:
     """Loads what writing the run's files needs (the outputs' modules, jinja2, the report's
-    compiled template: ~0.1 s) in a thread of its own while the audit runs, most of which
-    time is spent waiting for the server. It imports nothing the audit imports (SQLAlchemy's
-    circular imports fail when two threads run them at once); a failure here is left for the
-    writing of the files to meet and report."""
+    compiled template: ~0.1 s) in a thread of its own, started when the checks start, so
+    that it runs while the audit waits for the server's statements. It imports nothing the
+    audit imports (SQLAlchemy's circular imports fail when two threads run them at once); a
+    failure here is left for the writing of the files to meet and report."""
 
     def __init__(self) -> None:
         self._thread = threading.Thread(target=self._load, name="refaudit-warm-up", daemon=True)
+
+    def start(self) -> None:
         self._thread.start()
 
     @staticmethod
@@ -428,7 +431,8 @@ class _WarmUp:
             pass
 
     def join(self) -> None:
-        self._thread.join()
+        if self._thread.ident is not None:  # started
+            self._thread.join()
 
 
 def _audit(
@@ -444,10 +448,12 @@ def _audit(
     started: datetime,
     workdir: tempfile.TemporaryDirectory[str] | None = None,
     keep_keys: bool = False,
+    before_checks: Callable[[], None] | None = None,
 ) -> CompletedAudit:
     """Run the audit of `run`, streaming its violations into `spill` (removed, like the
     repair plan, when the audit fails; a database error is raised as a `RefauditError`).
-    `workdir`: the directory the result owns, which holds the spill and the repair plan."""
+    `workdir`: the directory the result owns, which holds the spill and the repair plan.
+    `before_checks` is called once the suite is verified, before the checks' statements."""
     prog = progress
     clock = time.perf_counter()
     plan = None
@@ -498,6 +504,8 @@ def _audit(
                         plan.context = read_repair_context(conn, suite, types)
                     doing = "auditing"
                     catalog: dict[str, CatalogFacts] = dict(source.catalog) if source else {}
+                    if before_checks is not None:
+                        before_checks()
                     checks = run_checks(
                         conn,
                         suite,
