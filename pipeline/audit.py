@@ -411,9 +411,9 @@ def run_audit(
 class _WarmUp:
     """Loads what writing the run's files needs (the outputs' modules, jinja2, the report's
     compiled template: ~0.1 s) in a thread of its own, started when the checks start, so
-    that it runs while the audit waits for the server's statements. It imports nothing the
-    audit imports (SQLAlchemy's circular imports fail when two threads run them at once); a
-    failure here is left for the writing of the files to meet and report."""
+    that it runs while the audit waits for the server's statements. What it imports
+    imports no SQLAlchemy (whose circular imports fail when two threads run them at once);
+    a failure here is left for the writing of the files to meet and report."""
 
     def __init__(self) -> None:
         self._thread = threading.Thread(target=self._load, name="refaudit-warm-up", daemon=True)
