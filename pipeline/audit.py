@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
+import threading
 import time
 import uuid
 from collections import defaultdict
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg2
 from sqlalchemy import exc as sa_exc
@@ -42,30 +43,19 @@ from .db import (
 from .engine import run_checks
 from .errors import ExitCode, RefauditError, Terminated, UsageError
 from .history import HistoryStore, Pairs, default_history_path, pair
-from .limits import DEFAULT_LOCK_TIMEOUT_S, DEFAULT_STATEMENT_TIMEOUT_S
+from .limits import DEFAULT_LOCK_TIMEOUT_S, DEFAULT_REPAIR_SCHEMA, DEFAULT_STATEMENT_TIMEOUT_S
 from .lookups import Resolution, resolve_lookups
-from .outputs import (
-    write_error_outputs,
-    write_junit,
-    write_report,
-    write_results_json,
-)
 from .progress import Progress, ProgressLike, as_progress
-from .repair import (
-    DEFAULT_SCHEMA,
-    RepairContext,
-    RepairPlan,
-    key_proof,
-    plan_preamble,
-    read_reference_facts,
-    read_repair_context,
-    write_repair_sql,
-    write_rollback_sql,
-)
 from .results import AuditResult, CheckResult, FailOn, RunInfo
 from .sink import ViolationSink
 from .suite import Suite
 from .verify import verify_schema, verify_values
+
+if TYPE_CHECKING:
+    from .repair import RepairContext, RepairPlan
+
+# Imported when used, not before an audit's first statement: the repair plan's modules (with
+# --repair only) and the outputs' (jinja2, the report; `_WarmUp` loads them meanwhile).
 
 DEFAULT_REPORTS = Path("reports")
 REPAIR_FILES = ("repair.sql", "rollback.sql", "constraints.sql")
@@ -85,7 +75,7 @@ class AuditOptions:
     """An earlier run's violations.csv (or its directory): its violations do not fail the run."""
     repair: bool = False
     """Also write repair.sql, rollback.sql and constraints.sql (see pipeline/repair/)."""
-    repair_schema: str = DEFAULT_SCHEMA
+    repair_schema: str = DEFAULT_REPAIR_SCHEMA
     """The schema that holds the repair's backup and quarantine tables."""
     history: Path | None = None
     """The run-history file; None: `history.db` beside the run directories."""
@@ -390,6 +380,7 @@ def run_audit(
         history = HistoryStore(opts.history or default_history_path(out, DEFAULT_REPORTS))
     run = _new_run(url, suite, opts, source, now)
     clock = time.perf_counter()
+    warm_up = _WarmUp()
     try:
         # the violations stream into `out` and are renamed into place once every check ran
         done = _audit(
@@ -403,16 +394,45 @@ def run_audit(
             baseline=baseline,
             started=now,
             keep_keys=history is not None,
+            before_checks=warm_up.start,
         )
     except BaseException as exc:
         if history is not None:
             history.close()
         _record_failure(run, out_dir, exc, url, clock)
         raise
+    warm_up.join()
     with done:
         _write(done, out_dir, history, prog, move=True)
     prog.done()
     return done.result
+
+
+class _WarmUp:
+    """Loads what writing the run's files needs (the outputs' modules, jinja2, the report's
+    compiled template: ~0.1 s) in a thread of its own, started when the checks start, so
+    that it runs while the audit waits for the server's statements. What it imports
+    imports no SQLAlchemy (whose circular imports fail when two threads run them at once);
+    a failure here is left for the writing of the files to meet and report."""
+
+    def __init__(self) -> None:
+        self._thread = threading.Thread(target=self._load, name="refaudit-warm-up", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    @staticmethod
+    def _load() -> None:
+        try:
+            from .outputs import load_templates
+
+            load_templates()
+        except Exception:  # met again, and reported, when the files are written
+            pass
+
+    def join(self) -> None:
+        if self._thread.ident is not None:  # started
+            self._thread.join()
 
 
 def _audit(
@@ -428,15 +448,19 @@ def _audit(
     started: datetime,
     workdir: tempfile.TemporaryDirectory[str] | None = None,
     keep_keys: bool = False,
+    before_checks: Callable[[], None] | None = None,
 ) -> CompletedAudit:
     """Run the audit of `run`, streaming its violations into `spill` (removed, like the
     repair plan, when the audit fails; a database error is raised as a `RefauditError`).
-    `workdir`: the directory the result owns, which holds the spill and the repair plan."""
+    `workdir`: the directory the result owns, which holds the spill and the repair plan.
+    `before_checks` is called once the suite is verified, before the checks' statements."""
     prog = progress
     clock = time.perf_counter()
     plan = None
     lookups: list[Resolution] = []
     if opts.repair:
+        from .repair import RepairPlan
+
         inside = Path(workdir.name) if workdir is not None else None
         plan = RepairPlan(suite, run.run_id, inside, schema=opts.repair_schema)
     doing = "connecting"
@@ -474,10 +498,14 @@ def _audit(
                     doing = "checking the suite's values"
                     types = verify_values(conn, suite, types)
                     if plan is not None:
+                        from .repair import read_repair_context
+
                         doing = "reading the catalog the repair plan needs"
                         plan.context = read_repair_context(conn, suite, types)
                     doing = "auditing"
                     catalog: dict[str, CatalogFacts] = dict(source.catalog) if source else {}
+                    if before_checks is not None:
+                        before_checks()
                     checks = run_checks(
                         conn,
                         suite,
@@ -489,6 +517,8 @@ def _audit(
                         as_of=source.snapshot_taken_at if source is not None else None,
                     )
                     if plan is not None and plan.context is not None:
+                        from .repair import read_reference_facts
+
                         doing = "reading what the repair needs"
                         read_reference_facts(conn, suite, plan.context, catalog)
         finally:
@@ -608,6 +638,8 @@ def key_warnings(conn: Any, suite: Suite) -> list[str]:
     """A table whose rows a repair may change and whose suite key no primary key or unique
     index makes unique: the plan finds rows by key, so it repairs them only if the audit
     finds no two rows sharing one (it reads them then; checking the suite reads none)."""
+    from .repair import key_proof
+
     repaired = sorted({c.table for c in suite.checks if c.repairs})
     found = read_relations(conn, repaired, {"indexes"}, NO_DEFINITION)
     out = []
@@ -669,6 +701,8 @@ def write_repair_files(
     plan: RepairPlan, context: RepairContext, opts: AuditOptions, result: AuditResult
 ) -> dict[str, Any]:
     """repair.sql, rollback.sql and constraints.sql into the run's directory."""
+    from .repair import plan_preamble, write_repair_sql, write_rollback_sql
+
     out, run = result.out_dir, result.run
     assert out is not None  # the directory being written
     views = [t for t, info in context.tables.items() if not info.is_table]
@@ -727,6 +761,8 @@ def _record_failure(
     run.finished_at = datetime.now(UTC).isoformat(timespec="seconds")
     run.duration_s = round(time.perf_counter() - started, 3)
     code = error.exit_code if isinstance(error, RefauditError) else ExitCode.RUNTIME
+    from .outputs import write_error_outputs
+
     try:
         for name in RUN_FILES:
             (out_dir / name).unlink(missing_ok=True)
@@ -740,6 +776,8 @@ def write_outputs(
 ) -> None:
     """Write the run's files; results.json last, so its presence means the run is complete.
     `before_results` runs when results.json is written but not yet in place."""
+    from .outputs import write_junit, write_report, write_results_json
+
     out = result.out_dir
     assert out is not None  # the directory being written
     result.files.update(

@@ -14,3 +14,6 @@ DEFAULT_LOCK_TIMEOUT_S = 5.0
 CONNECT_TIMEOUT_S = 10
 MAX_TIMEOUT_S = 86_400.0
 """One day: PostgreSQL takes timeouts in milliseconds as a 32-bit integer."""
+
+DEFAULT_REPAIR_SCHEMA = "refaudit"
+"""The schema a repair plan keeps its backup and quarantine tables in (`--repair-schema`)."""

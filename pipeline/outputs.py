@@ -237,6 +237,11 @@ _env.filters["breakable"] = report.breakable
 _env.filters["wrappable"] = report.wrappable
 
 
+def load_templates() -> None:
+    """Load and compile report.html's template (kept by the environment for every later use)."""
+    _env.get_template("report.html.j2")
+
+
 def render_report(result: AuditResult, fail_on: FailOn) -> str:
     """report.html as a string: one self-contained page (see `pipeline/report.py`)."""
     doc = results_document(result, fail_on)

@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
-from typing import Any
-
-import jinja2
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 from . import sqltext
+
+if TYPE_CHECKING:
+    import jinja2
 
 _VARIABLE = re.compile(r"[a-z_][a-z0-9_]*")
 _SEPARATORS = frozenset({",", ", ", ";", " + ", " AND ", " OR ", ""})
@@ -123,7 +125,12 @@ def _finalize(value: Any) -> str:
     return _require(value)
 
 
+@cache
 def _env() -> jinja2.Environment:
+    """The templates' environment, made on first use: an audit without a repair plan renders
+    none, and jinja2 is not imported before its first statement."""
+    import jinja2
+
     env = jinja2.Environment(
         loader=jinja2.PackageLoader(__package__ or "refaudit", "templates/sql"),
         undefined=jinja2.StrictUndefined,
@@ -151,9 +158,6 @@ def _env() -> jinja2.Environment:
         regclass=lambda name: Sql(sqltext.regclass(name)),
     )
     return env
-
-
-_ENV = _env()
 
 
 _PSQL_LINES = frozenset(
@@ -192,7 +196,7 @@ class _Lines:
 def render(template: str, **context: Any) -> Sql:
     """One template, whole (a statement or a section of a file)."""
     lines = _Lines()
-    text = lines.feed(_ENV.get_template(template).render(**context))
+    text = lines.feed(_env().get_template(template).render(**context))
     lines.close()
     return Sql(text)
 
@@ -205,6 +209,6 @@ def piece(template: str, **context: Any) -> Sql:
 def stream(template: str, **context: Any) -> Iterator[str]:
     """One template in pieces, as it renders (a file of any size, with flat memory)."""
     lines = _Lines()
-    for piece_ in _ENV.get_template(template).generate(**context):
+    for piece_ in _env().get_template(template).generate(**context):
         yield lines.feed(piece_)
     lines.close()

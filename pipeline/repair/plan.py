@@ -18,6 +18,7 @@ from ..checks.base import (
     guard_text,
 )
 from ..checks.reference import DISCRIMINATOR_SUFFIX, Reference
+from ..limits import DEFAULT_REPAIR_SCHEMA
 from ..sqltext import (
     object_name,
     qualified,
@@ -35,7 +36,7 @@ APPLIED_CONFIDENCE = frozenset({"high", "medium"})
 ACTIONS = ("update", "set_null", "quarantine")
 
 
-DEFAULT_SCHEMA = "refaudit"
+DEFAULT_SCHEMA = DEFAULT_REPAIR_SCHEMA
 
 
 QUARANTINE = "quarantine"
