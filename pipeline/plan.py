@@ -198,9 +198,9 @@ class TablePlan:
         by key and then rule.
 
         `statement()`'s rows are unpivoted in PostgreSQL (`unnest(array_positions(flags,
-        true))`), so COPY can write the lines and Python handles no value at all. Same lines
-        as the per-row loop of `run_checks`; within one key that loop follows the statement's
-        branches.
+        true))`), so COPY can write the lines and Python handles no value at all. Same lines,
+        in the same order, as the per-row path (`refaudit.engine._RuleRows`), which puts the
+        violations of one key in rule order whatever order the plan gives the branches' rows.
         """
         # without diagnosing rules the values come uncut, each cut below where a line shows it
         cut_here = all(r.diagnoser is None for r in self.rules)
