@@ -27,18 +27,18 @@ violating rows only (`DiagnosisScope`) and concludes with CASE expressions:
 Chance: with integer ids from dense sequences (Django's and Rails' generic relations) a
 value that is not in its own table is often in another target's by chance: the id of a
 deleted product is usually some article's id too. So "the id exists in the other target" is
-evidence only where the other target's keys are sparse around the value: the chance of a
-hit is the share of the integers within `CHANCE_WINDOW` of the value (clipped to the
-target's key range) that are its keys, counted in the audit (an index range probe per
-candidate row). Above `CHANCE_LIMIT` the row is `ambiguous`, for review, and its evidence
-says so, unless the row's own evidence (an `attribute` of the mis-key agreeing with the
-other target's row) picks the other type. A value far outside the key range of the table
-the row names (beyond it by more than that range's width, at least `CHANCE_WINDOW`) is no id
-of that table, not even of a row deleted since: there a hit is no chance either (key spaces
-that do not overlap). Keys that are not numbers (uuids, text) come from spaces where a hit is
-not chance; neither is a hit in a target on the same table and key
-as the one the row names (single-table inheritance: the id is a row of that table, and the
-row's type is another). A mis-key (`mis_keyed`) is not weighed so: the suite's `mis_key`
+evidence only where the other target's keys are sparse around the value: the chance of a hit
+is the share of the integers within `CHANCE_WINDOW` of the value (clipped to the target's
+key range) that are its keys, counted in the audit (once per distinct candidate value, for
+all of them at once: `_key_counts`). Above `CHANCE_LIMIT` the row is `ambiguous`, for
+review, and its evidence says so, unless the row's own evidence (an `attribute` of the
+mis-key agreeing with the other target's row) picks the other type. A value far outside the
+key range of the table the row names (beyond it by more than that range's width, at least
+`CHANCE_WINDOW`) is no id of that table, not even of a row deleted since: there a hit is no
+chance either (key spaces that do not overlap). Keys that are not numbers (uuids, text) come
+from spaces where a hit is not chance; neither is a hit in a target on the same table and
+key as the one the row names (single-table inheritance: the id is a row of that table, and
+the row's type is another). A mis-key (`mis_keyed`) is not weighed so: the suite's `mis_key`
 declares that values of that key space land in the column, and a mapping must be unique.
 
 Confidence: `high` when the row's own evidence confirms the proposal (or, for an orphan,
@@ -301,8 +301,10 @@ class _Common:
         groups = self._numeric_groups(scope)
 
         def make(name: str) -> Any:
+            # per distinct text, not number: 5 and 5.0 are one number, their windows' ends
+            # (the evidence shows them) are written differently
             values = (
-                sa.select(number.label("x"))
+                sa.select(number.label("x"), sa.cast(number, sa.Text).label("t"))
                 .where(scope.rows, number.is_not(None), self.elsewhere(disc, target))
                 .distinct()
                 .subquery(f"{name}_v")
@@ -312,7 +314,9 @@ class _Common:
             # within the target's key range, so the casts to the key's type cannot overflow
             lo = sa.func.least(sa.func.greatest(x - CHANCE_WINDOW, least()), most())
             hi = sa.func.greatest(sa.func.least(x + CHANCE_WINDOW, most()), least())
-            windows = sa.select(x, lo.label("lo"), hi.label("hi")).subquery(f"{name}_x")
+            windows = sa.select(x, values.c.t, lo.label("lo"), hi.label("hi")).subquery(
+                f"{name}_x"
+            )
             far = [
                 self._far(windows.c.x, r, f"{name}_o{j}").label(f"far{j}")
                 for j, (r, _values) in enumerate(groups)
@@ -326,7 +330,7 @@ class _Common:
             counts = _key_counts(ref, wanted, scope.unique(ref.table, ref.column), name)
             return (
                 sa.select(
-                    wanted.c.x,
+                    wanted.c.t,
                     wanted.c.lo,
                     wanted.c.hi,
                     sa.func.coalesce(counts.c.n, 0).label("n"),
@@ -341,7 +345,9 @@ class _Common:
             )
 
         probe = scope.join(
-            ("chance", ref.ref_key(), self.column), make, lambda alias: alias.c.x == number
+            ("chance", ref.ref_key(), self.column),
+            make,
+            lambda alias: alias.c.t == sa.cast(number, sa.Text),
         )
         n = sa.func.coalesce(probe.c.n, 0)
         share = sa.cast(n, sa.Numeric) / sa.func.nullif(probe.c.hi - probe.c.lo + 1, 0)
