@@ -70,43 +70,60 @@ def _each(items: Iterable[Any], take: Callable[[Any], Any]) -> None:
         take(item)
 
 
-def _rule_rows(plan: TablePlan, sink: ViolationSink) -> Callable[[Any], None]:
-    """What turns one row of a table statement (see `TablePlan.statement`) into violations,
-    one per flagged rule. Columns are found by name once, then read by position."""
-    rules: list[tuple[RowRule, list[int]]] = []
-    where: list[int] = []
+class _RuleRows:
+    """What turns the rows of a table statement (see `TablePlan.statement`) into violations,
+    one per flagged rule. Columns are found by name once, then read by position.
 
-    def take(row: Any) -> None:
-        if not where:
+    A row's key can come in several rows (one per statement branch that flags it), in an
+    order the plan decides; the violations of one key are handed on in rule order, as
+    `TablePlan.lines_statement` writes them, once the next key (or `finish`) shows that key
+    is complete. Rows come in key order, so this holds one key's violations at a time."""
+
+    def __init__(self, plan: TablePlan, sink: ViolationSink) -> None:
+        self.plan, self.sink = plan, sink
+        self.rules: list[tuple[int, RowRule, list[int]]] = []
+        self.key_at = 0
+        self.key: str | None = None
+        self.held: list[tuple[int, Violation]] = []
+
+    def __call__(self, row: Any) -> None:
+        if not self.rules:
             names = {name: i for i, name in enumerate(row._mapping)}
-            where.append(names["__key"])
-            for i, rule in enumerate(plan.rules):
-                rules.append((rule, [names[f"{part}{i}"] for part in rule_parts(rule)]))
-        key = str(row[where[0]])
-        for rule, at in rules:
-            if not row[at[0]]:
-                continue
-            value = _text(row[at[1]])
-            if rule.diagnoser is None:
-                sink.add(Violation(rule.rule_id, plan.table, key, rule.column, value))
-                continue
-            sink.add(
-                Violation(
-                    rule.rule_id,
-                    plan.table,
-                    key,
-                    rule.column,
-                    value,
-                    diagnosis=_text(row[at[2]]),
-                    proposed_value=_text(row[at[3]]),
-                    confidence=_text(row[at[4]]),
-                    evidence=_text(row[at[5]]),
-                    repair_column=_text(row[at[6]]),
-                    repair_guard=row[at[7]],
-                )
-            )
+            self.key_at = names["__key"]
+            for i, rule in enumerate(self.plan.rules):
+                self.rules.append((i, rule, [names[f"{part}{i}"] for part in rule_parts(rule)]))
+        key = str(row[self.key_at])
+        if key != self.key:
+            self.finish()
+            self.key = key
+        for i, rule, at in self.rules:
+            if row[at[0]]:
+                self.held.append((i, self._violation(rule, key, row, at)))
 
-    return take
+    def _violation(self, rule: RowRule, key: str, row: Any, at: list[int]) -> Violation:
+        value = _text(row[at[1]])
+        if rule.diagnoser is None:
+            return Violation(rule.rule_id, self.plan.table, key, rule.column, value)
+        return Violation(
+            rule.rule_id,
+            self.plan.table,
+            key,
+            rule.column,
+            value,
+            diagnosis=_text(row[at[2]]),
+            proposed_value=_text(row[at[3]]),
+            confidence=_text(row[at[4]]),
+            evidence=_text(row[at[5]]),
+            repair_column=_text(row[at[6]]),
+            repair_guard=row[at[7]],
+        )
+
+    def finish(self) -> None:
+        """Hand on the violations of the last key."""
+        self.held.sort(key=lambda held: held[0])
+        for _, violation in self.held:
+            self.sink.add(violation)
+        self.held.clear()
 
 
 def _set_rows(check: Any, sink: ViolationSink) -> Callable[[Any], None]:
@@ -163,7 +180,9 @@ def _guarded_job(step: str, plan: TablePlan, sink: ViolationSink) -> Job:
         if sink.takes_lines:
             _each(spooled.lines(), sink.add_line)
         else:
-            _each(spooled.rows(), _rule_rows(plan, sink))
+            rows = _RuleRows(plan, sink)
+            _each(spooled.rows(), rows)
+            rows.finish()
         _each(errors, sink.add)
 
     return Job(ROW_SCAN.progress, step, run=guarded_run(plan, run), take=take)
@@ -175,16 +194,20 @@ def _rows_job(
     stmt: Any,
     take: Callable[[Any], None],
     note: Callable[[int], None] | None,
+    finish: Callable[[], None] = lambda: None,
 ) -> Job:
     """A statement whose rows go to `take` one by one: as they arrive when run in its turn,
-    from its spool otherwise."""
-    return Job(
-        stage,
-        step,
-        run=partial(spool_rows, stmt=stmt),
-        take=lambda spooled: _each(spooled.rows(), take),
-        stream=partial(copy_each, stmt=stmt, take=take, note=note),
-    )
+    from its spool otherwise; then `finish` is called."""
+
+    def taken(spooled: Any) -> None:
+        _each(spooled.rows(), take)
+        finish()
+
+    def stream(conn: Connection) -> None:
+        copy_each(conn, stmt, take, note)
+        finish()
+
+    return Job(stage, step, run=partial(spool_rows, stmt=stmt), take=taken, stream=stream)
 
 
 def _count(conn: Connection, table: str, filters: dict[str, Any]) -> dict[str, int]:
@@ -241,8 +264,9 @@ def _row_scan_jobs(run: _Run) -> list[Job]:
                 )
             )
         else:
+            rows = _RuleRows(plan, sink)
             jobs.append(
-                _rows_job(ROW_SCAN.progress, step, plan.statement(), _rule_rows(plan, sink), found)
+                _rows_job(ROW_SCAN.progress, step, plan.statement(), rows, found, rows.finish)
             )
     return jobs
 

@@ -160,10 +160,14 @@ class TablePlan:
         for name in facts:
             assert name not in carried, f"fact {name} of {rule.rule_id} shadows a carried one"
         keep = [v.c["__key"], v.c[f"v{i}"], *(c for c in v.c if c.name.startswith("c_"))]
+        # every level is a subquery the planner keeps (OFFSET 0): each fact and step is
+        # computed once per row, where PostgreSQL would otherwise inline the levels into one
+        # and repeat each expression at every use (a larger plan, slower to make and to run)
         d = (
             sa.select(*keep, *(e.label(f"x_{n}") for n, e in {**carried, **facts}.items()))
             .select_from(scope.from_clause())
             .where(v.c[f"f{i}"])
+            .offset(0)
             .subquery(f"d{i}_0")
         )
 
@@ -175,8 +179,10 @@ class TablePlan:
 
         for level, step in enumerate(dg.steps(), start=1):
             more = step(named(d), column(d))
-            d = sa.select(*d.c, *(e.label(f"x_{n}") for n, e in more.items())).subquery(
-                f"d{i}_{level}"
+            d = (
+                sa.select(*d.c, *(e.label(f"x_{n}") for n, e in more.items()))
+                .offset(0)
+                .subquery(f"d{i}_{level}")
             )
         diag = dg.conclude(named(d), column(d))
         flag = is_true(diag.flag) if diag.flag is not None else sa.true()
@@ -198,9 +204,9 @@ class TablePlan:
         by key and then rule.
 
         `statement()`'s rows are unpivoted in PostgreSQL (`unnest(array_positions(flags,
-        true))`), so COPY can write the lines and Python handles no value at all. Same lines
-        as the per-row loop of `run_checks`; within one key that loop follows the statement's
-        branches.
+        true))`), so COPY can write the lines and Python handles no value at all. Same lines,
+        in the same order, as the per-row path (`refaudit.engine._RuleRows`), which puts the
+        violations of one key in rule order whatever order the plan gives the branches' rows.
         """
         # without diagnosing rules the values come uncut, each cut below where a line shows it
         cut_here = all(r.diagnoser is None for r in self.rules)

@@ -189,6 +189,10 @@ class DiagnosisScope:
         """A column of the audited row, carried from the scan (see `RowRule.columns`)."""
         return self.v.c[f"c_{name}"]
 
+    def unique(self, table: str, column: str) -> bool:
+        """Whether a unique index of `table` on `column` alone says its values are unique."""
+        return (table, column) in self._unique
+
     def lookup(
         self,
         table: str,

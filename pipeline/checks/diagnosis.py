@@ -27,18 +27,18 @@ violating rows only (`DiagnosisScope`) and concludes with CASE expressions:
 Chance: with integer ids from dense sequences (Django's and Rails' generic relations) a
 value that is not in its own table is often in another target's by chance: the id of a
 deleted product is usually some article's id too. So "the id exists in the other target" is
-evidence only where the other target's keys are sparse around the value: the chance of a
-hit is the share of the integers within `CHANCE_WINDOW` of the value (clipped to the
-target's key range) that are its keys, counted in the audit (an index range probe per
-candidate row). Above `CHANCE_LIMIT` the row is `ambiguous`, for review, and its evidence
-says so, unless the row's own evidence (an `attribute` of the mis-key agreeing with the
-other target's row) picks the other type. A value far outside the key range of the table
-the row names (beyond it by more than that range's width, at least `CHANCE_WINDOW`) is no id
-of that table, not even of a row deleted since: there a hit is no chance either (key spaces
-that do not overlap). Keys that are not numbers (uuids, text) come from spaces where a hit is
-not chance; neither is a hit in a target on the same table and key
-as the one the row names (single-table inheritance: the id is a row of that table, and the
-row's type is another). A mis-key (`mis_keyed`) is not weighed so: the suite's `mis_key`
+evidence only where the other target's keys are sparse around the value: the chance of a hit
+is the share of the integers within `CHANCE_WINDOW` of the value (clipped to the target's
+key range) that are its keys, counted in the audit (once per distinct candidate value, for
+all of them at once: `_key_counts`). Above `CHANCE_LIMIT` the row is `ambiguous`, for
+review, and its evidence says so, unless the row's own evidence (an `attribute` of the
+mis-key agreeing with the other target's row) picks the other type. A value far outside the
+key range of the table the row names (beyond it by more than that range's width, at least
+`CHANCE_WINDOW`) is no id of that table, not even of a row deleted since: there a hit is no
+chance either (key spaces that do not overlap). Keys that are not numbers (uuids, text) come
+from spaces where a hit is not chance; neither is a hit in a target on the same table and
+key as the one the row names (single-table inheritance: the id is a row of that table, and
+the row's type is another). A mis-key (`mis_keyed`) is not weighed so: the suite's `mis_key`
 declares that values of that key space land in the column, and a mapping must be unique.
 
 Confidence: `high` when the row's own evidence confirms the proposal (or, for an orphan,
@@ -279,17 +279,18 @@ class _Common:
             (spelled.regexp_match("^-?[0-9]+$"), sa.cast(spelled, sa.Numeric)), else_=sa.null()
         )
 
-    def chance(self, scope: DiagnosisScope, target: Target, found: Any) -> Any:
+    def chance(self, scope: DiagnosisScope, target: Target) -> Any:
         """The chance that a random id like the value is a key of `target` (see the
         module's doc): (share, lo, hi), the share of the integers lo..hi (within
         CHANCE_WINDOW of the value, clipped to the target's key range) that are its keys,
         0 where the value lies far outside the key range of the target the row names (it is
         no id of that target: not one of its deleted rows' either); None when the key is
-        not a number (a uuid, text): a hit there is no chance.
+        not a number (a uuid, text): a hit there is no chance. Meant for a row whose value
+        is a key of the target while its discriminator names another table (elsewhere NULL).
 
-        Counted by a LATERAL probe, only for a row whose value `found` a row of the target
-        (an index range scan of at most 2 * CHANCE_WINDOW + 1 keys); the targets' key
-        ranges are read once per statement (uncorrelated subqueries)."""
+        Counted once per distinct value of such rows, all at once (`_key_counts`), not by an
+        index range scan per row; the targets' key ranges are read once per statement
+        (uncorrelated subqueries)."""
         ref = target.ref
         key_type = scope.types.get((ref.table, ref.column))
         if key_type is None or key_type.category != "N":
@@ -297,52 +298,91 @@ class _Common:
         number = self._number(scope)
         bound = sa.BigInteger if key_type.name in INTEGER_TYPES else sa.Numeric
         disc = scope.column(self.discriminator) if self.discriminator else None
+        groups = self._numeric_groups(scope)
 
         def make(name: str) -> Any:
-            keep = ref.where
-            columns = [ref.column, *(keep.columns() if keep else [])]
-            inner = table_clause(ref.table, columns).alias(f"{name}_t")
+            # per distinct text, not number: 5 and 5.0 are one number, their windows' ends
+            # (the evidence shows them) are written differently
+            values = (
+                sa.select(number.label("x"), sa.cast(number, sa.Text).label("t"))
+                .where(scope.rows, number.is_not(None), self.elsewhere(disc, target))
+                .distinct()
+                .subquery(f"{name}_v")
+            )
+            x = values.c.x
             least, most = _key_range(ref, f"{name}_s")
             # within the target's key range, so the casts to the key's type cannot overflow
-            lo = sa.func.least(sa.func.greatest(number - CHANCE_WINDOW, least()), most())
-            hi = sa.func.greatest(sa.func.least(number + CHANCE_WINDOW, most()), least())
-            key = inner.c[ref.column]
-            kept = compile_condition(keep, lambda c: inner.c[c]) if keep else sa.true()
+            lo = sa.func.least(sa.func.greatest(x - CHANCE_WINDOW, least()), most())
+            hi = sa.func.greatest(sa.func.least(x + CHANCE_WINDOW, most()), least())
+            windows = sa.select(x, values.c.t, lo.label("lo"), hi.label("hi")).subquery(
+                f"{name}_x"
+            )
+            far = [
+                self._far(windows.c.x, r, f"{name}_o{j}").label(f"far{j}")
+                for j, (r, _values) in enumerate(groups)
+            ]
+            wanted = sa.select(
+                *windows.c,
+                sa.cast(windows.c.lo, bound).label("cl"),
+                sa.cast(windows.c.hi, bound).label("ch"),
+                *far,
+            ).cte(f"{name}_w", nesting=True)
+            counts = _key_counts(ref, wanted, scope.unique(ref.table, ref.column), name)
             return (
                 sa.select(
-                    sa.func.count(sa.distinct(key)).label("n"),
-                    lo.label("lo"),
-                    hi.label("hi"),
-                    self._outside(scope, disc, number, f"{name}_o").label("outside"),
+                    wanted.c.t,
+                    wanted.c.lo,
+                    wanted.c.hi,
+                    sa.func.coalesce(counts.c.n, 0).label("n"),
+                    *(wanted.c[f"far{j}"] for j in range(len(groups))),
                 )
-                .where(found, key.between(sa.cast(lo, bound), sa.cast(hi, bound)), kept)
-                .offset(0)
-                .lateral(name)
+                .select_from(
+                    wanted.outerjoin(
+                        counts, sa.and_(counts.c.lo == wanted.c.cl, counts.c.hi == wanted.c.ch)
+                    )
+                )
+                .subquery(name)
             )
 
         probe = scope.join(
-            ("chance", ref.ref_key(), self.column), make, lambda _alias: sa.true()
+            ("chance", ref.ref_key(), self.column),
+            make,
+            lambda alias: alias.c.t == sa.cast(number, sa.Text),
         )
-        share = sa.cast(probe.c.n, sa.Numeric) / sa.func.nullif(probe.c.hi - probe.c.lo + 1, 0)
-        return sa.case((probe.c.outside, 0), else_=share), probe.c.lo, probe.c.hi
+        n = sa.func.coalesce(probe.c.n, 0)
+        share = sa.cast(n, sa.Numeric) / sa.func.nullif(probe.c.hi - probe.c.lo + 1, 0)
+        outside: Any = sa.false()
+        if disc is not None and groups:
+            outside = sa.case(
+                *(
+                    (one_of(disc, values), probe.c[f"far{j}"])
+                    for j, (_r, values) in enumerate(groups)
+                ),
+                else_=sa.false(),
+            )
+        return sa.case((outside, 0), else_=share), probe.c.lo, probe.c.hi
 
-    def _outside(self, scope: DiagnosisScope, disc: Any, number: Any, name: str) -> Any:
-        """Whether the value lies far outside the key range lo..hi of the target the row
-        names: beyond it by more than the range's own width (at least CHANCE_WINDOW), room
-        for the ids of rows deleted since. FALSE for a target whose key is no number or
-        that has no row."""
-        if disc is None:
-            return sa.false()
-        cases = []
-        for j, (ref, values) in enumerate(_by_ref(self.targets)):
-            key_type = scope.types.get((ref.table, ref.column))
-            if key_type is None or key_type.category != "N":
-                continue
-            least, most = _key_range(ref, f"{name}{j}")
-            margin = sa.func.greatest(CHANCE_WINDOW, most() - least() + 1)
-            far = sa.or_(number < least() - margin, number > most() + margin)
-            cases.append((one_of(disc, values), sa.func.coalesce(far, sa.false())))
-        return sa.case(*cases, else_=sa.false()) if cases else sa.false()
+    def _numeric_groups(self, scope: DiagnosisScope) -> list[tuple[ColumnRef, list[str | None]]]:
+        """The targets' distinct table-and-filter choices whose key is a number, each with
+        the discriminator values that name it (see `_far`); none without a discriminator."""
+        if self.discriminator is None:
+            return []
+        return [
+            (ref, values)
+            for ref, values in _by_ref(self.targets)
+            if (t := scope.types.get((ref.table, ref.column))) is not None and t.category == "N"
+        ]
+
+    @staticmethod
+    def _far(number: Any, ref: ColumnRef, name: str) -> Any:
+        """Whether `number` lies far outside the key range lo..hi of the rows of `ref` that
+        count: beyond it by more than the range's own width (at least CHANCE_WINDOW), room
+        for the ids of rows deleted since. FALSE when it has no row. A value whose row
+        names that target and lies so far is no id of it: its hit elsewhere is no chance."""
+        least, most = _key_range(ref, name)
+        margin = sa.func.greatest(CHANCE_WINDOW, most() - least() + 1)
+        far = sa.or_(number < least() - margin, number > most() + margin)
+        return sa.func.coalesce(far, sa.false())
 
     def users_of(self, scope: DiagnosisScope, direct: list[Any]) -> list[Any]:
         """Per target, the key-space row of the direct row (the profile's user)."""
@@ -383,6 +423,74 @@ def _key_range(ref: ColumnRef, name: str) -> tuple[Callable[[], Any], Callable[[
     )
 
 
+def _key_counts(ref: ColumnRef, wanted: Any, unique: bool, name: str) -> Any:
+    """For each window `cl`..`ch` of `wanted` (bounds of the key's type), `n`: how many
+    distinct keys of the rows of `ref` that count lie within it; one row per distinct window,
+    as (`lo`, `hi`, `n`).
+
+    Set-based: the windows are merged into disjoint spans, the keys within the spans are read
+    once (an index range scan per span, so never more of the index than the windows cover,
+    and at most all of it however many windows overlap), then sorted with the windows' ends;
+    a running count of keys gives, at each end, the keys before it."""
+    pairs = (
+        sa.select(wanted.c.cl.label("lo"), wanted.c.ch.label("hi"))
+        .distinct()
+        .subquery(f"{name}_d")
+    )
+    lo, hi = pairs.c.lo, pairs.c.hi
+    order = (lo, hi)
+    reach = sa.func.max(hi).over(order_by=order, rows=(None, -1))
+    starts = sa.select(lo, hi, sa.case((lo <= reach, 0), else_=1).label("s")).subquery(
+        f"{name}_a"
+    )
+    span = sa.func.sum(starts.c.s).over(order_by=(starts.c.lo, starts.c.hi), rows=(None, 0))
+    grouped = sa.select(starts.c.lo, starts.c.hi, span.label("g")).subquery(f"{name}_g")
+    spans = (
+        sa.select(sa.func.min(grouped.c.lo).label("lo"), sa.func.max(grouped.c.hi).label("hi"))
+        .group_by(grouped.c.g)
+        .subquery(f"{name}_p")
+    )
+    keep = ref.where
+    inner = table_clause(ref.table, [ref.column, *(keep.columns() if keep else [])]).alias(
+        f"{name}_t"
+    )
+    key = inner.c[ref.column]
+    found = sa.select(key.label("x")).where(
+        key.between(spans.c.lo, spans.c.hi),
+        compile_condition(keep, lambda c: inner.c[c]) if keep else sa.true(),
+    )
+    if not unique:
+        found = found.distinct()
+    keys = found.offset(0).lateral(f"{name}_k")
+    none = sa.null()
+    marks = sa.union_all(
+        sa.select(keys.c.x, sa.literal(1).label("kind"), none.label("lo"), none.label("hi"))
+        .select_from(spans.join(keys, sa.true())),
+        sa.select(lo.label("x"), sa.literal(0).label("kind"), lo, hi),
+        sa.select(hi.label("x"), sa.literal(2).label("kind"), lo, hi),
+    ).subquery(f"{name}_m")
+    before = sa.func.count(sa.case((marks.c.kind == 1, 1))).over(
+        order_by=(marks.c.x, marks.c.kind), rows=(None, 0)
+    )
+    running = sa.select(marks.c.kind, marks.c.lo, marks.c.hi, before.label("upto")).subquery(
+        f"{name}_u"
+    )
+    at = running.c.upto
+    return (
+        sa.select(
+            running.c.lo,
+            running.c.hi,
+            (
+                sa.func.max(sa.case((running.c.kind == 2, at)))
+                - sa.func.max(sa.case((running.c.kind == 0, at)))
+            ).label("n"),
+        )
+        .where(running.c.kind != 1)
+        .group_by(running.c.lo, running.c.hi)
+        .subquery(name)
+    )
+
+
 class ReferenceDiagnoser(_Common):
     """Diagnoses the rows a (conditional) reference rule flags."""
 
@@ -413,7 +521,7 @@ class ReferenceDiagnoser(_Common):
                 facts[f"in_{k}"] = definite(
                     sa.and_(d.c[t.ref.column].is_not(None), self.elsewhere(disc, t))
                 )
-                chance = self.chance(scope, t, facts[f"in_{k}"])
+                chance = self.chance(scope, t)
                 if chance is not None:
                     facts[f"chance_{k}"], facts[f"chance_lo_{k}"], facts[f"chance_hi_{k}"] = (
                         chance
