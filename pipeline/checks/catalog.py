@@ -31,7 +31,7 @@ from .ddl import (
 )
 from .model import Check, Model, TableName
 from .reference import ConditionalReferenceCheck
-from .relations import NO_DEFINITION, ON_DELETE, Relation, read_relations
+from .relations import NO_DEFINITION, ON_DELETE, Relation, read_relations, unique_proof
 from .stage import CATALOG, Stage
 
 
@@ -484,9 +484,10 @@ def annotate_check_constraints(
 
 def unique_columns(conn: Connection, tables: Iterable[str]) -> set[tuple[str, str]]:
     """(table, column) pairs that a single-column unique index guarantees to be unique."""
+    found = read_relations(conn, tables, {"indexes"}, NO_DEFINITION)
     return {
-        (t, i.columns[0])
-        for t, rel in read_relations(conn, tables, {"indexes"}, NO_DEFINITION).items()
+        (t, i.key_columns[0])
+        for t, rel in found.items()
         for i in rel.indexes
-        if i.unique and i.key_count == 1 and i.plain and not i.partial and i.columns
+        if len(i.key_columns) == 1 and unique_proof(rel, i.key_columns)
     }

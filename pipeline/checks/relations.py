@@ -141,6 +141,32 @@ class Relation:
         return next((c for c in self.columns if c.name == name), None)
 
 
+def unique_proof(
+    rel: Relation | None, columns: Iterable[str], *, nulls_equal: bool = False
+) -> str | None:
+    """The valid unique index that proves no two rows of `rel` share `columns` (`unique
+    index users_pkey`), None when none does: a plain, whole-table unique index whose key
+    columns (not its INCLUDE ones) are some of `columns` and compare as the columns do
+    (their type's default operator class, the column's own collation), on a table whose rows
+    are all its own (a partitioned table's index holds for every partition; a parent's does
+    not hold for its inheritance children). With `nulls_equal` (NULLs match NULLs), only an
+    index `NULLS NOT DISTINCT` or on columns that are NOT NULL."""
+    if rel is None or rel.kind not in ("r", "p") or (rel.kind == "r" and rel.has_children):
+        return None
+    wanted = set(columns)
+    for index in rel.indexes:
+        keys = index.key_columns
+        if not (index.unique and index.valid and index.plain and not index.partial):
+            continue
+        if not index.column_equality or not keys or not set(keys) <= wanted:
+            continue
+        nullable = [k for k in keys if not (c := rel.column(k)) or not c.not_null]
+        if nulls_equal and nullable and not index.nulls_not_distinct:
+            continue
+        return f"unique index {index.name}"
+    return None
+
+
 _BY_NAME_SQL = sa.text("""
 SELECT s.name, c.oid::bigint AS oid, n.nspname::text AS schema, c.relname::text AS relname,
        c.relkind::text AS kind, n.nspname = pg_catalog.current_schema() AS current_schema,

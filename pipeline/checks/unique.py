@@ -39,6 +39,7 @@ from .expression import (
     volatility_problem,
 )
 from .model import Check, Condition, Filtered
+from .relations import unique_proof
 from .stage import SET, Stage
 
 if TYPE_CHECKING:
@@ -134,28 +135,10 @@ class UniqueCheck(Filtered, Check):
     def proven_by(self, rel: Relation | None) -> str | None:
         """A valid unique index on some of `columns` (a primary key's, a UNIQUE
         constraint's) proves the check, with `keep` either way: the server refuses the rows
-        it would find. Only a plain, whole-table index whose columns compare as the
-        columns do (default operator class, the column's collation), on a table whose
-        rows are all its own (a partitioned table's index holds for every partition; a
-        parent's does not hold for its inheritance children). For `nulls: equal`, an index
-        `NULLS NOT DISTINCT` or on columns that are NOT NULL. Not with `where` or
-        `expressions`."""
-        if rel is None or self.where is not None or self.expressions:
+        it would find (see `relations.unique_proof`). Not with `where` or `expressions`."""
+        if self.where is not None or self.expressions:
             return None
-        if rel.kind not in ("r", "p") or (rel.kind == "r" and rel.has_children):
-            return None
-        wanted = set(self.columns)
-        for index in rel.indexes:
-            keys = index.key_columns
-            if not (index.unique and index.valid and index.plain and not index.partial):
-                continue
-            if not index.column_equality or not keys or not set(keys) <= wanted:
-                continue
-            nullable = [k for k in keys if not (c := rel.column(k)) or not c.not_null]
-            if self.nulls == "equal" and nullable and not index.nulls_not_distinct:
-                continue
-            return f"unique index {index.name}"
-        return None
+        return unique_proof(rel, self.columns, nulls_equal=self.nulls == "equal")
 
     def sql_problem(self, conn: Any) -> str | None:
         """An expression PostgreSQL cannot run over the table, or one that calls a function

@@ -18,7 +18,7 @@ from ..checks.base import (
     folds,
 )
 from ..checks.catalog import CatalogFacts, read_catalogs
-from ..checks.relations import Definitions, Relation, read_relations
+from ..checks.relations import Definitions, Relation, read_relations, unique_proof
 from ..checks.stage import SET
 from ..constraints import (
     AuditedConstraint,
@@ -241,16 +241,10 @@ def read_repair_context(
 
 
 def key_proof(rel: Relation, key: list[str]) -> str:
-    """What in the catalog proves the suite's `key` of `rel` unique: a valid unique index
-    (of a primary key, a UNIQUE constraint or its own), without expressions or a WHERE, on
-    some of the key's columns; '' when none does. (A row whose key holds a NULL is never
-    matched by a plan: `=` finds no NULL.)"""
-    for index in rel.indexes:
-        columns = set(index.columns[: index.key_count])
-        proves = index.unique and index.valid and index.plain and not index.partial
-        if proves and columns and columns <= set(key):
-            return f"unique index {index.name}"
-    return ""
+    """What in the catalog proves the suite's `key` of `rel` unique (`relations.unique_proof`);
+    '' when nothing does. (A row whose key holds a NULL is never matched by a plan: `=` finds
+    no NULL.)"""
+    return unique_proof(rel, key) or ""
 
 
 def duplicate_keys(conn: Connection, table_sql: str, key: list[str]) -> int:
