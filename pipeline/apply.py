@@ -172,7 +172,8 @@ def apply_plan(
         if committing:
             tail = "; whether the server committed it is unknown: run the audit again to see"
         elif transactional:
-            tail = "; nothing was applied"
+            # a plan's own refusal says so already
+            tail = "" if "nothing was changed" in str(err) else "; nothing was applied"
         else:
             tail = f"; the {result.statements} statements before it were applied"
         if "permission denied" in str(err).lower() or "must be owner" in str(err).lower():
