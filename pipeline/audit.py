@@ -394,7 +394,7 @@ def run_audit(
             baseline=baseline,
             started=now,
             keep_keys=history is not None,
-            before_checks=warm_up.start,
+            sending=warm_up.start,
         )
     except BaseException as exc:
         if history is not None:
@@ -410,10 +410,11 @@ def run_audit(
 
 class _WarmUp:
     """Loads what writing the run's files needs (the outputs' modules, jinja2, the report's
-    compiled template: ~0.1 s) in a thread of its own, started when the checks start, so
-    that it runs while the audit waits for the server's statements. What it imports
-    imports no SQLAlchemy (whose circular imports fail when two threads run them at once);
-    a failure here is left for the writing of the files to meet and report."""
+    compiled template: ~0.1 s) in a thread of its own, started when the checks' first
+    statement is on its way, so that it runs while the audit waits for the server's
+    statements. What it imports imports no SQLAlchemy (whose circular imports fail when two
+    threads run them at once); a failure here is left for the writing of the files to meet
+    and report."""
 
     def __init__(self) -> None:
         self._thread = threading.Thread(target=self._load, name="refaudit-warm-up", daemon=True)
@@ -448,12 +449,13 @@ def _audit(
     started: datetime,
     workdir: tempfile.TemporaryDirectory[str] | None = None,
     keep_keys: bool = False,
-    before_checks: Callable[[], None] | None = None,
+    sending: Callable[[], None] = lambda: None,
 ) -> CompletedAudit:
     """Run the audit of `run`, streaming its violations into `spill` (removed, like the
     repair plan, when the audit fails; a database error is raised as a `RefauditError`).
     `workdir`: the directory the result owns, which holds the spill and the repair plan.
-    `before_checks` is called once the suite is verified, before the checks' statements."""
+    `sending` is called once the suite is verified and the first of the checks' statements is
+    on its way."""
     prog = progress
     clock = time.perf_counter()
     plan = None
@@ -504,8 +506,6 @@ def _audit(
                         plan.context = read_repair_context(conn, suite, types)
                     doing = "auditing"
                     catalog: dict[str, CatalogFacts] = dict(source.catalog) if source else {}
-                    if before_checks is not None:
-                        before_checks()
                     checks = run_checks(
                         conn,
                         suite,
@@ -515,6 +515,7 @@ def _audit(
                         companion=opts.second_connection,
                         types=types,
                         as_of=source.snapshot_taken_at if source is not None else None,
+                        started=sending,
                     )
                     if plan is not None and plan.context is not None:
                         from .repair import read_reference_facts

@@ -21,8 +21,10 @@ import io
 import re
 import struct
 import tempfile
+import threading
 from collections import namedtuple
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -32,7 +34,7 @@ from psycopg2.extensions import encodings
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection
 
-from .db import log_statement
+from .db import log_statement, sending
 
 SPOOL_IN_MEMORY = 4 << 20  # bytes of COPY output kept in memory before spilling to disk
 NOTE_EVERY = 10_000  # rows between two `note` calls while the COPY runs
@@ -133,9 +135,42 @@ class _Spool(_Counting, io.RawIOBase):
 _FRAME = struct.Struct("<I")
 
 
+class Shared:
+    """One statement that several jobs run, each with its own values of some of its
+    parameters (`Bound`): built and compiled once, by the first to run it."""
+
+    def __init__(self, build: Callable[[], sa.Select[Any]]) -> None:
+        self._build = build
+        self._lock = threading.Lock()
+        self._compiled: Any = None
+
+    def compiled(self, dialect: Any) -> Any:
+        with self._lock:
+            if self._compiled is None:
+                self._compiled = _compile(self._build(), dialect)
+            return self._compiled
+
+
+@dataclass(frozen=True)
+class Bound:
+    """A `Shared` statement with these parameter values."""
+
+    shared: Shared
+    params: Mapping[str, Any]
+
+
+Query = sa.Select[Any] | Bound | Callable[[], sa.Select[Any]]
+"""What a COPY runs: a statement, a shared one with its parameters, or what builds a
+statement (called by the thread that runs it, when it runs it)."""
+
+
+def _compile(stmt: sa.Select[Any], dialect: Any) -> Any:
+    return stmt.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+
+
 def _copy(
     conn: Connection,
-    stmt: sa.Select[Any],
+    stmt: Query,
     sink_for: Callable[[Any], Any],
     *,
     csv: bool,
@@ -147,10 +182,16 @@ def _copy(
     query), else None.
 
     Database errors are raised as SQLAlchemy's `DBAPIError`s, as from `conn.execute`."""
-    compiled = stmt.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+    if isinstance(stmt, Bound):
+        compiled = stmt.shared.compiled(conn.dialect)
+        params = {**compiled.params, **stmt.params}
+    else:
+        built = stmt if isinstance(stmt, sa.ClauseElement) else stmt()
+        compiled = _compile(built, conn.dialect)
+        params = compiled.params
     raw: Any = conn.connection.dbapi_connection
     with raw.cursor() as cur:
-        query = cur.mogrify(compiled.string, compiled.params)
+        query = cur.mogrify(compiled.string, params)
         try:
             described = None
             if describe:
@@ -159,6 +200,7 @@ def _copy(
             sink = sink_for(described)
             options = b" (FORMAT csv)" if csv else b""
             log_statement(b"COPY (" + query + b") TO STDOUT" + options)
+            sending()
             cur.copy_expert(b"COPY (" + query + b") TO STDOUT" + options, sink)
         except psycopg2.Error as exc:
             lost = bool(raw.closed)
@@ -226,7 +268,7 @@ class Spooled:
 
 
 def spool_rows(
-    conn: Connection, stmt: sa.Select[Any], note: Callable[[int], None] | None = None
+    conn: Connection, stmt: Query, note: Callable[[int], None] | None = None
 ) -> Spooled:
     """Run `stmt` with COPY on `conn` (inside its transaction) into a spool; read it back with
     `.rows()`. `note(n)` is called every NOTE_EVERY rows while the COPY runs."""
@@ -247,7 +289,7 @@ def spool_rows(
     return Spooled(spool, encodings[raw.encoding], _parser_for(described))
 
 
-def spool_lines(conn: Connection, stmt: sa.Select[Any]) -> Spooled:
+def spool_lines(conn: Connection, stmt: Query) -> Spooled:
     """Run `stmt` as `COPY ... (FORMAT csv)` on `conn` into a spool; read it back with
     `.lines()`: what `copy_lines` hands over, later and from any thread."""
     spool = _Spool(None, framed=True)
@@ -261,7 +303,7 @@ def spool_lines(conn: Connection, stmt: sa.Select[Any]) -> Spooled:
 
 
 def copy_rows(
-    conn: Connection, stmt: sa.Select[Any], note: Callable[[int], None] | None = None
+    conn: Connection, stmt: Query, note: Callable[[int], None] | None = None
 ) -> Iterator[Any]:
     """The rows of `stmt`, as named tuples (`row[0]`, `row.key`, `row._mapping["key"]`).
 
@@ -293,7 +335,7 @@ class _Each(_Counting, io.TextIOBase):
 
 def copy_each(
     conn: Connection,
-    stmt: sa.Select[Any],
+    stmt: Query,
     take: Callable[[Any], Any],
     note: Callable[[int], None] | None = None,
 ) -> int:
@@ -309,7 +351,7 @@ def copy_each(
 
 def copy_lines(
     conn: Connection,
-    stmt: sa.Select[Any],
+    stmt: Query,
     take: Callable[[str], Any],
     note: Callable[[int], None] | None = None,
 ) -> int:

@@ -7,8 +7,9 @@ import contextlib
 import logging
 import os
 import re
+import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,9 +38,34 @@ def log_statement(statement: str | bytes) -> None:
         SQL_LOG.debug("%s", text.strip())
 
 
+_SENDING = threading.local()
+
+
+@contextlib.contextmanager
+def on_sending(callback: Callable[[], None]) -> Iterator[None]:
+    """Call `callback` once: when this thread is about to send its next statement, built and
+    compiled (`sending`), or else on leaving. For what should wait rather than compete with
+    the building of a first statement for the interpreter (the statements of the second
+    connection, loading the report's template)."""
+    _SENDING.callback = callback
+    try:
+        yield
+    finally:
+        sending()
+
+
+def sending() -> None:
+    """A statement is about to go out on this thread (see `on_sending`)."""
+    callback = getattr(_SENDING, "callback", None)
+    if callback is not None:
+        _SENDING.callback = None
+        callback()
+
+
 def _log_execute(
     _conn: Any, cursor: Any, statement: str, parameters: Any, _context: Any, executemany: bool
 ) -> None:
+    sending()
     if not SQL_LOG.isEnabledFor(logging.DEBUG):
         return
     if not executemany and hasattr(cursor, "mogrify"):

@@ -19,7 +19,7 @@ audit); this module puts them together (`run_checks`).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
@@ -43,12 +43,14 @@ from .checks.catalog import (
     unique_columns,
 )
 from .checks.reference import LOOKUP_SUFFIX, ConditionalReferenceCheck
-from .checks.relations import NO_DEFINITION, read_relations
+from .checks.relations import NO_DEFINITION, Relation, read_relations
 from .checks.stage import AGGREGATE, CATALOG, ROW_SCAN, SET, STAGES, Stage
-from .copy_stream import copy_each, copy_lines, spool_lines, spool_rows
-from .jobs import Job, run_jobs, tune_session
+from .copy_stream import Bound, Query, Shared, copy_each, copy_lines, spool_lines, spool_rows
+from .jobs import Job, run_jobs, split_workers, tune_session
 from .plan import (
+    LOWER_HALF,
     AggregatePlan,
+    KeyHalf,
     TablePlan,
     plan_aggregates,
     plan_tables,
@@ -191,7 +193,7 @@ def _guarded_job(step: str, plan: TablePlan, sink: ViolationSink) -> Job:
 def _rows_job(
     stage: str,
     step: str,
-    stmt: Any,
+    stmt: Query,
     take: Callable[[Any], None],
     note: Callable[[int], None] | None,
     finish: Callable[[], None] = lambda: None,
@@ -234,7 +236,50 @@ class _Run:
     types: ColumnTypes
     as_of: str | None
     meta: dict[str, tuple[Any, list[str]]]
+    relations: dict[str, Relation]
+    """What the catalog says of the suite's tables (columns and indexes), read once."""
+    split: int | None = None
+    """A big table's scan is split in two halves (`KeyHalf`), one on each connection, each
+    run with this many parallel workers; None: no table is split (one connection)."""
     proven: dict[str, str] = field(default_factory=dict)  # check id -> what proves it
+
+    def pages(self, table: str) -> int:
+        """The table's size in pages, as the catalog last measured it (0: not known)."""
+        rel = self.relations.get(table)
+        return rel.pages if rel is not None else 0
+
+
+SPLIT_MIN_PAGES = 4096
+"""A table of at least this many pages (32 MB of 8 kB pages) is scanned in two halves."""
+SAMPLE_PAGES = 500
+"""About how many of its pages the sample that splits a table reads."""
+
+
+def _split(run: _Run, plan: TablePlan) -> TablePlan:
+    """`plan` with a `KeyHalf`, to run as two statements over the halves of the table's key
+    range, when the audit has two connections and the table is big (a table, or a
+    materialized view: what TABLESAMPLE reads), its key one column and none of its rules may
+    raise; else as it is.
+
+    Why: PostgreSQL runs a table statement's scan and joins in parallel, but what follows
+    them (the diagnosis of the flagged rows, the sort) in one process, while the second
+    connection has often finished its statements: one core then waits. Two halves, one on
+    each connection, overlap those steps as well. Measured on a 2-core machine at 1M
+    requests: the table statement alone 3.4-3.8 s with two parallel workers, its two halves
+    side by side 3.2 s without any; at 10M 34.9 s against 31.0 s."""
+    rel = run.relations.get(plan.table)
+    if (
+        run.split is None
+        or rel is None
+        or rel.kind not in ("r", "m")
+        or rel.pages < SPLIT_MIN_PAGES
+        or not isinstance(plan.key, str)
+        or any(rule.check.may_raise for rule in plan.rules)
+    ):
+        return plan
+    percent = 100.0 if rel.pages <= SAMPLE_PAGES else round(100.0 * SAMPLE_PAGES / rel.pages, 3)
+    column = rel.column(plan.key)
+    return replace(plan, half=KeyHalf(percent, column is not None and column.not_null))
 
 
 def _row_scan_jobs(run: _Run) -> list[Job]:
@@ -244,7 +289,8 @@ def _row_scan_jobs(run: _Run) -> list[Job]:
     def found(n: int) -> None:
         run.prog.note(f"{n:,} violations so far")
 
-    for plan in plan_tables(run.suite, unique_columns(run.conn, run.suite.tables), run.types):
+    planned = plan_tables(run.suite, unique_columns(run.conn, run.suite.tables), run.types)
+    for plan in (_split(run, whole) for whole in planned):
         for rule in plan.rules:
             cols = run.meta.setdefault(rule.rule_id, (rule.check, []))[1]
             if rule.column not in cols:
@@ -252,22 +298,33 @@ def _row_scan_jobs(run: _Run) -> list[Job]:
         step = f"scanning {plan.table} ({len(plan.rules)} rules)"
         if any(rule.check.may_raise for rule in plan.rules):
             jobs.append(_guarded_job(step, plan, sink))
-        elif sink.takes_lines:  # PostgreSQL writes the lines: no Python object per violation
-            lines = plan.lines_statement()
-            jobs.append(
-                Job(
+            continue
+        lines = sink.takes_lines  # PostgreSQL writes the lines: no Python object per violation
+        # built by the thread that runs it, when it does: the first statement goes out sooner
+        build = plan.lines_statement if lines else plan.statement
+        parts: list[tuple[Query, str, int | None, int]] = [
+            (build, step, None, run.pages(plan.table))
+        ]
+        if plan.half is not None:
+            shared = Shared(build)
+            parts = [
+                (Bound(shared, {LOWER_HALF: lower}), f"{step}, {half} half of its keys",
+                 run.split, run.pages(plan.table) // 2)
+                for lower, half in ((True, "lower"), (False, "upper"))
+            ]
+        for query, named, workers, cost in parts:
+            if lines:
+                job = Job(
                     ROW_SCAN.progress,
-                    step,
-                    run=partial(spool_lines, stmt=lines),
+                    named,
+                    run=partial(spool_lines, stmt=query),
                     take=lambda spooled: _each(spooled.lines(), sink.add_line),
-                    stream=partial(copy_lines, stmt=lines, take=sink.add_line, note=found),
+                    stream=partial(copy_lines, stmt=query, take=sink.add_line, note=found),
                 )
-            )
-        else:
-            rows = _RuleRows(plan, sink)
-            jobs.append(
-                _rows_job(ROW_SCAN.progress, step, plan.statement(), rows, found, rows.finish)
-            )
+            else:
+                rows = _RuleRows(plan, sink)
+                job = _rows_job(ROW_SCAN.progress, named, query, rows, found, rows.finish)
+            jobs.append(replace(job, workers=workers, cost=cost))
     return jobs
 
 
@@ -285,7 +342,8 @@ def _aggregate_jobs(run: _Run) -> list[Job]:
         grouped = f" by {', '.join(agg.grouping)}" if agg.grouping else ""
         step = f"measuring {agg.table}{grouped} ({len(agg.checks)} checks)"
         take = _aggregate_rows(agg, run.sink)
-        jobs.append(_rows_job(AGGREGATE.progress, step, agg.statement(), take, None))
+        job = _rows_job(AGGREGATE.progress, step, agg.statement(), take, None)
+        jobs.append(replace(job, cost=run.pages(agg.table)))
     return jobs
 
 
@@ -294,17 +352,16 @@ def _set_jobs(run: _Run) -> list[Job]:
     table's catalog proves (`Check.proven_by`), which reads no row."""
     jobs = []
     checks = [c for c in run.suite.checks if c.stage is SET]
-    tables = list(dict.fromkeys(c.table for c in checks))
-    relations = read_relations(run.conn, tables, {"columns", "indexes"}, NO_DEFINITION)
     for check in checks:
         run.meta[check.id] = (check, check.column_list())
-        proof = check.proven_by(relations.get(check.table))
+        proof = check.proven_by(run.relations.get(check.table))
         if proof is not None:
             run.proven[check.id] = proof
             continue
         stmt = check.query(run.suite.key_of(check.table))
         take = _set_rows(check, run.sink)
-        jobs.append(_rows_job(SET.progress, f"checking {check.id}", stmt, take, None))
+        job = _rows_job(SET.progress, f"checking {check.id}", stmt, take, None)
+        jobs.append(replace(job, cost=run.pages(check.table)))
     return jobs
 
 
@@ -327,13 +384,15 @@ def run_checks(
     companion: bool = True,
     types: ColumnTypes | None = None,
     as_of: str | None = None,
+    started: Callable[[], None] = lambda: None,
 ) -> list[CheckResult]:
     """Run every check of `suite` on `conn` (already inside the snapshot). With `companion`,
     statements also run on a second connection in the same snapshot (see `run_jobs`); the
     output is the same either way. `types`: the suite tables' column types, when already
     read (`verify_values` returns them). `as_of`: when the rows stand for another time (a
     saved snapshot: when it was taken, ISO 8601), what aggregate checks take as now; else
-    the snapshot's own `now()`, read once so every connection uses the same."""
+    the snapshot's own `now()`, read once so every connection uses the same. `started` is
+    called once the first statement is on its way."""
     prog = as_progress(progress)
     tune_session(conn)
     rows: dict[str, dict[str, int]] = {}  # table -> filter_key -> rows
@@ -342,7 +401,9 @@ def run_checks(
         types = column_types(conn, suite.tables)
     unknown = {c.stage.name for c in suite.checks if c.stage not in STAGES}
     assert not unknown, f"no engine stage runs {unknown}"
-    run = _Run(conn, suite, sink, prog, types, as_of, rule_meta)
+    relations = read_relations(conn, suite.tables, {"columns", "indexes"}, NO_DEFINITION)
+    split = split_workers(conn) if companion else None
+    run = _Run(conn, suite, sink, prog, types, as_of, rule_meta, relations, split)
     jobs = [job for build in _STATEMENTS.values() for job in build(run)]
     filters: dict[str, dict[str, Any]] = {}
     for check in suite.checks:
@@ -358,9 +419,10 @@ def run_checks(
                 f"counting {table}",
                 run=partial(_count, table=table, filters=filters[table]),
                 take=partial(rows.__setitem__, table),
+                cost=run.pages(table),
             )
         )
-    run_jobs(conn, jobs, prog, companion=companion)
+    run_jobs(conn, jobs, prog, companion=companion, started=started)
 
     facts = catalog if catalog is not None else {}
     in_catalog = [c for c in suite.checks if c.stage is CATALOG]

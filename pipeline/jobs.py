@@ -5,7 +5,8 @@ transaction-local planner settings every audit connection uses."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -50,6 +51,30 @@ _SET = sa.text("SELECT set_config(:name, :value, true)")
 COMPANION_SETTINGS = (("max_parallel_workers_per_gather", "0"),)
 
 
+_WORKERS = "max_parallel_workers_per_gather"
+_CURRENT = sa.text("SELECT current_setting(:name)")
+
+
+def split_workers(conn: Connection) -> int:
+    """The parallel workers each half of a table split across the two connections may plan:
+    together the halves use about as many processes as the server gives one statement
+    (1 + max_parallel_workers_per_gather), so none with the default of 2."""
+    per_statement = int(conn.execute(_CURRENT, {"name": _WORKERS}).scalar_one())
+    return max(0, (per_statement + 1) // 2 - 1)
+
+
+@contextlib.contextmanager
+def _workers(conn: Connection, job: Job) -> Iterator[None]:
+    """Run `job` with its own number of parallel workers, if it has one."""
+    if job.workers is None:
+        yield
+        return
+    before = conn.execute(_CURRENT, {"name": _WORKERS}).scalar_one()
+    conn.execute(_SET, {"name": _WORKERS, "value": str(job.workers)})
+    yield  # not after a failure: the transaction is aborted then, and the audit ends
+    conn.execute(_SET, {"name": _WORKERS, "value": before})
+
+
 def tune_session(conn: Connection) -> None:
     """Apply PLANNER_SETTINGS to the current transaction (SET LOCAL semantics)."""
     for name, value in PLANNER_SETTINGS:
@@ -73,6 +98,12 @@ class Job:
     run: Callable[[Connection], Any]
     take: Callable[[Any], None]
     stream: Callable[[Connection], Any] | None = None
+    workers: int | None = None
+    """The parallel workers it may plan, on either connection, when there are two (one half
+    of a table split across them); None: the connection's own setting."""
+    cost: int = 0
+    """How much it reads, roughly (the pages of its table): of the jobs the second
+    connection has not started, this thread takes the costliest first."""
 
 
 class _Companion:
@@ -87,11 +118,19 @@ class _Companion:
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="refaudit-companion")
         self.error: BaseException | None = None
         self._closing = False
+        self.go = threading.Event()
+        """Set once the first connection's statement is on its way: building and compiling
+        statements here before that would only slow the building of that one."""
 
     def submit(self, job: Job) -> Future[Any]:
-        future = self._pool.submit(job.run, self._conn)
+        future = self._pool.submit(self._run, job)
         future.add_done_callback(self._failed)
         return future
+
+    def _run(self, job: Job) -> Any:
+        self.go.wait()
+        with _workers(self._conn, job):
+            return job.run(self._conn)
 
     def _failed(self, future: Future[Any]) -> None:
         if self._closing or future.cancelled() or future.exception() is None:
@@ -110,6 +149,7 @@ class _Companion:
         """Stop: cancel what is queued and the statement running, if any; wait for the
         thread."""
         self._closing = True
+        self.go.set()
         self._pool.shutdown(wait=False, cancel_futures=True)
         if any(f.running() for f in futures):
             with contextlib.suppress(Exception):
@@ -117,14 +157,24 @@ class _Companion:
         self._pool.shutdown(wait=True)
 
 
-def run_jobs(conn: Connection, jobs: list[Job], prog: Progress, *, companion: bool) -> None:
-    """Run `jobs` and hand their output to the sink in list order.
+def run_jobs(
+    conn: Connection,
+    jobs: list[Job],
+    prog: Progress,
+    *,
+    companion: bool,
+    started: Callable[[], None] = lambda: None,
+) -> None:
+    """Run `jobs` and hand their output to the sink in list order; `started` is called once
+    the first statement is on its way (see `db.on_sending`).
 
     With `companion`, a second connection in the same snapshot runs the jobs after the
     first while the first runs here (PostgreSQL's serial steps, such as diagnosis, leave a
     core idle); each job's output waits in a spool for its turn. A job the companion has not
     started when its turn comes runs here, streamed; while this thread waits for a job the
-    companion is running, it takes later jobs the companion has not started yet.
+    companion is running, it takes later jobs the companion has not started yet, the
+    costliest first (so that the two connections end together rather than the companion
+    starting a long statement last).
     """
     stage = ""
 
@@ -137,21 +187,30 @@ def run_jobs(conn: Connection, jobs: list[Job], prog: Progress, *, companion: bo
             prog.stage(stage, sum(j.stage == stage for j in jobs))
         prog.step(job.step)
 
-    def here(job: Job) -> None:
+    def here(job: Job, first: Callable[[], None] | None = None) -> None:
+        """Run `job` on this connection; `first`: it is the first, and `first` is called as
+        its statement goes out."""
         if side is not None:
             side.check()
         announce(job)
-        if job.stream is not None:
-            job.stream(conn)
-        else:
-            job.take(job.run(conn))
+        # a job's own workers only where a second connection shares the work
+        with (
+            _workers(conn, job) if side is not None else contextlib.nullcontext(),
+            db.on_sending(first) if first is not None else contextlib.nullcontext(),
+        ):
+            if job.stream is not None:
+                job.stream(conn)
+            else:
+                job.take(job.run(conn))
 
     side: _Companion | None = None
     wanted = companion and len(jobs) > 1
     with db.companion(conn) if wanted else contextlib.nullcontext() as other:
         if other is None:
-            for job in jobs:
-                here(job)
+            if not jobs:
+                started()
+            for i, job in enumerate(jobs):
+                here(job, started if i == 0 else None)
             return
         tune_session(other)
         for name, value in COMPANION_SETTINGS:
@@ -170,8 +229,14 @@ def run_jobs(conn: Connection, jobs: list[Job], prog: Progress, *, companion: bo
 
         try:
             futures.extend(side.submit(job) for job in jobs[1:])
+
+            def sending() -> None:
+                assert side is not None
+                side.go.set()
+                started()
+
             try:
-                here(jobs[0])
+                here(jobs[0], sending)
                 for i, (job, future) in enumerate(zip(jobs[1:], futures, strict=True)):
                     side.check()
                     if i in taken:
@@ -180,12 +245,14 @@ def run_jobs(conn: Connection, jobs: list[Job], prog: Progress, *, companion: bo
                     if future.cancel():
                         here(job)
                         continue
-                    for later in range(i + 1, len(futures)):
+                    after = sorted(range(i + 1, len(futures)), key=lambda k: -jobs[k + 1].cost)
+                    for later in after:
                         if future.done():
                             break
                         if later not in taken and futures[later].cancel():
                             side.check()
-                            taken[later] = jobs[later + 1].run(conn)
+                            with _workers(conn, jobs[later + 1]):
+                                taken[later] = jobs[later + 1].run(conn)
                     then_take(job, future.result())
             except Exception:
                 # the main connection's statement was cancelled because the companion's

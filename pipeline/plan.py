@@ -50,6 +50,56 @@ def _guard(rule: RowRule, column: Callable[[str], Any]) -> Any:
     return sa.cast(sa.func.json_build_object(*args), sa.Text)
 
 
+LOWER_HALF = "lower_half"
+"""The parameter that picks a split table statement's half: true the lower, false the upper."""
+
+
+@dataclass(frozen=True)
+class KeyHalf:
+    """A big table scanned in two halves of its key range, one statement on each of the
+    audit's connections (`refaudit.engine`): the rows whose key is below the median key of a
+    sample of the table's pages (parameter LOWER_HALF true), or the others (false; a NULL key
+    among them); without a value, every row. One statement for both, compiled once;
+    PostgreSQL folds the halves not asked for away before it plans.
+
+    Both halves take their median from the same sample (`TABLESAMPLE SYSTEM (percent)
+    REPEATABLE (0)`: which pages it reads depends only on the page numbers and the seed, and
+    both connections see the same rows in the snapshot), so every row is in exactly one half,
+    whatever the key's type. A statement's rows come in key order, and every key of the lower
+    half sorts before the upper half's, so the lower half's rows and then the upper half's
+    are the table's rows in key order. Each half is a range of the key, which PostgreSQL may
+    read through the key's index rather than read the whole table for each half."""
+
+    percent: float
+    """Of the table's pages the sample reads."""
+    not_null: bool
+    """The key column is NOT NULL."""
+
+    def condition(self, table: str, key: str, column: Any) -> Any:
+        sample = sa.tablesample(
+            table_clause(table, [key]), sa.func.system(self.percent), name="s",
+            seed=sa.literal(0),
+        )
+        median = sa.select(
+            sa.func.percentile_disc(0.5).within_group(sample.c[key])
+        ).scalar_subquery()
+        # NULL (no value) reads the whole table
+        lower = sa.bindparam(LOWER_HALF, None, type_=sa.Boolean, required=False)
+        if self.not_null:
+            # a range (the key's index can read it), from the least key when the sample is
+            # empty (NULL); no key is NULL
+            least = table_clause(table, [key]).alias("m")
+            # not min(): ORDER BY works for every type a key is sorted by (uuid has no min)
+            first = (
+                sa.select(least.c[key]).order_by(least.c[key]).limit(1).scalar_subquery()
+            )
+            upper = column >= sa.func.coalesce(median, first)
+        else:
+            upper = (column < median).is_not(sa.true())
+        # nothing below a NULL median: the upper half is then every row
+        return sa.case((lower, column < median), (sa.not_(lower), upper), else_=sa.true())
+
+
 _CUT = {"v", "e"}
 """The parts of a rule's result that carry values or text made from them (value, evidence):
 cut to VALUE_CHARS characters in a statement's output (see `cut_text`), never inside it,
@@ -64,6 +114,8 @@ class TablePlan:
     key: Key
     rules: list[RowRule] = field(default_factory=list)
     scan: TableScan | None = None
+    half: KeyHalf | None = None
+    """Set: the statement reads only this half of the table's rows."""
 
     def statement(self, *, cut: bool = True) -> Any:
         """One statement for the whole table.
@@ -104,6 +156,9 @@ class TablePlan:
             needed = sa.or_(*diagnosing)
             cols.extend(sa.case((needed, scan.col(c))).label(f"c_{c}") for c in carried_columns)
         where = sa.or_(*(is_true(r.flag) for r in self.rules))
+        if self.half is not None:
+            assert isinstance(self.key, str), "only a one-column key is split"
+            where = sa.and_(self.half.condition(self.table, self.key, scan.col(self.key)), where)
         if not diagnosing and not cut:
             return sa.select(*cols).select_from(scan.from_clause()).where(where).order_by(cols[0])
         if not diagnosing:

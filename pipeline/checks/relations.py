@@ -131,6 +131,7 @@ class Relation:
     kind: str  # pg_class.relkind
     current_schema: bool  # in current_schema(), the first schema of the search_path
     has_children: bool = False  # pg_class.relhassubclass: inheritance children or partitions
+    pages: int = 0  # pg_class.relpages: its size in pages when last vacuumed or analyzed
     columns: list[Column] = field(default_factory=list)  # by attnum
     constraints: list[Constraint] = field(default_factory=list)  # its own, by name
     inbound: list[Constraint] = field(default_factory=list)  # foreign keys to it, by name
@@ -170,7 +171,7 @@ def unique_proof(
 _BY_NAME_SQL = sa.text("""
 SELECT s.name, c.oid::bigint AS oid, n.nspname::text AS schema, c.relname::text AS relname,
        c.relkind::text AS kind, n.nspname = pg_catalog.current_schema() AS current_schema,
-       c.relhassubclass AS has_children
+       c.relhassubclass AS has_children, c.relpages::bigint AS pages
 FROM unnest(CAST(:names AS text[]), CAST(:regs AS text[])) AS s(name, reg)
 JOIN pg_catalog.pg_class c ON c.oid = pg_catalog.to_regclass(s.reg)
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -179,7 +180,7 @@ JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 _IN_SCHEMAS_SQL = sa.text("""
 SELECT c.oid::bigint AS oid, n.nspname::text AS schema, c.relname::text AS relname,
        c.relkind::text AS kind, n.nspname = pg_catalog.current_schema() AS current_schema,
-       c.relhassubclass AS has_children
+       c.relhassubclass AS has_children, c.relpages::bigint AS pages
 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND n.nspname = ANY(:schemas)
 ORDER BY array_position(:schemas, n.nspname::text), c.relname
@@ -274,6 +275,7 @@ def _relation(row: sa.Row[Any]) -> Relation:
         row.kind,
         bool(row.current_schema),
         bool(row.has_children),
+        int(row.pages),
     )
 
 
