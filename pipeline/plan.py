@@ -252,7 +252,15 @@ class TablePlan:
             f"ro{i}": _guard(rule, column(d)),
         }
         given = {k: e for k, e in given.items() if e is not None}
-        return sa.select(*self._row(d.c["__key"], given)).where(flag)
+        # the conclusion a level of its own, so that cutting a value or the evidence
+        # (`cut_text`) reads a column rather than repeat its expression in the statement
+        done = (
+            sa.select(d.c["__key"], *(e.label(k) for k, e in given.items()))
+            .where(flag)
+            .offset(0)
+            .subquery(f"d{i}_out")
+        )
+        return sa.select(*self._row(done.c["__key"], {k: done.c[k] for k in given}))
 
     def lines_statement(self) -> Any:
         """The table's violations as violations.csv lines: one row per (row, rule), ordered
