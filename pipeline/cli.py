@@ -468,7 +468,7 @@ def run(
         typer.Option(
             "--one-connection",
             help="Run every statement on one connection (by default a second connection in "
-            "the same snapshot runs the other tables meanwhile).",
+            "the same snapshot runs the other tables meanwhile, and half of a big table).",
         ),
     ] = False,
     quiet: QuietOption = False,
