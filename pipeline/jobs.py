@@ -232,8 +232,8 @@ def run_jobs(
 
             def sending() -> None:
                 assert side is not None
-                side.go.set()
                 started()
+                side.go.set()
 
             try:
                 here(jobs[0], sending)

@@ -305,3 +305,50 @@ def test_a_run_from_the_command_line_splits_a_big_table(
     assert (tmp_path / "whole" / "violations.csv").read_bytes() == (
         tmp_path / "split" / "violations.csv"
     ).read_bytes()
+
+
+def test_rows_written_between_the_halves_change_nothing(
+    new_database: Callable[[str], str], halves: Callable[[bool], list[str]], tmp_path: Path
+) -> None:
+    """Another session inserts rows (new pages of the table), updates rows (new versions
+    elsewhere in it) and deletes rows after the lower half's statement went out and before
+    the upper half's: both halves read the snapshot, so the sample gives both the same
+    median and the audit finds what it found before those writes."""
+    uri = new_database("split_live")
+    execute(
+        uri,
+        "CREATE TABLE target (id int PRIMARY KEY); INSERT INTO target VALUES (1);"
+        "CREATE TABLE big (id int PRIMARY KEY, ref int, pad text);"
+        "INSERT INTO big SELECT g, g % 3, repeat('x', 200) FROM generate_series(1, 20000) g "
+        "ORDER BY random(); ANALYZE big;",
+    )
+    (tmp_path / "suite.yml").write_text(
+        "suite: big\ntables:\n  big: {key: id}\n  target: {key: id}\nchecks:\n"
+        "  - {id: big.ref, kind: reference, table: big, column: ref, "
+        "target: {table: target, column: id}}\n"
+    )
+    suite = load_suite(tmp_path / "suite.yml")
+    halves(True)
+    before = audit(uri, suite)
+    writes = (
+        "INSERT INTO big SELECT g, 7, repeat('y', 200) FROM generate_series(20001, 60000) g;"
+        "UPDATE big SET ref = 1, pad = repeat('z', 300) WHERE id % 5 = 0;"
+        "DELETE FROM big WHERE id % 7 = 0;"
+    )
+    done: list[str] = []
+
+    def write_then_go() -> None:  # called as the lower half goes out, before the upper
+        execute(uri, writes)
+        done.append("written")
+
+    engine = create_engine(as_url(uri))
+    buf = io.StringIO(newline="")
+    try:
+        with read_only_snapshot(engine) as (conn, _):
+            results = run_checks(conn, suite, ViolationSink(buf), started=write_then_go)
+    finally:
+        engine.dispose()
+    assert done == ["written"]
+    assert (buf.getvalue(), [counted(r) for r in results]) == before
+    after = audit(uri, suite)  # and a new audit sees the writes
+    assert after != before
