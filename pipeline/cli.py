@@ -168,6 +168,20 @@ def _guarded(debug: bool, fn: Callable[[], T], secrets: Callable[[], list[str]])
     raise AssertionError("unreachable")
 
 
+def plan_summary(plan: dict[str, int], others: int) -> str:
+    """What a repair plan does, in one line: `plan` its counts (results.json `repair`),
+    `others` the violations of checks no plan repairs."""
+    left = (
+        f"; {plural(others, 'violation')} of other checks left to you (the report)"
+        if others
+        else ""
+    )
+    return (
+        f"repair plan: {plural(plan['updates'], 'update')}, {plan['set_null']:,} set to NULL, "
+        f"{plan['quarantined']:,} to quarantine, {plan['ambiguous']:,} for review{left}"
+    )
+
+
 def _scrub(text: str, secrets: list[str]) -> str:
     for secret in secrets:
         text = text.replace(secret, "***")
@@ -546,16 +560,8 @@ def run(
             for c in result.checks
             if c.family not in REPAIRED_KINDS and c.reads_rows
         )
-        left = (
-            f"; {plural(others, 'violation')} of other checks left to you (the report)"
-            if others
-            else ""
-        )
         typer.echo(
-            f"repair plan: {plural(plan['updates'], 'update')}, {plan['set_null']} set to NULL, "
-            f"{plan['quarantined']} to quarantine, {plan['ambiguous']} for review{left}; "
-            f"review {result.out_dir / 'repair.sql'}",
-            err=as_json,
+            f"{plan_summary(plan, others)}; review {result.out_dir / 'repair.sql'}", err=as_json
         )
     if as_json:
         from .summary import RunSummary

@@ -369,3 +369,10 @@ def test_counts_are_written_with_thousands_marked() -> None:
     from refaudit.words import plural
 
     assert (plural(1, "row"), plural(2155, "row")) == ("1 row", "2,155 rows")
+    from refaudit.cli import plan_summary
+
+    counts = {"updates": 17012, "set_null": 2000, "quarantined": 4000, "ambiguous": 6676}
+    assert plan_summary(counts, 36903) == (
+        "repair plan: 17,012 updates, 2,000 set to NULL, 4,000 to quarantine, 6,676 for "
+        "review; 36,903 violations of other checks left to you (the report)"
+    )
