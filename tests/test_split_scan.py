@@ -250,8 +250,8 @@ def test_halves_run_with_their_workers_and_restore_the_setting(
             main = conn.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
             server = conn.execute(sa.text("SHOW max_parallel_workers_per_gather")).scalar_one()
             jobs = [
-                job("lower", sleep=0.3, workers=0),
-                job("upper", sleep=1.5, workers=0),
+                job("lower", sleep=0.6, workers=0),
+                job("upper", sleep=2.0, workers=0),
                 job("small", cost=1),
                 job("big", cost=30),
                 job("middle", cost=20),
