@@ -62,9 +62,10 @@ def sending() -> None:
         callback()
 
 
-def _log_execute(
+def _before_execute(
     _conn: Any, cursor: Any, statement: str, parameters: Any, _context: Any, executemany: bool
 ) -> None:
+    """Every statement SQLAlchemy sends: it is on its way (`sending`), and logged."""
     sending()
     if not SQL_LOG.isEnabledFor(logging.DEBUG):
         return
@@ -318,7 +319,7 @@ def create_engine(
         },
     )
     sa.event.listen(engine, "connect", _track)
-    sa.event.listen(engine, "before_cursor_execute", _log_execute)
+    sa.event.listen(engine, "before_cursor_execute", _before_execute)
     return engine
 
 

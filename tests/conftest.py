@@ -9,12 +9,14 @@ DATABASE). See pipeline/servers.py.
 
 from __future__ import annotations
 
+import io
 import itertools
 import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg2
 import pytest
@@ -73,6 +75,23 @@ def new_database(pg_server: str) -> Callable[[str], str]:
 
 def as_url(uri: str) -> URL:
     return make_url(uri).set(drivername=DRIVER)
+
+
+def audit_in_snapshot(uri: str, suite: Suite, **options: Any) -> tuple[str, list[Any]]:
+    """violations.csv's text and the results of `run_checks` on `uri`, in one snapshot;
+    `options` go to `run_checks` (companion=, started=, ...)."""
+    from refaudit.db import create_engine, read_only_snapshot
+    from refaudit.engine import run_checks
+    from refaudit.sink import ViolationSink
+
+    engine = create_engine(as_url(uri))
+    buf = io.StringIO(newline="")
+    try:
+        with read_only_snapshot(engine) as (conn, _):
+            results = run_checks(conn, suite, ViolationSink(buf), **options)
+    finally:
+        engine.dispose()
+    return buf.getvalue(), results
 
 
 def execute(uri: str, sql: str) -> None:

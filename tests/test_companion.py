@@ -5,7 +5,6 @@ at once with that error."""
 
 from __future__ import annotations
 
-import io
 import threading
 import time
 from collections.abc import Iterator
@@ -20,14 +19,13 @@ from refaudit import db
 from refaudit.audit import AuditOptions, run_audit
 from refaudit.cli import app
 from refaudit.db import companion, create_engine, read_only_snapshot
-from refaudit.engine import run_checks
 from refaudit.errors import DatabaseError
 from refaudit.results import CheckResult
 from refaudit.sink import ViolationSink
 from refaudit.suite import Suite, load_suite
 from typer.testing import CliRunner
 
-from tests.conftest import SAMPLE_SUITE, as_url, build_state, execute
+from tests.conftest import SAMPLE_SUITE, as_url, audit_in_snapshot, build_state, execute
 
 NO_HISTORY = AuditOptions(record_history=False)
 
@@ -49,14 +47,7 @@ def companions(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
 
 
 def audit(uri: str, suite: Suite, *, companion: bool) -> tuple[str, list[CheckResult]]:
-    engine = create_engine(as_url(uri))
-    buf = io.StringIO(newline="")
-    try:
-        with read_only_snapshot(engine) as (conn, _):
-            results = run_checks(conn, suite, ViolationSink(buf), companion=companion)
-    finally:
-        engine.dispose()
-    return buf.getvalue(), results
+    return audit_in_snapshot(uri, suite, companion=companion)
 
 
 def test_the_companion_sees_the_snapshot_and_cannot_write(new_database: Any) -> None:

@@ -9,7 +9,6 @@ left waiting is taken costliest first."""
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,6 @@ from refaudit import engine as engine_module
 from refaudit.audit import AuditOptions, run_audit
 from refaudit.db import create_engine, on_sending, read_only_snapshot
 from refaudit.discover import discover, render_suite
-from refaudit.engine import run_checks
 from refaudit.jobs import Job, run_jobs
 from refaudit.plan import TablePlan
 from refaudit.progress import as_progress
@@ -29,7 +27,7 @@ from refaudit.sink import ViolationSink
 from refaudit.suite import Suite, load_suite
 
 from bench.realworld import DEFAULT_CORPUS, drop_constraints, load_dump
-from tests.conftest import as_url, execute
+from tests.conftest import as_url, audit_in_snapshot, execute
 
 
 @pytest.fixture
@@ -56,17 +54,9 @@ def halves(monkeypatch: pytest.MonkeyPatch) -> Callable[[bool], list[str]]:
     return choose
 
 
-def audit(
-    uri: str, suite: Suite, *, companion: bool = True
-) -> tuple[str, list[tuple[str, int, int]]]:
-    engine = create_engine(as_url(uri))
-    buf = io.StringIO(newline="")
-    try:
-        with read_only_snapshot(engine) as (conn, _):
-            results = run_checks(conn, suite, ViolationSink(buf), companion=companion)
-    finally:
-        engine.dispose()
-    return buf.getvalue(), [counted(r) for r in results]
+def audit(uri: str, suite: Suite, **options: Any) -> tuple[str, list[tuple[str, int, int]]]:
+    text, results = audit_in_snapshot(uri, suite, **options)
+    return text, [counted(r) for r in results]
 
 
 def counted(r: CheckResult) -> tuple[str, int, int]:
@@ -341,14 +331,8 @@ def test_rows_written_between_the_halves_change_nothing(
         execute(uri, writes)
         done.append("written")
 
-    engine = create_engine(as_url(uri))
-    buf = io.StringIO(newline="")
-    try:
-        with read_only_snapshot(engine) as (conn, _):
-            results = run_checks(conn, suite, ViolationSink(buf), started=write_then_go)
-    finally:
-        engine.dispose()
+    during = audit(uri, suite, started=write_then_go)
     assert done == ["written"]
-    assert (buf.getvalue(), [counted(r) for r in results]) == before
+    assert during == before
     after = audit(uri, suite)  # and a new audit sees the writes
     assert after != before
