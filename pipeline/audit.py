@@ -394,7 +394,7 @@ def run_audit(
             baseline=baseline,
             started=now,
             keep_keys=history is not None,
-            sending=warm_up.start,
+            on_first_statement=warm_up.start,
         )
     except BaseException as exc:
         if history is not None:
@@ -449,13 +449,13 @@ def _audit(
     started: datetime,
     workdir: tempfile.TemporaryDirectory[str] | None = None,
     keep_keys: bool = False,
-    sending: Callable[[], None] = lambda: None,
+    on_first_statement: Callable[[], None] = lambda: None,
 ) -> CompletedAudit:
     """Run the audit of `run`, streaming its violations into `spill` (removed, like the
     repair plan, when the audit fails; a database error is raised as a `RefauditError`).
     `workdir`: the directory the result owns, which holds the spill and the repair plan.
-    `sending` is called once the suite is verified and the first of the checks' statements is
-    on its way."""
+    `on_first_statement` is called once the suite is verified and the first of the checks'
+    statements is on its way."""
     prog = progress
     clock = time.perf_counter()
     plan = None
@@ -515,7 +515,7 @@ def _audit(
                         companion=opts.second_connection,
                         types=types,
                         as_of=source.snapshot_taken_at if source is not None else None,
-                        started=sending,
+                        on_first_statement=on_first_statement,
                     )
                     if plan is not None and plan.context is not None:
                         from .repair import read_reference_facts

@@ -38,9 +38,9 @@ from .checks.catalog import (
     CatalogFacts,
     annotate_check_constraints,
     catalog_findings,
-    column_types,
     read_catalogs,
-    unique_columns,
+    relation_types,
+    relation_unique_columns,
 )
 from .checks.reference import LOOKUP_SUFFIX, ConditionalReferenceCheck
 from .checks.relations import NO_DEFINITION, Relation, read_relations
@@ -238,10 +238,17 @@ class _Run:
     meta: dict[str, tuple[Any, list[str]]]
     relations: dict[str, Relation]
     """What the catalog says of the suite's tables (columns and indexes), read once."""
-    split: int | None = None
-    """A big table's scan is split in two halves (`KeyHalf`), one on each connection, each
-    run with this many parallel workers; None: no table is split (one connection)."""
+    companion: bool
+    """The audit has a second connection: a big table's scan is split in two halves
+    (`KeyHalf`), one on each."""
     proven: dict[str, str] = field(default_factory=dict)  # check id -> what proves it
+    _split_workers: int | None = None
+
+    def split_workers(self) -> int:
+        """The parallel workers of each half (`jobs.split_workers`), read when first asked."""
+        if self._split_workers is None:
+            self._split_workers = split_workers(self.conn)
+        return self._split_workers
 
     def pages(self, table: str) -> int:
         """The table's size in pages, as the catalog last measured it (0: not known)."""
@@ -258,8 +265,8 @@ SAMPLE_PAGES = 500
 def _split(run: _Run, plan: TablePlan) -> TablePlan:
     """`plan` with a `KeyHalf`, to run as two statements over the halves of the table's key
     range, when the audit has two connections and the table is big (a table, or a
-    materialized view: what TABLESAMPLE reads), its key one column and none of its rules may
-    raise; else as it is.
+    materialized view: what TABLESAMPLE reads) and its key one column (a plan none of whose
+    rules may raise); else as it is.
 
     Why: PostgreSQL runs a table statement's scan and joins in parallel, but what follows
     them (the diagnosis of the flagged rows, the sort) in one process, while the second
@@ -269,12 +276,11 @@ def _split(run: _Run, plan: TablePlan) -> TablePlan:
     side by side 3.2 s without any; at 10M 34.9 s against 31.0 s."""
     rel = run.relations.get(plan.table)
     if (
-        run.split is None
+        not run.companion
         or rel is None
         or rel.kind not in ("r", "m")
         or rel.pages < SPLIT_MIN_PAGES
         or not isinstance(plan.key, str)
-        or any(rule.check.may_raise for rule in plan.rules)
     ):
         return plan
     percent = 100.0 if rel.pages <= SAMPLE_PAGES else round(100.0 * SAMPLE_PAGES / rel.pages, 3)
@@ -289,8 +295,7 @@ def _row_scan_jobs(run: _Run) -> list[Job]:
     def found(n: int) -> None:
         run.prog.note(f"{n:,} violations so far")
 
-    planned = plan_tables(run.suite, unique_columns(run.conn, run.suite.tables), run.types)
-    for plan in (_split(run, whole) for whole in planned):
+    for plan in plan_tables(run.suite, relation_unique_columns(run.relations), run.types):
         for rule in plan.rules:
             cols = run.meta.setdefault(rule.rule_id, (rule.check, []))[1]
             if rule.column not in cols:
@@ -299,6 +304,7 @@ def _row_scan_jobs(run: _Run) -> list[Job]:
         if any(rule.check.may_raise for rule in plan.rules):
             jobs.append(_guarded_job(step, plan, sink))
             continue
+        plan = _split(run, plan)
         lines = sink.takes_lines  # PostgreSQL writes the lines: no Python object per violation
         # built by the thread that runs it, when it does: the first statement goes out sooner
         build = plan.lines_statement if lines else plan.statement
@@ -309,7 +315,7 @@ def _row_scan_jobs(run: _Run) -> list[Job]:
             shared = Shared(build)
             parts = [
                 (Bound(shared, {LOWER_HALF: lower}), f"{step}, {half} half of its keys",
-                 run.split, run.pages(plan.table) // 2)
+                 run.split_workers(), run.pages(plan.table) // 2)
                 for lower, half in ((True, "lower"), (False, "upper"))
             ]
         for query, named, workers, cost in parts:
@@ -384,26 +390,25 @@ def run_checks(
     companion: bool = True,
     types: ColumnTypes | None = None,
     as_of: str | None = None,
-    started: Callable[[], None] = lambda: None,
+    on_first_statement: Callable[[], None] = lambda: None,
 ) -> list[CheckResult]:
     """Run every check of `suite` on `conn` (already inside the snapshot). With `companion`,
     statements also run on a second connection in the same snapshot (see `run_jobs`); the
     output is the same either way. `types`: the suite tables' column types, when already
     read (`verify_values` returns them). `as_of`: when the rows stand for another time (a
     saved snapshot: when it was taken, ISO 8601), what aggregate checks take as now; else
-    the snapshot's own `now()`, read once so every connection uses the same. `started` is
-    called once the first statement is on its way."""
+    the snapshot's own `now()`, read once so every connection uses the same.
+    `on_first_statement` is called once the first statement is on its way."""
     prog = as_progress(progress)
     tune_session(conn)
     rows: dict[str, dict[str, int]] = {}  # table -> filter_key -> rows
     rule_meta: dict[str, tuple[Any, list[str]]] = {}
-    if types is None:
-        types = column_types(conn, suite.tables)
     unknown = {c.stage.name for c in suite.checks if c.stage not in STAGES}
     assert not unknown, f"no engine stage runs {unknown}"
     relations = read_relations(conn, suite.tables, {"columns", "indexes"}, NO_DEFINITION)
-    split = split_workers(conn) if companion else None
-    run = _Run(conn, suite, sink, prog, types, as_of, rule_meta, relations, split)
+    if types is None:
+        types = relation_types(relations)
+    run = _Run(conn, suite, sink, prog, types, as_of, rule_meta, relations, companion)
     jobs = [job for build in _STATEMENTS.values() for job in build(run)]
     filters: dict[str, dict[str, Any]] = {}
     for check in suite.checks:
@@ -422,7 +427,7 @@ def run_checks(
                 cost=run.pages(table),
             )
         )
-    run_jobs(conn, jobs, prog, companion=companion, started=started)
+    run_jobs(conn, jobs, prog, companion=companion, on_first_statement=on_first_statement)
 
     facts = catalog if catalog is not None else {}
     in_catalog = [c for c in suite.checks if c.stage is CATALOG]

@@ -163,10 +163,10 @@ def run_jobs(
     prog: Progress,
     *,
     companion: bool,
-    started: Callable[[], None] = lambda: None,
+    on_first_statement: Callable[[], None] = lambda: None,
 ) -> None:
-    """Run `jobs` and hand their output to the sink in list order; `started` is called once
-    the first statement is on its way (see `db.on_sending`).
+    """Run `jobs` and hand their output to the sink in list order; `on_first_statement` is
+    called once the first statement is on its way (see `db.on_sending`).
 
     With `companion`, a second connection in the same snapshot runs the jobs after the
     first while the first runs here (PostgreSQL's serial steps, such as diagnosis, leave a
@@ -187,16 +187,20 @@ def run_jobs(
             prog.stage(stage, sum(j.stage == stage for j in jobs))
         prog.step(job.step)
 
-    def here(job: Job, first: Callable[[], None] | None = None) -> None:
-        """Run `job` on this connection; `first`: it is the first, and `first` is called as
-        its statement goes out."""
+    def here(job: Job, on_first_statement: Callable[[], None] | None = None) -> None:
+        """Run `job` on this connection; `on_first_statement`: it is the first, and that is
+        called as its statement goes out."""
         if side is not None:
             side.check()
         announce(job)
         # a job's own workers only where a second connection shares the work
         with (
             _workers(conn, job) if side is not None else contextlib.nullcontext(),
-            db.on_sending(first) if first is not None else contextlib.nullcontext(),
+            (
+                db.on_sending(on_first_statement)
+                if on_first_statement is not None
+                else contextlib.nullcontext()
+            ),
         ):
             if job.stream is not None:
                 job.stream(conn)
@@ -208,9 +212,9 @@ def run_jobs(
     with db.companion(conn) if wanted else contextlib.nullcontext() as other:
         if other is None:
             if not jobs:
-                started()
+                on_first_statement()
             for i, job in enumerate(jobs):
-                here(job, started if i == 0 else None)
+                here(job, on_first_statement if i == 0 else None)
             return
         tune_session(other)
         for name, value in COMPANION_SETTINGS:
@@ -230,13 +234,13 @@ def run_jobs(
         try:
             futures.extend(side.submit(job) for job in jobs[1:])
 
-            def sending() -> None:
+            def first_sent() -> None:
                 assert side is not None
-                started()
+                on_first_statement()
                 side.go.set()
 
             try:
-                here(jobs[0], sending)
+                here(jobs[0], first_sent)
                 for i, (job, future) in enumerate(zip(jobs[1:], futures, strict=True)):
                     side.check()
                     if i in taken:

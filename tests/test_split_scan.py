@@ -331,7 +331,7 @@ def test_rows_written_between_the_halves_change_nothing(
         execute(uri, writes)
         done.append("written")
 
-    during = audit(uri, suite, started=write_then_go)
+    during = audit(uri, suite, on_first_statement=write_then_go)
     assert done == ["written"]
     assert during == before
     after = audit(uri, suite)  # and a new audit sees the writes

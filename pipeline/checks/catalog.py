@@ -484,7 +484,11 @@ def annotate_check_constraints(
 
 def unique_columns(conn: Connection, tables: Iterable[str]) -> set[tuple[str, str]]:
     """(table, column) pairs that a single-column unique index guarantees to be unique."""
-    found = read_relations(conn, tables, {"indexes"}, NO_DEFINITION)
+    return relation_unique_columns(read_relations(conn, tables, {"indexes"}, NO_DEFINITION))
+
+
+def relation_unique_columns(found: Mapping[str, Relation]) -> set[tuple[str, str]]:
+    """`unique_columns` of relations already read with their indexes (`read_relations`)."""
     return {
         (t, i.key_columns[0])
         for t, rel in found.items()

@@ -98,7 +98,6 @@ class Index:
     valid: bool
     unique: bool
     columns: tuple[str, ...]  # the attributes of indkey, in order (INCLUDE columns too)
-    key_count: int  # pg_index.indnatts (INCLUDE columns count)
     plain: bool  # no expression
     partial: bool  # has a WHERE
     backs_constraint: bool  # the index of a primary key, unique or exclusion constraint
@@ -231,7 +230,7 @@ ORDER BY c.conname, c.conrelid
 
 _INDEXES_SQL = sa.text("""
 SELECT i.indrelid::bigint AS oid, ic.relname::text AS name, i.indisvalid AS valid,
-       i.indisunique AS unique, i.indnatts::int AS key_count,
+       i.indisunique AS unique,
        i.indexprs IS NULL AS plain, i.indpred IS NOT NULL AS partial,
        EXISTS (SELECT FROM pg_catalog.pg_constraint c
                WHERE c.conindid = i.indexrelid AND c.conrelid = i.indrelid) AS backs_constraint,
@@ -378,7 +377,6 @@ def _fill(
                     r.valid,
                     r.unique,
                     tuple(r.columns),
-                    r.key_count,
                     r.plain,
                     r.partial,
                     r.backs_constraint,
