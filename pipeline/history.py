@@ -16,18 +16,21 @@ What it keeps:
   last run" are exact while the file stays the size of one run's violations (compressed),
   however many runs it has seen.
 
-The comparison is a merge of two sorted lists per check: this run's pairs (collected by the
-`ViolationSink` as violations.csv is written, sorted per check) against the stored ones. It
-holds one run's violation keys (not table rows) in memory: ~70 bytes each.
+The comparison is per check: this run's pairs (collected by the `ViolationSink` as
+violations.csv is written, then sorted) against the stored ones; equal lists (the usual night)
+are compared as lists and stored again as they were. It holds one run's violation keys (not
+table rows) in memory: ~70 bytes each, and a set of one check's stored pairs while comparing.
 """
 
 from __future__ import annotations
 
-import bisect
+import heapq
 import json
+import operator
 import sqlite3
 import zlib
 from collections.abc import Mapping
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -99,26 +102,20 @@ def _sample_order(pair: str) -> tuple[int, str, str]:
 
 
 def _minus(left: Pairs, right: Pairs) -> tuple[int, list[str]]:
-    """How many pairs of sorted `left` are not in sorted `right`, and the keys of the first
-    few of them (ordered by key length, key, column)."""
-    count = 0
-    first: list[tuple[int, str, str]] = []
-    j, n = 0, len(right)
-    for pair in left:
-        while j < n and right[j] < pair:
-            j += 1
-        if j < n and right[j] == pair:
-            continue
-        count += 1
-        order = _sample_order(pair)
-        if len(first) < SAMPLE_KEYS or order < first[-1]:
-            bisect.insort(first, order)
-            del first[SAMPLE_KEYS:]
+    """How many pairs of `left` are not in `right`, and the keys of the first few of them
+    (ordered by key length, key, column)."""
+    if right:
+        others = set(right)
+        missing = [p for p in left if p not in others]
+    else:
+        missing = left
+    first = heapq.nsmallest(SAMPLE_KEYS, missing, key=_sample_order)
     keys: list[str] = []
-    for _, key, _col in first:
+    for pair in first:
+        key = pair.partition(_SEP)[0]
         if key not in keys:
             keys.append(key)
-    return count, keys
+    return len(missing), keys
 
 
 def default_history_path(out: Path | None, reports_root: Path) -> Path:
@@ -300,12 +297,17 @@ class HistoryStore:
         }
         new: dict[str, tuple[int, list[str]]] = {}
         fixed: dict[str, tuple[int, list[str]]] = {}
+        kept: dict[str, bytes] = {}  # a check's stored pairs, where this run's are the same
         for check_id in current:
             if check_id not in prev_counts:
                 continue
             ours = pairs.get(check_id, [])
             blob = previous_keys.get(check_id)
             theirs = _unpack(blob) if blob is not None else []
+            if ours == theirs:  # the usual case: nothing new, nothing fixed
+                if blob is not None:
+                    kept[check_id] = blob
+                continue
             for side, diff in ((new, _minus(ours, theirs)), (fixed, _minus(theirs, ours))):
                 if diff[0]:
                     side[check_id] = diff
@@ -314,7 +316,10 @@ class HistoryStore:
         db.execute("DELETE FROM last_keys WHERE database = ? AND suite = ?", scope)
         db.executemany(
             "INSERT INTO last_keys VALUES (?, ?, ?, ?, ?)",
-            ((*scope, check_id, len(p), _pack(p)) for check_id, p in pairs.items()),
+            (
+                (*scope, check_id, len(p), kept.get(check_id) or _pack(p))
+                for check_id, p in pairs.items()
+            ),
         )
         failed = sum(1 for c in result.checks if c.status == "failed")
         cursor = db.execute(
@@ -416,9 +421,11 @@ class HistoryStore:
 
 def _distinct_sorted(keys: Mapping[str, Pairs]) -> dict[str, Pairs]:
     """This run's distinct (key, column) pairs per check, sorted (the lists of `keys` are
-    sorted in place: no second copy of a run's keys)."""
+    sorted in place: no second copy of a run's keys, unless one holds a pair twice)."""
     by_check: dict[str, Pairs] = {}
     for check_id, pairs in keys.items():
         pairs.sort()
-        by_check[check_id] = [p for i, p in enumerate(pairs) if i == 0 or pairs[i - 1] != p]
+        if any(map(operator.eq, pairs, islice(pairs, 1, None))):
+            pairs = [p for i, p in enumerate(pairs) if i == 0 or pairs[i - 1] != p]
+        by_check[check_id] = pairs
     return by_check
