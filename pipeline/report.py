@@ -73,6 +73,7 @@ def plural(n: int | None, word: str, words: str = "") -> str:
 LONG_TOKEN = 24
 """Text without a space longer than this (a URL, a path, a long value) may wrap inside."""
 _AFTER_PUNCTUATION = re.compile(r"(?<=[._/\-@:,;=&?+|])")
+_LONG_RUN = re.compile(rf"\S{{{LONG_TOKEN + 1}}}")
 
 
 def wrappable(text: object) -> Markup:
@@ -81,8 +82,11 @@ def wrappable(text: object) -> Markup:
     `LONG_TOKEN` every `LONG_TOKEN` characters. A long value or name then wraps in its table
     cell instead of widening the page, and words are never broken, which
     `overflow-wrap: anywhere` did to every word of a narrow table cell."""
+    text = str(text)
+    if len(text) <= LONG_TOKEN or not _LONG_RUN.search(text):  # most cells: nothing to wrap
+        return escape(text)
     out = []
-    for token in re.split(r"(\s+)", str(text)):
+    for token in re.split(r"(\s+)", text):
         if len(token) <= LONG_TOKEN:
             out.append(escape(token))
             continue
