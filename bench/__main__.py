@@ -255,7 +255,7 @@ class Cell:
 
 
 def measure(server: str, uri: str, small_uri: str, args: argparse.Namespace, work: Path,
-            how: str) -> Cell:
+            how: str, repeat: int) -> Cell:
     """Every measure of one server at one size, printed as it goes."""
     version, rows, settings = server_facts(uri)
     export = work / "gx"
@@ -275,7 +275,7 @@ def measure(server: str, uri: str, small_uri: str, args: argparse.Namespace, wor
     floor, refaudit, gx = Measure("floor.sql"), Measure("refaudit run"), Measure("GX")
     repair = Measure("refaudit run --repair")
     gx_counts: dict[str, int] = {}
-    for i in range(args.repeat):
+    for i in range(repeat):
         elapsed, floor_counts = time_floor(uri)
         floor.times.append(elapsed)
         elapsed, rss, ours, inner = time_refaudit(uri, work / f"run{i}")
@@ -297,7 +297,7 @@ def measure(server: str, uri: str, small_uri: str, args: argparse.Namespace, wor
               (f", GX {gx.times[-1]:.2f} s" if gx.times else ""), flush=True)
 
     small = Measure("refaudit run, 6-row database")
-    for i in range(args.repeat + 1):
+    for i in range(repeat + 1):
         elapsed, rss, _, _ = time_refaudit(small_uri, work / f"small{i}")
         if i:  # the first run compiles nothing new but warms the OS cache
             small.times.append(elapsed)
@@ -339,15 +339,16 @@ def measure(server: str, uri: str, small_uri: str, args: argparse.Namespace, wor
 def table(cells: list[Cell]) -> str:
     """One Markdown table of every server and size (medians; ratios per alternating pair)."""
     lines = [
-        "| server | PostgreSQL | requests | floor.sql | refaudit run | refaudit / floor.sql "
-        "(min-max) | peak RSS | GX / refaudit | 6-row database |",
-        "|---|---|---:|---:|---:|---|---:|---:|---:|",
+        "| server | PostgreSQL | requests | pairs | floor.sql | refaudit run | refaudit / "
+        "floor.sql (min-max) | peak RSS | GX / refaudit | 6-row database |",
+        "|---|---|---:|---:|---:|---:|---|---:|---:|---:|",
     ]
     for c in cells:
         ratio, lo, hi = c.ratio()
         gx = f"{pair_ratio(c.gx.times, c.refaudit.times)[0]:.2f}" if c.gx.times else "-"
         lines.append(
-            f"| {c.server} | {c.version.split()[0]} | {c.rows:,} | {c.floor.median:.2f} s | "
+            f"| {c.server} | {c.version.split()[0]} | {c.rows:,} | {len(c.floor.times)} | "
+            f"{c.floor.median:.2f} s | "
             f"{c.refaudit.median:.2f} s | {ratio:.2f} ({lo:.2f}-{hi:.2f}) | "
             f"{c.peak_mb():.0f} MB | {gx} | {c.small.median:.2f} s |"
         )
@@ -363,6 +364,11 @@ SUBCOMMANDS = {  # name: module with main(argv)
 def row_counts(text: str) -> list[int]:
     """`--rows`: one size or several, comma-separated (`1000000,10000000`; `1_000_000`)."""
     return [int(item.strip().replace("_", "")) for item in text.split(",") if item.strip()]
+
+
+def repeats(text: str) -> list[int]:
+    """`--repeat`: pairs for every size, or one count per `--rows` size (`7,3`)."""
+    return row_counts(text)
 
 
 def servers(text: str) -> list[str]:
@@ -382,7 +388,10 @@ def main() -> None:
     parser.add_argument("--rows", type=row_counts, default=[1_000_000],
                         help="synthetic session requests; several comma-separated")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--repeat", type=int, default=3, help="alternating pairs per size")
+    parser.add_argument("--repeat", type=repeats, default=[3],
+                        help="alternating pairs per size, or one count per --rows size, "
+                        "comma-separated (more pairs where a run is short: `--rows "
+                        "1000000,10000000 --repeat 7,3`)")
     parser.add_argument("--server", type=servers, default=["embedded"],
                         help=f"{'|'.join(SERVER_KINDS)} (a cluster the benchmark starts and "
                         "keeps as its cache) or the URL of a running server; several "
@@ -398,6 +407,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.pgdata is not None and len(args.server) > 1:
         parser.error("--pgdata names the data directory of one server: pass one --server")
+    if len(args.repeat) not in (1, len(args.rows)) or min(args.repeat) < 1:
+        parser.error("--repeat: one count of pairs, or one per --rows size, each at least 1")
+    pairs = dict(zip(args.rows, args.repeat * len(args.rows) if len(args.repeat) == 1
+                     else args.repeat, strict=True))
 
     cells: list[Cell] = []
     with tempfile.TemporaryDirectory(prefix="refaudit-bench-") as tmp:
@@ -408,9 +421,10 @@ def main() -> None:
                 for rows in args.rows:
                     uri, how = cached_database(server_uri, rows, args.seed)
                     cells.append(measure(server if server in SERVER_KINDS else "URL", uri,
-                                         small_uri, args, work, how))
-    print(f"\n{args.repeat} alternating pairs per row; medians; ratios are the median of the "
-          "pairs' ratios\n")
+                                         small_uri, args, work, how, pairs[rows]))
+    counts = sorted(set(pairs.values()))
+    print(f"\n{' or '.join(map(str, counts))} alternating pairs per row (see the pairs "
+          "column); medians; ratios are the median of the pairs' ratios\n")
     print(table(cells))
 
 
