@@ -56,6 +56,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 
 from .base import (
+    ColumnType,
     Diagnosis,
     DiagnosisScope,
     Facts,
@@ -292,8 +293,8 @@ class _Common:
         index range scan per row; the targets' key ranges are read once per statement
         (uncorrelated subqueries)."""
         ref = target.ref
-        key_type = scope.types.get((ref.table, ref.column))
-        if key_type is None or key_type.category != "N":
+        key_type = _numeric_key(scope, ref)
+        if key_type is None:
             return None
         number = self._number(scope)
         bound = sa.BigInteger if key_type.name in INTEGER_TYPES else sa.Numeric
@@ -370,7 +371,7 @@ class _Common:
         return [
             (ref, values)
             for ref, values in _by_ref(self.targets)
-            if (t := scope.types.get((ref.table, ref.column))) is not None and t.category == "N"
+            if _numeric_key(scope, ref) is not None
         ]
 
     @staticmethod
@@ -399,6 +400,12 @@ class _Common:
             )
             for t, d in zip(self.targets, direct, strict=True)
         ]
+
+
+def _numeric_key(scope: DiagnosisScope, ref: ColumnRef) -> ColumnType | None:
+    """The type of `ref`'s key when it is a number (a hit there may be chance), else None."""
+    key_type = scope.types.get((ref.table, ref.column))
+    return key_type if key_type is not None and key_type.category == "N" else None
 
 
 def _by_ref(targets: list[Target]) -> list[tuple[ColumnRef, list[str | None]]]:
