@@ -29,9 +29,9 @@ from sqlalchemy.engine import URL
 from . import __version__
 from .baseline import IDENTITY_FIELDS, Baseline, csv_reader, load_baseline
 from .checks.base import VIOLATION_FIELDS, ColumnTypes
-from .checks.catalog import CatalogFacts, unique_columns
+from .checks.catalog import CatalogFacts, relation_unique_columns
 from .checks.reference import ConditionalReferenceCheck
-from .checks.relations import NO_DEFINITION, read_relations
+from .checks.relations import NO_DEFINITION, Relation, read_relations
 from .constraints import plan_catalog, render_constraints
 from .db import (
     create_engine,
@@ -635,14 +635,14 @@ class SuiteCheckResult:
     results: int = 0  # the results a run reports: the checks, and those derived from them
 
 
-def key_warnings(conn: Any, suite: Suite) -> list[str]:
+def key_warnings(found: Mapping[str, Relation], suite: Suite) -> list[str]:
     """A table whose rows a repair may change and whose suite key no primary key or unique
     index makes unique: the plan finds rows by key, so it repairs them only if the audit
-    finds no two rows sharing one (it reads them then; checking the suite reads none)."""
+    finds no two rows sharing one (it reads them then; checking the suite reads none).
+    `found`: the suite's tables as read with their indexes (`read_relations`)."""
     from .repair import key_proof
 
     repaired = sorted({c.table for c in suite.checks if c.repairs})
-    found = read_relations(conn, repaired, {"indexes"}, NO_DEFINITION)
     out = []
     for tbl in repaired:
         rel = found.get(tbl)
@@ -679,8 +679,9 @@ def check_suite(suite: Suite, url: URL | None = None) -> SuiteCheckResult:
                 doing = "checking the suite's values"
                 types = verify_values(conn, suite, types)
                 doing = "reading the tables' keys"
-                unique = unique_columns(conn, suite.tables)
-                warnings += key_warnings(conn, suite)
+                found = read_relations(conn, suite.tables, {"indexes"}, NO_DEFINITION)
+                unique = relation_unique_columns(found)
+                warnings += key_warnings(found, suite)
         except sa_exc.SQLAlchemyError as exc:
             raise database_error(exc, url, doing=doing) from None
         finally:
