@@ -70,6 +70,9 @@ def _workers(conn: Connection, job: Job) -> Iterator[None]:
         yield
         return
     before = conn.execute(_CURRENT, {"name": _WORKERS}).scalar_one()
+    if before == str(job.workers):  # the second connection's own setting, say
+        yield
+        return
     conn.execute(_SET, {"name": _WORKERS, "value": str(job.workers)})
     yield  # not after a failure: the transaction is aborted then, and the audit ends
     conn.execute(_SET, {"name": _WORKERS, "value": before})
