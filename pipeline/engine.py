@@ -425,6 +425,7 @@ def run_checks(
                 run=partial(_count, table=table, filters=filters[table]),
                 take=partial(rows.__setitem__, table),
                 cost=run.pages(table),
+                early=True,
             )
         )
     run_jobs(conn, jobs, prog, companion=companion, on_first_statement=on_first_statement)

@@ -107,6 +107,10 @@ class Job:
     cost: int = 0
     """How much it reads, roughly (the pages of its table): of the jobs the second
     connection has not started, this thread takes the costliest first."""
+    early: bool = False
+    """Its statement is built in a moment (a count): the second connection runs it first,
+    while the first connection's statement is still being built, rather than leave its core
+    idle then and run it among the last."""
 
 
 class _Companion:
@@ -131,7 +135,8 @@ class _Companion:
         return future
 
     def _run(self, job: Job) -> Any:
-        self.go.wait()
+        if not job.early:
+            self.go.wait()
         with _workers(self._conn, job):
             return job.run(self._conn)
 
@@ -177,7 +182,8 @@ def run_jobs(
     started when its turn comes runs here, streamed; while this thread waits for a job the
     companion is running, it takes later jobs the companion has not started yet, the
     costliest first (so that the two connections end together rather than the companion
-    starting a long statement last).
+    starting a long statement last). The second connection starts with the `early` jobs,
+    while this thread still builds the first statement.
     """
     stage = ""
 
@@ -235,7 +241,10 @@ def run_jobs(
                     spooled.close()
 
         try:
-            futures.extend(side.submit(job) for job in jobs[1:])
+            # the early jobs first (they do not wait for the first statement), then in order
+            queued = sorted(range(1, len(jobs)), key=lambda k: not jobs[k].early)
+            submitted = {k: side.submit(jobs[k]) for k in queued}
+            futures.extend(submitted[k] for k in range(1, len(jobs)))
 
             def first_sent() -> None:
                 assert side is not None

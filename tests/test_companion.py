@@ -180,11 +180,11 @@ def test_a_lost_companion_ends_the_run_at_once(new_database: Any, tmp_path: Path
             with admin.cursor() as cur:
                 cur.execute(
                     "SELECT pid, query FROM pg_stat_activity WHERE application_name = 'refaudit'"
-                    " AND wait_event_type = 'Lock'"
+                    " AND wait_event_type = 'Lock' ORDER BY backend_start"
                 )
                 waiting = cur.fetchall()
-        assert len(waiting) == 2, "the audit never waited on both tables"
-        (pid,) = [pid for pid, query in waiting if '"b"' in query or " b " in query]
+        assert len(waiting) == 2, "the audit never waited on both connections"
+        pid = waiting[-1][0]  # the companion: connected after the first connection
         with admin.cursor() as cur:
             cur.execute("SELECT pg_terminate_backend(%s)", (pid,))
         worker.join(60)
@@ -262,3 +262,49 @@ def test_the_companion_runs_without_parallel_workers(new_database: Any) -> None:
     assert server != "0"
     assert seen[0] == (main_pid, server)
     assert seen[1][0] != main_pid and seen[1][1] == "0"
+
+
+def test_early_jobs_run_while_the_first_statement_is_built(new_database: Any) -> None:
+    """A job marked `early` (a count: its statement is built in a moment) runs on the second
+    connection while the first connection's statement is still being built; the other jobs
+    wait until that statement is on its way; the outputs are taken in the jobs' order."""
+    from refaudit.jobs import Job, run_jobs
+    from refaudit.progress import as_progress
+
+    uri = new_database("companion_early")
+    events: list[str] = []
+    pid = sa.text("SELECT pg_backend_pid()")
+
+    def first(conn: sa.Connection) -> int:
+        time.sleep(0.5)  # building the first statement
+        events.append("first built")
+        return int(conn.execute(pid).scalar_one())
+
+    def recorded(name: str) -> Any:
+        def run(conn: sa.Connection) -> int:
+            events.append(f"{name} runs")
+            return int(conn.execute(pid).scalar_one())
+
+        return run
+
+    taken: list[tuple[str, int]] = []
+
+    def job(name: str, run: Any, *, early: bool = False) -> Job:
+        return Job("", name, run=run, take=lambda got: taken.append((name, got)), early=early)
+
+    engine = create_engine(as_url(uri))
+    try:
+        with read_only_snapshot(engine) as (conn, _):
+            main_pid = conn.execute(pid).scalar_one()
+            jobs = [
+                job("first", first),
+                job("later", recorded("later")),
+                job("count", recorded("count"), early=True),
+            ]
+            run_jobs(conn, jobs, as_progress(None), companion=True)
+    finally:
+        engine.dispose()
+    assert events.index("count runs") < events.index("first built") < events.index("later runs")
+    assert [name for name, _ in taken] == ["first", "later", "count"]
+    by_name = dict(taken)
+    assert by_name["first"] == main_pid and by_name["count"] != main_pid
