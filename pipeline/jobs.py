@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
@@ -178,12 +178,13 @@ def run_jobs(
 
     With `companion`, a second connection in the same snapshot runs the jobs after the
     first while the first runs here (PostgreSQL's serial steps, such as diagnosis, leave a
-    core idle); each job's output waits in a spool for its turn. A job the companion has not
-    started when its turn comes runs here, streamed; while this thread waits for a job the
-    companion is running, it takes later jobs the companion has not started yet, the
-    costliest first (so that the two connections end together rather than the companion
-    starting a long statement last). The second connection starts with the `early` jobs,
-    while this thread still builds the first statement.
+    core idle); each job's output waits in a spool for its turn. After the first job, this
+    connection's statements run in a thread of their own, so that this thread hands the
+    outputs over while both connections work: it starts the job whose turn it is if the
+    companion has not, else, while the companion runs that one, the costliest of the later
+    jobs the companion has not started (so that the two connections end together rather
+    than the companion starting a long statement last). The second connection starts with
+    the `early` jobs, while this thread still builds the first statement.
     """
     stage = ""
 
@@ -229,7 +230,10 @@ def run_jobs(
         for name, value in COMPANION_SETTINGS:
             other.execute(_SET, {"name": name, "value": value})
         side = _Companion(other, conn)
-        taken: dict[int, Any] = {}
+        # jobs this connection runs after the first, in a thread of its own, so that this
+        # thread hands the outputs over while both connections' statements run
+        mine = ThreadPoolExecutor(1, thread_name_prefix="refaudit-main")
+        stolen: dict[int, Future[Any]] = {}  # by index into `futures`
         futures: list[Future[Any]] = []
 
         def then_take(job: Job, spooled: Any) -> None:
@@ -239,6 +243,26 @@ def run_jobs(
             finally:
                 if isinstance(spooled, Spooled):
                     spooled.close()
+
+        def run_here(job: Job) -> Any:
+            with _workers(conn, job):
+                return job.run(conn)
+
+        def busy() -> Future[Any] | None:
+            """The job this connection is running, if any."""
+            return next((f for f in stolen.values() if not f.done()), None)
+
+        def keep_busy(i: int) -> None:
+            """Unless this connection runs a job already, start one the companion has not:
+            job `i` (whose turn it is), else the costliest after it."""
+            if busy() is not None:
+                return
+            after = sorted(range(i + 1, len(futures)), key=lambda k: -jobs[k + 1].cost)
+            for k in [i, *after]:
+                if k < len(futures) and k not in stolen and futures[k].cancel():
+                    side.check()
+                    stolen[k] = mine.submit(run_here, jobs[k + 1])
+                    return
 
         try:
             # the early jobs first (they do not wait for the first statement), then in order
@@ -253,33 +277,33 @@ def run_jobs(
 
             try:
                 here(jobs[0], first_sent)
-                for i, (job, future) in enumerate(zip(jobs[1:], futures, strict=True)):
+                for i, job in enumerate(jobs[1:]):
                     side.check()
-                    if i in taken:
-                        then_take(job, taken.pop(i))
-                        continue
-                    if future.cancel():
-                        here(job)
-                        continue
-                    after = sorted(range(i + 1, len(futures)), key=lambda k: -jobs[k + 1].cost)
-                    for later in after:
-                        if future.done():
-                            break
-                        if later not in taken and futures[later].cancel():
-                            side.check()
-                            with _workers(conn, jobs[later + 1]):
-                                taken[later] = jobs[later + 1].run(conn)
-                    then_take(job, future.result())
+                    keep_busy(i)
+                    while not (output := stolen.get(i, futures[i])).done():
+                        running = busy()
+                        either = [output, running] if running else [output]
+                        wait(either, return_when=FIRST_COMPLETED)
+                        if running is not None and running.done():
+                            running.result()  # its error, at once
+                        side.check()
+                        keep_busy(i)  # job i itself, if the companion has not started it
+                    then_take(job, output.result())
+                    keep_busy(i + 1)
             except Exception:
                 # the main connection's statement was cancelled because the companion's
                 # failed: report the companion's error, the cause (never for Ctrl-C)
                 side.check()
                 raise
         finally:
+            running = busy()
+            if running is not None and not running.done():
+                with contextlib.suppress(Exception):
+                    conn.connection.dbapi_connection.cancel()  # type: ignore[union-attr]
+            mine.shutdown(wait=True, cancel_futures=True)
             side.close(futures)
-            left = list(taken.values()) + [
-                f.result() for f in futures if f.done() and not f.cancelled() and not f.exception()
-            ]
+            ran = [*stolen.values(), *futures]
+            left = [f.result() for f in ran if f.done() and not f.cancelled() and not f.exception()]
             for spooled in left:
                 if isinstance(spooled, Spooled):
                     spooled.close()  # output of a run that failed: never read

@@ -308,3 +308,91 @@ def test_early_jobs_run_while_the_first_statement_is_built(new_database: Any) ->
     assert [name for name, _ in taken] == ["first", "later", "count"]
     by_name = dict(taken)
     assert by_name["first"] == main_pid and by_name["count"] != main_pid
+
+
+def test_outputs_are_taken_while_the_first_connection_runs_the_next_job(
+    new_database: Any,
+) -> None:
+    """After its first job, the first connection runs its jobs in a thread of its own: this
+    thread hands a finished job's output to the sink while that connection's next statement
+    runs (before, the connection waited for every hand-over); the outputs still come in the
+    jobs' order and the results are the same."""
+    from refaudit.jobs import Job, run_jobs
+    from refaudit.progress import as_progress
+
+    uri = new_database("companion_overlap")
+    ran: dict[str, tuple[int, float, float]] = {}  # job -> (backend, start, end)
+    handed: list[tuple[str, float, float]] = []
+    pid = sa.text("SELECT pg_backend_pid()")
+
+    def job(name: str, sleep: float, *, cost: int = 0, take_s: float = 0.0) -> Job:
+        def run(conn: sa.Connection) -> str:
+            start = time.monotonic()
+            backend = conn.execute(pid).scalar_one()
+            conn.execute(sa.text("SELECT pg_sleep(:s)"), {"s": sleep})
+            ran[name] = (backend, start, time.monotonic())
+            return name
+
+        def take(got: str) -> None:
+            start = time.monotonic()
+            time.sleep(take_s)
+            handed.append((got, start, time.monotonic()))
+
+        return Job("", name, run=run, take=take, cost=cost)
+
+    engine = create_engine(as_url(uri))
+    try:
+        with read_only_snapshot(engine) as (conn, _):
+            main_pid = conn.execute(pid).scalar_one()
+            jobs = [
+                job("first", 0.1),
+                job("second", 0.3, take_s=0.4),
+                job("cheap", 0.6, cost=1),
+                job("costly", 0.6, cost=2),
+            ]
+            run_jobs(conn, jobs, as_progress(None), companion=True)
+    finally:
+        engine.dispose()
+    assert [name for name, _, _ in handed] == ["first", "second", "cheap", "costly"]
+    assert ran["first"][0] == main_pid and ran["second"][0] != main_pid
+    assert ran["costly"][0] == main_pid  # taken over while the companion ran "second"
+    on_main = [(start, end) for backend, start, end in ran.values() if backend == main_pid]
+    assert any(
+        start < t_end and t_start < end
+        for _, t_start, t_end in handed
+        for start, end in on_main[1:]
+    ), "no output was handed over while the first connection ran a statement"
+
+
+def test_a_failing_job_on_the_first_connection_ends_the_run_at_once(new_database: Any) -> None:
+    """A job the first connection took over fails while the companion runs a long
+    statement: run_jobs raises that job's error at once (the companion's statement is
+    cancelled), and the outputs taken before it are all there are."""
+    from refaudit.jobs import Job, run_jobs
+    from refaudit.progress import as_progress
+
+    uri = new_database("companion_failing")
+    taken: list[str] = []
+
+    def job(name: str, sql: str, *, cost: int = 0) -> Job:
+        def run(conn: sa.Connection) -> str:
+            conn.execute(sa.text(sql))
+            return name
+
+        return Job("", name, run=run, take=taken.append, cost=cost)
+
+    engine = create_engine(as_url(uri))
+    started = time.monotonic()
+    try:
+        with read_only_snapshot(engine) as (conn, _):
+            jobs = [
+                job("first", "SELECT pg_sleep(0.2)"),
+                job("long", "SELECT pg_sleep(30)"),
+                job("failing", "SELECT 1 / 0", cost=5),
+            ]
+            with pytest.raises(sa.exc.DBAPIError, match="division by zero"):
+                run_jobs(conn, jobs, as_progress(None), companion=True)
+    finally:
+        engine.dispose()
+    assert time.monotonic() - started < 15  # not the companion's 30 s
+    assert taken == ["first"]
