@@ -4,6 +4,7 @@ transaction-local planner settings every audit connection uses."""
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import threading
 from collections.abc import Callable, Iterator
@@ -248,21 +249,31 @@ def run_jobs(
             with _workers(conn, job):
                 return job.run(conn)
 
+        # the jobs after the first by cost, costliest first: each is tried once (started
+        # here, or found started by the companion), so the run costs O(jobs), not O(jobs^2)
+        costliest = collections.deque(sorted(range(len(jobs) - 1), key=lambda k: -jobs[k + 1].cost))
+        current: Future[Any] | None = None  # the job this connection runs, if any
+
         def busy() -> Future[Any] | None:
-            """The job this connection is running, if any."""
-            return next((f for f in stolen.values() if not f.done()), None)
+            return current if current is not None and not current.done() else None
 
         def keep_busy(i: int) -> None:
             """Unless this connection runs a job already, start one the companion has not:
             job `i` (whose turn it is), else the costliest after it."""
+            nonlocal current
             if busy() is not None:
                 return
-            after = sorted(range(i + 1, len(futures)), key=lambda k: -jobs[k + 1].cost)
-            for k in [i, *after]:
-                if k < len(futures) and k not in stolen and futures[k].cancel():
-                    side.check()
-                    stolen[k] = mine.submit(run_here, jobs[k + 1])
+            if i < len(futures) and i not in stolen and futures[i].cancel():
+                k = i
+            else:
+                while costliest:
+                    k = costliest.popleft()
+                    if k > i and k not in stolen and futures[k].cancel():
+                        break
+                else:
                     return
+            side.check()
+            current = stolen[k] = mine.submit(run_here, jobs[k + 1])
 
         try:
             # the early jobs first (they do not wait for the first statement), then in order
