@@ -54,8 +54,28 @@ def on_sending(callback: Callable[[], None]) -> Iterator[None]:
         sending()
 
 
+class Stopped(Exception):
+    """A statement was not sent: the audit is stopping (see `stopping_on`)."""
+
+
+@contextlib.contextmanager
+def stopping_on(stop: threading.Event) -> Iterator[None]:
+    """On this thread, send no statement once `stop` is set: raise `Stopped` instead. For a
+    thread that runs statements for another one, which stops them by cancelling the one
+    running: a statement still being built then would be sent after the cancel request and
+    run to its end."""
+    _SENDING.stop = stop
+    try:
+        yield
+    finally:
+        _SENDING.stop = None
+
+
 def sending() -> None:
-    """A statement is about to go out on this thread (see `on_sending`)."""
+    """A statement is about to go out on this thread (see `on_sending`, `stopping_on`)."""
+    stop = getattr(_SENDING, "stop", None)
+    if stop is not None and stop.is_set():
+        raise Stopped("not sent: the audit is stopping")
     callback = getattr(_SENDING, "callback", None)
     if callback is not None:
         _SENDING.callback = None

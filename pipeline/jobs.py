@@ -94,7 +94,8 @@ def tune_session(conn: Connection) -> None:
 class Job:
     """One statement of the audit. `run` executes it on any connection in the snapshot and
     returns what it produced (spooled); `take` hands that to the sink, on the calling thread,
-    in the job's turn; `stream` does both at once, for a job run in its turn."""
+    in the job's turn; `stream` does both at once, for a job run in its turn by the thread
+    that takes the outputs (every job on one connection; the first one on two)."""
 
     stage: str
     """The progress stage it belongs to; "" for none."""
@@ -107,7 +108,7 @@ class Job:
     of a table split across them); None: the connection's own setting."""
     cost: int = 0
     """How much it reads, roughly (the pages of its table): of the jobs the second
-    connection has not started, this thread takes the costliest first."""
+    connection has not started, the first connection takes the costliest first."""
     early: bool = False
     """Its statement is built in a moment (a count): the second connection runs it first,
     while the first connection's statement is still being built, rather than leave its core
@@ -117,15 +118,17 @@ class Job:
 class _Companion:
     """A second connection in the audit's snapshot, running jobs in a thread of its own in the
     order they are submitted (a job it has not started yet can still be cancelled, to run on
-    the main connection instead). When one of its statements fails it cancels the main
-    connection's statement, so the audit stops at once with that first error."""
+    the main connection instead). When one of its statements fails first it sets `stop` and
+    cancels the main connection's statement, so the audit stops at once with that error."""
 
-    def __init__(self, conn: Connection, main: Connection) -> None:
+    def __init__(self, conn: Connection, main: Connection, stop: threading.Event) -> None:
         self._conn = conn
+        self._raw: Any = conn.connection.dbapi_connection
         self._main: Any = main.connection.dbapi_connection
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="refaudit-companion")
+        self._running: list[Future[Any]] = []
+        self.stop = stop
         self.error: BaseException | None = None
-        self._closing = False
         self.go = threading.Event()
         """Set once the first connection's statement is on its way: building and compiling
         statements here before that would only slow the building of that one."""
@@ -133,37 +136,55 @@ class _Companion:
     def submit(self, job: Job) -> Future[Any]:
         future = self._pool.submit(self._run, job)
         future.add_done_callback(self._failed)
+        self._running.append(future)
         return future
 
     def _run(self, job: Job) -> Any:
         if not job.early:
             self.go.wait()
-        with _workers(self._conn, job):
+        with db.stopping_on(self.stop), _workers(self._conn, job):
             return job.run(self._conn)
 
     def _failed(self, future: Future[Any]) -> None:
-        if self._closing or future.cancelled() or future.exception() is None:
-            return
-        if self.error is None:
-            self.error = future.exception()
-            with contextlib.suppress(Exception):  # the main connection may be gone already
-                self._main.cancel()
+        if self.stop.is_set() or future.cancelled() or future.exception() is None:
+            return  # a failure after the audit began to stop is a consequence, not the cause
+        self.stop.set()
+        self.error = future.exception()
+        with contextlib.suppress(Exception):  # the main connection may be gone already
+            self._main.cancel()
+
+    def cancel(self) -> None:
+        """Cancel its running statement, if any."""
+        with contextlib.suppress(Exception):
+            self._raw.cancel()
 
     def check(self) -> None:
         """Raise the companion's error, if it had one (before starting another statement)."""
         if self.error is not None:
             raise self.error
 
-    def close(self, futures: list[Future[Any]]) -> None:
-        """Stop: cancel what is queued and the statement running, if any; wait for the
-        thread."""
-        self._closing = True
+    def close(self) -> None:
+        """Stop (`stop` is set by now: no statement is sent any more): cancel what is queued
+        and the statement running, if any; wait for the thread."""
         self.go.set()
         self._pool.shutdown(wait=False, cancel_futures=True)
-        if any(f.running() for f in futures):
-            with contextlib.suppress(Exception):
-                self._conn.connection.dbapi_connection.cancel()  # type: ignore[union-attr]
+        _stop_running(self._running, self.cancel)
         self._pool.shutdown(wait=True)
+
+
+def _stop_running(futures: list[Future[Any]], cancel: Callable[[], None]) -> None:
+    """Cancel the statement of the job running, until it has ended (a cancel request that
+    arrives before the statement does is lost; `stop` then refuses the statements after)."""
+    while running := [f for f in futures if f.running()]:
+        cancel()
+        wait(running, timeout=0.2)
+
+
+def _close(output: Any) -> None:
+    """Close the spools in a job's output (a `Spooled`, or a tuple holding one)."""
+    for part in output if isinstance(output, tuple) else (output,):
+        if isinstance(part, Spooled):
+            part.close()
 
 
 def run_jobs(
@@ -230,24 +251,32 @@ def run_jobs(
         tune_session(other)
         for name, value in COMPANION_SETTINGS:
             other.execute(_SET, {"name": name, "value": value})
-        side = _Companion(other, conn)
+        stop = threading.Event()
+        side = _Companion(other, conn, stop)
+        main_raw: Any = conn.connection.dbapi_connection
         # jobs this connection runs after the first, in a thread of its own, so that this
         # thread hands the outputs over while both connections' statements run
         mine = ThreadPoolExecutor(1, thread_name_prefix="refaudit-main")
         stolen: dict[int, Future[Any]] = {}  # by index into `futures`
         futures: list[Future[Any]] = []
 
-        def then_take(job: Job, spooled: Any) -> None:
+        def then_take(job: Job, output: Any) -> None:
             try:
                 announce(job)
-                job.take(spooled)
+                job.take(output)
             finally:
-                if isinstance(spooled, Spooled):
-                    spooled.close()
+                _close(output)
 
         def run_here(job: Job) -> Any:
-            with _workers(conn, job):
+            with db.stopping_on(stop), _workers(conn, job):
                 return job.run(conn)
+
+        def failed_here(future: Future[Any]) -> None:
+            """A job failed on this connection first: stop the companion's statement too."""
+            if stop.is_set() or future.cancelled() or future.exception() is None:
+                return
+            stop.set()
+            side.cancel()
 
         # the jobs after the first by cost, costliest first: each is tried once (started
         # here, or found started by the companion), so the run costs O(jobs), not O(jobs^2)
@@ -255,6 +284,9 @@ def run_jobs(
         current: Future[Any] | None = None  # the job this connection runs, if any
 
         def busy() -> Future[Any] | None:
+            """The job this connection runs; the error of the one it ran, if that failed."""
+            if current is not None and current.done():
+                current.result()
             return current if current is not None and not current.done() else None
 
         def keep_busy(i: int) -> None:
@@ -274,6 +306,7 @@ def run_jobs(
                     return
             side.check()
             current = stolen[k] = mine.submit(run_here, jobs[k + 1])
+            current.add_done_callback(failed_here)
 
         try:
             # the early jobs first (they do not wait for the first statement), then in order
@@ -295,8 +328,6 @@ def run_jobs(
                         running = busy()
                         either = [output, running] if running else [output]
                         wait(either, return_when=FIRST_COMPLETED)
-                        if running is not None and running.done():
-                            running.result()  # its error, at once
                         side.check()
                         keep_busy(i)  # job i itself, if the companion has not started it
                     then_take(job, output.result())
@@ -307,14 +338,14 @@ def run_jobs(
                 side.check()
                 raise
         finally:
-            running = busy()
-            if running is not None and not running.done():
-                with contextlib.suppress(Exception):
-                    conn.connection.dbapi_connection.cancel()  # type: ignore[union-attr]
-            mine.shutdown(wait=True, cancel_futures=True)
-            side.close(futures)
-            ran = [*stolen.values(), *futures]
-            left = [f.result() for f in ran if f.done() and not f.cancelled() and not f.exception()]
-            for spooled in left:
-                if isinstance(spooled, Spooled):
-                    spooled.close()  # output of a run that failed: never read
+            stop.set()  # neither connection sends another statement
+            try:
+                mine.shutdown(wait=False, cancel_futures=True)
+                _stop_running(list(stolen.values()), main_raw.cancel)
+                mine.shutdown(wait=True)
+            finally:
+                side.close()
+                ran = [*stolen.values(), *futures]
+                for f in ran:
+                    if f.done() and not f.cancelled() and f.exception() is None:
+                        _close(f.result())  # output of a run that failed: never read

@@ -396,3 +396,85 @@ def test_a_failing_job_on_the_first_connection_ends_the_run_at_once(new_database
         engine.dispose()
     assert time.monotonic() - started < 15  # not the companion's 30 s
     assert taken == ["first"]
+
+
+def test_a_job_failing_on_the_first_connection_stops_it_at_once(new_database: Any) -> None:
+    """A job the first connection took over fails while this thread hands an output over:
+    the companion's statement is cancelled at once (not when the hand-over ends), the error
+    is raised as soon as the hand-over ends, and it is that job's error."""
+    from refaudit.jobs import Job, run_jobs
+    from refaudit.progress import as_progress
+
+    uri = new_database("companion_fails_first")
+    ended: dict[str, float] = {}
+    taken: list[str] = []
+
+    def job(name: str, sql: str, *, cost: int = 0, take_s: float = 0.0) -> Job:
+        def run(conn: sa.Connection) -> str:
+            try:
+                conn.execute(sa.text(sql))
+            finally:
+                ended[name] = time.monotonic()
+            return name
+
+        def take(got: str) -> None:
+            time.sleep(take_s)
+            taken.append(got)
+
+        return Job("", name, run=run, take=take, cost=cost)
+
+    engine = create_engine(as_url(uri))
+    try:
+        with read_only_snapshot(engine) as (conn, _):
+            jobs = [
+                job("first", "SELECT pg_sleep(0.2)"),
+                job("handed", "SELECT pg_sleep(0.5)", take_s=2.0),  # handed over from ~0.5 s
+                # not folded when planned: fails at ~1.0 s, while "handed" is handed over
+                job("failing", "SELECT 1 / (pg_backend_pid() * 0) FROM pg_sleep(0.8)", cost=10),
+                job("long", "SELECT pg_sleep(30)", cost=1),  # the companion's, after "handed"
+            ]
+            with pytest.raises(sa.exc.DBAPIError, match="division by zero"):
+                run_jobs(conn, jobs, as_progress(None), companion=True)
+    finally:
+        engine.dispose()
+    assert taken == ["first", "handed"]
+    assert ended["long"] - ended["failing"] < 0.5  # not at the hand-over's end, 1 s later
+
+
+def test_a_statement_still_being_built_is_not_sent_once_the_run_stops(
+    new_database: Any,
+) -> None:
+    """The run fails (here: handing an output to the sink) while the first connection's
+    thread is still building its next statement: that statement is never sent (a cancel
+    request before it arrives would be lost, and the run would wait for its end)."""
+    from refaudit.jobs import Job, run_jobs
+    from refaudit.progress import as_progress
+
+    uri = new_database("companion_stops_building")
+
+    def building(conn: sa.Connection) -> str:
+        time.sleep(1.0)  # building the statement
+        conn.execute(sa.text("SELECT pg_sleep(30)"))
+        return "long"
+
+    def quick(conn: sa.Connection) -> str:
+        conn.execute(sa.text("SELECT pg_sleep(0.2)"))
+        return "quick"
+
+    def full(_: Any) -> None:
+        raise OSError("no space left on device")
+
+    engine = create_engine(as_url(uri))
+    started = time.monotonic()
+    try:
+        with read_only_snapshot(engine) as (conn, _):
+            jobs = [
+                Job("", "first", run=quick, take=lambda _: None),
+                Job("", "second", run=quick, take=full),
+                Job("", "long", run=building, take=lambda _: None, cost=10),
+            ]
+            with pytest.raises(OSError, match="no space left"):
+                run_jobs(conn, jobs, as_progress(None), companion=True)
+    finally:
+        engine.dispose()
+    assert time.monotonic() - started < 10  # not the 30 s statement
