@@ -148,8 +148,8 @@ class _Companion:
     def _failed(self, future: Future[Any]) -> None:
         if self.stop.is_set() or future.cancelled() or future.exception() is None:
             return  # a failure after the audit began to stop is a consequence, not the cause
+        self.error = future.exception()  # before `stop`: whoever sees that finds the cause
         self.stop.set()
-        self.error = future.exception()
         with contextlib.suppress(Exception):  # the main connection may be gone already
             self._main.cancel()
 
