@@ -115,60 +115,80 @@ class Job:
     idle then and run it among the last."""
 
 
-class _Companion:
-    """A second connection in the audit's snapshot, running jobs in a thread of its own in the
-    order they are submitted (a job it has not started yet can still be cancelled, to run on
-    the main connection instead). When one of its statements fails first it sets `stop` and
-    cancels the main connection's statement, so the audit stops at once with that error."""
+class _Stop:
+    """The run's stop, shared by its connections' threads: set on the first failure, whose
+    error it keeps, or when the run ends; once it is set, no thread sends another statement
+    (`db.stopping_on`)."""
 
-    def __init__(self, conn: Connection, main: Connection, stop: threading.Event) -> None:
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.error: BaseException | None = None
+        self._lock = threading.Lock()
+
+    def fail(self, error: BaseException) -> bool:
+        """Record `error` and stop, if this is the first failure (a later one is a
+        consequence: a statement cancelled or refused because the run stops)."""
+        with self._lock:
+            if self.event.is_set():
+                return False
+            self.error = error  # before the event: whoever sees it finds the cause
+            self.event.set()
+            return True
+
+    def check(self) -> None:
+        """Raise the first failure's error, if there was one."""
+        if self.error is not None:
+            raise self.error
+
+
+class _Worker:
+    """One of the audit's connections running jobs in a thread of its own, in the order they
+    are submitted (a job it has not started yet can still be cancelled, to run elsewhere).
+    With `go`, a job that is not `early` waits for it. The first of its jobs to fail stops
+    the run and cancels the statement of its `peer`, so that the audit ends at once with
+    that error."""
+
+    def __init__(
+        self, conn: Connection, name: str, stop: _Stop, go: threading.Event | None = None
+    ) -> None:
         self._conn = conn
         self._raw: Any = conn.connection.dbapi_connection
-        self._main: Any = main.connection.dbapi_connection
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="refaudit-companion")
-        self._running: list[Future[Any]] = []
-        self.stop = stop
-        self.error: BaseException | None = None
-        self.go = threading.Event()
-        """Set once the first connection's statement is on its way: building and compiling
-        statements here before that would only slow the building of that one."""
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix=name)
+        self._submitted: list[Future[Any]] = []
+        self._stop = stop
+        self._go = go
+        self.peer: _Worker | None = None
 
     def submit(self, job: Job) -> Future[Any]:
         future = self._pool.submit(self._run, job)
         future.add_done_callback(self._failed)
-        self._running.append(future)
+        self._submitted.append(future)
         return future
 
     def _run(self, job: Job) -> Any:
-        if not job.early:
-            self.go.wait()
-        with db.stopping_on(self.stop), _workers(self._conn, job):
+        if self._go is not None and not job.early:
+            self._go.wait()
+        with db.stopping_on(self._stop.event), _workers(self._conn, job):
             return job.run(self._conn)
 
     def _failed(self, future: Future[Any]) -> None:
-        if self.stop.is_set() or future.cancelled() or future.exception() is None:
-            return  # a failure after the audit began to stop is a consequence, not the cause
-        self.error = future.exception()  # before `stop`: whoever sees that finds the cause
-        self.stop.set()
-        with contextlib.suppress(Exception):  # the main connection may be gone already
-            self._main.cancel()
+        error = None if future.cancelled() else future.exception()
+        if error is not None and self._stop.fail(error) and self.peer is not None:
+            self.peer.cancel()
 
     def cancel(self) -> None:
-        """Cancel its running statement, if any."""
-        with contextlib.suppress(Exception):
+        """Cancel the statement running on its connection, if any (whichever thread runs
+        it)."""
+        with contextlib.suppress(Exception):  # the connection may be gone already
             self._raw.cancel()
 
-    def check(self) -> None:
-        """Raise the companion's error, if it had one (before starting another statement)."""
-        if self.error is not None:
-            raise self.error
-
     def close(self) -> None:
-        """Stop (`stop` is set by now: no statement is sent any more): cancel what is queued
-        and the statement running, if any; wait for the thread."""
-        self.go.set()
+        """Stop (the run's stop is set by now: no statement is sent any more): cancel what is
+        queued and the statement running, if any; wait for the thread."""
+        if self._go is not None:
+            self._go.set()
         self._pool.shutdown(wait=False, cancel_futures=True)
-        _stop_running(self._running, self.cancel)
+        _stop_running(self._submitted, self.cancel)
         self._pool.shutdown(wait=True)
 
 
@@ -222,12 +242,12 @@ def run_jobs(
     def here(job: Job, on_first_statement: Callable[[], None] | None = None) -> None:
         """Run `job` on this connection; `on_first_statement`: it is the first, and that is
         called as its statement goes out."""
-        if side is not None:
-            side.check()
+        if stop is not None:
+            stop.check()
         announce(job)
         # a job's own workers only where a second connection shares the work
         with (
-            _workers(conn, job) if side is not None else contextlib.nullcontext(),
+            _workers(conn, job) if stop is not None else contextlib.nullcontext(),
             (
                 db.on_sending(on_first_statement)
                 if on_first_statement is not None
@@ -239,7 +259,7 @@ def run_jobs(
             else:
                 job.take(job.run(conn))
 
-    side: _Companion | None = None
+    stop: _Stop | None = None
     wanted = companion and len(jobs) > 1
     with db.companion(conn) if wanted else contextlib.nullcontext() as other:
         if other is None:
@@ -251,12 +271,13 @@ def run_jobs(
         tune_session(other)
         for name, value in COMPANION_SETTINGS:
             other.execute(_SET, {"name": name, "value": value})
-        stop = threading.Event()
-        side = _Companion(other, conn, stop)
-        main_raw: Any = conn.connection.dbapi_connection
-        # jobs this connection runs after the first, in a thread of its own, so that this
-        # thread hands the outputs over while both connections' statements run
-        mine = ThreadPoolExecutor(1, thread_name_prefix="refaudit-main")
+        stop = _Stop()
+        go = threading.Event()  # set once the first statement is on its way
+        side = _Worker(other, "refaudit-companion", stop, go)
+        # the jobs this connection runs after the first, in a thread of its own, so that
+        # this thread hands the outputs over while both connections' statements run
+        mine = _Worker(conn, "refaudit-main", stop)
+        side.peer, mine.peer = mine, side
         stolen: dict[int, Future[Any]] = {}  # by index into `futures`
         futures: list[Future[Any]] = []
 
@@ -266,17 +287,6 @@ def run_jobs(
                 job.take(output)
             finally:
                 _close(output)
-
-        def run_here(job: Job) -> Any:
-            with db.stopping_on(stop), _workers(conn, job):
-                return job.run(conn)
-
-        def failed_here(future: Future[Any]) -> None:
-            """A job failed on this connection first: stop the companion's statement too."""
-            if stop.is_set() or future.cancelled() or future.exception() is None:
-                return
-            stop.set()
-            side.cancel()
 
         # the jobs after the first by cost, costliest first: each is tried once (started
         # here, or found started by the companion), so the run costs O(jobs), not O(jobs^2)
@@ -304,9 +314,8 @@ def run_jobs(
                         break
                 else:
                     return
-            side.check()
-            current = stolen[k] = mine.submit(run_here, jobs[k + 1])
-            current.add_done_callback(failed_here)
+            stop.check()
+            current = stolen[k] = mine.submit(jobs[k + 1])
 
         try:
             # the early jobs first (they do not wait for the first statement), then in order
@@ -315,34 +324,31 @@ def run_jobs(
             futures.extend(submitted[k] for k in range(1, len(jobs)))
 
             def first_sent() -> None:
-                assert side is not None
                 on_first_statement()
-                side.go.set()
+                go.set()
 
             try:
                 here(jobs[0], first_sent)
                 for i, job in enumerate(jobs[1:]):
-                    side.check()
+                    stop.check()
                     keep_busy(i)
                     while not (output := stolen.get(i, futures[i])).done():
                         running = busy()
                         either = [output, running] if running else [output]
                         wait(either, return_when=FIRST_COMPLETED)
-                        side.check()
+                        stop.check()
                         keep_busy(i)  # job i itself, if the companion has not started it
                     then_take(job, output.result())
                     keep_busy(i + 1)
             except Exception:
-                # the main connection's statement was cancelled because the companion's
-                # failed: report the companion's error, the cause (never for Ctrl-C)
-                side.check()
+                # a statement cancelled or refused because the other connection's failed:
+                # report that failure, the cause (never for Ctrl-C)
+                stop.check()
                 raise
         finally:
-            stop.set()  # neither connection sends another statement
+            stop.event.set()  # neither connection sends another statement
             try:
-                mine.shutdown(wait=False, cancel_futures=True)
-                _stop_running(list(stolen.values()), main_raw.cancel)
-                mine.shutdown(wait=True)
+                mine.close()
             finally:
                 side.close()
                 ran = [*stolen.values(), *futures]
