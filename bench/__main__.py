@@ -13,11 +13,15 @@ an Astegni database with the suite's demo generator, and then measures, in alter
 - floor: `bench/floor.sql` (the whole catalogue counted by hand, one REPEATABLE READ READ
   ONLY transaction, the server's own settings), run as `psql -f` runs it, in-process;
 - refaudit: `python -m refaudit run` end to end as a subprocess (all checks, violations.csv,
-  results.json, junit.xml, report.html), with its peak RSS;
+  results.json, junit.xml, report.html), with its peak RSS and its CPU time;
 - GX: the suite exported by `refaudit export-gx`, validated by Great Expectations through one
   checkpoint, as a subprocess;
 - with `--repair`, also `python -m refaudit run --repair --no-history` (diagnosis and the
   repair plan: repair.sql, rollback.sql, constraints.sql).
+
+For a server on this machine it also reads the CPU time PostgreSQL spends on each of
+them (`bench/cpu.py`): on a machine with fewer cores than the work has processes, the wall
+time follows the CPU of the server and of refaudit's own process together.
 
 The ratio to the floor is the median of the pairs' ratios (refaudit_i / floor_i), so a
 burst of load on a shared machine spoils one pair, not the comparison. At the end one table
@@ -48,6 +52,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import psycopg2
 
@@ -61,6 +66,7 @@ from refaudit.jobs import PLANNER_SETTINGS  # noqa: E402
 from refaudit.servers import SERVER_KINDS, throwaway_server  # noqa: E402
 from refaudit.suite import DEFAULT_SUITE, load_suite  # noqa: E402
 
+from bench.cpu import ServerCpu  # noqa: E402
 from bench.floor import run_floor, run_floor_sql  # noqa: E402
 
 TARGET_FLOOR_RATIO = 1.1
@@ -137,21 +143,33 @@ class Measure:
     times: list[float] = field(default_factory=list)
     rss_kb: list[int] = field(default_factory=list)
     inner: list[float] = field(default_factory=list)  # refaudit: run_audit's own duration
+    server_cpu: list[float] = field(default_factory=list)
+    """The server's CPU seconds during each run (`bench.cpu`; empty for a remote server)."""
+    own_cpu: list[float] = field(default_factory=list)
+    """The CPU seconds of the measured process itself (refaudit's; floor.sql runs in the
+    benchmark's own process, where it spends next to nothing)."""
 
     @property
     def median(self) -> float:
         return statistics.median(self.times)
 
 
-def run_child(args: list[str], log: Path) -> tuple[float, int, int]:
-    """Run `python ARGS` from the repository root through `bench.child`; returns
-    (wall s, exit code, peak RSS KB) of that process alone."""
+class Child(NamedTuple):
+    wall_s: float
+    exit_code: int
+    peak_rss_kb: int
+    cpu_s: float
+
+
+def run_child(args: list[str], log: Path) -> Child:
+    """Run `python ARGS` from the repository root through `bench.child`; returns the wall
+    time, exit code, peak RSS and CPU time of that process alone."""
     result = log.with_suffix(".json")
     with log.open("w") as out:
         subprocess.run([sys.executable, "-m", "bench.child", str(result), *args], cwd=ROOT,
                        stdout=out, stderr=out, check=True)
     doc = json.loads(result.read_text())
-    return doc["wall_s"], doc["exit_code"], doc["peak_rss_kb"]
+    return Child(doc["wall_s"], doc["exit_code"], doc["peak_rss_kb"], doc["cpu_s"])
 
 
 def time_floor(uri: str) -> tuple[float, dict[str, int]]:
@@ -174,11 +192,18 @@ def floor_py_counts(uri: str) -> dict[str, int]:
         conn.close()
 
 
-def time_refaudit(
-    uri: str, out: Path, *options: str
-) -> tuple[float, int, dict[str, int], float]:
+class RefauditRun(NamedTuple):
+    wall_s: float
+    peak_rss_kb: int
+    counts: dict[str, int]
+    inner_s: float
+    """run_audit's own duration (results.json duration_s)"""
+    cpu_s: float
+
+
+def time_refaudit(uri: str, out: Path, *options: str) -> RefauditRun:
     log = out.with_suffix(".log")
-    elapsed, code, rss = run_child(
+    elapsed, code, rss, cpu = run_child(
         ["-m", "refaudit", "run", "--suite", str(DEFAULT_SUITE), "--db", uri, "--out", str(out),
          "--quiet", *options],
         log,
@@ -187,13 +212,15 @@ def time_refaudit(
         raise SystemExit(f"refaudit run failed (exit {code}): {log.read_text()}")
     doc = json.loads((out / "results.json").read_text())
     counts = {c["id"]: c["violations"] for c in doc["checks"]}
-    return elapsed, rss, counts, float(doc["run"]["duration_s"])
+    return RefauditRun(elapsed, rss, counts, float(doc["run"]["duration_s"]), cpu)
 
 
 def time_gx(
     url: str, export: Path, log: Path, result_format: str
 ) -> tuple[float, int, dict[str, int]]:
-    elapsed, code, rss = run_child(["-m", "bench.gx_run", url, str(export), result_format], log)
+    elapsed, code, rss, _ = run_child(
+        ["-m", "bench.gx_run", url, str(export), result_format], log
+    )
     if code != 0:
         raise SystemExit(f"GX run failed (exit {code}): {log.read_text()[-2000:]}")
     doc = json.loads(log.read_text().strip().splitlines()[-1])
@@ -270,22 +297,32 @@ def measure(server: str, uri: str, small_uri: str, args: argparse.Namespace, wor
 
     # warm the caches (and the interpreter's .pyc files) once, untimed
     _, floor_counts = time_floor(uri)
-    _, _, ours, _ = time_refaudit(uri, work / "warm")
+    ours = time_refaudit(uri, work / "warm").counts
     every_check = floor_py_counts(uri)
     floor, refaudit, gx = Measure("floor.sql"), Measure("refaudit run"), Measure("GX")
     repair = Measure("refaudit run --repair")
     gx_counts: dict[str, int] = {}
+    cpu = ServerCpu.of(uri)
     for i in range(repeat):
+        mark = cpu.settled(uri) if cpu else 0.0
         elapsed, floor_counts = time_floor(uri)
         floor.times.append(elapsed)
-        elapsed, rss, ours, inner = time_refaudit(uri, work / f"run{i}")
-        refaudit.times.append(elapsed)
-        refaudit.rss_kb.append(rss)
-        refaudit.inner.append(inner)
+        if cpu:
+            now = cpu.settled(uri)
+            floor.server_cpu.append(now - mark)
+            mark = now
+        run = time_refaudit(uri, work / f"run{i}")
+        ours = run.counts
+        if cpu:
+            refaudit.server_cpu.append(cpu.settled(uri) - mark)
+        refaudit.times.append(run.wall_s)
+        refaudit.rss_kb.append(run.peak_rss_kb)
+        refaudit.inner.append(run.inner_s)
+        refaudit.own_cpu.append(run.cpu_s)
         if args.repair:
-            elapsed, rss, _, _ = time_refaudit(uri, work / f"repair{i}", "--repair", "--no-history")
-            repair.times.append(elapsed)
-            repair.rss_kb.append(rss)
+            run = time_refaudit(uri, work / f"repair{i}", "--repair", "--no-history")
+            repair.times.append(run.wall_s)
+            repair.rss_kb.append(run.peak_rss_kb)
         if not args.no_gx:
             elapsed, rss, gx_counts = time_gx(gx_url, export, work / f"gx{i}.log",
                                               args.gx_result_format)
@@ -293,15 +330,17 @@ def measure(server: str, uri: str, small_uri: str, args: argparse.Namespace, wor
             gx.rss_kb.append(rss)
         print(f"  pair {i + 1}: floor.sql {floor.times[-1]:.2f} s, refaudit "
               f"{refaudit.times[-1]:.2f} s ({refaudit.times[-1] / floor.times[-1]:.2f}x)" +
+              (f"; CPU: the server's {floor.server_cpu[-1]:.2f} s / {refaudit.server_cpu[-1]:.2f}"
+               f" s, refaudit's own {refaudit.own_cpu[-1]:.2f} s" if cpu else "") +
               (f", refaudit --repair {repair.times[-1]:.2f} s" if repair.times else "") +
               (f", GX {gx.times[-1]:.2f} s" if gx.times else ""), flush=True)
 
     small = Measure("refaudit run, 6-row database")
     for i in range(repeat + 1):
-        elapsed, rss, _, _ = time_refaudit(small_uri, work / f"small{i}")
+        run = time_refaudit(small_uri, work / f"small{i}")
         if i:  # the first run compiles nothing new but warms the OS cache
-            small.times.append(elapsed)
-            small.rss_kb.append(rss)
+            small.times.append(run.wall_s)
+            small.rss_kb.append(run.peak_rss_kb)
 
     violations = sum(v for k, v in ours.items() if not k.startswith("catalog."))
     print(f"refaudit run, of which run_audit (results.json duration_s, i.e. without "
@@ -311,6 +350,11 @@ def measure(server: str, uri: str, small_uri: str, args: argparse.Namespace, wor
         if m.times:
             print(f"{m.name:<34}{m.median:>8.2f}s{min(m.times):>8.2f}s{max(m.times):>8.2f}s"
                   + (f"   peak RSS {max(m.rss_kb) / 1024:.0f} MB" if m.rss_kb else ""))
+    if floor.server_cpu:
+        print(f"CPU (medians): the server's {statistics.median(floor.server_cpu):.2f} s for "
+              f"floor.sql, {statistics.median(refaudit.server_cpu):.2f} s for refaudit; "
+              f"refaudit's own process {statistics.median(refaudit.own_cpu):.2f} s; "
+              f"{os.cpu_count()} CPUs")
     print(f"refaudit found {violations:,} violations (violations.csv lines, catalog "
           f"included: {sum(ours.values()):,})")
     print(agreement("floor.sql", floor_counts, ours))
@@ -340,16 +384,23 @@ def table(cells: list[Cell]) -> str:
     """One Markdown table of every server and size (medians; ratios per alternating pair)."""
     lines = [
         "| server | PostgreSQL | requests | pairs | floor.sql | refaudit run | refaudit / "
-        "floor.sql (min-max) | peak RSS | GX / refaudit | 6-row database |",
-        "|---|---|---:|---:|---:|---:|---|---:|---:|---:|",
+        "floor.sql (min-max) | CPU: server floor.sql / refaudit, refaudit's own | peak RSS | "
+        "GX / refaudit | 6-row database |",
+        "|---|---|---:|---:|---:|---:|---|---|---:|---:|---:|",
     ]
     for c in cells:
         ratio, lo, hi = c.ratio()
         gx = f"{pair_ratio(c.gx.times, c.refaudit.times)[0]:.2f}" if c.gx.times else "-"
+        cpu = (
+            f"{statistics.median(c.floor.server_cpu):.2f} / "
+            f"{statistics.median(c.refaudit.server_cpu):.2f} s, "
+            f"{statistics.median(c.refaudit.own_cpu):.2f} s"
+            if c.floor.server_cpu else "-"
+        )
         lines.append(
             f"| {c.server} | {c.version.split()[0]} | {c.rows:,} | {len(c.floor.times)} | "
             f"{c.floor.median:.2f} s | "
-            f"{c.refaudit.median:.2f} s | {ratio:.2f} ({lo:.2f}-{hi:.2f}) | "
+            f"{c.refaudit.median:.2f} s | {ratio:.2f} ({lo:.2f}-{hi:.2f}) | {cpu} | "
             f"{c.peak_mb():.0f} MB | {gx} | {c.small.median:.2f} s |"
         )
     return "\n".join(lines)

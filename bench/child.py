@@ -1,5 +1,5 @@
 """`python -m bench.child RESULT.json ARGS...`: run `python ARGS...` and write its wall time,
-exit code and peak RSS to RESULT.json.
+exit code, CPU time and peak RSS to RESULT.json.
 
 Why a launcher: Linux keeps a process's pre-`exec` peak in its `ru_maxrss`, so a child forked
 straight from the benchmark (which holds the generator, numpy and pandas) would report the
@@ -25,9 +25,10 @@ def main() -> None:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     code = subprocess.call([sys.executable, *args], env=env)
     wall = time.perf_counter() - started
-    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     with open(result, "w", encoding="utf-8") as out:
-        json.dump({"wall_s": wall, "exit_code": code, "peak_rss_kb": peak_kb}, out)
+        json.dump({"wall_s": wall, "exit_code": code, "peak_rss_kb": usage.ru_maxrss,
+                   "cpu_s": usage.ru_utime + usage.ru_stime}, out)
 
 
 if __name__ == "__main__":

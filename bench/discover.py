@@ -95,7 +95,7 @@ def main() -> None:
         rss: list[int] = []
         for i in range(args.repeat):
             log = work / f"discover{i}.log"
-            wall, code, peak = run_child(
+            wall, code, peak, _ = run_child(
                 ["-m", "refaudit", "discover", "--db", uri, "--out", str(work / f"s{i}.yml")],
                 log,
             )
@@ -103,7 +103,7 @@ def main() -> None:
                 raise SystemExit(f"refaudit discover failed (exit {code}): {log.read_text()}")
             found.append(wall)
             rss.append(peak)
-            wall, _rss, _counts, _inner = time_refaudit(uri, work / f"run{i}", "--no-history")
+            wall = time_refaudit(uri, work / f"run{i}", "--no-history").wall_s
             audit.append(wall)
             print(f"  {i + 1}: discover {found[-1]:.1f} s, run {wall:.1f} s", flush=True)
         d, r = statistics.median(found), statistics.median(audit)

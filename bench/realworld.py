@@ -745,7 +745,7 @@ def evaluate(
         suite_path = here / "suite.yml"
         log = here / "discover.log"
         schemas = [arg for name in user_schemas(uri) for arg in ("--schema", name)]
-        wall, code, peak_kb = run_child(
+        wall, code, peak_kb, _ = run_child(
             ["-m", "refaudit", "discover", "--db", uri, "--out", str(suite_path), "--quiet",
              *schemas], log
         )
