@@ -34,10 +34,10 @@ def _parent(fields: list[str]) -> int:
     return int(fields[1])  # ppid (field 4)
 
 
-def _times(fields: list[str], *, children: bool) -> float:
-    """utime + stime (fields 14, 15), with cutime + cstime (16, 17) if `children`."""
-    ticks = sum(int(f) for f in fields[11:15 if children else 13])
-    return ticks / _TICK
+def _times(fields: list[str]) -> float:
+    """utime + stime + cutime + cstime (fields 14 to 17): a process's own CPU seconds and
+    those of its children it has reaped."""
+    return sum(int(f) for f in fields[11:15]) / _TICK
 
 
 class ServerCpu:
@@ -75,11 +75,11 @@ class ServerCpu:
         own = _stat(self.pid)
         if own is None:
             raise RuntimeError(f"the postmaster (PID {self.pid}) is gone")
-        total = _times(own, children=True)
+        total = _times(own)
         for child in self._children():
             fields = _stat(child)
             if fields is not None:
-                total += _times(fields, children=True)
+                total += _times(fields)
         return total
 
     def settled(self, uri: str, timeout_s: float = 5.0) -> float:
