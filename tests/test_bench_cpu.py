@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import threading
 import time
-from pathlib import Path
 
+import psutil
 import psycopg2
 import pytest
 
@@ -75,7 +75,10 @@ def test_settled_waits_for_the_database_s_other_backends_to_end(pg_server: str) 
 
 
 def test_a_server_on_another_machine_has_no_reading(
-    pg_server: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    pg_server: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(bench_cpu, "_PROC", tmp_path)  # no process of the server is seen
+    def unseen(pid: int) -> None:  # no process of the server is seen
+        raise psutil.NoSuchProcess(pid)
+
+    monkeypatch.setattr(bench_cpu.psutil, "Process", unseen)
     assert ServerCpu.of(pg_server) is None
