@@ -26,7 +26,7 @@ import psycopg2
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL
 
-from . import __version__
+from . import __version__, early
 from .baseline import IDENTITY_FIELDS, Baseline, csv_reader, load_baseline
 from .checks.base import VIOLATION_FIELDS, ColumnTypes
 from .checks.catalog import CatalogFacts, relation_unique_columns
@@ -466,6 +466,8 @@ def _audit(
         inside = Path(workdir.name) if workdir is not None else None
         plan = RepairPlan(suite, run.run_id, inside, schema=opts.repair_schema)
     doing = "connecting"
+    if source is None:
+        early.arm(url.password)
     try:
         engine = create_engine(
             url, statement_timeout_s=opts.statement_timeout_s, lock_timeout_s=opts.lock_timeout_s
@@ -478,7 +480,10 @@ def _audit(
                 prog.stage("snapshot", 2)
                 where = run.database if source is None else f"the {source.kind} of {run.database}"
                 prog.step(f"connecting to {where}")
-                with read_only_snapshot(engine) as (conn, snap):
+                # the first statement may be on its way already, in a snapshot of its own
+                sent_early = early.snapshot() if source is None else None
+                with read_only_snapshot(engine, sent_early) as (conn, snap):
+                    early.imported(snap.imported)
                     run.snapshot_taken_at = snap.taken_at
                     run.server_version = snap.server_version
                     # a database the caller names (the demo's, a new cluster each time) is

@@ -19,8 +19,6 @@ from __future__ import annotations
 import contextlib
 import io
 import re
-import struct
-import tempfile
 import threading
 from collections import namedtuple
 from collections.abc import Callable, Iterator, Mapping
@@ -34,10 +32,9 @@ from psycopg2.extensions import encodings
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection
 
+from . import early
 from .db import log_statement, sending
-
-SPOOL_IN_MEMORY = 4 << 20  # bytes of COPY output kept in memory before spilling to disk
-NOTE_EVERY = 10_000  # rows between two `note` calls while the COPY runs
+from .spool import Counting, Spool
 
 _NULL = "\\N"
 _ESCAPES = {
@@ -97,42 +94,6 @@ def _parser(names: list[str], oids: list[int]) -> Callable[[str], Any]:
     return parse
 
 
-class _Counting:
-    """Counts the rows COPY writes and calls `note(n)` every NOTE_EVERY rows."""
-
-    _note: Callable[[int], None] | None = None
-    rows = 0
-
-    def _counted(self) -> None:
-        self.rows += 1
-        if self._note is not None and self.rows % NOTE_EVERY == 0:
-            self._note(self.rows)
-
-
-class _Spool(_Counting, io.RawIOBase):
-    """Where COPY writes (one call per row): a spooled file, and a note every NOTE_EVERY rows.
-
-    With `framed`, each row is stored behind its length, so rows that contain newlines
-    (quoted CSV fields) come back whole."""
-
-    def __init__(self, note: Callable[[int], None] | None, *, framed: bool = False) -> None:
-        self.file = tempfile.SpooledTemporaryFile(SPOOL_IN_MEMORY, "w+b")  # noqa: SIM115
-        self._write = self.file.write
-        self._framed = framed
-        self._note = note
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, row: Any) -> int:
-        if self._framed:
-            self._write(_FRAME.pack(len(row)))
-        self._write(row)
-        self._counted()
-        return len(row)
-
-
-_FRAME = struct.Struct("<I")
 
 
 class Shared:
@@ -198,10 +159,17 @@ def _copy(
                 cur.execute(b"SELECT * FROM (" + query + b") AS q LIMIT 0")
                 described = cur.description
             sink = sink_for(described)
-            options = b" (FORMAT csv)" if csv else b""
-            log_statement(b"COPY (" + query + b") TO STDOUT" + options)
+            text = b"COPY (" + query + b") TO STDOUT" + (b" (FORMAT csv)" if csv else b"")
+            codec = encodings[raw.encoding]
+            sent_early = early.claim(text, raw, codec)  # the run's first COPY: sent already?
+            if sent_early is not None:
+                log_statement(early.TAKEN)
+            log_statement(text)
             sending()
-            cur.copy_expert(b"COPY (" + query + b") TO STDOUT" + options, sink)
+            if sent_early is not None:
+                sent_early.into(sink, codec)
+            else:
+                cur.copy_expert(text, sink)
         except psycopg2.Error as exc:
             lost = bool(raw.closed)
             if lost:  # as SQLAlchemy does for its own statements: no rollback on a dead line
@@ -233,7 +201,7 @@ class Spooled:
     thread later."""
 
     def __init__(
-        self, spool: _Spool, codec: str, parse: Callable[[str], Any] | None = None
+        self, spool: Spool, codec: str, parse: Callable[[str], Any] | None = None
     ) -> None:
         self._spool = spool
         self._codec = codec
@@ -257,11 +225,9 @@ class Spooled:
     def lines(self) -> Iterator[str]:
         """The CSV lines, each whole (with its newline) even where a field holds newlines."""
         assert self._parse is None, "a text-format spool holds rows, not CSV lines"
-        codec, size, read = self._codec, _FRAME.size, self._spool.file.read
-        with self._spool.file:
-            self._spool.file.seek(0)
-            while head := read(size):
-                yield read(_FRAME.unpack(head)[0]).decode(codec)
+        codec = self._codec
+        for row in self._spool.framed_rows():
+            yield row.decode(codec)
 
     def close(self) -> None:
         self._spool.file.close()
@@ -272,10 +238,10 @@ def spool_rows(
 ) -> Spooled:
     """Run `stmt` with COPY on `conn` (inside its transaction) into a spool; read it back with
     `.rows()`. `note(n)` is called every NOTE_EVERY rows while the COPY runs."""
-    made: list[tuple[_Spool, Any]] = []
+    made: list[tuple[Spool, Any]] = []
 
-    def spool_for(described: Any) -> _Spool:
-        made.append((_Spool(note), described))
+    def spool_for(described: Any) -> Spool:
+        made.append((Spool(note), described))
         return made[0][0]
 
     try:
@@ -292,7 +258,7 @@ def spool_rows(
 def spool_lines(conn: Connection, stmt: Query) -> Spooled:
     """Run `stmt` as `COPY ... (FORMAT csv)` on `conn` into a spool; read it back with
     `.lines()`: what `copy_lines` hands over, later and from any thread."""
-    spool = _Spool(None, framed=True)
+    spool = Spool(None, framed=True)
     try:
         _copy(conn, stmt, lambda _: spool, csv=True, describe=False)
     except BaseException:
@@ -313,7 +279,7 @@ def copy_rows(
     yield from spool_rows(conn, stmt, note).rows()
 
 
-class _Each(_Counting, io.TextIOBase):
+class _Each(Counting, io.TextIOBase):
     """Where COPY writes (one call per row, decoded): each row, parsed (`parse`) or as its
     line (None), goes to `take`."""
 

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 
+from . import early
 from .errors import DatabaseError, UsageError
 from .limits import CONNECT_TIMEOUT_S, DEFAULT_LOCK_TIMEOUT_S, DEFAULT_STATEMENT_TIMEOUT_S
 
@@ -312,6 +313,7 @@ def cancel_statements() -> None:
         if not dbapi_conn.closed:
             with contextlib.suppress(Exception):
                 dbapi_conn.cancel()
+    early.cancel()
 
 
 def _track(dbapi_conn: Any, _record: Any) -> None:
@@ -353,6 +355,8 @@ class SnapshotInfo:
     """The database whatever URL reached it: the cluster's system identifier and the
     database's oid (`7301...-/16384`); empty where the server does not let the role read
     `pg_control_system()`."""
+    imported: bool = False
+    """Whether the transaction runs in a snapshot it imported (`read_only_snapshot`)."""
 
 
 # What libpq says when the connection is gone (the backend was terminated, the server or the
@@ -570,13 +574,36 @@ def _privilege_hint(message: str, full: str, statement: str | None, doing: str) 
     return grant.format(privilege, kind, name)
 
 
+def _connect(engine: Engine) -> Connection:
+    """A connection; if the server refuses one while the early start (`early`) holds one,
+    the early statement gives its connection up for this one."""
+    try:
+        return engine.connect()
+    except sa_exc.OperationalError:
+        if not early.release():
+            raise
+    return engine.connect()
+
+
 @contextmanager
-def read_only_snapshot(engine: Engine) -> Iterator[tuple[Connection, SnapshotInfo]]:
+def read_only_snapshot(
+    engine: Engine, snapshot_id: str | None = None
+) -> Iterator[tuple[Connection, SnapshotInfo]]:
     """One REPEATABLE READ READ ONLY transaction: every check sees the same snapshot and none
-    can write."""
-    with engine.connect() as conn:
+    can write. With `snapshot_id`, the snapshot another transaction exported, if it can be
+    imported (`SnapshotInfo.imported`), else a snapshot of its own."""
+    with _connect(engine) as conn:
         conn = conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
-        with conn.begin():
+        transaction = conn.begin()
+        imported = False
+        if snapshot_id is not None:
+            try:
+                conn.execute(sa.text("SET TRANSACTION SNAPSHOT :id"), {"id": snapshot_id})
+                imported = True
+            except sa_exc.DBAPIError:  # that transaction has ended, another database: none
+                transaction.rollback()
+                transaction = conn.begin()
+        with transaction:
             row = conn.execute(
                 sa.text(
                     "SELECT to_char(transaction_timestamp() AT TIME ZONE 'UTC', "
@@ -592,6 +619,7 @@ def read_only_snapshot(engine: Engine) -> Iterator[tuple[Connection, SnapshotInf
                     database=row[2],
                     user=row[3],
                     identity=database_identity(conn),
+                    imported=imported,
                 ),
             )
 

@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from . import db
+from . import db, early
 from .copy_stream import Spooled
 from .progress import Progress
 
@@ -181,6 +181,7 @@ class _Worker:
         it)."""
         with contextlib.suppress(Exception):  # the connection may be gone already
             self._raw.cancel()
+        early.cancel()  # the statement this connection's thread waits for, if it is that
 
     def close(self) -> None:
         """Stop (the run's stop is set by now: no statement is sent any more): cancel what is

@@ -33,6 +33,21 @@ SAMPLE_SUITE = str(DEFAULT_SUITE)
 _counter = itertools.count()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _early_entries(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The first statements the command lines the tests run leave for the next run
+    (`refaudit.early`) go to a directory of the session, not to the user's cache."""
+    before = os.environ.get("REFAUDIT_EARLY_DIR")
+    folder = tmp_path_factory.mktemp("first-statement")
+    folder.chmod(0o700)
+    os.environ["REFAUDIT_EARLY_DIR"] = str(folder)
+    yield
+    if before is None:
+        os.environ.pop("REFAUDIT_EARLY_DIR", None)
+    else:
+        os.environ["REFAUDIT_EARLY_DIR"] = before
+
+
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[str]:
     chosen = os.environ.get("REFAUDIT_TEST_SERVER") or "embedded"

@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from refaudit.copy_stream import (
-    NOTE_EVERY,
     copy_each,
     copy_lines,
     copy_rows,
@@ -17,6 +16,7 @@ from refaudit.copy_stream import (
     spool_rows,
 )
 from refaudit.db import create_engine, read_only_snapshot
+from refaudit.spool import NOTE_EVERY
 from sqlalchemy import exc as sa_exc
 
 from tests.conftest import as_url
@@ -70,7 +70,7 @@ def test_database_errors_are_sqlalchemy_errors(engine: sa.Engine) -> None:
 
 
 def test_rows_spill_to_disk_not_memory(engine: sa.Engine, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("refaudit.copy_stream.SPOOL_IN_MEMORY", 1024)
+    monkeypatch.setattr("refaudit.spool.SPOOL_IN_MEMORY", 1024)
     stmt = sa.select(
         sa.func.generate_series(1, 5000).label("key"), sa.func.repeat("x", 100).label("pad")
     )

@@ -1,0 +1,267 @@
+"""The first statement sent at start-up (`refaudit.early`): taken only when it is the run's
+own statement, in the run's snapshot, with the run's settings; never a different result,
+never a password written down, never a run refused for want of a connection."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from refaudit import early
+
+from tests.conftest import SAMPLE_SUITE, build_state, execute
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def entries(tmp_path: Path) -> Path:
+    folder = tmp_path / "entries"
+    folder.mkdir(mode=0o700)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def db(new_database: Any, generator: Any) -> str:
+    uri: str = new_database("early")
+    build_state(uri, generator, "dirty")
+    return uri
+
+
+def refaudit(
+    entries: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    full = {**os.environ, "REFAUDIT_EARLY_DIR": str(entries), **(env or {})}
+    full.pop("DATABASE_URL", None)
+    return subprocess.run(
+        [sys.executable, "-m", "refaudit", *args, "-vv"],
+        capture_output=True, text=True, cwd=ROOT, env=full, timeout=300,
+    )
+
+
+def audit(entries: Path, uri: str, out: Path, *more: str, **env: str) -> bool:
+    """`refaudit run` on `uri` into `out`; whether it took the statement sent at start-up."""
+    proc = refaudit(
+        entries, "run", "--suite", SAMPLE_SUITE, "--db", uri, "--out", str(out), "--no-history",
+        *more, env=env,
+    )
+    assert proc.returncode in (0, 1), proc.stderr[-3000:]
+    return early.TAKEN in proc.stderr
+
+
+def violations(out: Path) -> bytes:
+    return (out / "violations.csv").read_bytes()
+
+
+def the_entry(entries: Path) -> Path:
+    (found,) = entries.glob("*.json")
+    return found
+
+
+def test_the_next_run_takes_the_statement_sent_at_start_up(
+    db: str, entries: Path, tmp_path: Path
+) -> None:
+    assert not audit(entries, db, tmp_path / "first")  # nothing written down yet
+    assert audit(entries, db, tmp_path / "second")
+    assert audit(entries, db, tmp_path / "third")
+    assert violations(tmp_path / "first") == violations(tmp_path / "second") == violations(
+        tmp_path / "third"
+    )
+    first = json.loads((tmp_path / "first" / "results.json").read_text())
+    second = json.loads((tmp_path / "second" / "results.json").read_text())
+    assert [c["violations"] for c in first["checks"]] == [
+        c["violations"] for c in second["checks"]
+    ]
+    entry = the_entry(entries)
+    assert entry.stat().st_mode & 0o777 == 0o600
+    # and without it, the same
+    assert not audit(entries, db, tmp_path / "off", REFAUDIT_EARLY="0")
+    assert violations(tmp_path / "off") == violations(tmp_path / "first")
+
+
+def test_rows_changed_since_the_last_run_are_seen(
+    new_database: Any, generator: Any, entries: Path, tmp_path: Path
+) -> None:
+    uri = new_database("early_rows")
+    build_state(uri, generator, "dirty")
+    audit(entries, uri, tmp_path / "before")
+    execute(uri, "UPDATE session_requests SET tutor_id = NULL WHERE id % 7 = 0")
+    assert audit(entries, uri, tmp_path / "after")
+    assert not audit(entries, uri, tmp_path / "plain", REFAUDIT_EARLY="0")
+    assert violations(tmp_path / "after") == violations(tmp_path / "plain")
+    assert violations(tmp_path / "after") != violations(tmp_path / "before")
+
+
+def test_another_suite_under_the_same_command_line_is_not_taken(
+    db: str, entries: Path, tmp_path: Path
+) -> None:
+    suite = tmp_path / "suite.yml"
+    text = Path(SAMPLE_SUITE).read_text()
+    suite.write_text(text)
+    args = ("run", "--suite", str(suite), "--db", db, "--no-history")
+    refaudit(entries, *args, "--out", str(tmp_path / "a"))
+    # a check changed: the first statement differs
+    changed = text.replace(r"'^\+2519[0-9]{8}$'", r"'^\+2519[0-9]{7,8}$'")
+    assert changed != text
+    suite.write_text(changed)
+    proc = refaudit(entries, *args, "--out", str(tmp_path / "b"))
+    assert proc.returncode in (0, 1), proc.stderr[-3000:]
+    assert early.TAKEN not in proc.stderr
+    plain = refaudit(entries, *args, "--out", str(tmp_path / "c"), env={"REFAUDIT_EARLY": "0"})
+    assert plain.returncode == proc.returncode
+    assert violations(tmp_path / "b") == violations(tmp_path / "c")
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        # the statement written down is not this run's: sent, cancelled, never taken
+        lambda e: {**e, "statement": "COPY (SELECT 1 AS one) TO STDOUT (FORMAT csv)"},
+        # other settings: the same statement, planned and run otherwise
+        lambda e: {**e, "settings": [*e["settings"], ["work_mem", "1024"]]},
+        lambda e: {**e, "settings": [["enable_hashjoin", "off"], *e["settings"]]},
+        # another database of the same server: the snapshot cannot be imported
+        lambda e: {**e, "connect": {**e["connect"], "dbname": "postgres"}},
+        # a server that is not there
+        lambda e: {**e, "connect": {**e["connect"], "host": "127.0.0.1", "port": "1"}},
+        lambda e: {**e, "format": 0},
+        lambda e: {**e, "statement": 7},
+        lambda e: "not an entry",
+    ],
+    ids=["statement", "work_mem", "hashjoin", "database", "no-server", "format", "type", "junk"],
+)
+def test_an_entry_that_does_not_fit_is_never_taken(
+    db: str, entries: Path, tmp_path: Path, damage: Any
+) -> None:
+    audit(entries, db, tmp_path / "first")
+    entry = the_entry(entries)
+    entry.write_text(json.dumps(damage(json.loads(entry.read_text()))))
+    assert not audit(entries, db, tmp_path / "second")
+    assert violations(tmp_path / "second") == violations(tmp_path / "first")
+    # written down again as this run sent it, and taken by the next
+    assert audit(entries, db, tmp_path / "third")
+    assert violations(tmp_path / "third") == violations(tmp_path / "first")
+
+
+def test_garbage_in_the_entry_file_is_ignored(db: str, entries: Path, tmp_path: Path) -> None:
+    audit(entries, db, tmp_path / "first")
+    the_entry(entries).write_bytes(b"\x00\xff{")
+    assert not audit(entries, db, tmp_path / "second")
+    assert violations(tmp_path / "second") == violations(tmp_path / "first")
+
+
+def test_a_directory_others_can_read_is_not_used(db: str, entries: Path, tmp_path: Path) -> None:
+    entries.chmod(0o755)
+    audit(entries, db, tmp_path / "first")
+    assert not list(entries.iterdir())
+    audit(entries, db, tmp_path / "first")
+    entries.chmod(0o700)
+    audit(entries, db, tmp_path / "second")
+    assert len(list(entries.glob("*.json"))) == 1
+    entries.chmod(0o777)
+    assert not audit(entries, db, tmp_path / "third")
+
+
+def test_turned_off_it_writes_nothing(db: str, entries: Path, tmp_path: Path) -> None:
+    audit(entries, db, tmp_path / "first", REFAUDIT_EARLY="0")
+    assert not list(entries.iterdir())
+
+
+def test_no_password_is_written_down(
+    db: str, entries: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The URL's password stays where the user put it; the next run reads it from there."""
+    from sqlalchemy.engine import make_url
+
+    with_password = make_url(db).set(password="s3cret-pw").render_as_string(False)
+    audit(entries, with_password, tmp_path / "first")
+    text = the_entry(entries).read_text()
+    assert "s3cret-pw" not in text
+    entry = json.loads(text)
+    assert "password" not in entry["connect"]
+    where, which = entry["password"]
+    # the entry says where the URL is; the next run with this command line finds it there
+    args = ["refaudit", "run", "--suite", SAMPLE_SUITE, "--db", with_password, "--out", "x",
+            "--no-history", "-vv"]
+    assert where == "argv" and args[which] == with_password
+    monkeypatch.setattr(sys, "argv", args)
+    found = early._read(the_entry(entries))
+    assert found is not None and found[2]["password"] == "s3cret-pw"
+
+
+def test_a_role_allowed_one_connection_gets_it_back(
+    new_database: Any, generator: Any, entries: Path, tmp_path: Path
+) -> None:
+    """CONNECTION LIMIT 1: the early statement holds the only connection when the run asks
+    for its own; it gives it up, and the run goes on in a snapshot of its own."""
+    uri = new_database("early_solo")
+    build_state(uri, generator, "dirty")
+    execute(
+        uri,
+        "DROP ROLE IF EXISTS early_solo; CREATE ROLE early_solo LOGIN CONNECTION LIMIT 1; "
+        "GRANT SELECT ON ALL TABLES IN SCHEMA public TO early_solo",
+    )
+    try:
+        from sqlalchemy.engine import make_url
+
+        solo = make_url(uri).set(username="early_solo", password=None).render_as_string(False)
+        audit(entries, solo, tmp_path / "first")
+        assert list(entries.glob("*.json"))
+        assert not audit(entries, solo, tmp_path / "second")
+        assert violations(tmp_path / "second") == violations(tmp_path / "first")
+    finally:
+        execute(
+            uri, "REVOKE ALL ON ALL TABLES IN SCHEMA public FROM early_solo; DROP ROLE early_solo"
+        )
+
+
+@pytest.fixture
+def fresh_early() -> Iterator[None]:
+    saved = (early._key_here, early._started, early._pending, early._recorder)
+    yield
+    early.close()
+    early._key_here, early._started, early._pending, early._recorder = saved
+
+
+def test_the_whole_run_sees_the_snapshot_of_the_early_statement(
+    new_database: Any,
+    generator: Any,
+    entries: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    fresh_early: None,
+) -> None:
+    """Rows changed after the early statement started are seen by none of the run's
+    statements (it imported that statement's snapshot), whatever table they are in."""
+    from refaudit.cli import app
+
+    uri = new_database("early_snap")
+    build_state(uri, generator, "dirty")
+    # the command line of `audit` (the same but for --out: the same entry)
+    args = ["run", "--suite", SAMPLE_SUITE, "--db", uri, "--out", str(tmp_path / "during"),
+            "--no-history", "-vv"]
+    assert not audit(entries, uri, tmp_path / "before")
+    monkeypatch.setenv("REFAUDIT_EARLY_DIR", str(entries))
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setattr(sys, "argv", ["refaudit", *args])
+    early.start()
+    started = early._started
+    assert started is not None and started.ready.wait(30) and started.snapshot_id
+    execute(
+        uri,
+        "UPDATE session_requests SET tutor_id = NULL WHERE id % 5 = 0; "
+        "DELETE FROM session_requests WHERE id % 11 = 0; "
+        "UPDATE student_profiles SET user_id = NULL WHERE id % 3 = 0",
+    )
+    code = app(args, standalone_mode=False)
+    assert code in (0, 1)
+    assert started.taken
+    assert violations(tmp_path / "during") == violations(tmp_path / "before")
+    assert not audit(entries, uri, tmp_path / "after", REFAUDIT_EARLY="0")
+    assert violations(tmp_path / "after") != violations(tmp_path / "before")
