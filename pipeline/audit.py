@@ -466,8 +466,6 @@ def _audit(
         inside = Path(workdir.name) if workdir is not None else None
         plan = RepairPlan(suite, run.run_id, inside, schema=opts.repair_schema)
     doing = "connecting"
-    if source is None:
-        early.arm(url.password)
     try:
         engine = create_engine(
             url, statement_timeout_s=opts.statement_timeout_s, lock_timeout_s=opts.lock_timeout_s
@@ -480,8 +478,10 @@ def _audit(
                 prog.stage("snapshot", 2)
                 where = run.database if source is None else f"the {source.kind} of {run.database}"
                 prog.step(f"connecting to {where}")
-                # the first statement may be on its way already, in a snapshot of its own
-                sent_early = early.snapshot() if source is None else None
+                # the first statement may be on its way already, in a snapshot of its own (a
+                # connection more: not where the run is to use one)
+                takes_early = source is None and opts.second_connection
+                sent_early = early.snapshot() if takes_early else None
                 with read_only_snapshot(engine, sent_early) as (conn, snap):
                     early.imported(snap.imported)
                     run.snapshot_taken_at = snap.taken_at
@@ -511,6 +511,8 @@ def _audit(
                         plan.context = read_repair_context(conn, suite, types)
                     doing = "auditing"
                     catalog: dict[str, CatalogFacts] = dict(source.catalog) if source else {}
+                    if takes_early:  # the checks' first statement: the early one?
+                        early.arm(url.password)
                     checks = run_checks(
                         conn,
                         suite,

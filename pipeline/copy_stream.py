@@ -94,8 +94,6 @@ def _parser(names: list[str], oids: list[int]) -> Callable[[str], Any]:
     return parse
 
 
-
-
 class Shared:
     """One statement that several jobs run, each with its own values of some of its
     parameters (`Bound`): built and compiled once, by the first to run it."""
@@ -161,7 +159,7 @@ def _copy(
             sink = sink_for(described)
             text = b"COPY (" + query + b") TO STDOUT" + (b" (FORMAT csv)" if csv else b"")
             codec = encodings[raw.encoding]
-            sent_early = early.claim(text, raw, codec)  # the run's first COPY: sent already?
+            sent_early = early.claim(text, raw, codec)  # the audit's first: sent already?
             if sent_early is not None:
                 log_statement(early.TAKEN)
             log_statement(text)

@@ -328,6 +328,7 @@ _key_here: str | None = None
 _started: _Early | None = None  # the early statement of this process
 _pending: _Early | None = None  # ... until the run's first statement is compared with it
 _recorder: _Recorder | None = None
+_armed = False  # the next COPY is the audit's first (`arm`)
 
 
 def _read(path: Path) -> tuple[bytes, list[tuple[str, str]], dict[str, str]] | None:
@@ -379,10 +380,12 @@ def start() -> None:
 
 
 def arm(password: str | None) -> None:
-    """This process audits: write its first statement down for the next run (`claim`).
-    `password`: the one its URL holds, found again by the next run in the same argument or
-    variable (not written down); where it is nowhere to be found, nothing is written."""
-    global _recorder
+    """The audit's statements begin: the next COPY is its first (`claim` compares it with
+    the early one, and writes it down for the next run). `password`: the one its URL holds,
+    found again by the next run in the same argument or variable (not written down); where
+    it is nowhere to be found, nothing is written."""
+    global _recorder, _armed
+    _armed = True
     if _key_here is None:
         return
     pointer: tuple[str, Any] | None = None
@@ -430,12 +433,16 @@ def _give_up() -> None:
 
 
 def claim(statement: bytes, raw: Any, codec: str) -> _Early | None:
-    """For the run's first COPY (`statement`, about to go out on `raw`, inside the run's
-    snapshot): the early statement if it is the same statement in the same snapshot with
-    the same settings (hand its output over with `into`), else None, and the early one is
-    cancelled. Also writes the statement down for the next run, if it differs."""
-    global _pending, _recorder
+    """For the audit's first COPY (the first after `arm`: `statement`, about to go out on
+    `raw`, inside the run's snapshot): the early statement if it is the same statement in
+    the same snapshot with the same settings (hand its output over with `into`), else None,
+    and the early one is cancelled. Also writes the statement down for the next run, if it
+    differs. Any other COPY: None."""
+    global _pending, _recorder, _armed
+    if not _armed:  # a statement before the checks' (reading a lookup's type table, say)
+        return None
     with _lock:
+        _armed = False
         early, _pending = _pending, None
         recorder, _recorder = _recorder, None
     if early is None and recorder is None:

@@ -168,6 +168,12 @@ def test_a_directory_others_can_read_is_not_used(db: str, entries: Path, tmp_pat
     assert not audit(entries, db, tmp_path / "third")
 
 
+def test_one_connection_opens_no_other(db: str, entries: Path, tmp_path: Path) -> None:
+    assert not audit(entries, db, tmp_path / "first", "--one-connection")
+    assert not audit(entries, db, tmp_path / "second", "--one-connection")
+    assert not list(entries.iterdir())
+
+
 def test_turned_off_it_writes_nothing(db: str, entries: Path, tmp_path: Path) -> None:
     audit(entries, db, tmp_path / "first", REFAUDIT_EARLY="0")
     assert not list(entries.iterdir())
@@ -223,10 +229,10 @@ def test_a_role_allowed_one_connection_gets_it_back(
 
 @pytest.fixture
 def fresh_early() -> Iterator[None]:
-    saved = (early._key_here, early._started, early._pending, early._recorder)
+    saved = (early._key_here, early._started, early._pending, early._recorder, early._armed)
     yield
     early.close()
-    early._key_here, early._started, early._pending, early._recorder = saved
+    (early._key_here, early._started, early._pending, early._recorder, early._armed) = saved
 
 
 def test_the_whole_run_sees_the_snapshot_of_the_early_statement(
