@@ -230,6 +230,39 @@ def test_password_from_environment_appears_nowhere(tmp_path: Path, tcp: TcpServe
     assert_no_secret(files=tmp_path)
 
 
+@pytest.mark.parametrize("where", ["--db", "DATABASE_URL", "PGPASSWORD"])
+def test_the_next_night_sends_its_first_statement_at_start_up(
+    tmp_path: Path, tcp: TcpServer, where: str
+) -> None:
+    """Over scram-sha-256: the first statement written down holds no secret, and the next
+    run with the same command line connects with the password where the user put it, sends
+    that statement as it starts and takes it."""
+    from refaudit import early
+
+    entries = tmp_path / "entries"
+    entries.mkdir(mode=0o700)
+    env = {"REFAUDIT_EARLY_DIR": str(entries)}
+    args = ["run", "--suite", SAMPLE_SUITE, "--no-history", "-vv"]
+    if where == "--db":
+        args += ["--db", tcp.url()]
+    elif where == "DATABASE_URL":
+        env["DATABASE_URL"] = tcp.url()
+    else:
+        env.update(PGHOST="127.0.0.1", PGPORT=str(tcp.port), PGUSER="auditor",
+                   PGPASSWORD=PASSWORD, PGDATABASE=DB)
+    nights = [refaudit(*args, "--out", str(tmp_path / f"night{i}"), env=env) for i in (1, 2)]
+    for proc in nights:
+        assert proc.returncode == ExitCode.VIOLATIONS, proc.stderr[-2000:]
+        assert_no_secret(proc.stdout, proc.stderr)
+    assert early.TAKEN not in nights[0].stderr
+    assert early.TAKEN in nights[1].stderr
+    assert (tmp_path / "night1" / "violations.csv").read_bytes() == (
+        tmp_path / "night2" / "violations.csv"
+    ).read_bytes()
+    assert len(list(entries.glob("*.json"))) == 1
+    assert_no_secret(files=entries)
+
+
 def test_audit_never_writes(tmp_path: Path, tcp: TcpServer) -> None:
     """The audit's transaction never gets a transaction id (PostgreSQL assigns one on the
     first write) and the tables' write counters do not move."""
