@@ -484,7 +484,9 @@ def _audit(
                 sent_early = early.snapshot() if takes_early else None
                 with read_only_snapshot(engine, sent_early) as (conn, snap):
                     early.imported(snap.imported)
-                    run.snapshot_taken_at = snap.taken_at
+                    # an imported snapshot is older than this transaction: its own time
+                    imported_at = early.taken_at() if snap.imported else None
+                    run.snapshot_taken_at = imported_at or snap.taken_at
                     run.server_version = snap.server_version
                     # a database the caller names (the demo's, a new cluster each time) is
                     # kept by that name
@@ -521,7 +523,7 @@ def _audit(
                         catalog=catalog,
                         companion=opts.second_connection,
                         types=types,
-                        as_of=source.snapshot_taken_at if source is not None else None,
+                        as_of=source.snapshot_taken_at if source is not None else imported_at,
                         on_first_statement=on_first_statement,
                     )
                     if plan is not None and plan.context is not None:

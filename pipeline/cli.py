@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar, cast
 
 import typer
 
+from . import early
 from .errors import ExitCode, RefauditError, Terminated
 from .limits import (
     DEFAULT_LOCK_TIMEOUT_S,
@@ -1012,7 +1013,9 @@ def _raise_terminated(_signum: int, _frame: Any) -> None:
 
 
 def _exit_terminated(_signum: int, _frame: Any) -> None:
-    """SIGTERM outside a command's work: nothing to clean up, stop now."""
+    """SIGTERM outside a command's work: nothing to clean up but the statement sent at
+    start-up, if any; stop now."""
+    early.cancel()
     sys.stderr.write(f"refaudit: error: {Terminated()}\n")
     sys.stderr.flush()
     os._exit(int(ExitCode.RUNTIME))

@@ -160,13 +160,16 @@ def _copy(
             text = b"COPY (" + query + b") TO STDOUT" + (b" (FORMAT csv)" if csv else b"")
             codec = encodings[raw.encoding]
             sent_early = early.claim(text, raw, codec)  # the audit's first: sent already?
-            if sent_early is not None:
-                log_statement(early.TAKEN)
-            log_statement(text)
-            sending()
-            if sent_early is not None:
-                sent_early.into(sink, codec)
-            else:
+            try:
+                if sent_early is not None:
+                    log_statement(early.TAKEN)
+                log_statement(text)
+                sending()
+            except BaseException:
+                if sent_early is not None:
+                    sent_early.drop()
+                raise
+            if sent_early is None or not sent_early.into(sink, codec):
                 cur.copy_expert(text, sink)
         except psycopg2.Error as exc:
             lost = bool(raw.closed)

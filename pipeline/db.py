@@ -8,6 +8,7 @@ import logging
 import os
 import re
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -23,6 +24,7 @@ from sqlalchemy.engine import URL, Connection, Engine, make_url
 
 from . import early
 from .errors import DatabaseError, UsageError
+from .libpq import SECRET_PARAMETERS
 from .limits import CONNECT_TIMEOUT_S, DEFAULT_LOCK_TIMEOUT_S, DEFAULT_STATEMENT_TIMEOUT_S
 
 DRIVER = "postgresql+psycopg2"
@@ -166,11 +168,6 @@ def _query_password(url: URL) -> str | None:
         value = value[-1] if value else None
     return value
 
-
-SECRET_PARAMETERS = ("password", "sslpassword", "oauth_client_secret")
-"""libpq's connection parameters that carry a secret: those `PQconndefaults()` marks as
-passwords (`password`, `sslpassword`) and PostgreSQL 18's OAuth client secret. Every other
-one is a setting or a path (`passfile`, `sslkey`, `sslcert` name files), shown as given."""
 
 _MASK = "***"
 _MASKED = "refaudit-masked-secret"  # stands for _MASK in a URL until it is rendered
@@ -576,12 +573,18 @@ def _privilege_hint(message: str, full: str, statement: str | None, doing: str) 
 
 def _connect(engine: Engine) -> Connection:
     """A connection; if the server refuses one while the early start (`early`) holds one,
-    the early statement gives its connection up for this one."""
+    the early statement gives its connection up for this one (its server process may take a
+    moment to go)."""
     try:
         return engine.connect()
     except sa_exc.OperationalError:
         if not early.release():
             raise
+    for pause in (0.05, 0.1, 0.2, 0.4):
+        try:
+            return engine.connect()
+        except sa_exc.OperationalError:
+            time.sleep(pause)
     return engine.connect()
 
 
@@ -606,8 +609,7 @@ def read_only_snapshot(
         with transaction:
             row = conn.execute(
                 sa.text(
-                    "SELECT to_char(transaction_timestamp() AT TIME ZONE 'UTC', "
-                    "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), current_setting('server_version'), "
+                    f"SELECT {early.TAKEN_AT}, current_setting('server_version'), "
                     "current_database(), current_user"
                 )
             ).one()
@@ -683,7 +685,7 @@ def _import_snapshot(conn: Connection) -> Connection | None:
     if snapshot_id is None:
         return None
     try:
-        other = conn.engine.connect()
+        other = _connect(conn.engine)
     except sa_exc.DBAPIError:
         return None
     try:

@@ -10,17 +10,18 @@ to the run as it arrives.
 
 The run takes that output as its first statement's only when nothing could tell them apart:
 its own transaction imported that snapshot (`snapshot`, `imported`), the statement it built
-is the same, byte for byte, and its connection's settings and roles are the same (every row
-of `pg_settings`, `current_user`, `session_user`); otherwise the early statement is
-cancelled and the run sends its own (`claim`). What the early start left behind is only a
-guess, checked before use: a stale, damaged or foreign entry costs a cancelled statement,
-never a wrong result.
+is the same, byte for byte, its connection has the same parameters (host, database, user,
+`options`, ...: every one but the secrets) and the same settings and roles (every row of
+`pg_settings`, `current_user`, `session_user`); otherwise the early statement is cancelled
+and the run sends its own (`claim`). What the early start left behind is only a guess,
+checked before use: a stale, damaged or foreign entry costs a cancelled statement, never a
+wrong result. The run's time is the snapshot's (`taken_at`).
 
 Entries live in `$XDG_CACHE_HOME/refaudit/first-statement` (`~/.cache/...`; or
-`$REFAUDIT_EARLY_DIR`), a directory only the user can read or write, one JSON file per
-command line (at most `KEEP`: the least recently written go first). An entry holds no
-password: where the URL had one, it says which argument or variable holds that URL.
-`REFAUDIT_EARLY=0` turns the early start off.
+`$REFAUDIT_EARLY_DIR`), a directory only the user can read or write, one file per command
+line (at most `KEEP`: the least recently used go first), named by a salted hash. An entry
+holds no secret: where the URL had a password, it says which argument or variable holds
+that URL. `REFAUDIT_EARLY=0` turns the early start off.
 
 Only the standard library and psycopg2 here: this runs before anything else is imported.
 """
@@ -32,13 +33,17 @@ import hashlib
 import io
 import json
 import os
+import re
+import signal
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from . import __version__
+from .libpq import SECRET_PARAMETERS
 from .spool import Spool
 
 OFF = "REFAUDIT_EARLY"
@@ -46,12 +51,22 @@ OFF = "REFAUDIT_EARLY"
 DIRECTORY = "REFAUDIT_EARLY_DIR"
 """Where the entries go, if not the user's cache directory."""
 KEEP = 32
-"""Entries kept (one per command line); writing one more drops the oldest."""
+"""Entries kept (one per command line); writing one more drops the least recently used."""
 TAKEN = "-- sent at start-up, in this snapshot (the last run's first)"
 """What `refaudit -vv` shows before the first statement when the run took the early one."""
-_FORMAT = 1
+TAKEN_AT = (
+    "to_char(transaction_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+)
+"""A transaction's time as results.json writes it (the snapshot's)."""
+
+_FORMAT = 2
 _VARIABLES = ("PG", "DATABASE_URL", "REFAUDIT_")
 _OUT = "--out"
+_ENTRY = re.compile(r"[0-9a-f]{32}\.json")
+_SALT = "salt"
+_STALE_PART_S = 3600.0
+# the only statements an entry may hold: what `copy_stream` sends
+_HEAD, _ENDS = b"COPY (", (b") TO STDOUT", b") TO STDOUT (FORMAT csv)")
 
 # What the run's statement must share with the early one besides its text and snapshot
 _FINGERPRINT = (
@@ -68,18 +83,52 @@ def _directory() -> Path:
     return Path(base) / "refaudit" / "first-statement"
 
 
+def _owned(st: os.stat_result) -> bool:
+    """This user's, and nobody else's to read or write."""
+    return st.st_uid == os.getuid() and not st.st_mode & 0o077
+
+
 def _private(path: Path) -> bool:
-    """Whether `path` is a directory of this user that nobody else can read or write."""
+    """Whether `path` is a directory of this user's that nobody else can read or write (not
+    a symbolic link)."""
     try:
-        st = path.stat()
+        st = path.lstat()
     except OSError:
         return False
-    return path.is_dir() and st.st_uid == os.getuid() and not st.st_mode & 0o077
+    return path.is_dir() and not path.is_symlink() and _owned(st)
 
 
-def _key(argv: list[str], environ: dict[str, str], cwd: str) -> str:
+def _read_private(path: Path) -> bytes | None:
+    """A regular file of this user's that nobody else can read or write, else None."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as handle:
+        st = os.fstat(handle.fileno())
+        if not (_owned(st) and (st.st_mode & 0o170000) == 0o100000):
+            return None
+        return handle.read()
+
+
+def _write_private(folder: Path, name: str, data: bytes) -> bool:
+    part = folder / f".{name}.{os.getpid()}.part"
+    try:
+        fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(part, folder / name)
+    except OSError:
+        with contextlib.suppress(OSError):
+            part.unlink()
+        return False
+    return True
+
+
+def _key(salt: bytes, argv: list[str], environ: dict[str, str], cwd: str) -> str:
     """The entry's name: the command line (but the value of --out, a new directory each run
-    for many), the directory, the variables that can change where it connects or how."""
+    for many), the directory, the variables that can change where it connects or how; salted
+    (they may hold a password)."""
     args, skip = [], False
     for arg in argv:
         if skip:
@@ -94,7 +143,7 @@ def _key(argv: list[str], environ: dict[str, str], cwd: str) -> str:
             args.append(arg)
     variables = sorted((k, v) for k, v in environ.items() if k.startswith(_VARIABLES))
     blob = json.dumps([_FORMAT, __version__, cwd, args, variables])
-    return hashlib.sha256(blob.encode("utf-8", "surrogateescape")).hexdigest()[:32]
+    return hashlib.sha256(salt + blob.encode("utf-8", "surrogateescape")).hexdigest()[:32]
 
 
 def _password_in(text: str) -> str | None:
@@ -112,21 +161,29 @@ def _password_in(text: str) -> str | None:
     return found[-1] if found else None
 
 
+def _parameters(raw: Any) -> dict[str, str]:
+    """A connection's libpq parameters, but the secrets."""
+    return {
+        k: v for k, v in raw.info.dsn_parameters.items() if k not in SECRET_PARAMETERS
+    }
+
+
 class _Early:
-    """The early statement: its connection (a thread of its own) and, once it ends, its
-    output or its error."""
+    """The early statement: its connection, in a thread of its own."""
 
     def __init__(self, statement: bytes, settings: list[tuple[str, str]]) -> None:
         self.statement = statement
         self._settings = settings
         self.ready = threading.Event()  # the snapshot is exported (or that failed)
-        self.done = threading.Event()  # the statement ended
+        self.done = threading.Event()  # the statement ended (or never started)
         self.snapshot_id: str | None = None
+        self.taken_at: str | None = None
         self.fingerprint: Any = None
+        self.parameters: dict[str, str] | None = None
         self.error: BaseException | None = None
         self.relay = _Relay()
         self.in_snapshot = False  # the run's transaction imported the snapshot
-        self.taken = False  # the run took it as its first statement (`claim`)
+        self.taken = False  # the run took its output as its first statement's (`into`)
         self._raw: Any = None
         self._lock = threading.Lock()
         self._dropped = False
@@ -135,60 +192,53 @@ class _Early:
         import psycopg2
 
         try:
-            raw = psycopg2.connect(**connect)
-        except Exception:
+            try:
+                raw = psycopg2.connect(**connect)
+            except Exception:
+                return
+            with self._lock:
+                self._raw = raw
+            try:
+                with raw.cursor() as cur:
+                    cur.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                    for name, value in self._settings:
+                        cur.execute("SELECT pg_catalog.set_config(%s, %s, true)", (name, value))
+                    cur.execute(f"SELECT pg_catalog.pg_export_snapshot(), {TAKEN_AT}")
+                    self.snapshot_id, self.taken_at = cur.fetchone()
+                    cur.execute(_FINGERPRINT)
+                    self.fingerprint = cur.fetchone()
+                self.parameters = _parameters(raw)
+            except Exception:
+                self.snapshot_id = None
+                return
             self.ready.set()
-            self.done.set()
-            return
-        with self._lock:
-            self._raw = raw
-        try:
-            with raw.cursor() as cur:
-                cur.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                for name, value in self._settings:
-                    cur.execute("SELECT pg_catalog.set_config(%s, %s, true)", (name, value))
-                cur.execute("SELECT pg_catalog.pg_export_snapshot()")
-                snapshot_id = cur.fetchone()[0]
-                cur.execute(_FINGERPRINT)
-                fingerprint = cur.fetchone()
-        except Exception:
-            self.ready.set()
-            self._finish()
-            return
-        self.snapshot_id, self.fingerprint = snapshot_id, fingerprint
-        self.ready.set()
-        with self._lock:
-            dropped = self._dropped
-        if not dropped:
+            with self._lock:
+                if self._dropped:
+                    return
             try:
                 with raw.cursor() as cur:
                     cur.copy_expert(self.statement, self.relay)
             except BaseException as exc:  # the statement's error is the run's, if it takes it
                 self.error = exc
-        self._finish()
-
-    def _finish(self) -> None:
-        with self._lock:
-            self.done.set()
-            dropped = self._dropped
-        if dropped:
-            self.close()
-
-    @property
-    def holds_connection(self) -> bool:
-        with self._lock:
-            return self._raw is not None
+        finally:
+            self.ready.set()
+            with self._lock:
+                self.done.set()
+                dropped = self._dropped
+            if dropped:
+                self.close()
 
     def cancel(self) -> None:
         """Cancel the statement if it runs (from any thread)."""
         with self._lock:
-            raw = self._raw
-        if raw is not None and not self.done.is_set():
+            raw = self._raw if not self.done.is_set() else None
+        if raw is not None:
             with contextlib.suppress(Exception):
                 raw.cancel()
 
     def drop(self) -> None:
-        """Not needed: stop the statement, close the connection (now or when it ends)."""
+        """Not needed: stop the statement; its thread closes the connection when it ends
+        (now, if it has)."""
         with self._lock:
             self._dropped = True
             ended = self.done.is_set()
@@ -197,32 +247,56 @@ class _Early:
         else:
             self.cancel()
 
-    def close(self) -> None:
+    def stop(self, timeout_s: float) -> bool:
+        """Drop it and cancel its statement until it has ended (a cancel request that arrives
+        before the statement is lost), for at most `timeout_s`; whether it has ended and its
+        connection is closed."""
+        self.drop()
+        deadline = time.monotonic() + timeout_s
+        while not self.done.wait(0.1):
+            if time.monotonic() > deadline:
+                return False
+            self.cancel()
+        self.close()
+        return True
+
+    @property
+    def holds_connection(self) -> bool:
         with self._lock:
+            return self._raw is not None
+
+    def close(self) -> None:
+        """Close the connection; only once the statement has ended (its thread uses it)."""
+        with self._lock:
+            if not self.done.is_set():
+                return
             raw, self._raw = self._raw, None
         self.relay.close()
         if raw is not None:
             with contextlib.suppress(Exception):
                 raw.close()
 
-    def into(self, sink: Any, codec: str) -> None:
+    def into(self, sink: Any, codec: str) -> bool:
         """Hand the statement's rows to `sink` as COPY would have (text to a text file):
         those spooled so far, then each as it arrives, on the statement's thread; wait for
-        its end; raise its error instead, if it failed."""
+        its end; raise its error if it failed. False, with nothing handed over, where the
+        spool failed before (the caller then runs the statement itself)."""
         try:
-            self.relay.hand_over(sink, codec)
+            if not self.relay.hand_over(sink, codec):
+                self.drop()
+                return False
+            self.taken = True
             while not self.done.wait(0.05):
                 pass
             if self.error is not None:
                 raise self.error
-            if self.relay.failed is not None:  # the sink's own error, on the early thread
-                raise self.relay.failed
-        except BaseException:  # Ctrl-C, or the sink failed: stop the statement too
+        except BaseException:  # Ctrl-C, the statement or the sink failed
+            self.relay.discard()  # no row reaches the sink any more
             self.drop()
             raise
         finally:
-            if self.done.is_set():
-                self.close()
+            self.close()
+        return True
 
 
 class _Relay(io.RawIOBase):
@@ -233,7 +307,7 @@ class _Relay(io.RawIOBase):
         self._spool: Spool | None = Spool(None, framed=True)
         self._target: Any = None
         self._lock = threading.Lock()
-        self.failed: BaseException | None = None
+        self._spool_failed = False
 
     def writable(self) -> bool:
         return True
@@ -241,17 +315,19 @@ class _Relay(io.RawIOBase):
     def write(self, row: Any) -> int:
         with self._lock:
             if self._target is not None:
-                try:
-                    self._target(row)
-                except BaseException as exc:  # stops the COPY; `into` raises it
-                    self.failed = exc
-                    raise
+                self._target(row)  # its error stops the COPY; `into` raises it
                 return len(row)
-            assert self._spool is not None
-            return self._spool.write(row)
+            if self._spool is None:
+                raise RuntimeError("not taken")  # stops the COPY
+            try:
+                return self._spool.write(row)
+            except OSError:  # no room for the spool: the run runs the statement itself
+                self._spool_failed = True
+                raise
 
-    def hand_over(self, sink: Any, codec: str) -> None:
-        """From now on the rows go to `sink`, the spooled ones first."""
+    def hand_over(self, sink: Any, codec: str) -> bool:
+        """From now on the rows go to `sink`, the spooled ones first; False if the spool
+        failed (nothing is handed over)."""
         if isinstance(sink, io.TextIOBase):
             write = sink.write
 
@@ -262,14 +338,24 @@ class _Relay(io.RawIOBase):
             target = sink.write
         with self._lock:
             spool, self._spool = self._spool, None
-            if spool is not None:
+            if spool is None or self._spool_failed:
+                return False
+            try:
                 for row in spool.framed_rows():
                     target(row)
+            finally:
+                spool.file.close()
             self._target = target
+            return True
+
+    def discard(self) -> None:
+        with self._lock:
+            self._target = None
 
     def close(self) -> None:
         with self._lock:
             spool, self._spool = self._spool, None
+            self._target = None
         if spool is not None:
             spool.file.close()
 
@@ -277,12 +363,12 @@ class _Relay(io.RawIOBase):
 class _Recorder:
     """Writes this run's first statement down for the next run with the same command line."""
 
-    def __init__(self, key: str, password: tuple[str, Any] | None) -> None:
+    def __init__(self, folder: Path, key: str, password: tuple[str, Any] | None) -> None:
+        self.folder = folder
         self.key = key
         self.password = password
 
     def write(self, statement: bytes, raw: Any, fingerprint: Any, codec: str) -> None:
-        connect = {k: v for k, v in raw.info.dsn_parameters.items() if k != "password"}
         # what the transaction changed (BEGIN sets the transaction_* ones)
         settings = [
             [name, setting]
@@ -291,39 +377,112 @@ class _Recorder:
         ]
         entry = {
             "format": _FORMAT,
-            "connect": connect,
+            "connect": _parameters(raw),
             "password": self.password,
             "codec": codec,
             "settings": settings,
             "statement": statement.decode(codec),
         }
-        folder = _directory()
+        if _write_private(self.folder, f"{self.key}.json", json.dumps(entry).encode()):
+            _prune(self.folder)
+
+    def touch(self) -> None:
         with contextlib.suppress(OSError):
-            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if not _private(folder):
-            return
-        path = folder / f"{self.key}.json"
-        part = folder / f".{self.key}.{os.getpid()}.part"
-        try:
-            fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(entry, handle)
-            os.replace(part, path)
-        except OSError:
-            with contextlib.suppress(OSError):
-                part.unlink()
-            return
-        _prune(folder)
+            os.utime(self.folder / f"{self.key}.json")
 
 
 def _prune(folder: Path) -> None:
+    """Keep the KEEP entries last used; remove what a run killed while writing left."""
     with contextlib.suppress(OSError):
-        entries = sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+        entries = sorted(
+            (p for p in folder.iterdir() if _ENTRY.fullmatch(p.name)),
+            key=lambda p: p.stat().st_mtime,
+            reverse=True,
+        )
         for old in entries[KEEP:]:
             old.unlink()
+        now = time.time()
+        for part in folder.glob(".*.part"):
+            if now - part.stat().st_mtime > _STALE_PART_S:
+                part.unlink()
+
+
+def _salt(folder: Path, *, make: bool) -> bytes | None:
+    """The directory's salt (with `make`, the directory and the salt made if missing), or
+    None."""
+    if make:
+        with contextlib.suppress(OSError):
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if not _private(folder):
+        return None
+    path = folder / _SALT
+    found = _read_private(path)
+    if found is None and make:
+        _write_private(folder, _SALT, os.urandom(32))
+        found = _read_private(path)
+    return found if found and len(found) == 32 else None
+
+
+def _read(path: Path) -> tuple[bytes, list[tuple[str, str]], dict[str, str]] | None:
+    """An entry's statement, settings and connection parameters (password included), or
+    None if it is missing, damaged or not this user's alone."""
+    data = _read_private(path)
+    if data is None:
+        return None
+    try:
+        entry = json.loads(data)
+        if entry.get("format") != _FORMAT:
+            return None
+        codec = str(entry["codec"])
+        statement = str(entry["statement"]).encode(codec)
+        settings = [(str(n), str(v)) for n, v in entry["settings"]]
+        connect = {str(k): str(v) for k, v in dict(entry["connect"]).items()}
+        if any(name in SECRET_PARAMETERS for name in connect):
+            return None
+        password = entry["password"]
+        if password is not None:
+            where, which = password
+            if where == "argv" and isinstance(which, int) and 0 < which < len(sys.argv):
+                text = sys.argv[which]
+            elif where == "env" and which == "DATABASE_URL":
+                text = os.environ.get(which, "")
+            else:
+                return None
+            found = _password_in(text)
+            if found is None:
+                return None
+            connect["password"] = found
+    except (ValueError, TypeError, KeyError, LookupError, AttributeError):
+        return None
+    if not (statement.startswith(_HEAD) and statement.endswith(_ENDS)):
+        return None
+    if not _one_statement(statement.decode(codec)):
+        return None
+    return statement, settings, connect
+
+
+_TOKENS = re.compile(r"'[^']*'|\"[^\"]*\"|[^'\"]+|['\"]")
+
+
+def _one_statement(sql: str) -> bool:
+    """Whether `sql` is surely one statement: no `;` outside its '...' literals and "..."
+    names (a doubled quote within one reads as two of them side by side). Cautious (pglast
+    would know, but its import alone takes ~50 ms, at start-up): what this does not read as
+    refaudit writes SQL (E'...' or $...$ strings, comments) is not taken."""
+    before = ""
+    for token in _TOKENS.findall(sql):
+        if token[0] in "'\"":
+            if len(token) == 1 or (token[0] == "'" and before[-1:] in ("E", "e")):
+                return False  # unterminated, or an escape string (backslashes would count)
+        elif ";" in token or "$" in token or "--" in token or "/*" in token:
+            return False
+        before = token
+    return True
 
 
 _lock = threading.Lock()
+_folder: Path | None = None
+_context: tuple[list[str], dict[str, str], str] | None = None  # what names the entry
 _key_here: str | None = None
 _started: _Early | None = None  # the early statement of this process
 _pending: _Early | None = None  # ... until the run's first statement is compared with it
@@ -331,52 +490,50 @@ _recorder: _Recorder | None = None
 _armed = False  # the next COPY is the audit's first (`arm`)
 
 
-def _read(path: Path) -> tuple[bytes, list[tuple[str, str]], dict[str, str]] | None:
-    """An entry's statement, settings and connection parameters (password included), or
-    None if it is missing, damaged or not this user's alone."""
-    if not _private(path.parent):
-        return None
-    try:
-        entry = json.loads(path.read_text("utf-8"))
-        if entry.get("format") != _FORMAT:
-            return None
-        codec = str(entry["codec"])
-        statement = str(entry["statement"]).encode(codec)
-        settings = [(str(n), str(v)) for n, v in entry["settings"]]
-        connect = {str(k): str(v) for k, v in dict(entry["connect"]).items()}
-        password = entry["password"]
-    except (OSError, ValueError, TypeError, KeyError, LookupError, AttributeError):
-        return None
-    if password is not None:
-        where, which = password
-        text = sys.argv[which] if where == "argv" and 0 <= which < len(sys.argv) else (
-            os.environ.get(str(which), "") if where == "env" else ""
-        )
-        found = _password_in(text)
-        if found is None:
-            return None
-        connect["password"] = found
-    return statement, settings, connect
-
-
 def start() -> None:
     """Send the statement the last run with this command line sent first, if there is one
-    (see the module's doc). Returns at once; the statement runs in a thread of its own."""
-    global _key_here, _started, _pending
+    (see the module's doc). Returns at once; the statement runs in a thread of its own.
+    Nothing here stops the run: whatever fails, there is no early statement."""
+    global _folder, _context, _key_here, _started, _pending
     if os.environ.get(OFF, "").strip().lower() in {"0", "off", "no", "false"}:
         return
-    _key_here = _key(sys.argv[1:], dict(os.environ), os.getcwd())
-    found = _read(_directory() / f"{_key_here}.json")
-    if found is None:
-        return
-    statement, settings, connect = found
-    import psycopg2  # noqa: F401  (here, not in two threads at once)
+    try:
+        _folder = _directory()
+        _context = (sys.argv[1:], dict(os.environ), os.getcwd())
+        salt = _salt(_folder, make=False)  # none yet: no entry either (`arm` makes one)
+        if salt is None:
+            return
+        key = _key_here = _key(salt, *_context)
+        found = _read(_folder / f"{key}.json")
+        if found is None:
+            return
+        statement, settings, connect = found
+        import psycopg2  # noqa: F401  (here, not in two threads at once)
 
-    early = _Early(statement, settings)
-    threading.Thread(
-        target=early.run, args=(connect,), name="refaudit-early", daemon=True
-    ).start()
-    _started = _pending = early
+        early = _Early(statement, settings)
+        threading.Thread(
+            target=early.run, args=(connect,), name="refaudit-early", daemon=True
+        ).start()
+        _started = _pending = early
+        _cancel_on_sigterm()
+    except Exception:
+        return
+
+
+def _cancel_on_sigterm() -> None:
+    """Until the command line puts its own handler in place: SIGTERM cancels the early
+    statement, then ends the process as it would have."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return
+
+    def terminated(signum: int, _frame: Any) -> None:
+        cancel()
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+
+    signal.signal(signal.SIGTERM, terminated)
 
 
 def arm(password: str | None) -> None:
@@ -384,10 +541,15 @@ def arm(password: str | None) -> None:
     the early one, and writes it down for the next run). `password`: the one its URL holds,
     found again by the next run in the same argument or variable (not written down); where
     it is nowhere to be found, nothing is written."""
-    global _recorder, _armed
+    global _recorder, _armed, _key_here
     _armed = True
-    if _key_here is None:
+    if _folder is None or _context is None:  # not started from the command line
         return
+    if _key_here is None:
+        salt = _salt(_folder, make=True)
+        if salt is None:
+            return
+        _key_here = _key(salt, *_context)
     pointer: tuple[str, Any] | None = None
     if password is not None:
         places: list[tuple[str, Any]] = [("argv", i) for i in range(1, len(sys.argv))]
@@ -399,7 +561,7 @@ def arm(password: str | None) -> None:
                 break
         else:
             return
-    _recorder = _Recorder(_key_here, pointer)
+    _recorder = _Recorder(_folder, _key_here, pointer)
 
 
 def snapshot() -> str | None:
@@ -424,6 +586,12 @@ def imported(ok: bool) -> None:
         _give_up()
 
 
+def taken_at() -> str | None:
+    """The time of the snapshot the run imported (`imported`), as results.json writes it."""
+    early = _pending if _pending is not None and _pending.in_snapshot else None
+    return early.taken_at if early is not None else None
+
+
 def _give_up() -> None:
     global _pending
     with _lock:
@@ -435,9 +603,9 @@ def _give_up() -> None:
 def claim(statement: bytes, raw: Any, codec: str) -> _Early | None:
     """For the audit's first COPY (the first after `arm`: `statement`, about to go out on
     `raw`, inside the run's snapshot): the early statement if it is the same statement in
-    the same snapshot with the same settings (hand its output over with `into`), else None,
-    and the early one is cancelled. Also writes the statement down for the next run, if it
-    differs. Any other COPY: None."""
+    the same snapshot, on a connection with the same parameters, settings and roles (hand
+    its output over with `into`), else None, and the early one is cancelled. Also writes the
+    statement down for the next run, if it differs. Any other COPY: None."""
     global _pending, _recorder, _armed
     if not _armed:  # a statement before the checks' (reading a lookup's type table, say)
         return None
@@ -447,22 +615,35 @@ def claim(statement: bytes, raw: Any, codec: str) -> _Early | None:
         recorder, _recorder = _recorder, None
     if early is None and recorder is None:
         return None
-    with raw.cursor() as cur:
-        cur.execute(_FINGERPRINT)
-        fingerprint = cur.fetchone()
-    same = (
-        early is not None
-        and early.in_snapshot
-        and early.statement == statement
-        and early.fingerprint == fingerprint
-    )
-    if recorder is not None and not same:
-        recorder.write(statement, raw, fingerprint, codec)
-    if early is not None and not same:
+    try:
+        import logging
+
+        logging.getLogger(f"{__package__}.sql").debug("%s", _FINGERPRINT)  # as `db` logs
+        with raw.cursor() as cur:
+            cur.execute(_FINGERPRINT)
+            fingerprint = cur.fetchone()
+        same = (
+            early is not None
+            and early.in_snapshot
+            and early.statement == statement
+            and early.fingerprint == fingerprint
+            and early.parameters == _parameters(raw)
+        )
+        if recorder is not None:
+            with contextlib.suppress(Exception):  # written down or not, the run goes on
+                if same:
+                    recorder.touch()  # in use: the last to go when entries are dropped
+                else:
+                    recorder.write(statement, raw, fingerprint, codec)
+    except BaseException:
+        if early is not None:
+            early.drop()
+        raise
+    if early is None:
+        return None
+    if not same:
         early.drop()
         return None
-    if early is not None:
-        early.taken = True
     return early
 
 
@@ -476,10 +657,7 @@ def release() -> bool:
     if not early.holds_connection:
         return False
     _give_up()
-    early.drop()
-    early.done.wait(10)
-    early.close()
-    return True
+    return early.stop(10)
 
 
 def cancel() -> None:
@@ -494,4 +672,4 @@ def close() -> None:
     global _pending
     _pending = None
     if _started is not None:
-        _started.drop()
+        _started.stop(1.0)

@@ -130,11 +130,21 @@ def test_another_suite_under_the_same_command_line_is_not_taken(
         lambda e: {**e, "connect": {**e["connect"], "dbname": "postgres"}},
         # a server that is not there
         lambda e: {**e, "connect": {**e["connect"], "host": "127.0.0.1", "port": "1"}},
+        # a setting pg_settings does not show (a custom one, as row-level security reads)
+        lambda e: {**e, "connect": {**e["connect"], "options": "-c app.tenant=8"}},
         lambda e: {**e, "format": 0},
         lambda e: {**e, "statement": 7},
+        lambda e: {**e, "password": 5},
+        lambda e: {**e, "password": ["argv", "1"]},
+        lambda e: {**e, "password": ["env", "HOME"]},
+        lambda e: {**e, "connect": {**e["connect"], "sslpassword": "x"}},
+        # two statements in one
+        lambda e: {**e, "statement": "COPY (SELECT 1) TO STDOUT (FORMAT csv); " + e["statement"]},
         lambda e: "not an entry",
     ],
-    ids=["statement", "work_mem", "hashjoin", "database", "no-server", "format", "type", "junk"],
+    ids=["statement", "work_mem", "hashjoin", "database", "no-server", "custom-setting",
+         "format", "type", "password-type", "password-index", "password-variable", "secret",
+         "two-statements", "junk"],
 )
 def test_an_entry_that_does_not_fit_is_never_taken(
     db: str, entries: Path, tmp_path: Path, damage: Any
@@ -229,10 +239,12 @@ def test_a_role_allowed_one_connection_gets_it_back(
 
 @pytest.fixture
 def fresh_early() -> Iterator[None]:
-    saved = (early._key_here, early._started, early._pending, early._recorder, early._armed)
+    names = ("_folder", "_context", "_key_here", "_started", "_pending", "_recorder", "_armed")
+    saved = [getattr(early, name) for name in names]
     yield
     early.close()
-    (early._key_here, early._started, early._pending, early._recorder, early._armed) = saved
+    for name, value in zip(names, saved, strict=True):
+        setattr(early, name, value)
 
 
 def test_the_whole_run_sees_the_snapshot_of_the_early_statement(
@@ -269,5 +281,98 @@ def test_the_whole_run_sees_the_snapshot_of_the_early_statement(
     assert code in (0, 1)
     assert started.taken
     assert violations(tmp_path / "during") == violations(tmp_path / "before")
+    # and the run's time is the snapshot's, not its own transaction's (later)
+    results = json.loads((tmp_path / "during" / "results.json").read_text())
+    assert started.taken_at is not None and started.taken_at in json.dumps(results["run"])
     assert not audit(entries, uri, tmp_path / "after", REFAUDIT_EARLY="0")
     assert violations(tmp_path / "after") != violations(tmp_path / "before")
+
+
+def test_no_room_for_the_spool_and_the_run_sends_the_statement_itself(
+    new_database: Any,
+    generator: Any,
+    entries: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    fresh_early: None,
+) -> None:
+    """The early statement's rows wait in a spool until the run takes them: where it cannot
+    be written (a full temporary directory), the run runs the statement on its own
+    connection, as without the early start."""
+    from refaudit.cli import app
+    from refaudit.spool import Spool
+
+    class Full(Spool):
+        def write(self, row: Any) -> int:
+            raise OSError(28, "No space left on device")
+
+    uri = new_database("early_full")
+    build_state(uri, generator, "dirty")
+    args = ["run", "--suite", SAMPLE_SUITE, "--db", uri, "--out", str(tmp_path / "during"),
+            "--no-history", "-vv"]
+    audit(entries, uri, tmp_path / "before")
+    monkeypatch.setenv("REFAUDIT_EARLY_DIR", str(entries))
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setattr(sys, "argv", ["refaudit", *args])
+    monkeypatch.setattr(early, "Spool", Full)
+    early.start()
+    started = early._started
+    assert started is not None and started.done.wait(60)
+    assert isinstance(started.error, OSError)
+    assert app(args, standalone_mode=False) in (0, 1)
+    assert not started.taken
+    assert violations(tmp_path / "during") == violations(tmp_path / "before")
+
+
+def test_at_most_keep_entries_the_least_recently_used_go(
+    entries: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from types import SimpleNamespace
+
+    monkeypatch.setenv("REFAUDIT_EARLY_DIR", str(entries))
+    (entries / "notes.json").write_text("{}")  # not an entry: never removed
+    stale = entries / ".0123.99.part"  # left by a run killed while writing
+    stale.write_text("")
+    os.utime(stale, (1_000_000, 1_000_000))
+    raw = SimpleNamespace(info=SimpleNamespace(dsn_parameters={"dbname": "x", "password": "p"}))
+    fingerprint = ("u", "u", [["jit", "off", "session"], ["work_mem", "4096", "default"]])
+    keys = [f"{i:032x}" for i in range(early.KEEP)]
+    for i, key in enumerate(keys):
+        early._Recorder(entries, key, None).write(
+            b"COPY (SELECT 1) TO STDOUT", raw, fingerprint, "utf_8"
+        )
+        os.utime(entries / f"{key}.json", (1_000_000 + i, 1_000_000 + i))
+    early._Recorder(entries, keys[0], None).touch()  # in use: kept, though written first
+    later = [f"{i:032x}" for i in range(1000, 1003)]
+    for key in later:
+        early._Recorder(entries, key, None).write(
+            b"COPY (SELECT 2) TO STDOUT", raw, fingerprint, "utf_8"
+        )
+    kept = {p.stem for p in entries.glob("*.json")} - {"notes"}
+    assert (entries / "notes.json").exists() and not stale.exists()
+    assert len(kept) == early.KEEP
+    assert keys[0] in kept and set(later) <= kept
+    assert not {keys[1], keys[2], keys[3]} & kept and keys[4] in kept
+    entry = json.loads((entries / f"{keys[0]}.json").read_text())
+    assert entry["settings"] == [["jit", "off"]] and "password" not in entry["connect"]
+    assert not list(entries.glob(".*"))  # no part file left
+
+
+@pytest.mark.parametrize(
+    ("sql", "one"),
+    [
+        ("COPY (SELECT 'a;b') TO STDOUT", True),
+        ("COPY (SELECT 'it''s; fine') TO STDOUT", True),
+        ('COPY (SELECT "a;""b" FROM t) TO STDOUT', True),
+        ("COPY (SELECT x FROM t WHERE kind = 'e') TO STDOUT", True),
+        ("COPY (SELECT 1) TO STDOUT; COPY (SELECT 2) TO STDOUT", False),
+        ("COPY (SELECT 1) TO STDOUT; COMMIT; DELETE FROM t; COPY (SELECT 2) TO STDOUT", False),
+        ("COPY (SELECT E'\\'';' ) TO STDOUT", False),
+        ("COPY (SELECT $$;$$) TO STDOUT", False),
+        ("COPY (SELECT 1 -- ;\n) TO STDOUT", False),
+        ("COPY (SELECT 1 /* ; */) TO STDOUT", False),
+        ("COPY (SELECT 'open) TO STDOUT", False),
+    ],
+)
+def test_an_entry_holds_one_statement(sql: str, one: bool) -> None:
+    assert early._one_statement(sql) is one
