@@ -211,16 +211,18 @@ def test_no_password_is_written_down(
     assert found is not None and found[2]["password"] == "s3cret-pw"
 
 
-def test_a_role_allowed_one_connection_gets_it_back(
-    new_database: Any, generator: Any, entries: Path, tmp_path: Path
+@pytest.mark.parametrize("limit", [1, 2])
+def test_a_role_allowed_few_connections_gets_them_back(
+    new_database: Any, generator: Any, entries: Path, tmp_path: Path, limit: int
 ) -> None:
     """CONNECTION LIMIT 1: the early statement holds the only connection when the run asks
-    for its own; it gives it up, and the run goes on in a snapshot of its own."""
+    for its own; it gives it up, and the run goes on in a snapshot of its own. LIMIT 2: it
+    gives it up to the second connection."""
     uri = new_database("early_solo")
     build_state(uri, generator, "dirty")
     execute(
         uri,
-        "DROP ROLE IF EXISTS early_solo; CREATE ROLE early_solo LOGIN CONNECTION LIMIT 1; "
+        f"DROP ROLE IF EXISTS early_solo; CREATE ROLE early_solo LOGIN CONNECTION LIMIT {limit}; "
         "GRANT SELECT ON ALL TABLES IN SCHEMA public TO early_solo",
     )
     try:
