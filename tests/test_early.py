@@ -241,12 +241,16 @@ def test_a_role_allowed_few_connections_gets_them_back(
 
 @pytest.fixture
 def fresh_early() -> Iterator[None]:
+    import signal
+
     names = ("_folder", "_context", "_key_here", "_started", "_pending", "_recorder", "_armed")
     saved = [getattr(early, name) for name in names]
+    on_sigterm = signal.getsignal(signal.SIGTERM)
     yield
     early.close()
     for name, value in zip(names, saved, strict=True):
         setattr(early, name, value)
+    signal.signal(signal.SIGTERM, on_sigterm)
 
 
 def test_the_whole_run_sees_the_snapshot_of_the_early_statement(
