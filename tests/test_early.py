@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg2
 import pytest
 from refaudit import early
 
@@ -382,3 +385,47 @@ def test_at_most_keep_entries_the_least_recently_used_go(
 )
 def test_an_entry_holds_one_statement(sql: str, one: bool) -> None:
     assert early._one_statement(sql) is one
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_stopped_while_it_starts_the_early_statement_ends_too(
+    db: str, entries: Path, tmp_path: Path, signum: int
+) -> None:
+    """SIGTERM or Ctrl-C while the interpreter still imports (the command line's own
+    handlers are not in place yet): the statement sent at start-up does not go on running on
+    the server. (A statement the run does not take is cancelled as the run compares it.)"""
+    audit(entries, db, tmp_path / "first")
+    entry = the_entry(entries)
+    slow = {**json.loads(entry.read_text()),
+            "statement": "COPY (SELECT pg_sleep(60) AS early_sleeper) TO STDOUT (FORMAT csv)"}
+    entry.write_text(json.dumps(slow))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "refaudit", "run", "--suite", SAMPLE_SUITE, "--db", db,
+         "--out", str(tmp_path / "stopped"), "--no-history", "-vv"],
+        cwd=ROOT, env={**os.environ, "REFAUDIT_EARLY_DIR": str(entries)},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while not sleeping(db) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert sleeping(db)  # sent at start-up
+    proc.send_signal(signum)
+    proc.wait(30)
+    assert proc.returncode != 0
+    deadline = time.monotonic() + 10
+    while sleeping(db) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not sleeping(db)
+
+
+def sleeping(uri: str) -> bool:
+    conn = psycopg2.connect(uri)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%early_sleeper%'"
+                " AND pid <> pg_backend_pid()"
+            )
+            return bool(cur.fetchone()[0])
+    finally:
+        conn.close()
