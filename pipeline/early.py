@@ -2,8 +2,9 @@
 
 Before a run sends its first statement, the interpreter spends ~0.3 s importing what builds
 it (SQLAlchemy, pydantic, typer), on one core, while the server waits. When the last run
-with the same command line (in the same directory, with the same `PG*`, `DATABASE_URL` and
-`REFAUDIT_*` variables) left its first statement here, `start` sends that statement at once,
+with the same command line (in the same directory, with the same project files and the same
+`PG*`, `DATABASE_URL`, `REFAUDIT_*` and project-named variables) left its first statement
+here, `start` sends that statement at once,
 on a connection of its own, in a REPEATABLE READ READ ONLY transaction whose snapshot it
 exports, with the settings that run's transaction had; its output waits in a spool, then goes
 to the run as it arrives.
@@ -125,10 +126,37 @@ def _write_private(folder: Path, name: str, data: bytes) -> bool:
     return True
 
 
+def _project_files(cwd: str) -> list[bytes]:
+    """What the project files the command may read hold (`project.find_project` looks for
+    the first of them, from `cwd` up to the user's home): where they send it, with what."""
+    found = []
+    try:
+        home: Path | None = Path.home().resolve()
+    except RuntimeError:
+        home = None
+    here = Path(cwd)
+    for directory in (here, *here.parents):
+        for name in ("refaudit.toml", "pyproject.toml"):
+            with contextlib.suppress(OSError):
+                found.append((directory / name).read_bytes())
+        if directory == home:
+            break
+    return found
+
+
+def _variables(environ: dict[str, str], projects: list[bytes]) -> set[str]:
+    """The variables that can change where a run connects or how: those of libpq and
+    refaudit, and any a project file names (`database_env`)."""
+    return {
+        k for k in environ
+        if k.startswith(_VARIABLES) or any(k.encode() in data for data in projects)
+    }
+
+
 def _key(salt: bytes, argv: list[str], environ: dict[str, str], cwd: str) -> str:
     """The entry's name: the command line (but the value of --out, a new directory each run
-    for many), the directory, the variables that can change where it connects or how; salted
-    (they may hold a password)."""
+    for many), the directory, the project files and the `_variables`; salted (they may hold
+    a password)."""
     args, skip = [], False
     for arg in argv:
         if skip:
@@ -141,8 +169,10 @@ def _key(salt: bytes, argv: list[str], environ: dict[str, str], cwd: str) -> str
             args.append(_OUT + "=<out>")
         else:
             args.append(arg)
-    variables = sorted((k, v) for k, v in environ.items() if k.startswith(_VARIABLES))
-    blob = json.dumps([_FORMAT, __version__, cwd, args, variables])
+    projects = _project_files(cwd)
+    variables = sorted((k, environ[k]) for k in _variables(environ, projects))
+    digest = hashlib.sha256(b"\0".join(projects)).hexdigest()
+    blob = json.dumps([_FORMAT, __version__, cwd, args, variables, digest])
     return hashlib.sha256(salt + blob.encode("utf-8", "surrogateescape")).hexdigest()[:32]
 
 
@@ -444,7 +474,7 @@ def _read(path: Path) -> tuple[bytes, list[tuple[str, str]], dict[str, str]] | N
             where, which = password
             if where == "argv" and isinstance(which, int) and 0 < which < len(sys.argv):
                 text = sys.argv[which]
-            elif where == "env" and which == "DATABASE_URL":
+            elif where == "env" and isinstance(which, str) and which in _keyed():
                 text = os.environ.get(which, "")
             else:
                 return None
@@ -488,6 +518,14 @@ _started: _Early | None = None  # the early statement of this process
 _pending: _Early | None = None  # ... until the run's first statement is compared with it
 _recorder: _Recorder | None = None
 _armed = False  # the next COPY is the audit's first (`arm`)
+
+
+def _keyed() -> set[str]:
+    """The variables in this process's entry's name (`_key`)."""
+    if _context is None:
+        return set()
+    _, environ, cwd = _context
+    return _variables(environ, _project_files(cwd))
 
 
 def start() -> None:
@@ -553,7 +591,7 @@ def arm(password: str | None) -> None:
     pointer: tuple[str, Any] | None = None
     if password is not None:
         places: list[tuple[str, Any]] = [("argv", i) for i in range(1, len(sys.argv))]
-        places.append(("env", "DATABASE_URL"))
+        places += [("env", name) for name in sorted(_keyed())]
         for where, which in places:
             text = sys.argv[which] if where == "argv" else os.environ.get(which, "")
             if _password_in(text) == password:

@@ -429,3 +429,45 @@ def sleeping(uri: str) -> bool:
             return bool(cur.fetchone()[0])
     finally:
         conn.close()
+
+
+def test_the_variable_a_project_file_names_is_part_of_the_entry(
+    new_database: Any, generator: Any, db: str, entries: Path, tmp_path: Path
+) -> None:
+    """refaudit.toml's `database_env`: its URL's password is read again from that variable;
+    another value, another entry (the early start never goes to the database it named
+    before); another project file, another entry too."""
+    from sqlalchemy.engine import make_url
+
+    other = new_database("early_other")
+    build_state(other, generator, "before")
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "refaudit.toml").write_text(
+        f'suite = "{SAMPLE_SUITE}"\ndatabase_env = "EARLY_AUDIT_URL"\n'
+    )
+    env = {"REFAUDIT_EARLY_DIR": str(entries)}
+
+    def run(url: str, out: str) -> bool:
+        proc = subprocess.run(
+            [sys.executable, "-m", "refaudit", "run", "--out", str(tmp_path / out),
+             "--no-history", "-vv"],
+            cwd=project, env={**os.environ, **env, "EARLY_AUDIT_URL": url},
+            capture_output=True, text=True, timeout=300,
+        )
+        assert proc.returncode in (0, 1), proc.stderr[-2000:]
+        return early.TAKEN in proc.stderr
+
+    first = make_url(db).set(password="pw-one").render_as_string(False)
+    assert not run(first, "a")
+    (entry,) = entries.glob("*.json")
+    assert json.loads(entry.read_text())["password"] == ["env", "EARLY_AUDIT_URL"]
+    assert run(first, "b")
+    second = make_url(other).set(password="pw-one").render_as_string(False)
+    assert not run(second, "c")
+    assert len(list(entries.glob("*.json"))) == 2
+    (project / "refaudit.toml").write_text(
+        f'suite = "{SAMPLE_SUITE}"\ndatabase_env = "EARLY_AUDIT_URL"\nfail_on = "warn"\n'
+    )
+    assert not run(second, "d")
+    assert len(list(entries.glob("*.json"))) == 3
