@@ -153,7 +153,9 @@ def _variables(environ: dict[str, str], projects: list[bytes]) -> set[str]:
     }
 
 
-def _key(salt: bytes, argv: list[str], environ: dict[str, str], cwd: str) -> str:
+def _key(
+    salt: bytes, argv: list[str], environ: dict[str, str], cwd: str, projects: list[bytes]
+) -> str:
     """The entry's name: the command line (but the value of --out, a new directory each run
     for many), the directory, the project files and the `_variables`; salted (they may hold
     a password)."""
@@ -169,7 +171,6 @@ def _key(salt: bytes, argv: list[str], environ: dict[str, str], cwd: str) -> str
             args.append(_OUT + "=<out>")
         else:
             args.append(arg)
-    projects = _project_files(cwd)
     variables = sorted((k, environ[k]) for k in _variables(environ, projects))
     digest = hashlib.sha256(b"\0".join(projects)).hexdigest()
     blob = json.dumps([_FORMAT, __version__, cwd, args, variables, digest])
@@ -512,7 +513,8 @@ def _one_statement(sql: str) -> bool:
 
 _lock = threading.Lock()
 _folder: Path | None = None
-_context: tuple[list[str], dict[str, str], str] | None = None  # what names the entry
+# what names the entry: the command line, the variables, the directory, the project files
+_context: tuple[list[str], dict[str, str], str, list[bytes]] | None = None
 _key_here: str | None = None
 _started: _Early | None = None  # the early statement of this process
 _pending: _Early | None = None  # ... until the run's first statement is compared with it
@@ -524,8 +526,8 @@ def _keyed() -> set[str]:
     """The variables in this process's entry's name (`_key`)."""
     if _context is None:
         return set()
-    _, environ, cwd = _context
-    return _variables(environ, _project_files(cwd))
+    _, environ, _, projects = _context
+    return _variables(environ, projects)
 
 
 def start() -> None:
@@ -537,7 +539,8 @@ def start() -> None:
         return
     try:
         _folder = _directory()
-        _context = (sys.argv[1:], dict(os.environ), os.getcwd())
+        cwd = os.getcwd()
+        _context = (sys.argv[1:], dict(os.environ), cwd, _project_files(cwd))
         salt = _salt(_folder, make=False)  # none yet: no entry either (`arm` makes one)
         if salt is None:
             return

@@ -14,11 +14,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psycopg2
 import pytest
 from refaudit import early
 
 from tests.conftest import SAMPLE_SUITE, build_state, execute
+from tests.test_operations import sql
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -242,6 +242,17 @@ def test_a_role_allowed_few_connections_gets_them_back(
         )
 
 
+def as_audit_here(entries: Path, uri: str, out: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """`audit`'s command line into `out` (the same entry: --out aside), as this process's
+    own, for `early.start` and the CLI to run in it."""
+    args = ["run", "--suite", SAMPLE_SUITE, "--db", uri, "--out", str(out), "--no-history",
+            "-vv"]
+    monkeypatch.setenv("REFAUDIT_EARLY_DIR", str(entries))
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setattr(sys, "argv", ["refaudit", *args])
+    return args
+
+
 @pytest.fixture
 def fresh_early() -> Iterator[None]:
     import signal
@@ -270,13 +281,8 @@ def test_the_whole_run_sees_the_snapshot_of_the_early_statement(
 
     uri = new_database("early_snap")
     build_state(uri, generator, "dirty")
-    # the command line of `audit` (the same but for --out: the same entry)
-    args = ["run", "--suite", SAMPLE_SUITE, "--db", uri, "--out", str(tmp_path / "during"),
-            "--no-history", "-vv"]
     assert not audit(entries, uri, tmp_path / "before")
-    monkeypatch.setenv("REFAUDIT_EARLY_DIR", str(entries))
-    monkeypatch.chdir(ROOT)
-    monkeypatch.setattr(sys, "argv", ["refaudit", *args])
+    args = as_audit_here(entries, uri, tmp_path / "during", monkeypatch)
     early.start()
     started = early._started
     assert started is not None and started.ready.wait(30) and started.snapshot_id
@@ -317,12 +323,8 @@ def test_no_room_for_the_spool_and_the_run_sends_the_statement_itself(
 
     uri = new_database("early_full")
     build_state(uri, generator, "dirty")
-    args = ["run", "--suite", SAMPLE_SUITE, "--db", uri, "--out", str(tmp_path / "during"),
-            "--no-history", "-vv"]
     audit(entries, uri, tmp_path / "before")
-    monkeypatch.setenv("REFAUDIT_EARLY_DIR", str(entries))
-    monkeypatch.chdir(ROOT)
-    monkeypatch.setattr(sys, "argv", ["refaudit", *args])
+    args = as_audit_here(entries, uri, tmp_path / "during", monkeypatch)
     monkeypatch.setattr(early, "Spool", Full)
     early.start()
     started = early._started
@@ -419,16 +421,8 @@ def test_stopped_while_it_starts_the_early_statement_ends_too(
 
 
 def sleeping(uri: str) -> bool:
-    conn = psycopg2.connect(uri)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%early_sleeper%'"
-                " AND pid <> pg_backend_pid()"
-            )
-            return bool(cur.fetchone()[0])
-    finally:
-        conn.close()
+    return bool(sql(uri, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE"
+                         " '%early_sleeper%' AND pid <> pg_backend_pid()")[0][0])
 
 
 def test_the_variable_a_project_file_names_is_part_of_the_entry(
