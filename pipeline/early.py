@@ -473,11 +473,8 @@ def _read(path: Path) -> tuple[bytes, list[tuple[str, str]], dict[str, str]] | N
         password = entry["password"]
         if password is not None:
             where, which = password
-            if where == "argv" and isinstance(which, int) and 0 < which < len(sys.argv):
-                text = sys.argv[which]
-            elif where == "env" and isinstance(which, str) and which in _keyed():
-                text = os.environ.get(which, "")
-            else:
+            text = _pointed(where, which)
+            if text is None:
                 return None
             found = _password_in(text)
             if found is None:
@@ -528,6 +525,17 @@ def _keyed() -> set[str]:
         return set()
     _, environ, _, projects = _context
     return _variables(environ, projects)
+
+
+def _pointed(where: Any, which: Any) -> str | None:
+    """What the place an entry's password pointer names holds: an argument of this command
+    line (`argv`, its index) or a variable in the entry's name (`env`, its name); None for
+    any other place."""
+    if where == "argv" and isinstance(which, int) and 0 < which < len(sys.argv):
+        return sys.argv[which]
+    if where == "env" and isinstance(which, str) and which in _keyed():
+        return os.environ.get(which, "")
+    return None
 
 
 def start() -> None:
@@ -596,8 +604,7 @@ def arm(password: str | None) -> None:
         places: list[tuple[str, Any]] = [("argv", i) for i in range(1, len(sys.argv))]
         places += [("env", name) for name in sorted(_keyed())]
         for where, which in places:
-            text = sys.argv[which] if where == "argv" else os.environ.get(which, "")
-            if _password_in(text) == password:
+            if _password_in(_pointed(where, which) or "") == password:
                 pointer = (where, which)
                 break
         else:
