@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from refaudit.errors import DatabaseError
 from refaudit.results import CheckResult
 from refaudit.sink import ViolationSink
 from refaudit.suite import Suite, load_suite
+from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
 from tests.conftest import SAMPLE_SUITE, as_url, audit_in_snapshot, build_state, execute
@@ -232,36 +234,42 @@ def test_one_connection_from_the_command_line(
 
 def test_the_companion_runs_without_parallel_workers(new_database: Any) -> None:
     """The second connection's statements plan no parallel workers (it fills the cores the
-    first one's serial steps leave idle); the first connection keeps the server's setting."""
+    first one's serial steps leave idle); the first connection keeps the server's setting
+    for its first statement, and a job it takes over while the companion runs another plans
+    the workers of a table's half: the two connections together about what one statement
+    would use."""
     from refaudit.jobs import Job, run_jobs
     from refaudit.progress import as_progress
 
     uri = new_database("companion_serial")
-    seen: list[tuple[int, str]] = []
+    name = make_url(uri).database
+    execute(uri, f"ALTER DATABASE {name} SET max_parallel_workers_per_gather = 4")
+    seen: dict[str, tuple[int, str]] = {}
     setting = sa.text(
         "SELECT pg_backend_pid(), current_setting('max_parallel_workers_per_gather')"
     )
 
-    def slow(conn: sa.Connection) -> tuple[int, str]:
-        conn.execute(sa.text("SELECT pg_sleep(0.5)"))  # the companion starts the next meanwhile
-        return tuple(conn.execute(setting).one())  # type: ignore[return-value]
+    def job(name: str, sleep: float, *, cost: int = 0) -> Job:
+        def run(conn: sa.Connection) -> tuple[int, str]:
+            got = conn.execute(setting).one()
+            conn.execute(sa.text("SELECT pg_sleep(:s)"), {"s": sleep})
+            return (got[0], got[1])
 
-    def quick(conn: sa.Connection) -> tuple[int, str]:
-        return tuple(conn.execute(setting).one())  # type: ignore[return-value]
+        return Job("", name, run=run, take=partial(seen.__setitem__, name), cost=cost)
 
     engine = create_engine(as_url(uri))
     try:
         with read_only_snapshot(engine) as (conn, _):
             main_pid = conn.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
-            server = conn.execute(sa.text("SHOW max_parallel_workers_per_gather")).scalar_one()
-            jobs = [Job("", "first", run=slow, take=seen.append),
-                    Job("", "second", run=quick, take=seen.append)]
+            # the companion starts "second" while "first" runs, and still runs it when the
+            # first connection, done, takes over "third" (the costlier of those left)
+            jobs = [job("first", 0.5), job("second", 1.5), job("last", 0), job("third", 0, cost=1)]
             run_jobs(conn, jobs, as_progress(None), companion=True)
     finally:
         engine.dispose()
-    assert server != "0"
-    assert seen[0] == (main_pid, server)
-    assert seen[1][0] != main_pid and seen[1][1] == "0"
+    assert seen["first"] == (main_pid, "4")
+    assert seen["second"][0] != main_pid and seen["second"][1] == "0"
+    assert seen["third"] == (main_pid, "1")  # (4 + 1) // 2 - 1, as jobs.split_workers
 
 
 def test_early_jobs_run_while_the_first_statement_is_built(new_database: Any) -> None:
