@@ -51,8 +51,8 @@ _SET = sa.text("SELECT set_config(:name, :value, true)")
 # connection takes over runs while the companion runs another: it plans the workers of a
 # table's half (`split_workers`), so that the two use about what one statement would. Measured
 # at 1M requests on pgserver 16, 2 cores: the uniqueness check of `session_requests` (a sort of
-# 446,000 rows) beside a half of the table, 5 alternating pairs: 2.94 s and 3.48 s of the
-# server's CPU without workers, 3.20 s and 3.73 s with two.
+# 446,000 rows) beside a half of the table, 5 alternating pairs, medians: 2.94 s (3.48 s of
+# the server's CPU) without workers, 3.20 s (3.73 s) with two.
 COMPANION_SETTINGS = (("max_parallel_workers_per_gather", "0"),)
 
 
