@@ -242,8 +242,8 @@ def test_the_companion_runs_without_parallel_workers(new_database: Any) -> None:
     from refaudit.progress import as_progress
 
     uri = new_database("companion_serial")
-    name = make_url(uri).database
-    execute(uri, f"ALTER DATABASE {name} SET max_parallel_workers_per_gather = 4")
+    database = make_url(uri).database
+    execute(uri, f"ALTER DATABASE {database} SET max_parallel_workers_per_gather = 4")
     seen: dict[str, tuple[int, str]] = {}
     setting = sa.text(
         "SELECT pg_backend_pid(), current_setting('max_parallel_workers_per_gather')"
