@@ -9,7 +9,7 @@ import contextlib
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -109,8 +109,9 @@ class Job:
     stream: Callable[[Connection], Any] | None = None
     workers: int | None = None
     """The parallel workers it may plan, on either connection, when there are two (one half
-    of a table split across them); None: the connection's own setting (on the first
-    connection, taking it over from the companion: as many as a half)."""
+    of a table split across them); None: as the connection's other jobs do (the first job:
+    the server's setting; the companion: none; the first connection, taking jobs over from
+    the companion: as many as a half)."""
     cost: int = 0
     """How much it reads, roughly (the pages of its table): of the jobs the second
     connection has not started, the first connection takes the costliest first."""
@@ -151,12 +152,24 @@ class _Worker:
     are submitted (a job it has not started yet can still be cancelled, to run elsewhere).
     With `go`, a job that is not `early` waits for it. The first of its jobs to fail stops
     the run and cancels the statement of its `peer`, so that the audit ends at once with
-    that error."""
+    that error. Its jobs plan `workers` parallel workers unless they have their own; the
+    setting is changed only when a job wants another number than the last one
+    (`planned`: what the connection has, if known)."""
 
     def __init__(
-        self, conn: Connection, name: str, stop: _Stop, go: threading.Event | None = None
+        self,
+        conn: Connection,
+        name: str,
+        stop: _Stop,
+        go: threading.Event | None = None,
+        *,
+        workers: int,
+        planned: str | None = None,
     ) -> None:
         self._conn = conn
+        self._workers = workers
+        self._planned = planned
+        self._before: str | None = None  # the connection's setting before this changed it
         self._raw: Any = conn.connection.dbapi_connection
         self._pool = ThreadPoolExecutor(1, thread_name_prefix=name)
         self._submitted: list[Future[Any]] = []
@@ -173,8 +186,25 @@ class _Worker:
     def _run(self, job: Job) -> Any:
         if self._go is not None and not job.early:
             self._go.wait()
-        with db.stopping_on(self._stop.event), _workers(self._conn, job):
+        with db.stopping_on(self._stop.event):
+            self._plan(self._workers if job.workers is None else job.workers)
             return job.run(self._conn)
+
+    def _plan(self, workers: int) -> None:
+        if self._planned is None:
+            self._planned = self._before = self._conn.execute(
+                _CURRENT, {"name": _WORKERS}
+            ).scalar_one()
+        if str(workers) != self._planned:
+            self._conn.execute(_SET, {"name": _WORKERS, "value": str(workers)})
+            self._planned = str(workers)
+
+    def restore(self) -> None:
+        """Give the connection back the setting it had before its first job (once every job
+        it was given has ended: the calling thread uses the connection)."""
+        if self._before is not None and self._planned != self._before:
+            self._conn.execute(_SET, {"name": _WORKERS, "value": self._before})
+            self._planned = self._before
 
     def _failed(self, future: Future[Any]) -> None:
         error = None if future.cancelled() else future.exception()
@@ -278,12 +308,19 @@ def run_jobs(
         beside = split_workers(other)  # before the companion's own settings
         for name, value in COMPANION_SETTINGS:
             other.execute(_SET, {"name": name, "value": value})
+        serial = dict(COMPANION_SETTINGS)[_WORKERS]
         stop = _Stop()
         go = threading.Event()  # set once the first statement is on its way
-        side = _Worker(other, "refaudit-companion", stop, go)
+        side = _Worker(
+            other, "refaudit-companion", stop, go, workers=int(serial), planned=serial
+        )
         # the jobs this connection runs after the first, in a thread of its own, so that
-        # this thread hands the outputs over while both connections' statements run
-        mine = _Worker(conn, "refaudit-main", stop)
+        # this thread hands the outputs over while both connections' statements run; each
+        # runs while the companion runs another (an earlier job: it has not started this
+        # one), so the two use about the processes one statement would, as a table's halves
+        # do: more parallel workers would only share the same cores, at the cost of their
+        # start-up and of merging their output
+        mine = _Worker(conn, "refaudit-main", stop, workers=beside)
         side.peer, mine.peer = mine, side
         stolen: dict[int, Future[Any]] = {}  # by index into `futures`
         futures: list[Future[Any]] = []
@@ -322,14 +359,7 @@ def run_jobs(
                 else:
                     return
             stop.check()
-            taken = jobs[k + 1]
-            if taken.workers is None:
-                # the companion runs a statement meanwhile (an earlier job: it has not
-                # started this one): the two use about the processes one statement would,
-                # as a table's halves do; more parallel workers would only share the same
-                # cores, at the cost of their start-up and of merging their output
-                taken = replace(taken, workers=beside)
-            current = stolen[k] = mine.submit(taken)
+            current = stolen[k] = mine.submit(jobs[k + 1])
 
         try:
             # the early jobs first (they do not wait for the first statement), then in order
@@ -354,6 +384,7 @@ def run_jobs(
                         keep_busy(i)  # job i itself, if the companion has not started it
                     then_take(job, output.result())
                     keep_busy(i + 1)
+                mine.restore()  # every job has ended
             except Exception:
                 # a statement cancelled or refused because the other connection's failed:
                 # report that failure, the cause (never for Ctrl-C)
