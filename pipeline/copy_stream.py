@@ -212,7 +212,7 @@ class Spooled:
     @property
     def on_disk(self) -> bool:
         """Whether the spool outgrew SPOOL_IN_MEMORY and went to a file."""
-        return bool(getattr(self._spool.file, "_rolled", False))
+        return self._spool.on_disk
 
     def rows(self) -> Iterator[Any]:
         """The rows as named tuples (text-format spools, see `spool_rows`)."""

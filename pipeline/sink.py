@@ -44,6 +44,7 @@ def sample_item(fields: dict[str, str]) -> dict[str, str]:
 
 
 _violation_fields = operator.attrgetter(*VIOLATION_FIELDS)  # one C call per violation
+_LAST = len(VIOLATION_FIELDS) - 1  # the evidence: the field most often quoted
 
 
 class ViolationSink:
@@ -86,8 +87,12 @@ class ViolationSink:
         """One violation as its violations.csv line, written by PostgreSQL (COPY ... csv):
         what `add` writes, without building it in Python."""
         self._handle.write(line)
-        # only a line with a quoted field needs the csv module
-        fields = next(csv_reader([line])) if '"' in line else line[:-1].split(",")
+        # Every line needs the fields before the last (evidence); only a line with a quote
+        # before the last field needs the csv module for them (most quoted lines quote only
+        # their evidence). A sample needs every field.
+        fields = line.split(",", _LAST)
+        if len(fields) <= _LAST or 0 <= line.find('"') < len(line) - len(fields[_LAST]):
+            fields = next(csv_reader([line]))
         check = fields[0]
         self.counts[check] += 1
         if self.keys is not None:
@@ -97,7 +102,8 @@ class ViolationSink:
             self.diagnoses[(check, diagnosis, fields[7])] += 1
         sample = self._samples[check]
         if len(sample) < SAMPLE_SIZE:
-            sample.append(sample_item(dict(zip(VIOLATION_FIELDS, fields, strict=True))))
+            whole = next(csv_reader([line])) if '"' in line else line[:-1].split(",")
+            sample.append(sample_item(dict(zip(VIOLATION_FIELDS, whole, strict=True))))
 
     def add(self, v: Violation) -> None:
         row: tuple[str, ...] = _violation_fields(v)

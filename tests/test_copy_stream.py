@@ -81,9 +81,15 @@ def test_rows_spill_to_disk_not_memory(engine: sa.Engine, monkeypatch: pytest.Mo
         assert next(rows).key == 1 and sum(1 for _ in rows) == 4999
 
 
-def test_spooled_csv_lines_come_back_whole(engine: sa.Engine) -> None:
-    """Lines taken later (from a spool) are the lines `copy_lines` hands over as they come,
-    also where a quoted field holds newlines."""
+@pytest.mark.parametrize("in_memory", [True, False])
+def test_spooled_csv_lines_come_back_whole(
+    engine: sa.Engine, monkeypatch: pytest.MonkeyPatch, in_memory: bool
+) -> None:
+    """Lines taken later (from a spool, in memory or gone to disk after its first lines)
+    are the lines `copy_lines` hands over as they come, also where a quoted field holds
+    newlines."""
+    if not in_memory:
+        monkeypatch.setattr("refaudit.spool.SPOOL_IN_MEMORY", 16)
     values = sa.values(sa.column("i", sa.Integer), sa.column("s", sa.Text), name="v").data(
         [(n, s) for n, s in enumerate(AWKWARD)] + [(len(AWKWARD), None)]
     )
@@ -92,7 +98,7 @@ def test_spooled_csv_lines_come_back_whole(engine: sa.Engine) -> None:
         streamed: list[str] = []
         assert copy_lines(conn, stmt, streamed.append) == len(AWKWARD) + 1
         spooled = spool_lines(conn, stmt)
-        assert spooled.count == len(AWKWARD) + 1
+        assert spooled.count == len(AWKWARD) + 1 and spooled.on_disk is not in_memory
         assert list(spooled.lines()) == streamed
     assert any("\n" in line[:-1] for line in streamed)  # a record spanning two lines
 

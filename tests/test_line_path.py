@@ -11,6 +11,9 @@ import csv
 import io
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from refaudit.checks.base import VIOLATION_FIELDS, Violation
 from refaudit.db import create_engine, read_only_snapshot
 from refaudit.engine import run_checks
 from refaudit.sink import ViolationSink
@@ -88,3 +91,36 @@ def test_both_paths_on_the_generated_dirty_database(
     assert by_line.counts == by_row.counts
     assert by_line.diagnoses == by_row.diagnoses and len(by_row.diagnoses) > 5
     assert by_line.samples == by_row.samples
+
+
+# a field as violations.csv may hold it: what CSV must quote (commas, quotes, newlines)
+# among plain text, empty included
+_FIELD = st.text(st.sampled_from('ab,"\n\r 1é'), max_size=6)
+
+
+def _postgres_csv(row: tuple[str, ...]) -> str:
+    """`row` as COPY ... (FORMAT csv) writes it: a field quoted where it holds a comma, a
+    quote, a newline or a carriage return (which Python's csv writer leaves bare)."""
+    def field(text: str) -> str:
+        quoted = any(c in text for c in ',"\n\r')
+        return '"' + text.replace('"', '""') + '"' if quoted else text
+
+    return ",".join(map(field, row)) + "\n"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(*[_FIELD] * len(VIOLATION_FIELDS)), min_size=1, max_size=30))
+def test_a_line_counts_as_its_violation(rows: list[tuple[str, ...]]) -> None:
+    """`add_line` (a line PostgreSQL wrote) writes it as it is and leaves what `add` of the
+    same violation leaves: counts, keys, diagnoses and samples, wherever a field is quoted."""
+    written = io.StringIO(newline="")
+    line_sink = ViolationSink(written, keep_keys=True)
+    row_sink = ViolationSink(io.StringIO(newline=""), keep_keys=True)
+    for row in rows:
+        line_sink.add_line(_postgres_csv(row))
+        row_sink.add(Violation(*row))
+    assert written.getvalue().split("\n", 1)[1] == "".join(map(_postgres_csv, rows))
+    assert line_sink.counts == row_sink.counts
+    assert line_sink.keys == row_sink.keys
+    assert line_sink.diagnoses == row_sink.diagnoses
+    assert line_sink.samples == row_sink.samples
