@@ -98,10 +98,13 @@ def test_both_paths_on_the_generated_dirty_database(
 _FIELD = st.text(st.sampled_from('ab,"\n\r 1é'), max_size=6)
 
 
-def _postgres_csv(row: tuple[str, ...]) -> str:
+def _postgres_csv(row: tuple[str, ...], empty: str = "") -> str:
     """`row` as COPY ... (FORMAT csv) writes it: a field quoted where it holds a comma, a
-    quote, a newline or a carriage return (which Python's csv writer leaves bare)."""
+    quote, a newline or a carriage return (which Python's csv writer leaves bare); an empty
+    field as `empty` (PostgreSQL writes an empty text as "", a NULL as nothing)."""
     def field(text: str) -> str:
+        if not text:
+            return empty
         quoted = any(c in text for c in ',"\n\r')
         return '"' + text.replace('"', '""') + '"' if quoted else text
 
@@ -109,17 +112,21 @@ def _postgres_csv(row: tuple[str, ...]) -> str:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.tuples(*[_FIELD] * len(VIOLATION_FIELDS)), min_size=1, max_size=30))
-def test_a_line_counts_as_its_violation(rows: list[tuple[str, ...]]) -> None:
+@given(
+    st.lists(st.tuples(*[_FIELD] * len(VIOLATION_FIELDS)), min_size=1, max_size=30),
+    st.sampled_from(["", '""']),
+)
+def test_a_line_counts_as_its_violation(rows: list[tuple[str, ...]], empty: str) -> None:
     """`add_line` (a line PostgreSQL wrote) writes it as it is and leaves what `add` of the
     same violation leaves: counts, keys, diagnoses and samples, wherever a field is quoted."""
     written = io.StringIO(newline="")
     line_sink = ViolationSink(written, keep_keys=True)
     row_sink = ViolationSink(io.StringIO(newline=""), keep_keys=True)
-    for row in rows:
-        line_sink.add_line(_postgres_csv(row))
+    lines = [_postgres_csv(row, empty) for row in rows]
+    for row, line in zip(rows, lines, strict=True):
+        line_sink.add_line(line)
         row_sink.add(Violation(*row))
-    assert written.getvalue().split("\n", 1)[1] == "".join(map(_postgres_csv, rows))
+    assert written.getvalue().split("\n", 1)[1] == "".join(lines)
     assert line_sink.counts == row_sink.counts
     assert line_sink.keys == row_sink.keys
     assert line_sink.diagnoses == row_sink.diagnoses
