@@ -428,7 +428,8 @@ def run_checks(
                 early=True,
             )
         )
-    run_jobs(conn, jobs, prog, companion=companion, on_first_statement=on_first_statement)
+    run_jobs(conn, jobs, prog, companion=companion, on_first_statement=on_first_statement,
+             split=run.split_workers)
 
     facts = catalog if catalog is not None else {}
     in_catalog = [c for c in suite.checks if c.stage is CATALOG]

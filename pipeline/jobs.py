@@ -7,7 +7,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
@@ -66,21 +66,6 @@ def split_workers(conn: Connection) -> int:
     (1 + max_parallel_workers_per_gather), so none with the default of 2."""
     per_statement = int(conn.execute(_CURRENT, {"name": _WORKERS}).scalar_one())
     return max(0, (per_statement + 1) // 2 - 1)
-
-
-@contextlib.contextmanager
-def _workers(conn: Connection, job: Job) -> Iterator[None]:
-    """Run `job` with its own number of parallel workers, if it has one."""
-    if job.workers is None:
-        yield
-        return
-    before = conn.execute(_CURRENT, {"name": _WORKERS}).scalar_one()
-    if before == str(job.workers):  # the second connection's own setting, say
-        yield
-        return
-    conn.execute(_SET, {"name": _WORKERS, "value": str(job.workers)})
-    yield  # not after a failure: the transaction is aborted then, and the audit ends
-    conn.execute(_SET, {"name": _WORKERS, "value": before})
 
 
 def tune_session(conn: Connection) -> None:
@@ -153,8 +138,8 @@ class _Worker:
     With `go`, a job that is not `early` waits for it. The first of its jobs to fail stops
     the run and cancels the statement of its `peer`, so that the audit ends at once with
     that error. Its jobs plan `workers` parallel workers unless they have their own; the
-    setting is changed only when a job wants another number than the last one
-    (`planned`: what the connection has, if known)."""
+    setting is changed only when a job wants another number than the last one (`known`:
+    the connection has `workers` already)."""
 
     def __init__(
         self,
@@ -164,11 +149,11 @@ class _Worker:
         go: threading.Event | None = None,
         *,
         workers: int,
-        planned: str | None = None,
+        known: bool = False,
     ) -> None:
         self._conn = conn
         self._workers = workers
-        self._planned = planned
+        self._planned = str(workers) if known else None
         self._before: str | None = None  # the connection's setting before this changed it
         self._raw: Any = conn.connection.dbapi_connection
         self._pool = ThreadPoolExecutor(1, thread_name_prefix=name)
@@ -187,10 +172,12 @@ class _Worker:
         if self._go is not None and not job.early:
             self._go.wait()
         with db.stopping_on(self._stop.event):
-            self._plan(self._workers if job.workers is None else job.workers)
+            self.plan(self._workers if job.workers is None else job.workers)
             return job.run(self._conn)
 
-    def _plan(self, workers: int) -> None:
+    def plan(self, workers: int) -> None:
+        """Let the connection's next statement plan `workers` parallel workers (by the
+        thread that uses the connection)."""
         if self._planned is None:
             self._planned = self._before = self._conn.execute(
                 _CURRENT, {"name": _WORKERS}
@@ -250,9 +237,11 @@ def run_jobs(
     *,
     companion: bool,
     on_first_statement: Callable[[], None] = lambda: None,
+    split: Callable[[], int] | None = None,
 ) -> None:
     """Run `jobs` and hand their output to the sink in list order; `on_first_statement` is
-    called once the first statement is on its way (see `db.on_sending`).
+    called once the first statement is on its way (see `db.on_sending`). `split`: the
+    parallel workers of each half of a table (`split_workers`), if already known.
 
     With `companion`, a second connection in the same snapshot runs the jobs after the
     first while the first runs here (PostgreSQL's serial steps, such as diagnosis, leave a
@@ -281,14 +270,10 @@ def run_jobs(
         if stop is not None:
             stop.check()
         announce(job)
-        # a job's own workers only where a second connection shares the work
         with (
-            _workers(conn, job) if stop is not None else contextlib.nullcontext(),
-            (
-                db.on_sending(on_first_statement)
-                if on_first_statement is not None
-                else contextlib.nullcontext()
-            ),
+            db.on_sending(on_first_statement)
+            if on_first_statement is not None
+            else contextlib.nullcontext()
         ):
             if job.stream is not None:
                 job.stream(conn)
@@ -304,15 +289,16 @@ def run_jobs(
             for i, job in enumerate(jobs):
                 here(job, on_first_statement if i == 0 else None)
             return
+        # read before any job changes this connection's setting
+        beside = split() if split is not None else split_workers(conn)
         tune_session(other)
-        beside = split_workers(other)  # before the companion's own settings
         for name, value in COMPANION_SETTINGS:
             other.execute(_SET, {"name": name, "value": value})
-        serial = dict(COMPANION_SETTINGS)[_WORKERS]
         stop = _Stop()
         go = threading.Event()  # set once the first statement is on its way
         side = _Worker(
-            other, "refaudit-companion", stop, go, workers=int(serial), planned=serial
+            other, "refaudit-companion", stop, go,
+            workers=int(dict(COMPANION_SETTINGS)[_WORKERS]), known=True,
         )
         # the jobs this connection runs after the first, in a thread of its own, so that
         # this thread hands the outputs over while both connections' statements run; each
@@ -372,6 +358,8 @@ def run_jobs(
                 go.set()
 
             try:
+                if jobs[0].workers is not None:  # a job's own workers, on either connection
+                    mine.plan(jobs[0].workers)  # by this thread: `mine` has not started
                 here(jobs[0], first_sent)
                 for i, job in enumerate(jobs[1:]):
                     stop.check()
