@@ -14,7 +14,6 @@ import tempfile
 import threading
 import time
 import uuid
-from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -28,7 +27,7 @@ from sqlalchemy.engine import URL
 
 from . import __version__, early
 from .baseline import IDENTITY_FIELDS, Baseline, csv_reader, load_baseline
-from .checks.base import VIOLATION_FIELDS, ColumnTypes
+from .checks.base import ColumnTypes
 from .checks.catalog import CatalogFacts, relation_unique_columns
 from .checks.reference import ConditionalReferenceCheck
 from .checks.relations import NO_DEFINITION, Relation, read_relations
@@ -42,12 +41,12 @@ from .db import (
 )
 from .engine import run_checks
 from .errors import ExitCode, RefauditError, Terminated, UsageError
-from .history import HistoryStore, Pairs, default_history_path, pair
+from .history import HistoryStore, Pairs, default_history_path
 from .limits import DEFAULT_LOCK_TIMEOUT_S, DEFAULT_REPAIR_SCHEMA, DEFAULT_STATEMENT_TIMEOUT_S
 from .lookups import Resolution, resolve_lookups
 from .progress import Progress, ProgressLike, as_progress
 from .results import AuditResult, CheckResult, FailOn, RunInfo
-from .sink import ViolationSink
+from .sink import ViolationSink, history_keys
 from .suite import Suite
 from .verify import verify_schema, verify_values
 
@@ -597,7 +596,7 @@ def _write(
         if history is not None:
             prog.stage("history", 1)
             prog.step(f"comparing with the last run ({history.path})")
-            keys = done._keys if done._keys is not None else _history_keys(target)
+            keys = done._keys if done._keys is not None else history_keys(target)
             result.history = history.record(result, keys)
             del keys
             commit = partial(done._commit, history)
@@ -614,19 +613,6 @@ def _write(
     finally:
         if history is not None:
             history.close()
-
-
-def _history_keys(violations: Path) -> dict[str, Pairs]:
-    """Per check, the `pair(key, column)` of every violation in a violations.csv (what the
-    sink keeps when the audit is told a history will be recorded)."""
-    check, key, column = (VIOLATION_FIELDS.index(f) for f in ("check", "key", "column"))
-    keys: dict[str, Pairs] = defaultdict(list)
-    with violations.open(encoding="utf-8", newline="") as handle:
-        lines = csv_reader(handle)
-        next(lines)
-        for fields in lines:
-            keys[fields[check]].append(pair(fields[key], fields[column]))
-    return keys
 
 
 @dataclass(frozen=True)

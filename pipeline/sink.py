@@ -7,6 +7,7 @@ import csv
 import operator
 from collections import defaultdict
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TextIO
 
 from .baseline import BASELINE_COLUMN, KNOWN, NEW, Baseline, csv_reader
@@ -16,7 +17,7 @@ from .checks.base import (
     VIOLATION_FIELDS,
     Violation,
 )
-from .history import pair
+from .history import Pairs, pair
 
 SAMPLE_SIZE = 20
 SAMPLE_CHARS = 120
@@ -45,6 +46,22 @@ def sample_item(fields: dict[str, str]) -> dict[str, str]:
 
 _violation_fields = operator.attrgetter(*VIOLATION_FIELDS)  # one C call per violation
 _LAST = len(VIOLATION_FIELDS) - 1  # the evidence: the field most often quoted
+_CHECK, _KEY, _COLUMN, _DIAGNOSIS, _CONFIDENCE = (
+    VIOLATION_FIELDS.index(f) for f in ("check", "key", "column", "diagnosis", "confidence")
+)
+assert max(_CHECK, _KEY, _COLUMN, _DIAGNOSIS, _CONFIDENCE) < _LAST, "the evidence comes last"
+
+
+def history_keys(violations: Path) -> dict[str, Pairs]:
+    """Per check, the `pair(key, column)` of every violation in a violations.csv: what a sink
+    keeps (`keys`) when the audit is told a history will be recorded."""
+    keys: dict[str, Pairs] = defaultdict(list)
+    with violations.open(encoding="utf-8", newline="") as handle:
+        lines = csv_reader(handle)
+        next(lines)
+        for fields in lines:
+            keys[fields[_CHECK]].append(pair(fields[_KEY], fields[_COLUMN]))
+    return keys
 
 
 class ViolationSink:
@@ -93,13 +110,13 @@ class ViolationSink:
         fields = line.split(",", _LAST)
         if len(fields) <= _LAST or 0 <= line.find('"') < len(line) - len(fields[_LAST]):
             fields = next(csv_reader([line]))
-        check = fields[0]
+        check = fields[_CHECK]
         self.counts[check] += 1
         if self.keys is not None:
-            self.keys[check].append(pair(fields[2], fields[3]))
-        diagnosis = fields[5]
+            self.keys[check].append(pair(fields[_KEY], fields[_COLUMN]))
+        diagnosis = fields[_DIAGNOSIS]
         if diagnosis and diagnosis != "catalog":
-            self.diagnoses[(check, diagnosis, fields[7])] += 1
+            self.diagnoses[(check, diagnosis, fields[_CONFIDENCE])] += 1
         sample = self._samples[check]
         if len(sample) < SAMPLE_SIZE:
             whole = next(csv_reader([line])) if '"' in line else line[:-1].split(",")

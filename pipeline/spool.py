@@ -1,6 +1,7 @@
-"""Where COPY writes a statement's rows as they arrive: memory up to `SPOOL_IN_MEMORY` bytes,
-then an unnamed temporary file, one `write` per row. Only the standard library:
-the early start (`early`) spools its statement before anything else is imported."""
+"""Where COPY writes a statement's rows as they arrive: memory up to `SPOOL_IN_MEMORY` bytes
+of rows (a framed spool's lengths not counted), then an unnamed temporary file, one `write`
+per row. Only the standard library: the early start (`early`) spools its statement before
+anything else is imported."""
 
 from __future__ import annotations
 
