@@ -9,6 +9,7 @@ left waiting is taken costliest first."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -224,13 +225,25 @@ def test_halves_run_with_their_workers_and_restore_the_setting(
     uri = new_database("split_workers")
     setting = sa.text("SELECT pg_backend_pid(), current_setting('max_parallel_workers_per_gather')")
     seen: list[tuple[str, int, str]] = []
+    others_ran = threading.Event()  # every job but the long one has run
 
-    def job(name: str, *, sleep: float = 0.0, workers: int | None = None, cost: int = 0) -> Job:
+    def job(
+        name: str,
+        *,
+        sleep: float = 0.0,
+        workers: int | None = None,
+        cost: int = 0,
+        until: threading.Event | None = None,
+    ) -> Job:
         def run(conn: sa.Connection) -> tuple[str, int, str]:
             if sleep:
                 conn.execute(sa.text("SELECT pg_sleep(:s)"), {"s": sleep})
+            if until is not None:  # long, however slow the machine (a deadline if never)
+                until.wait(timeout=15)
             pid, value = conn.execute(setting).one()
             seen.append((name, pid, value))
+            if sum(n != "upper" for n, _, _ in seen) == 4:
+                others_ran.set()
             return (name, pid, value)
 
         return Job("", name, run=run, take=lambda _: None, workers=workers, cost=cost)
@@ -242,7 +255,7 @@ def test_halves_run_with_their_workers_and_restore_the_setting(
             server = conn.execute(sa.text("SHOW max_parallel_workers_per_gather")).scalar_one()
             jobs = [
                 job("lower", sleep=0.6, workers=0),
-                job("upper", sleep=2.0, workers=0),
+                job("upper", workers=0, until=others_ran),
                 job("small", cost=1),
                 job("big", cost=30),
                 job("middle", cost=20),
